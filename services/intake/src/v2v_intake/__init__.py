@@ -1,0 +1,1 @@
+"""v2v intake service. Skeleton only: its domain, application and adapters arrive with its issue."""
