@@ -1,0 +1,1 @@
+"""v2v shared platform: everything every service stands on, written and tested once."""

@@ -1,0 +1,27 @@
+"""The `v2v` command: platform tools (pki, relay); services and audit add theirs later."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from v2v_platform.auth import pki
+
+app = typer.Typer(help="Vein-to-Vein platform tools.", no_args_is_help=True)
+app.add_typer(pki.app, name="pki")
+
+
+@app.command()
+def relay(
+    spec: str = typer.Option(..., help="The service's RelaySpec, as package.module:NAME."),
+) -> None:
+    """Run an outbox relay: publish a service's events to its Kafka topic until stopped."""
+    from v2v_platform.relay.process import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run(spec)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,108 @@
+"""Settings from environment variables, validated when a process starts.
+
+A missing or malformed variable stops the process with a message naming the variable,
+never a stack trace.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, TypeVar
+
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import BaseModel, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from v2v_platform.envelope.headers import CONTEXTS
+
+ENV_PREFIX = "V2V_"
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+class V2VSettings(BaseSettings):
+    """Base for every process's settings: variables are named V2V_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+
+class ConfigurationError(SystemExit):
+    """Raised (as an exit with status 2) when the environment is not a valid configuration."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(2)
+
+    def __str__(self) -> str:
+        return "configuration error:\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = "_".join(str(part) for part in error.get("loc", ()))
+    variable = f"{ENV_PREFIX}{location}".upper()
+    if error.get("type") == "missing":
+        return f"{variable} is not set"
+    return f"{variable}: {error.get('msg', 'invalid value')} (got {error.get('input')!r})"
+
+
+def load_settings(settings_class: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Read and validate settings; raise ConfigurationError naming each bad variable."""
+    try:
+        return settings_class(**overrides)
+    except ValidationError as error:
+        raise ConfigurationError([_describe(dict(e)) for e in error.errors()]) from None
+
+
+def load_or_exit(settings_class: type[SettingsT]) -> SettingsT:
+    """For process entry points: print the problems to stderr and exit 2."""
+    try:
+        return load_settings(settings_class)
+    except ConfigurationError as error:
+        print(str(error), file=sys.stderr)
+        raise
+
+
+class EventStoreSettings(BaseModel):
+    """Where a service's eventsourcing event store lives: PostgreSQL DSN or a SQLite file."""
+
+    postgres_dsn: str | None = None
+    sqlite_path: Path | None = None
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The eventsourcing library's own environment for this store."""
+        if self.postgres_dsn:
+            parts = conninfo_to_dict(self.postgres_dsn)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": str(parts.get("dbname", "")),
+                "POSTGRES_HOST": str(parts.get("host", "127.0.0.1")),
+                "POSTGRES_PORT": str(parts.get("port", "5432")),
+                "POSTGRES_USER": str(parts.get("user", "")),
+                "POSTGRES_PASSWORD": str(parts.get("password", "")),
+            }
+        if self.sqlite_path:
+            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self.sqlite_path)}
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+
+def validate_context(value: str) -> str:
+    if value not in CONTEXTS:
+        raise ValueError(f"must be one of {', '.join(CONTEXTS)}")
+    return value
+
+
+class KafkaSettings(V2VSettings):
+    kafka_bootstrap: str
+    topic_partitions: int = 6
+    topic_replication_factor: int = 1
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _has_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError("expected host:port[,host:port...]")
+        return value

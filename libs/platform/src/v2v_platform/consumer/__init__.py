@@ -1,0 +1,14 @@
+"""Idempotent Kafka consumption of v2v envelopes."""
+
+from v2v_platform.consumer.consumer import ApplyStats, Delivered, EnvelopeConsumer, apply_once
+from v2v_platform.consumer.ledger import InMemoryLedger, PostgresLedger, SqliteLedger
+
+__all__ = [
+    "ApplyStats",
+    "Delivered",
+    "EnvelopeConsumer",
+    "InMemoryLedger",
+    "PostgresLedger",
+    "SqliteLedger",
+    "apply_once",
+]

@@ -1,0 +1,113 @@
+"""Idempotent application of envelopes: each (aggregate id, version) is applied once.
+
+A `Ledger` keeps, per aggregate, the highest version applied. It lives in the consumer's own
+store and is written in the same transaction as the consumer's state, so "applied" and
+"recorded as applied" can never disagree after a crash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+
+
+class Ledger(Protocol):
+    def last_versions(self, aggregate_ids: Collection[str]) -> dict[str, int]: ...
+    def record(self, versions: Mapping[str, int]) -> None: ...
+
+
+@dataclass
+class InMemoryLedger:
+    """For unit tests only."""
+
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def last_versions(self, aggregate_ids: Collection[str]) -> dict[str, int]:
+        return {a: self.versions[a] for a in aggregate_ids if a in self.versions}
+
+    def record(self, versions: Mapping[str, int]) -> None:
+        self.versions.update(versions)
+
+
+_PG_LEDGER = """
+CREATE TABLE IF NOT EXISTS v2v_consumer_ledger (
+    consumer text NOT NULL,
+    aggregate_id text NOT NULL,
+    version bigint NOT NULL,
+    PRIMARY KEY (consumer, aggregate_id)
+)
+"""
+
+
+class PostgresLedger:
+    """Ledger rows written through the caller's open transaction (cursor)."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], consumer: str) -> None:
+        self._cursor = cursor
+        self._consumer = consumer
+
+    @staticmethod
+    def create_table(conn: psycopg.Connection[Any]) -> None:
+        conn.execute(_PG_LEDGER)
+
+    def last_versions(self, aggregate_ids: Collection[str]) -> dict[str, int]:
+        self._cursor.execute(
+            "SELECT aggregate_id, version FROM v2v_consumer_ledger"
+            " WHERE consumer = %s AND aggregate_id = ANY(%s)",
+            (self._consumer, list(aggregate_ids)),
+        )
+        return {row[0]: int(row[1]) for row in self._cursor.fetchall()}
+
+    def record(self, versions: Mapping[str, int]) -> None:
+        self._cursor.executemany(
+            "INSERT INTO v2v_consumer_ledger (consumer, aggregate_id, version) VALUES (%s, %s, %s)"
+            " ON CONFLICT (consumer, aggregate_id) DO UPDATE SET version = EXCLUDED.version",
+            [(self._consumer, a, v) for a, v in versions.items()],
+        )
+
+
+@contextmanager
+def postgres_transaction(
+    conn: psycopg.Connection[Any], consumer: str
+) -> Iterator[tuple[psycopg.Cursor[Any], PostgresLedger]]:
+    """One transaction holding the consumer's writes and its ledger rows."""
+    with conn.transaction(), conn.cursor() as cursor:
+        yield cursor, PostgresLedger(cursor, consumer)
+
+
+class SqliteLedger:
+    def __init__(self, conn: sqlite3.Connection, consumer: str) -> None:
+        self._conn = conn
+        self._consumer = consumer
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS v2v_consumer_ledger (consumer TEXT NOT NULL,"
+            " aggregate_id TEXT NOT NULL, version INTEGER NOT NULL,"
+            " PRIMARY KEY (consumer, aggregate_id))"
+        )
+
+    @classmethod
+    def open(cls, path: Path, consumer: str) -> SqliteLedger:
+        return cls(sqlite3.connect(path, isolation_level=None), consumer)
+
+    def last_versions(self, aggregate_ids: Collection[str]) -> dict[str, int]:
+        found = {}
+        for aggregate_id in aggregate_ids:
+            row = self._conn.execute(
+                "SELECT version FROM v2v_consumer_ledger WHERE consumer = ? AND aggregate_id = ?",
+                (self._consumer, aggregate_id),
+            ).fetchone()
+            if row:
+                found[aggregate_id] = int(row[0])
+        return found
+
+    def record(self, versions: Mapping[str, int]) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO v2v_consumer_ledger VALUES (?, ?, ?)",
+            [(self._consumer, a, v) for a, v in versions.items()],
+        )

@@ -1,0 +1,92 @@
+"""Publishing to Kafka: idempotent producer, acks=all, and nothing counts until acknowledged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+PRODUCER_DEFAULTS: dict[str, object] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "max_in_flight_requests_per_connection": 5,
+    "linger_ms": 5,
+    "batch_size": 256 * 1024,
+    "max_request_size": 4 * 1024 * 1024,
+    "delivery_timeout_ms": 120_000,
+    "request_timeout_ms": 30_000,
+}
+
+
+@dataclass(frozen=True)
+class OutboundRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class PublishFailed(RuntimeError):
+    """The broker did not acknowledge every record of a batch."""
+
+
+class KafkaPublisher:
+    def __init__(self, bootstrap: str, client_id: str, **overrides: object) -> None:
+        config = {**PRODUCER_DEFAULTS, **overrides}
+        self._producer = KafkaProducer(bootstrap_servers=bootstrap, client_id=client_id, **config)
+
+    def publish(self, records: Sequence[OutboundRecord], timeout_s: float = 120.0) -> None:
+        """Send every record and return only when the broker acknowledged all of them."""
+        futures = [
+            self._producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)
+            for r in records
+        ]
+        self._producer.flush(timeout=timeout_s)
+        for record, future in zip(records, futures, strict=True):
+            try:
+                future.get(timeout=timeout_s)
+            except KafkaError as error:
+                raise PublishFailed(f"{record.topic} key={record.key!r}: {error}") from error
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic's partition count breaks co-partitioning."""
+
+
+def ensure_topics(
+    bootstrap: str, topics: Iterable[str], partitions: int, replication_factor: int = 1
+) -> None:
+    """Create the topics if absent; refuse if one exists with another partition count."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="v2v-topic-admin")
+    try:
+        wanted = list(topics)
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name=t, num_partitions=partitions, replication_factor=replication_factor)
+            for t in wanted
+            if t not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another process: checked below
+        _check_partitions(admin, wanted, partitions)
+    finally:
+        admin.close()
+
+
+def _check_partitions(admin: KafkaAdminClient, topics: list[str], partitions: int) -> None:
+    for description in admin.describe_topics(topics):
+        count = len(description.get("partitions", []))
+        if count != partitions:
+            raise TopicMismatch(
+                f"topic {description['topic']} has {count} partitions; every v2v topic needs"
+                f" {partitions} so that topics stay co-partitioned by COI"
+            )

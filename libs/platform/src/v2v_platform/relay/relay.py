@@ -1,0 +1,153 @@
+"""The outbox relay: follows an application's notification log and publishes envelopes.
+
+For each page of notifications: translate each stored event, chain it to its aggregate's
+previous envelope, sign it, publish the page, wait for every acknowledgement, and only then
+advance the recorded position and chain heads (atomically). Delivery is at-least-once;
+republished envelopes are byte-identical, so consumers dedupe on (aggregate id, version).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from v2v_platform import telemetry
+from v2v_platform.envelope.codec import GENESIS_PREV_HASH, build_envelope, encode
+from v2v_platform.envelope.from_domain import EventTranslator, OutboundEvent
+from v2v_platform.envelope.headers import (
+    HEADER_EVENT_ID,
+    HEADER_EVENT_TYPE,
+    HEADER_SCHEMA_VERSION,
+)
+from v2v_platform.envelope.keys import SiteSigningKey
+from v2v_platform.relay.publisher import OutboundRecord
+from v2v_platform.relay.state import ChainHead, RelayStateStore
+
+log = logging.getLogger(__name__)
+
+
+class NotificationSource(Protocol):
+    """The part of an eventsourcing ApplicationRecorder the relay reads."""
+
+    def select_notifications(
+        self, start: int | None, limit: int, stop: int | None = None, topics: Sequence[str] = (),
+        *, inclusive_of_start: bool = True,
+    ) -> Sequence[Any]: ...
+
+
+class DomainEventMapper(Protocol):
+    def to_domain_event(self, stored_event: Any) -> Any: ...
+
+
+class Publisher(Protocol):
+    def publish(self, records: Sequence[OutboundRecord]) -> None: ...
+
+
+class ChainBroken(RuntimeError):
+    """The event store holds an aggregate version the recorded chain head cannot precede."""
+
+
+@dataclass(frozen=True)
+class PageResult:
+    notifications: int
+    published: int
+    position: int
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        source: NotificationSource,
+        mapper: DomainEventMapper,
+        translator: EventTranslator,
+        signer: SiteSigningKey,
+        state: RelayStateStore,
+        publisher: Publisher,
+        topic: str,
+        page_size: int = 500,
+    ) -> None:
+        self._source = source
+        self._mapper = mapper
+        self._translator = translator
+        self._signer = signer
+        self._state = state
+        self._publisher = publisher
+        self._topic = topic
+        self._page_size = page_size
+        self.published_total = 0
+
+    def publish_page(self) -> PageResult:
+        """Publish the next page of notifications; returns what was done."""
+        position = self._state.position()
+        notifications = self._source.select_notifications(
+            position, self._page_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return PageResult(0, 0, position)
+        outbound = [self._translate(n) for n in notifications]
+        records, heads = self._seal(outbound)
+        self._publisher.publish(records)
+        last = int(notifications[-1].id)
+        self._state.advance(last, heads)
+        self.published_total += len(records)
+        return PageResult(len(notifications), len(records), last)
+
+    def publish_pending(self) -> int:
+        """Publish until the log is exhausted; returns the number of envelopes published."""
+        total = 0
+        while (result := self.publish_page()).notifications:
+            total += result.published
+        return total
+
+    def run(self, stop: threading.Event, idle_wait_s: float = 0.05) -> None:
+        while not stop.is_set():
+            if not self.publish_page().notifications:
+                stop.wait(idle_wait_s)
+
+    def _translate(self, notification: Any) -> OutboundEvent:
+        event = self._mapper.to_domain_event(notification)
+        outbound = self._translator.translate(event)
+        if outbound is None:
+            raise ChainBroken(
+                f"notification {notification.id} ({type(event).__qualname__}) has no payload"
+                " mapping; every stored event must be published to keep hash chains continuous"
+            )
+        return outbound
+
+    def _seal(self, outbound: list[OutboundEvent]) -> tuple[list[OutboundRecord], dict[str, ChainHead]]:
+        ids = {o.content.aggregate_id for o in outbound}
+        heads = self._state.heads(ids)
+        changed: dict[str, ChainHead] = {}
+        records = []
+        for item in outbound:
+            content = item.content
+            head = heads.get(content.aggregate_id)
+            prev_hash = self._prev_hash(head, content.aggregate_id, content.aggregate_version)
+            envelope = build_envelope(content, prev_hash, self._signer)
+            heads[content.aggregate_id] = changed[content.aggregate_id] = ChainHead(
+                content.aggregate_version, envelope.hash
+            )
+            with telemetry.producer_span(self._topic, item.traceparent) as span:
+                span.set_attribute("v2v.event_id", envelope.event_id)
+                headers = [
+                    (HEADER_EVENT_TYPE, envelope.event_type.encode()),
+                    (HEADER_SCHEMA_VERSION, str(envelope.schema_version).encode()),
+                    (HEADER_EVENT_ID, envelope.event_id.encode()),
+                    *telemetry.inject_headers(),
+                ]
+            records.append(OutboundRecord(self._topic, envelope.coi.encode(), encode(envelope), headers))
+        return records, changed
+
+    @staticmethod
+    def _prev_hash(head: ChainHead | None, aggregate_id: str, version: int) -> bytes:
+        expected = (head.version if head else 0) + 1
+        if version != expected:
+            raise ChainBroken(
+                f"aggregate {aggregate_id} version {version} follows recorded head"
+                f" version {expected - 1}"
+            )
+        return head.hash if head else GENESIS_PREV_HASH

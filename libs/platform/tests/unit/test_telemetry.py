@@ -1,0 +1,44 @@
+"""Trace context travels from the recording request through Kafka headers to the consumer."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from v2v_platform import telemetry
+
+
+@pytest.fixture(scope="module")
+def spans() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    telemetry.setup_tracing("test", exporter)
+    return exporter
+
+
+def test_producer_and_consumer_spans_share_the_request_trace(spans: InMemorySpanExporter) -> None:
+    spans.clear()
+    with telemetry.tracer().start_as_current_span("POST /scan") as request:
+        recorded = telemetry.current_traceparent()
+    assert recorded is not None
+    with telemetry.producer_span("v2v.logistics.events.v1", recorded):
+        headers = telemetry.inject_headers()
+    with telemetry.consumer_span("v2v.logistics.events.v1", headers):
+        pass
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    trace_id = request.get_span_context().trace_id
+    producer = finished["v2v.logistics.events.v1 publish"]
+    consumer = finished["v2v.logistics.events.v1 process"]
+    assert producer.context.trace_id == consumer.context.trace_id == trace_id
+    assert producer.kind == SpanKind.PRODUCER and consumer.kind == SpanKind.CONSUMER
+    assert consumer.parent is not None and consumer.parent.span_id == producer.context.span_id
+
+
+def test_missing_headers_start_a_new_trace(spans: InMemorySpanExporter) -> None:
+    with telemetry.consumer_span("t", None) as span:
+        assert span.get_span_context().is_valid
+
+
+def test_unknown_exporter_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown span exporter 'zipkin'"):
+        telemetry.setup_tracing("x", "zipkin")
