@@ -83,7 +83,10 @@ class EventStoreSettings(BaseModel):
             }
         if self.sqlite_path:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self.sqlite_path)}
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.sqlite_path),
+            }
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
 

@@ -62,7 +62,9 @@ def inject_headers() -> list[tuple[str, bytes]]:
     """Kafka headers carrying the active span's context."""
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
-    return [(k, v.encode()) for k, v in carrier.items() if k in (HEADER_TRACEPARENT, HEADER_TRACESTATE)]
+    return [
+        (k, v.encode()) for k, v in carrier.items() if k in (HEADER_TRACEPARENT, HEADER_TRACESTATE)
+    ]
 
 
 def extract_context(headers: KafkaHeaders | None) -> otel_context.Context:

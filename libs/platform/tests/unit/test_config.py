@@ -35,14 +35,21 @@ def test_valid_environment_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv("V2V_SITE_ID", "HOSP-A")
     monkeypatch.setenv("V2V_SIGNING_KEY_FILE", str(key))
     settings = load_settings(RelaySettings)
-    assert (settings.context, settings.relay_page_size, settings.topic_partitions) == ("logistics", 500, 6)
+    assert (settings.context, settings.relay_page_size, settings.topic_partitions) == (
+        "logistics",
+        500,
+        6,
+    )
 
 
 def test_event_store_env_for_postgres_sqlite_and_memory(tmp_path: Path) -> None:
     pg = EventStoreSettings(postgres_dsn="postgresql://u:p@127.0.0.1:5433/db").eventsourcing_env()
     assert pg == {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": "db",
-        "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "5433", "POSTGRES_USER": "u",
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": "db",
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_PORT": "5433",
+        "POSTGRES_USER": "u",
         "POSTGRES_PASSWORD": "p",
     }
     sqlite = EventStoreSettings(sqlite_path=tmp_path / "d" / "es.sqlite").eventsourcing_env()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from v2v.events.v1.envelope_pb2 import Envelope
-
 from v2v_platform.consumer import Delivered, InMemoryLedger, apply_once
 from v2v_platform.envelope import Location
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
-from v2v.events.v1.envelope_pb2 import Envelope
 
+from v2v.events.v1.envelope_pb2 import Envelope
 from v2v_platform.envelope import (
     ChainVerifier,
     KeyRing,
@@ -185,7 +185,11 @@ def test_deleted_event_is_a_version_gap_and_location_is_reported() -> None:
     verifier = ChainVerifier(golden.golden_key_ring())
     breaks = [b for i, e in enumerate(stream) for b in verifier.feed(e, Location("t", 2, 10 + i))]
     assert [b.check for b in breaks] == [CHECK_VERSION_GAP]
-    assert (breaks[0].location.partition, breaks[0].location.offset, breaks[0].version) == (2, 11, 3)
+    assert (breaks[0].location.partition, breaks[0].location.offset, breaks[0].version) == (
+        2,
+        11,
+        3,
+    )
     assert "t[2]@11" in str(breaks[0])
 
 
@@ -203,7 +207,9 @@ def test_relinked_chain_is_detected() -> None:
 
 def test_a_different_envelope_for_a_seen_version_is_a_fork() -> None:
     stream = _stream(2)
-    other = build_envelope(_content(version=2, reason="other"), stream[0].hash, golden.golden_signer())
+    other = build_envelope(
+        _content(version=2, reason="other"), stream[0].hash, golden.golden_signer()
+    )
     assert _verify_all([*stream, other]) == [CHECK_FORK]
 
 
@@ -227,5 +233,3 @@ def _content(**changes: object) -> EnvelopeContent:
     )
     renamed = {("aggregate_version" if k == "version" else k): v for k, v in changes.items()}
     return dataclasses.replace(base, **renamed)  # type: ignore[arg-type]
-
-

@@ -44,11 +44,18 @@ def _app_with_history(notes_per_coi: int = 4) -> ChainApp:
     return app
 
 
-def _relay(app: ChainApp, state: InMemoryRelayState, broker: RecordingBroker, page: int = 4) -> OutboxRelay:
+def _relay(
+    app: ChainApp, state: InMemoryRelayState, broker: RecordingBroker, page: int = 4
+) -> OutboxRelay:
     return OutboxRelay(
-        source=app.recorder, mapper=app.mapper, translator=SPEC.translator,
-        signer=golden.golden_signer(), state=state, publisher=broker,
-        topic="v2v.intake.events.v1", page_size=page,
+        source=app.recorder,
+        mapper=app.mapper,
+        translator=SPEC.translator,
+        signer=golden.golden_signer(),
+        state=state,
+        publisher=broker,
+        topic="v2v.intake.events.v1",
+        page_size=page,
     )
 
 
@@ -108,7 +115,9 @@ def test_per_coi_order_follows_the_notification_log() -> None:
     broker = RecordingBroker()
     _relay(app, InMemoryRelayState(), broker, page=5).publish_pending()
     for coi in COIS:
-        versions = [decode(r.value).aggregate_version for r in broker.records if r.key == coi.encode()]
+        versions = [
+            decode(r.value).aggregate_version for r in broker.records if r.key == coi.encode()
+        ]
         assert versions == sorted(versions) == list(range(1, 8))
 
 

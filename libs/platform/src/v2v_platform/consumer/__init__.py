@@ -1,13 +1,19 @@
 """Idempotent Kafka consumption of v2v envelopes."""
 
 from v2v_platform.consumer.consumer import ApplyStats, Delivered, EnvelopeConsumer, apply_once
-from v2v_platform.consumer.ledger import InMemoryLedger, PostgresLedger, SqliteLedger
+from v2v_platform.consumer.ledger import (
+    InMemoryLedger,
+    PostgresConsumerStore,
+    PostgresLedger,
+    SqliteLedger,
+)
 
 __all__ = [
     "ApplyStats",
     "Delivered",
     "EnvelopeConsumer",
     "InMemoryLedger",
+    "PostgresConsumerStore",
     "PostgresLedger",
     "SqliteLedger",
     "apply_once",

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-from v2v.events.v1.envelope_pb2 import Envelope
 
+from v2v.events.v1.envelope_pb2 import Envelope
 from v2v_platform import telemetry
 from v2v_platform.consumer.ledger import Ledger
 from v2v_platform.envelope.codec import decode
@@ -80,9 +80,9 @@ def apply_once(batch: Sequence[Delivered], ledger: Ledger, unit: Any, apply: App
             continue
         if envelope.aggregate_version != seen + 1:
             stats.gaps += 1
-            stats.gap_details.append(
-                f"{envelope.aggregate_id}: v{seen} -> v{envelope.aggregate_version} at {delivered.location}"
-            )
+            version = envelope.aggregate_version
+            where = delivered.location
+            stats.gap_details.append(f"{envelope.aggregate_id}: v{seen} -> v{version} at {where}")
         with telemetry.consumer_span(delivered.location.topic, delivered.headers):
             apply(unit, delivered)
         last[envelope.aggregate_id] = changed[envelope.aggregate_id] = envelope.aggregate_version
@@ -142,7 +142,9 @@ def _deliveries(polled: dict[TopicPartition, list[Any]]) -> Iterator[Delivered]:
             yield Delivered(envelope, location, list(record.headers or ()))
 
 
-def _next_offsets(polled: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, OffsetAndMetadata]:
+def _next_offsets(
+    polled: dict[TopicPartition, list[Any]],
+) -> dict[TopicPartition, OffsetAndMetadata]:
     return {
         tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)
         for tp, records in polled.items()

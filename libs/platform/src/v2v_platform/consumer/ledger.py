@@ -111,3 +111,17 @@ class SqliteLedger:
             "INSERT OR REPLACE INTO v2v_consumer_ledger VALUES (?, ?, ?)",
             [(self._consumer, a, v) for a, v in versions.items()],
         )
+
+
+class PostgresConsumerStore:
+    """A consumer's state in PostgreSQL: `transaction()` yields (cursor, ledger) of one txn."""
+
+    def __init__(self, conn: psycopg.Connection[Any], consumer: str) -> None:
+        self._conn = conn
+        self._consumer = consumer
+        PostgresLedger.create_table(conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[tuple[psycopg.Cursor[Any], Ledger]]:
+        with postgres_transaction(self._conn, self._consumer) as pair:
+            yield pair

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from v2v.events.v1.envelope_pb2 import Actor as ActorProto
 from v2v.events.v1.envelope_pb2 import Envelope, SignatureMeaning
-
 from v2v_platform.envelope.keys import SiteSigningKey
 
 # uuid5 namespace for event ids: uuid5(V2V_EVENT_NAMESPACE, "<aggregate_id>:<version>").

@@ -97,7 +97,11 @@ class KeyRing:
 
     def to_json(self) -> str:
         entries = [
-            {"key_id": key_id, "site_id": key_id.split("/", 1)[0], "public_key": _raw_public(k).hex()}
+            {
+                "key_id": key_id,
+                "site_id": key_id.split("/", 1)[0],
+                "public_key": _raw_public(k).hex(),
+            }
             for key_id, k in sorted(self._keys.items())
         ]
         return json.dumps({"keys": entries}, indent=2)
@@ -109,7 +113,9 @@ class KeyRing:
             public_key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(entry["public_key"]))
             key_id = ring.add(entry["site_id"], public_key)
             if key_id != entry["key_id"]:
-                raise ValueError(f"key ring entry {entry['key_id']!r} does not match its public key")
+                raise ValueError(
+                    f"key ring entry {entry['key_id']!r} does not match its public key"
+                )
         return ring
 
     @classmethod

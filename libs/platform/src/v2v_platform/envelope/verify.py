@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
-from v2v.events.v1.envelope_pb2 import Envelope
 
+from v2v.events.v1.envelope_pb2 import Envelope
 from v2v_platform.envelope.codec import GENESIS_PREV_HASH, decode, envelope_hash, event_id_for
 from v2v_platform.envelope.keys import KeyRing
 

@@ -1,6 +1,11 @@
 """The outbox relay: an application's notification log, published to its Kafka topic."""
 
-from v2v_platform.relay.publisher import KafkaPublisher, OutboundRecord, PublishFailed, ensure_topics
+from v2v_platform.relay.publisher import (
+    KafkaPublisher,
+    OutboundRecord,
+    PublishFailed,
+    ensure_topics,
+)
 from v2v_platform.relay.relay import ChainBroken, OutboxRelay, PageResult
 from v2v_platform.relay.state import (
     ChainHead,

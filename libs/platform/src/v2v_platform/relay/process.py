@@ -83,14 +83,20 @@ def load_spec(reference: str) -> RelaySpec:
     return spec
 
 
-def build_relay(spec: RelaySpec, settings: RelaySettings) -> tuple[OutboxRelay, KafkaPublisher, RelayStateStore]:
+def build_relay(
+    spec: RelaySpec, settings: RelaySettings
+) -> tuple[OutboxRelay, KafkaPublisher, RelayStateStore]:
     if spec.context != settings.context:
-        raise ValueError(f"spec is for context {spec.context!r}, V2V_CONTEXT is {settings.context!r}")
+        raise ValueError(
+            f"spec is for context {spec.context!r}, V2V_CONTEXT is {settings.context!r}"
+        )
     app = spec.application(env=settings.event_store.eventsourcing_env())
     topic = topic_for(settings.context)
     ensure_topics(
-        settings.kafka_bootstrap, [topic_for(c) for c in CONTEXTS],
-        settings.topic_partitions, settings.topic_replication_factor,
+        settings.kafka_bootstrap,
+        [topic_for(c) for c in CONTEXTS],
+        settings.topic_partitions,
+        settings.topic_replication_factor,
     )
     publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=f"v2v-relay-{settings.context}")
     state = settings.state_store()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -73,10 +74,9 @@ def ensure_topics(
             if t not in existing
         ]
         if missing:
-            try:
+            # Another process may create them concurrently: the partition check below decides.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another process: checked below
         _check_partitions(admin, wanted, partitions)
     finally:
         admin.close()

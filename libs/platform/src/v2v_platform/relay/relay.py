@@ -33,8 +33,13 @@ class NotificationSource(Protocol):
     """The part of an eventsourcing ApplicationRecorder the relay reads."""
 
     def select_notifications(
-        self, start: int | None, limit: int, stop: int | None = None, topics: Sequence[str] = (),
-        *, inclusive_of_start: bool = True,
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
     ) -> Sequence[Any]: ...
 
 
@@ -118,7 +123,9 @@ class OutboxRelay:
             )
         return outbound
 
-    def _seal(self, outbound: list[OutboundEvent]) -> tuple[list[OutboundRecord], dict[str, ChainHead]]:
+    def _seal(
+        self, outbound: list[OutboundEvent]
+    ) -> tuple[list[OutboundRecord], dict[str, ChainHead]]:
         ids = {o.content.aggregate_id for o in outbound}
         heads = self._state.heads(ids)
         changed: dict[str, ChainHead] = {}
@@ -139,7 +146,9 @@ class OutboxRelay:
                     (HEADER_EVENT_ID, envelope.event_id.encode()),
                     *telemetry.inject_headers(),
                 ]
-            records.append(OutboundRecord(self._topic, envelope.coi.encode(), encode(envelope), headers))
+            records.append(
+                OutboundRecord(self._topic, envelope.coi.encode(), encode(envelope), headers)
+            )
         return records, changed
 
     @staticmethod

@@ -145,7 +145,8 @@ class SqliteRelayState:
         found: dict[str, ChainHead] = {}
         for aggregate_id in aggregate_ids:
             row = self._conn.execute(
-                "SELECT version, hash FROM v2v_relay_chain_head WHERE relay = ? AND aggregate_id = ?",
+                "SELECT version, hash FROM v2v_relay_chain_head"
+                " WHERE relay = ? AND aggregate_id = ?",
                 (self._relay, aggregate_id),
             ).fetchone()
             if row:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
-from v2v.events.v1.envelope_pb2 import Envelope
 
+from v2v.events.v1.envelope_pb2 import Envelope
 from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope, encode
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 
