@@ -1,1 +1,1 @@
-"""v2v logistics service. Skeleton only: its domain, application and adapters arrive with its issue."""
+"""v2v logistics service (skeleton: its domain arrives with its issue)."""

@@ -1,1 +1,1 @@
-"""v2v manufacturing service. Skeleton only: its domain, application and adapters arrive with its issue."""
+"""v2v manufacturing service (skeleton: its domain arrives with its issue)."""

@@ -1,1 +1,1 @@
-"""v2v projection service. Skeleton only: its domain, application and adapters arrive with its issue."""
+"""v2v projection service (skeleton: its domain arrives with its issue)."""

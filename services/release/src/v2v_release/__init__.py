@@ -1,1 +1,1 @@
-"""v2v release service. Skeleton only: its domain, application and adapters arrive with its issue."""
+"""v2v release service (skeleton: its domain arrives with its issue)."""

@@ -22,16 +22,28 @@ ACTOR = {"user_id": "u-7", "printed_name": "Test Operator", "role": "collection"
 
 
 class Chain(Aggregate):
+    class Started(Aggregate.Created):
+        coi: str
+        actor: dict[str, str]
+        site_id: str
+
+    class Noted(Aggregate.Event):
+        coi: str
+        actor: dict[str, str]
+        site_id: str
+        reason: str
+        seq: int
+
     @staticmethod
     def create_id(coi: str) -> UUID:
         return uuid5(NAMESPACE, coi)
 
-    @event("Started")
+    @event(Started)
     def __init__(self, coi: str, actor: dict[str, str], site_id: str) -> None:
         self.coi = coi
         self.notes = 0
 
-    @event("Noted")
+    @event(Noted)
     def note(self, coi: str, actor: dict[str, str], site_id: str, reason: str, seq: int) -> None:
         self.notes += 1
 
