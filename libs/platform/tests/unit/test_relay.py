@@ -78,7 +78,7 @@ def test_publishes_every_event_keyed_by_coi_with_headers() -> None:
         assert headers[HEADER_EVENT_ID] == envelope.event_id.encode()
         assert headers[HEADER_EVENT_TYPE] == b"google.protobuf.Struct"
         assert headers[HEADER_SCHEMA_VERSION] == b"1"
-        assert b"traceparent" not in headers or headers["traceparent"].startswith(b"00-")
+        assert headers["traceparent"].startswith(b"00-")
     verifier = _verify(broker.records)
     assert verifier.aggregates == 3 and verifier.duplicates_seen == 0
 

@@ -83,9 +83,22 @@ def load_spec(reference: str) -> RelaySpec:
     return spec
 
 
-def build_relay(
-    spec: RelaySpec, settings: RelaySettings
-) -> tuple[OutboxRelay, KafkaPublisher, RelayStateStore]:
+@dataclass
+class RelayRuntime:
+    """A relay and everything it holds open; `close()` releases them in order."""
+
+    application: Any  # kept referenced: eventsourcing closes its datastore when collected
+    relay: OutboxRelay
+    publisher: KafkaPublisher
+    state: RelayStateStore
+
+    def close(self) -> None:
+        self.publisher.close()
+        self.state.close()
+        self.application.close()
+
+
+def build_relay(spec: RelaySpec, settings: RelaySettings) -> RelayRuntime:
     if spec.context != settings.context:
         raise ValueError(
             f"spec is for context {spec.context!r}, V2V_CONTEXT is {settings.context!r}"
@@ -110,13 +123,10 @@ def build_relay(
         topic=topic,
         page_size=settings.relay_page_size,
     )
-    return relay, publisher, state
+    return RelayRuntime(app, relay, publisher, state)
 
 
 def run(spec_reference: str) -> None:
-    settings = load_or_exit(RelaySettings)
-    telemetry.setup_tracing(f"v2v-{settings.context}-relay", settings.span_exporter)
-    relay, publisher, state = build_relay(load_spec(spec_reference), settings)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -125,10 +135,12 @@ def run(spec_reference: str) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    log.info("relay for %s started at position %d", settings.context, state.position())
+    settings = load_or_exit(RelaySettings)
+    telemetry.setup_tracing(f"v2v-{settings.context}-relay", settings.span_exporter)
+    runtime = build_relay(load_spec(spec_reference), settings)
+    log.info("relay for %s started at position %d", settings.context, runtime.state.position())
     try:
-        relay.run(stop)
+        runtime.relay.run(stop)
     finally:
-        publisher.close()
-        state.close()
-        log.info("relay stopped; %d envelopes published", relay.published_total)
+        runtime.close()
+        log.info("relay stopped; %d envelopes published", runtime.relay.published_total)
