@@ -29,14 +29,19 @@ def setup_tracing(service_name: str, exporter: SpanExporter | str | None = None)
     `exporter` is a SpanExporter (tests pass an InMemorySpanExporter), "console", or None/"none"
     (spans are created for propagation but not exported).
     """
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        provider = current  # OpenTelemetry allows one provider per process: extend it
+    else:
+        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if isinstance(exporter, SpanExporter):
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     elif exporter == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     elif exporter not in (None, "none"):
         raise ValueError(f"unknown span exporter {exporter!r}; expected 'console' or 'none'")
-    trace.set_tracer_provider(provider)
+    if provider is not current:
+        trace.set_tracer_provider(provider)
     propagate.set_global_textmap(_PROPAGATOR)
     return provider
 

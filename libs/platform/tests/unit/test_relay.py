@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 from eventsourcing.domain import Aggregate, event
 
+from v2v_platform import telemetry
 from v2v_platform.envelope import ChainVerifier, Location, decode
 from v2v_platform.envelope.from_domain import AttributedEventTranslator
 from v2v_platform.envelope.headers import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
@@ -14,6 +15,12 @@ from v2v_platform.relay import ChainBroken, InMemoryRelayState, OutboundRecord, 
 from v2v_platform.relay.publisher import PublishFailed
 from v2v_platform.testing import golden
 from v2v_platform.testing.outbox_app import SPEC, ChainApp
+
+
+@pytest.fixture(autouse=True, scope="module")
+def tracing() -> None:
+    telemetry.setup_tracing("test-relay")
+
 
 COIS = ["CHA123425000017", "CHA123425000025", "CHA123425000033"]
 
