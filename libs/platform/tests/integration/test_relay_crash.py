@@ -206,7 +206,11 @@ def _applied(conn: psycopg.Connection[Any]) -> int:
 
 
 def test_relay_killed_repeatedly_loses_nothing(
-    kafka_bootstrap: str, postgres_database: Any, signing_key: SiteSigningKey, tmp_path: Path
+    kafka_bootstrap: str,
+    postgres_database: Any,
+    signing_key: SiteSigningKey,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     dsn = postgres_database.dsn
     base = random.randrange(1, 999_999 - COIS)
@@ -267,12 +271,13 @@ def test_relay_killed_repeatedly_loses_nothing(
         crashed_batch, consumer_duplicates = _consume(kafka_bootstrap, conn, ours, recorded)
         applied = dict(conn.execute("SELECT coi, n FROM applied").fetchall())
 
-    print(
-        f"\nrelay crash test: recorded={recorded} published={published}"
-        f" wire_duplicates={wire_duplicates} applied={sum(applied.values())}"
-        f" consumer_skipped_duplicates={consumer_duplicates} kills={kills}"
-        f" kills_with_backlog={kills_with_backlog} redelivered_batch={crashed_batch}"
-    )
+    with capsys.disabled():
+        print(
+            f"\nrelay crash test: recorded={recorded} published={published}"
+            f" wire_duplicates={wire_duplicates} applied={sum(applied.values())}"
+            f" consumer_skipped_duplicates={consumer_duplicates} kills={kills}"
+            f" kills_with_backlog={kills_with_backlog} redelivered_batch={crashed_batch}"
+        )
     assert total == recorded
     assert kills >= MIN_KILLS
     assert breaks == [], "\n".join(map(str, breaks[:20]))
