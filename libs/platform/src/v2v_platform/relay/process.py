@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from v2v_platform import telemetry
 from v2v_platform.config import EventStoreSettings, KafkaSettings, load_or_exit, validate_context
@@ -60,6 +61,15 @@ class RelaySettings(KafkaSettings):
             raise ValueError("no such file")
         return value
 
+    @model_validator(mode="after")
+    def _durable_store(self) -> RelaySettings:
+        if not self.postgres_dsn and not self.sqlite_path:
+            raise ValueError(
+                "set V2V_POSTGRES_DSN or V2V_SQLITE_PATH: the relay needs the service's durable"
+                " event store"
+            )
+        return self
+
     @property
     def event_store(self) -> EventStoreSettings:
         return EventStoreSettings(postgres_dsn=self.postgres_dsn, sqlite_path=self.sqlite_path)
@@ -68,18 +78,36 @@ class RelaySettings(KafkaSettings):
         name = f"{self.context}-outbox"
         if self.postgres_dsn:
             return PostgresRelayState(self.postgres_dsn, name)
-        if self.sqlite_path:
-            return SqliteRelayState(self.sqlite_path.with_suffix(".relay.sqlite"), name)
-        raise ValueError("set V2V_POSTGRES_DSN or V2V_SQLITE_PATH: the relay needs a durable store")
+        if self.sqlite_path is None:
+            raise ValueError("no durable store configured")  # prevented by _durable_store
+        return SqliteRelayState(self.sqlite_path.with_suffix(".relay.sqlite"), name)
+
+
+class BadRelaySpec(SystemExit):
+    """The --spec reference does not name a RelaySpec (exits 2 with the reason)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(2)
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 def load_spec(reference: str) -> RelaySpec:
     module_name, _, attribute = reference.partition(":")
-    if not attribute:
-        raise ValueError(f"relay spec {reference!r} must look like 'package.module:NAME'")
-    spec = getattr(importlib.import_module(module_name), attribute)
+    if not module_name or not attribute:
+        raise BadRelaySpec(f"relay spec {reference!r} must look like 'package.module:NAME'")
+    try:
+        spec = getattr(importlib.import_module(module_name), attribute)
+    except ImportError as error:
+        raise BadRelaySpec(
+            f"relay spec {reference!r}: cannot import {module_name}: {error}"
+        ) from None
+    except AttributeError:
+        raise BadRelaySpec(f"relay spec {reference!r}: {module_name} has no {attribute}") from None
     if not isinstance(spec, RelaySpec):
-        raise TypeError(f"{reference} is a {type(spec).__name__}, not a RelaySpec")
+        raise BadRelaySpec(f"relay spec {reference!r} is a {type(spec).__name__}, not a RelaySpec")
     return spec
 
 
@@ -136,8 +164,13 @@ def run(spec_reference: str) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     settings = load_or_exit(RelaySettings)
+    try:
+        spec = load_spec(spec_reference)
+    except BadRelaySpec as error:
+        print(f"v2v relay: {error}", file=sys.stderr)
+        raise
     telemetry.setup_tracing(f"v2v-{settings.context}-relay", settings.span_exporter)
-    runtime = build_relay(load_spec(spec_reference), settings)
+    runtime = build_relay(spec, settings)
     log.info("relay for %s started at position %d", settings.context, runtime.state.position())
     try:
         runtime.relay.run(stop)
