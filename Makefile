@@ -14,7 +14,11 @@ help: ## list the targets
 setup: ## install everything from the registries (checks prerequisites first)
 	@tools/check_prereqs.sh
 	$(UV) sync --frozen
+	@touch .venv/.synced
 	@$(MAKE) --no-print-directory proto
+	tools/buf.sh --version
+	@if [[ -z "$${V2V_KAFKA_BOOTSTRAP:-}" ]] && command -v java >/dev/null && command -v mvn >/dev/null; then \
+		infra/kafka/kafka.sh fetch; fi
 
 .venv/.synced: uv.lock pyproject.toml
 	@tools/check_prereqs.sh
