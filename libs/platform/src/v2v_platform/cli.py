@@ -6,10 +6,10 @@ import logging
 
 import typer
 
-from v2v_platform.auth import pki
+from v2v_platform.auth import pki_cli
 
 app = typer.Typer(help="Vein-to-Vein platform tools.", no_args_is_help=True)
-app.add_typer(pki.app, name="pki")
+app.add_typer(pki_cli.app, name="pki")
 
 
 @app.command()

@@ -34,6 +34,7 @@ from v2v_platform.auth import (
     current_caller,
     identity_from_certificate,
     pki,
+    pki_cli,
     secure_channel,
     server_credentials,
 )
@@ -65,7 +66,7 @@ def flat(text: str) -> str:
 
 
 def invoke(*args: str) -> Any:
-    return runner.invoke(pki.app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
+    return runner.invoke(pki_cli.app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
 # --- fixtures --------------------------------------------------------------------------

@@ -23,18 +23,14 @@ import ipaddress
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from rich.console import Console
-from rich.table import Table
 
 from v2v_platform.auth.identity import (
     ROLE_NAMES,
@@ -119,7 +115,7 @@ def parse_site_spec(text: str) -> SiteSpec:
     return SiteSpec(site_id, roles)
 
 
-def _check_unique(specs: Sequence[SiteSpec]) -> None:
+def check_unique(specs: Sequence[SiteSpec]) -> None:
     seen: set[str] = set()
     for spec in specs:
         if spec.site_id in seen:
@@ -345,7 +341,7 @@ def init_pki(
     Refuses if a CA already exists there unless ``force``, which replaces the whole PKI
     (CA, key ring and every ``sites/`` directory).
     """
-    _check_unique(sites)
+    check_unique(sites)
     checked_dns = _check_dns_names(dns_names)
     if (pki_dir / CA_CERT_FILE).exists() or (pki_dir / CA_KEY_FILE).exists():
         if not force:
@@ -378,7 +374,7 @@ def add_sites(
     Refuses a site that already has a directory unless ``force`` (re-issue; its previous
     signing key stays in the ring).
     """
-    _check_unique(sites)
+    check_unique(sites)
     checked_dns = _check_dns_names(dns_names)
     ca = load_ca(pki_dir)
     for spec in sites:
@@ -391,115 +387,3 @@ def add_sites(
     issued = [_issue_site(pki_dir, ca, ring, spec, days, checked_dns) for spec in sites]
     _write_ring(pki_dir, ring)
     return issued
-
-
-# --- CLI -------------------------------------------------------------------------------
-
-app = typer.Typer(
-    help="Consortium PKI: a CA, per-site mTLS certificates (site id and roles inside) and "
-    "Ed25519 envelope signing keys.",
-    no_args_is_help=True,
-)
-
-OutOption = Annotated[Path, typer.Option("--out", help="PKI directory.", file_okay=False)]
-SiteOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--site",
-        help=f"SITE_ID:role1,role2 (repeatable). Roles: {ROLE_NAMES}.",
-        show_default=False,
-    ),
-]
-DaysOption = Annotated[
-    int,
-    typer.Option(
-        "--days", min=1, max=MAX_VALIDITY_DAYS, help="Validity of the site certificates, in days."
-    ),
-]
-DnsOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--dns",
-        help="Extra DNS name for every site certificate issued by this command (repeatable).",
-        show_default=False,
-    ),
-]
-
-
-def _specs_from_options(values: Sequence[str]) -> list[SiteSpec]:
-    try:
-        specs = [parse_site_spec(value) for value in values]
-        _check_unique(specs)
-    except InvalidSiteSpec as error:
-        raise typer.BadParameter(str(error), param_hint="'--site'") from None
-    return specs
-
-
-def _print_summary(pki_dir: Path, issued: Sequence[IssuedSite], title: str) -> None:
-    table = Table(title=title)
-    table.add_column("Site", no_wrap=True)
-    table.add_column("Roles")
-    table.add_column("TLS certificate", overflow="fold")
-    table.add_column("Signing key id", overflow="fold")
-    table.add_column("Expires (UTC)")
-    for site in issued:
-        table.add_row(
-            site.site_id,
-            ", ".join(sorted(role.value for role in site.roles)),
-            str(site.cert_path.relative_to(pki_dir)),
-            site.signing_key_id,
-            site.not_after.strftime("%Y-%m-%d %H:%M"),
-        )
-    console = Console()
-    console.print(table)
-    console.print(f"CA: {pki_dir / CA_CERT_FILE}   key ring: {pki_dir / KEY_RING_FILE}")
-
-
-def _run(action: str, pki_dir: Path, issue: Callable[[], list[IssuedSite]]) -> None:
-    try:
-        issued = issue()
-    except PkiError as error:
-        raise typer.BadParameter(str(error), param_hint="'--out'") from None
-    except InvalidSiteSpec as error:
-        raise typer.BadParameter(str(error), param_hint="'--dns'") from None
-    _print_summary(pki_dir, issued, f"{action} {pki_dir}")
-
-
-@app.command("init")
-def init_command(
-    out: OutOption,
-    site: SiteOption = None,
-    days: DaysOption = DEFAULT_SITE_VALIDITY_DAYS,
-    dns: DnsOption = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing PKI in --out entirely.")
-    ] = False,
-) -> None:
-    """Create the consortium CA, the key ring and material for each --site."""
-    specs = _specs_from_options(site or [])
-    _run(
-        "New PKI in",
-        out,
-        lambda: init_pki(out, specs, days=days, force=force, dns_names=dns or []),
-    )
-
-
-@app.command("add-site")
-def add_site_command(
-    out: OutOption,
-    site: SiteOption = None,
-    days: DaysOption = DEFAULT_SITE_VALIDITY_DAYS,
-    dns: DnsOption = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Re-issue a site that already exists.")
-    ] = False,
-) -> None:
-    """Issue material for more sites with the CA already in --out."""
-    specs = _specs_from_options(site or [])
-    if not specs:
-        raise typer.BadParameter("give at least one SITE_ID:role1,role2", param_hint="'--site'")
-    _run(
-        "Sites added to",
-        out,
-        lambda: add_sites(out, specs, days=days, force=force, dns_names=dns or []),
-    )
