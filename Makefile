@@ -39,6 +39,8 @@ lint: $(GEN_STAMP) ## ruff + mypy + buf lint + proto breaking check against main
 	$(UV) run --frozen mypy libs/platform/src services tools
 	tools/buf.sh lint
 	tools/proto_breaking.sh
+	@if git ls-files libs/contracts/src/v2v | grep -E '_pb2(_grpc)?\.pyi?$$'; then \
+		echo "generated proto code is committed above; it must stay generated-only (make proto)"; exit 1; fi
 
 test: $(GEN_STAMP) ## all tests: unit (in memory) + integration (real Kafka and PostgreSQL)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
