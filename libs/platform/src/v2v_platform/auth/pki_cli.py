@@ -133,3 +133,18 @@ def add_site_command(
         out,
         lambda: add_sites(out, specs, days=days, force=force, dns_names=dns or []),
     )
+
+
+@app.command("token")
+def token_command(
+    out: OutOption,
+    site: Annotated[str, typer.Option("--site", help="The site the token is for.")],
+    days: Annotated[int, typer.Option("--days", min=1, max=366, help="Validity in days.")] = 30,
+) -> None:
+    """Print a bearer token for a site's HTTP API calls (roles from its certificate)."""
+    from v2v_platform.auth.tokens import issue_site_token
+
+    try:
+        typer.echo(issue_site_token(out, site, days))
+    except PkiError as error:
+        raise typer.BadParameter(str(error), param_hint="'--site'") from None

@@ -1,0 +1,122 @@
+"""Serving a service's HTTP API with FastAPI: problem+json errors and site authentication.
+
+Errors are RFC 9457 problem documents with a 4xx status (never 200 with an error inside);
+an unexpected exception is logged and answered 500 without internals. Sites authenticate
+with a bearer token signed by the consortium CA (`v2v pki token`), naming the site and its
+roles; the caller's site never comes from request fields.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from v2v_platform.auth.identity import CallerIdentity, Role, parse_role, parse_site_id
+from v2v_platform.auth.tokens import TOKEN_ALGORITHM, TOKEN_AUDIENCE
+from v2v_platform.errors import DomainError
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, slug: str, **extra: Any) -> JSONResponse:
+    body = {"type": f"urn:v2v:problem:{slug}", "title": title, "status": status, "detail": detail}
+    return JSONResponse({**body, **extra}, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _domain_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DomainError)
+    return problem(error.http_status, error.title, str(error), error.slug)
+
+
+def _validation_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+        for e in error.errors()
+    ]
+    detail = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
+    return problem(422, "Invalid request", detail, "invalid-request", errors=errors)
+
+
+def _http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    response = problem(error.status_code, "Request refused", str(error.detail), "http-error")
+    for name, value in (error.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unexpected error serving %s %s", request.method, request.url.path)
+    return problem(500, "Internal error", "the request could not be completed", "internal")
+
+
+def create_app(title: str, version: str, description: str = "") -> FastAPI:
+    app = FastAPI(title=title, version=version, description=description)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    return app
+
+
+class SiteTokenVerifier:
+    """Verifies site bearer tokens against the consortium CA certificate."""
+
+    def __init__(self, ca_cert: Path) -> None:
+        key = x509.load_pem_x509_certificate(ca_cert.read_bytes()).public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ValueError(f"{ca_cert} is not an EC (ES256) consortium CA certificate")
+        self._public_key = key
+
+    def identity(self, token: str) -> CallerIdentity:
+        claims = jwt.decode(
+            token,
+            self._public_key,
+            algorithms=[TOKEN_ALGORITHM],
+            audience=TOKEN_AUDIENCE,
+            options={"require": ["sub", "exp", "aud", "roles"]},
+        )
+        roles = frozenset(parse_role(r) for r in claims["roles"])
+        return CallerIdentity(site_id=parse_site_id(claims["sub"]), roles=roles)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_roles(
+    verifier: Callable[[], SiteTokenVerifier], *roles: Role
+) -> Callable[..., CallerIdentity]:
+    """A FastAPI dependency: the authenticated caller, who must hold one of `roles`."""
+
+    def dependency(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> CallerIdentity:
+        if credentials is None:
+            raise StarletteHTTPException(
+                401, "a site bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+        try:
+            caller = verifier().identity(credentials.credentials)
+        except (jwt.PyJWTError, ValueError) as error:
+            raise StarletteHTTPException(
+                401, f"invalid site token: {error}", {"WWW-Authenticate": "Bearer"}
+            ) from None
+        if roles and not caller.roles & set(roles):
+            needed = ", ".join(r.value for r in roles)
+            raise StarletteHTTPException(403, f"site {caller.site_id} lacks a role among: {needed}")
+        return caller
+
+    return dependency
