@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from v2v_platform.consumer import SqliteLedger
+from v2v_platform.consumer import SqliteConsumerStore, SqliteLedger
 from v2v_platform.relay import ChainHead, SqliteRelayState
 
 
@@ -32,3 +32,21 @@ def test_sqlite_ledger_keeps_highest_versions(tmp_path: Path) -> None:
     assert SqliteLedger.open(tmp_path / "ledger.sqlite", "projection").last_versions(
         ["a", "b", "z"]
     ) == {"a": 3, "b": 5}
+
+
+def test_sqlite_consumer_store_rolls_back_with_the_ledger(tmp_path: Path) -> None:
+    store = SqliteConsumerStore(tmp_path / "c.sqlite", "projection")
+    store.connection.execute("CREATE TABLE seen (n INTEGER)")
+    with store.transaction() as (conn, ledger):
+        conn.execute("INSERT INTO seen VALUES (1)")
+        ledger.record({"a": 1})
+    try:
+        with store.transaction() as (conn, ledger):
+            conn.execute("INSERT INTO seen VALUES (2)")
+            ledger.record({"a": 2})
+            raise RuntimeError("crash before commit")
+    except RuntimeError:
+        pass
+    with store.transaction() as (conn, ledger):
+        assert ledger.last_versions(["a"]) == {"a": 1}
+        assert conn.execute("SELECT count(*) FROM seen").fetchone() == (1,)

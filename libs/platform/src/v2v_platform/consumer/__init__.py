@@ -5,6 +5,7 @@ from v2v_platform.consumer.ledger import (
     InMemoryLedger,
     PostgresConsumerStore,
     PostgresLedger,
+    SqliteConsumerStore,
     SqliteLedger,
 )
 
@@ -15,6 +16,7 @@ __all__ = [
     "InMemoryLedger",
     "PostgresConsumerStore",
     "PostgresLedger",
+    "SqliteConsumerStore",
     "SqliteLedger",
     "apply_once",
 ]

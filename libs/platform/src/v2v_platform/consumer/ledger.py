@@ -125,3 +125,27 @@ class PostgresConsumerStore:
     def transaction(self) -> Iterator[tuple[psycopg.Cursor[Any], Ledger]]:
         with postgres_transaction(self._conn, self._consumer) as pair:
             yield pair
+
+
+class SqliteConsumerStore:
+    """A consumer's state in SQLite: `transaction()` yields (connection, ledger) of one txn."""
+
+    def __init__(self, path: Path, consumer: str) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._ledger = SqliteLedger(self._conn, consumer)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[tuple[sqlite3.Connection, Ledger]]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn, self._ledger
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
