@@ -1,1 +1,1 @@
-"""v2v intake service (skeleton: its domain arrives with its issue)."""
+"""v2v intake service: enrolment, COI, slots, apheresis collections, labels and packaging."""

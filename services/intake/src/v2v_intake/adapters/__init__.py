@@ -1,0 +1,1 @@
+"""Adapters: gRPC and HTTP APIs, payload mappers, and the ports' implementations."""

@@ -1,0 +1,104 @@
+"""Golden contract vectors: one example payload per published intake event message.
+
+`python -m v2v_intake.adapters.golden --write` rewrites contracts/golden/intake/v1/ (only when
+the contract changes on purpose; the diff is the review). The producer test rebuilds every
+payload from domain events with these fixed inputs and compares with the files; consumers
+(e.g. manufacturing) decode the files in their own tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from v2v_intake.adapters.payloads import payload_of
+from v2v_intake.domain.therapy import Therapy
+from v2v_intake.domain.values import BookedSlot, Condition, UnitKind
+from v2v_platform.attribution import Attribution
+from v2v_platform.ids import issue_din
+
+GOLDEN_DIR = Path(__file__).resolve().parents[5] / "contracts" / "golden" / "intake" / "v1"
+COI = "CHA123425000017"
+SITE = "HOSP-A"
+NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+FIRST = Attribution("u-1042", "Dr. Ada Example", "collection", SITE, "", None)
+SECOND = Attribution("u-2077", "Nurse Ben Example", "collection", SITE, "", None)
+
+
+def golden_events() -> list[object]:
+    """A therapy from enrolment to a packaged unit, plus a refused scan and the erasure."""
+    therapy = Therapy.enrol(
+        coi=COI,
+        patient_pseudonym="PSN-7F3A9C",
+        treating_site_id="HOSP-T",
+        sealed_personal_details="aesgcm1:not-published",
+        by=FIRST,
+    )
+    therapy.record_slot(BookedSlot("SLOT-GMP-B-20250320-1", "GMP-B", date(2025, 3, 20)), FIRST)
+    collection_id = therapy.record_collection(
+        started_at=NOW - timedelta(hours=6),
+        ended_at=NOW - timedelta(hours=2),
+        volume_ml=212.5,
+        total_nucleated_cells_e9=12.4,
+        cd3_cells_e9=6.1,
+        slot_id="",
+        now=NOW,
+        by=FIRST,
+    )
+    din = issue_din("A1234", 25, 42)
+    therapy.label_units(collection_id, [din], UnitKind.APHERESIS_BAG, FIRST)
+    therapy.scan_label(din, str(din), COI, FIRST)
+    therapy.scan_label(din, str(din), COI, FIRST)
+    therapy.scan_label(din, str(din), COI, SECOND)
+    therapy.package_unit(
+        din=din,
+        condition=Condition.FRESH_COLD,
+        temperature_c=4.5,
+        manufacturing_site_id="GMP-B",
+        frozen_at=None,
+        now=NOW,
+        by=FIRST,
+    )
+    therapy.erase_personal_details(FIRST.because("consent withdrawn"))
+    return list(therapy.collect_events())
+
+
+def golden_payloads() -> dict[str, Message]:
+    """Message name -> payload, the first event of each message type."""
+    payloads: dict[str, Message] = {}
+    for event in golden_events():
+        payload = payload_of(event)
+        payloads.setdefault(payload.DESCRIPTOR.name, payload)
+    return payloads
+
+
+def to_bytes(payload: Message) -> bytes:
+    return payload.SerializeToString(deterministic=True)
+
+
+def to_json(payload: Message) -> str:
+    return json_format.MessageToJson(payload, sort_keys=True, indent=2) + "\n"
+
+
+def golden_files(name: str) -> tuple[Path, Path]:
+    return GOLDEN_DIR / f"{name}.bin", GOLDEN_DIR / f"{name}.json"
+
+
+def write() -> None:
+    GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
+    for name, payload in golden_payloads().items():
+        binary, text = golden_files(name)
+        binary.write_bytes(to_bytes(payload))
+        text.write_text(to_json(payload))
+        print(f"wrote {binary.name} and {text.name}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", action="store_true", help="rewrite the golden files")
+    if parser.parse_args().write:
+        write()

@@ -1,0 +1,180 @@
+"""The intake gRPC API (v2v.intake.v1.IntakeService) over the intake application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from v2v.intake.v1 import intake_service_pb2 as pb
+from v2v.intake.v1 import intake_service_pb2_grpc as pb_grpc
+from v2v_intake.adapters.conditions import condition_from_proto, condition_to_proto
+from v2v_intake.adapters.proto_values import (
+    attribution,
+    iso_date,
+    optional_time,
+    required_time,
+    timestamp,
+)
+from v2v_intake.application import IntakeApplication
+from v2v_intake.domain.values import PersonalDetails
+from v2v_intake.views import CollectionInput, PackagingInput, Reader, TherapyView
+from v2v_platform.auth import Role, current_caller
+from v2v_platform.grpc_service import translate_errors
+
+SERVICE_NAME = "v2v.intake.v1.IntakeService"
+COMMANDS = (
+    "EnrolPatient",
+    "ErasePersonalDetails",
+    "BookSlot",
+    "RecordCollection",
+    "LabelUnits",
+    "VerifyLabel",
+    "PackageUnit",
+)
+REQUIRED_ROLES: dict[str, frozenset[Role]] = {
+    **{f"/{SERVICE_NAME}/{m}": frozenset({Role.COLLECTION}) for m in COMMANDS},
+    f"/{SERVICE_NAME}/GetPatient": frozenset({Role.COLLECTION, Role.AUDITOR}),
+}
+
+
+def personal_details(message: pb.PersonalDetails) -> PersonalDetails:
+    return PersonalDetails(
+        message.given_name,
+        message.family_name,
+        message.mrn,
+        iso_date(message.birth_date, "personal_details.birth_date"),
+    )
+
+
+def therapy_response(view: TherapyView) -> pb.GetPatientResponse:
+    response = pb.GetPatientResponse(
+        coi=view.coi,
+        patient_pseudonym=view.patient_pseudonym,
+        enrolling_site_id=view.enrolling_site_id,
+        treating_site_id=view.treating_site_id,
+        personal_details_erased=view.personal_details_erased,
+    )
+    if view.personal_details is not None:
+        details = view.personal_details
+        response.personal_details.CopyFrom(
+            pb.PersonalDetails(
+                given_name=details.given_name,
+                family_name=details.family_name,
+                mrn=details.mrn,
+                birth_date=details.birth_date.isoformat(),
+            )
+        )
+    for slot in view.slots:
+        response.slots.add(
+            slot_id=slot.slot_id,
+            manufacturing_site_id=slot.manufacturing_site_id,
+            slot_date=slot.slot_date.isoformat(),
+        )
+    for c in view.collections:
+        response.collections.add(
+            collection_id=c.collection_id,
+            collection_site_id=c.collection_site_id,
+            started_at=timestamp(c.started_at),
+            ended_at=timestamp(c.ended_at),
+            volume_ml=c.volume_ml,
+            total_nucleated_cells_e9=c.total_nucleated_cells_e9,
+            cd3_cells_e9=c.cd3_cells_e9,
+            slot_id=c.slot_id,
+        )
+    for u in view.units:
+        response.units.add(
+            din=u.din,
+            collection_id=u.collection_id,
+            unit_kind=u.unit_kind,
+            status=u.status,
+            condition=condition_to_proto(u.condition),
+            manufacturing_site_id=u.manufacturing_site_id,
+        )
+    return response
+
+
+class IntakeServicer(pb_grpc.IntakeServiceServicer):
+    def __init__(self, app: IntakeApplication) -> None:
+        self._app = app
+
+    @translate_errors
+    def EnrolPatient(self, request: pb.EnrolPatientRequest, context: Any) -> Any:
+        coi = self._app.enrol_patient(
+            request.patient_pseudonym,
+            personal_details(request.personal_details),
+            request.treating_site_id,
+            attribution(request.operator, current_caller()),
+        )
+        return pb.EnrolPatientResponse(coi=coi)
+
+    @translate_errors
+    def GetPatient(self, request: pb.GetPatientRequest, context: Any) -> Any:
+        caller = current_caller()
+        reader = Reader(caller.site_id, Role.AUDITOR in caller.roles)
+        return therapy_response(self._app.get_patient(request.coi, reader))
+
+    @translate_errors
+    def ErasePersonalDetails(self, request: pb.ErasePersonalDetailsRequest, context: Any) -> Any:
+        by = attribution(request.operator, current_caller(), request.reason)
+        self._app.erase_personal_details(request.coi, by)
+        return pb.ErasePersonalDetailsResponse()
+
+    @translate_errors
+    def BookSlot(self, request: pb.BookSlotRequest, context: Any) -> Any:
+        slot_id, site_id, slot_date = self._app.book_slot(
+            request.coi,
+            request.manufacturing_site_id,
+            iso_date(request.slot_date, "slot_date"),
+            attribution(request.operator, current_caller()),
+        )
+        slot = pb.BookedSlot(
+            slot_id=slot_id, manufacturing_site_id=site_id, slot_date=slot_date.isoformat()
+        )
+        return pb.BookSlotResponse(slot=slot)
+
+    @translate_errors
+    def RecordCollection(self, request: pb.RecordCollectionRequest, context: Any) -> Any:
+        collection = CollectionInput(
+            required_time(request, "started_at"),
+            required_time(request, "ended_at"),
+            request.volume_ml,
+            request.total_nucleated_cells_e9,
+            request.cd3_cells_e9,
+            request.slot_id,
+        )
+        by = attribution(request.operator, current_caller())
+        collection_id = self._app.record_collection(request.coi, collection, by)
+        return pb.RecordCollectionResponse(collection_id=collection_id)
+
+    @translate_errors
+    def LabelUnits(self, request: pb.LabelUnitsRequest, context: Any) -> Any:
+        dins = self._app.label_units(
+            request.coi,
+            request.collection_id,
+            request.count,
+            request.unit_kind,
+            attribution(request.operator, current_caller()),
+        )
+        return pb.LabelUnitsResponse(dins=dins)
+
+    @translate_errors
+    def VerifyLabel(self, request: pb.VerifyLabelRequest, context: Any) -> Any:
+        verified = self._app.verify_label(
+            request.coi,
+            request.din,
+            request.scanned_din,
+            request.scanned_coi,
+            attribution(request.operator, current_caller()),
+        )
+        return pb.VerifyLabelResponse(verified=verified)
+
+    @translate_errors
+    def PackageUnit(self, request: pb.PackageUnitRequest, context: Any) -> Any:
+        packaging = PackagingInput(
+            condition_from_proto(request.condition),
+            request.temperature_c,
+            request.manufacturing_site_id,
+            optional_time(request, "frozen_at"),
+        )
+        by = attribution(request.operator, current_caller())
+        window = self._app.package_unit(request.coi, request.din, packaging, by)
+        return pb.PackageUnitResponse(window_starts_at=timestamp(window))

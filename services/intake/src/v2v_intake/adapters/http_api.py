@@ -1,0 +1,153 @@
+"""The intake HTTP API (FastAPI) over the same application as gRPC.
+
+Sites authenticate with a consortium-signed bearer token; errors are problem+json.
+No ``from __future__ import annotations`` here: FastAPI must resolve the dependency
+annotations, which refer to variables local to ``create_http_app``.
+"""
+
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel, Field
+
+from v2v_intake.application import IntakeApplication
+from v2v_intake.domain.values import PersonalDetails
+from v2v_intake.views import CollectionInput, PackagingInput, Reader, TherapyView
+from v2v_platform.attribution import Attribution
+from v2v_platform.auth import CallerIdentity, Role
+from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
+
+COMMAND_ROLE = "collection"
+
+
+class OperatorBody(BaseModel):
+    user_id: str
+    printed_name: str
+
+
+class PersonalDetailsBody(BaseModel):
+    given_name: str
+    family_name: str
+    mrn: str
+    birth_date: date
+
+
+class EnrolBody(BaseModel):
+    operator: OperatorBody
+    patient_pseudonym: str
+    personal_details: PersonalDetailsBody
+    treating_site_id: str
+
+
+class EraseBody(BaseModel):
+    operator: OperatorBody
+    reason: str
+
+
+class BookSlotBody(BaseModel):
+    operator: OperatorBody
+    manufacturing_site_id: str
+    slot_date: date
+
+
+class CollectionBody(BaseModel):
+    operator: OperatorBody
+    started_at: datetime
+    ended_at: datetime
+    volume_ml: float
+    total_nucleated_cells_e9: float
+    cd3_cells_e9: float
+    slot_id: str = ""
+
+
+class LabelBody(BaseModel):
+    operator: OperatorBody
+    count: int = Field(ge=1, le=20)
+    unit_kind: str = "apheresis-bag"
+
+
+class ScanBody(BaseModel):
+    operator: OperatorBody
+    scanned_din: str
+    scanned_coi: str
+
+
+class PackageBody(BaseModel):
+    operator: OperatorBody
+    condition: str
+    temperature_c: float
+    manufacturing_site_id: str
+    frozen_at: datetime | None = None
+
+
+def _by(operator: OperatorBody, caller: CallerIdentity, reason: str = "") -> Attribution:
+    return Attribution(
+        operator.user_id, operator.printed_name, COMMAND_ROLE, caller.site_id, reason
+    )
+
+
+def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> FastAPI:
+    api = create_app("v2v intake", "1", "Enrolment, COI, slots, collections, labels, packaging")
+    collection = require_roles(lambda: verifier, Role.COLLECTION)
+    reader = require_roles(lambda: verifier, Role.COLLECTION, Role.AUDITOR)
+    Collector = Annotated[CallerIdentity, Depends(collection)]
+    Reading = Annotated[CallerIdentity, Depends(reader)]
+
+    @api.post("/therapies", status_code=201)
+    def enrol_patient(body: EnrolBody, caller: Collector) -> dict[str, str]:
+        d = body.personal_details
+        details = PersonalDetails(d.given_name, d.family_name, d.mrn, d.birth_date)
+        by = _by(body.operator, caller)
+        coi = app.enrol_patient(body.patient_pseudonym, details, body.treating_site_id, by)
+        return {"coi": coi}
+
+    @api.get("/therapies/{coi}")
+    def get_patient(coi: str, caller: Reading) -> TherapyView:
+        return app.get_patient(coi, Reader(caller.site_id, Role.AUDITOR in caller.roles))
+
+    @api.post("/therapies/{coi}/erasure", status_code=204)
+    def erase_personal_details(coi: str, body: EraseBody, caller: Collector) -> None:
+        app.erase_personal_details(coi, _by(body.operator, caller, body.reason))
+
+    @api.post("/therapies/{coi}/slots", status_code=201)
+    def book_slot(coi: str, body: BookSlotBody, caller: Collector) -> dict[str, str]:
+        by = _by(body.operator, caller)
+        slot_id, site, day = app.book_slot(coi, body.manufacturing_site_id, body.slot_date, by)
+        return {"slot_id": slot_id, "manufacturing_site_id": site, "slot_date": day.isoformat()}
+
+    @api.post("/therapies/{coi}/collections", status_code=201)
+    def record_collection(coi: str, body: CollectionBody, caller: Collector) -> dict[str, str]:
+        values = CollectionInput(
+            body.started_at,
+            body.ended_at,
+            body.volume_ml,
+            body.total_nucleated_cells_e9,
+            body.cd3_cells_e9,
+            body.slot_id,
+        )
+        return {"collection_id": app.record_collection(coi, values, _by(body.operator, caller))}
+
+    @api.post("/therapies/{coi}/collections/{collection_id}/units", status_code=201)
+    def label_units(
+        coi: str, collection_id: str, body: LabelBody, caller: Collector
+    ) -> dict[str, list[str]]:
+        by = _by(body.operator, caller)
+        return {"dins": app.label_units(coi, collection_id, body.count, body.unit_kind, by)}
+
+    @api.post("/therapies/{coi}/units/{din}/scans")
+    def verify_label(coi: str, din: str, body: ScanBody, caller: Collector) -> dict[str, bool]:
+        by = _by(body.operator, caller)
+        return {"verified": app.verify_label(coi, din, body.scanned_din, body.scanned_coi, by)}
+
+    @api.post("/therapies/{coi}/units/{din}/packaging")
+    def package_unit(
+        coi: str, din: str, body: PackageBody, caller: Collector
+    ) -> dict[str, datetime]:
+        packaging = PackagingInput(
+            body.condition, body.temperature_c, body.manufacturing_site_id, body.frozen_at
+        )
+        window = app.package_unit(coi, din, packaging, _by(body.operator, caller))
+        return {"window_starts_at": window}
+
+    return api

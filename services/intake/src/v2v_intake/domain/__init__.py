@@ -1,0 +1,1 @@
+"""Intake domain: a patient therapy (COI) from enrolment to packaged, verified units."""

@@ -1,0 +1,56 @@
+"""Label scans (invariant I2): what a scan must match, and the precise reason when it does not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from v2v_platform.ids import Coi, Din, InvalidIdentifier
+
+
+class MismatchReason(StrEnum):
+    MALFORMED = "malformed"
+    DIN_MISMATCH = "din-mismatch"
+    COI_MISMATCH = "coi-mismatch"
+    SAME_USER = "same-user"
+
+
+@dataclass(frozen=True)
+class LabelMismatch:
+    """Why a scan was refused; recorded as a LabelMismatchRecorded event."""
+
+    reason_code: MismatchReason
+    explanation: str
+
+
+def check_label(
+    expected_din: Din, coi: str, scanned_din: str, scanned_coi: str
+) -> LabelMismatch | None:
+    """None when the scanned DIN and COI bar codes are those of the expected unit and its COI."""
+    try:
+        din = Din.parse(scanned_din)
+    except InvalidIdentifier as error:
+        return LabelMismatch(MismatchReason.MALFORMED, f"scanned DIN is malformed: {error}")
+    if din.data != expected_din.data:
+        return LabelMismatch(
+            MismatchReason.DIN_MISMATCH,
+            f"scanned DIN {din.data} is not the expected unit {expected_din.data}",
+        )
+    try:
+        scanned = Coi.parse(scanned_coi)
+    except InvalidIdentifier as error:
+        return LabelMismatch(MismatchReason.MALFORMED, f"scanned COI is malformed: {error}")
+    if scanned.value != coi:
+        return LabelMismatch(
+            MismatchReason.COI_MISMATCH,
+            f"scanned COI {scanned.value} is not the unit's COI {coi}",
+        )
+    return None
+
+
+def same_user_mismatch(user_id: str, din: Din) -> LabelMismatch:
+    return LabelMismatch(
+        MismatchReason.SAME_USER,
+        f"user {user_id} already made the first scan of unit {din.data}; a second, different"
+        " user must verify it",
+    )

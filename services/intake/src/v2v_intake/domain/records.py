@@ -1,0 +1,32 @@
+"""What a therapy remembers about its collections and units (state, not events)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from v2v_intake.domain.values import Condition, UnitKind, UnitStatus
+
+
+@dataclass(frozen=True)
+class CollectionRecord:
+    collection_id: str
+    collection_site_id: str
+    started_at: datetime
+    ended_at: datetime
+    volume_ml: float
+    total_nucleated_cells_e9: float
+    cd3_cells_e9: float
+    slot_id: str
+
+
+@dataclass
+class UnitRecord:
+    din: str
+    collection_id: str
+    unit_kind: UnitKind
+    status: UnitStatus = UnitStatus.LABELLED
+    first_scan_user_id: str = ""
+    condition: Condition | None = None
+    manufacturing_site_id: str = ""
+    window_starts_at: datetime | None = None

@@ -1,0 +1,407 @@
+"""The Therapy aggregate: one patient therapy chain (COI) at the collection site.
+
+Every event carries who/where/why (I7: ``actor``, ``site_id``, ``reason``, ``traceparent``)
+and the COI. Personal details exist only as ciphertext sealed with the COI's own key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from v2v_intake.domain.labels import LabelMismatch, check_label, same_user_mismatch
+from v2v_intake.domain.records import CollectionRecord, UnitRecord
+from v2v_intake.domain.values import BookedSlot, Condition, UnitKind, UnitStatus
+from v2v_platform.attribution import Attribution
+from v2v_platform.errors import InvalidInput, NotFound, Refused
+from v2v_platform.ids import Din
+
+THERAPY_NAMESPACE = UUID("5b0c1f4e-7a3d-5e2b-9c8f-1a2b3c4d5e6f")
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_UNITS_PER_LABELLING = 20
+
+
+def therapy_id(coi: str) -> UUID:
+    return uuid5(THERAPY_NAMESPACE, coi)
+
+
+class Therapy(Aggregate):
+    class Event(Aggregate.Event):
+        coi: str
+        actor: dict[str, str]
+        site_id: str
+        reason: str
+        traceparent: str | None
+
+    class Enrolled(Aggregate.Created, Event):
+        class_version = 1
+        patient_pseudonym: str
+        treating_site_id: str
+        sealed_personal_details: str
+
+        def apply(self, aggregate: Therapy) -> None:
+            aggregate.coi = self.coi
+            aggregate.patient_pseudonym = self.patient_pseudonym
+            aggregate.enrolling_site_id = self.site_id
+            aggregate.treating_site_id = self.treating_site_id
+            aggregate.sealed_personal_details = self.sealed_personal_details
+
+    class PersonalDetailsErased(Event):
+        class_version = 1
+
+        def apply(self, aggregate: Therapy) -> None:
+            aggregate.personal_details_erased = True
+
+    class SlotBooked(Event):
+        class_version = 1
+        manufacturing_site_id: str
+        slot_id: str
+        slot_date: str
+
+        def apply(self, aggregate: Therapy) -> None:
+            slot_date = date.fromisoformat(self.slot_date)
+            slot = BookedSlot(self.slot_id, self.manufacturing_site_id, slot_date)
+            aggregate.slots.append(slot)
+
+    class CollectionRecorded(Event):
+        class_version = 1
+        collection_id: str
+        collection_site_id: str
+        started_at: datetime
+        ended_at: datetime
+        volume_ml: float
+        total_nucleated_cells_e9: float
+        cd3_cells_e9: float
+        slot_id: str
+
+        def apply(self, aggregate: Therapy) -> None:
+            aggregate.collections[self.collection_id] = CollectionRecord(
+                self.collection_id,
+                self.collection_site_id,
+                self.started_at,
+                self.ended_at,
+                self.volume_ml,
+                self.total_nucleated_cells_e9,
+                self.cd3_cells_e9,
+                self.slot_id,
+            )
+
+    class UnitLabelled(Event):
+        class_version = 1
+        collection_id: str
+        din: str
+        unit_kind: str
+
+        def apply(self, aggregate: Therapy) -> None:
+            key = Din.parse(self.din).data
+            aggregate.units[key] = UnitRecord(
+                self.din, self.collection_id, UnitKind(self.unit_kind)
+            )
+
+    class LabelScanned(Event):
+        class_version = 1
+        din: str
+        user_id: str
+
+        def apply(self, aggregate: Therapy) -> None:
+            unit = aggregate.units[Din.parse(self.din).data]
+            unit.status = UnitStatus.FIRST_SCAN_DONE
+            unit.first_scan_user_id = self.user_id
+
+    class LabelVerified(Event):
+        class_version = 1
+        din: str
+        first_user_id: str
+        second_user_id: str
+
+        def apply(self, aggregate: Therapy) -> None:
+            aggregate.units[Din.parse(self.din).data].status = UnitStatus.VERIFIED
+
+    class LabelMismatchRecorded(Event):
+        class_version = 1
+        expected_din: str
+        scanned_label: str
+        scanned_coi: str
+        reason_code: str
+        explanation: str
+
+        def apply(self, aggregate: Therapy) -> None:
+            aggregate.mismatches += 1
+
+    class UnitPackaged(Event):
+        class_version = 1
+        din: str
+        condition: str
+        temperature_c: float
+        window_starts_at: datetime
+        packaged_at: datetime
+        manufacturing_site_id: str
+
+        def apply(self, aggregate: Therapy) -> None:
+            unit = aggregate.units[Din.parse(self.din).data]
+            unit.status = UnitStatus.PACKAGED
+            unit.condition = Condition(self.condition)
+            unit.manufacturing_site_id = self.manufacturing_site_id
+            unit.window_starts_at = self.window_starts_at
+
+    def __init__(self) -> None:
+        self.coi = ""
+        self.patient_pseudonym = ""
+        self.enrolling_site_id = ""
+        self.treating_site_id = ""
+        self.sealed_personal_details = ""
+        self.personal_details_erased = False
+        self.slots: list[BookedSlot] = []
+        self.collections: dict[str, CollectionRecord] = {}
+        self.units: dict[str, UnitRecord] = {}
+        self.mismatches = 0
+
+    @classmethod
+    def enrol(
+        cls,
+        *,
+        coi: str,
+        patient_pseudonym: str,
+        treating_site_id: str,
+        sealed_personal_details: str,
+        by: Attribution,
+    ) -> Therapy:
+        if not patient_pseudonym.strip():
+            raise InvalidInput("a patient pseudonym is required")
+        if not treating_site_id.strip():
+            raise InvalidInput("a treating site id is required")
+        therapy: Therapy = cls._create(
+            cls.Enrolled,
+            id=therapy_id(coi),
+            coi=coi,
+            patient_pseudonym=patient_pseudonym,
+            treating_site_id=treating_site_id,
+            sealed_personal_details=sealed_personal_details,
+            **by.event_fields(),
+        )
+        return therapy
+
+    def _record(self, event_class: type[Any], by: Attribution, **fields: Any) -> None:
+        self.trigger_event(event_class, coi=self.coi, **by.event_fields(), **fields)
+
+    def check_open(self) -> None:
+        if self.personal_details_erased:
+            raise Refused(f"therapy {self.coi} is closed: its personal details were erased")
+
+    def erase_personal_details(self, by: Attribution) -> bool:
+        """Record the erasure once; False when it was already recorded."""
+        if self.personal_details_erased:
+            return False
+        self._record(self.PersonalDetailsErased, by)
+        return True
+
+    def record_slot(self, slot: BookedSlot, by: Attribution) -> None:
+        self.check_open()
+        if any(s.slot_id == slot.slot_id for s in self.slots):
+            raise Refused(f"slot {slot.slot_id} is already booked for {self.coi}")
+        self._record(
+            self.SlotBooked,
+            by,
+            manufacturing_site_id=slot.manufacturing_site_id,
+            slot_id=slot.slot_id,
+            slot_date=slot.slot_date.isoformat(),
+        )
+
+    def slot_for_collection(self, slot_id: str) -> BookedSlot:
+        if not self.slots:
+            raise Refused(
+                f"no manufacturing slot is booked for {self.coi}: book one before collecting"
+            )
+        if not slot_id:
+            return self.slots[-1]
+        for slot in self.slots:
+            if slot.slot_id == slot_id:
+                return slot
+        raise Refused(f"slot {slot_id} is not booked for {self.coi}")
+
+    def record_collection(
+        self,
+        *,
+        started_at: datetime,
+        ended_at: datetime,
+        volume_ml: float,
+        total_nucleated_cells_e9: float,
+        cd3_cells_e9: float,
+        slot_id: str,
+        now: datetime,
+        by: Attribution,
+    ) -> str:
+        self.check_open()
+        slot = self.slot_for_collection(slot_id)
+        check_collection_values(
+            started_at, ended_at, volume_ml, total_nucleated_cells_e9, cd3_cells_e9, now
+        )
+        collection_id = f"{self.coi}-A{len(self.collections) + 1:02d}"
+        self._record(
+            self.CollectionRecorded,
+            by,
+            collection_id=collection_id,
+            collection_site_id=by.site_id,
+            started_at=started_at,
+            ended_at=ended_at,
+            volume_ml=volume_ml,
+            total_nucleated_cells_e9=total_nucleated_cells_e9,
+            cd3_cells_e9=cd3_cells_e9,
+            slot_id=slot.slot_id,
+        )
+        return collection_id
+
+    def check_labelling(self, collection_id: str, count: int) -> None:
+        self.check_open()
+        if collection_id not in self.collections:
+            raise NotFound(f"no collection {collection_id} under {self.coi}")
+        if not 1 <= count <= MAX_UNITS_PER_LABELLING:
+            raise InvalidInput(f"unit count must be 1 to {MAX_UNITS_PER_LABELLING}, got {count}")
+
+    def label_units(
+        self, collection_id: str, dins: Sequence[Din], unit_kind: UnitKind, by: Attribution
+    ) -> None:
+        self.check_labelling(collection_id, len(dins))
+        for din in dins:
+            if din.data in self.units:
+                raise Refused(f"DIN {din.data} is already bound to {self.coi}")
+            self._record(
+                self.UnitLabelled,
+                by,
+                collection_id=collection_id,
+                din=str(din),
+                unit_kind=unit_kind.value,
+            )
+
+    def unit(self, din: str) -> UnitRecord:
+        unit = self.units.get(Din.parse(din).data)
+        if unit is None:
+            raise NotFound(f"no unit {din} under {self.coi}")
+        return unit
+
+    def scan_label(
+        self, din: Din, scanned_din: str, scanned_coi: str, by: Attribution
+    ) -> LabelMismatch | bool:
+        """One label scan. Returns the recorded mismatch, or whether the unit is now verified."""
+        self.check_open()
+        unit = self.unit(str(din))
+        if unit.status in (UnitStatus.VERIFIED, UnitStatus.PACKAGED):
+            raise Refused(f"unit {din.data} is already verified")
+        mismatch = check_label(din, self.coi, scanned_din, scanned_coi)
+        if mismatch is None and unit.first_scan_user_id == by.user_id:
+            mismatch = same_user_mismatch(by.user_id, din)
+        if mismatch is not None:
+            self._record_mismatch(din, scanned_din, scanned_coi, mismatch, by)
+            return mismatch
+        if unit.status is UnitStatus.LABELLED:
+            self._record(self.LabelScanned, by, din=unit.din, user_id=by.user_id)
+            return False
+        self._record(
+            self.LabelVerified,
+            by,
+            din=unit.din,
+            first_user_id=unit.first_scan_user_id,
+            second_user_id=by.user_id,
+        )
+        return True
+
+    def _record_mismatch(
+        self, din: Din, scanned_din: str, scanned_coi: str, mismatch: LabelMismatch, by: Attribution
+    ) -> None:
+        self._record(
+            self.LabelMismatchRecorded,
+            by,
+            expected_din=str(din),
+            scanned_label=scanned_din,
+            scanned_coi=scanned_coi,
+            reason_code=mismatch.reason_code.value,
+            explanation=mismatch.explanation,
+        )
+
+    def package_unit(
+        self,
+        *,
+        din: Din,
+        condition: Condition,
+        temperature_c: float,
+        manufacturing_site_id: str,
+        frozen_at: datetime | None,
+        now: datetime,
+        by: Attribution,
+    ) -> datetime:
+        """Package a verified unit; returns the time that starts its stability window."""
+        self.check_open()
+        unit = self.unit(str(din))
+        check_packageable(unit)
+        if not any(s.manufacturing_site_id == manufacturing_site_id for s in self.slots):
+            raise Refused(
+                f"no slot is booked for {self.coi} at manufacturing site {manufacturing_site_id}"
+            )
+        condition.check_temperature(temperature_c)
+        collection = self.collections[unit.collection_id]
+        window_starts_at = stability_window_start(condition, collection, frozen_at, now)
+        self._record(
+            self.UnitPackaged,
+            by,
+            din=unit.din,
+            condition=condition.value,
+            temperature_c=temperature_c,
+            window_starts_at=window_starts_at,
+            packaged_at=now,
+            manufacturing_site_id=manufacturing_site_id,
+        )
+        return window_starts_at
+
+
+def check_collection_values(
+    started_at: datetime,
+    ended_at: datetime,
+    volume_ml: float,
+    total_nucleated_cells_e9: float,
+    cd3_cells_e9: float,
+    now: datetime,
+) -> None:
+    if started_at.tzinfo is None or ended_at.tzinfo is None:
+        raise InvalidInput("collection start and end must carry a time zone (UTC)")
+    if ended_at <= started_at:
+        raise InvalidInput("collection end must be after its start")
+    if ended_at > now + CLOCK_SKEW:
+        raise InvalidInput("collection end is in the future")
+    if not volume_ml > 0:
+        raise InvalidInput(f"collection volume must be > 0 mL, got {volume_ml:g}")
+    if total_nucleated_cells_e9 < 0 or cd3_cells_e9 < 0:
+        raise InvalidInput("cell counts cannot be negative")
+    if cd3_cells_e9 > total_nucleated_cells_e9:
+        raise InvalidInput("CD3+ cells cannot exceed the total nucleated cells")
+
+
+def check_packageable(unit: UnitRecord) -> None:
+    if unit.status is UnitStatus.PACKAGED:
+        raise Refused(f"unit {unit.din} is already packaged")
+    if unit.status is not UnitStatus.VERIFIED:
+        raise Refused(
+            f"unit {unit.din} is not verified: two different users must scan its label first"
+        )
+
+
+def stability_window_start(
+    condition: Condition, collection: CollectionRecord, frozen_at: datetime | None, now: datetime
+) -> datetime:
+    """Fresh: the collection end. Cryopreserved: the freeze time given by the operator."""
+    if condition.is_fresh:
+        if frozen_at is not None:
+            raise InvalidInput("a freeze time is given only for a cryopreserved unit")
+        return collection.ended_at
+    if frozen_at is None:
+        raise InvalidInput("a cryopreserved unit needs its freeze time")
+    if frozen_at.tzinfo is None:
+        raise InvalidInput("freeze time must carry a time zone (UTC)")
+    if frozen_at < collection.ended_at:
+        raise InvalidInput("freeze time is before the end of the collection")
+    if frozen_at > now + CLOCK_SKEW:
+        raise InvalidInput("freeze time is in the future")
+    return frozen_at

@@ -1,0 +1,103 @@
+"""Builders for intake tests: in-memory persistence and a fake of the manufacturing slot port."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from v2v_intake.adapters.key_store import InMemoryKeyStore
+from v2v_intake.application import IntakeApplication, IntakeDependencies
+from v2v_intake.domain.values import BookedSlot, PersonalDetails
+from v2v_intake.registers import IntakeRegisters
+from v2v_intake.views import CollectionInput
+from v2v_platform.attribution import Attribution
+from v2v_platform.errors import Refused
+
+POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+SITE = "HOSP-A"
+FIN = "A1234"
+NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+DETAILS = PersonalDetails("Marguerite", "Zylberstein", "MRN-778899", date(1971, 5, 2))
+
+
+@dataclass
+class FixedClock:
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class FakeSlots:
+    """An in-memory stand-in for the manufacturing slot PORT (not for intake)."""
+
+    free: int = 100
+    booked: list[tuple[str, str, date]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def book(
+        self, coi: str, manufacturing_site_id: str, slot_date: date, by: Attribution
+    ) -> BookedSlot:
+        with self.lock:
+            if self.free <= 0:
+                raise Refused(f"no free slot at {manufacturing_site_id} on {slot_date}")
+            self.free -= 1
+            self.booked.append((coi, manufacturing_site_id, slot_date))
+            slot_id = f"SLOT-{manufacturing_site_id}-{len(self.booked)}"
+        return BookedSlot(slot_id, manufacturing_site_id, slot_date)
+
+
+@dataclass
+class Intake:
+    app: IntakeApplication
+    keys: InMemoryKeyStore
+    slots: FakeSlots
+    clock: FixedClock
+    registers: IntakeRegisters
+
+
+def build_intake(site_id: str = SITE) -> Intake:
+    keys, slots, clock = InMemoryKeyStore(), FakeSlots(), FixedClock()
+    registers = IntakeRegisters(env=POPO)
+    deps = IntakeDependencies(registers, keys, slots, FIN, site_id, clock)
+    return Intake(IntakeApplication(env=POPO, dependencies=deps), keys, slots, clock, registers)
+
+
+def operator(user_id: str = "u-1", site_id: str = SITE, reason: str = "") -> Attribution:
+    return Attribution(user_id, f"Operator {user_id}", "collection", site_id, reason)
+
+
+def collection(slot_id: str = "", hours_ago: int = 2, volume_ml: float = 212.5) -> CollectionInput:
+    ended = NOW - timedelta(hours=hours_ago)
+    return CollectionInput(ended - timedelta(hours=4), ended, volume_ml, 12.4, 6.1, slot_id)
+
+
+def enrolled(intake: Intake, pseudonym: str = "PSN-0001") -> str:
+    return intake.app.enrol_patient(pseudonym, DETAILS, "HOSP-A", operator())
+
+
+def collected(intake: Intake, pseudonym: str = "PSN-0001") -> tuple[str, str]:
+    coi = enrolled(intake, pseudonym)
+    intake.app.book_slot(coi, "GMP-B", date(2025, 3, 20), operator())
+    return coi, intake.app.record_collection(coi, collection(), operator())
+
+
+def labelled(intake: Intake, count: int = 1) -> tuple[str, list[str]]:
+    coi, collection_id = collected(intake)
+    return coi, intake.app.label_units(coi, collection_id, count, "apheresis-bag", operator())
+
+
+def verified(intake: Intake) -> tuple[str, str]:
+    coi, [din] = labelled(intake)
+    intake.app.verify_label(coi, din, din, coi, operator("u-1"))
+    intake.app.verify_label(coi, din, din, coi, operator("u-2"))
+    return coi, din
+
+
+def stored_events(intake: Intake) -> list[Any]:
+    """Every domain event the intake application stored, in log order."""
+    notifications = intake.app.recorder.select_notifications(1, 10_000)
+    return [intake.app.mapper.to_domain_event(n) for n in notifications]

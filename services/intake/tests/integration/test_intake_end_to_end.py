@@ -1,0 +1,279 @@
+"""Intake on PostgreSQL + Kafka, driven through its real mTLS gRPC server and its HTTP API.
+
+A small real gRPC ManufacturingService server books the slot (manufacturing is not under
+test here). The relay publishes the outbox; the test reads v2v.intake.events.v1 and checks
+every envelope's hash chain and signature.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc  # type: ignore[import-untyped, unused-ignore]
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from google.protobuf.timestamp_pb2 import Timestamp
+from kafka import KafkaConsumer, TopicPartition
+
+from v2v.common.v1 import common_pb2
+from v2v.intake.v1 import intake_service_pb2 as pb
+from v2v.intake.v1 import intake_service_pb2_grpc as pb_grpc
+from v2v.manufacturing.v1 import manufacturing_service_pb2 as mpb
+from v2v_intake.bootstrap import IntakeService, bootstrap
+from v2v_intake.relay_spec import RELAY_SPEC
+from v2v_intake.settings import IntakeSettings
+from v2v_platform.auth import Role, SiteTlsFiles, channel_credentials, secure_channel
+from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.auth.tokens import issue_site_token
+from v2v_platform.envelope.codec import decode
+from v2v_platform.envelope.keys import KeyRing
+from v2v_platform.envelope.verify import ChainVerifier, Location
+from v2v_platform.grpc_service import build_server, translate_errors
+from v2v_platform.relay.process import RelaySettings, build_relay
+
+TOPIC = "v2v.intake.events.v1"
+OPERATOR = common_pb2.Operator(user_id="u-1", printed_name="Ada Example")
+MANUFACTURING_SERVICE = "v2v.manufacturing.v1.ManufacturingService"
+EXPECTED_TYPES = [
+    "PatientEnrolled",
+    "SlotBooked",
+    "CollectionRecorded",
+    "UnitLabelled",
+    "LabelMismatchRecorded",
+    "LabelScanned",
+    "LabelVerified",
+    "UnitPackaged",
+]
+
+
+class SlotDesk:
+    """A minimal manufacturing slot server for this test (BookSlot only)."""
+
+    @translate_errors
+    def book_slot(self, request: mpb.BookSlotRequest, context: Any) -> mpb.BookSlotResponse:
+        return mpb.BookSlotResponse(
+            slot_id=f"SLOT-{request.manufacturing_site_id}-{request.slot_date}",
+            manufacturing_site_id=request.manufacturing_site_id,
+            slot_date=request.slot_date,
+        )
+
+    def handler(self) -> Any:
+        method = grpc.unary_unary_rpc_method_handler(
+            self.book_slot,
+            request_deserializer=mpb.BookSlotRequest.FromString,
+            response_serializer=mpb.BookSlotResponse.SerializeToString,
+        )
+        return grpc.method_handlers_generic_handler(MANUFACTURING_SERVICE, {"BookSlot": method})
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Path:
+    sites = ["HOSP-A:collection", "GMP-B:manufacturing", "AUDIT-X:auditor"]
+    init_pki(tmp_path / "pki", [parse_site_spec(s) for s in sites])
+    return tmp_path / "pki"
+
+
+@pytest.fixture
+def manufacturing_port(pki: Path) -> Iterator[int]:
+    desk = SlotDesk()
+    running = build_server(
+        tls=SiteTlsFiles.for_site(pki, "GMP-B"),
+        required_roles={f"/{MANUFACTURING_SERVICE}/BookSlot": frozenset({Role.COLLECTION})},
+        register=lambda server: server.add_generic_rpc_handlers((desk.handler(),)),
+        service_names=[MANUFACTURING_SERVICE],
+    )
+    yield running.port
+    running.stop(0)
+
+
+@pytest.fixture
+def settings(
+    pki: Path, manufacturing_port: int, postgres_database: Any, kafka_bootstrap: str
+) -> IntakeSettings:
+    fin = f"B{random.randint(0, 9999):04d}"  # fresh COIs: the broker may hold earlier runs
+    return IntakeSettings(
+        site_id="HOSP-A",
+        fin=fin,
+        pki_dir=pki,
+        manufacturing_target=f"127.0.0.1:{manufacturing_port}",
+        postgres_dsn=postgres_database.dsn,
+        kafka_bootstrap=kafka_bootstrap,
+    )
+
+
+@pytest.fixture
+def service(settings: IntakeSettings) -> Iterator[IntakeService]:
+    service = bootstrap(settings)
+    yield service
+    service.close()
+
+
+def _ts(moment: datetime) -> Timestamp:
+    value = Timestamp()
+    value.FromDatetime(moment)
+    return value
+
+
+def drive_grpc_until_labelled(stub: Any) -> tuple[str, str]:
+    details = pb.PersonalDetails(
+        given_name="Zelda", family_name="Quixotic", mrn="MRN-4242", birth_date="1980-02-29"
+    )
+    coi = stub.EnrolPatient(
+        pb.EnrolPatientRequest(
+            operator=OPERATOR,
+            patient_pseudonym="PSN-INT-1",
+            personal_details=details,
+            treating_site_id="HOSP-A",
+        ),
+        timeout=10,
+    ).coi
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    stub.BookSlot(
+        pb.BookSlotRequest(
+            operator=OPERATOR, coi=coi, manufacturing_site_id="GMP-B", slot_date=tomorrow
+        ),
+        timeout=10,
+    )
+    ended = datetime.now(UTC) - timedelta(minutes=30)
+    collection_id = stub.RecordCollection(
+        pb.RecordCollectionRequest(
+            operator=OPERATOR,
+            coi=coi,
+            started_at=_ts(ended - timedelta(hours=4)),
+            ended_at=_ts(ended),
+            volume_ml=205.0,
+            total_nucleated_cells_e9=11.0,
+            cd3_cells_e9=6.0,
+        ),
+        timeout=10,
+    ).collection_id
+    [din] = stub.LabelUnits(
+        pb.LabelUnitsRequest(
+            operator=OPERATOR,
+            coi=coi,
+            collection_id=collection_id,
+            count=1,
+            unit_kind="apheresis-bag",
+        ),
+        timeout=10,
+    ).dins
+    return coi, din
+
+
+def verify_over_http(service: IntakeService, pki: Path, coi: str, din: str) -> None:
+    client = TestClient(service.http, raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {issue_site_token(pki, 'HOSP-A')}"}
+    url = f"/therapies/{coi}/units/{din}/scans"
+    first = {"user_id": "u-1", "printed_name": "Ada Example"}
+    wrong = client.post(
+        url,
+        json={"operator": first, "scanned_din": din, "scanned_coi": "CHA123425999999"},
+        headers=headers,
+    )
+    assert wrong.status_code == 409 and "coi-mismatch" in wrong.json()["detail"]
+    good = {"operator": first, "scanned_din": din, "scanned_coi": coi}
+    assert client.post(url, json=good, headers=headers).json() == {"verified": False}
+    good["operator"] = {"user_id": "u-2", "printed_name": "Ben Example"}
+    assert client.post(url, json=good, headers=headers).json() == {"verified": True}
+
+
+def publish(settings: IntakeSettings, pki: Path) -> int:
+    relay_settings = RelaySettings(
+        context="intake",
+        site_id="HOSP-A",
+        signing_key_file=pki / "sites" / "HOSP-A" / "signing.key",
+        postgres_dsn=settings.postgres_dsn,
+        kafka_bootstrap=settings.kafka_bootstrap or "",
+    )
+    runtime = build_relay(RELAY_SPEC, relay_settings)
+    try:
+        return runtime.relay.publish_pending()
+    finally:
+        runtime.close()
+
+
+def read_envelopes(
+    bootstrap_servers: str, coi: str, expected: int, deadline_s: float = 60
+) -> list[Any]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(TOPIC, p) for p in consumer.partitions_for_topic(TOPIC) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        found: list[Any] = []
+        deadline = time.monotonic() + deadline_s
+        while len(found) < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                found += [r for r in records if r.key == coi.encode()]
+        return found
+    finally:
+        consumer.close()
+
+
+@pytest.mark.integration
+def test_intake_events_reach_kafka_signed_and_chained(
+    service: IntakeService, settings: IntakeSettings, pki: Path
+) -> None:
+    running = service.serve_grpc("127.0.0.1:0")
+    try:
+        channel = secure_channel(
+            f"127.0.0.1:{running.port}", channel_credentials(SiteTlsFiles.for_site(pki, "HOSP-A"))
+        )
+        stub = pb_grpc.IntakeServiceStub(channel)
+        coi, din = drive_grpc_until_labelled(stub)
+        verify_over_http(service, pki, coi, din)
+        window = stub.PackageUnit(
+            pb.PackageUnitRequest(
+                operator=OPERATOR,
+                coi=coi,
+                din=din,
+                condition=common_pb2.CONDITION_FRESH_COLD,
+                manufacturing_site_id="GMP-B",
+                temperature_c=4.0,
+            ),
+            timeout=10,
+        ).window_starts_at
+        assert window.ToDatetime(tzinfo=UTC) < datetime.now(UTC)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.PackageUnit(
+                pb.PackageUnitRequest(
+                    operator=OPERATOR,
+                    coi=coi,
+                    din=din,
+                    condition=common_pb2.CONDITION_CRYO,
+                    manufacturing_site_id="GMP-B",
+                    temperature_c=-170,
+                ),
+                timeout=10,
+            )
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        channel.close()
+    finally:
+        running.stop(0)
+
+    with psycopg.connect(settings.postgres_dsn or "") as conn:
+        stored = b"".join(
+            bytes(r[0]) for r in conn.execute("SELECT state FROM intakeapplication_events")
+        )
+    assert b"MRN-4242" not in stored and b"Quixotic" not in stored
+
+    assert publish(settings, pki) == len(EXPECTED_TYPES)
+    records = read_envelopes(settings.kafka_bootstrap or "", coi, expected=len(EXPECTED_TYPES))
+    verifier = ChainVerifier(KeyRing.load(pki / "signing-keys.json"))
+    locations = [Location(TOPIC, r.partition, r.offset) for r in records]
+    breaks = [
+        b
+        for r, at in zip(records, locations, strict=True)
+        for b in verifier.feed_bytes(r.value, at)
+    ]
+    assert breaks == []
+    envelopes = [decode(r.value) for r in records]
+    assert [e.event_type.rsplit(".", 1)[-1] for e in envelopes] == EXPECTED_TYPES
+    assert {e.site_id for e in envelopes} == {"HOSP-A"}
+    assert all(e.actor.role == "collection" and e.actor.user_id for e in envelopes)

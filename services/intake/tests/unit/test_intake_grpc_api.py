@@ -1,0 +1,193 @@
+"""The intake gRPC API over mTLS: roles, site from the certificate, error codes, health."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc  # type: ignore[import-untyped, unused-ignore]
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from v2v.common.v1 import common_pb2
+from v2v.intake.v1 import intake_service_pb2 as pb
+from v2v.intake.v1 import intake_service_pb2_grpc as pb_grpc
+from v2v_intake.adapters.key_store import InMemoryKeyStore
+from v2v_intake.bootstrap import bootstrap
+from v2v_intake.settings import IntakeSettings
+from v2v_intake.testing import NOW, FakeSlots, FixedClock
+from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
+from v2v_platform.auth.pki import init_pki, parse_site_spec
+
+SITES = ["HOSP-A:collection", "HOSP-C:collection", "AUDIT-X:auditor", "GMP-B:manufacturing"]
+OPERATOR = common_pb2.Operator(user_id="u-1", printed_name="Ada Example")
+SECOND = common_pb2.Operator(user_id="u-2", printed_name="Ben Example")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("pki")
+    init_pki(directory, [parse_site_spec(s) for s in SITES])
+    return directory
+
+
+@pytest.fixture(scope="module")
+def port(pki: Path) -> Iterator[int]:
+    settings = IntakeSettings(
+        site_id="HOSP-A", fin="A1234", pki_dir=pki, manufacturing_target="127.0.0.1:1"
+    )
+    service = bootstrap(
+        settings, manufacturing=FakeSlots(), keys=InMemoryKeyStore(), clock=FixedClock()
+    )
+    running = service.serve_grpc("127.0.0.1:0")
+    yield running.port
+    running.stop(0)
+    service.close()
+
+
+def stub(pki: Path, port: int, site: str) -> Any:
+    channel = secure_channel(
+        f"127.0.0.1:{port}", channel_credentials(SiteTlsFiles.for_site(pki, site))
+    )
+    return pb_grpc.IntakeServiceStub(channel)
+
+
+def _ts(hours_before_now: int) -> Timestamp:
+    value = Timestamp()
+    value.FromDatetime(NOW.replace(hour=NOW.hour - hours_before_now))
+    return value
+
+
+def _enrol(intake: Any, pseudonym: str) -> str:
+    details = pb.PersonalDetails(
+        given_name="Ada", family_name="Example", mrn="M-1", birth_date="1970-01-01"
+    )
+    request = pb.EnrolPatientRequest(
+        operator=OPERATOR,
+        patient_pseudonym=pseudonym,
+        personal_details=details,
+        treating_site_id="HOSP-A",
+    )
+    coi: str = intake.EnrolPatient(request, timeout=5).coi
+    return coi
+
+
+def test_the_whole_intake_journey_over_grpc(pki: Path, port: int) -> None:
+    intake = stub(pki, port, "HOSP-A")
+    coi = _enrol(intake, "PSN-G1")
+    slot = intake.BookSlot(
+        pb.BookSlotRequest(
+            operator=OPERATOR, coi=coi, manufacturing_site_id="GMP-B", slot_date="2025-03-20"
+        ),
+        timeout=5,
+    ).slot
+    collection_id = intake.RecordCollection(
+        pb.RecordCollectionRequest(
+            operator=OPERATOR,
+            coi=coi,
+            started_at=_ts(6),
+            ended_at=_ts(2),
+            volume_ml=200,
+            total_nucleated_cells_e9=10,
+            cd3_cells_e9=5,
+            slot_id=slot.slot_id,
+        ),
+        timeout=5,
+    ).collection_id
+    [din] = intake.LabelUnits(
+        pb.LabelUnitsRequest(
+            operator=OPERATOR,
+            coi=coi,
+            collection_id=collection_id,
+            count=1,
+            unit_kind="apheresis-bag",
+        ),
+        timeout=5,
+    ).dins
+    scan = pb.VerifyLabelRequest(
+        operator=OPERATOR, coi=coi, din=din, scanned_din=din, scanned_coi=coi
+    )
+    assert intake.VerifyLabel(scan, timeout=5).verified is False
+    with pytest.raises(grpc.RpcError) as refused:
+        intake.VerifyLabel(scan, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "same-user" in refused.value.details()
+    scan.operator.CopyFrom(SECOND)
+    assert intake.VerifyLabel(scan, timeout=5).verified is True
+    packaged = intake.PackageUnit(
+        pb.PackageUnitRequest(
+            operator=OPERATOR,
+            coi=coi,
+            din=din,
+            condition=common_pb2.CONDITION_FRESH_COLD,
+            manufacturing_site_id="GMP-B",
+            temperature_c=4.0,
+        ),
+        timeout=5,
+    )
+    assert packaged.window_starts_at == _ts(2)
+    patient = intake.GetPatient(pb.GetPatientRequest(coi=coi), timeout=5)
+    assert patient.personal_details.mrn == "M-1"
+    assert [u.status for u in patient.units] == ["packaged"]
+
+
+def test_error_codes(pki: Path, port: int) -> None:
+    intake = stub(pki, port, "HOSP-A")
+    coi = _enrol(intake, "PSN-G2")
+    cases: list[tuple[Callable[[], object], Any]] = [
+        (lambda: _enrol(intake, "PSN-G2"), grpc.StatusCode.FAILED_PRECONDITION),
+        (
+            lambda: intake.GetPatient(pb.GetPatientRequest(coi="CHA123425999999"), timeout=5),
+            grpc.StatusCode.NOT_FOUND,
+        ),
+        (
+            lambda: intake.GetPatient(pb.GetPatientRequest(coi="nonsense"), timeout=5),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            lambda: intake.RecordCollection(
+                pb.RecordCollectionRequest(operator=OPERATOR, coi=coi), timeout=5
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            lambda: intake.BookSlot(
+                pb.BookSlotRequest(coi=coi, manufacturing_site_id="GMP-B", slot_date="2025-03-20"),
+                timeout=5,
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+    ]
+    for call, code in cases:
+        with pytest.raises(grpc.RpcError) as raised:
+            call()
+        assert raised.value.code() == code
+
+
+def test_sites_and_roles(pki: Path, port: int) -> None:
+    coi = _enrol(stub(pki, port, "HOSP-A"), "PSN-G3")
+    with pytest.raises(grpc.RpcError) as other_site:
+        _enrol(stub(pki, port, "HOSP-C"), "PSN-G4")
+    assert other_site.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    auditor = stub(pki, port, "AUDIT-X")
+    view = auditor.GetPatient(pb.GetPatientRequest(coi=coi), timeout=5)
+    assert view.coi == coi and not view.HasField("personal_details")
+    with pytest.raises(grpc.RpcError) as no_role:
+        _enrol(auditor, "PSN-G5")
+    assert no_role.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as manufacturing:
+        stub(pki, port, "GMP-B").GetPatient(pb.GetPatientRequest(coi=coi), timeout=5)
+    assert manufacturing.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_health_and_reflection_are_served(pki: Path, port: int) -> None:
+    channel = secure_channel(
+        f"127.0.0.1:{port}", channel_credentials(SiteTlsFiles.for_site(pki, "GMP-B"))
+    )
+    health = health_pb2_grpc.HealthStub(channel)
+    reply = health.Check(
+        health_pb2.HealthCheckRequest(service="v2v.intake.v1.IntakeService"), timeout=5
+    )
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING

@@ -1,0 +1,136 @@
+"""The intake HTTP API: same application, bearer tokens, problem+json, OpenAPI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from v2v_intake.adapters.key_store import InMemoryKeyStore
+from v2v_intake.bootstrap import bootstrap
+from v2v_intake.settings import IntakeSettings
+from v2v_intake.testing import NOW, FakeSlots, FixedClock
+from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.auth.tokens import issue_site_token
+
+OPERATOR = {"user_id": "u-1", "printed_name": "Ada Example"}
+SECOND = {"user_id": "u-2", "printed_name": "Ben Example"}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("pki")
+    sites = ["HOSP-A:collection", "AUDIT-X:auditor", "GMP-B:manufacturing"]
+    init_pki(directory, [parse_site_spec(s) for s in sites])
+    return directory
+
+
+@pytest.fixture(scope="module")
+def client(pki: Path) -> TestClient:
+    settings = IntakeSettings(
+        site_id="HOSP-A", fin="A1234", pki_dir=pki, manufacturing_target="x:1"
+    )
+    service = bootstrap(
+        settings, manufacturing=FakeSlots(), keys=InMemoryKeyStore(), clock=FixedClock()
+    )
+    return TestClient(service.http, raise_server_exceptions=False)
+
+
+def auth(pki: Path, site: str = "HOSP-A") -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_site_token(pki, site)}"}
+
+
+def enrol(client: TestClient, pki: Path, pseudonym: str, site: str = "HOSP-A") -> Any:
+    body = {
+        "operator": OPERATOR,
+        "patient_pseudonym": pseudonym,
+        "personal_details": {
+            "given_name": "Ada",
+            "family_name": "Example",
+            "mrn": "M-9",
+            "birth_date": "1970-01-01",
+        },
+        "treating_site_id": "HOSP-A",
+    }
+    return client.post("/therapies", json=body, headers=auth(pki, site))
+
+
+def test_the_intake_journey_over_http(client: TestClient, pki: Path) -> None:
+    coi = enrol(client, pki, "PSN-H1").json()["coi"]
+    slot = client.post(
+        f"/therapies/{coi}/slots",
+        json={"operator": OPERATOR, "manufacturing_site_id": "GMP-B", "slot_date": "2025-03-20"},
+        headers=auth(pki),
+    )
+    assert slot.status_code == 201
+    collection = client.post(
+        f"/therapies/{coi}/collections",
+        json={
+            "operator": OPERATOR,
+            "started_at": "2025-03-14T06:00:00Z",
+            "ended_at": "2025-03-14T10:00:00Z",
+            "volume_ml": 210.0,
+            "total_nucleated_cells_e9": 11.0,
+            "cd3_cells_e9": 5.5,
+        },
+        headers=auth(pki),
+    ).json()["collection_id"]
+    [din] = client.post(
+        f"/therapies/{coi}/collections/{collection}/units",
+        json={"operator": OPERATOR, "count": 1},
+        headers=auth(pki),
+    ).json()["dins"]
+    scan = {"operator": OPERATOR, "scanned_din": din, "scanned_coi": "CHA123425000999"}
+    refused = client.post(f"/therapies/{coi}/units/{din}/scans", json=scan, headers=auth(pki))
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "coi-mismatch" in refused.json()["detail"]
+    for operator, verified in ((OPERATOR, False), (SECOND, True)):
+        scan = {"operator": operator, "scanned_din": din, "scanned_coi": coi}
+        response = client.post(f"/therapies/{coi}/units/{din}/scans", json=scan, headers=auth(pki))
+        assert response.json() == {"verified": verified}
+    packaged = client.post(
+        f"/therapies/{coi}/units/{din}/packaging",
+        json={
+            "operator": OPERATOR,
+            "condition": "cryo",
+            "temperature_c": -160,
+            "manufacturing_site_id": "GMP-B",
+            "frozen_at": NOW.isoformat(),
+        },
+        headers=auth(pki),
+    )
+    assert packaged.status_code == 200, packaged.text
+    view = client.get(f"/therapies/{coi}", headers=auth(pki)).json()
+    assert view["personal_details"]["mrn"] == "M-9" and view["units"][0]["status"] == "packaged"
+    audit = client.get(f"/therapies/{coi}", headers=auth(pki, "AUDIT-X")).json()
+    assert audit["personal_details"] is None
+
+
+def test_errors_are_problem_documents_without_internals(client: TestClient, pki: Path) -> None:
+    enrol(client, pki, "PSN-H2")
+    again = enrol(client, pki, "PSN-H2")
+    assert again.status_code == 409 and "already has an open therapy" in again.json()["detail"]
+    missing = client.get("/therapies/CHA123425999999", headers=auth(pki))
+    assert missing.status_code == 404
+    invalid = client.post(
+        "/therapies/CHA123425000001/slots", json={"operator": OPERATOR}, headers=auth(pki)
+    )
+    assert invalid.status_code == 422
+    for response in (again, missing, invalid):
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "Traceback" not in response.text
+
+
+def test_tokens_and_roles(client: TestClient, pki: Path) -> None:
+    assert enrol(client, pki, "PSN-H3").status_code == 201
+    assert client.get("/therapies/CHA123425000001").status_code == 401
+    assert enrol(client, pki, "PSN-H4", site="GMP-B").status_code == 403
+    assert client.get("/therapies/CHA123425000001", headers=auth(pki, "GMP-B")).status_code == 403
+
+
+def test_openapi_is_published(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/therapies" in paths and "/therapies/{coi}/units/{din}/scans" in paths
