@@ -1,1 +1,1 @@
-"""v2v manufacturing service (skeleton: its domain arrives with its issue)."""
+"""v2v manufacturing service: slot calendars, unit receipt, batches, process steps and lineage."""

@@ -1,0 +1,1 @@
+"""Adapters of the manufacturing service: payloads, gRPC, HTTP, intake projection."""

@@ -1,0 +1,226 @@
+"""Golden contract vectors: one example of every v2v.manufacturing.events.v1 message.
+
+`python -m v2v_manufacturing.adapters.golden --write` rewrites contracts/golden/manufacturing/v1/
+(only when the contract changes on purpose; the diff is the review). The producer test
+checks that the payload mappers still turn these fixed domain events into exactly those
+bytes and JSON; consumers decode the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from v2v_manufacturing.adapters.payloads import PAYLOAD_MAPPERS
+from v2v_manufacturing.domain.batch import Batch
+from v2v_manufacturing.domain.calendar import SlotCalendar
+from v2v_manufacturing.domain.din_sequence import ProductDinSequence
+from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit
+
+GOLDEN_DIR = Path(__file__).resolve().parents[5] / "contracts" / "golden" / "manufacturing" / "v1"
+COI = "CHA123425000017"
+OTHER_COI = "CHA123425000018"
+SITE = "GMP-B"
+HOSPITAL = "HOSP-A"
+BATCH_ID = UUID("3f6c2b1a-9d4e-4c7b-8a15-0e2d4f6a8b9c")
+INPUT_DINS = ["A12342500000100", "A12342500000200"]
+PRODUCT_DINS = ["W12342500000100", "W12342500000200"]
+AT = datetime(2025, 6, 2, 8, 30, tzinfo=UTC)
+COLLECTION_END = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
+OPERATOR = {"user_id": "u-2001", "printed_name": "Grace Operator", "role": "manufacturing"}
+
+
+def _attributed(coi: str, reason: str = "", site_id: str = SITE) -> dict[str, Any]:
+    return {
+        "coi": coi,
+        "actor": OPERATOR,
+        "site_id": site_id,
+        "reason": reason,
+        "traceparent": None,
+        "timestamp": AT,
+    }
+
+
+def _event(kind: type, aggregate_id: UUID, version: int, **fields: Any) -> Any:
+    return kind(originator_id=aggregate_id, originator_version=version, **fields)
+
+
+def golden_events() -> list[Any]:
+    """One fixed domain event per published message, in message-name order."""
+    calendar = UUID("7a1e3c5d-2b4f-4a6e-9c8d-1f3e5a7c9b2d")
+    unit = UUID("1c3e5a7b-9d2f-4b6a-8e1c-3a5b7d9f2e4c")
+    sequence = UUID("9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b")
+    day = {"manufacturing_site_id": SITE, "slot_date": "2025-06-02"}
+    signed_at = datetime(2025, 6, 3, 12, 0, tzinfo=UTC)
+    return [
+        _event(
+            Batch.Failed,
+            BATCH_ID,
+            4,
+            failure_reason="mycoplasma positive",
+            **_attributed(COI, "mycoplasma positive"),
+        ),
+        _event(
+            Batch.Started,
+            BATCH_ID,
+            1,
+            originator_topic="v2v_manufacturing.domain.batch:Batch",
+            manufacturing_site_id=SITE,
+            input_dins=INPUT_DINS,
+            started_at=AT,
+            fresh_window_hours=48,
+            window_overridden=True,
+            override_signature={
+                "user_id": "u-qp",
+                "printed_name": "Dr. Quinn Person",
+                "meaning": "approval",
+                "signed_at": signed_at.isoformat(),
+            },
+            signature_meaning="approval",
+            **_attributed(COI, "patient cannot wait; viability checked"),
+        ),
+        _event(
+            Batch.InProcessQcRecorded,
+            BATCH_ID,
+            3,
+            test="viability",
+            value=92.5,
+            unit="%",
+            passed=True,
+            measured_at=AT,
+            **_attributed(COI),
+        ),
+        _event(
+            Batch.ProcessStepRecorded,
+            BATCH_ID,
+            2,
+            step_kind="transduction",
+            device_type="Lonza Cocoon",
+            device_serial="COC-7",
+            reagent_lots=["TexMACS-L9"],
+            vector_lot="LV-CD19-0031",
+            parameters={"MOI": "5", "volume_ml": "40"},
+            performed_at=AT,
+            **_attributed(COI),
+        ),
+        _event(
+            ProductDinSequence.DinsReserved,
+            sequence,
+            2,
+            fin="W1234",
+            year=25,
+            first_sequence=1,
+            count=2,
+            batch_id=str(BATCH_ID),
+            batch_coi=COI,
+            **_attributed(""),
+        ),
+        _event(
+            Batch.ProductUnitsCreated,
+            BATCH_ID,
+            5,
+            product_dins=PRODUCT_DINS,
+            input_dins=INPUT_DINS,
+            hold_condition="cryo",
+            created_at=AT,
+            **_attributed(COI),
+        ),
+        _event(
+            SlotCalendar.SlotBooked,
+            calendar,
+            2,
+            slot_id=f"{SITE}/2025-06-02/1",
+            booked_coi=COI,
+            booking_site_id=HOSPITAL,
+            **day,
+            **_attributed("", "", HOSPITAL),
+        ),
+        _event(
+            SlotCalendar.CapacitySet, calendar, 3, capacity=4, booked=1, **day, **_attributed("")
+        ),
+        _event(
+            SlotCalendar.SlotReleased,
+            calendar,
+            4,
+            slot_id=f"{SITE}/2025-06-02/1",
+            booked_coi=COI,
+            **day,
+            **_attributed("", "patient unwell", HOSPITAL),
+        ),
+        _event(
+            ReceivedUnit.AllocatedToBatch,
+            unit,
+            2,
+            din=INPUT_DINS[0],
+            batch_id=str(BATCH_ID),
+            **_attributed(COI),
+        ),
+        _event(
+            ReceiptMismatch.Recorded,
+            UUID("5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"),
+            1,
+            originator_topic="v2v_manufacturing.domain.receipt:ReceiptMismatch",
+            scanned_din=INPUT_DINS[1],
+            scanned_coi=OTHER_COI,
+            reason_code="coi-mismatch",
+            explanation=f"the scanned COI {OTHER_COI!r} is not the unit's COI {COI}",
+            manufacturing_site_id=SITE,
+            **_attributed(COI),
+        ),
+        _event(
+            ReceivedUnit.Received,
+            unit,
+            1,
+            originator_topic="v2v_manufacturing.domain.receipt:ReceivedUnit",
+            din=INPUT_DINS[0],
+            manufacturing_site_id=SITE,
+            slot_id=f"{SITE}/2025-06-02/1",
+            condition="fresh_cold",
+            window_starts_at=COLLECTION_END,
+            received_at=AT,
+            **_attributed(COI),
+        ),
+    ]
+
+
+def golden_payloads() -> dict[str, Message]:
+    """Message name -> payload built by the production mappers from the golden events."""
+    payloads = {}
+    for event in golden_events():
+        payload = PAYLOAD_MAPPERS[type(event)](event)
+        payloads[payload.DESCRIPTOR.name] = payload
+    return payloads
+
+
+def to_json(message: Message) -> str:
+    return json_format.MessageToJson(message, sort_keys=True, indent=2) + "\n"
+
+
+def write(directory: Path = GOLDEN_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, payload in golden_payloads().items():
+        (directory / f"{name}.bin").write_bytes(payload.SerializeToString(deterministic=True))
+        (directory / f"{name}.json").write_text(to_json(payload))
+        written.append(directory / f"{name}.bin")
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", action="store_true", help="rewrite the golden files")
+    args = parser.parse_args()
+    if not args.write:
+        parser.error("nothing to do: pass --write to rewrite the golden files on purpose")
+    for path in write():
+        print(f"wrote {path} (+ .json)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""HTTP API (FastAPI) over the same application as gRPC; OpenAPI at /openapi.json.
+
+Sites authenticate with consortium-signed bearer tokens; the caller's site comes from the
+token, never from the body. Refusals are problem+json documents with a 4xx status.
+(No `from __future__ import annotations` here: FastAPI resolves the dependencies below.)
+"""
+
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel, Field
+
+from v2v_manufacturing.adapters.grpc_api import ROLES
+from v2v_manufacturing.adapters.requests import attribution
+from v2v_manufacturing.application import ManufacturingApplication
+from v2v_manufacturing.domain.values import (
+    ProcessStep,
+    QcResult,
+    WindowOverride,
+    parse_condition,
+    parse_step_kind,
+)
+from v2v_platform.attribution import Attribution, SignatureManifestation
+from v2v_platform.auth.identity import CallerIdentity
+from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
+
+
+class Operator(BaseModel):
+    user_id: str
+    printed_name: str
+
+
+class Command(BaseModel):
+    operator: Operator
+
+
+class SetCapacity(Command):
+    capacity: int = Field(ge=0)
+
+
+class BookSlot(Command):
+    coi: str
+
+
+class ReleaseSlot(Command):
+    slot_id: str
+    reason: str
+
+
+class ReceiveUnit(Command):
+    scanned_din: str
+    scanned_coi: str
+
+
+class Signature(BaseModel):
+    user_id: str
+    printed_name: str
+    meaning: str
+    signed_at: datetime
+
+
+class Override(BaseModel):
+    reason: str
+    signature: Signature
+
+
+class StartBatch(Command):
+    input_dins: list[str]
+    window_override: Override | None = None
+
+
+class RecordStep(Command):
+    step_kind: str
+    device_type: str
+    device_serial: str
+    reagent_lots: list[str] = []
+    vector_lot: str = ""
+    parameters: dict[str, str] = {}
+
+
+class RecordQc(Command):
+    test: str
+    value: float
+    unit: str
+    passed: bool
+
+
+class Harvest(Command):
+    product_unit_count: int
+    hold_condition: str
+
+
+class FailBatch(Command):
+    reason: str
+
+
+def override_of(body: StartBatch) -> WindowOverride | None:
+    given = body.window_override
+    if given is None:
+        return None
+    s = given.signature
+    signature = SignatureManifestation(s.user_id, s.printed_name, s.meaning, s.signed_at)
+    return WindowOverride(given.reason, signature)
+
+
+def as_json(value: Any) -> Any:
+    """Dataclass views -> JSON-able values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return value
+
+
+def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> FastAPI:
+    verifier = SiteTokenVerifier(pki_dir / "ca.crt")
+
+    def caller_for(method: str) -> Any:
+        return require_roles(lambda: verifier, *ROLES[method])
+
+    SetCapacityCaller = Annotated[CallerIdentity, Depends(caller_for("SetSlotCapacity"))]
+    BookCaller = Annotated[CallerIdentity, Depends(caller_for("BookSlot"))]
+    ReleaseCaller = Annotated[CallerIdentity, Depends(caller_for("ReleaseSlot"))]
+    CalendarReader = Annotated[CallerIdentity, Depends(caller_for("GetSlotCalendar"))]
+    Manufacturer = Annotated[CallerIdentity, Depends(caller_for("ReceiveUnit"))]
+    BatchReader = Annotated[CallerIdentity, Depends(caller_for("GetBatch"))]
+
+    def acting(caller: CallerIdentity, method: str, body: Command, reason: str = "") -> Attribution:
+        operator = body.operator
+        return attribution(caller, ROLES[method], operator.user_id, operator.printed_name, reason)
+
+    app = create_app("v2v manufacturing", "1", "Slot calendars, unit receipt, batches and lineage.")
+
+    @app.put("/v1/calendars/{site_id}/{slot_date}")
+    def set_capacity(
+        site_id: str, slot_date: str, body: SetCapacity, caller: SetCapacityCaller
+    ) -> Any:
+        by = acting(caller, "SetSlotCapacity", body)
+        return as_json(application.set_slot_capacity(site_id, slot_date, body.capacity, by))
+
+    @app.get("/v1/calendars/{site_id}/{slot_date}")
+    def calendar(site_id: str, slot_date: str, caller: CalendarReader) -> Any:
+        return as_json(application.slot_calendar(site_id, slot_date))
+
+    @app.post("/v1/calendars/{site_id}/{slot_date}/bookings", status_code=201)
+    def book(site_id: str, slot_date: str, body: BookSlot, caller: BookCaller) -> Any:
+        by = acting(caller, "BookSlot", body)
+        return as_json(application.book_slot(body.coi, site_id, slot_date, by))
+
+    @app.post("/v1/slot-releases", status_code=204)
+    def release(body: ReleaseSlot, caller: ReleaseCaller) -> None:
+        application.release_slot(body.slot_id, acting(caller, "ReleaseSlot", body, body.reason))
+
+    @app.post("/v1/receipts", status_code=201)
+    def receive(body: ReceiveUnit, caller: Manufacturer) -> Any:
+        by = acting(caller, "ReceiveUnit", body)
+        return as_json(application.receive_unit(body.scanned_din, body.scanned_coi, by))
+
+    @app.post("/v1/batches", status_code=201)
+    def start_batch(body: StartBatch, caller: Manufacturer) -> Any:
+        by = acting(caller, "StartBatch", body)
+        return as_json(application.start_batch(body.input_dins, override_of(body), by))
+
+    @app.post("/v1/batches/{batch_id}/steps", status_code=204)
+    def record_step(batch_id: str, body: RecordStep, caller: Manufacturer) -> None:
+        step = ProcessStep(
+            parse_step_kind(body.step_kind),
+            body.device_type,
+            body.device_serial,
+            tuple(body.reagent_lots),
+            body.vector_lot,
+            dict(body.parameters),
+        )
+        application.record_process_step(batch_id, step, acting(caller, "RecordProcessStep", body))
+
+    @app.post("/v1/batches/{batch_id}/qc-results", status_code=204)
+    def record_qc(batch_id: str, body: RecordQc, caller: Manufacturer) -> None:
+        result = QcResult(body.test, body.value, body.unit, body.passed)
+        application.record_in_process_qc(
+            batch_id, result, acting(caller, "RecordInProcessQc", body)
+        )
+
+    @app.post("/v1/batches/{batch_id}/harvest", status_code=201)
+    def harvest(batch_id: str, body: Harvest, caller: Manufacturer) -> Any:
+        hold = parse_condition(body.hold_condition)
+        by = acting(caller, "Harvest", body)
+        dins = application.harvest(batch_id, body.product_unit_count, hold, by)
+        return {"product_dins": dins}
+
+    @app.post("/v1/batches/{batch_id}/failure", status_code=204)
+    def fail(batch_id: str, body: FailBatch, caller: Manufacturer) -> None:
+        application.fail_batch(batch_id, acting(caller, "FailBatch", body, body.reason))
+
+    @app.get("/v1/batches/{batch_id}")
+    def batch(batch_id: str, caller: BatchReader) -> Any:
+        return as_json(application.batch(batch_id, caller))
+
+    return app

@@ -1,0 +1,149 @@
+"""Manufacturing's own projection of intake's Kafka events (`v2v.intake.events.v1`).
+
+It keeps what receipt needs: which units were packaged for which COI and manufacturing site
+(DIN, condition, stability window start), and which slots intake booked for which COI. The
+projection is written in the consumer store's transaction (with its ledger), in PostgreSQL
+or SQLite; manufacturing never calls intake or reads its database.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from google.protobuf.message import DecodeError
+
+from v2v.intake.events.v1 import events_pb2 as intake
+from v2v_manufacturing.adapters.conditions import condition_from_proto, from_timestamp
+from v2v_manufacturing.domain.values import Condition, ExpectedUnit
+from v2v_platform.consumer import Delivered
+from v2v_platform.errors import InvalidInput
+from v2v_platform.ids import Din, InvalidIdentifier
+
+log = logging.getLogger(__name__)
+
+CONSUMER_NAME = "manufacturing-intake-facts"
+UNIT_PACKAGED = "v2v.intake.events.v1.UnitPackaged"
+SLOT_BOOKED = "v2v.intake.events.v1.SlotBooked"
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS mfg_intake_packaged_units ("
+    " din_data TEXT PRIMARY KEY, din TEXT NOT NULL, coi TEXT NOT NULL, condition TEXT NOT NULL,"
+    " window_starts_at TEXT NOT NULL, manufacturing_site_id TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS mfg_intake_booked_slots ("
+    " slot_id TEXT PRIMARY KEY, coi TEXT NOT NULL, manufacturing_site_id TEXT NOT NULL,"
+    " slot_date TEXT NOT NULL)",
+)
+UPSERT_UNIT = (
+    "INSERT INTO mfg_intake_packaged_units VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (din_data)"
+    " DO UPDATE SET din = excluded.din, coi = excluded.coi, condition = excluded.condition,"
+    " window_starts_at = excluded.window_starts_at,"
+    " manufacturing_site_id = excluded.manufacturing_site_id"
+)
+UPSERT_SLOT = (
+    "INSERT INTO mfg_intake_booked_slots VALUES (?, ?, ?, ?) ON CONFLICT (slot_id)"
+    " DO UPDATE SET coi = excluded.coi, manufacturing_site_id = excluded.manufacturing_site_id,"
+    " slot_date = excluded.slot_date"
+)
+SELECT_UNIT = (
+    "SELECT din, coi, condition, window_starts_at, manufacturing_site_id"
+    " FROM mfg_intake_packaged_units WHERE din_data = ?"
+)
+SELECT_SLOTS = (
+    "SELECT slot_id FROM mfg_intake_booked_slots WHERE coi = ? AND manufacturing_site_id = ?"
+    " ORDER BY slot_id"
+)
+
+
+def for_postgres(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class IntakeProjection:
+    """The consumer's `apply`: folds one intake envelope into the tables, in the open txn."""
+
+    def __init__(self, placeholder_style: Callable[[str], str] = str) -> None:
+        self._sql = placeholder_style
+
+    def __call__(self, unit_of_work: Any, delivered: Delivered) -> None:
+        envelope = delivered.envelope
+        try:
+            if envelope.event_type == UNIT_PACKAGED:
+                self._unit_packaged(unit_of_work, intake.UnitPackaged.FromString(envelope.payload))
+            elif envelope.event_type == SLOT_BOOKED:
+                self._slot_booked(unit_of_work, intake.SlotBooked.FromString(envelope.payload))
+        except (DecodeError, InvalidIdentifier, InvalidInput) as error:
+            log.warning("skipped %s at %s: %s", envelope.event_type, delivered.location, error)
+
+    def _unit_packaged(self, unit_of_work: Any, event: intake.UnitPackaged) -> None:
+        din = Din.parse(event.din)
+        row = (
+            din.data,
+            str(din),
+            event.coi,
+            condition_from_proto(event.condition).value,
+            from_timestamp(event.window_starts_at).isoformat(),
+            event.manufacturing_site_id,
+        )
+        unit_of_work.execute(self._sql(UPSERT_UNIT), row)
+
+    def _slot_booked(self, unit_of_work: Any, event: intake.SlotBooked) -> None:
+        row = (event.slot_id, event.coi, event.manufacturing_site_id, event.slot_date)
+        unit_of_work.execute(self._sql(UPSERT_SLOT), row)
+
+
+def create_tables(connection: Any) -> None:
+    for statement in SCHEMA:
+        connection.execute(statement)
+
+
+Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+
+
+class SqlIntakeFacts:
+    """The application's `IntakeFacts` port, read from the projection's tables."""
+
+    def __init__(self, query: Query) -> None:
+        self._query = query
+
+    def packaged_unit(self, din_data: str) -> ExpectedUnit | None:
+        rows = self._query(SELECT_UNIT, (din_data,))
+        if not rows:
+            return None
+        din, coi, condition, window_starts_at, site = rows[0]
+        return ExpectedUnit(
+            din, coi, Condition(condition), datetime.fromisoformat(window_starts_at), site
+        )
+
+    def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]:
+        return [row[0] for row in self._query(SELECT_SLOTS, (coi, manufacturing_site_id))]
+
+
+def sqlite_facts(path: Path) -> SqlIntakeFacts:
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    create_tables(connection)
+    lock = threading.Lock()
+
+    def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with lock:
+            return connection.execute(sql, tuple(params)).fetchall()
+
+    return SqlIntakeFacts(query)
+
+
+def postgres_facts(dsn: str) -> SqlIntakeFacts:
+    connection = psycopg.connect(dsn, autocommit=True)
+    create_tables(connection)
+    lock = threading.Lock()
+
+    def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with lock:
+            return connection.execute(for_postgres(sql), tuple(params)).fetchall()
+
+    return SqlIntakeFacts(query)

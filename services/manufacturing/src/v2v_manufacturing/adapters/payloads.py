@@ -1,0 +1,189 @@
+"""Stored domain events -> v2v.manufacturing.events.v1 payloads, and the outbox translator.
+
+Every event class the manufacturing aggregates store has a mapper here: the relay refuses
+an event without one (hash chains must stay continuous).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.message import Message
+
+from v2v.common.v1.common_pb2 import SignatureManifestation
+from v2v.manufacturing.events.v1 import events_pb2 as pb
+from v2v_manufacturing.adapters.conditions import condition_to_proto, timestamp
+from v2v_manufacturing.domain.batch import Batch
+from v2v_manufacturing.domain.calendar import SlotCalendar
+from v2v_manufacturing.domain.din_sequence import ProductDinSequence
+from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit
+from v2v_platform.envelope.from_domain import AttributedEventTranslator
+
+Mapper = Callable[[Any], Message]
+
+
+def capacity_opened(event: SlotCalendar.Opened) -> pb.SlotCapacitySet:
+    return pb.SlotCapacitySet(
+        manufacturing_site_id=event.manufacturing_site_id,
+        slot_date=event.slot_date,
+        capacity=event.capacity,
+        booked=0,
+    )
+
+
+def capacity_set(event: SlotCalendar.CapacitySet) -> pb.SlotCapacitySet:
+    return pb.SlotCapacitySet(
+        manufacturing_site_id=event.manufacturing_site_id,
+        slot_date=event.slot_date,
+        capacity=event.capacity,
+        booked=event.booked,
+    )
+
+
+def slot_booked(event: SlotCalendar.SlotBooked) -> pb.SlotBooked:
+    return pb.SlotBooked(
+        coi=event.booked_coi,
+        manufacturing_site_id=event.manufacturing_site_id,
+        slot_id=event.slot_id,
+        slot_date=event.slot_date,
+        booking_site_id=event.booking_site_id,
+    )
+
+
+def slot_released(event: SlotCalendar.SlotReleased) -> pb.SlotReleased:
+    return pb.SlotReleased(
+        coi=event.booked_coi,
+        manufacturing_site_id=event.manufacturing_site_id,
+        slot_id=event.slot_id,
+        slot_date=event.slot_date,
+    )
+
+
+def unit_received(event: ReceivedUnit.Received) -> pb.UnitReceived:
+    return pb.UnitReceived(
+        coi=event.coi,
+        din=event.din,
+        manufacturing_site_id=event.manufacturing_site_id,
+        slot_id=event.slot_id,
+        condition=condition_to_proto(event.condition),
+        window_starts_at=timestamp(event.window_starts_at),
+        received_at=timestamp(event.received_at),
+    )
+
+
+def unit_allocated(event: ReceivedUnit.AllocatedToBatch) -> pb.UnitAllocatedToBatch:
+    return pb.UnitAllocatedToBatch(coi=event.coi, din=event.din, batch_id=event.batch_id)
+
+
+def receipt_mismatch(event: ReceiptMismatch.Recorded) -> pb.UnitReceiptMismatchRecorded:
+    return pb.UnitReceiptMismatchRecorded(
+        coi=event.coi,
+        scanned_din=event.scanned_din,
+        scanned_coi=event.scanned_coi,
+        reason_code=event.reason_code,
+        explanation=event.explanation,
+        manufacturing_site_id=event.manufacturing_site_id,
+    )
+
+
+def signature(manifestation: Mapping[str, str] | None) -> SignatureManifestation | None:
+    if manifestation is None:
+        return None
+    return SignatureManifestation(
+        user_id=manifestation["user_id"],
+        printed_name=manifestation["printed_name"],
+        meaning=manifestation["meaning"],
+        signed_at=timestamp(datetime.fromisoformat(manifestation["signed_at"])),
+    )
+
+
+def batch_started(event: Batch.Started) -> pb.BatchStarted:
+    return pb.BatchStarted(
+        coi=event.coi,
+        batch_id=str(event.originator_id),
+        manufacturing_site_id=event.manufacturing_site_id,
+        input_dins=event.input_dins,
+        started_at=timestamp(event.started_at),
+        fresh_window_hours=event.fresh_window_hours,
+        window_overridden=event.window_overridden,
+        override_signature=signature(event.override_signature),
+    )
+
+
+def step_recorded(event: Batch.ProcessStepRecorded) -> pb.ProcessStepRecorded:
+    return pb.ProcessStepRecorded(
+        coi=event.coi,
+        batch_id=str(event.originator_id),
+        step_kind=event.step_kind,
+        device_type=event.device_type,
+        device_serial=event.device_serial,
+        reagent_lots=event.reagent_lots,
+        vector_lot=event.vector_lot,
+        parameters=[
+            pb.ProcessParameter(name=name, value=value)
+            for name, value in sorted(event.parameters.items())
+        ],
+        performed_at=timestamp(event.performed_at),
+    )
+
+
+def qc_recorded(event: Batch.InProcessQcRecorded) -> pb.InProcessQcRecorded:
+    return pb.InProcessQcRecorded(
+        coi=event.coi,
+        batch_id=str(event.originator_id),
+        test=event.test,
+        value=event.value,
+        unit=event.unit,
+        passed=event.passed,
+        measured_at=timestamp(event.measured_at),
+    )
+
+
+def products_created(event: Batch.ProductUnitsCreated) -> pb.ProductUnitsCreated:
+    return pb.ProductUnitsCreated(
+        coi=event.coi,
+        batch_id=str(event.originator_id),
+        product_dins=event.product_dins,
+        input_dins=event.input_dins,
+        hold_condition=condition_to_proto(event.hold_condition),
+        created_at=timestamp(event.created_at),
+    )
+
+
+def batch_failed(event: Batch.Failed) -> pb.BatchFailed:
+    return pb.BatchFailed(
+        coi=event.coi, batch_id=str(event.originator_id), failure_reason=event.failure_reason
+    )
+
+
+def dins_reserved(event: ProductDinSequence.Started | ProductDinSequence.DinsReserved) -> Message:
+    return pb.ProductDinsReserved(
+        fin=event.fin,
+        year=event.year,
+        first_sequence=event.first_sequence,
+        count=event.count,
+        batch_id=event.batch_id,
+        coi=event.batch_coi,
+    )
+
+
+PAYLOAD_MAPPERS: dict[type, Mapper] = {
+    SlotCalendar.Opened: capacity_opened,
+    SlotCalendar.CapacitySet: capacity_set,
+    SlotCalendar.SlotBooked: slot_booked,
+    SlotCalendar.SlotReleased: slot_released,
+    ReceivedUnit.Received: unit_received,
+    ReceivedUnit.AllocatedToBatch: unit_allocated,
+    ReceiptMismatch.Recorded: receipt_mismatch,
+    Batch.Started: batch_started,
+    Batch.ProcessStepRecorded: step_recorded,
+    Batch.InProcessQcRecorded: qc_recorded,
+    Batch.ProductUnitsCreated: products_created,
+    Batch.Failed: batch_failed,
+    ProductDinSequence.Started: dins_reserved,
+    ProductDinSequence.DinsReserved: dins_reserved,
+}
+
+TRANSLATOR = AttributedEventTranslator(PAYLOAD_MAPPERS)

@@ -1,0 +1,1 @@
+"""Manufacturing domain: aggregates and value objects (imports nothing from adapters)."""

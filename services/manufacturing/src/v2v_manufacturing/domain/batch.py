@@ -1,0 +1,237 @@
+"""A manufacturing batch: input units of ONE COI -> steps and QC -> product units or failure.
+
+Invariant I1: a batch's inputs share one COI and its product units inherit it. A fresh input
+must start manufacturing within the fresh window (collection end -> batch start) unless the
+start is overridden with a reason and an approval e-signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from uuid import uuid4
+
+from eventsourcing.domain import Aggregate
+
+from v2v_manufacturing.domain.events import AttributedCreated, AttributedEvent, attributed
+from v2v_manufacturing.domain.values import Condition, ProcessStep, QcResult, WindowOverride
+from v2v_platform.attribution import Attribution
+from v2v_platform.errors import InvalidInput, Refused
+from v2v_platform.ids import Din
+
+MAX_PRODUCT_UNITS = 20
+
+
+class BatchStatus(StrEnum):
+    RUNNING = "running"
+    HARVESTED = "harvested"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    """A received unit offered as input: what the rules need to know about it."""
+
+    din: str
+    coi: str
+    condition: Condition
+    window_starts_at: datetime
+
+
+def check_single_coi(inputs: Sequence[BatchInput]) -> str:
+    if not inputs:
+        raise InvalidInput("a batch needs at least one input unit")
+    cois = sorted({unit.coi for unit in inputs})
+    if len(cois) > 1:
+        raise Refused(f"input units belong to different COIs ({', '.join(cois)}); refused (I1)")
+    return cois[0]
+
+
+def late_fresh_inputs(
+    inputs: Sequence[BatchInput], started_at: datetime, window: timedelta
+) -> list[str]:
+    return [
+        unit.din
+        for unit in inputs
+        if unit.condition.is_fresh and started_at - unit.window_starts_at > window
+    ]
+
+
+def check_fresh_window(
+    inputs: Sequence[BatchInput],
+    started_at: datetime,
+    window: timedelta,
+    override: WindowOverride | None,
+) -> bool:
+    """True when the start overrides the window; Refused when it is needed and missing."""
+    late = late_fresh_inputs(inputs, started_at, window)
+    if late and override is None:
+        hours = int(window.total_seconds() // 3600)
+        raise Refused(
+            f"fresh input(s) {', '.join(late)} are past the {hours} h window from collection"
+            " end; starting needs an override with a reason and an approval e-signature"
+        )
+    return bool(late)
+
+
+class Batch(Aggregate):
+    class Started(AttributedCreated):
+        manufacturing_site_id: str
+        input_dins: list[str]
+        started_at: datetime
+        fresh_window_hours: int
+        window_overridden: bool
+        override_signature: dict[str, str] | None
+        signature_meaning: str
+
+    class ProcessStepRecorded(AttributedEvent):
+        step_kind: str
+        device_type: str
+        device_serial: str
+        reagent_lots: list[str]
+        vector_lot: str
+        parameters: dict[str, str]
+        performed_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.steps.append(self)
+
+    class InProcessQcRecorded(AttributedEvent):
+        test: str
+        value: float
+        unit: str
+        passed: bool
+        measured_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.qc_results.append(QcResult(self.test, self.value, self.unit, self.passed))
+
+    class ProductUnitsCreated(AttributedEvent):
+        product_dins: list[str]
+        input_dins: list[str]
+        hold_condition: str
+        created_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.product_dins = list(self.product_dins)
+            aggregate.hold_condition = Condition(self.hold_condition)
+            aggregate.status = BatchStatus.HARVESTED
+
+    class Failed(AttributedEvent):
+        failure_reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.failure_reason = self.failure_reason
+            aggregate.status = BatchStatus.FAILED
+
+    def __init__(
+        self,
+        coi: str,
+        manufacturing_site_id: str,
+        input_dins: list[str],
+        started_at: datetime,
+        window_overridden: bool,
+        **_: Any,
+    ) -> None:
+        self.coi = coi
+        self.manufacturing_site_id = manufacturing_site_id
+        self.input_dins = list(input_dins)
+        self.started_at = started_at
+        self.window_overridden = window_overridden
+        self.status = BatchStatus.RUNNING
+        self.steps: list[Batch.ProcessStepRecorded] = []
+        self.qc_results: list[QcResult] = []
+        self.product_dins: list[str] = []
+        self.hold_condition: Condition | None = None
+        self.failure_reason = ""
+
+    @property
+    def batch_id(self) -> str:
+        return str(self.id)
+
+    @classmethod
+    def start(
+        cls,
+        inputs: Sequence[BatchInput],
+        started_at: datetime,
+        window: timedelta,
+        override: WindowOverride | None,
+        by: Attribution,
+    ) -> Batch:
+        coi = check_single_coi(inputs)
+        overridden = check_fresh_window(inputs, started_at, window, override)
+        signed = override if overridden else None
+        attribution = by.because(signed.reason) if signed else by
+        return cls._create(
+            cls.Started,
+            id=uuid4(),
+            manufacturing_site_id=by.site_id,
+            input_dins=[unit.din for unit in inputs],
+            started_at=started_at,
+            fresh_window_hours=int(window.total_seconds() // 3600),
+            window_overridden=overridden,
+            override_signature=signed.signature.as_dict() if signed else None,
+            signature_meaning=signed.signature.meaning if signed else "",
+            **attributed(attribution, coi),
+        )
+
+    def check_running(self, by: Attribution) -> None:
+        if by.site_id != self.manufacturing_site_id:
+            raise Refused(f"batch {self.batch_id} runs at {self.manufacturing_site_id}")
+        if self.status is not BatchStatus.RUNNING:
+            raise Refused(f"batch {self.batch_id} is {self.status.value}; nothing more can follow")
+
+    def record_step(self, step: ProcessStep, performed_at: datetime, by: Attribution) -> None:
+        self.check_running(by)
+        self.trigger_event(
+            self.ProcessStepRecorded,
+            step_kind=step.kind.value,
+            device_type=step.device_type,
+            device_serial=step.device_serial,
+            reagent_lots=list(step.reagent_lots),
+            vector_lot=step.vector_lot,
+            parameters=dict(step.parameters),
+            performed_at=performed_at,
+            **attributed(by, self.coi),
+        )
+
+    def record_qc(self, result: QcResult, measured_at: datetime, by: Attribution) -> None:
+        self.check_running(by)
+        self.trigger_event(
+            self.InProcessQcRecorded,
+            test=result.test,
+            value=result.value,
+            unit=result.unit,
+            passed=result.passed,
+            measured_at=measured_at,
+            **attributed(by, self.coi),
+        )
+
+    def harvest(
+        self, product_dins: Sequence[Din], hold: Condition, created_at: datetime, by: Attribution
+    ) -> None:
+        self.check_running(by)
+        check_product_count(len(product_dins))
+        self.trigger_event(
+            self.ProductUnitsCreated,
+            product_dins=[str(din) for din in product_dins],
+            input_dins=list(self.input_dins),
+            hold_condition=hold.value,
+            created_at=created_at,
+            **attributed(by, self.coi),
+        )
+
+    def fail(self, by: Attribution) -> None:
+        self.check_running(by)
+        if not by.reason.strip():
+            raise InvalidInput("failing a batch needs a reason")
+        fields = attributed(by, self.coi)
+        self.trigger_event(self.Failed, failure_reason=by.reason, **fields)
+
+
+def check_product_count(count: int) -> None:
+    if not 1 <= count <= MAX_PRODUCT_UNITS:
+        raise InvalidInput(f"a harvest creates between 1 and {MAX_PRODUCT_UNITS} product units")

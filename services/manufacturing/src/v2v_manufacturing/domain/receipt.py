@@ -1,0 +1,160 @@
+"""Receiving units at a manufacturing site (invariant I2) and their allocation to batches.
+
+A scan is accepted only for a unit intake packaged for this site, whose COI matches the
+scanned COI label and has a booked slot here. Anything else is a `ReceiptMismatch`: it is
+recorded with its reason and nothing else changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from v2v_manufacturing.domain.events import AttributedCreated, AttributedEvent, attributed
+from v2v_manufacturing.domain.values import Condition, ExpectedUnit
+from v2v_platform.attribution import Attribution
+from v2v_platform.errors import Refused
+
+NAMESPACE = UUID("c41d9e27-8b6a-5f13-9e0d-2a7c5b8f1e34")
+
+MALFORMED = "malformed"
+UNKNOWN_UNIT = "unknown-unit"
+COI_MISMATCH = "coi-mismatch"
+WRONG_SITE = "wrong-site"
+NO_SLOT = "no-slot"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why a receipt scan was refused: a machine-readable code and a sentence for people."""
+
+    reason_code: str
+    explanation: str
+    coi: str = ""
+
+
+def match_receipt(
+    expected: ExpectedUnit | None,
+    scanned_coi: str,
+    site_id: str,
+    booked_slot_id: str | None,
+) -> Mismatch | None:
+    """None when the scan matches a unit expected here for a COI with a booked slot."""
+    if expected is None:
+        return Mismatch(UNKNOWN_UNIT, "no unit with this DIN was packaged for manufacturing")
+    if scanned_coi != expected.coi:
+        return Mismatch(
+            COI_MISMATCH,
+            f"the scanned COI {scanned_coi!r} is not the unit's COI {expected.coi}",
+            expected.coi,
+        )
+    if expected.manufacturing_site_id != site_id:
+        return Mismatch(
+            WRONG_SITE,
+            f"the unit was packaged for {expected.manufacturing_site_id}, not {site_id}",
+            expected.coi,
+        )
+    if booked_slot_id is None:
+        return Mismatch(
+            NO_SLOT, f"COI {expected.coi} has no booked slot at {site_id}", expected.coi
+        )
+    return None
+
+
+class ReceivedUnit(Aggregate):
+    """A unit received at a manufacturing site; one aggregate per DIN (never received twice)."""
+
+    class Received(AttributedCreated):
+        din: str
+        manufacturing_site_id: str
+        slot_id: str
+        condition: str
+        window_starts_at: datetime
+        received_at: datetime
+
+    class AllocatedToBatch(AttributedEvent):
+        din: str
+        batch_id: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.batch_id = self.batch_id
+
+    def __init__(
+        self,
+        coi: str,
+        din: str,
+        manufacturing_site_id: str,
+        slot_id: str,
+        condition: str,
+        window_starts_at: datetime,
+        **_: Any,
+    ) -> None:
+        self.coi = coi
+        self.din = din
+        self.manufacturing_site_id = manufacturing_site_id
+        self.slot_id = slot_id
+        self.condition = Condition(condition)
+        self.window_starts_at = window_starts_at
+        self.batch_id: str | None = None
+
+    @staticmethod
+    def create_id(din_data: str) -> UUID:
+        return uuid5(NAMESPACE, f"unit:{din_data}")
+
+    @classmethod
+    def receive(
+        cls, expected: ExpectedUnit, slot_id: str, received_at: datetime, by: Attribution
+    ) -> ReceivedUnit:
+        return cls._create(
+            cls.Received,
+            id=cls.create_id(expected.din_data),
+            din=expected.din,
+            manufacturing_site_id=by.site_id,
+            slot_id=slot_id,
+            condition=expected.condition.value,
+            window_starts_at=expected.window_starts_at,
+            received_at=received_at,
+            **attributed(by, expected.coi),
+        )
+
+    def allocate(self, batch_id: str, by: Attribution) -> None:
+        if self.batch_id is not None:
+            raise Refused(f"unit {self.din} is already an input of batch {self.batch_id}")
+        if self.manufacturing_site_id != by.site_id:
+            raise Refused(f"unit {self.din} was received at {self.manufacturing_site_id}")
+        fields = attributed(by, self.coi)
+        self.trigger_event(self.AllocatedToBatch, din=self.din, batch_id=batch_id, **fields)
+
+
+class ReceiptMismatch(Aggregate):
+    """One refused receipt scan, recorded with its reason (invariant I2)."""
+
+    class Recorded(AttributedCreated):
+        scanned_din: str
+        scanned_coi: str
+        reason_code: str
+        explanation: str
+        manufacturing_site_id: str
+
+    def __init__(self, scanned_din: str, reason_code: str, **_: Any) -> None:
+        self.scanned_din = scanned_din
+        self.reason_code = reason_code
+
+    @classmethod
+    def record(
+        cls, scanned_din: str, scanned_coi: str, mismatch: Mismatch, by: Attribution
+    ) -> ReceiptMismatch:
+        return cls._create(
+            cls.Recorded,
+            id=uuid4(),
+            scanned_din=scanned_din,
+            scanned_coi=scanned_coi,
+            reason_code=mismatch.reason_code,
+            explanation=mismatch.explanation,
+            manufacturing_site_id=by.site_id,
+            **attributed(by, mismatch.coi),
+        )

@@ -1,0 +1,91 @@
+"""Test support (tests only): fixed identifiers, a settable clock, in-memory intake facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from v2v_manufacturing.application import ManufacturingApplication
+from v2v_manufacturing.domain.values import Condition, ExpectedUnit
+from v2v_platform.attribution import Attribution
+from v2v_platform.ids import issue_coi, issue_din
+
+GMP = "GMP-B"
+OTHER_GMP = "GMP-C"
+HOSPITAL = "HOSP-A"
+FIN = "W1234"
+DAY = "2025-06-02"
+COLLECTION_END = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
+COI = issue_coi("A1234", 25, 17).value
+OTHER_COI = issue_coi("A1234", 25, 18).value
+
+
+def operator(site: str = GMP, role: str = "manufacturing", user: str = "u-op") -> Attribution:
+    return Attribution(user, f"Operator {user}", role, site)
+
+
+def apheresis_din(n: int) -> str:
+    return str(issue_din("A1234", 25, n))
+
+
+@dataclass
+class Clock:
+    now: datetime = COLLECTION_END + timedelta(hours=20)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class InMemoryIntakeFacts:
+    """A stand-in for the projection of intake's events (the port, not the thing under test)."""
+
+    units: dict[str, ExpectedUnit] = field(default_factory=dict)
+    slots: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    def packaged_unit(self, din_data: str) -> ExpectedUnit | None:
+        return self.units.get(din_data)
+
+    def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]:
+        return list(self.slots.get((coi, manufacturing_site_id), []))
+
+    def package(
+        self,
+        din: str,
+        coi: str = COI,
+        condition: Condition = Condition.FRESH_COLD,
+        site: str = GMP,
+        window_starts_at: datetime = COLLECTION_END,
+    ) -> None:
+        self.units[din[:13]] = ExpectedUnit(din, coi, condition, window_starts_at, site)
+
+    def slot_booked(self, coi: str, site: str, slot_id: str) -> None:
+        self.slots.setdefault((coi, site), []).append(slot_id)
+
+
+def book(app: ManufacturingApplication, facts: InMemoryIntakeFacts, coi: str = COI) -> str:
+    """Open the day (if needed), book a slot for `coi` at GMP and tell the facts about it."""
+    if app.slot_calendar(GMP, DAY).capacity == 0:
+        app.set_slot_capacity(GMP, DAY, 5, operator())
+    slot_id = app.book_slot(coi, GMP, DAY, operator(HOSPITAL, "collection")).slot_id
+    facts.slot_booked(coi, GMP, slot_id)
+    return slot_id
+
+
+def receive(
+    app: ManufacturingApplication,
+    facts: InMemoryIntakeFacts,
+    n: int,
+    coi: str = COI,
+    condition: Condition = Condition.FRESH_COLD,
+) -> str:
+    """Package unit `n` for `coi`, make sure a slot is booked, and receive it at GMP."""
+    din = apheresis_din(n)
+    facts.package(din, coi, condition)
+    if not facts.booked_slot_ids(coi, GMP):
+        book(app, facts, coi)
+    app.receive_unit(din, coi, operator())
+    return din

@@ -1,0 +1,287 @@
+"""Manufacturing on PostgreSQL + Kafka: intake's events projected, a batch with lineage through
+gRPC (mTLS) and HTTP, and the manufacturing events published as verifiable signed chains.
+
+Intake is not under test: signed intake-like envelopes are produced onto its topic directly.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc  # type: ignore[import-untyped, unused-ignore]
+import pytest
+from fastapi.testclient import TestClient
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from kafka import KafkaConsumer, KafkaProducer
+
+from v2v.common.v1.common_pb2 import Condition, Operator
+from v2v.intake.events.v1 import events_pb2 as intake
+from v2v.manufacturing.v1 import manufacturing_service_pb2 as pb
+from v2v.manufacturing.v1 import manufacturing_service_pb2_grpc as pb_grpc
+from v2v_manufacturing.bootstrap import ManufacturingService, bootstrap
+from v2v_manufacturing.settings import ManufacturingSettings
+from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
+from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.auth.tokens import issue_site_token
+from v2v_platform.envelope import ChainVerifier, Location, decode
+from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope, encode
+from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
+from v2v_platform.ids import issue_coi, issue_din
+from v2v_platform.testing.infra import PostgresDatabase
+
+GMP, HOSPITAL = "GMP-B", "HOSP-A"
+DAY = "2025-06-02"
+OPERATOR = Operator(user_id="u-op", printed_name="Grace Operator")
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout_s: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value is not None:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Path:
+    sites = [f"{HOSPITAL}:collection", f"{GMP}:manufacturing", "AUDIT-1:auditor"]
+    init_pki(tmp_path / "pki", [parse_site_spec(s) for s in sites])
+    return tmp_path / "pki"
+
+
+@pytest.fixture
+def service(
+    pki: Path, postgres_database: PostgresDatabase, kafka_bootstrap: str
+) -> Iterator[ManufacturingService]:
+    settings = ManufacturingSettings(
+        site_id=GMP,
+        fin="W1234",
+        pki_dir=pki,
+        postgres_dsn=postgres_database.dsn,
+        sqlite_path=None,
+        kafka_bootstrap=kafka_bootstrap,
+    )
+    running = bootstrap(settings)
+    running.start_grpc("127.0.0.1:0")
+    running.start_relay()
+    running.start_intake_consumer(group_id=f"mfg-it-{random.getrandbits(32):08x}")
+    yield running
+    running.stop()
+
+
+class IntakeStandIn:
+    """Publishes signed intake envelopes, as intake's relay would."""
+
+    def __init__(self, pki: Path, kafka: str) -> None:
+        self.signer = SiteSigningKey.load(HOSPITAL, pki / "sites" / HOSPITAL / "signing.key")
+        self.producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
+        self.aggregate = f"therapy-{random.getrandbits(64):016x}"
+        self.version = 0
+        self.prev_hash = b""
+
+    def publish(self, coi: str, payload: Message) -> None:
+        self.version += 1
+        content = EnvelopeContent(
+            coi=coi,
+            aggregate_type="Therapy",
+            aggregate_id=self.aggregate,
+            aggregate_version=self.version,
+            payload=payload,
+            schema_version=1,
+            recorded_at=datetime.now(UTC),
+            site_id=HOSPITAL,
+            actor=Actor("u-nurse", "Nurse One", "collection"),
+        )
+        envelope = build_envelope(content, self.prev_hash, self.signer)
+        self.prev_hash = envelope.hash
+        headers = [("v2v-event-type", envelope.event_type.encode())]
+        self.producer.send(
+            "v2v.intake.events.v1", key=coi.encode(), value=encode(envelope), headers=headers
+        ).get(timeout=30)
+
+
+def stamp(moment: datetime) -> Timestamp:
+    value = Timestamp()
+    value.FromDatetime(moment)
+    return value
+
+
+def stub(pki: Path, service: ManufacturingService, site: str) -> tuple[Any, Any]:
+    assert service.grpc is not None
+    credentials = channel_credentials(SiteTlsFiles.for_site(pki, site))
+    channel = secure_channel(f"127.0.0.1:{service.grpc.port}", credentials)
+    return pb_grpc.ManufacturingServiceStub(channel), channel
+
+
+def published(kafka: str, pki: Path, batch_id: str) -> tuple[list[Any], list[Any]]:
+    """Our site's manufacturing envelopes, read until the batch's products appear; breaks."""
+    ring = KeyRing.from_json((pki / "signing-keys.json").read_text())
+    key_id = SiteSigningKey.load(GMP, pki / "sites" / GMP / "signing.key").key_id
+    consumer = KafkaConsumer(
+        "v2v.manufacturing.events.v1",
+        bootstrap_servers=kafka,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+    )
+    mine: list[Any] = []
+    breaks: list[Any] = []
+    verifier = ChainVerifier(ring)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            for record in consumer:
+                envelope = decode(record.value)
+                if envelope.signing_key_id != key_id:
+                    continue  # another run's site key
+                mine.append(envelope)
+                location = Location(record.topic, record.partition, record.offset)
+                breaks.extend(verifier.feed(envelope, location))
+            if any(
+                e.event_type.endswith("ProductUnitsCreated") and e.aggregate_id == batch_id
+                for e in mine
+            ):
+                return mine, breaks
+    finally:
+        consumer.close()
+    raise AssertionError("the batch's ProductUnitsCreated never reached Kafka")
+
+
+@pytest.mark.integration
+def test_batch_with_lineage_from_intake_events(
+    pki: Path, service: ManufacturingService, kafka_bootstrap: str
+) -> None:
+    sequence = random.randint(1, 999_999)
+    coi = issue_coi("A1234", 25, sequence).value
+    dins = [str(issue_din("A1234", 25, random.randint(1, 999_999))) for _ in range(2)]
+    gmp, gmp_channel = stub(pki, service, GMP)
+    hospital, hospital_channel = stub(pki, service, HOSPITAL)
+    with gmp_channel, hospital_channel:
+        gmp.SetSlotCapacity(
+            pb.SetSlotCapacityRequest(
+                operator=OPERATOR, manufacturing_site_id=GMP, slot_date=DAY, capacity=3
+            ),
+            timeout=10,
+        )
+        slot = hospital.BookSlot(
+            pb.BookSlotRequest(
+                operator=OPERATOR, coi=coi, manufacturing_site_id=GMP, slot_date=DAY
+            ),
+            timeout=10,
+        )
+        stand_in = IntakeStandIn(pki, kafka_bootstrap)
+        stand_in.publish(
+            coi,
+            intake.SlotBooked(
+                coi=coi, manufacturing_site_id=GMP, slot_id=slot.slot_id, slot_date=DAY
+            ),
+        )
+        collected = datetime.now(UTC) - timedelta(hours=6)
+        for din in dins:
+            stand_in.publish(
+                coi,
+                intake.UnitPackaged(
+                    coi=coi,
+                    din=din,
+                    condition=Condition.CONDITION_FRESH_COLD,
+                    window_starts_at=stamp(collected),
+                    packaged_at=stamp(collected + timedelta(hours=1)),
+                    manufacturing_site_id=GMP,
+                ),
+            )
+        stand_in.producer.close()
+        facts = service.app.intake_facts
+        eventually(lambda: facts.packaged_unit(dins[1][:13]), "intake's events to be projected")
+
+        wrong = pb.ReceiveUnitRequest(operator=OPERATOR, scanned_din=dins[0], scanned_coi="")
+        with pytest.raises(grpc.RpcError) as refused:
+            gmp.ReceiveUnit(wrong, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        for din in dins:
+            receipt = gmp.ReceiveUnit(
+                pb.ReceiveUnitRequest(operator=OPERATOR, scanned_din=din, scanned_coi=coi),
+                timeout=10,
+            )
+            assert receipt.slot_id == slot.slot_id
+        started = gmp.StartBatch(
+            pb.StartBatchRequest(operator=OPERATOR, input_dins=dins), timeout=10
+        )
+        gmp.RecordProcessStep(
+            pb.RecordProcessStepRequest(
+                operator=OPERATOR,
+                batch_id=started.batch_id,
+                step_kind="transduction",
+                device_type="CliniMACS Prodigy",
+                device_serial="PRD-0042",
+                reagent_lots=["TexMACS-L9"],
+                vector_lot="LV-CD19-0031",
+            ),
+            timeout=10,
+        )
+        gmp.RecordInProcessQc(
+            pb.RecordInProcessQcRequest(
+                operator=OPERATOR,
+                batch_id=started.batch_id,
+                test="viability",
+                value=93.0,
+                unit="%",
+                passed=True,
+            ),
+            timeout=10,
+        )
+        products = gmp.Harvest(
+            pb.HarvestRequest(
+                operator=OPERATOR,
+                batch_id=started.batch_id,
+                product_unit_count=2,
+                hold_condition=Condition.CONDITION_FRESH_COLD,
+            ),
+            timeout=10,
+        ).product_dins
+        batch = gmp.GetBatch(pb.GetBatchRequest(batch_id=started.batch_id), timeout=10)
+    assert (batch.coi, list(batch.input_dins), list(batch.product_dins)) == (
+        coi,
+        dins,
+        list(products),
+    )
+
+    client = TestClient(service.http_app, raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {issue_site_token(pki, 'AUDIT-1')}"}
+    view = client.get(f"/v1/batches/{started.batch_id}", headers=headers).json()
+    assert view["product_dins"] == list(products) and view["status"] == "harvested"
+    again = client.post(
+        "/v1/receipts",
+        json={
+            "operator": {"user_id": "u-op", "printed_name": "Grace Operator"},
+            "scanned_din": dins[0],
+            "scanned_coi": coi,
+        },
+        headers={"Authorization": f"Bearer {issue_site_token(pki, GMP)}"},
+    )
+    assert again.status_code == 409 and "already received" in again.json()["detail"]
+
+    envelopes, breaks = published(kafka_bootstrap, pki, started.batch_id)
+    assert not breaks
+    types = {e.event_type.rsplit(".", 1)[1] for e in envelopes}
+    assert {
+        "SlotCapacitySet",
+        "SlotBooked",
+        "UnitReceiptMismatchRecorded",
+        "UnitReceived",
+        "UnitAllocatedToBatch",
+        "BatchStarted",
+        "ProcessStepRecorded",
+        "InProcessQcRecorded",
+        "ProductDinsReserved",
+        "ProductUnitsCreated",
+    } <= types
+    assert {e.coi for e in envelopes if e.aggregate_type == "Batch"} == {coi}

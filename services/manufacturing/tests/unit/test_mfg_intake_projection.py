@@ -1,0 +1,155 @@
+"""Consumer side of intake's contract: intake's golden vectors folded into our projection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from v2v.common.v1.common_pb2 import Condition as ConditionProto
+from v2v.intake.events.v1 import events_pb2 as intake
+from v2v_manufacturing.adapters.golden import GOLDEN_DIR
+from v2v_manufacturing.adapters.intake_projection import (
+    CONSUMER_NAME,
+    IntakeProjection,
+    SqlIntakeFacts,
+    sqlite_facts,
+)
+from v2v_manufacturing.application import ManufacturingApplication
+from v2v_manufacturing.domain.values import Condition
+from v2v_manufacturing.testing import COI, DAY, FIN, GMP, HOSPITAL, operator
+from v2v_platform.consumer import Delivered, SqliteConsumerStore, apply_once
+from v2v_platform.envelope import Location
+from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope
+from v2v_platform.envelope.keys import SiteSigningKey
+
+INTAKE_GOLDEN = GOLDEN_DIR.parents[1] / "intake" / "v1"
+SIGNER = SiteSigningKey.from_seed(HOSPITAL, bytes(range(32)))
+COLLECTED = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
+
+
+def golden_messages() -> list[Message]:
+    messages = []
+    for path in sorted(INTAKE_GOLDEN.glob("*.bin")):
+        message_class = getattr(intake, path.stem, None)
+        if message_class is not None:
+            messages.append(message_class.FromString(path.read_bytes()))
+    return messages
+
+
+def delivered(payload: Message, aggregate: str = "agg-1", version: int = 1) -> Delivered:
+    content = EnvelopeContent(
+        coi=getattr(payload, "coi", COI),
+        aggregate_type="Therapy",
+        aggregate_id=aggregate,
+        aggregate_version=version,
+        payload=payload,
+        schema_version=1,
+        recorded_at=COLLECTED,
+        site_id=HOSPITAL,
+        actor=Actor("u-1", "Nurse One", "collection"),
+    )
+    return Delivered(build_envelope(content, b"", SIGNER), Location("v2v.intake.events.v1"), [])
+
+
+def fold(store: SqliteConsumerStore, *batch: Delivered) -> int:
+    with store.transaction() as (unit, ledger):
+        return apply_once(batch, ledger, unit, IntakeProjection()).applied
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "facts.sqlite"
+
+
+@pytest.fixture
+def store(db: Path) -> SqliteConsumerStore:
+    facts = sqlite_facts(db)  # creates the tables
+    del facts
+    return SqliteConsumerStore(db, CONSUMER_NAME)
+
+
+def test_intake_golden_vectors_exist_and_decode() -> None:
+    names = {path.stem for path in INTAKE_GOLDEN.glob("*.bin")}
+    assert {"UnitPackaged", "SlotBooked"} <= names
+    assert all(getattr(intake, name, None) is not None for name in names)
+
+
+def test_every_intake_golden_vector_is_folded(store: SqliteConsumerStore, db: Path) -> None:
+    messages = golden_messages()
+    batch = [delivered(m, f"agg-{i}") for i, m in enumerate(messages)]
+    assert fold(store, *batch) == len(messages)
+    facts = sqlite_facts(db)
+    packaged = next(m for m in messages if isinstance(m, intake.UnitPackaged))
+    unit = facts.packaged_unit(packaged.din[:13])
+    assert unit is not None
+    assert (unit.din, unit.coi, unit.manufacturing_site_id) == (
+        packaged.din,
+        packaged.coi,
+        packaged.manufacturing_site_id,
+    )
+    assert unit.condition is Condition.FRESH_COLD
+    assert unit.window_starts_at == packaged.window_starts_at.ToDatetime(tzinfo=UTC)
+    booked = next(m for m in messages if isinstance(m, intake.SlotBooked))
+    assert facts.booked_slot_ids(booked.coi, booked.manufacturing_site_id) == [booked.slot_id]
+
+
+def test_redelivery_is_applied_once(store: SqliteConsumerStore) -> None:
+    packaged = next(m for m in golden_messages() if isinstance(m, intake.UnitPackaged))
+    assert fold(store, delivered(packaged)) == 1
+    assert fold(store, delivered(packaged)) == 0
+
+
+def test_malformed_facts_are_skipped_not_fatal(store: SqliteConsumerStore, db: Path) -> None:
+    bad = intake.UnitPackaged(coi=COI, din="NOT-A-DIN", condition=ConditionProto.CONDITION_CRYO)
+    unspecified = intake.UnitPackaged(coi=COI, din="A12342500000700")
+    assert fold(store, delivered(bad, "a"), delivered(unspecified, "b")) == 2
+    assert sqlite_facts(db).packaged_unit("A123425000007") is None
+
+
+def window(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def test_projected_facts_let_an_expected_unit_be_received(
+    store: SqliteConsumerStore, db: Path
+) -> None:
+    facts: SqlIntakeFacts = sqlite_facts(db)
+    app = ManufacturingApplication(
+        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        site_id=GMP,
+        intake_facts=facts,
+        clock=lambda: COLLECTED.replace(hour=20),
+        fin=FIN,
+    )
+    app.set_slot_capacity(GMP, DAY, 2, operator())
+    slot = app.book_slot(COI, GMP, DAY, operator(HOSPITAL, "collection"))
+    din = "A12342500000800"
+    fold(
+        store,
+        delivered(
+            intake.SlotBooked(
+                coi=COI, manufacturing_site_id=GMP, slot_id=slot.slot_id, slot_date=DAY
+            ),
+            "t",
+            1,
+        ),
+        delivered(
+            intake.UnitPackaged(
+                coi=COI,
+                din=din,
+                condition=ConditionProto.CONDITION_FRESH_AMBIENT,
+                window_starts_at=window(COLLECTED),
+                manufacturing_site_id=GMP,
+            ),
+            "t",
+            2,
+        ),
+    )
+    receipt = app.receive_unit(din, COI, operator())
+    assert (receipt.slot_id, receipt.condition) == (slot.slot_id, Condition.FRESH_AMBIENT)
