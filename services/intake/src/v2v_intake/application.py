@@ -18,12 +18,13 @@ from eventsourcing.persistence import IntegrityError
 from v2v_intake import personal_data
 from v2v_intake.domain.labels import LabelMismatch
 from v2v_intake.domain.therapy import Therapy, therapy_id
-from v2v_intake.domain.values import Condition, PersonalDetails, UnitKind, parse_choice
+from v2v_intake.domain.values import PersonalDetails, UnitKind, parse_choice
 from v2v_intake.ports import KeyStore, ManufacturingSlots
 from v2v_intake.registers import IntakeRegisters
 from v2v_intake.views import CollectionInput, PackagingInput, Reader, TherapyView, therapy_view
 from v2v_platform import telemetry
 from v2v_platform.attribution import Attribution
+from v2v_platform.conditions import Condition
 from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 from v2v_platform.ids import Coi, Din, InvalidIdentifier, issue_coi, issue_din
 

@@ -17,8 +17,9 @@ from google.protobuf.message import Message
 
 from v2v_intake.adapters.payloads import payload_of
 from v2v_intake.domain.therapy import Therapy
-from v2v_intake.domain.values import BookedSlot, Condition, UnitKind
+from v2v_intake.domain.values import BookedSlot, UnitKind
 from v2v_platform.attribution import Attribution
+from v2v_platform.conditions import Condition
 from v2v_platform.ids import issue_din
 
 GOLDEN_DIR = Path(__file__).resolve().parents[5] / "contracts" / "golden" / "intake" / "v1"

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from v2v.common.v1.common_pb2 import Operator
 from v2v.intake.v1 import intake_service_pb2 as pb
 from v2v.intake.v1 import intake_service_pb2_grpc as pb_grpc
-from v2v_intake.adapters.conditions import condition_from_proto, condition_to_proto
-from v2v_intake.adapters.proto_values import (
+from v2v_intake.application import IntakeApplication
+from v2v_intake.domain.values import PersonalDetails
+from v2v_intake.views import CollectionInput, PackagingInput, Reader, TherapyView
+from v2v_platform.attribution import Attribution
+from v2v_platform.auth import Role, current_caller
+from v2v_platform.grpc_service import translate_errors
+from v2v_platform.proto_values import (
     attribution,
+    condition_from_proto,
+    condition_to_proto,
     iso_date,
     optional_time,
     required_time,
     timestamp,
 )
-from v2v_intake.application import IntakeApplication
-from v2v_intake.domain.values import PersonalDetails
-from v2v_intake.views import CollectionInput, PackagingInput, Reader, TherapyView
-from v2v_platform.auth import Role, current_caller
-from v2v_platform.grpc_service import translate_errors
 
 SERVICE_NAME = "v2v.intake.v1.IntakeService"
 COMMANDS = (
@@ -34,6 +37,12 @@ REQUIRED_ROLES: dict[str, frozenset[Role]] = {
     **{f"/{SERVICE_NAME}/{m}": frozenset({Role.COLLECTION}) for m in COMMANDS},
     f"/{SERVICE_NAME}/GetPatient": frozenset({Role.COLLECTION, Role.AUDITOR}),
 }
+
+
+def _by(operator: Operator, reason: str = "") -> Attribution:
+    """The acting operator; site and role from the caller's certificate."""
+    caller = current_caller()
+    return attribution(caller, (Role.COLLECTION,), operator.user_id, operator.printed_name, reason)
 
 
 def personal_details(message: pb.PersonalDetails) -> PersonalDetails:
@@ -86,7 +95,7 @@ def therapy_response(view: TherapyView) -> pb.GetPatientResponse:
             collection_id=u.collection_id,
             unit_kind=u.unit_kind,
             status=u.status,
-            condition=condition_to_proto(u.condition),
+            condition=condition_to_proto(u.condition) if u.condition else 0,
             manufacturing_site_id=u.manufacturing_site_id,
         )
     return response
@@ -102,7 +111,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.patient_pseudonym,
             personal_details(request.personal_details),
             request.treating_site_id,
-            attribution(request.operator, current_caller()),
+            _by(request.operator),
         )
         return pb.EnrolPatientResponse(coi=coi)
 
@@ -114,7 +123,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
 
     @translate_errors
     def ErasePersonalDetails(self, request: pb.ErasePersonalDetailsRequest, context: Any) -> Any:
-        by = attribution(request.operator, current_caller(), request.reason)
+        by = _by(request.operator, request.reason)
         self._app.erase_personal_details(request.coi, by)
         return pb.ErasePersonalDetailsResponse()
 
@@ -124,7 +133,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.coi,
             request.manufacturing_site_id,
             iso_date(request.slot_date, "slot_date"),
-            attribution(request.operator, current_caller()),
+            _by(request.operator),
         )
         slot = pb.BookedSlot(
             slot_id=slot_id, manufacturing_site_id=site_id, slot_date=slot_date.isoformat()
@@ -141,7 +150,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.cd3_cells_e9,
             request.slot_id,
         )
-        by = attribution(request.operator, current_caller())
+        by = _by(request.operator)
         collection_id = self._app.record_collection(request.coi, collection, by)
         return pb.RecordCollectionResponse(collection_id=collection_id)
 
@@ -152,7 +161,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.collection_id,
             request.count,
             request.unit_kind,
-            attribution(request.operator, current_caller()),
+            _by(request.operator),
         )
         return pb.LabelUnitsResponse(dins=dins)
 
@@ -163,7 +172,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.din,
             request.scanned_din,
             request.scanned_coi,
-            attribution(request.operator, current_caller()),
+            _by(request.operator),
         )
         return pb.VerifyLabelResponse(verified=verified)
 
@@ -175,6 +184,6 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.manufacturing_site_id,
             optional_time(request, "frozen_at"),
         )
-        by = attribution(request.operator, current_caller())
+        by = _by(request.operator)
         window = self._app.package_unit(request.coi, request.din, packaging, by)
         return pb.PackageUnitResponse(window_starts_at=timestamp(window))

@@ -17,8 +17,7 @@ from v2v_intake.views import CollectionInput, PackagingInput, Reader, TherapyVie
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth import CallerIdentity, Role
 from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
-
-COMMAND_ROLE = "collection"
+from v2v_platform.proto_values import attribution
 
 
 class OperatorBody(BaseModel):
@@ -82,9 +81,8 @@ class PackageBody(BaseModel):
 
 
 def _by(operator: OperatorBody, caller: CallerIdentity, reason: str = "") -> Attribution:
-    return Attribution(
-        operator.user_id, operator.printed_name, COMMAND_ROLE, caller.site_id, reason
-    )
+    """The acting operator; site and role from the caller's token."""
+    return attribution(caller, (Role.COLLECTION,), operator.user_id, operator.printed_name, reason)
 
 
 def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> FastAPI:

@@ -8,22 +8,14 @@ mapped: only the opaque pseudonym leaves the service.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from v2v.intake.events.v1 import events_pb2 as pb
-from v2v_intake.adapters.conditions import condition_to_proto
 from v2v_intake.domain.therapy import Therapy
 from v2v_platform.envelope.from_domain import AttributedEventTranslator
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    value = Timestamp()
-    value.FromDatetime(moment)
-    return value
+from v2v_platform.proto_values import condition_to_proto, timestamp
 
 
 def patient_enrolled(event: Therapy.Enrolled) -> pb.PatientEnrolled:

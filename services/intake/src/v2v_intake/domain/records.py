@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from v2v_intake.domain.values import Condition, UnitKind, UnitStatus
+from v2v_intake.domain.values import UnitKind, UnitStatus
+from v2v_platform.conditions import Condition
 
 
 @dataclass(frozen=True)

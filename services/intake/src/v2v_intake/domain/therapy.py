@@ -15,8 +15,9 @@ from eventsourcing.domain import Aggregate
 
 from v2v_intake.domain.labels import LabelMismatch, check_label, same_user_mismatch
 from v2v_intake.domain.records import CollectionRecord, UnitRecord
-from v2v_intake.domain.values import BookedSlot, Condition, UnitKind, UnitStatus
+from v2v_intake.domain.values import BookedSlot, UnitKind, UnitStatus
 from v2v_platform.attribution import Attribution
+from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, NotFound, Refused
 from v2v_platform.ids import Din
 

@@ -8,41 +8,9 @@ from datetime import date
 from enum import StrEnum
 from typing import TypeVar
 
-from v2v_platform.errors import InvalidInput, Refused
+from v2v_platform.errors import InvalidInput
 
-ABSOLUTE_ZERO_C = -273.15
 E = TypeVar("E", bound=StrEnum)
-
-
-class Condition(StrEnum):
-    """How a unit is packaged: fresh (cold or ambient) or cryopreserved."""
-
-    FRESH_COLD = "fresh-cold"
-    FRESH_AMBIENT = "fresh-ambient"
-    CRYO = "cryo"
-
-    @property
-    def is_fresh(self) -> bool:
-        return self is not Condition.CRYO
-
-    @property
-    def temperature_range_c(self) -> tuple[float, float]:
-        return TEMPERATURE_RANGES_C[self]
-
-    def check_temperature(self, temperature_c: float) -> None:
-        low, high = self.temperature_range_c
-        if not low <= temperature_c <= high:
-            shown = f"<= {high:g}" if self is Condition.CRYO else f"{low:g} to {high:g}"
-            raise Refused(
-                f"temperature {temperature_c:g} °C is outside the {self.value} range ({shown} °C)"
-            )
-
-
-TEMPERATURE_RANGES_C = {
-    Condition.FRESH_COLD: (2.0, 8.0),
-    Condition.FRESH_AMBIENT: (15.0, 25.0),
-    Condition.CRYO: (ABSOLUTE_ZERO_C, -150.0),
-}
 
 
 class UnitKind(StrEnum):
