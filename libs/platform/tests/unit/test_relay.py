@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -157,3 +159,29 @@ def test_translator_refuses_events_without_attribution() -> None:
     made = Orphan(coi=COIS[0]).collect_events()[0]
     with pytest.raises(ValueError, match="has no 'actor' attribute"):
         translator.translate(made)
+
+
+def test_run_waits_out_a_broker_outage_and_loses_nothing() -> None:
+    app = _app_with_history()
+    broker = RecordingBroker(fail_on_call=1)
+    relay = _relay(app, InMemoryRelayState(), broker)
+    stop = threading.Event()
+    worker = threading.Thread(target=relay.run, args=(stop,), kwargs={"idle_wait_s": 0.01})
+    worker.start()
+    deadline = time.monotonic() + 10
+    while relay.published_total < 15 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    worker.join(timeout=5)
+    assert not worker.is_alive()
+    verifier = _verify(broker.records)
+    assert relay.published_total == 15
+    assert verifier.envelopes_seen - verifier.duplicates_seen == 15
+
+
+def test_run_stops_on_a_broken_chain() -> None:
+    app = ChainApp(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app.save(Orphan(coi=COIS[0]))
+    relay = _relay(app, InMemoryRelayState(), RecordingBroker())
+    with pytest.raises(ChainBroken):
+        relay.run(threading.Event())

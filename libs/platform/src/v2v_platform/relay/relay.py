@@ -14,6 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import psycopg
+from eventsourcing.persistence import OperationalError as EventStoreOperationalError
+from kafka.errors import KafkaError
+
 from v2v_platform import telemetry
 from v2v_platform.envelope.codec import GENESIS_PREV_HASH, build_envelope, encode
 from v2v_platform.envelope.from_domain import EventTranslator, OutboundEvent
@@ -23,10 +27,17 @@ from v2v_platform.envelope.headers import (
     HEADER_SCHEMA_VERSION,
 )
 from v2v_platform.envelope.keys import SiteSigningKey
-from v2v_platform.relay.publisher import OutboundRecord
+from v2v_platform.relay.publisher import OutboundRecord, PublishFailed
 from v2v_platform.relay.state import ChainHead, RelayStateStore
 
 log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    PublishFailed,
+    KafkaError,
+    psycopg.OperationalError,
+    EventStoreOperationalError,
+)
 
 
 class NotificationSource(Protocol):
@@ -108,9 +119,23 @@ class OutboxRelay:
             total += result.published
         return total
 
-    def run(self, stop: threading.Event, idle_wait_s: float = 0.05) -> None:
+    def run(
+        self, stop: threading.Event, idle_wait_s: float = 0.05, max_backoff_s: float = 5.0
+    ) -> None:
+        """Publish until `stop` is set. A broker or database outage is waited out with backoff
+        (nothing was advanced, so nothing is lost); a broken chain or an unmappable event stops
+        the relay, because skipping it would break the hash chain."""
+        backoff = idle_wait_s
         while not stop.is_set():
-            if not self.publish_page().notifications:
+            try:
+                published = self.publish_page().notifications
+            except TRANSIENT_ERRORS as error:
+                backoff = min(max(backoff * 2, 0.1), max_backoff_s)
+                log.warning("relay to %s waiting %.1fs after: %s", self._topic, backoff, error)
+                stop.wait(backoff)
+                continue
+            backoff = idle_wait_s
+            if not published:
                 stop.wait(idle_wait_s)
 
     def _translate(self, notification: Any) -> OutboundEvent:
