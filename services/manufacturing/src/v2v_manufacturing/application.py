@@ -4,13 +4,27 @@ Methods take plain values plus the acting `Attribution`, raise `DomainError`s, a
 the plain values of `views`. Refusals that must be recorded (receipt mismatches, I2) are
 saved before the refusal is raised. Every change is saved under optimistic concurrency and
 retried from a fresh read when another change won the race.
+
+This application's notification log is the outbox: every aggregate here belongs to ONE chain
+of identity and every event it stores carries that chain's valid COI (its Kafka key). State
+that belongs to no chain (slot calendars, the product DIN sequence, unattributable scans)
+lives in the internal `ManufacturingRegisters` application, which is never published.
+
+Booking a slot takes two saves: the capacity is reserved in the calendar (registers), then the
+`SlotBooking` is recorded on the COI's chain (here). A retry of a booking interrupted between
+the two (same COI, same requesting site, same day) completes the reservation it left instead
+of reserving another: the slot id is the calendar's, and recording it twice collides on the
+`SlotBooking`'s id derived from it. Releasing records the release on the chain first, then
+frees the capacity; a retry finishes it. Until then the calendar view shows the slot as not
+recorded (`BookedSlotView.recorded`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NoReturn, Protocol, TypeVar
 from uuid import UUID
 
@@ -18,29 +32,43 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from v2v_manufacturing.domain.batch import Batch, BatchInput, check_product_count
-from v2v_manufacturing.domain.calendar import SlotCalendar, parse_slot_id
-from v2v_manufacturing.domain.din_sequence import ProductDinSequence
-from v2v_manufacturing.domain.errors import SlotsExhausted
+from v2v_manufacturing.domain.calendar import (
+    Reservation,
+    SlotCalendar,
+    check_may_release,
+    parse_slot_id,
+)
 from v2v_manufacturing.domain.receipt import (
-    MALFORMED,
     Mismatch,
     ReceiptMismatch,
     ReceivedUnit,
+    chain_at_risk,
+    malformed,
     match_receipt,
 )
+from v2v_manufacturing.domain.slot_booking import SlotBooking, slot_booking_id
 from v2v_manufacturing.domain.values import (
-    Condition,
     ExpectedUnit,
     ProcessStep,
     QcResult,
     WindowOverride,
     parse_slot_date,
 )
-from v2v_manufacturing.views import BatchView, CalendarView, ReceiptView, SlotBooking
+from v2v_manufacturing.registers import ManufacturingRegisters
+from v2v_manufacturing.views import (
+    BatchView,
+    BookedSlotView,
+    BookingView,
+    CalendarView,
+    ReceiptView,
+)
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import CallerIdentity, Role
+from v2v_platform.conditions import Condition
 from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
+
+log = logging.getLogger("v2v.manufacturing")
 
 T = TypeVar("T")
 AggregateT = TypeVar("AggregateT")
@@ -62,6 +90,10 @@ class NoIntakeFacts:
 
     def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]:
         return []
+
+
+class NotWired(RuntimeError):
+    """The application was built without its registers (e.g. by the relay): it cannot command."""
 
 
 def utc_now() -> datetime:
@@ -87,6 +119,7 @@ class ManufacturingApplication(Application[UUID]):
         self,
         env: dict[str, str] | None = None,
         *,
+        registers: ManufacturingRegisters | None = None,
         site_id: str = "",
         intake_facts: IntakeFacts | None = None,
         clock: Callable[[], datetime] = utc_now,
@@ -95,6 +128,7 @@ class ManufacturingApplication(Application[UUID]):
         max_attempts: int = 200,
     ) -> None:
         super().__init__(env)
+        self._registers = registers
         self.site_id = site_id
         self.intake_facts: IntakeFacts = intake_facts or NoIntakeFacts()
         self.clock = clock
@@ -102,7 +136,13 @@ class ManufacturingApplication(Application[UUID]):
         self.fresh_window = fresh_window
         self.max_attempts = max_attempts
 
-    # slot calendar
+    @property
+    def registers(self) -> ManufacturingRegisters:
+        if self._registers is None:
+            raise NotWired("ManufacturingApplication built without its registers application")
+        return self._registers
+
+    # slot calendar (capacity in the registers) and slot bookings (on the COI's chain)
 
     def set_slot_capacity(
         self, manufacturing_site_id: str, slot_date: str, capacity: int, by: Attribution
@@ -110,70 +150,128 @@ class ManufacturingApplication(Application[UUID]):
         self._check_local(by)
         self._check_served(manufacturing_site_id)
         day = parse_slot_date(slot_date)
-
-        def attempt() -> CalendarView:
-            calendar = self._find(SlotCalendar, SlotCalendar.create_id(by.site_id, day))
-            if calendar is None:
-                calendar = SlotCalendar.open(by.site_id, day, capacity, by)
-            else:
-                calendar.set_capacity(capacity, by)
-            self.save(calendar)
-            return CalendarView.of(calendar)
-
-        return self._retrying(attempt)
+        return self._calendar_view(self.registers.set_capacity(self.site_id, day, capacity, by))
 
     def book_slot(
         self, coi: str, manufacturing_site_id: str, slot_date: str, by: Attribution
-    ) -> SlotBooking:
+    ) -> BookingView:
         booked_coi = parse_coi(coi).value
         day = parse_slot_date(slot_date)
         self._check_served(manufacturing_site_id)
-
-        def attempt() -> SlotBooking:
-            calendar = self._find(SlotCalendar, SlotCalendar.create_id(manufacturing_site_id, day))
-            if calendar is None:
-                raise SlotsExhausted(f"{manufacturing_site_id} has no capacity on {slot_date}")
-            slot_id = calendar.book(booked_coi, by.site_id, self._authored(by))
-            self.save(calendar)
-            return SlotBooking(slot_id, manufacturing_site_id, day.isoformat())
-
-        return self._retrying(attempt)
+        reservation = self._unrecorded_reservation(manufacturing_site_id, day, booked_coi, by)
+        if reservation is None:
+            reservation = self.registers.reserve_slot(
+                manufacturing_site_id, day, booked_coi, by.site_id, by
+            )
+        else:
+            log.warning(
+                "slot %s: completing the booking of COI %s for %s, interrupted after its"
+                " capacity was reserved",
+                reservation.slot_id,
+                booked_coi,
+                by.site_id,
+            )
+        self._record_booking(reservation, manufacturing_site_id, day, by)
+        if not self._still_reserved(reservation, manufacturing_site_id, day):
+            self._release_on_chain(
+                reservation.slot_id, by.because("the slot was released while being booked")
+            )
+            raise Conflict(f"slot {reservation.slot_id} was released while it was being booked")
+        return BookingView(reservation.slot_id, manufacturing_site_id, day.isoformat())
 
     def release_slot(self, slot_id: str, by: Attribution) -> None:
         site_id, day = parse_slot_id(slot_id)
         self._check_served(site_id)
-
-        def attempt() -> None:
-            calendar = self._get(SlotCalendar, SlotCalendar.create_id(site_id, day), "calendar")
-            calendar.release(slot_id, by.site_id, self._authored(by))
-            self.save(calendar)
-
-        self._retrying(attempt)
+        calendar = self.registers.calendar(site_id, day)
+        if calendar is None:
+            raise NotFound(f"slot {slot_id} is not booked")
+        check_may_release(calendar.reservation(slot_id), site_id, by.site_id, by.reason)
+        self._release_on_chain(slot_id, by)  # first: the capacity is never freed early
+        self.registers.free_slot(site_id, day, slot_id, by)
+        # a booking of this slot recorded meanwhile (its reservation was in flight) goes too;
+        # `book_slot` checks the other way round, so one of the two always sees the other
+        self._release_on_chain(slot_id, by)
 
     def slot_calendar(self, manufacturing_site_id: str, slot_date: str) -> CalendarView:
         self._check_served(manufacturing_site_id)
         day = parse_slot_date(slot_date)
-        calendar = self._find(SlotCalendar, SlotCalendar.create_id(manufacturing_site_id, day))
+        calendar = self.registers.calendar(manufacturing_site_id, day)
         if calendar is None:
             return CalendarView(manufacturing_site_id, day.isoformat(), 0)
-        return CalendarView.of(calendar)
+        return self._calendar_view(calendar)
+
+    def _calendar_view(self, calendar: SlotCalendar) -> CalendarView:
+        return CalendarView(
+            calendar.manufacturing_site_id,
+            calendar.slot_date.isoformat(),
+            calendar.capacity,
+            [
+                BookedSlotView(r.slot_id, r.coi, r.booking_site_id, self._is_recorded(r))
+                for r in calendar.reservations.values()
+            ],
+        )
+
+    def _is_recorded(self, reservation: Reservation) -> bool:
+        booking = self._find(SlotBooking, slot_booking_id(reservation.slot_id))
+        return booking is not None and booking.is_booked
+
+    def _unrecorded_reservation(
+        self, site_id: str, day: date, coi: str, by: Attribution
+    ) -> Reservation | None:
+        """A reservation of this COI by this site whose booking was never recorded."""
+        calendar = self.registers.calendar(site_id, day)
+        if calendar is None:
+            return None
+        for reservation in calendar.reservations_for(coi, by.site_id):
+            if self._find(SlotBooking, slot_booking_id(reservation.slot_id)) is None:
+                return reservation
+        return None
+
+    def _still_reserved(self, reservation: Reservation, site_id: str, day: date) -> bool:
+        calendar = self.registers.calendar(site_id, day)
+        return calendar is not None and reservation.slot_id in calendar.reservations
+
+    def _release_on_chain(self, slot_id: str, by: Attribution) -> None:
+        """Record the release of the slot's booking on its COI's chain, if it is booked."""
+
+        def attempt() -> None:
+            booking = self._find(SlotBooking, slot_booking_id(slot_id))
+            if booking is not None and booking.is_booked:
+                booking.release(self._authored(by))
+                self.save(booking)
+
+        self._retrying(attempt)
+
+    def _record_booking(
+        self, reservation: Reservation, site_id: str, day: date, by: Attribution
+    ) -> None:
+        booking = SlotBooking.book(reservation, site_id, day.isoformat(), self._authored(by))
+        try:
+            self.save(booking)
+        except IntegrityError:
+            # recorded meanwhile by a concurrent retry of the same booking: the same fact
+            recorded = self._find(SlotBooking, booking.id)
+            if recorded is None or not recorded.is_booked or recorded.coi != reservation.coi:
+                raise Conflict(f"slot {reservation.slot_id} changed meanwhile; try again") from None
 
     # receipt
 
     def receive_unit(self, scanned_din: str, scanned_coi: str, by: Attribution) -> ReceiptView:
         self._check_local(by)
-        try:
-            din = Din.parse(scanned_din.strip())
-            Coi.parse(scanned_coi.strip())
-        except InvalidIdentifier as error:
-            self._refuse_receipt(scanned_din, scanned_coi, Mismatch(MALFORMED, str(error)), by)
+        din, din_problem = _din_or_problem(scanned_din)
+        coi, coi_problem = _coi_or_problem(scanned_coi)
+        expected = self.intake_facts.packaged_unit(din.data) if din is not None else None
+        chain = chain_at_risk(expected, coi.value if coi is not None else None)
+        if din is None or coi is None:
+            mismatch = malformed(din_problem, coi_problem)
+            self._refuse_receipt(scanned_din, scanned_coi, mismatch, chain, by)
         if self._find(ReceivedUnit, ReceivedUnit.create_id(din.data)) is not None:
             raise Refused(f"unit {din} was already received")
-        expected = self.intake_facts.packaged_unit(din.data)
         slot_id = self._booked_slot(expected.coi, by.site_id) if expected else None
-        mismatch = match_receipt(expected, scanned_coi.strip(), by.site_id, slot_id)
-        if mismatch is not None or expected is None or slot_id is None:
-            self._refuse_receipt(scanned_din, scanned_coi, mismatch, by)
+        found = match_receipt(expected, coi.value, by.site_id, slot_id)
+        if found is not None or expected is None or slot_id is None:
+            assert found is not None  # match_receipt returns one whenever a fact is missing
+            self._refuse_receipt(scanned_din, scanned_coi, found, chain, by)
         unit = ReceivedUnit.receive(expected, slot_id, self.clock(), by)
         try:
             self.save(unit)
@@ -182,25 +280,46 @@ class ManufacturingApplication(Application[UUID]):
         return ReceiptView(expected.coi, expected.din, slot_id, expected.condition)
 
     def _booked_slot(self, coi: str, site_id: str) -> str | None:
+        """A slot intake booked for `coi` here that is booked on the COI's chain."""
         for slot_id in self.intake_facts.booked_slot_ids(coi, site_id):
-            try:
-                calendar_id = SlotCalendar.create_id(*parse_slot_id(slot_id))
-            except InvalidInput:
-                continue  # not a slot id this service issued
-            calendar = self._find(SlotCalendar, calendar_id)
-            booking = calendar.bookings.get(slot_id) if calendar else None
-            if booking is not None and booking.coi == coi:
+            booking = self._find(SlotBooking, slot_booking_id(slot_id))
+            if (
+                booking is not None
+                and booking.is_booked
+                and booking.coi == coi
+                and booking.manufacturing_site_id == site_id
+            ):
                 return slot_id
         return None
 
     def _refuse_receipt(
-        self, scanned_din: str, scanned_coi: str, mismatch: Mismatch | None, by: Attribution
+        self,
+        scanned_din: str,
+        scanned_coi: str,
+        mismatch: Mismatch,
+        chain: str | None,
+        by: Attribution,
     ) -> NoReturn:
-        assert mismatch is not None  # match_receipt returns one whenever a fact is missing
-        if not mismatch.coi:
-            mismatch = replace(mismatch, coi=_well_formed_coi(scanned_coi))
-        self.save(ReceiptMismatch.record(scanned_din, scanned_coi, mismatch, by))
-        raise Refused(f"receipt refused ({mismatch.reason_code}): {mismatch.explanation}")
+        refusal = f"receipt refused ({mismatch.reason_code}): {mismatch.explanation}"
+        if chain is None:
+            scan_id = self.registers.record_unattributable_scan(
+                scanned_din, scanned_coi, mismatch, by
+            )
+            log.warning(
+                "unattributable receipt scan %s at %s by %s (DIN %r, COI %r): %s",
+                scan_id,
+                by.site_id,
+                by.user_id,
+                scanned_din,
+                scanned_coi,
+                refusal,
+            )
+            raise Refused(
+                f"{refusal}; the scan names neither a known unit nor a valid COI, so it is"
+                f" recorded at this site only (scan {scan_id})"
+            )
+        self.save(ReceiptMismatch.record(scanned_din, scanned_coi, mismatch, chain, by))
+        raise Refused(refusal)
 
     # batches
 
@@ -244,16 +363,12 @@ class ManufacturingApplication(Application[UUID]):
             batch = self._batch(batch_id)
             batch.check_running(by)
             now = self.clock()
-            year = now.year % 100
-            sequence = self._find(ProductDinSequence, ProductDinSequence.create_id(self.fin, year))
-            if sequence is None:
-                sequence, dins = ProductDinSequence.start(
-                    self.fin, year, product_unit_count, batch.batch_id, batch.coi, by
-                )
-            else:
-                dins = sequence.reserve(product_unit_count, batch.batch_id, batch.coi, by)
+            # first the numbers (registers), then the batch; a retry gets the same numbers
+            dins = self.registers.reserve_product_dins(
+                self.fin, now.year % 100, product_unit_count, batch.batch_id, batch.coi, by
+            )
             batch.harvest(dins, hold, now, by)
-            self.save(batch, sequence)
+            self.save(batch)
             return [str(din) for din in dins]
 
         return self._retrying(attempt)
@@ -335,8 +450,15 @@ class ManufacturingApplication(Application[UUID]):
         raise Conflict("too many concurrent changes; try again")
 
 
-def _well_formed_coi(text: str) -> str:
+def _din_or_problem(text: str) -> tuple[Din | None, str]:
     try:
-        return Coi.parse(text.strip()).value
-    except InvalidIdentifier:
-        return ""
+        return Din.parse(text.strip()), ""
+    except InvalidIdentifier as error:
+        return None, str(error)
+
+
+def _coi_or_problem(text: str) -> tuple[Coi | None, str]:
+    try:
+        return Coi.parse(text.strip()), ""
+    except InvalidIdentifier as error:
+        return None, str(error)

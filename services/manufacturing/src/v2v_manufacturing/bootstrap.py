@@ -31,6 +31,7 @@ from v2v_manufacturing.application import (
     NoIntakeFacts,
     utc_now,
 )
+from v2v_manufacturing.registers import ManufacturingRegisters
 from v2v_manufacturing.relay_spec import RELAY_SPEC
 from v2v_manufacturing.settings import ManufacturingSettings
 from v2v_platform.auth.tls import SiteTlsFiles
@@ -47,6 +48,7 @@ log = logging.getLogger("v2v.manufacturing")
 class ManufacturingService:
     settings: ManufacturingSettings
     app: ManufacturingApplication
+    registers: ManufacturingRegisters
     http_app: FastAPI
     stop_event: threading.Event = field(default_factory=threading.Event)
     grpc: RunningServer | None = None
@@ -95,6 +97,7 @@ class ManufacturingService:
         for close in reversed(self.closers):
             close()
         self.app.close()
+        self.registers.close()
 
     def _run_in_thread(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=f"manufacturing-{name}", daemon=True)
@@ -147,8 +150,10 @@ def bootstrap(
     clock: Callable[[], datetime] = utc_now,
     **application_overrides: Any,
 ) -> ManufacturingService:
+    registers = ManufacturingRegisters(env=settings.registers_env())
     app = ManufacturingApplication(
         env=settings.event_store.eventsourcing_env(),
+        registers=registers,
         site_id=settings.site_id,
         intake_facts=intake_facts or intake_facts_for(settings),
         clock=clock,
@@ -156,4 +161,4 @@ def bootstrap(
         fresh_window=settings.fresh_window,
         **application_overrides,
     )
-    return ManufacturingService(settings, app, create_http_app(app, settings.pki_dir))
+    return ManufacturingService(settings, app, registers, create_http_app(app, settings.pki_dir))

@@ -50,6 +50,14 @@ class ManufacturingSettings(V2VSettings):
     def event_store(self) -> EventStoreSettings:
         return EventStoreSettings(postgres_dsn=self.postgres_dsn, sqlite_path=self.sqlite_path)
 
+    def registers_env(self) -> dict[str, str]:
+        """The internal registers application's event store: the same PostgreSQL database
+        (its own tables, named after the application) or its own SQLite file."""
+        if self.sqlite_path and not self.postgres_dsn:
+            path = self.sqlite_path.with_suffix(".registers.sqlite")
+            return EventStoreSettings(sqlite_path=path).eventsourcing_env()
+        return self.event_store.eventsourcing_env()
+
     @property
     def fresh_window(self) -> timedelta:
         return timedelta(hours=self.fresh_window_hours)

@@ -1,13 +1,21 @@
-"""Test support (tests only): fixed identifiers, a settable clock, in-memory intake facts."""
+"""Test support (tests only): fixed identifiers, a settable clock, in-memory intake facts,
+and the application wired to in-memory (or given) event stores."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from v2v_manufacturing.application import ManufacturingApplication
-from v2v_manufacturing.domain.values import Condition, ExpectedUnit
+from v2v_manufacturing.application import IntakeFacts, ManufacturingApplication
+from v2v_manufacturing.domain.errors import SlotsExhausted
+from v2v_manufacturing.domain.slot_booking import SlotBooking, slot_booking_id
+from v2v_manufacturing.domain.values import ExpectedUnit
+from v2v_manufacturing.registers import ManufacturingRegisters
 from v2v_platform.attribution import Attribution
+from v2v_platform.conditions import Condition
 from v2v_platform.ids import issue_coi, issue_din
 
 GMP = "GMP-B"
@@ -18,6 +26,28 @@ DAY = "2025-06-02"
 COLLECTION_END = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
 COI = issue_coi("A1234", 25, 17).value
 OTHER_COI = issue_coi("A1234", 25, 18).value
+POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+
+def build_app(
+    intake_facts: IntakeFacts | None = None,
+    clock: Callable[[], datetime] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    registers_env: dict[str, str] | None = None,
+    **overrides: Any,
+) -> ManufacturingApplication:
+    """The application at GMP (FIN W1234) with its registers; both in memory by default.
+
+    `app.close()` leaves the registers open: close `app.registers` too when they are durable.
+    """
+    registers = ManufacturingRegisters(env=registers_env or POPO)
+    settings: dict[str, Any] = {"site_id": GMP, "fin": FIN, **overrides}
+    if clock is not None:
+        settings["clock"] = clock
+    return ManufacturingApplication(
+        env=env or POPO, registers=registers, intake_facts=intake_facts, **settings
+    )
 
 
 def operator(site: str = GMP, role: str = "manufacturing", user: str = "u-op") -> Attribution:
@@ -89,3 +119,42 @@ def receive(
         book(app, facts, coi)
     app.receive_unit(din, coi, operator())
     return din
+
+
+def check_concurrent_bookings_never_overbook(
+    app: ManufacturingApplication, day: str = DAY, requests: int = 20, capacity: int = 5
+) -> None:
+    """`requests` collection requests (one COI each) race for the `capacity` slots of a day:
+    exactly `capacity` win, the others are told the day is full, and the internal calendar and
+    the published bookings agree. Run on memory (unit) and on PostgreSQL (integration)."""
+    app.set_slot_capacity(GMP, day, capacity, operator())
+    cois = [issue_coi("A1234", 25, 100 + n).value for n in range(requests)]
+    collector = operator(HOSPITAL, "collection", "u-nurse")
+    start = threading.Barrier(requests)
+    booked: dict[str, str] = {}
+    exhausted: list[SlotsExhausted] = []
+    lock = threading.Lock()
+
+    def book(coi: str) -> None:
+        start.wait()
+        try:
+            slot_id = app.book_slot(coi, GMP, day, collector).slot_id
+        except SlotsExhausted as error:
+            with lock:
+                exhausted.append(error)
+        else:
+            with lock:
+                booked[slot_id] = coi
+
+    threads = [threading.Thread(target=book, args=(coi,)) for coi in cois]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(booked) == capacity and len(exhausted) == requests - capacity
+    view = app.slot_calendar(GMP, day)
+    assert view.booked == capacity and not view.unrecorded
+    assert {b.slot_id: b.coi for b in view.bookings} == booked
+    for slot_id, coi in booked.items():
+        booking: SlotBooking = app.repository.get(slot_booking_id(slot_id))
+        assert (booking.coi, booking.is_booked) == (coi, True)

@@ -6,15 +6,30 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from v2v_manufacturing.domain.batch import Batch
-from v2v_manufacturing.domain.calendar import Booking, SlotCalendar
-from v2v_manufacturing.domain.values import Condition, QcResult
+from v2v_manufacturing.domain.values import QcResult
+from v2v_platform.conditions import Condition
 
 
 @dataclass(frozen=True)
-class SlotBooking:
+class BookingView:
     slot_id: str
     manufacturing_site_id: str
     slot_date: str
+
+
+@dataclass(frozen=True)
+class BookedSlotView:
+    """A slot whose capacity is held for a COI.
+
+    `recorded` is False when the booking is not (or no longer) on the COI's published chain:
+    a booking interrupted between its two saves, or a release interrupted between its two
+    saves. Retrying the booking, or releasing the slot, resolves it.
+    """
+
+    slot_id: str
+    coi: str
+    booking_site_id: str
+    recorded: bool = True
 
 
 @dataclass(frozen=True)
@@ -22,20 +37,15 @@ class CalendarView:
     manufacturing_site_id: str
     slot_date: str
     capacity: int
-    bookings: list[Booking] = field(default_factory=list)
+    bookings: list[BookedSlotView] = field(default_factory=list)
 
     @property
     def booked(self) -> int:
         return len(self.bookings)
 
-    @classmethod
-    def of(cls, calendar: SlotCalendar) -> CalendarView:
-        return cls(
-            calendar.manufacturing_site_id,
-            calendar.slot_date.isoformat(),
-            calendar.capacity,
-            sorted(calendar.bookings.values(), key=lambda b: b.slot_id),
-        )
+    @property
+    def unrecorded(self) -> list[BookedSlotView]:
+        return [b for b in self.bookings if not b.recorded]
 
 
 @dataclass(frozen=True)

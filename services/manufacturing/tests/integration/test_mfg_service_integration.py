@@ -1,5 +1,6 @@
 """Manufacturing on PostgreSQL + Kafka: intake's events projected, a batch with lineage through
-gRPC (mTLS) and HTTP, and the manufacturing events published as verifiable signed chains.
+gRPC (mTLS) and HTTP, and the manufacturing events published as verifiable signed chains, each
+keyed by its valid COI; the internal registers in their own tables of the same database.
 
 Intake is not under test: signed intake-like envelopes are produced onto its topic directly.
 """
@@ -9,11 +10,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from google.protobuf.message import Message
@@ -25,18 +27,21 @@ from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.manufacturing.v1 import manufacturing_service_pb2 as pb
 from v2v.manufacturing.v1 import manufacturing_service_pb2_grpc as pb_grpc
 from v2v_manufacturing.bootstrap import ManufacturingService, bootstrap
+from v2v_manufacturing.domain.receipt import UnattributableScan
 from v2v_manufacturing.settings import ManufacturingSettings
+from v2v_manufacturing.testing import build_app, check_concurrent_bookings_never_overbook
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
+from v2v_platform.config import EventStoreSettings
 from v2v_platform.envelope import ChainVerifier, Location, decode
 from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope, encode
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
-from v2v_platform.ids import issue_coi, issue_din
+from v2v_platform.ids import Coi, issue_coi, issue_din
 from v2v_platform.testing.infra import PostgresDatabase
 
 GMP, HOSPITAL = "GMP-B", "HOSP-A"
-DAY = "2025-06-02"
+FIRST_DAY = date(2026, 1, 1)
 OPERATOR = Operator(user_id="u-op", printed_name="Grace Operator")
 T = TypeVar("T")
 
@@ -122,8 +127,9 @@ def stub(pki: Path, service: ManufacturingService, site: str) -> tuple[Any, Any]
     return pb_grpc.ManufacturingServiceStub(channel), channel
 
 
-def published(kafka: str, pki: Path, batch_id: str) -> tuple[list[Any], list[Any]]:
-    """Our site's manufacturing envelopes, read until the batch's products appear; breaks."""
+def published(kafka: str, pki: Path, batch_id: str) -> tuple[list[tuple[Any, Any]], list[Any]]:
+    """Our site's manufacturing (record, envelope) pairs, read until the batch's products
+    appear; and the chain breaks found."""
     ring = KeyRing.from_json((pki / "signing-keys.json").read_text())
     key_id = SiteSigningKey.load(GMP, pki / "sites" / GMP / "signing.key").key_id
     consumer = KafkaConsumer(
@@ -133,7 +139,7 @@ def published(kafka: str, pki: Path, batch_id: str) -> tuple[list[Any], list[Any
         enable_auto_commit=False,
         consumer_timeout_ms=1000,
     )
-    mine: list[Any] = []
+    mine: list[tuple[Any, Any]] = []
     breaks: list[Any] = []
     verifier = ChainVerifier(ring)
     deadline = time.monotonic() + 60
@@ -143,12 +149,12 @@ def published(kafka: str, pki: Path, batch_id: str) -> tuple[list[Any], list[Any
                 envelope = decode(record.value)
                 if envelope.signing_key_id != key_id:
                     continue  # another run's site key
-                mine.append(envelope)
+                mine.append((record, envelope))
                 location = Location(record.topic, record.partition, record.offset)
                 breaks.extend(verifier.feed(envelope, location))
             if any(
                 e.event_type.endswith("ProductUnitsCreated") and e.aggregate_id == batch_id
-                for e in mine
+                for _, e in mine
             ):
                 return mine, breaks
     finally:
@@ -162,19 +168,22 @@ def test_batch_with_lineage_from_intake_events(
 ) -> None:
     sequence = random.randint(1, 999_999)
     coi = issue_coi("A1234", 25, sequence).value
+    # the broker outlives the run: a day of its own keeps this run's slot ids (SITE/DAY/N) apart
+    # from earlier runs' in intake's topic, which the projection reads from the start
+    day = (FIRST_DAY + timedelta(days=random.randint(0, 30_000))).isoformat()
     dins = [str(issue_din("A1234", 25, random.randint(1, 999_999))) for _ in range(2)]
     gmp, gmp_channel = stub(pki, service, GMP)
     hospital, hospital_channel = stub(pki, service, HOSPITAL)
     with gmp_channel, hospital_channel:
         gmp.SetSlotCapacity(
             pb.SetSlotCapacityRequest(
-                operator=OPERATOR, manufacturing_site_id=GMP, slot_date=DAY, capacity=3
+                operator=OPERATOR, manufacturing_site_id=GMP, slot_date=day, capacity=3
             ),
             timeout=10,
         )
         slot = hospital.BookSlot(
             pb.BookSlotRequest(
-                operator=OPERATOR, coi=coi, manufacturing_site_id=GMP, slot_date=DAY
+                operator=OPERATOR, coi=coi, manufacturing_site_id=GMP, slot_date=day
             ),
             timeout=10,
         )
@@ -182,7 +191,7 @@ def test_batch_with_lineage_from_intake_events(
         stand_in.publish(
             coi,
             intake.SlotBooked(
-                coi=coi, manufacturing_site_id=GMP, slot_id=slot.slot_id, slot_date=DAY
+                coi=coi, manufacturing_site_id=GMP, slot_id=slot.slot_id, slot_date=day
             ),
         )
         collected = datetime.now(UTC) - timedelta(hours=6)
@@ -206,6 +215,13 @@ def test_batch_with_lineage_from_intake_events(
         with pytest.raises(grpc.RpcError) as refused:
             gmp.ReceiveUnit(wrong, timeout=10)
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        nowhere = pb.ReceiveUnitRequest(
+            operator=OPERATOR, scanned_din="NOT-A-DIN", scanned_coi="NOT-A-COI"
+        )
+        with pytest.raises(grpc.RpcError) as unattributable:
+            gmp.ReceiveUnit(nowhere, timeout=10)
+        assert unattributable.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "neither a known unit nor a valid COI" in unattributable.value.details()
         for din in dins:
             receipt = gmp.ReceiveUnit(
                 pb.ReceiveUnitRequest(operator=OPERATOR, scanned_din=din, scanned_coi=coi),
@@ -269,11 +285,15 @@ def test_batch_with_lineage_from_intake_events(
     )
     assert again.status_code == 409 and "already received" in again.json()["detail"]
 
-    envelopes, breaks = published(kafka_bootstrap, pki, started.batch_id)
+    records, breaks = published(kafka_bootstrap, pki, started.batch_id)
+    envelopes = [envelope for _, envelope in records]
     assert not breaks
+    # every record of this run: keyed by its envelope's COI, a valid COI (co-partitioning)
+    for record, envelope in records:
+        assert Coi.parse(envelope.coi).value == envelope.coi
+        assert record.key == envelope.coi.encode()
     types = {e.event_type.rsplit(".", 1)[1] for e in envelopes}
     assert {
-        "SlotCapacitySet",
         "SlotBooked",
         "UnitReceiptMismatchRecorded",
         "UnitReceived",
@@ -281,7 +301,45 @@ def test_batch_with_lineage_from_intake_events(
         "BatchStarted",
         "ProcessStepRecorded",
         "InProcessQcRecorded",
-        "ProductDinsReserved",
         "ProductUnitsCreated",
     } <= types
-    assert {e.coi for e in envelopes if e.aggregate_type == "Batch"} == {coi}
+    assert not types & {"SlotCapacitySet", "ProductDinsReserved"}  # internal now
+    assert {e.coi for e in envelopes} == {coi}
+    [mismatch] = [e for e in envelopes if e.event_type.endswith("UnitReceiptMismatchRecorded")]
+    assert mismatch.coi == coi  # the known unit's chain, though the scanned COI was blank
+
+    # the registers: own tables in the same database, never published
+    registers = service.registers
+    scans = [
+        e
+        for e in map(
+            registers.mapper.to_domain_event, registers.recorder.select_notifications(1, 100)
+        )
+        if isinstance(e, UnattributableScan.Recorded)
+    ]
+    assert [(s.scanned_din, s.scanned_coi) for s in scans] == [("NOT-A-DIN", "NOT-A-COI")]
+    assert {"manufacturingapplication_events", "manufacturingregisters_events"} <= tables(
+        service.settings.postgres_dsn or ""
+    )
+
+
+def tables(dsn: str) -> set[str]:
+    with psycopg.connect(dsn) as connection:
+        rows = connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+@pytest.mark.integration
+def test_concurrent_bookings_never_overbook_on_postgres(
+    postgres_database: PostgresDatabase,
+) -> None:
+    """The unit test's race, on PostgreSQL: the calendar's optimistic concurrency holds."""
+    env = EventStoreSettings(postgres_dsn=postgres_database.dsn).eventsourcing_env()
+    app = build_app(env=env, registers_env=env)
+    try:
+        check_concurrent_bookings_never_overbook(app)
+    finally:
+        app.close()
+        app.registers.close()

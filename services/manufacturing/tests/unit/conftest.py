@@ -1,4 +1,4 @@
-"""Fixtures for manufacturing unit tests: in-memory event store, a settable clock, intake facts."""
+"""Fixtures for manufacturing unit tests: in-memory event stores, a settable clock, intake facts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from v2v_manufacturing.application import ManufacturingApplication
-from v2v_manufacturing.testing import FIN, GMP, Clock, InMemoryIntakeFacts
+from v2v_manufacturing.testing import Clock, InMemoryIntakeFacts, build_app
 
 
 @pytest.fixture
@@ -22,12 +22,7 @@ def facts() -> InMemoryIntakeFacts:
 
 @pytest.fixture
 def app(clock: Clock, facts: InMemoryIntakeFacts) -> Iterator[ManufacturingApplication]:
-    application = ManufacturingApplication(
-        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
-        site_id=GMP,
-        intake_facts=facts,
-        clock=clock,
-        fin=FIN,
-    )
+    application = build_app(facts, clock)
     yield application
     application.close()
+    application.registers.close()

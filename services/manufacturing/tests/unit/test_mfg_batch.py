@@ -8,8 +8,8 @@ import pytest
 
 from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.batch import Batch
+from v2v_manufacturing.domain.din_sequence import ProductDinSequence
 from v2v_manufacturing.domain.values import (
-    Condition,
     ProcessStep,
     QcResult,
     StepKind,
@@ -18,17 +18,18 @@ from v2v_manufacturing.domain.values import (
 from v2v_manufacturing.testing import (
     COI,
     FIN,
-    GMP,
     OTHER_COI,
     OTHER_GMP,
     Clock,
     InMemoryIntakeFacts,
     apheresis_din,
+    build_app,
     operator,
     receive,
 )
 from v2v_platform.attribution import SignatureManifestation
 from v2v_platform.auth.identity import CallerIdentity, Role
+from v2v_platform.conditions import Condition
 from v2v_platform.errors import Forbidden, InvalidInput, Refused
 from v2v_platform.ids import Din
 
@@ -148,14 +149,7 @@ def test_cryo_input_has_no_48h_rule(
 def test_window_is_configurable_and_recorded(facts: InMemoryIntakeFacts, clock: Clock) -> None:
     from datetime import timedelta
 
-    app = ManufacturingApplication(
-        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
-        site_id=GMP,
-        intake_facts=facts,
-        clock=clock,
-        fin=FIN,
-        fresh_window=timedelta(hours=24),
-    )
+    app = build_app(facts, clock, fresh_window=timedelta(hours=24))
     din = receive(app, facts, 1)
     clock.advance(hours=5)  # 25 h
     with pytest.raises(Refused, match="24 h window"):
@@ -205,6 +199,59 @@ def test_product_dins_never_repeat_across_batches(
     second = app.harvest(second_cycle, 3, Condition.FRESH_COLD, operator())
     assert len(set(first + second)) == 5
     assert app.batch(second_cycle, MANUFACTURER).coi == COI
+
+
+def test_product_din_sequence_is_internal_and_published_only_as_the_batch_products(
+    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+) -> None:
+    batch_id = start(app, receive(app, facts, 1))
+    products = app.harvest(batch_id, 2, Condition.CRYO, operator())
+    assert not events_of(app, ProductDinSequence.DinsReserved)  # not in the outbox
+    registered = app.registers.recorder.select_notifications(1, 100)
+    reserved = [app.registers.mapper.to_domain_event(n) for n in registered]
+    [reservation] = [e for e in reserved if isinstance(e, ProductDinSequence.DinsReserved)]
+    assert (reservation.batch_id, reservation.batch_coi, reservation.count) == (batch_id, COI, 2)
+    assert events_of(app, Batch.ProductUnitsCreated)[0].product_dins == products
+
+
+def test_retried_harvest_gets_the_same_dins(
+    app: ManufacturingApplication, facts: InMemoryIntakeFacts, clock: Clock
+) -> None:
+    """A crash after the DINs were reserved, before the batch was saved: no DIN is lost."""
+    batch_id = start(app, receive(app, facts, 1))
+    by = operator()
+    reserved = app.registers.reserve_product_dins(FIN, clock.now.year % 100, 2, batch_id, COI, by)
+    assert not events_of(app, Batch.ProductUnitsCreated)  # "crashed" here
+    products = app.harvest(batch_id, 2, Condition.CRYO, by)
+    assert products == [str(din) for din in reserved]
+    other = app.harvest(start(app, receive(app, facts, 2)), 2, Condition.CRYO, by)
+    assert not set(other) & set(products)
+
+
+def test_retried_harvest_with_another_count_gets_new_dins(
+    app: ManufacturingApplication, facts: InMemoryIntakeFacts, clock: Clock
+) -> None:
+    batch_id = start(app, receive(app, facts, 1))
+    year = clock.now.year % 100
+    reserved = app.registers.reserve_product_dins(FIN, year, 2, batch_id, COI, operator())
+    products = app.harvest(batch_id, 3, Condition.CRYO, operator())
+    assert len(products) == 3 and not set(products) & {str(d) for d in reserved}
+
+
+def test_din_sequence_survives_snapshots(
+    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+) -> None:
+    by = operator()
+    issued = {
+        str(din)
+        for n in range(130)  # past the snapshotting interval (100)
+        for din in app.registers.reserve_product_dins(FIN, 25, 1, f"batch-{n}", COI, by)
+    }
+    assert len(issued) == 130
+    again = app.registers.reserve_product_dins(FIN, 25, 1, "batch-7", COI, by)
+    assert str(again[0]) in issued  # remembered across the snapshot
+    [next_din] = app.registers.reserve_product_dins(FIN, 25, 1, "batch-new", COI, by)
+    assert str(next_din) not in issued and Din.parse(str(next_din)).sequence == "000131"
 
 
 def test_transduction_needs_vector_lot_and_devices_are_required() -> None:
@@ -277,12 +324,7 @@ def test_unknown_or_malformed_batch(app: ManufacturingApplication) -> None:
 
 
 def test_harvest_needs_a_configured_fin(facts: InMemoryIntakeFacts, clock: Clock) -> None:
-    app = ManufacturingApplication(
-        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
-        site_id=GMP,
-        intake_facts=facts,
-        clock=clock,
-    )
+    app = build_app(facts, clock, fin="")
     batch_id = start(app, receive(app, facts, 1))
     with pytest.raises(Refused, match="V2V_FIN"):
         app.harvest(batch_id, 1, Condition.CRYO, operator())

@@ -30,6 +30,7 @@ from v2v_manufacturing.testing import (
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
+from v2v_platform.conditions import Condition as ConditionKernel
 
 SITES = [f"{HOSPITAL}:collection", f"{GMP}:manufacturing", "AUDIT-1:auditor"]
 OPERATOR = Operator(user_id="u-op", printed_name="Grace Operator")
@@ -86,6 +87,12 @@ def test_grpc_batch_with_lineage_and_refusals(
         )
         slot = hospital.BookSlot(booking, timeout=5)
         assert slot.slot_id.startswith(f"{GMP}/{DAY}/")
+        calendar = gmp.GetSlotCalendar(
+            pb.GetSlotCalendarRequest(manufacturing_site_id=GMP, slot_date=DAY), timeout=5
+        )
+        assert [(b.slot_id, b.coi, b.recorded) for b in calendar.booked] == [
+            (slot.slot_id, COI, True)
+        ]
         assert status_of(hospital.BookSlot, booking)[0] == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert status_of(gmp.BookSlot, booking)[0] == grpc.StatusCode.PERMISSION_DENIED
         facts.slot_booked(COI, GMP, slot.slot_id)
@@ -200,5 +207,50 @@ def test_http_commands_errors_and_openapi(
     invalid = client.post("/v1/batches", json={"operator": operator}, headers=auth(pki, GMP))
     assert invalid.status_code == 422
     calendar = client.get(f"/v1/calendars/{GMP}/{DAY}", headers=auth(pki, "AUDIT-1"))
-    assert calendar.json()["bookings"][0]["coi"] == COI
+    assert calendar.json()["bookings"] == [
+        {
+            "slot_id": booked.json()["slot_id"],
+            "coi": COI,
+            "booking_site_id": HOSPITAL,
+            "recorded": True,
+        }
+    ]
     assert "/v1/batches/{batch_id}/harvest" in client.get("/openapi.json").json()["paths"]
+
+
+def test_http_spells_conditions_like_every_service(
+    pki: Path, service: tuple[ManufacturingService, InMemoryIntakeFacts]
+) -> None:
+    """fresh-cold, fresh-ambient, cryo: the shared conditions kernel (v2v_platform.conditions)."""
+    running, facts = service
+    client = TestClient(running.http_app, raise_server_exceptions=False)
+    operator = {"user_id": "u-op", "printed_name": "Grace Operator"}
+    gmp = auth(pki, GMP)
+    client.put(
+        f"/v1/calendars/{GMP}/{DAY}", json={"operator": operator, "capacity": 1}, headers=gmp
+    )
+    booked = client.post(
+        f"/v1/calendars/{GMP}/{DAY}/bookings",
+        json={"operator": operator, "coi": COI},
+        headers=auth(pki, HOSPITAL),
+    )
+    facts.slot_booked(COI, GMP, booked.json()["slot_id"])
+    din = apheresis_din(3)
+    facts.package(din, COI, ConditionKernel.FRESH_AMBIENT)
+    received = client.post(
+        "/v1/receipts",
+        json={"operator": operator, "scanned_din": din, "scanned_coi": COI},
+        headers=gmp,
+    )
+    assert received.status_code == 201 and received.json()["condition"] == "fresh-ambient"
+    batch = client.post(
+        "/v1/batches", json={"operator": operator, "input_dins": [din]}, headers=gmp
+    ).json()
+    harvest = f"/v1/batches/{batch['batch_id']}/harvest"
+    body = {"operator": operator, "product_unit_count": 1}
+    old_spelling = client.post(harvest, json={**body, "hold_condition": "fresh_cold"}, headers=gmp)
+    assert old_spelling.status_code == 422 and "fresh-cold" in old_spelling.json()["detail"]
+    harvested = client.post(harvest, json={**body, "hold_condition": "fresh-cold"}, headers=gmp)
+    assert harvested.status_code == 201
+    view = client.get(f"/v1/batches/{batch['batch_id']}", headers=gmp).json()
+    assert view["hold_condition"] == "fresh-cold"

@@ -18,9 +18,8 @@ from v2v_manufacturing.adapters.intake_projection import (
     SqlIntakeFacts,
     sqlite_facts,
 )
-from v2v_manufacturing.application import ManufacturingApplication
-from v2v_manufacturing.domain.values import Condition
-from v2v_manufacturing.testing import COI, DAY, FIN, GMP, HOSPITAL, operator
+from v2v_manufacturing.testing import COI, DAY, GMP, HOSPITAL, build_app, operator
+from v2v_platform.conditions import Condition
 from v2v_platform.consumer import Delivered, SqliteConsumerStore, apply_once
 from v2v_platform.envelope import Location
 from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope
@@ -106,8 +105,18 @@ def test_redelivery_is_applied_once(store: SqliteConsumerStore) -> None:
 def test_malformed_facts_are_skipped_not_fatal(store: SqliteConsumerStore, db: Path) -> None:
     bad = intake.UnitPackaged(coi=COI, din="NOT-A-DIN", condition=ConditionProto.CONDITION_CRYO)
     unspecified = intake.UnitPackaged(coi=COI, din="A12342500000700")
-    assert fold(store, delivered(bad, "a"), delivered(unspecified, "b")) == 2
-    assert sqlite_facts(db).packaged_unit("A123425000007") is None
+    no_coi = intake.UnitPackaged(
+        coi="CH-NOT-A-COI", din="A12342500000900", condition=ConditionProto.CONDITION_CRYO
+    )
+    slot_without_coi = intake.SlotBooked(
+        coi="", manufacturing_site_id=GMP, slot_id=f"{GMP}/{DAY}/1", slot_date=DAY
+    )
+    batch = [delivered(bad, "a"), delivered(unspecified, "b"), delivered(no_coi, "c")]
+    assert fold(store, *batch, delivered(slot_without_coi, "d")) == 4
+    facts = sqlite_facts(db)
+    assert facts.packaged_unit("A123425000007") is None
+    assert facts.packaged_unit("A123425000009") is None  # a unit is only ever bound to a COI
+    assert facts.booked_slot_ids("", GMP) == []
 
 
 def window(moment: datetime) -> Timestamp:
@@ -120,13 +129,7 @@ def test_projected_facts_let_an_expected_unit_be_received(
     store: SqliteConsumerStore, db: Path
 ) -> None:
     facts: SqlIntakeFacts = sqlite_facts(db)
-    app = ManufacturingApplication(
-        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
-        site_id=GMP,
-        intake_facts=facts,
-        clock=lambda: COLLECTED.replace(hour=20),
-        fin=FIN,
-    )
+    app = build_app(facts, lambda: COLLECTED.replace(hour=20))
     app.set_slot_capacity(GMP, DAY, 2, operator())
     slot = app.book_slot(COI, GMP, DAY, operator(HOSPITAL, "collection"))
     din = "A12342500000800"

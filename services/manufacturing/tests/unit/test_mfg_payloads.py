@@ -1,14 +1,18 @@
-"""Outbox payloads: every stored event class is published, attributed, and matches its golden."""
+"""Outbox payloads: every event of the published application is mapped, attributed to a valid
+COI (its Kafka key) and matches its golden vector; internal events are never published."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from eventsourcing.domain import Aggregate
 from google.protobuf import json_format
 
+import v2v_manufacturing.domain
 from v2v.manufacturing.events.v1 import events_pb2
 from v2v_manufacturing.adapters import golden
 from v2v_manufacturing.adapters.payloads import PAYLOAD_MAPPERS
@@ -16,9 +20,15 @@ from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.batch import Batch
 from v2v_manufacturing.domain.calendar import SlotCalendar
 from v2v_manufacturing.domain.din_sequence import ProductDinSequence
-from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit
+from v2v_manufacturing.domain.events import (
+    AttributedCreated,
+    AttributedEvent,
+    LocalCreated,
+    LocalEvent,
+)
+from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit, UnattributableScan
+from v2v_manufacturing.domain.slot_booking import SlotBooking
 from v2v_manufacturing.domain.values import (
-    Condition,
     ProcessStep,
     QcResult,
     StepKind,
@@ -27,6 +37,9 @@ from v2v_manufacturing.domain.values import (
 from v2v_manufacturing.relay_spec import RELAY_SPEC
 from v2v_manufacturing.testing import (
     COI,
+    DAY,
+    GMP,
+    HOSPITAL,
     Clock,
     InMemoryIntakeFacts,
     apheresis_din,
@@ -34,19 +47,38 @@ from v2v_manufacturing.testing import (
     receive,
 )
 from v2v_platform.attribution import SignatureManifestation
+from v2v_platform.conditions import Condition
 from v2v_platform.envelope import ChainVerifier, Location, decode
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.errors import Refused
+from v2v_platform.ids import Coi
 from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay
 
-AGGREGATES = (SlotCalendar, ReceivedUnit, ReceiptMismatch, Batch, ProductDinSequence)
+PUBLISHED_AGGREGATES: set[type] = {SlotBooking, ReceivedUnit, ReceiptMismatch, Batch}
+INTERNAL_AGGREGATES: set[type] = {SlotCalendar, ProductDinSequence, UnattributableScan}
 PRODIGY = ProcessStep(StepKind.SELECTION, "CliniMACS Prodigy", "PRD-0042", ("CD4/CD8-L1",))
 SIGNER = SiteSigningKey.from_seed("GMP-B", bytes(range(32)))
 
 
-def stored_event_classes() -> set[type]:
+def domain_aggregates() -> set[type]:
+    """Every aggregate class defined in the manufacturing domain package."""
+    found: set[type] = set()
+    for module_info in pkgutil.iter_modules(v2v_manufacturing.domain.__path__):
+        module = importlib.import_module(f"v2v_manufacturing.domain.{module_info.name}")
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Aggregate)
+                and value is not Aggregate
+                and value.__module__ == module.__name__
+            ):
+                found.add(value)
+    return found
+
+
+def event_classes(aggregates: set[type]) -> set[type]:
     found = set()
-    for aggregate in AGGREGATES:
+    for aggregate in aggregates:
         for value in vars(aggregate).values():
             if (
                 isinstance(value, type)
@@ -58,16 +90,46 @@ def stored_event_classes() -> set[type]:
     return found
 
 
-def test_every_stored_event_class_has_a_payload_mapper() -> None:
-    assert stored_event_classes() == set(PAYLOAD_MAPPERS)
+def test_every_aggregate_is_either_published_or_internal() -> None:
+    assert domain_aggregates() == PUBLISHED_AGGREGATES | INTERNAL_AGGREGATES
 
 
-def test_every_message_of_the_package_has_a_golden_vector() -> None:
-    messages = {
+def test_relay_spec_maps_every_event_class_of_the_published_application() -> None:
+    published = event_classes(PUBLISHED_AGGREGATES)
+    assert published == set(PAYLOAD_MAPPERS)
+    assert RELAY_SPEC.application is ManufacturingApplication
+    for event_class in published:  # each carries its chain's COI and who/where/why
+        assert issubclass(event_class, AttributedCreated | AttributedEvent), event_class
+
+
+def test_internal_events_have_no_mapper_and_no_coi_of_their_own() -> None:
+    internal = event_classes(INTERNAL_AGGREGATES)
+    assert internal and not internal & set(PAYLOAD_MAPPERS)
+    for event_class in internal:
+        assert issubclass(event_class, LocalCreated | LocalEvent), event_class
+        assert "coi" not in event_class.__annotations__
+
+
+def published_messages() -> set[str]:
+    """The package's event messages, less the part message and the deprecated ones."""
+    return {
         name
         for name, descriptor in events_pb2.DESCRIPTOR.message_types_by_name.items()
-        if name != "ProcessParameter"
+        if name != "ProcessParameter" and not descriptor.GetOptions().deprecated
     }
+
+
+def test_no_longer_published_messages_are_deprecated_and_kept() -> None:
+    deprecated = {
+        name
+        for name, descriptor in events_pb2.DESCRIPTOR.message_types_by_name.items()
+        if descriptor.GetOptions().deprecated
+    }
+    assert deprecated == {"SlotCapacitySet", "ProductDinsReserved"}
+
+
+def test_every_published_message_has_a_golden_vector() -> None:
+    messages = published_messages()
     assert set(golden.golden_payloads()) == messages
     on_disk = {path.stem for path in golden.GOLDEN_DIR.glob("*.bin")}
     assert on_disk == messages
@@ -107,6 +169,8 @@ def full_history(app: ManufacturingApplication, facts: InMemoryIntakeFacts, cloc
     first = receive(app, facts, 1)
     with pytest.raises(Refused):
         app.receive_unit(apheresis_din(99), COI, operator())
+    with pytest.raises(Refused):  # unattributable: kept in the registers only
+        app.receive_unit(apheresis_din(98), "not a COI", operator())
     clock.advance(hours=40)
     approval = SignatureManifestation("u-qp", "Dr. Q", "approval", datetime(2025, 6, 3, tzinfo=UTC))
     batch_id = app.start_batch([first], WindowOverride("urgent", approval), operator()).batch_id
@@ -121,9 +185,13 @@ def full_history(app: ManufacturingApplication, facts: InMemoryIntakeFacts, cloc
         [receive(app, facts, 3)], WindowOverride("urgent", approval), operator()
     )
     app.fail_batch(third.batch_id, operator().because("no growth"))
-    app.set_slot_capacity("GMP-B", "2025-06-02", 9, operator())
-    slot = app.book_slot(COI, "GMP-B", "2025-06-02", operator("HOSP-A", "collection"))
+    app.set_slot_capacity(GMP, DAY, 9, operator())
+    slot = app.book_slot(COI, GMP, DAY, operator(HOSPITAL, "collection"))
     app.release_slot(slot.slot_id, operator().because("cancelled"))
+    # a booking interrupted between its two saves, then retried
+    collector = operator(HOSPITAL, "collection")
+    app.registers.reserve_slot(GMP, date.fromisoformat(DAY), COI, HOSPITAL, collector)
+    app.book_slot(COI, GMP, DAY, collector)
 
 
 def test_relay_publishes_the_whole_history_as_verifiable_chains(
@@ -149,15 +217,15 @@ def test_relay_publishes_the_whole_history_as_verifiable_chains(
     assert not breaks
     types = {e.event_type.rsplit(".", 1)[1] for e in envelopes}
     assert types == set(golden.golden_payloads())
-    for envelope in envelopes:
+    for record, envelope in zip(broker.records, envelopes, strict=True):
         assert envelope.actor.user_id and envelope.actor.role and envelope.site_id
-        key = next(r.key for r in broker.records if decode(r.value) == envelope)
-        assert key == envelope.coi.encode()
+        assert Coi.parse(envelope.coi).value == envelope.coi  # a valid COI on every event
+        assert record.key == envelope.coi.encode()  # ... and it is the Kafka key
     started = [e for e in envelopes if e.event_type.endswith("BatchStarted")]
     assert all(e.signature_meaning == 3 and e.reason == "urgent" for e in started)  # approval
     batch_events = [e for e in envelopes if e.aggregate_type == "Batch"]
     assert {e.coi for e in batch_events} == {COI}
-    site_level = [
-        e for e in envelopes if e.aggregate_type in ("SlotCalendar", "ProductDinSequence")
-    ]
-    assert site_level and {e.coi for e in site_level} == {""}
+    assert {e.aggregate_type for e in envelopes} == {p.__name__ for p in PUBLISHED_AGGREGATES}
+    bookings = [e for e in envelopes if e.aggregate_type == "SlotBooking"]
+    assert len(bookings) == 4 and {e.coi for e in bookings} == {COI}
+    assert {e.site_id for e in bookings} == {GMP}  # authored and signed by this site

@@ -1,12 +1,17 @@
-"""Receiving units (I2): only a unit packaged for this site, for its COI, with a booked slot."""
+"""Receiving units (I2): only a unit packaged for this site, for its COI, with a booked slot.
+
+A refused scan is recorded on the chain at risk (the known unit's COI, else the scanned COI);
+one that names neither is kept in the internal registers only, refused and logged.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
 from v2v_manufacturing.application import ManufacturingApplication
-from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit
-from v2v_manufacturing.domain.values import Condition
+from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit, UnattributableScan
 from v2v_manufacturing.testing import (
     COI,
     DAY,
@@ -19,12 +24,20 @@ from v2v_manufacturing.testing import (
     operator,
     receive,
 )
+from v2v_platform.conditions import Condition
 from v2v_platform.errors import Refused
+from v2v_platform.ids import Coi
 
 
 def recorded_mismatches(app: ManufacturingApplication) -> list[ReceiptMismatch.Recorded]:
     events = [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(1, 1000)]
     return [e for e in events if isinstance(e, ReceiptMismatch.Recorded)]
+
+
+def unattributable_scans(app: ManufacturingApplication) -> list[UnattributableScan.Recorded]:
+    notifications = app.registers.recorder.select_notifications(1, 1000)
+    events = [app.registers.mapper.to_domain_event(n) for n in notifications]
+    return [e for e in events if isinstance(e, UnattributableScan.Recorded)]
 
 
 def received_units(app: ManufacturingApplication) -> list[ReceivedUnit.Received]:
@@ -61,6 +74,8 @@ def refused_with(
     mismatch = recorded_mismatches(app)[-1]
     assert mismatch.reason_code == code and mismatch.scanned_din == din
     assert mismatch.site_id == GMP and mismatch.actor["user_id"] == "u-op"
+    assert Coi.parse(mismatch.coi).value == mismatch.coi  # published on a chain: a valid COI
+    assert not unattributable_scans(app)
     return mismatch
 
 
@@ -68,8 +83,8 @@ def test_unknown_unit_is_refused_and_recorded(
     app: ManufacturingApplication, facts: InMemoryIntakeFacts
 ) -> None:
     book(app, facts)
-    mismatch = refused_with(app, apheresis_din(9), COI, "unknown-unit")
-    assert mismatch.coi == COI  # the scanned COI is well-formed: the chain at risk
+    mismatch = refused_with(app, apheresis_din(9), OTHER_COI, "unknown-unit")
+    assert mismatch.coi == OTHER_COI  # the scanned COI is valid: the chain at risk
 
 
 def test_coi_label_of_another_patient_is_refused(
@@ -118,14 +133,68 @@ def test_slot_known_only_to_intake_does_not_count(
     refused_with(app, din, COI, "no-slot")
 
 
-@pytest.mark.parametrize(
-    ("din", "coi"),
-    [("G1234986543210Z", COI), ("G12349865432100X", COI), (apheresis_din(1), "CH-not-a-coi")],
-)
-def test_malformed_label_is_refused_and_recorded(
-    app: ManufacturingApplication, din: str, coi: str
+@pytest.mark.parametrize("din", ["G1234986543210Z", "G12349865432100X", "", "A1234"])
+def test_malformed_din_is_recorded_on_the_scanned_coi(
+    app: ManufacturingApplication, din: str
 ) -> None:
-    refused_with(app, din, coi, "malformed")
+    mismatch = refused_with(app, din, COI, "malformed")
+    assert mismatch.coi == COI and "DIN" in mismatch.explanation
+
+
+@pytest.mark.parametrize("coi", ["CH-not-a-coi", "", OTHER_COI[:-1]])
+def test_malformed_coi_of_a_known_unit_is_recorded_on_the_unit_coi(
+    app: ManufacturingApplication, facts: InMemoryIntakeFacts, coi: str
+) -> None:
+    din = apheresis_din(1)
+    facts.package(din, OTHER_COI)
+    mismatch = refused_with(app, din, coi, "malformed")
+    assert mismatch.coi == OTHER_COI and mismatch.scanned_coi == coi
+    assert "COI" in mismatch.explanation
+
+
+def refused_unattributable(
+    app: ManufacturingApplication, din: str, coi: str, caplog: pytest.LogCaptureFixture
+) -> UnattributableScan.Recorded:
+    before = len(app.recorder.select_notifications(1, 1000))
+    with (
+        caplog.at_level(logging.WARNING, logger="v2v.manufacturing"),
+        pytest.raises(Refused, match="malformed") as refused,
+    ):
+        app.receive_unit(din, coi, operator())
+    assert "neither a known unit nor a valid COI" in str(refused.value)
+    assert len(app.recorder.select_notifications(1, 1000)) == before  # nothing published
+    scan = unattributable_scans(app)[-1]
+    assert (scan.scanned_din, scan.scanned_coi) == (din, coi)
+    assert scan.reason_code == "malformed" and scan.explanation in str(refused.value)
+    assert scan.site_id == GMP and scan.actor["user_id"] == "u-op"
+    assert str(scan.originator_id) in str(refused.value)
+    [logged] = [r for r in caplog.records if "unattributable receipt scan" in r.getMessage()]
+    assert str(scan.originator_id) in logged.getMessage() and repr(din) in logged.getMessage()
+    return scan
+
+
+def test_unknown_din_with_malformed_coi_is_unattributable(
+    app: ManufacturingApplication, caplog: pytest.LogCaptureFixture
+) -> None:
+    scan = refused_unattributable(app, apheresis_din(1), "CH-not-a-coi", caplog)
+    assert "COI" in scan.explanation
+
+
+def test_malformed_din_and_coi_are_unattributable(
+    app: ManufacturingApplication, caplog: pytest.LogCaptureFixture
+) -> None:
+    scan = refused_unattributable(app, "G1234986543210Z", "", caplog)
+    assert "DIN" in scan.explanation and "COI" in scan.explanation
+
+
+def test_unattributable_scans_are_kept_one_by_one(
+    app: ManufacturingApplication, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = refused_unattributable(app, "x", "y", caplog)
+    caplog.clear()
+    second = refused_unattributable(app, "x", "y", caplog)
+    assert first.originator_id != second.originator_id
+    assert len(unattributable_scans(app)) == 2
 
 
 def test_unit_cannot_be_received_twice(

@@ -1,20 +1,43 @@
-"""Slot capacity calendar: set, book, release, refusals, and no overbooking under threads."""
+"""Slot capacity calendar (internal registers) and slot bookings (published, per COI): set,
+book, release, refusals, interrupted bookings and releases, and no overbooking under threads."""
 
 from __future__ import annotations
 
-import threading
 from datetime import date
+from typing import Any
 
 import pytest
 from eventsourcing.persistence import IntegrityError
 
 from v2v_manufacturing.application import ManufacturingApplication
-from v2v_manufacturing.domain.calendar import SlotCalendar
+from v2v_manufacturing.domain.calendar import Reservation, SlotCalendar
 from v2v_manufacturing.domain.errors import SlotsExhausted
-from v2v_manufacturing.testing import COI, DAY, GMP, HOSPITAL, OTHER_GMP, operator
-from v2v_platform.errors import Forbidden, InvalidInput, NotFound, Refused
+from v2v_manufacturing.domain.slot_booking import SlotBooking, slot_booking_id
+from v2v_manufacturing.testing import (
+    COI,
+    DAY,
+    GMP,
+    HOSPITAL,
+    OTHER_COI,
+    OTHER_GMP,
+    InMemoryIntakeFacts,
+    apheresis_din,
+    check_concurrent_bookings_never_overbook,
+    operator,
+)
+from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 
 COLLECTOR = operator(HOSPITAL, "collection", "u-nurse")
+SLOT_DAY = date.fromisoformat(DAY)
+
+
+def published(app: ManufacturingApplication) -> list[Any]:
+    return [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(1, 1000)]
+
+
+def internal(app: ManufacturingApplication) -> list[Any]:
+    notifications = app.registers.recorder.select_notifications(1, 1000)
+    return [app.registers.mapper.to_domain_event(n) for n in notifications]
 
 
 def test_set_capacity_then_book_and_release(app: ManufacturingApplication) -> None:
@@ -79,16 +102,34 @@ def test_booking_is_authored_by_this_site_for_the_requesting_site(
     app: ManufacturingApplication,
 ) -> None:
     app.set_slot_capacity(GMP, DAY, 1, operator())
-    app.book_slot(COI, GMP, DAY, COLLECTOR)
-    events = [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(1, 10)]
-    booked = next(e for e in events if isinstance(e, SlotCalendar.SlotBooked))
-    assert (booked.site_id, booked.booking_site_id, booked.booked_coi) == (GMP, HOSPITAL, COI)
+    slot_id = app.book_slot(COI, GMP, DAY, COLLECTOR).slot_id
+    [booked] = published(app)  # the calendar's capacity is not published
+    assert isinstance(booked, SlotBooking.Booked)
+    assert booked.originator_id == slot_booking_id(slot_id)
+    assert (booked.site_id, booked.booking_site_id, booked.slot_id) == (GMP, HOSPITAL, slot_id)
     assert booked.actor == {
         "user_id": "u-nurse",
         "printed_name": "Operator u-nurse",
         "role": "collection",
     }
-    assert booked.coi == ""  # a site-level fact: the calendar stream stays on one partition
+    assert booked.coi == COI  # on the booked COI's chain: its Kafka key
+
+
+def test_calendar_is_internal(app: ManufacturingApplication) -> None:
+    app.set_slot_capacity(GMP, DAY, 2, operator())
+    app.set_slot_capacity(GMP, DAY, 3, operator())
+    slot_id = app.book_slot(COI, GMP, DAY, COLLECTOR).slot_id
+    app.release_slot(slot_id, COLLECTOR.because("patient unwell"))
+    kinds = [type(e) for e in internal(app)]
+    assert kinds == [
+        SlotCalendar.Opened,
+        SlotCalendar.CapacitySet,
+        SlotCalendar.SlotReserved,
+        SlotCalendar.SlotFreed,
+    ]
+    assert [type(e) for e in published(app)] == [SlotBooking.Booked, SlotBooking.Released]
+    released = published(app)[1]
+    assert (released.coi, released.reason, released.site_id) == (COI, "patient unwell", GMP)
 
 
 @pytest.mark.parametrize("capacity", [-1, 1001])
@@ -122,41 +163,159 @@ def test_release_refusals(app: ManufacturingApplication) -> None:
 
 
 def test_concurrent_bookings_never_overbook(app: ManufacturingApplication) -> None:
-    app.set_slot_capacity(GMP, DAY, 5, operator())
-    start = threading.Barrier(20)
-    booked: list[str] = []
-    exhausted: list[SlotsExhausted] = []
-    lock = threading.Lock()
-
-    def book() -> None:
-        start.wait()
-        try:
-            slot_id = app.book_slot(COI, GMP, DAY, COLLECTOR).slot_id
-        except SlotsExhausted as error:
-            with lock:
-                exhausted.append(error)
-        else:
-            with lock:
-                booked.append(slot_id)
-
-    threads = [threading.Thread(target=book) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(booked) == 5 and len(set(booked)) == 5
-    assert len(exhausted) == 15
-    assert app.slot_calendar(GMP, DAY).booked == 5
+    check_concurrent_bookings_never_overbook(app)
 
 
 def test_stale_calendar_cannot_be_saved(app: ManufacturingApplication) -> None:
     """The optimistic concurrency the no-overbooking rule relies on."""
     app.set_slot_capacity(GMP, DAY, 1, operator())
-    calendar_id = SlotCalendar.create_id(GMP, date.fromisoformat(DAY))
-    first: SlotCalendar = app.repository.get(calendar_id)
-    second: SlotCalendar = app.repository.get(calendar_id)
-    first.book(COI, HOSPITAL, operator())
-    second.book(COI, HOSPITAL, operator())
-    app.save(first)
+    registers = app.registers
+    calendar_id = SlotCalendar.create_id(GMP, SLOT_DAY)
+    first: SlotCalendar = registers.repository.get(calendar_id)
+    second: SlotCalendar = registers.repository.get(calendar_id)
+    first.reserve(COI, HOSPITAL, operator())
+    second.reserve(OTHER_COI, HOSPITAL, operator())
+    registers.save(first)
     with pytest.raises(IntegrityError):
-        app.save(second)
+        registers.save(second)
+
+
+# a crash between the two saves of a booking (capacity reserved, booking not recorded)
+
+
+def interrupted_booking(app: ManufacturingApplication, coi: str = COI) -> str:
+    """The first save of a booking, as if the process died right after it."""
+    return app.registers.reserve_slot(GMP, SLOT_DAY, coi, HOSPITAL, COLLECTOR).slot_id
+
+
+def reservation_of(app: ManufacturingApplication, slot_id: str) -> Reservation:
+    calendar = app.registers.calendar(GMP, SLOT_DAY)
+    assert calendar is not None
+    return calendar.reservation(slot_id)
+
+
+def test_interrupted_booking_is_visible_as_unrecorded(app: ManufacturingApplication) -> None:
+    app.set_slot_capacity(GMP, DAY, 2, operator())
+    slot_id = interrupted_booking(app)
+    view = app.slot_calendar(GMP, DAY)
+    assert view.booked == 1  # the capacity stays held: never overbooked
+    assert [(b.slot_id, b.coi, b.recorded) for b in view.unrecorded] == [(slot_id, COI, False)]
+    assert not published(app)
+
+
+def test_retried_booking_completes_the_interrupted_one(app: ManufacturingApplication) -> None:
+    app.set_slot_capacity(GMP, DAY, 2, operator())
+    slot_id = interrupted_booking(app)
+    assert app.book_slot(COI, GMP, DAY, COLLECTOR).slot_id == slot_id  # the same slot
+    view = app.slot_calendar(GMP, DAY)
+    assert view.booked == 1 and not view.unrecorded
+    [booked] = published(app)
+    assert (booked.coi, booked.slot_id) == (COI, slot_id)
+    second = app.book_slot(COI, GMP, DAY, COLLECTOR).slot_id  # a new booking, not a retry
+    assert second != slot_id and app.slot_calendar(GMP, DAY).booked == 2
+
+
+def test_retry_of_a_recorded_booking_cannot_record_it_twice(
+    app: ManufacturingApplication,
+) -> None:
+    """The second step is idempotent: the booking's id is derived from the slot id."""
+    app.set_slot_capacity(GMP, DAY, 2, operator())
+    slot_id = interrupted_booking(app)
+    reservation = reservation_of(app, slot_id)
+    app.save(SlotBooking.book(reservation, GMP, DAY, operator(GMP, "collection", "u-nurse")))
+    with pytest.raises(IntegrityError):
+        app.save(SlotBooking.book(reservation, GMP, DAY, operator(GMP, "collection", "u-2")))
+    assert len(published(app)) == 1
+
+
+def test_interrupted_booking_of_another_coi_or_site_is_not_taken_over(
+    app: ManufacturingApplication,
+) -> None:
+    app.set_slot_capacity(GMP, DAY, 3, operator())
+    mine = interrupted_booking(app)
+    other_coi = app.book_slot(OTHER_COI, GMP, DAY, COLLECTOR).slot_id
+    other_site = app.book_slot(COI, GMP, DAY, operator("HOSP-Z", "collection")).slot_id
+    assert mine not in (other_coi, other_site)
+    with pytest.raises(SlotsExhausted):  # the interrupted one still holds its capacity
+        app.book_slot(OTHER_COI, GMP, DAY, COLLECTOR)
+    assert [b.slot_id for b in app.slot_calendar(GMP, DAY).unrecorded] == [mine]
+
+
+def test_releasing_an_unrecorded_slot_frees_its_capacity(app: ManufacturingApplication) -> None:
+    app.set_slot_capacity(GMP, DAY, 1, operator())
+    slot_id = interrupted_booking(app)
+    app.release_slot(slot_id, operator().because("booking never completed"))
+    assert app.slot_calendar(GMP, DAY).booked == 0
+    assert not published(app)  # nothing was on any chain, nothing to release there
+    assert app.book_slot(OTHER_COI, GMP, DAY, COLLECTOR).slot_id != slot_id
+
+
+def test_interrupted_release_is_finished_by_a_retry(app: ManufacturingApplication) -> None:
+    """Released on the chain first, then freed: a crash in between holds the capacity."""
+    app.set_slot_capacity(GMP, DAY, 1, operator())
+    slot_id = app.book_slot(COI, GMP, DAY, COLLECTOR).slot_id
+    booking: SlotBooking = app.repository.get(slot_booking_id(slot_id))
+    booking.release(operator().because("device down"))
+    app.save(booking)  # "crashed" before the capacity was freed
+    view = app.slot_calendar(GMP, DAY)
+    assert view.booked == 1 and [b.slot_id for b in view.unrecorded] == [slot_id]
+    with pytest.raises(SlotsExhausted):
+        app.book_slot(OTHER_COI, GMP, DAY, COLLECTOR)
+    app.release_slot(slot_id, operator().because("device down"))
+    assert app.slot_calendar(GMP, DAY).booked == 0
+    assert [type(e) for e in published(app)] == [SlotBooking.Booked, SlotBooking.Released]
+
+
+def test_slot_freed_while_its_booking_was_recorded_is_withdrawn(
+    app: ManufacturingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release of a slot whose booking is in flight: the booking notices and withdraws."""
+    app.set_slot_capacity(GMP, DAY, 1, operator())
+    record = app._record_booking
+
+    def release_meanwhile(*args: Any) -> None:
+        reservation = args[0]
+        app.registers.free_slot(GMP, SLOT_DAY, reservation.slot_id, operator())
+        record(*args)
+
+    monkeypatch.setattr(app, "_record_booking", release_meanwhile)
+    with pytest.raises(Conflict, match="released while"):
+        app.book_slot(COI, GMP, DAY, COLLECTOR)
+    kinds = [type(e) for e in published(app)]
+    assert kinds == [SlotBooking.Booked, SlotBooking.Released]  # withdrawn on the chain
+    assert app.slot_calendar(GMP, DAY).booked == 0
+
+
+def test_booking_recorded_while_its_slot_was_released_is_released_too(
+    app: ManufacturingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: the release frees the capacity, then sees the booking and releases it."""
+    app.set_slot_capacity(GMP, DAY, 1, operator())
+    slot_id = interrupted_booking(app)
+    reservation = reservation_of(app, slot_id)
+    free = app.registers.free_slot
+
+    def booking_recorded_meanwhile(*args: Any) -> None:
+        free(*args)
+        app.save(SlotBooking.book(reservation, GMP, DAY, operator(GMP, "collection")))
+
+    monkeypatch.setattr(app.registers, "free_slot", booking_recorded_meanwhile)
+    app.release_slot(slot_id, operator().because("booking never completed"))
+    kinds = [type(e) for e in published(app)]
+    assert kinds == [SlotBooking.Booked, SlotBooking.Released]
+    assert not app.repository.get(slot_booking_id(slot_id)).is_booked
+
+
+def test_receipt_needs_the_booking_on_the_chain(
+    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+) -> None:
+    """A reserved-but-unrecorded slot does not let a unit in."""
+    app.set_slot_capacity(GMP, DAY, 1, operator())
+    slot_id = interrupted_booking(app)
+    facts.slot_booked(COI, GMP, slot_id)
+    din = apheresis_din(1)
+    facts.package(din)
+    with pytest.raises(Refused, match="no-slot"):
+        app.receive_unit(din, COI, operator())
+    assert app.book_slot(COI, GMP, DAY, COLLECTOR).slot_id == slot_id  # the retry
+    assert app.receive_unit(din, COI, operator()).slot_id == slot_id

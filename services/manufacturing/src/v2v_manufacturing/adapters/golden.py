@@ -1,4 +1,7 @@
-"""Golden contract vectors: one example of every v2v.manufacturing.events.v1 message.
+"""Golden contract vectors: one example of every PUBLISHED v2v.manufacturing.events.v1 message.
+
+Deprecated messages that are no longer published (SlotCapacitySet, ProductDinsReserved: their
+facts are internal to the service now) have no vector.
 
 `python -m v2v_manufacturing.adapters.golden --write` rewrites contracts/golden/manufacturing/v1/
 (only when the contract changes on purpose; the diff is the review). The producer test
@@ -19,9 +22,8 @@ from google.protobuf.message import Message
 
 from v2v_manufacturing.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_manufacturing.domain.batch import Batch
-from v2v_manufacturing.domain.calendar import SlotCalendar
-from v2v_manufacturing.domain.din_sequence import ProductDinSequence
 from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit
+from v2v_manufacturing.domain.slot_booking import SlotBooking
 
 GOLDEN_DIR = Path(__file__).resolve().parents[5] / "contracts" / "golden" / "manufacturing" / "v1"
 COI = "CHA123425000017"
@@ -53,10 +55,10 @@ def _event(kind: type, aggregate_id: UUID, version: int, **fields: Any) -> Any:
 
 def golden_events() -> list[Any]:
     """One fixed domain event per published message, in message-name order."""
-    calendar = UUID("7a1e3c5d-2b4f-4a6e-9c8d-1f3e5a7c9b2d")
+    slot = UUID("7a1e3c5d-2b4f-4a6e-9c8d-1f3e5a7c9b2d")
     unit = UUID("1c3e5a7b-9d2f-4b6a-8e1c-3a5b7d9f2e4c")
-    sequence = UUID("9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b")
     day = {"manufacturing_site_id": SITE, "slot_date": "2025-06-02"}
+    booker = {**OPERATOR, "role": "collection"}
     signed_at = datetime(2025, 6, 3, 12, 0, tzinfo=UTC)
     return [
         _event(
@@ -110,18 +112,6 @@ def golden_events() -> list[Any]:
             **_attributed(COI),
         ),
         _event(
-            ProductDinSequence.DinsReserved,
-            sequence,
-            2,
-            fin="W1234",
-            year=25,
-            first_sequence=1,
-            count=2,
-            batch_id=str(BATCH_ID),
-            batch_coi=COI,
-            **_attributed(""),
-        ),
-        _event(
             Batch.ProductUnitsCreated,
             BATCH_ID,
             5,
@@ -132,26 +122,22 @@ def golden_events() -> list[Any]:
             **_attributed(COI),
         ),
         _event(
-            SlotCalendar.SlotBooked,
-            calendar,
-            2,
+            SlotBooking.Booked,
+            slot,
+            1,
+            originator_topic="v2v_manufacturing.domain.slot_booking:SlotBooking",
             slot_id=f"{SITE}/2025-06-02/1",
-            booked_coi=COI,
             booking_site_id=HOSPITAL,
             **day,
-            **_attributed("", "", HOSPITAL),
+            **{**_attributed(COI), "actor": booker},
         ),
         _event(
-            SlotCalendar.CapacitySet, calendar, 3, capacity=4, booked=1, **day, **_attributed("")
-        ),
-        _event(
-            SlotCalendar.SlotReleased,
-            calendar,
-            4,
+            SlotBooking.Released,
+            slot,
+            2,
             slot_id=f"{SITE}/2025-06-02/1",
-            booked_coi=COI,
             **day,
-            **_attributed("", "patient unwell", HOSPITAL),
+            **{**_attributed(COI, "patient unwell"), "actor": booker},
         ),
         _event(
             ReceivedUnit.AllocatedToBatch,
@@ -181,7 +167,7 @@ def golden_events() -> list[Any]:
             din=INPUT_DINS[0],
             manufacturing_site_id=SITE,
             slot_id=f"{SITE}/2025-06-02/1",
-            condition="fresh_cold",
+            condition="fresh-cold",
             window_starts_at=COLLECTION_END,
             received_at=AT,
             **_attributed(COI),
@@ -203,9 +189,14 @@ def to_json(message: Message) -> str:
 
 
 def write(directory: Path = GOLDEN_DIR) -> list[Path]:
+    """Rewrite the vectors; a vector of a message no longer published is removed."""
     directory.mkdir(parents=True, exist_ok=True)
+    payloads = golden_payloads()
+    for stale in sorted(directory.glob("*.bin")) + sorted(directory.glob("*.json")):
+        if stale.stem not in payloads:
+            stale.unlink()
     written = []
-    for name, payload in golden_payloads().items():
+    for name, payload in payloads.items():
         (directory / f"{name}.bin").write_bytes(payload.SerializeToString(deterministic=True))
         (directory / f"{name}.json").write_text(to_json(payload))
         written.append(directory / f"{name}.bin")

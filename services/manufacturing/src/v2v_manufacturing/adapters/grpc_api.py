@@ -12,13 +12,6 @@ from typing import Any
 from v2v.common.v1 import common_pb2
 from v2v.manufacturing.v1 import manufacturing_service_pb2 as pb
 from v2v.manufacturing.v1 import manufacturing_service_pb2_grpc as pb_grpc
-from v2v_manufacturing.adapters.conditions import (
-    condition_from_proto,
-    condition_to_proto,
-    from_timestamp,
-    timestamp,
-)
-from v2v_manufacturing.adapters.requests import attribution
 from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.values import (
     ProcessStep,
@@ -29,8 +22,14 @@ from v2v_manufacturing.domain.values import (
 from v2v_manufacturing.views import BatchView, CalendarView
 from v2v_platform.attribution import Attribution, SignatureManifestation
 from v2v_platform.auth.identity import Role, current_caller
-from v2v_platform.errors import InvalidInput
 from v2v_platform.grpc_service import translate_errors
+from v2v_platform.proto_values import (
+    attribution,
+    condition_from_proto,
+    condition_to_proto,
+    required_time,
+    timestamp,
+)
 
 SERVICE_NAME = "v2v.manufacturing.v1.ManufacturingService"
 MANUFACTURING = (Role.MANUFACTURING,)
@@ -57,11 +56,8 @@ def acting(method: str, operator: common_pb2.Operator, reason: str = "") -> Attr
 
 
 def signature_from(message: common_pb2.SignatureManifestation) -> SignatureManifestation:
-    if not message.HasField("signed_at"):
-        raise InvalidInput("an e-signature needs its signing time")
-    return SignatureManifestation(
-        message.user_id, message.printed_name, message.meaning, from_timestamp(message.signed_at)
-    )
+    signed_at = required_time(message, "signed_at")
+    return SignatureManifestation(message.user_id, message.printed_name, message.meaning, signed_at)
 
 
 def override_from(request: pb.StartBatchRequest) -> WindowOverride | None:
@@ -77,7 +73,12 @@ def calendar_response(view: CalendarView) -> pb.GetSlotCalendarResponse:
         slot_date=view.slot_date,
         capacity=view.capacity,
         booked=[
-            pb.BookedSlot(slot_id=b.slot_id, coi=b.coi, booking_site_id=b.booking_site_id)
+            pb.BookedSlot(
+                slot_id=b.slot_id,
+                coi=b.coi,
+                booking_site_id=b.booking_site_id,
+                recorded=b.recorded,
+            )
             for b in view.bookings
         ],
     )

@@ -14,7 +14,6 @@ from fastapi import Depends, FastAPI
 from pydantic import BaseModel, Field
 
 from v2v_manufacturing.adapters.grpc_api import ROLES
-from v2v_manufacturing.adapters.requests import attribution
 from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.values import (
     ProcessStep,
@@ -26,6 +25,7 @@ from v2v_manufacturing.domain.values import (
 from v2v_platform.attribution import Attribution, SignatureManifestation
 from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
+from v2v_platform.proto_values import attribution
 
 
 class Operator(BaseModel):

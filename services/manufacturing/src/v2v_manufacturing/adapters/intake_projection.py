@@ -20,11 +20,12 @@ import psycopg
 from google.protobuf.message import DecodeError
 
 from v2v.intake.events.v1 import events_pb2 as intake
-from v2v_manufacturing.adapters.conditions import condition_from_proto, from_timestamp
-from v2v_manufacturing.domain.values import Condition, ExpectedUnit
+from v2v_manufacturing.domain.values import ExpectedUnit
+from v2v_platform.conditions import Condition
 from v2v_platform.consumer import Delivered
 from v2v_platform.errors import InvalidInput
-from v2v_platform.ids import Din, InvalidIdentifier
+from v2v_platform.ids import Coi, Din, InvalidIdentifier
+from v2v_platform.proto_values import condition_from_proto, from_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class IntakeProjection:
         row = (
             din.data,
             str(din),
-            event.coi,
+            Coi.parse(event.coi).value,
             condition_from_proto(event.condition).value,
             from_timestamp(event.window_starts_at).isoformat(),
             event.manufacturing_site_id,
@@ -94,7 +95,8 @@ class IntakeProjection:
         unit_of_work.execute(self._sql(UPSERT_UNIT), row)
 
     def _slot_booked(self, unit_of_work: Any, event: intake.SlotBooked) -> None:
-        row = (event.slot_id, event.coi, event.manufacturing_site_id, event.slot_date)
+        coi = Coi.parse(event.coi).value
+        row = (event.slot_id, coi, event.manufacturing_site_id, event.slot_date)
         unit_of_work.execute(self._sql(UPSERT_SLOT), row)
 
 

@@ -1,7 +1,9 @@
 """Stored domain events -> v2v.manufacturing.events.v1 payloads, and the outbox translator.
 
-Every event class the manufacturing aggregates store has a mapper here: the relay refuses
-an event without one (hash chains must stay continuous).
+Every event class the aggregates of the (published) manufacturing application store has a
+mapper here: hash chains must stay continuous. Each of these events carries its chain's valid
+COI, which is the envelope's COI and the Kafka key. The internal registers application (slot
+calendars, product DIN sequence, unattributable scans) is never published: no mapper here.
 """
 
 from __future__ import annotations
@@ -14,37 +16,18 @@ from google.protobuf.message import Message
 
 from v2v.common.v1.common_pb2 import SignatureManifestation
 from v2v.manufacturing.events.v1 import events_pb2 as pb
-from v2v_manufacturing.adapters.conditions import condition_to_proto, timestamp
 from v2v_manufacturing.domain.batch import Batch
-from v2v_manufacturing.domain.calendar import SlotCalendar
-from v2v_manufacturing.domain.din_sequence import ProductDinSequence
 from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit
+from v2v_manufacturing.domain.slot_booking import SlotBooking
 from v2v_platform.envelope.from_domain import AttributedEventTranslator
+from v2v_platform.proto_values import condition_to_proto, timestamp
 
 Mapper = Callable[[Any], Message]
 
 
-def capacity_opened(event: SlotCalendar.Opened) -> pb.SlotCapacitySet:
-    return pb.SlotCapacitySet(
-        manufacturing_site_id=event.manufacturing_site_id,
-        slot_date=event.slot_date,
-        capacity=event.capacity,
-        booked=0,
-    )
-
-
-def capacity_set(event: SlotCalendar.CapacitySet) -> pb.SlotCapacitySet:
-    return pb.SlotCapacitySet(
-        manufacturing_site_id=event.manufacturing_site_id,
-        slot_date=event.slot_date,
-        capacity=event.capacity,
-        booked=event.booked,
-    )
-
-
-def slot_booked(event: SlotCalendar.SlotBooked) -> pb.SlotBooked:
+def slot_booked(event: SlotBooking.Booked) -> pb.SlotBooked:
     return pb.SlotBooked(
-        coi=event.booked_coi,
+        coi=event.coi,
         manufacturing_site_id=event.manufacturing_site_id,
         slot_id=event.slot_id,
         slot_date=event.slot_date,
@@ -52,9 +35,9 @@ def slot_booked(event: SlotCalendar.SlotBooked) -> pb.SlotBooked:
     )
 
 
-def slot_released(event: SlotCalendar.SlotReleased) -> pb.SlotReleased:
+def slot_released(event: SlotBooking.Released) -> pb.SlotReleased:
     return pb.SlotReleased(
-        coi=event.booked_coi,
+        coi=event.coi,
         manufacturing_site_id=event.manufacturing_site_id,
         slot_id=event.slot_id,
         slot_date=event.slot_date,
@@ -158,22 +141,9 @@ def batch_failed(event: Batch.Failed) -> pb.BatchFailed:
     )
 
 
-def dins_reserved(event: ProductDinSequence.Started | ProductDinSequence.DinsReserved) -> Message:
-    return pb.ProductDinsReserved(
-        fin=event.fin,
-        year=event.year,
-        first_sequence=event.first_sequence,
-        count=event.count,
-        batch_id=event.batch_id,
-        coi=event.batch_coi,
-    )
-
-
 PAYLOAD_MAPPERS: dict[type, Mapper] = {
-    SlotCalendar.Opened: capacity_opened,
-    SlotCalendar.CapacitySet: capacity_set,
-    SlotCalendar.SlotBooked: slot_booked,
-    SlotCalendar.SlotReleased: slot_released,
+    SlotBooking.Booked: slot_booked,
+    SlotBooking.Released: slot_released,
     ReceivedUnit.Received: unit_received,
     ReceivedUnit.AllocatedToBatch: unit_allocated,
     ReceiptMismatch.Recorded: receipt_mismatch,
@@ -182,8 +152,6 @@ PAYLOAD_MAPPERS: dict[type, Mapper] = {
     Batch.InProcessQcRecorded: qc_recorded,
     Batch.ProductUnitsCreated: products_created,
     Batch.Failed: batch_failed,
-    ProductDinSequence.Started: dins_reserved,
-    ProductDinSequence.DinsReserved: dins_reserved,
 }
 
 TRANSLATOR = AttributedEventTranslator(PAYLOAD_MAPPERS)

@@ -1,10 +1,13 @@
-"""Slot capacity calendar: one aggregate per manufacturing site and day.
+"""Slot capacity calendar: one aggregate per manufacturing site and day (INTERNAL).
 
-Concurrent bookings race on the aggregate's version (optimistic concurrency): of two
-bookings read at the same version only one can be saved, so a day is never overbooked.
-Calendar events are site-level facts: they carry an empty COI (the booked COI is a field).
-They are authored (and signed) by the manufacturing site; a booking's requesting collection
-site is a field of the booking.
+The calendar mixes the bookings of many COIs, so it belongs to no chain of identity: it lives
+in the internal registers application and is never published. What is published is one
+`SlotBooking` per slot, under the booked COI (see `slot_booking`).
+
+Concurrent reservations race on the calendar's version (optimistic concurrency): of two
+reservations read at the same version only one can be saved, so a day is never overbooked.
+Slot ids are deterministic (``SITE/YYYY-MM-DD/N``, N counting every slot ever reserved on
+that day) and never reused, even after a release.
 """
 
 from __future__ import annotations
@@ -17,17 +20,18 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from v2v_manufacturing.domain.errors import SlotsExhausted
-from v2v_manufacturing.domain.events import AttributedCreated, AttributedEvent, attributed
+from v2v_manufacturing.domain.events import LocalCreated, LocalEvent, local
 from v2v_platform.attribution import Attribution
 from v2v_platform.errors import InvalidInput, NotFound, Refused
 
 NAMESPACE = UUID("5b0c86a4-1f55-5c0e-a7b2-3d8e4f9a6c21")
 MAX_CAPACITY = 1000
-SITE_LEVEL = ""  # calendar events belong to no single chain of identity
 
 
 @dataclass(frozen=True)
-class Booking:
+class Reservation:
+    """Capacity of the day held for one COI, at the request of one collection site."""
+
     slot_id: str
     coi: str
     booking_site_id: str
@@ -53,49 +57,56 @@ def check_capacity(capacity: int) -> None:
         raise InvalidInput(f"capacity must be between 0 and {MAX_CAPACITY}")
 
 
+def check_may_release(
+    reservation: Reservation, manufacturing_site_id: str, requesting_site_id: str, reason: str
+) -> None:
+    """Only the booking site or the manufacturing site releases a slot, and always says why."""
+    if requesting_site_id not in (reservation.booking_site_id, manufacturing_site_id):
+        raise Refused(
+            f"slot {reservation.slot_id} was booked by {reservation.booking_site_id}; only that"
+            f" site or {manufacturing_site_id} may release it"
+        )
+    if not reason.strip():
+        raise InvalidInput("releasing a slot needs a reason")
+
+
 class SlotCalendar(Aggregate):
-    class Opened(AttributedCreated):
+    class Opened(LocalCreated):
         manufacturing_site_id: str
         slot_date: str  # ISO 8601 date
         capacity: int
 
-    class CapacitySet(AttributedEvent):
-        manufacturing_site_id: str
-        slot_date: str
+    class CapacitySet(LocalEvent):
         capacity: int
         booked: int
 
         def apply(self, aggregate: Any) -> None:
             aggregate.capacity = self.capacity
 
-    class SlotBooked(AttributedEvent):
-        manufacturing_site_id: str
-        slot_date: str
+    class SlotReserved(LocalEvent):
         slot_id: str
         booked_coi: str
         booking_site_id: str
 
         def apply(self, aggregate: Any) -> None:
             aggregate.slots_issued += 1
-            aggregate.bookings[self.slot_id] = Booking(
+            aggregate.reservations[self.slot_id] = Reservation(
                 self.slot_id, self.booked_coi, self.booking_site_id
             )
 
-    class SlotReleased(AttributedEvent):
-        manufacturing_site_id: str
-        slot_date: str
+    class SlotFreed(LocalEvent):
         slot_id: str
         booked_coi: str
 
         def apply(self, aggregate: Any) -> None:
-            del aggregate.bookings[self.slot_id]
+            del aggregate.reservations[self.slot_id]
 
     def __init__(self, manufacturing_site_id: str, slot_date: str, capacity: int, **_: Any) -> None:
         self.manufacturing_site_id = manufacturing_site_id
         self.slot_date = date.fromisoformat(slot_date)
         self.capacity = capacity
         self.slots_issued = 0
-        self.bookings: dict[str, Booking] = {}
+        self.reservations: dict[str, Reservation] = {}
 
     @staticmethod
     def create_id(manufacturing_site_id: str, slot_date: date) -> UUID:
@@ -106,18 +117,19 @@ class SlotCalendar(Aggregate):
         cls, manufacturing_site_id: str, slot_date: date, capacity: int, by: Attribution
     ) -> SlotCalendar:
         check_capacity(capacity)
-        return cls._create(
+        calendar: SlotCalendar = cls._create(
             cls.Opened,
             id=cls.create_id(manufacturing_site_id, slot_date),
             manufacturing_site_id=manufacturing_site_id,
             slot_date=slot_date.isoformat(),
             capacity=capacity,
-            **attributed(by, SITE_LEVEL),
+            **local(by),
         )
+        return calendar
 
     @property
     def booked(self) -> int:
-        return len(self.bookings)
+        return len(self.reservations)
 
     def set_capacity(self, capacity: int, by: Attribution) -> None:
         check_capacity(capacity)
@@ -126,11 +138,9 @@ class SlotCalendar(Aggregate):
                 f"capacity {capacity} is below the {self.booked} slots already booked on"
                 f" {self.slot_date.isoformat()}; release bookings first"
             )
-        self.trigger_event(
-            self.CapacitySet, capacity=capacity, booked=self.booked, **self._fields(by)
-        )
+        self.trigger_event(self.CapacitySet, capacity=capacity, booked=self.booked, **local(by))
 
-    def book(self, coi: str, booking_site_id: str, by: Attribution) -> str:
+    def reserve(self, coi: str, booking_site_id: str, by: Attribution) -> Reservation:
         if self.booked >= self.capacity:
             raise SlotsExhausted(
                 f"{self.manufacturing_site_id} has no free slot on {self.slot_date.isoformat()}"
@@ -138,35 +148,28 @@ class SlotCalendar(Aggregate):
             )
         slot_id = slot_id_for(self.manufacturing_site_id, self.slot_date, self.slots_issued + 1)
         self.trigger_event(
-            self.SlotBooked,
+            self.SlotReserved,
             slot_id=slot_id,
             booked_coi=coi,
             booking_site_id=booking_site_id,
-            **self._fields(by),
+            **local(by),
         )
-        return slot_id
+        return self.reservations[slot_id]
 
-    def release(self, slot_id: str, requesting_site_id: str, by: Attribution) -> None:
-        booking = self.booking(slot_id)
-        if requesting_site_id not in (booking.booking_site_id, self.manufacturing_site_id):
-            raise Refused(
-                f"slot {slot_id} was booked by {booking.booking_site_id}; only that site or"
-                f" {self.manufacturing_site_id} may release it"
-            )
-        if not by.reason.strip():
-            raise InvalidInput("releasing a slot needs a reason")
-        fields = self._fields(by)
-        self.trigger_event(self.SlotReleased, slot_id=slot_id, booked_coi=booking.coi, **fields)
+    def free(self, slot_id: str, by: Attribution) -> None:
+        reservation = self.reservation(slot_id)
+        self.trigger_event(self.SlotFreed, slot_id=slot_id, booked_coi=reservation.coi, **local(by))
 
-    def _fields(self, by: Attribution) -> dict[str, Any]:
-        return {
-            "manufacturing_site_id": self.manufacturing_site_id,
-            "slot_date": self.slot_date.isoformat(),
-            **attributed(by, SITE_LEVEL),
-        }
-
-    def booking(self, slot_id: str) -> Booking:
+    def reservation(self, slot_id: str) -> Reservation:
         try:
-            return self.bookings[slot_id]
+            return self.reservations[slot_id]
         except KeyError:
             raise NotFound(f"slot {slot_id} is not booked") from None
+
+    def reservations_for(self, coi: str, booking_site_id: str) -> list[Reservation]:
+        """This COI's reservations requested by that site, oldest first."""
+        return [
+            r
+            for r in self.reservations.values()
+            if r.coi == coi and r.booking_site_id == booking_site_id
+        ]

@@ -1,8 +1,11 @@
 """Receiving units at a manufacturing site (invariant I2) and their allocation to batches.
 
 A scan is accepted only for a unit intake packaged for this site, whose COI matches the
-scanned COI label and has a booked slot here. Anything else is a `ReceiptMismatch`: it is
-recorded with its reason and nothing else changes.
+scanned COI label and has a booked slot here. Anything else is refused with its reason and
+recorded; nothing else changes. A refused scan is recorded on the chain it puts at risk: the
+COI of the expected unit when the scanned DIN is known, else the scanned COI when it is a
+valid COI (a published `ReceiptMismatch`). A scan with neither cannot be attributed to any
+chain: it is kept as a local `UnattributableScan` of the internal registers application.
 """
 
 from __future__ import annotations
@@ -14,9 +17,16 @@ from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from v2v_manufacturing.domain.events import AttributedCreated, AttributedEvent, attributed
-from v2v_manufacturing.domain.values import Condition, ExpectedUnit
+from v2v_manufacturing.domain.events import (
+    AttributedCreated,
+    AttributedEvent,
+    LocalCreated,
+    attributed,
+    local,
+)
+from v2v_manufacturing.domain.values import ExpectedUnit
 from v2v_platform.attribution import Attribution
+from v2v_platform.conditions import Condition
 from v2v_platform.errors import Refused
 
 NAMESPACE = UUID("c41d9e27-8b6a-5f13-9e0d-2a7c5b8f1e34")
@@ -34,7 +44,11 @@ class Mismatch:
 
     reason_code: str
     explanation: str
-    coi: str = ""
+
+
+def malformed(*problems: str) -> Mismatch:
+    """A label that is not a valid DIN or COI (each problem says which and why)."""
+    return Mismatch(MALFORMED, "; ".join(p for p in problems if p))
 
 
 def match_receipt(
@@ -48,21 +62,24 @@ def match_receipt(
         return Mismatch(UNKNOWN_UNIT, "no unit with this DIN was packaged for manufacturing")
     if scanned_coi != expected.coi:
         return Mismatch(
-            COI_MISMATCH,
-            f"the scanned COI {scanned_coi!r} is not the unit's COI {expected.coi}",
-            expected.coi,
+            COI_MISMATCH, f"the scanned COI {scanned_coi!r} is not the unit's COI {expected.coi}"
         )
     if expected.manufacturing_site_id != site_id:
         return Mismatch(
             WRONG_SITE,
             f"the unit was packaged for {expected.manufacturing_site_id}, not {site_id}",
-            expected.coi,
         )
     if booked_slot_id is None:
-        return Mismatch(
-            NO_SLOT, f"COI {expected.coi} has no booked slot at {site_id}", expected.coi
-        )
+        return Mismatch(NO_SLOT, f"COI {expected.coi} has no booked slot at {site_id}")
     return None
+
+
+def chain_at_risk(expected: ExpectedUnit | None, valid_scanned_coi: str | None) -> str | None:
+    """The COI a refused scan is recorded under: the expected unit's (its DIN is known),
+    else the scanned COI (when it is valid), else None (the scan is unattributable)."""
+    if expected is not None:
+        return expected.coi
+    return valid_scanned_coi or None
 
 
 class ReceivedUnit(Aggregate):
@@ -146,9 +163,10 @@ class ReceiptMismatch(Aggregate):
 
     @classmethod
     def record(
-        cls, scanned_din: str, scanned_coi: str, mismatch: Mismatch, by: Attribution
+        cls, scanned_din: str, scanned_coi: str, mismatch: Mismatch, coi: str, by: Attribution
     ) -> ReceiptMismatch:
-        return cls._create(
+        """Recorded (and published) on the chain at risk, `coi` (see `chain_at_risk`)."""
+        recorded: ReceiptMismatch = cls._create(
             cls.Recorded,
             id=uuid4(),
             scanned_din=scanned_din,
@@ -156,5 +174,45 @@ class ReceiptMismatch(Aggregate):
             reason_code=mismatch.reason_code,
             explanation=mismatch.explanation,
             manufacturing_site_id=by.site_id,
-            **attributed(by, mismatch.coi),
+            **attributed(by, coi),
         )
+        return recorded
+
+
+class UnattributableScan(Aggregate):
+    """A refused receipt scan that names no known unit and no valid COI (INTERNAL).
+
+    It belongs to no chain of identity, so it cannot be published (every published event is
+    keyed by its COI). It is kept, immutable, in the registers application, with its reason.
+    """
+
+    class Recorded(LocalCreated):
+        scanned_din: str
+        scanned_coi: str
+        reason_code: str
+        explanation: str
+        manufacturing_site_id: str
+
+    def __init__(
+        self, scanned_din: str, scanned_coi: str, reason_code: str, explanation: str, **_: Any
+    ) -> None:
+        self.scanned_din = scanned_din
+        self.scanned_coi = scanned_coi
+        self.reason_code = reason_code
+        self.explanation = explanation
+
+    @classmethod
+    def record(
+        cls, scanned_din: str, scanned_coi: str, mismatch: Mismatch, by: Attribution
+    ) -> UnattributableScan:
+        recorded: UnattributableScan = cls._create(
+            cls.Recorded,
+            id=uuid4(),
+            scanned_din=scanned_din,
+            scanned_coi=scanned_coi,
+            reason_code=mismatch.reason_code,
+            explanation=mismatch.explanation,
+            manufacturing_site_id=by.site_id,
+            **local(by),
+        )
+        return recorded

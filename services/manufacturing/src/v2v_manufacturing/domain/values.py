@@ -7,17 +7,8 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from v2v_platform.attribution import SignatureManifestation
+from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput
-
-
-class Condition(StrEnum):
-    FRESH_COLD = "fresh_cold"
-    FRESH_AMBIENT = "fresh_ambient"
-    CRYO = "cryo"
-
-    @property
-    def is_fresh(self) -> bool:
-        return self is not Condition.CRYO
 
 
 class StepKind(StrEnum):
