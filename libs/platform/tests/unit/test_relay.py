@@ -185,3 +185,10 @@ def test_run_stops_on_a_broken_chain() -> None:
     relay = _relay(app, InMemoryRelayState(), RecordingBroker())
     with pytest.raises(ChainBroken):
         relay.run(threading.Event())
+
+
+def test_translator_refuses_events_without_a_valid_coi() -> None:
+    translator = AttributedEventTranslator({Orphan.Made: lambda e: golden.golden_payload()})
+    made = Orphan(coi="").collect_events()[0]
+    with pytest.raises(ValueError, match="cannot be published without a valid COI"):
+        translator.translate(made)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from google.protobuf.message import Message
 
 from v2v_platform.envelope.codec import Actor, EnvelopeContent
+from v2v_platform.ids import Coi, InvalidIdentifier
 
 PayloadMapper = Callable[[Any], Message]
 
@@ -88,6 +89,17 @@ def content_from_domain_event(
     )
 
 
+def _valid_coi(event: object) -> str:
+    """Every published event belongs to one chain of identity: its COI is the Kafka key."""
+    coi = str(_required(event, "coi"))
+    try:
+        return str(Coi.parse(coi))
+    except InvalidIdentifier as error:
+        raise NotPublishable(
+            f"{type(event).__qualname__} cannot be published without a valid COI: {error}"
+        ) from None
+
+
 def _required(event: object, name: str) -> Any:
     if not hasattr(event, name):
         raise NotPublishable(f"{type(event).__qualname__} has no {name!r} attribute")
@@ -110,7 +122,7 @@ class AttributedEventTranslator:
         content = content_from_domain_event(
             event,
             mapper(event),
-            coi=str(_required(event, "coi")),
+            coi=_valid_coi(event),
             actor=actor_from(_required(event, "actor")),
             site_id=str(_required(event, "site_id")),
             reason=str(getattr(event, "reason", "") or ""),
