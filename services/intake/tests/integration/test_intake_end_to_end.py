@@ -169,7 +169,7 @@ def drive_grpc_until_labelled(stub: Any) -> tuple[str, str]:
 def verify_over_http(service: IntakeService, pki: Path, coi: str, din: str) -> None:
     client = TestClient(service.http, raise_server_exceptions=False)
     headers = {"Authorization": f"Bearer {issue_site_token(pki, 'HOSP-A')}"}
-    url = f"/therapies/{coi}/units/{din}/scans"
+    url = f"/v1/therapies/{coi}/units/{din}/scans"
     first = {"user_id": "u-1", "printed_name": "Ada Example"}
     wrong = client.post(
         url,

@@ -54,19 +54,19 @@ def enrol(client: TestClient, pki: Path, pseudonym: str, site: str = "HOSP-A") -
         },
         "treating_site_id": "HOSP-A",
     }
-    return client.post("/therapies", json=body, headers=auth(pki, site))
+    return client.post("/v1/therapies", json=body, headers=auth(pki, site))
 
 
 def test_the_intake_journey_over_http(client: TestClient, pki: Path) -> None:
     coi = enrol(client, pki, "PSN-H1").json()["coi"]
     slot = client.post(
-        f"/therapies/{coi}/slots",
+        f"/v1/therapies/{coi}/slots",
         json={"operator": OPERATOR, "manufacturing_site_id": "GMP-B", "slot_date": "2025-03-20"},
         headers=auth(pki),
     )
     assert slot.status_code == 201
     collection = client.post(
-        f"/therapies/{coi}/collections",
+        f"/v1/therapies/{coi}/collections",
         json={
             "operator": OPERATOR,
             "started_at": "2025-03-14T06:00:00Z",
@@ -78,21 +78,23 @@ def test_the_intake_journey_over_http(client: TestClient, pki: Path) -> None:
         headers=auth(pki),
     ).json()["collection_id"]
     [din] = client.post(
-        f"/therapies/{coi}/collections/{collection}/units",
+        f"/v1/therapies/{coi}/collections/{collection}/units",
         json={"operator": OPERATOR, "count": 1},
         headers=auth(pki),
     ).json()["dins"]
     scan = {"operator": OPERATOR, "scanned_din": din, "scanned_coi": "CHA123425000999"}
-    refused = client.post(f"/therapies/{coi}/units/{din}/scans", json=scan, headers=auth(pki))
+    refused = client.post(f"/v1/therapies/{coi}/units/{din}/scans", json=scan, headers=auth(pki))
     assert refused.status_code == 409
     assert refused.headers["content-type"] == "application/problem+json"
     assert "coi-mismatch" in refused.json()["detail"]
     for operator, verified in ((OPERATOR, False), (SECOND, True)):
         scan = {"operator": operator, "scanned_din": din, "scanned_coi": coi}
-        response = client.post(f"/therapies/{coi}/units/{din}/scans", json=scan, headers=auth(pki))
+        response = client.post(
+            f"/v1/therapies/{coi}/units/{din}/scans", json=scan, headers=auth(pki)
+        )
         assert response.json() == {"verified": verified}
     packaged = client.post(
-        f"/therapies/{coi}/units/{din}/packaging",
+        f"/v1/therapies/{coi}/units/{din}/packaging",
         json={
             "operator": OPERATOR,
             "condition": "cryo",
@@ -103,9 +105,9 @@ def test_the_intake_journey_over_http(client: TestClient, pki: Path) -> None:
         headers=auth(pki),
     )
     assert packaged.status_code == 200, packaged.text
-    view = client.get(f"/therapies/{coi}", headers=auth(pki)).json()
+    view = client.get(f"/v1/therapies/{coi}", headers=auth(pki)).json()
     assert view["personal_details"]["mrn"] == "M-9" and view["units"][0]["status"] == "packaged"
-    audit = client.get(f"/therapies/{coi}", headers=auth(pki, "AUDIT-X")).json()
+    audit = client.get(f"/v1/therapies/{coi}", headers=auth(pki, "AUDIT-X")).json()
     assert audit["personal_details"] is None
 
 
@@ -113,10 +115,10 @@ def test_errors_are_problem_documents_without_internals(client: TestClient, pki:
     enrol(client, pki, "PSN-H2")
     again = enrol(client, pki, "PSN-H2")
     assert again.status_code == 409 and "already has an open therapy" in again.json()["detail"]
-    missing = client.get("/therapies/CHA123425999999", headers=auth(pki))
+    missing = client.get("/v1/therapies/CHA123425999999", headers=auth(pki))
     assert missing.status_code == 404
     invalid = client.post(
-        "/therapies/CHA123425000001/slots", json={"operator": OPERATOR}, headers=auth(pki)
+        "/v1/therapies/CHA123425000001/slots", json={"operator": OPERATOR}, headers=auth(pki)
     )
     assert invalid.status_code == 422
     for response in (again, missing, invalid):
@@ -126,11 +128,13 @@ def test_errors_are_problem_documents_without_internals(client: TestClient, pki:
 
 def test_tokens_and_roles(client: TestClient, pki: Path) -> None:
     assert enrol(client, pki, "PSN-H3").status_code == 201
-    assert client.get("/therapies/CHA123425000001").status_code == 401
+    assert client.get("/v1/therapies/CHA123425000001").status_code == 401
     assert enrol(client, pki, "PSN-H4", site="GMP-B").status_code == 403
-    assert client.get("/therapies/CHA123425000001", headers=auth(pki, "GMP-B")).status_code == 403
+    assert (
+        client.get("/v1/therapies/CHA123425000001", headers=auth(pki, "GMP-B")).status_code == 403
+    )
 
 
 def test_openapi_is_published(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert "/therapies" in paths and "/therapies/{coi}/units/{din}/scans" in paths
+    assert "/v1/therapies" in paths and "/v1/therapies/{coi}/units/{din}/scans" in paths

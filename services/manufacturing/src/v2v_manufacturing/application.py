@@ -60,6 +60,7 @@ from v2v_manufacturing.views import (
     BookedSlotView,
     BookingView,
     CalendarView,
+    ExpectedUnitView,
     ReceiptView,
 )
 from v2v_platform.attribution import Attribution
@@ -80,6 +81,7 @@ class IntakeFacts(Protocol):
 
     def packaged_unit(self, din_data: str) -> ExpectedUnit | None: ...
     def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]: ...
+    def units_for(self, coi: str) -> list[ExpectedUnit]: ...
 
 
 class NoIntakeFacts:
@@ -89,6 +91,9 @@ class NoIntakeFacts:
         return None
 
     def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]:
+        return []
+
+    def units_for(self, coi: str) -> list[ExpectedUnit]:
         return []
 
 
@@ -278,6 +283,15 @@ class ManufacturingApplication(Application[UUID]):
         except IntegrityError:
             raise Refused(f"unit {din} was already received") from None
         return ReceiptView(expected.coi, expected.din, slot_id, expected.condition)
+
+    def expected_units(self, coi: str) -> list[ExpectedUnitView]:
+        """Units intake packaged for this site for `coi`, as known from intake's events."""
+        slot_id = self._booked_slot(coi, self.site_id)
+        return [
+            ExpectedUnitView(u.din, u.coi, u.condition, u.window_starts_at, slot_id or "")
+            for u in self.intake_facts.units_for(coi)
+            if u.manufacturing_site_id == self.site_id
+        ]
 
     def _booked_slot(self, coi: str, site_id: str) -> str | None:
         """A slot intake booked for `coi` here that is booked on the COI's chain."""

@@ -82,6 +82,9 @@ class InMemoryIntakeFacts:
     def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]:
         return list(self.slots.get((coi, manufacturing_site_id), []))
 
+    def units_for(self, coi: str) -> list[ExpectedUnit]:
+        return [unit for unit in self.units.values() if unit.coi == coi]
+
     def package(
         self,
         din: str,

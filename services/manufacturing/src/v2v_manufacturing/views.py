@@ -110,3 +110,14 @@ class BatchView:
             batch.window_overridden,
             batch.started_at,
         )
+
+
+@dataclass(frozen=True)
+class ExpectedUnitView:
+    """A unit on its way here (from intake's events) and the booked slot it can be received on."""
+
+    din: str
+    coi: str
+    condition: Condition
+    window_starts_at: datetime
+    slot_id: str

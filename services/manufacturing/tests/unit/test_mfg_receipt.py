@@ -213,3 +213,15 @@ def test_slot_id_not_issued_by_this_service_does_not_count(
     facts.package(din, COI)
     facts.slot_booked(COI, GMP, "SLOT-GMP-B-20250320-1")
     refused_with(app, din, COI, "no-slot")
+
+
+def test_expected_units_show_what_intake_packaged_here_and_the_slot(
+    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+) -> None:
+    here, elsewhere = apheresis_din(11), apheresis_din(12)
+    facts.package(here, COI)
+    facts.package(elsewhere, COI, site=OTHER_GMP)
+    assert [(u.din, u.slot_id) for u in app.expected_units(COI)] == [(here, "")]
+    slot_id = book(app, facts)
+    assert [(u.din, u.slot_id) for u in app.expected_units(COI)] == [(here, slot_id)]
+    assert app.expected_units(OTHER_COI) == []

@@ -92,7 +92,7 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
     Collector = Annotated[CallerIdentity, Depends(collection)]
     Reading = Annotated[CallerIdentity, Depends(reader)]
 
-    @api.post("/therapies", status_code=201)
+    @api.post("/v1/therapies", status_code=201)
     def enrol_patient(body: EnrolBody, caller: Collector) -> dict[str, str]:
         d = body.personal_details
         details = PersonalDetails(d.given_name, d.family_name, d.mrn, d.birth_date)
@@ -100,21 +100,21 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
         coi = app.enrol_patient(body.patient_pseudonym, details, body.treating_site_id, by)
         return {"coi": coi}
 
-    @api.get("/therapies/{coi}")
+    @api.get("/v1/therapies/{coi}")
     def get_patient(coi: str, caller: Reading) -> TherapyView:
         return app.get_patient(coi, Reader(caller.site_id, Role.AUDITOR in caller.roles))
 
-    @api.post("/therapies/{coi}/erasure", status_code=204)
+    @api.post("/v1/therapies/{coi}/erasure", status_code=204)
     def erase_personal_details(coi: str, body: EraseBody, caller: Collector) -> None:
         app.erase_personal_details(coi, _by(body.operator, caller, body.reason))
 
-    @api.post("/therapies/{coi}/slots", status_code=201)
+    @api.post("/v1/therapies/{coi}/slots", status_code=201)
     def book_slot(coi: str, body: BookSlotBody, caller: Collector) -> dict[str, str]:
         by = _by(body.operator, caller)
         slot_id, site, day = app.book_slot(coi, body.manufacturing_site_id, body.slot_date, by)
         return {"slot_id": slot_id, "manufacturing_site_id": site, "slot_date": day.isoformat()}
 
-    @api.post("/therapies/{coi}/collections", status_code=201)
+    @api.post("/v1/therapies/{coi}/collections", status_code=201)
     def record_collection(coi: str, body: CollectionBody, caller: Collector) -> dict[str, str]:
         values = CollectionInput(
             body.started_at,
@@ -126,19 +126,19 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
         )
         return {"collection_id": app.record_collection(coi, values, _by(body.operator, caller))}
 
-    @api.post("/therapies/{coi}/collections/{collection_id}/units", status_code=201)
+    @api.post("/v1/therapies/{coi}/collections/{collection_id}/units", status_code=201)
     def label_units(
         coi: str, collection_id: str, body: LabelBody, caller: Collector
     ) -> dict[str, list[str]]:
         by = _by(body.operator, caller)
         return {"dins": app.label_units(coi, collection_id, body.count, body.unit_kind, by)}
 
-    @api.post("/therapies/{coi}/units/{din}/scans")
+    @api.post("/v1/therapies/{coi}/units/{din}/scans")
     def verify_label(coi: str, din: str, body: ScanBody, caller: Collector) -> dict[str, bool]:
         by = _by(body.operator, caller)
         return {"verified": app.verify_label(coi, din, body.scanned_din, body.scanned_coi, by)}
 
-    @api.post("/therapies/{coi}/units/{din}/packaging")
+    @api.post("/v1/therapies/{coi}/units/{din}/packaging")
     def package_unit(
         coi: str, din: str, body: PackageBody, caller: Collector
     ) -> dict[str, datetime]:

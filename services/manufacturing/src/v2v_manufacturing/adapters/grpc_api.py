@@ -45,6 +45,7 @@ ROLES: dict[str, tuple[Role, ...]] = {
     "Harvest": MANUFACTURING,
     "FailBatch": MANUFACTURING,
     "GetBatch": (Role.MANUFACTURING, Role.AUDITOR),
+    "ListExpectedUnits": (Role.MANUFACTURING, Role.AUDITOR),
 }
 REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(roles) for name, roles in ROLES.items()}
 
@@ -216,6 +217,22 @@ class ManufacturingServicer(pb_grpc.ManufacturingServiceServicer):
     @translate_errors
     def GetBatch(self, request: pb.GetBatchRequest, context: Any) -> Any:
         return batch_response(self._app.batch(request.batch_id, current_caller()))
+
+    @translate_errors
+    def ListExpectedUnits(self, request: pb.ListExpectedUnitsRequest, context: Any) -> Any:
+        units = self._app.expected_units(request.coi)
+        return pb.ListExpectedUnitsResponse(
+            units=[
+                pb.ExpectedUnit(
+                    din=u.din,
+                    coi=u.coi,
+                    condition=condition_to_proto(u.condition),
+                    window_starts_at=timestamp(u.window_starts_at),
+                    slot_id=u.slot_id,
+                )
+                for u in units
+            ]
+        )
 
 
 def register(app: ManufacturingApplication) -> Any:

@@ -125,6 +125,7 @@ def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> Fas
     CalendarReader = Annotated[CallerIdentity, Depends(caller_for("GetSlotCalendar"))]
     Manufacturer = Annotated[CallerIdentity, Depends(caller_for("ReceiveUnit"))]
     BatchReader = Annotated[CallerIdentity, Depends(caller_for("GetBatch"))]
+    ExpectedReader = Annotated[CallerIdentity, Depends(caller_for("ListExpectedUnits"))]
 
     def acting(caller: CallerIdentity, method: str, body: Command, reason: str = "") -> Attribution:
         operator = body.operator
@@ -191,6 +192,10 @@ def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> Fas
     @app.post("/v1/batches/{batch_id}/failure", status_code=204)
     def fail(batch_id: str, body: FailBatch, caller: Manufacturer) -> None:
         application.fail_batch(batch_id, acting(caller, "FailBatch", body, body.reason))
+
+    @app.get("/v1/expected-units/{coi}")
+    def expected_units(coi: str, caller: ExpectedReader) -> Any:
+        return [as_json(unit) for unit in application.expected_units(coi)]
 
     @app.get("/v1/batches/{batch_id}")
     def batch(batch_id: str, caller: BatchReader) -> Any:

@@ -56,6 +56,10 @@ SELECT_UNIT = (
     "SELECT din, coi, condition, window_starts_at, manufacturing_site_id"
     " FROM mfg_intake_packaged_units WHERE din_data = ?"
 )
+SELECT_UNITS_FOR_COI = (
+    "SELECT din, coi, condition, window_starts_at, manufacturing_site_id"
+    " FROM mfg_intake_packaged_units WHERE coi = ? ORDER BY din_data"
+)
 SELECT_SLOTS = (
     "SELECT slot_id FROM mfg_intake_booked_slots WHERE coi = ? AND manufacturing_site_id = ?"
     " ORDER BY slot_id"
@@ -125,6 +129,12 @@ class SqlIntakeFacts:
 
     def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]:
         return [row[0] for row in self._query(SELECT_SLOTS, (coi, manufacturing_site_id))]
+
+    def units_for(self, coi: str) -> list[ExpectedUnit]:
+        return [
+            ExpectedUnit(din, unit_coi, Condition(condition), datetime.fromisoformat(start), site)
+            for din, unit_coi, condition, start, site in self._query(SELECT_UNITS_FOR_COI, (coi,))
+        ]
 
 
 def sqlite_facts(path: Path) -> SqlIntakeFacts:
