@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 GEN_STAMP := libs/contracts/src/v2v/.generated
 PROTO_FILES := $(shell find proto -name '*.proto' 2>/dev/null)
 
-.PHONY: help setup proto lint test test-unit test-integration demo kafka-up kafka-down pg-up pg-down golden clean
+.PHONY: help setup proto lint test test-unit test-integration demo kafka-up kafka-down pg-up pg-down golden openapi clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ pg-up: ## start the throwaway local PostgreSQL; prints the DSN
 
 pg-down: ## stop the local PostgreSQL
 	@infra/postgres/pg.sh down
+
+openapi: $(GEN_STAMP) ## rewrite the OpenAPI snapshots in contracts/openapi (review the diff)
+	$(UV) run --frozen python tools/openapi_snapshot.py --write
 
 golden: $(GEN_STAMP) ## rewrite the golden envelope vectors (only when the contract changes on purpose)
 	$(UV) run --frozen python -m v2v_platform.testing.golden --write
