@@ -28,7 +28,6 @@ import httpx
 import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from kafka import KafkaConsumer, TopicPartition
 
 from v2v.common.v1.common_pb2 import CONDITION_FRESH_COLD, Operator
 from v2v.intake.v1 import intake_service_pb2 as intake_pb
@@ -40,6 +39,7 @@ from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.envelope import ChainVerifier, KeyRing, Location, decode
 from v2v_platform.ids import Coi
+from v2v_platform.testing.kafka_topics import read_topic
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -165,24 +165,6 @@ def _stub(stub_class: Any, process: Process, pki: Path, site: str) -> Any:
         f"127.0.0.1:{process.grpc_port}", channel_credentials(SiteTlsFiles.for_site(pki, site))
     )
     return stub_class(channel)
-
-
-def _read_topic(kafka: str, topic: str, coi: str) -> list[tuple[Location, Any]]:
-    consumer = KafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning()
-    ends = consumer.end_offsets(partitions)
-    found = []
-    while any(consumer.position(tp) < ends[tp] for tp in partitions):
-        for tp, records in consumer.poll(timeout_ms=1000).items():
-            found += [
-                (Location(topic, tp.partition, r.offset), r)
-                for r in records
-                if r.key == coi.encode()
-            ]
-    consumer.close()
-    return found
 
 
 def test_a_collection_becomes_product_units_with_lineage(
@@ -334,7 +316,7 @@ def test_a_collection_becomes_product_units_with_lineage(
     ring = KeyRing.load(pki / "signing-keys.json")
 
     def published(topic: str, needed: set[str]) -> list[tuple[Location, Any]]:
-        records = _read_topic(kafka_bootstrap, topic, coi)
+        records = read_topic(kafka_bootstrap, topic, lambda r: r.key == coi.encode())
         types = {decode(r.value).event_type.rsplit(".", 1)[-1] for _, r in records}
         return records if needed <= types else []
 

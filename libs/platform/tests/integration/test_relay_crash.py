@@ -18,20 +18,19 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from v2v_platform.config import EventStoreSettings
 from v2v_platform.consumer import Delivered, EnvelopeConsumer, PostgresConsumerStore, apply_once
 from v2v_platform.consumer.consumer import _deliveries
-from v2v_platform.envelope import ChainVerifier, KeyRing, Location, SiteSigningKey, decode
+from v2v_platform.envelope import ChainVerifier, KeyRing, SiteSigningKey, decode
 from v2v_platform.envelope.headers import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_TRACEPARENT
 from v2v_platform.ids import issue_coi
+from v2v_platform.testing.kafka_topics import read_topic
 from v2v_platform.testing.outbox_app import SITE_ID, ChainApp
 
 pytestmark = pytest.mark.integration
@@ -126,22 +125,6 @@ def _wait_until(condition: Any, what: str, timeout_s: float = DEADLINE_S) -> Non
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(0.1)
-
-
-def _read_topic(kafka: str, ours: set[str]) -> Iterator[tuple[Location, Any]]:
-    consumer = KafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
-    partitions = [TopicPartition(TOPIC, p) for p in consumer.partitions_for_topic(TOPIC)]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning()
-    ends = consumer.end_offsets(partitions)
-    try:
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for tp, records in consumer.poll(timeout_ms=1000).items():
-                for r in records:
-                    if r.key.decode() in ours:
-                        yield Location(tp.topic, tp.partition, r.offset), r
-    finally:
-        consumer.close()
 
 
 class CountingProjection:
@@ -251,7 +234,7 @@ def test_relay_killed_repeatedly_loses_nothing(
     first_seen: dict[str, list[int]] = defaultdict(list)
     seen: set[tuple[str, int]] = set()
     breaks = []
-    for location, record in _read_topic(kafka_bootstrap, ours):
+    for location, record in read_topic(kafka_bootstrap, TOPIC, lambda r: r.key.decode() in ours):
         breaks += verifier.feed_bytes(record.value, location)
         envelope = decode(record.value)
         headers = dict(record.headers)
