@@ -8,7 +8,6 @@ every envelope's hash chain and signature.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,6 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from google.protobuf.timestamp_pb2 import Timestamp
-from kafka import KafkaConsumer, TopicPartition
 
 from v2v.common.v1 import common_pb2
 from v2v.intake.v1 import intake_service_pb2 as pb
@@ -33,9 +31,10 @@ from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.envelope.codec import decode
 from v2v_platform.envelope.keys import KeyRing
-from v2v_platform.envelope.verify import ChainVerifier, Location
+from v2v_platform.envelope.verify import ChainVerifier
 from v2v_platform.grpc_service import build_server, translate_errors
 from v2v_platform.relay.process import RelaySettings, build_relay
+from v2v_platform.testing.kafka_topics import read_topic
 
 TOPIC = "v2v.intake.events.v1"
 OPERATOR = common_pb2.Operator(user_id="u-1", printed_name="Ada Example")
@@ -198,24 +197,6 @@ def publish(settings: IntakeSettings, pki: Path) -> int:
         runtime.close()
 
 
-def read_envelopes(
-    bootstrap_servers: str, coi: str, expected: int, deadline_s: float = 60
-) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(TOPIC, p) for p in consumer.partitions_for_topic(TOPIC) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        found: list[Any] = []
-        deadline = time.monotonic() + deadline_s
-        while len(found) < expected and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                found += [r for r in records if r.key == coi.encode()]
-        return found
-    finally:
-        consumer.close()
-
-
 @pytest.mark.integration
 def test_intake_events_reach_kafka_signed_and_chained(
     service: IntakeService, settings: IntakeSettings, pki: Path
@@ -264,16 +245,11 @@ def test_intake_events_reach_kafka_signed_and_chained(
     assert b"MRN-4242" not in stored and b"Quixotic" not in stored
 
     assert publish(settings, pki) == len(EXPECTED_TYPES)
-    records = read_envelopes(settings.kafka_bootstrap or "", coi, expected=len(EXPECTED_TYPES))
+    located = read_topic(settings.kafka_bootstrap or "", TOPIC, lambda r: r.key == coi.encode())
     verifier = ChainVerifier(KeyRing.load(pki / "signing-keys.json"))
-    locations = [Location(TOPIC, r.partition, r.offset) for r in records]
-    breaks = [
-        b
-        for r, at in zip(records, locations, strict=True)
-        for b in verifier.feed_bytes(r.value, at)
-    ]
+    breaks = [b for at, r in located for b in verifier.feed_bytes(r.value, at)]
     assert breaks == []
-    envelopes = [decode(r.value) for r in records]
+    envelopes = [decode(r.value) for _, r in located]
     assert [e.event_type.rsplit(".", 1)[-1] for e in envelopes] == EXPECTED_TYPES
     assert {e.site_id for e in envelopes} == {"HOSP-A"}
     assert all(e.actor.role == "collection" and e.actor.user_id for e in envelopes)
