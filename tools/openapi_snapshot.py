@@ -17,6 +17,9 @@ from typing import Any
 
 from v2v_intake.adapters.http_api import create_http_app as intake_http
 from v2v_intake.testing import build_intake
+from v2v_logistics.adapters.courier_tokens import sqlite_tokens
+from v2v_logistics.adapters.http_api import create_http_app as logistics_http
+from v2v_logistics.testing import build_app as build_logistics
 from v2v_manufacturing.adapters.http_api import create_http_app as manufacturing_http
 from v2v_manufacturing.testing import build_app as build_manufacturing
 from v2v_platform.auth.pki import init_pki, parse_site_spec
@@ -31,6 +34,9 @@ def _specs(pki: Path) -> dict[str, Callable[[], dict[str, Any]]]:
             build_intake().app, SiteTokenVerifier(pki / "ca.crt")
         ).openapi(),
         "manufacturing": lambda: manufacturing_http(build_manufacturing(), pki).openapi(),
+        "logistics": lambda: logistics_http(
+            build_logistics(), SiteTokenVerifier(pki / "ca.crt"), sqlite_tokens(":memory:")
+        ).openapi(),
     }
 
 

@@ -1,1 +1,1 @@
-"""v2v logistics service (skeleton: its domain arrives with its issue)."""
+"""v2v logistics service: shipments, custody handoffs, temperatures, courier scanning."""

@@ -1,0 +1,119 @@
+"""`python -m v2v_logistics`: the service (gRPC + HTTP + outbox relay + units consumer), and
+the site administrator's courier token commands.
+
+    python -m v2v_logistics                      # serve (default)
+    python -m v2v_logistics issue-courier-token --courier C-17 --name "Kim Courier" --site HOSP-A
+    python -m v2v_logistics revoke-courier-token --courier C-17 --site HOSP-A
+
+Settings come from V2V_* variables (a missing one stops the process naming it); SIGTERM or
+SIGINT stops everything cleanly. Tokens are printed once; only their hash is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from v2v_logistics.adapters.courier_tokens import CourierTokens
+from v2v_logistics.bootstrap import bootstrap, courier_tokens_for
+from v2v_logistics.settings import LogisticsSettings
+from v2v_platform import telemetry
+from v2v_platform.config import load_or_exit
+from v2v_platform.errors import InvalidInput
+
+log = logging.getLogger("v2v.logistics")
+cli = typer.Typer(add_completion=False, no_args_is_help=False)
+
+
+@cli.callback(invoke_without_command=True)
+def main(context: typer.Context) -> None:
+    """Serve the logistics service (when no command is given)."""
+    if context.invoked_subcommand is None:
+        serve()
+
+
+@cli.command("serve")
+def serve() -> None:
+    """gRPC + HTTP + outbox relay + units consumer, until SIGTERM/SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    settings = load_or_exit(LogisticsSettings)
+    telemetry.setup_tracing(f"v2v-logistics-{settings.site_id}", settings.span_exporter)
+    service = bootstrap(settings)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    server = uvicorn.Server(
+        uvicorn.Config(service.http_app, host=settings.http_host, port=settings.http_port)
+    )
+    http = threading.Thread(target=server.run, name="logistics-http", daemon=True)
+    try:
+        running = service.start_grpc()
+        service.start_relay()
+        service.start_units_consumer()
+        http.start()
+        log.info(
+            "logistics %s: gRPC on port %d, HTTP on %s:%d (courier page at /courier)",
+            settings.site_id,
+            running.port,
+            settings.http_host,
+            settings.http_port,
+        )
+        stop.wait()
+    finally:
+        server.should_exit = True
+        http.join(timeout=10)
+        service.stop()
+        log.info("stopped")
+
+
+def durable_tokens() -> CourierTokens:
+    settings = load_or_exit(LogisticsSettings)
+    if not settings.postgres_dsn and not settings.sqlite_path:
+        print(
+            "set V2V_POSTGRES_DSN or V2V_SQLITE_PATH: tokens need a durable store", file=sys.stderr
+        )
+        raise typer.Exit(2)
+    return courier_tokens_for(settings)
+
+
+@cli.command("issue-courier-token")
+def issue_courier_token(
+    courier: Annotated[str, typer.Option(help="courier id, e.g. C-17")],
+    name: Annotated[str, typer.Option(help="the courier's printed name")],
+    site: Annotated[str, typer.Option(help="the site the courier works for")],
+) -> None:
+    """Issue a courier token and print it ONCE (only its SHA-256 hash is stored)."""
+    tokens = durable_tokens()
+    try:
+        print(tokens.issue(courier, name, site))
+    except InvalidInput as error:
+        print(f"issue-courier-token: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
+@cli.command("revoke-courier-token")
+def revoke_courier_token(
+    courier: Annotated[str, typer.Option(help="courier id")],
+    site: Annotated[str, typer.Option(help="the site the token was issued for")],
+) -> None:
+    """Revoke every live token of the courier at the site."""
+    tokens = durable_tokens()
+    count = tokens.revoke(courier, site)
+    print(f"revoked {count} token(s) of courier {courier} at {site}")
+
+
+if __name__ == "__main__":
+    cli()

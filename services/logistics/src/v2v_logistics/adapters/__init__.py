@@ -1,0 +1,1 @@
+"""Adapters of the logistics service: HTTP, gRPC, Kafka projection, payloads, token store."""

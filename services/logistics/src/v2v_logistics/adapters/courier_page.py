@@ -1,0 +1,44 @@
+"""The courier web page: `GET /courier` and its files under `/courier/static/`.
+
+Plain HTML, ES modules and CSS from the `static` folder next to this module, no build step.
+Only the files listed in `STATIC_FILES` are served (no path from the request reaches the
+file system). The service worker may control `/courier` so the page opens while offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse
+
+STATIC_DIR = Path(__file__).parent / "static"
+PAGE_SCOPE = "/courier"
+STATIC_FILES: dict[str, str] = {
+    "courier.css": "text/css; charset=utf-8",
+    "courier.js": "text/javascript; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
+    "queue.js": "text/javascript; charset=utf-8",
+    "reasons.js": "text/javascript; charset=utf-8",
+    "sw.js": "text/javascript; charset=utf-8",
+    "icon.svg": "image/svg+xml",
+}
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/courier")
+def courier_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=NO_CACHE)
+
+
+@router.get("/courier/static/{name}")
+def courier_static(name: str) -> FileResponse:
+    media_type = STATIC_FILES.get(name)
+    if media_type is None:
+        raise HTTPException(404, f"no courier page file named {name!r}")
+    headers = dict(NO_CACHE)
+    if name == "sw.js":
+        headers["Service-Worker-Allowed"] = PAGE_SCOPE
+    return FileResponse(STATIC_DIR / name, media_type=media_type, headers=headers)

@@ -1,0 +1,238 @@
+"""gRPC API (v2v.logistics.v1.LogisticsService) over the application.
+
+The caller's site and roles come from its client certificate (`current_caller()`), never
+from request fields; domain refusals become status codes via `translate_errors`, custody
+refusals FAILED_PRECONDITION with "<reason-code>: <explanation>".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from v2v.common.v1 import common_pb2
+from v2v.logistics.v1 import logistics_service_pb2 as pb
+from v2v.logistics.v1 import logistics_service_pb2_grpc as pb_grpc
+from v2v_logistics.application import LogisticsApplication, NewShipment, ScanRefusedAtCreation
+from v2v_logistics.domain.matching import ScanRefused
+from v2v_logistics.domain.values import (
+    ExceptionKind,
+    Reading,
+    ScanAttempt,
+    WindowOverride,
+    parse_enum,
+    site_party,
+)
+from v2v_logistics.views import ExcursionView, ShipmentView
+from v2v_platform.attribution import Attribution, SignatureManifestation
+from v2v_platform.auth.identity import Role, current_caller
+from v2v_platform.errors import Refused
+from v2v_platform.grpc_service import translate_errors
+from v2v_platform.proto_values import (
+    attribution,
+    condition_from_proto,
+    condition_to_proto,
+    required_time,
+    timestamp,
+)
+
+SERVICE_NAME = "v2v.logistics.v1.LogisticsService"
+SHIPPERS = (Role.COLLECTION, Role.MANUFACTURING)
+SITES = (Role.COLLECTION, Role.MANUFACTURING, Role.INFUSION)
+ROLES: dict[str, tuple[Role, ...]] = {
+    "CreateShipment": SHIPPERS,
+    "AssignCourier": SITES,
+    "RecordScan": (*SITES, Role.COURIER),
+    "ConfirmHandoff": (*SITES, Role.COURIER),
+    "ReceiveShipment": SITES,
+    "InspectReceipt": SITES,
+    "RecordException": SITES,
+    "UploadTemperatureReadings": (*SITES, Role.COURIER),
+    "GetShipment": (*SITES, Role.COURIER, Role.AUDITOR),
+}
+REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(roles) for name, roles in ROLES.items()}
+
+
+class CustodyRefused(Refused):
+    """A `ScanRefused` as gRPC callers see it: the reason code leads the details."""
+
+
+def coded(error: ScanRefused | ScanRefusedAtCreation) -> CustodyRefused:
+    return CustodyRefused(f"{error.reason_code}: {error}")
+
+
+def acting(method: str, operator: common_pb2.Operator, reason: str = "") -> Attribution:
+    return attribution(
+        current_caller(), ROLES[method], operator.user_id, operator.printed_name, reason
+    )
+
+
+def excursion_message(view: ExcursionView) -> pb.Excursion:
+    return pb.Excursion(
+        device_id=view.device_id,
+        started_at=timestamp(view.started_at),
+        ended_at=timestamp(view.ended_at),
+        duration_seconds=int(view.duration_seconds),
+        min_c=view.min_c,
+        max_c=view.max_c,
+    )
+
+
+def shipment_message(view: ShipmentView) -> pb.Shipment:
+    return pb.Shipment(
+        shipment_id=view.shipment_id,
+        coi=view.coi,
+        status=view.status,
+        condition=condition_to_proto(view.condition),
+        origin_site_id=view.origin_site_id,
+        destination_site_id=view.destination_site_id,
+        custodian=view.custodian,
+        manifest_dins=view.manifest,
+        shipper_id=view.shipper_id,
+        data_logger_id=view.data_logger_id,
+        assigned_courier_id=view.assigned_courier_id,
+        window_ends_at=timestamp(view.window_ends_at) if view.window_ends_at else None,
+        window_breached=view.window_breached,
+        excursions=[excursion_message(e) for e in view.excursions],
+        exception_kind=view.exception_kind,
+    )
+
+
+def override_from(request: pb.ReceiveShipmentRequest) -> WindowOverride | None:
+    if not request.HasField("window_override"):
+        return None
+    given = request.window_override
+    s = given.signature
+    signed = SignatureManifestation(
+        s.user_id, s.printed_name, s.meaning, required_time(s, "signed_at")
+    )
+    return WindowOverride(given.reason, signed)
+
+
+def custody_rule(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except (ScanRefused, ScanRefusedAtCreation) as error:
+        raise coded(error) from None
+
+
+class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
+    def __init__(self, app: LogisticsApplication) -> None:
+        self.app = app
+
+    @translate_errors
+    def CreateShipment(
+        self, request: pb.CreateShipmentRequest, context: Any
+    ) -> pb.CreateShipmentResponse:
+        plan = NewShipment(
+            list(request.manifest_dins),
+            condition_from_proto(request.condition),
+            request.destination_site_id,
+            request.shipper_id,
+            request.data_logger_id,
+            request.courier_id,
+        )
+        by = acting("CreateShipment", request.operator)
+        view = custody_rule(lambda: self.app.create_shipment(plan, by))
+        return pb.CreateShipmentResponse(shipment=shipment_message(view))
+
+    @translate_errors
+    def AssignCourier(
+        self, request: pb.AssignCourierRequest, context: Any
+    ) -> pb.AssignCourierResponse:
+        by = acting("AssignCourier", request.operator)
+        view = self.app.assign_courier(request.shipment_id, request.courier_id, by)
+        return pb.AssignCourierResponse(shipment=shipment_message(view))
+
+    @translate_errors
+    def RecordScan(self, request: pb.RecordScanRequest, context: Any) -> pb.RecordScanResponse:
+        by = acting("RecordScan", request.operator)
+        scan = ScanAttempt(
+            request.idempotency_key,
+            required_time(request, "scanned_at"),
+            request.from_party,
+            site_party(by.site_id),
+            request.label,
+        )
+        outcome = custody_rule(lambda: self.app.scan(request.shipment_id, scan, by))
+        return pb.RecordScanResponse(
+            din=outcome.din, remaining_dins=outcome.remaining, late=outcome.late
+        )
+
+    @translate_errors
+    def ConfirmHandoff(
+        self, request: pb.ConfirmHandoffRequest, context: Any
+    ) -> pb.ConfirmHandoffResponse:
+        by = acting("ConfirmHandoff", request.operator)
+        handoff = ScanAttempt(
+            request.idempotency_key,
+            required_time(request, "scanned_at"),
+            request.from_party,
+            site_party(by.site_id),
+        )
+        outcome = custody_rule(lambda: self.app.hand_over(request.shipment_id, handoff, by))
+        return pb.ConfirmHandoffResponse(
+            custodian=outcome.custodian, status=outcome.status, late=outcome.late
+        )
+
+    @translate_errors
+    def ReceiveShipment(
+        self, request: pb.ReceiveShipmentRequest, context: Any
+    ) -> pb.ReceiveShipmentResponse:
+        by = acting("ReceiveShipment", request.operator)
+        override = override_from(request)
+        view = custody_rule(
+            lambda: self.app.receive_shipment(
+                request.shipment_id, list(request.scanned_labels), request.from_party, override, by
+            )
+        )
+        return pb.ReceiveShipmentResponse(shipment=shipment_message(view))
+
+    @translate_errors
+    def InspectReceipt(
+        self, request: pb.InspectReceiptRequest, context: Any
+    ) -> pb.InspectReceiptResponse:
+        by = acting("InspectReceipt", request.operator)
+        view = self.app.inspect_receipt(
+            request.shipment_id,
+            request.intact,
+            request.temperature_log_reviewed,
+            request.notes,
+            by,
+        )
+        return pb.InspectReceiptResponse(shipment=shipment_message(view))
+
+    @translate_errors
+    def RecordException(
+        self, request: pb.RecordExceptionRequest, context: Any
+    ) -> pb.RecordExceptionResponse:
+        kind = parse_enum(ExceptionKind, request.kind, "exception kind")
+        by = acting("RecordException", request.operator, request.reason)
+        view = self.app.record_exception(request.shipment_id, kind, by)
+        return pb.RecordExceptionResponse(shipment=shipment_message(view))
+
+    @translate_errors
+    def UploadTemperatureReadings(
+        self, request: pb.UploadTemperatureReadingsRequest, context: Any
+    ) -> pb.UploadTemperatureReadingsResponse:
+        by = acting("UploadTemperatureReadings", request.operator)
+        readings = [
+            Reading(required_time(r, "measured_at"), r.temperature_c, r.device_id)
+            for r in request.readings
+        ]
+        result = self.app.upload_readings(request.shipment_id, readings, by)
+        return pb.UploadTemperatureReadingsResponse(
+            recorded=result.recorded,
+            excursions=[excursion_message(e) for e in result.excursions],
+        )
+
+    @translate_errors
+    def GetShipment(self, request: pb.GetShipmentRequest, context: Any) -> pb.GetShipmentResponse:
+        return pb.GetShipmentResponse(
+            shipment=shipment_message(self.app.shipment(request.shipment_id))
+        )
+
+
+def register(app: LogisticsApplication) -> Callable[[Any], None]:
+    servicer = LogisticsServicer(app)
+    return lambda server: pb_grpc.add_LogisticsServiceServicer_to_server(servicer, server)

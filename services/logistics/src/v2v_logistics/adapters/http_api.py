@@ -1,0 +1,196 @@
+"""HTTP API (FastAPI) over the same application as gRPC; OpenAPI at /openapi.json.
+
+Sites authenticate with consortium-signed bearer tokens (the caller's site comes from the
+token, never from the body); couriers with courier tokens (`courier_api`). The courier web
+page (`/courier`, `/courier/static/...`) is public: it holds no data until a courier logs in.
+Refusals are problem+json documents with a 4xx status; custody refusals carry `reason_code`.
+(No `from __future__ import annotations` here: FastAPI resolves the dependencies below.)
+"""
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from v2v_logistics.adapters.courier_api import courier_router
+from v2v_logistics.adapters.courier_page import router as courier_page_router
+from v2v_logistics.adapters.courier_tokens import CourierTokens
+from v2v_logistics.adapters.grpc_api import ROLES
+from v2v_logistics.application import LogisticsApplication, NewShipment, ScanRefusedAtCreation
+from v2v_logistics.domain.matching import ScanRefused
+from v2v_logistics.domain.values import (
+    ExceptionKind,
+    Reading,
+    WindowOverride,
+    parse_condition,
+    parse_enum,
+)
+from v2v_logistics.views import ShipmentView
+from v2v_platform.attribution import Attribution, SignatureManifestation
+from v2v_platform.auth.identity import CallerIdentity
+from v2v_platform.http_api import SiteTokenVerifier, create_app, problem, require_roles
+from v2v_platform.proto_values import attribution
+
+CUSTODY_REFUSED = "Refused by a custody rule"
+
+
+class Operator(BaseModel):
+    user_id: str
+    printed_name: str
+
+
+class Command(BaseModel):
+    operator: Operator
+
+
+class CreateShipment(Command):
+    manifest: list[str]
+    condition: str
+    destination_site_id: str
+    shipper_id: str
+    data_logger_id: str
+    courier_id: str = ""
+
+
+class AssignCourier(Command):
+    courier_id: str
+
+
+class Signature(BaseModel):
+    user_id: str
+    printed_name: str
+    meaning: str
+    signed_at: datetime
+
+
+class Override(BaseModel):
+    reason: str
+    signature: Signature
+
+
+class ReceiveShipment(Command):
+    scanned_labels: list[str]
+    from_party: str
+    window_override: Override | None = None
+
+
+class InspectReceipt(Command):
+    intact: bool
+    temperature_log_reviewed: bool
+    notes: str = ""
+
+
+class RecordException(Command):
+    kind: str
+    reason: str
+
+
+class TemperatureReading(BaseModel):
+    measured_at: datetime
+    temperature_c: float
+    device_id: str
+
+
+class UploadReadings(Command):
+    readings: list[TemperatureReading]
+
+
+def override_of(given: Override | None) -> WindowOverride | None:
+    if given is None:
+        return None
+    s = given.signature
+    return WindowOverride(
+        given.reason, SignatureManifestation(s.user_id, s.printed_name, s.meaning, s.signed_at)
+    )
+
+
+def custody_refused(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ScanRefused | ScanRefusedAtCreation)
+    missing = list(error.mismatch.missing_dins) if isinstance(error, ScanRefused) else []
+    extra: dict[str, Any] = {"reason_code": error.reason_code}
+    if missing:
+        extra["missing"] = missing
+    return problem(409, CUSTODY_REFUSED, str(error), "custody-refused", **extra)
+
+
+def shipment_json(view: ShipmentView) -> dict[str, Any]:
+    return asdict(view)
+
+
+def create_http_app(
+    application: LogisticsApplication, verifier: SiteTokenVerifier, tokens: CourierTokens
+) -> FastAPI:
+    def caller_for(method: str) -> Any:
+        return require_roles(lambda: verifier, *ROLES[method])
+
+    Shipper = Annotated[CallerIdentity, Depends(caller_for("CreateShipment"))]
+    Site = Annotated[CallerIdentity, Depends(caller_for("ReceiveShipment"))]
+    Uploader = Annotated[CallerIdentity, Depends(caller_for("UploadTemperatureReadings"))]
+    Reader = Annotated[CallerIdentity, Depends(caller_for("GetShipment"))]
+
+    def acting(caller: CallerIdentity, method: str, body: Command, reason: str = "") -> Attribution:
+        operator = body.operator
+        return attribution(caller, ROLES[method], operator.user_id, operator.printed_name, reason)
+
+    app = create_app(
+        "v2v logistics", "1", "Shipments, custody handoffs, temperatures and courier scanning."
+    )
+    app.add_exception_handler(ScanRefused, custody_refused)
+    app.add_exception_handler(ScanRefusedAtCreation, custody_refused)
+    app.include_router(courier_router(application, tokens))
+    app.include_router(courier_page_router)
+
+    @app.post("/v1/shipments", status_code=201)
+    def create(body: CreateShipment, caller: Shipper) -> Any:
+        plan = NewShipment(
+            body.manifest,
+            parse_condition(body.condition),
+            body.destination_site_id,
+            body.shipper_id,
+            body.data_logger_id,
+            body.courier_id,
+        )
+        view = application.create_shipment(plan, acting(caller, "CreateShipment", body))
+        return shipment_json(view)
+
+    @app.get("/v1/shipments/{shipment_id}")
+    def get(shipment_id: str, caller: Reader) -> Any:
+        return shipment_json(application.shipment(shipment_id))
+
+    @app.post("/v1/shipments/{shipment_id}/courier")
+    def assign(shipment_id: str, body: AssignCourier, caller: Site) -> Any:
+        by = acting(caller, "AssignCourier", body)
+        return shipment_json(application.assign_courier(shipment_id, body.courier_id, by))
+
+    @app.post("/v1/shipments/{shipment_id}/receipt")
+    def receive(shipment_id: str, body: ReceiveShipment, caller: Site) -> Any:
+        by = acting(caller, "ReceiveShipment", body)
+        view = application.receive_shipment(
+            shipment_id, body.scanned_labels, body.from_party, override_of(body.window_override), by
+        )
+        return shipment_json(view)
+
+    @app.post("/v1/shipments/{shipment_id}/inspection")
+    def inspect(shipment_id: str, body: InspectReceipt, caller: Site) -> Any:
+        by = acting(caller, "InspectReceipt", body)
+        view = application.inspect_receipt(
+            shipment_id, body.intact, body.temperature_log_reviewed, body.notes, by
+        )
+        return shipment_json(view)
+
+    @app.post("/v1/shipments/{shipment_id}/exception")
+    def exception(shipment_id: str, body: RecordException, caller: Site) -> Any:
+        kind = parse_enum(ExceptionKind, body.kind, "exception kind")
+        by = acting(caller, "RecordException", body, body.reason)
+        return shipment_json(application.record_exception(shipment_id, kind, by))
+
+    @app.post("/v1/shipments/{shipment_id}/temperature-readings")
+    def upload(shipment_id: str, body: UploadReadings, caller: Uploader) -> Any:
+        readings = [Reading(r.measured_at, r.temperature_c, r.device_id) for r in body.readings]
+        by = acting(caller, "UploadTemperatureReadings", body)
+        return asdict(application.upload_readings(shipment_id, readings, by))
+
+    return app

@@ -1,0 +1,1 @@
+"""The logistics domain: shipments of one COI, custody handoffs, temperatures and windows."""

@@ -1,0 +1,77 @@
+"""Base classes of the logistics events: every event says who, where, why (I7).
+
+Published events (`AttributedCreated`, `AttributedEvent`) belong to the `Shipment` aggregates
+of the logistics application, whose notification log the outbox relay publishes: each carries
+the shipment's ONE valid COI, which is also its Kafka key. Local events (`LocalCreated`,
+`LocalEvent`) belong to the internal registers application (which shipments each unit was
+listed on): they are never published and carry no COI of their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from v2v_platform.attribution import Attribution
+from v2v_platform.ids import Coi, InvalidIdentifier
+
+EventFields = dict[str, Any]
+
+
+class AttributedCreated(Aggregate.Created):
+    """First event of a published aggregate, with its COI and who/where/why."""
+
+    coi: str
+    actor: dict[str, str]
+    site_id: str
+    reason: str
+    traceparent: str | None
+
+
+class AttributedEvent(Aggregate.Event):
+    """A subsequent event of a published aggregate, with its COI and who/where/why."""
+
+    coi: str
+    actor: dict[str, str]
+    site_id: str
+    reason: str
+    traceparent: str | None
+
+
+class LocalCreated(Aggregate.Created):
+    """First event of an internal (never published) aggregate: who/where/why, no COI."""
+
+    actor: dict[str, str]
+    site_id: str
+    reason: str
+    traceparent: str | None
+
+
+class LocalEvent(Aggregate.Event):
+    """A subsequent event of an internal (never published) aggregate: who/where/why."""
+
+    actor: dict[str, str]
+    site_id: str
+    reason: str
+    traceparent: str | None
+
+
+class Unattributable(ValueError):
+    """A published event was given no valid COI: a bug, refused before anything is stored."""
+
+
+def attributed(attribution: Attribution, coi: str) -> EventFields:
+    """The attribute values every published event carries: its COI and who/where/why."""
+    try:
+        valid = Coi.parse(coi).value
+    except InvalidIdentifier as error:
+        raise Unattributable(f"a published event needs a valid COI: {error}") from None
+    if valid != coi:
+        raise Unattributable(f"a published event needs its COI exactly, not {coi!r}")
+    return {"coi": coi, **attribution.event_fields()}
+
+
+def local(attribution: Attribution) -> EventFields:
+    """The attribute values every internal event carries: who/where/why."""
+    return attribution.event_fields()

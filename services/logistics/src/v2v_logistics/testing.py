@@ -1,0 +1,132 @@
+"""Test support (tests only): fixed identifiers, a settable clock, in-memory unit facts, and
+the application wired to in-memory (or given) event stores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from v2v_logistics.application import LogisticsApplication, NewShipment, UnitFacts
+from v2v_logistics.domain.shipment import ScanOutcome
+from v2v_logistics.domain.values import KnownUnit, ScanAttempt, UnitKind, courier_party, site_party
+from v2v_logistics.registers import LogisticsRegisters
+from v2v_platform.attribution import Attribution
+from v2v_platform.conditions import Condition
+from v2v_platform.ids import issue_coi, issue_din
+
+SERVICE_SITE = "LOGI-1"
+ORIGIN = "HOSP-A"
+DESTINATION = "GMP-B"
+COI = issue_coi("A1234", 25, 17).value
+OTHER_COI = issue_coi("A1234", 25, 18).value
+COLLECTION_END = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
+POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+
+def din(n: int) -> str:
+    return str(issue_din("A1234", 25, n))
+
+
+@dataclass
+class Clock:
+    now: datetime = COLLECTION_END + timedelta(hours=2)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class InMemoryUnitFacts:
+    """A stand-in for the projection of other contexts' events (the port under it)."""
+
+    units: dict[str, KnownUnit] = field(default_factory=dict)
+
+    def unit(self, din_data: str) -> KnownUnit | None:
+        return self.units.get(din_data)
+
+    def package(
+        self,
+        unit_din: str,
+        coi: str = COI,
+        condition: Condition = Condition.FRESH_COLD,
+        site: str = ORIGIN,
+        window_starts_at: datetime = COLLECTION_END,
+        kind: UnitKind = UnitKind.APHERESIS,
+    ) -> str:
+        self.units[unit_din[:13]] = KnownUnit(
+            unit_din, coi, kind, condition, window_starts_at, site_party(site)
+        )
+        return unit_din
+
+
+def build_app(
+    unit_facts: UnitFacts | None = None,
+    clock: Callable[[], datetime] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    registers_env: dict[str, str] | None = None,
+    **overrides: Any,
+) -> LogisticsApplication:
+    """The application at LOGI-1 with its registers; both in memory by default."""
+    registers = LogisticsRegisters(env=registers_env or POPO)
+    settings: dict[str, Any] = {"site_id": SERVICE_SITE, **overrides}
+    if clock is not None:
+        settings["clock"] = clock
+    return LogisticsApplication(
+        env=env or POPO, registers=registers, unit_facts=unit_facts, **settings
+    )
+
+
+def site_user(site: str = ORIGIN, role: str = "collection", user: str = "u-nurse") -> Attribution:
+    return Attribution(user, f"User {user}", role, site)
+
+
+def courier(courier_id: str = "C-1", site: str = ORIGIN) -> Attribution:
+    return Attribution(courier_id, f"Courier {courier_id}", "courier", site)
+
+
+def new_shipment(
+    dins: list[str], condition: Condition = Condition.FRESH_COLD, courier_id: str = "C-1"
+) -> NewShipment:
+    return NewShipment(dins, condition, DESTINATION, "DEWAR-9", "LOGGER-5", courier_id)
+
+
+def attempt(
+    receiver: str,
+    giver: str,
+    at: datetime,
+    label: str = "",
+    key: str | None = None,
+) -> ScanAttempt:
+    return ScanAttempt(key or str(uuid4()), at, giver, receiver, label)
+
+
+def hand_to_courier(
+    app: LogisticsApplication,
+    shipment_id: str,
+    manifest: list[str],
+    courier_id: str,
+    giver: str,
+    at: datetime,
+) -> ScanOutcome:
+    """The courier scans every unit from `giver`, then confirms the handoff."""
+    me = courier_party(courier_id)
+    for unit in manifest:
+        app.scan(shipment_id, attempt(me, giver, at, unit), courier(courier_id))
+    return app.hand_over(shipment_id, attempt(me, giver, at), courier(courier_id))
+
+
+def stored_events(app: LogisticsApplication) -> list[Any]:
+    """Every event the application stored, in notification order."""
+    notifications = app.recorder.select_notifications(1, 100_000)
+    return [app.mapper.to_domain_event(n) for n in notifications]
+
+
+def kinds(app: LogisticsApplication) -> list[str]:
+    return [type(event).__name__ for event in stored_events(app)]

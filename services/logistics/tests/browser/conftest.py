@@ -1,0 +1,163 @@
+"""Browser-test fixtures: Debian's Chromium driven by Playwright, and a live HTTP server.
+
+Chromium comes from the distribution (`apt-get install -y chromium`), never from
+`playwright install`: when it is missing and we are root it is installed here, otherwise the
+tests fail with the command to run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+
+from v2v_logistics.bootstrap import bootstrap
+from v2v_logistics.settings import LogisticsSettings
+from v2v_logistics.testing import (
+    ORIGIN,
+    SERVICE_SITE,
+    InMemoryUnitFacts,
+    new_shipment,
+    site_user,
+)
+from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.ids import issue_coi, issue_din
+from v2v_platform.testing.infra import PostgresDatabase
+
+from .scenario import CourierScenario
+
+CHROMIUM = Path("/usr/bin/chromium")
+INSTALL_COMMAND = ["apt-get", "install", "-y", "chromium"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE: ViewportSize = {"width": 390, "height": 844}
+START_TIMEOUT_S = 20.0
+
+
+def ensure_chromium() -> Path:
+    if CHROMIUM.exists():
+        return CHROMIUM
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail(f"Chromium is missing: run `sudo {' '.join(INSTALL_COMMAND)}`", pytrace=False)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(INSTALL_COMMAND, env=env, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, check=True)
+        subprocess.run(INSTALL_COMMAND, env=env, check=True)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = ensure_chromium()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    """A fresh phone-sized browser context (own localStorage) and its page."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+class LiveServer:
+    """Serves an ASGI app with uvicorn on a free local port, in a thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"the HTTP server did not start on {self.url}")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+@pytest.fixture
+def courier_scenario(
+    tmp_path: Path, postgres_database: PostgresDatabase
+) -> Iterator[CourierScenario]:
+    """The real logistics service on PostgreSQL, serving its HTTP API and the courier page.
+
+    Which units exist comes from other contexts' events; here the unit-facts PORT is filled in
+    memory (the page and the courier API are under test, not the Kafka projection, which the
+    logistics integration test covers).
+    """
+    pki = tmp_path / "pki"
+    init_pki(pki, [parse_site_spec(f"{SERVICE_SITE}:courier")])
+    fin = f"{random.choice('ABCDEFGHJKLMN')}{random.randrange(10_000):04d}"
+    coi, other_coi = issue_coi(fin, 25, 1).value, issue_coi(fin, 25, 2).value
+    manifest = [str(issue_din(fin, 25, n)) for n in (1, 2)]
+    other = str(issue_din(fin, 25, 3))
+    collected = datetime.now(UTC) - timedelta(hours=2)
+    facts = InMemoryUnitFacts()
+    for unit in manifest:
+        facts.package(unit, coi, window_starts_at=collected)
+    facts.package(other, other_coi, window_starts_at=collected)
+    settings = LogisticsSettings(
+        site_id=SERVICE_SITE, pki_dir=pki, postgres_dsn=postgres_database.dsn
+    )
+    service = bootstrap(settings, unit_facts=facts)
+    try:
+        token = service.tokens.issue("C-17", "Kim Courier", ORIGIN)
+        shipment = service.app.create_shipment(
+            new_shipment(manifest, courier_id="C-17"), site_user()
+        )
+        with LiveServer(service.http_app) as server:
+            yield CourierScenario(
+                server.url,
+                token,
+                "C-17",
+                "Kim Courier",
+                shipment.shipment_id,
+                ORIGIN,
+                manifest,
+                other,
+            )
+    finally:
+        service.stop()
