@@ -123,6 +123,16 @@ class EnvelopeConsumer:
         self.stats.add(stats)
         return stats
 
+    def rewind_to_committed(self) -> None:
+        """After a failed batch: go back to the last committed offsets, so that batch is
+        delivered again instead of being skipped by the consumer's in-memory position."""
+        for tp in self._consumer.assignment():
+            committed = self._consumer.committed(tp)
+            if committed is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
+
     def close(self) -> None:
         self._consumer.close(autocommit=False)
 

@@ -1,0 +1,148 @@
+"""The moving parts of a service process: gRPC server, outbox relay, Kafka consumers, one stop.
+
+Every service composes one `ServiceRuntime` instead of wiring threads itself. Loops survive a
+broker or database outage (they wait with backoff and go on; nothing was committed, so nothing
+is lost) and stop only when the process stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+from eventsourcing.persistence import OperationalError as EventStoreOperationalError
+from kafka.errors import KafkaError
+
+from v2v_platform.auth.identity import Role
+from v2v_platform.auth.tls import SiteTlsFiles
+from v2v_platform.consumer import EnvelopeConsumer, PostgresConsumerStore, SqliteConsumerStore
+from v2v_platform.consumer.consumer import ConsumerStore
+from v2v_platform.grpc_service import RunningServer, build_server
+from v2v_platform.relay.process import RelayRuntime, RelaySettings, RelaySpec, build_relay
+
+log = logging.getLogger(__name__)
+TRANSIENT = (KafkaError, psycopg.OperationalError, EventStoreOperationalError)
+
+
+class PublishingSettings(Protocol):
+    """What a service's settings say about where it publishes (its relay's settings)."""
+
+    site_id: str
+    kafka_bootstrap: str | None
+    postgres_dsn: str | None
+    sqlite_path: Path | None
+    topic_partitions: int
+    topic_replication_factor: int
+
+    @property
+    def signing_key(self) -> Path: ...
+
+
+def relay_settings_for(context: str, settings: PublishingSettings) -> RelaySettings:
+    if not settings.kafka_bootstrap:
+        raise ValueError("V2V_KAFKA_BOOTSTRAP is not set: the relay and consumers need Kafka")
+    return RelaySettings(
+        context=context,
+        site_id=settings.site_id,
+        signing_key_file=settings.signing_key,
+        kafka_bootstrap=settings.kafka_bootstrap,
+        postgres_dsn=settings.postgres_dsn,
+        sqlite_path=settings.sqlite_path,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+    )
+
+
+class ServiceRuntime:
+    def __init__(self, context: str, site_id: str, pki_dir: Path) -> None:
+        self.context = context
+        self.site_id = site_id
+        self.pki_dir = pki_dir
+        self.stop_event = threading.Event()
+        self.grpc: RunningServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._closers: list[Callable[[], None]] = []
+
+    def start_grpc(
+        self,
+        *,
+        required_roles: Mapping[str, frozenset[Role]],
+        register: Callable[[Any], None],
+        service_names: Iterable[str],
+        address: str,
+    ) -> RunningServer:
+        self.grpc = build_server(
+            tls=SiteTlsFiles.for_site(self.pki_dir, self.site_id),
+            required_roles=required_roles,
+            register=register,
+            service_names=service_names,
+            address=address,
+        )
+        return self.grpc
+
+    def start_relay(self, spec: RelaySpec, settings: RelaySettings) -> RelayRuntime:
+        runtime = build_relay(spec, settings)
+        self.run_in_thread("relay", lambda: runtime.relay.run(self.stop_event))
+        self.on_stop(runtime.close)
+        return runtime
+
+    def start_consumer(self, name: str, consumer: EnvelopeConsumer) -> EnvelopeConsumer:
+        self.run_in_thread(name, lambda: self._poll(name, consumer))
+        self.on_stop(consumer.close)
+        return consumer
+
+    def consumer_store(
+        self,
+        name: str,
+        postgres_dsn: str | None,
+        sqlite_path: Path | None,
+        create_tables: Callable[[Any], None],
+    ) -> ConsumerStore:
+        """The consumer's durable store (its own tables beside the service's event store)."""
+        if postgres_dsn:
+            connection = psycopg.connect(postgres_dsn, autocommit=True)
+            create_tables(connection)
+            self.on_stop(connection.close)
+            return PostgresConsumerStore(connection, name)
+        if sqlite_path is None:
+            raise ValueError(f"set V2V_POSTGRES_DSN or V2V_SQLITE_PATH: {name} needs a store")
+        store = SqliteConsumerStore(sqlite_path, name)
+        create_tables(store.connection)
+        return store
+
+    def run_in_thread(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=f"{self.context}-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def on_stop(self, closer: Callable[[], None]) -> None:
+        self._closers.append(closer)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.grpc is not None:
+            self.grpc.stop(grace_s=2.0)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for close in reversed(self._closers):
+            close()
+
+    def _poll(self, name: str, consumer: EnvelopeConsumer, max_backoff_s: float = 5.0) -> None:
+        backoff, needs_rewind = 0.1, False
+        while not self.stop_event.is_set():
+            try:
+                if needs_rewind:
+                    consumer.rewind_to_committed()
+                    needs_rewind = False
+                consumer.poll_once(timeout_ms=200)
+            except TRANSIENT as error:
+                log.warning("%s waiting %.1fs after: %s", name, backoff, error)
+                needs_rewind = True  # the failed batch must be delivered again, not skipped
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, max_backoff_s)
+                continue
+            backoff = 0.1

@@ -1,0 +1,91 @@
+"""A service's consumer thread survives a failed batch: the batch comes again, nothing skipped."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from google.protobuf.struct_pb2 import Struct
+from kafka import KafkaProducer
+
+from v2v_platform.consumer import Delivered, EnvelopeConsumer
+from v2v_platform.envelope import Actor, EnvelopeContent, SiteSigningKey, build_envelope, encode
+from v2v_platform.ids import issue_coi
+from v2v_platform.relay import ensure_topics
+from v2v_platform.service_runtime import ServiceRuntime
+
+pytestmark = pytest.mark.integration
+TOPIC = "v2v.intake.events.v1"
+
+
+class FailsOnce:
+    """A projection whose first write fails as a dropped database connection would."""
+
+    def __init__(self, ours: set[str]) -> None:
+        self.ours = ours
+        self.failed = False
+        self.applied: list[tuple[str, int]] = []
+
+    def __call__(self, unit: Any, delivered: Delivered) -> None:
+        envelope = delivered.envelope
+        if envelope.coi not in self.ours:
+            return
+        if not self.failed:
+            self.failed = True
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        self.applied.append((envelope.coi, envelope.aggregate_version))
+
+
+def _publish(kafka: str, cois: list[str]) -> None:
+    signer = SiteSigningKey.generate("HOSP-A")
+    producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
+    for coi in cois:
+        payload = Struct()
+        payload.update({"coi": coi})
+        content = EnvelopeContent(
+            coi=coi,
+            aggregate_type="Test",
+            aggregate_id=f"agg-{coi}",
+            aggregate_version=1,
+            payload=payload,
+            schema_version=1,
+            recorded_at=datetime.now(UTC),
+            site_id="HOSP-A",
+            actor=Actor("u-1", "Test User", "collection"),
+        )
+        envelope = build_envelope(content, b"", signer)
+        producer.send(TOPIC, key=coi.encode(), value=encode(envelope))
+    producer.flush(timeout=30)
+    producer.close()
+
+
+def test_a_failed_batch_is_delivered_again(
+    kafka_bootstrap: str, postgres_database: Any, tmp_path: Path
+) -> None:
+    ensure_topics(kafka_bootstrap, [TOPIC], 6)
+    fin = f"{random.choice('ABCDEFGHJKLMN')}{random.randrange(10_000):04d}"
+    cois = [str(issue_coi(fin, 25, n)) for n in range(1, 11)]
+    _publish(kafka_bootstrap, cois)
+    runtime = ServiceRuntime("intake", "HOSP-A", tmp_path)
+    store = runtime.consumer_store("runtime-test", postgres_database.dsn, None, lambda c: None)
+    projection = FailsOnce(set(cois))
+    consumer = EnvelopeConsumer(
+        bootstrap=kafka_bootstrap,
+        group_id=f"runtime-test-{fin}",
+        topics=[TOPIC],
+        store=store,
+        apply=projection,
+        max_poll_records=500,
+    )
+    runtime.start_consumer("test-consumer", consumer)
+    deadline = time.monotonic() + 60
+    while len(projection.applied) < len(cois) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runtime.stop()
+    assert projection.failed
+    assert sorted(projection.applied) == sorted((coi, 1) for coi in cois)
