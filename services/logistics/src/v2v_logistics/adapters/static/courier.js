@@ -148,7 +148,7 @@ function renderShipment() {
   $("shipment-condition").textContent = s.condition;
   $("shipment-route").textContent = `${s.origin_site_id} → ${s.destination_site_id}`;
   $("shipment-custodian").textContent = s.custodian;
-  $("shipment-window").textContent = s.window_ends_at || "—";
+  $("shipment-window").textContent = localTime(s.window_ends_at);
   const manifest = $("manifest");
   manifest.replaceChildren();
   for (const din of s.manifest) {
@@ -219,6 +219,8 @@ function describe(action) {
 function renderPending() {
   const actions = queue.pending();
   $("pending-title").textContent = `Pending (${actions.length})`;
+  $("pending-badge").textContent = `Pending (${actions.length})`;
+  $("pending-badge").hidden = actions.length === 0;
   $("pending-list").replaceChildren(...actions.map((a) => item(describe(a))));
 }
 
@@ -302,6 +304,11 @@ function showCourier() {
   renderShipments();
   renderPending();
   loadShipments();
+}
+
+function localTime(iso) {
+  if (!iso) return "—";
+  return new Date(iso).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
 }
 
 function item(text) {
