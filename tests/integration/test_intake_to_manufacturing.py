@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -40,6 +40,7 @@ from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.envelope import ChainVerifier, KeyRing, Location, decode
 from v2v_platform.ids import Coi
 from v2v_platform.testing.kafka_topics import read_topic
+from v2v_platform.testing.producing import eventually
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -54,17 +55,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _until(what: str, probe: Callable[[], T | None], timeout_s: float = DEADLINE_S) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.1)
 
 
 @dataclass
@@ -141,7 +131,7 @@ def system(
         {**common, "V2V_SITE_ID": GMP, "V2V_FIN": "B1234", "V2V_POSTGRES_DSN": mfg_db},
         tmp_path,
     )
-    _until("manufacturing to serve", lambda: _healthy(manufacturing, pki))
+    eventually(lambda: _healthy(manufacturing, pki), "manufacturing to serve")
     intake = _start(
         "v2v_intake",
         {
@@ -154,7 +144,7 @@ def system(
         },
         tmp_path,
     )
-    _until("intake to serve", lambda: _healthy(intake, pki))
+    eventually(lambda: _healthy(intake, pki), "intake to serve")
     yield pki, intake, manufacturing
     stopped = {p.name: p.stop() for p in (intake, manufacturing)}
     assert stopped == {"v2v_intake": 0, "v2v_manufacturing": 0}, stopped
@@ -257,7 +247,7 @@ def test_a_collection_becomes_product_units_with_lineage(
         ready = [u.din for u in reply.units if u.slot_id == slot.slot_id]
         return ready if len(ready) == 2 else []
 
-    assert sorted(_until("intake's events to reach manufacturing", expected)) == sorted(dins)
+    assert sorted(eventually(expected, "intake's events to reach manufacturing")) == sorted(dins)
     with pytest.raises(grpc.RpcError) as wrong_bag:
         gmp.ReceiveUnit(
             mfg_pb.ReceiveUnitRequest(
@@ -320,13 +310,13 @@ def test_a_collection_becomes_product_units_with_lineage(
         types = {decode(r.value).event_type.rsplit(".", 1)[-1] for _, r in records}
         return records if needed <= types else []
 
-    intake_records = _until(
-        "intake's events on Kafka",
+    intake_records = eventually(
         lambda: published("v2v.intake.events.v1", {"PatientEnrolled", "UnitPackaged"}),
+        "intake's events on Kafka",
     )
-    mfg_records = _until(
-        "manufacturing's events on Kafka",
+    mfg_records = eventually(
         lambda: published("v2v.manufacturing.events.v1", {"BatchStarted", "ProductUnitsCreated"}),
+        "manufacturing's events on Kafka",
     )
     verifier = ChainVerifier(ring)
     breaks = [

@@ -6,7 +6,7 @@ role from the caller's certificate (never from request fields), and the active t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 
 from google.protobuf.message import Message
@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from v2v.common.v1 import common_pb2
 from v2v_platform import telemetry
-from v2v_platform.attribution import Attribution
+from v2v_platform.attribution import Attribution, SignatureManifestation
 from v2v_platform.auth.identity import CallerIdentity, Role
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import Forbidden, InvalidInput
@@ -93,4 +93,24 @@ def attribution(
         site_id=caller.site_id,
         reason=reason,
         traceparent=telemetry.current_traceparent(),
+    )
+
+
+def signature_from_proto(message: common_pb2.SignatureManifestation) -> SignatureManifestation:
+    return SignatureManifestation(
+        message.user_id, message.printed_name, message.meaning, required_time(message, "signed_at")
+    )
+
+
+def signature_to_proto(
+    manifestation: Mapping[str, str] | None,
+) -> common_pb2.SignatureManifestation | None:
+    """A stored signature (`SignatureManifestation.as_dict()`) as the shared proto message."""
+    if manifestation is None:
+        return None
+    return common_pb2.SignatureManifestation(
+        user_id=manifestation["user_id"],
+        printed_name=manifestation["printed_name"],
+        meaning=manifestation["meaning"],
+        signed_at=timestamp(datetime.fromisoformat(manifestation["signed_at"])),
     )

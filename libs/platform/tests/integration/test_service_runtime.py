@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import random
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from google.protobuf.struct_pb2 import Struct
-from kafka import KafkaProducer
 
 from v2v_platform.consumer import Delivered, EnvelopeConsumer
-from v2v_platform.envelope import Actor, EnvelopeContent, SiteSigningKey, build_envelope, encode
+from v2v_platform.envelope import Actor, SiteSigningKey
 from v2v_platform.ids import issue_coi
 from v2v_platform.relay import ensure_topics
 from v2v_platform.service_runtime import ServiceRuntime
+from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
 
 pytestmark = pytest.mark.integration
 TOPIC = "v2v.intake.events.v1"
@@ -43,24 +41,11 @@ class FailsOnce:
 
 def _publish(kafka: str, cois: list[str]) -> None:
     signer = SiteSigningKey.generate("HOSP-A")
-    producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
+    producer = SignedEnvelopeProducer(kafka, TOPIC, signer, Actor("u-1", "Test User", "collection"))
     for coi in cois:
         payload = Struct()
         payload.update({"coi": coi})
-        content = EnvelopeContent(
-            coi=coi,
-            aggregate_type="Test",
-            aggregate_id=f"agg-{coi}",
-            aggregate_version=1,
-            payload=payload,
-            schema_version=1,
-            recorded_at=datetime.now(UTC),
-            site_id="HOSP-A",
-            actor=Actor("u-1", "Test User", "collection"),
-        )
-        envelope = build_envelope(content, b"", signer)
-        producer.send(TOPIC, key=coi.encode(), value=encode(envelope))
-    producer.flush(timeout=30)
+        producer.publish(coi, payload)
     producer.close()
 
 
@@ -83,9 +68,9 @@ def test_a_failed_batch_is_delivered_again(
         max_poll_records=500,
     )
     runtime.start_consumer("test-consumer", consumer)
-    deadline = time.monotonic() + 60
-    while len(projection.applied) < len(cois) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    runtime.stop()
+    try:
+        eventually(lambda: len(projection.applied) >= len(cois), "the batch to be applied")
+    finally:
+        runtime.stop()
     assert projection.failed
     assert sorted(projection.applied) == sorted((coi, 1) for coi in cois)

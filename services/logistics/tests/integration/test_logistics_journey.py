@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -19,9 +19,7 @@ from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
-from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 
 from v2v.common.v1.common_pb2 import Condition, Operator
 from v2v.intake.events.v1 import events_pb2 as intake
@@ -32,25 +30,17 @@ from v2v_logistics.settings import LogisticsSettings
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.envelope import ChainVerifier, Location, decode
-from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope, encode
+from v2v_platform.envelope.codec import Actor
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.ids import Coi, issue_coi, issue_din
+from v2v_platform.proto_values import timestamp
 from v2v_platform.testing.infra import PostgresDatabase
+from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
 
 HOSPITAL, GMP, LOGISTICS = "HOSP-A", "GMP-B", "LOGI-1"
 NURSE = Operator(user_id="u-nurse", printed_name="Nora Nurse")
 GRACE = Operator(user_id="u-gmp", printed_name="Grace Operator")
 T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout_s: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -78,55 +68,26 @@ def service(
     running.stop()
 
 
-def stamp(moment: datetime) -> Timestamp:
-    value = Timestamp()
-    value.FromDatetime(moment)
-    return value
+def intake_stand_in(pki: Path, kafka: str) -> SignedEnvelopeProducer:
+    """Intake's relay, as far as logistics can tell (intake is not under test here)."""
+    signer = SiteSigningKey.load(HOSPITAL, pki / "sites" / HOSPITAL / "signing.key")
+    actor = Actor("u-nurse", "Nora Nurse", "collection")
+    return SignedEnvelopeProducer(kafka, "v2v.intake.events.v1", signer, actor)
 
 
-class IntakeStandIn:
-    """Publishes signed intake envelopes, as intake's relay would."""
-
-    def __init__(self, pki: Path, kafka: str) -> None:
-        self.signer = SiteSigningKey.load(HOSPITAL, pki / "sites" / HOSPITAL / "signing.key")
-        self.producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
-        self.versions: dict[str, int] = {}
-        self.hashes: dict[str, bytes] = {}
-
-    def publish(self, coi: str, payload: Message) -> None:
-        aggregate = f"therapy-{coi}"
-        version = self.versions[aggregate] = self.versions.get(aggregate, 0) + 1
-        content = EnvelopeContent(
+def package(intake_relay: SignedEnvelopeProducer, coi: str, din: str, collected: datetime) -> None:
+    intake_relay.publish(
+        coi,
+        intake.UnitPackaged(
             coi=coi,
-            aggregate_type="Therapy",
-            aggregate_id=aggregate,
-            aggregate_version=version,
-            payload=payload,
-            schema_version=1,
-            recorded_at=datetime.now(UTC),
-            site_id=HOSPITAL,
-            actor=Actor("u-nurse", "Nora Nurse", "collection"),
-        )
-        envelope = build_envelope(content, self.hashes.get(aggregate, b""), self.signer)
-        self.hashes[aggregate] = envelope.hash
-        headers = [("v2v-event-type", envelope.event_type.encode())]
-        self.producer.send(
-            "v2v.intake.events.v1", key=coi.encode(), value=encode(envelope), headers=headers
-        ).get(timeout=30)
-
-    def package(self, coi: str, din: str, collected: datetime) -> None:
-        self.publish(
-            coi,
-            intake.UnitPackaged(
-                coi=coi,
-                din=din,
-                condition=Condition.CONDITION_FRESH_COLD,
-                window_starts_at=stamp(collected),
-                packaged_at=stamp(collected + timedelta(hours=1)),
-                manufacturing_site_id=GMP,
-                temperature_c=4.0,
-            ),
-        )
+            din=din,
+            condition=Condition.CONDITION_FRESH_COLD,
+            window_starts_at=timestamp(collected),
+            packaged_at=timestamp(collected + timedelta(hours=1)),
+            manufacturing_site_id=GMP,
+            temperature_c=4.0,
+        ),
+    )
 
 
 def stub(pki: Path, service: LogisticsService, site: str) -> tuple[Any, Any]:
@@ -204,11 +165,11 @@ def test_a_fresh_shipment_passes_three_couriers_with_one_excursion(
     units = [str(issue_din("A1234", 25, random.randint(1, 999_999))) for _ in range(2)]
     stranger = str(issue_din("A1234", 25, random.randint(1, 999_999)))
     collected = datetime.now(UTC) - timedelta(hours=6)
-    stand_in = IntakeStandIn(pki, kafka_bootstrap)
+    stand_in = intake_stand_in(pki, kafka_bootstrap)
     for unit in units:
-        stand_in.package(coi, unit, collected)
-    stand_in.package(other_coi, stranger, collected)
-    stand_in.producer.close()
+        package(stand_in, coi, unit, collected)
+    package(stand_in, other_coi, stranger, collected)
+    stand_in.close()
     facts = service.app.unit_facts
     for din in [*units, stranger]:
         eventually(partial(facts.unit, din[:13]), f"intake's unit {din} to be projected")
@@ -263,7 +224,7 @@ def test_a_fresh_shipment_passes_three_couriers_with_one_excursion(
                 shipment_id=shipment_id,
                 readings=[
                     pb.TemperatureReading(
-                        measured_at=stamp(start + timedelta(minutes=15 * n)),
+                        measured_at=timestamp(start + timedelta(minutes=15 * n)),
                         temperature_c=t,
                         device_id="LOGGER-5",
                     )

@@ -18,7 +18,6 @@ from v2v.logistics.events.v1 import events_pb2
 from v2v_logistics.adapters import golden
 from v2v_logistics.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_logistics.application import LogisticsApplication
-from v2v_logistics.domain.events import AttributedCreated, AttributedEvent, LocalCreated, LocalEvent
 from v2v_logistics.domain.matching import ScanRefused
 from v2v_logistics.domain.shipment import Shipment
 from v2v_logistics.domain.unit_listing import UnitListing
@@ -38,6 +37,7 @@ from v2v_logistics.testing import (
     site_user,
 )
 from v2v_platform.attribution import SignatureManifestation
+from v2v_platform.domain_events import AttributedCreated, AttributedEvent, LocalCreated, LocalEvent
 from v2v_platform.envelope import ChainVerifier, Location, decode
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.ids import Coi

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,9 +18,7 @@ import grpc  # type: ignore[import-untyped, unused-ignore]
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 
 from v2v.common.v1.common_pb2 import Condition, Operator
 from v2v.intake.events.v1 import events_pb2 as intake
@@ -35,10 +33,12 @@ from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.config import EventStoreSettings
 from v2v_platform.envelope import ChainVerifier, Location, decode
-from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope, encode
+from v2v_platform.envelope.codec import Actor
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.ids import Coi, issue_coi, issue_din
+from v2v_platform.proto_values import timestamp
 from v2v_platform.testing.infra import PostgresDatabase
+from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
 
 GMP, HOSPITAL = "GMP-B", "HOSP-A"
 FIRST_DAY = date(2026, 1, 1)
@@ -46,14 +46,11 @@ OPERATOR = Operator(user_id="u-op", printed_name="Grace Operator")
 T = TypeVar("T")
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout_s: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def intake_stand_in(pki: Path, kafka: str) -> SignedEnvelopeProducer:
+    """Intake's relay, as far as manufacturing can tell (intake is not under test here)."""
+    signer = SiteSigningKey.load(HOSPITAL, pki / "sites" / HOSPITAL / "signing.key")
+    actor = Actor("u-nurse", "Nurse One", "collection")
+    return SignedEnvelopeProducer(kafka, "v2v.intake.events.v1", signer, actor)
 
 
 @pytest.fixture
@@ -81,43 +78,6 @@ def service(
     running.start_intake_consumer(group_id=f"mfg-it-{random.getrandbits(32):08x}")
     yield running
     running.stop()
-
-
-class IntakeStandIn:
-    """Publishes signed intake envelopes, as intake's relay would."""
-
-    def __init__(self, pki: Path, kafka: str) -> None:
-        self.signer = SiteSigningKey.load(HOSPITAL, pki / "sites" / HOSPITAL / "signing.key")
-        self.producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
-        self.aggregate = f"therapy-{random.getrandbits(64):016x}"
-        self.version = 0
-        self.prev_hash = b""
-
-    def publish(self, coi: str, payload: Message) -> None:
-        self.version += 1
-        content = EnvelopeContent(
-            coi=coi,
-            aggregate_type="Therapy",
-            aggregate_id=self.aggregate,
-            aggregate_version=self.version,
-            payload=payload,
-            schema_version=1,
-            recorded_at=datetime.now(UTC),
-            site_id=HOSPITAL,
-            actor=Actor("u-nurse", "Nurse One", "collection"),
-        )
-        envelope = build_envelope(content, self.prev_hash, self.signer)
-        self.prev_hash = envelope.hash
-        headers = [("v2v-event-type", envelope.event_type.encode())]
-        self.producer.send(
-            "v2v.intake.events.v1", key=coi.encode(), value=encode(envelope), headers=headers
-        ).get(timeout=30)
-
-
-def stamp(moment: datetime) -> Timestamp:
-    value = Timestamp()
-    value.FromDatetime(moment)
-    return value
 
 
 def stub(pki: Path, service: ManufacturingService, site: str) -> tuple[Any, Any]:
@@ -187,7 +147,7 @@ def test_batch_with_lineage_from_intake_events(
             ),
             timeout=10,
         )
-        stand_in = IntakeStandIn(pki, kafka_bootstrap)
+        stand_in = intake_stand_in(pki, kafka_bootstrap)
         stand_in.publish(
             coi,
             intake.SlotBooked(
@@ -202,12 +162,12 @@ def test_batch_with_lineage_from_intake_events(
                     coi=coi,
                     din=din,
                     condition=Condition.CONDITION_FRESH_COLD,
-                    window_starts_at=stamp(collected),
-                    packaged_at=stamp(collected + timedelta(hours=1)),
+                    window_starts_at=timestamp(collected),
+                    packaged_at=timestamp(collected + timedelta(hours=1)),
                     manufacturing_site_id=GMP,
                 ),
             )
-        stand_in.producer.close()
+        stand_in.close()
         facts = service.app.intake_facts
         eventually(lambda: facts.packaged_unit(dins[1][:13]), "intake's events to be projected")
 

@@ -20,12 +20,6 @@ from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.batch import Batch
 from v2v_manufacturing.domain.calendar import SlotCalendar
 from v2v_manufacturing.domain.din_sequence import ProductDinSequence
-from v2v_manufacturing.domain.events import (
-    AttributedCreated,
-    AttributedEvent,
-    LocalCreated,
-    LocalEvent,
-)
 from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit, UnattributableScan
 from v2v_manufacturing.domain.slot_booking import SlotBooking
 from v2v_manufacturing.domain.values import (
@@ -48,6 +42,12 @@ from v2v_manufacturing.testing import (
 )
 from v2v_platform.attribution import SignatureManifestation
 from v2v_platform.conditions import Condition
+from v2v_platform.domain_events import (
+    AttributedCreated,
+    AttributedEvent,
+    LocalCreated,
+    LocalEvent,
+)
 from v2v_platform.envelope import ChainVerifier, Location, decode
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.errors import Refused

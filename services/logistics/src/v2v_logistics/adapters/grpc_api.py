@@ -24,7 +24,7 @@ from v2v_logistics.domain.values import (
     site_party,
 )
 from v2v_logistics.views import ExcursionView, ShipmentView
-from v2v_platform.attribution import Attribution, SignatureManifestation
+from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import Role, current_caller
 from v2v_platform.errors import Refused
 from v2v_platform.grpc_service import translate_errors
@@ -33,6 +33,7 @@ from v2v_platform.proto_values import (
     condition_from_proto,
     condition_to_proto,
     required_time,
+    signature_from_proto,
     timestamp,
 )
 
@@ -102,11 +103,7 @@ def override_from(request: pb.ReceiveShipmentRequest) -> WindowOverride | None:
     if not request.HasField("window_override"):
         return None
     given = request.window_override
-    s = given.signature
-    signed = SignatureManifestation(
-        s.user_id, s.printed_name, s.meaning, required_time(s, "signed_at")
-    )
-    return WindowOverride(given.reason, signed)
+    return WindowOverride(given.reason, signature_from_proto(given.signature))
 
 
 def custody_rule(call: Callable[[], Any]) -> Any:

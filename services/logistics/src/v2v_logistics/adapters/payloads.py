@@ -7,17 +7,15 @@ internal registers application (which shipments each unit was listed on) is neve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import Message
 
-from v2v.common.v1.common_pb2 import SignatureManifestation
 from v2v.logistics.events.v1 import events_pb2 as pb
 from v2v_logistics.domain.shipment import Shipment
 from v2v_platform.envelope.from_domain import AttributedEventTranslator
-from v2v_platform.proto_values import condition_to_proto, timestamp
+from v2v_platform.proto_values import condition_to_proto, signature_to_proto, timestamp
 
 Mapper = Callable[[Any], Message]
 
@@ -124,17 +122,6 @@ def excursion_recorded(
     )
 
 
-def signature(manifestation: Mapping[str, str] | None) -> SignatureManifestation | None:
-    if manifestation is None:
-        return None
-    return SignatureManifestation(
-        user_id=manifestation["user_id"],
-        printed_name=manifestation["printed_name"],
-        meaning=manifestation["meaning"],
-        signed_at=timestamp(datetime.fromisoformat(manifestation["signed_at"])),
-    )
-
-
 def delivered(event: Shipment.Delivered) -> pb.ShipmentDelivered:
     return pb.ShipmentDelivered(
         **_ids(event),
@@ -142,7 +129,7 @@ def delivered(event: Shipment.Delivered) -> pb.ShipmentDelivered:
         destination_site_id=event.destination_site_id,
         received_at=timestamp(event.received_at),
         window_overridden=event.window_overridden,
-        override_signature=signature(event.override_signature),
+        override_signature=signature_to_proto(event.override_signature),
     )
 
 

@@ -18,7 +18,6 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from v2v_logistics.domain.events import AttributedCreated, AttributedEvent, attributed
 from v2v_logistics.domain.matching import (
     WINDOW_BREACHED,
     WRONG_CUSTODIAN,
@@ -41,6 +40,7 @@ from v2v_logistics.domain.values import (
 )
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
+from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.errors import InvalidInput, Refused
 
 

@@ -13,8 +13,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from v2v_logistics.domain.events import LocalCreated, LocalEvent, local
 from v2v_platform.attribution import Attribution
+from v2v_platform.domain_events import LocalCreated, LocalEvent, local
 
 NAMESPACE = UUID("8e0f4b52-6a1c-5d3e-9b7f-2c4a6e8d0f13")
 

@@ -20,14 +20,14 @@ from v2v_manufacturing.domain.values import (
     parse_step_kind,
 )
 from v2v_manufacturing.views import BatchView, CalendarView
-from v2v_platform.attribution import Attribution, SignatureManifestation
+from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import Role, current_caller
 from v2v_platform.grpc_service import translate_errors
 from v2v_platform.proto_values import (
     attribution,
     condition_from_proto,
     condition_to_proto,
-    required_time,
+    signature_from_proto,
     timestamp,
 )
 
@@ -56,16 +56,11 @@ def acting(method: str, operator: common_pb2.Operator, reason: str = "") -> Attr
     )
 
 
-def signature_from(message: common_pb2.SignatureManifestation) -> SignatureManifestation:
-    signed_at = required_time(message, "signed_at")
-    return SignatureManifestation(message.user_id, message.printed_name, message.meaning, signed_at)
-
-
 def override_from(request: pb.StartBatchRequest) -> WindowOverride | None:
     if not request.HasField("window_override"):
         return None
     given = request.window_override
-    return WindowOverride(given.reason, signature_from(given.signature))
+    return WindowOverride(given.reason, signature_from_proto(given.signature))
 
 
 def calendar_response(view: CalendarView) -> pb.GetSlotCalendarResponse:

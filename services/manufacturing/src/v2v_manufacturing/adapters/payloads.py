@@ -8,19 +8,17 @@ calendars, product DIN sequence, unattributable scans) is never published: no ma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import Message
 
-from v2v.common.v1.common_pb2 import SignatureManifestation
 from v2v.manufacturing.events.v1 import events_pb2 as pb
 from v2v_manufacturing.domain.batch import Batch
 from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit
 from v2v_manufacturing.domain.slot_booking import SlotBooking
 from v2v_platform.envelope.from_domain import AttributedEventTranslator
-from v2v_platform.proto_values import condition_to_proto, timestamp
+from v2v_platform.proto_values import condition_to_proto, signature_to_proto, timestamp
 
 Mapper = Callable[[Any], Message]
 
@@ -71,17 +69,6 @@ def receipt_mismatch(event: ReceiptMismatch.Recorded) -> pb.UnitReceiptMismatchR
     )
 
 
-def signature(manifestation: Mapping[str, str] | None) -> SignatureManifestation | None:
-    if manifestation is None:
-        return None
-    return SignatureManifestation(
-        user_id=manifestation["user_id"],
-        printed_name=manifestation["printed_name"],
-        meaning=manifestation["meaning"],
-        signed_at=timestamp(datetime.fromisoformat(manifestation["signed_at"])),
-    )
-
-
 def batch_started(event: Batch.Started) -> pb.BatchStarted:
     return pb.BatchStarted(
         coi=event.coi,
@@ -91,7 +78,7 @@ def batch_started(event: Batch.Started) -> pb.BatchStarted:
         started_at=timestamp(event.started_at),
         fresh_window_hours=event.fresh_window_hours,
         window_overridden=event.window_overridden,
-        override_signature=signature(event.override_signature),
+        override_signature=signature_to_proto(event.override_signature),
     )
 
 

@@ -20,8 +20,8 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from v2v_manufacturing.domain.errors import SlotsExhausted
-from v2v_manufacturing.domain.events import LocalCreated, LocalEvent, local
 from v2v_platform.attribution import Attribution
+from v2v_platform.domain_events import LocalCreated, LocalEvent, local
 from v2v_platform.errors import InvalidInput, NotFound, Refused
 
 NAMESPACE = UUID("5b0c86a4-1f55-5c0e-a7b2-3d8e4f9a6c21")

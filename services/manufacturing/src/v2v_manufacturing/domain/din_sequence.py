@@ -14,8 +14,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from v2v_manufacturing.domain.events import LocalCreated, LocalEvent, local
 from v2v_platform.attribution import Attribution
+from v2v_platform.domain_events import LocalCreated, LocalEvent, local
 from v2v_platform.errors import Refused
 from v2v_platform.ids import Din, issue_din
 

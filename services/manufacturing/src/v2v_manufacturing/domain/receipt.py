@@ -17,16 +17,16 @@ from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from v2v_manufacturing.domain.events import (
+from v2v_manufacturing.domain.values import ExpectedUnit
+from v2v_platform.attribution import Attribution
+from v2v_platform.conditions import Condition
+from v2v_platform.domain_events import (
     AttributedCreated,
     AttributedEvent,
     LocalCreated,
     attributed,
     local,
 )
-from v2v_manufacturing.domain.values import ExpectedUnit
-from v2v_platform.attribution import Attribution
-from v2v_platform.conditions import Condition
 from v2v_platform.errors import Refused
 
 NAMESPACE = UUID("c41d9e27-8b6a-5f13-9e0d-2a7c5b8f1e34")

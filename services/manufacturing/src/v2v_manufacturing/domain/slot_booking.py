@@ -17,8 +17,8 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from v2v_manufacturing.domain.calendar import Reservation
-from v2v_manufacturing.domain.events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.attribution import Attribution
+from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.errors import NotFound
 
 NAMESPACE = UUID("0f4e9b6a-7c21-5d38-9a4e-b1c2d3e4f5a6")

@@ -1,10 +1,10 @@
-"""Base classes of the manufacturing events: every event says who, where, why (I7).
+"""Base classes of every service's domain events: each says who, where and why (I7).
 
-Published events (`AttributedCreated`, `AttributedEvent`) belong to the aggregates of the
-manufacturing application, whose notification log the outbox relay publishes: each carries
-the valid COI of its chain, which is also its Kafka key. Local events (`LocalCreated`,
-`LocalEvent`) belong to the internal registers application (slot calendars, the product DIN
-sequence, unattributable scans): they are never published and carry no COI of their own.
+Published events (`AttributedCreated`, `AttributedEvent`) belong to the aggregates of a
+service's published application, whose notification log the outbox relay publishes: each
+carries the valid COI of its chain, which is also its Kafka key. Local events (`LocalCreated`,
+`LocalEvent`) belong to a service's internal registers application (calendars, sequences,
+indexes): they are never published and carry no COI of their own.
 """
 
 from __future__ import annotations
