@@ -72,3 +72,18 @@ class SignatureManifestation:
             "meaning": self.meaning,
             "signed_at": self.signed_at.isoformat(),
         }
+
+
+@dataclass(frozen=True)
+class WindowOverride:
+    """Why a step past its stability window may still go ahead (I5): a reason and the
+    overriding user's e-signature with meaning 'approval'."""
+
+    reason: str
+    signature: SignatureManifestation
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise InvalidInput("a window override needs a reason")
+        if self.signature.meaning != "approval":
+            raise InvalidInput("a window override needs an e-signature with meaning 'approval'")

@@ -33,7 +33,6 @@ from v2v_logistics.domain.values import (
     ScanAttempt,
     ShipmentStatus,
     StabilityRules,
-    WindowOverride,
     courier_party,
     parse_courier_id,
     parse_party,
@@ -44,7 +43,7 @@ from v2v_logistics.domain.values import (
 from v2v_logistics.registers import LogisticsRegisters
 from v2v_logistics.shipment_index import ShipmentIndex
 from v2v_logistics.views import CourierShipmentView, ExcursionView, ReadingsView, ShipmentView
-from v2v_platform.attribution import Attribution
+from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 from v2v_platform.ids import Din, InvalidIdentifier

@@ -21,7 +21,7 @@ from v2v_logistics.application import LogisticsApplication
 from v2v_logistics.domain.matching import ScanRefused
 from v2v_logistics.domain.shipment import Shipment
 from v2v_logistics.domain.unit_listing import UnitListing
-from v2v_logistics.domain.values import ExceptionKind, Reading, WindowOverride
+from v2v_logistics.domain.values import ExceptionKind, Reading
 from v2v_logistics.relay_spec import RELAY_SPEC
 from v2v_logistics.testing import (
     COI,
@@ -36,7 +36,7 @@ from v2v_logistics.testing import (
     new_shipment,
     site_user,
 )
-from v2v_platform.attribution import SignatureManifestation
+from v2v_platform.attribution import SignatureManifestation, WindowOverride
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, LocalCreated, LocalEvent
 from v2v_platform.envelope import ChainVerifier, Location, decode
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey

@@ -8,7 +8,7 @@ import pytest
 
 from v2v_logistics.application import LogisticsApplication
 from v2v_logistics.domain.matching import ScanRefused
-from v2v_logistics.domain.values import ExceptionKind, Reading, WindowOverride
+from v2v_logistics.domain.values import ExceptionKind, Reading
 from v2v_logistics.testing import (
     DESTINATION,
     ORIGIN,
@@ -22,7 +22,7 @@ from v2v_logistics.testing import (
     site_user,
     stored_events,
 )
-from v2v_platform.attribution import SignatureManifestation
+from v2v_platform.attribution import SignatureManifestation, WindowOverride
 from v2v_platform.errors import Forbidden, InvalidInput, Refused
 
 C1 = "courier:C-1"

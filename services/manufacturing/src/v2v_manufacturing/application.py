@@ -51,7 +51,6 @@ from v2v_manufacturing.domain.values import (
     ExpectedUnit,
     ProcessStep,
     QcResult,
-    WindowOverride,
     parse_slot_date,
 )
 from v2v_manufacturing.registers import ManufacturingRegisters
@@ -63,7 +62,7 @@ from v2v_manufacturing.views import (
     ExpectedUnitView,
     ReceiptView,
 )
-from v2v_platform.attribution import Attribution
+from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.auth.identity import CallerIdentity, Role
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused

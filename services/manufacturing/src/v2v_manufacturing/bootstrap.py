@@ -19,7 +19,6 @@ from v2v_manufacturing.adapters.intake_projection import (
     CONSUMER_NAME,
     IntakeProjection,
     create_tables,
-    for_postgres,
     postgres_facts,
     sqlite_facts,
 )
@@ -35,6 +34,7 @@ from v2v_manufacturing.settings import ManufacturingSettings
 from v2v_platform.consumer import EnvelopeConsumer
 from v2v_platform.envelope.headers import topic_for
 from v2v_platform.grpc_service import RunningServer
+from v2v_platform.read_queries import for_postgres
 from v2v_platform.relay.process import RelayRuntime
 from v2v_platform.service_runtime import ServiceRuntime, relay_settings_for
 

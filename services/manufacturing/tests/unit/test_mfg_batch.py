@@ -13,7 +13,6 @@ from v2v_manufacturing.domain.values import (
     ProcessStep,
     QcResult,
     StepKind,
-    WindowOverride,
 )
 from v2v_manufacturing.testing import (
     COI,
@@ -27,7 +26,7 @@ from v2v_manufacturing.testing import (
     operator,
     receive,
 )
-from v2v_platform.attribution import SignatureManifestation
+from v2v_platform.attribution import SignatureManifestation, WindowOverride
 from v2v_platform.auth.identity import CallerIdentity, Role
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import Forbidden, InvalidInput, Refused

@@ -26,7 +26,6 @@ from v2v_manufacturing.domain.values import (
     ProcessStep,
     QcResult,
     StepKind,
-    WindowOverride,
 )
 from v2v_manufacturing.relay_spec import RELAY_SPEC
 from v2v_manufacturing.testing import (
@@ -40,7 +39,7 @@ from v2v_manufacturing.testing import (
     operator,
     receive,
 )
-from v2v_platform.attribution import SignatureManifestation
+from v2v_platform.attribution import SignatureManifestation, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import (
     AttributedCreated,

@@ -19,12 +19,11 @@ from v2v_logistics.domain.values import (
     ExceptionKind,
     Reading,
     ScanAttempt,
-    WindowOverride,
     parse_enum,
     site_party,
 )
 from v2v_logistics.views import ExcursionView, ShipmentView
-from v2v_platform.attribution import Attribution
+from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.auth.identity import Role, current_caller
 from v2v_platform.errors import Refused
 from v2v_platform.grpc_service import translate_errors

@@ -24,12 +24,11 @@ from v2v_logistics.domain.matching import ScanRefused
 from v2v_logistics.domain.values import (
     ExceptionKind,
     Reading,
-    WindowOverride,
     parse_condition,
     parse_enum,
 )
 from v2v_logistics.views import ShipmentView
-from v2v_platform.attribution import Attribution, SignatureManifestation
+from v2v_platform.attribution import Attribution, SignatureManifestation, WindowOverride
 from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.http_api import SiteTokenVerifier, create_app, problem, require_roles
 from v2v_platform.proto_values import attribution

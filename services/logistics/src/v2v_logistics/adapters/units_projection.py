@@ -12,14 +12,11 @@ logistics never calls those services or reads their databases.
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from google.protobuf.message import DecodeError
 
 from v2v.intake.events.v1 import events_pb2 as intake
@@ -30,6 +27,7 @@ from v2v_platform.consumer import Delivered
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
 from v2v_platform.proto_values import condition_from_proto, from_timestamp
+from v2v_platform.read_queries import Query, postgres_query, sqlite_query
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +50,6 @@ SELECT = (
     "SELECT din, coi, kind, condition, window_starts_at, first_custodian"
     " FROM logistics_known_units WHERE din_data = ?"
 )
-
-
-def for_postgres(sql: str) -> str:
-    return sql.replace("?", "%s")
 
 
 class UnitsProjection:
@@ -119,9 +113,6 @@ def create_tables(connection: Any) -> None:
     connection.execute(SCHEMA)
 
 
-Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
-
-
 class SqlUnitFacts:
     """The application's `UnitFacts` port, read from the projection's table."""
 
@@ -139,24 +130,8 @@ class SqlUnitFacts:
 
 
 def sqlite_facts(path: Path) -> SqlUnitFacts:
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    create_tables(connection)
-    lock = threading.Lock()
-
-    def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with lock:
-            return connection.execute(sql, tuple(params)).fetchall()
-
-    return SqlUnitFacts(query)
+    return SqlUnitFacts(sqlite_query(path, create_tables))
 
 
 def postgres_facts(dsn: str) -> SqlUnitFacts:
-    connection = psycopg.connect(dsn, autocommit=True)
-    create_tables(connection)
-    lock = threading.Lock()
-
-    def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with lock:
-            return connection.execute(for_postgres(sql), tuple(params)).fetchall()
-
-    return SqlUnitFacts(query)
+    return SqlUnitFacts(postgres_query(dsn, create_tables))

@@ -35,10 +35,9 @@ from v2v_logistics.domain.values import (
     Reading,
     ScanAttempt,
     ShipmentStatus,
-    WindowOverride,
     site_party,
 )
-from v2v_platform.attribution import Attribution
+from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.errors import InvalidInput, Refused

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from v2v_platform.attribution import SignatureManifestation
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput
 
@@ -149,20 +148,6 @@ class StabilityRules:
 
 def _hours(length: timedelta) -> int:
     return int(length.total_seconds() // 3600)
-
-
-@dataclass(frozen=True)
-class WindowOverride:
-    """Why a shipment past its stability window may still be accepted, e-signed."""
-
-    reason: str
-    signature: SignatureManifestation
-
-    def __post_init__(self) -> None:
-        if not self.reason.strip():
-            raise InvalidInput("a window override needs a reason")
-        if self.signature.meaning != "approval":
-            raise InvalidInput("a window override needs an e-signature with meaning 'approval'")
 
 
 @dataclass(frozen=True)

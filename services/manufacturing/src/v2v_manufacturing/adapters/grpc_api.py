@@ -16,11 +16,10 @@ from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.values import (
     ProcessStep,
     QcResult,
-    WindowOverride,
     parse_step_kind,
 )
 from v2v_manufacturing.views import BatchView, CalendarView
-from v2v_platform.attribution import Attribution
+from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.auth.identity import Role, current_caller
 from v2v_platform.grpc_service import translate_errors
 from v2v_platform.proto_values import (

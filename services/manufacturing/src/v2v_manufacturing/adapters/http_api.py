@@ -18,11 +18,10 @@ from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.values import (
     ProcessStep,
     QcResult,
-    WindowOverride,
     parse_condition,
     parse_step_kind,
 )
-from v2v_platform.attribution import Attribution, SignatureManifestation
+from v2v_platform.attribution import Attribution, SignatureManifestation, WindowOverride
 from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
 from v2v_platform.proto_values import attribution

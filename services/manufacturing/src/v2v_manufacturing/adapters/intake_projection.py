@@ -9,14 +9,11 @@ or SQLite; manufacturing never calls intake or reads its database.
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from google.protobuf.message import DecodeError
 
 from v2v.intake.events.v1 import events_pb2 as intake
@@ -26,6 +23,7 @@ from v2v_platform.consumer import Delivered
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
 from v2v_platform.proto_values import condition_from_proto, from_timestamp
+from v2v_platform.read_queries import Query, postgres_query, sqlite_query
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +62,6 @@ SELECT_SLOTS = (
     "SELECT slot_id FROM mfg_intake_booked_slots WHERE coi = ? AND manufacturing_site_id = ?"
     " ORDER BY slot_id"
 )
-
-
-def for_postgres(sql: str) -> str:
-    return sql.replace("?", "%s")
 
 
 class IntakeProjection:
@@ -109,9 +103,6 @@ def create_tables(connection: Any) -> None:
         connection.execute(statement)
 
 
-Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
-
-
 class SqlIntakeFacts:
     """The application's `IntakeFacts` port, read from the projection's tables."""
 
@@ -138,24 +129,8 @@ class SqlIntakeFacts:
 
 
 def sqlite_facts(path: Path) -> SqlIntakeFacts:
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    create_tables(connection)
-    lock = threading.Lock()
-
-    def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with lock:
-            return connection.execute(sql, tuple(params)).fetchall()
-
-    return SqlIntakeFacts(query)
+    return SqlIntakeFacts(sqlite_query(path, create_tables))
 
 
 def postgres_facts(dsn: str) -> SqlIntakeFacts:
-    connection = psycopg.connect(dsn, autocommit=True)
-    create_tables(connection)
-    lock = threading.Lock()
-
-    def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with lock:
-            return connection.execute(for_postgres(sql), tuple(params)).fetchall()
-
-    return SqlIntakeFacts(query)
+    return SqlIntakeFacts(postgres_query(dsn, create_tables))

@@ -16,8 +16,8 @@ from uuid import uuid4
 
 from eventsourcing.domain import Aggregate
 
-from v2v_manufacturing.domain.values import ProcessStep, QcResult, WindowOverride
-from v2v_platform.attribution import Attribution
+from v2v_manufacturing.domain.values import ProcessStep, QcResult
+from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.errors import InvalidInput, Refused

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
-from v2v_platform.attribution import SignatureManifestation
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput
 
@@ -62,20 +61,6 @@ class ExpectedUnit:
     @property
     def din_data(self) -> str:
         return self.din[:13]
-
-
-@dataclass(frozen=True)
-class WindowOverride:
-    """Why a fresh input past its window may still be used, signed by the overriding user."""
-
-    reason: str
-    signature: SignatureManifestation
-
-    def __post_init__(self) -> None:
-        if not self.reason.strip():
-            raise InvalidInput("a window override needs a reason")
-        if self.signature.meaning != "approval":
-            raise InvalidInput("a window override needs an e-signature with meaning 'approval'")
 
 
 @dataclass(frozen=True)
