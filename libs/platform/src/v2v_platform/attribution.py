@@ -50,6 +50,7 @@ class SignatureManifestation:
     printed_name: str
     meaning: str
     signed_at: datetime
+    record_hash: str = ""
 
     MEANINGS = ("authorship", "review", "approval", "responsibility")
 
@@ -71,6 +72,7 @@ class SignatureManifestation:
             "printed_name": self.printed_name,
             "meaning": self.meaning,
             "signed_at": self.signed_at.isoformat(),
+            **({"record_hash": self.record_hash} if self.record_hash else {}),
         }
 
 

@@ -7,9 +7,11 @@ import logging
 import typer
 
 from v2v_platform.auth import pki_cli
+from v2v_platform.esign import cli as signer_cli
 
 app = typer.Typer(help="Vein-to-Vein platform tools.", no_args_is_help=True)
 app.add_typer(pki_cli.app, name="pki")
+app.add_typer(signer_cli.app, name="signer")
 
 
 @app.command()

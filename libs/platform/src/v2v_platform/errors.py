@@ -53,3 +53,12 @@ class Forbidden(DomainError):
     title = "Forbidden"
     http_status = 403
     grpc_code = "PERMISSION_DENIED"
+
+
+class ReauthenticationFailed(DomainError):
+    """An e-signature's re-authentication failed (wrong password, unknown or locked signer)."""
+
+    slug = "reauthentication-failed"
+    title = "Re-authentication failed"
+    http_status = 401
+    grpc_code = "UNAUTHENTICATED"

@@ -98,7 +98,11 @@ def attribution(
 
 def signature_from_proto(message: common_pb2.SignatureManifestation) -> SignatureManifestation:
     return SignatureManifestation(
-        message.user_id, message.printed_name, message.meaning, required_time(message, "signed_at")
+        message.user_id,
+        message.printed_name,
+        message.meaning,
+        required_time(message, "signed_at"),
+        message.record_hash,
     )
 
 
@@ -113,4 +117,5 @@ def signature_to_proto(
         printed_name=manifestation["printed_name"],
         meaning=manifestation["meaning"],
         signed_at=timestamp(datetime.fromisoformat(manifestation["signed_at"])),
+        record_hash=manifestation.get("record_hash", ""),
     )
