@@ -10,24 +10,16 @@ same COI. Both topics then verify: hash chains, signatures, key = COI.
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
 import httpx
-import psycopg
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from v2v.common.v1.common_pb2 import CONDITION_FRESH_COLD, Operator
 from v2v.intake.v1 import intake_service_pb2 as intake_pb
@@ -40,6 +32,7 @@ from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.envelope import ChainVerifier, KeyRing, Location, decode
 from v2v_platform.ids import Coi
 from v2v_platform.testing.kafka_topics import read_topic
+from v2v_platform.testing.processes import ServiceProcess, fresh_database, start_service
 from v2v_platform.testing.producing import eventually
 
 pytestmark = pytest.mark.integration
@@ -51,71 +44,10 @@ NURSE_2 = Operator(user_id="n-2", printed_name="Nurse Two")
 OPERATOR = Operator(user_id="m-1", printed_name="GMP Operator")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-    grpc_port: int
-    http_port: int
-
-    def alive(self) -> None:
-        if self.popen.poll() is not None:
-            pytest.fail(
-                f"{self.name} exited {self.popen.returncode}:\n{self.log.read_text()[-4000:]}"
-            )
-
-    def stop(self) -> int:
-        self.popen.send_signal(signal.SIGTERM)
-        return self.popen.wait(timeout=30)
-
-
-def _database(dsn: str, name: str) -> str:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return dsn.rsplit("/", 1)[0] + f"/{name}"
-
-
-def _start(module: str, env: dict[str, str], tmp: Path) -> Process:
-    grpc_port, http_port = _free_port(), _free_port()
-    log = tmp / f"{module}.log"
-    full_env = {
-        **os.environ,
-        **env,
-        "V2V_GRPC_ADDRESS": f"127.0.0.1:{grpc_port}",
-        "V2V_HTTP_PORT": str(http_port),
-    }
-    with log.open("wb") as sink:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", module], env=full_env, stdout=sink, stderr=subprocess.STDOUT
-        )
-    return Process(module, popen, log, grpc_port, http_port)
-
-
-def _healthy(process: Process, pki: Path) -> bool:
-    process.alive()
-    creds = channel_credentials(SiteTlsFiles.for_site(pki, HOSPITAL))
-    with secure_channel(f"127.0.0.1:{process.grpc_port}", creds) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=1
-            )
-        except grpc.RpcError:
-            return False
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-
 @pytest.fixture
 def system(
     tmp_path: Path, kafka_bootstrap: str, postgres_database: Any
-) -> Iterator[tuple[Path, Process, Process]]:
+) -> Iterator[tuple[Path, ServiceProcess, ServiceProcess]]:
     pki = tmp_path / "pki"
     init_pki(
         pki,
@@ -125,14 +57,14 @@ def system(
         ],
     )
     common = {"V2V_PKI_DIR": str(pki), "V2V_KAFKA_BOOTSTRAP": kafka_bootstrap}
-    mfg_db = _database(postgres_database.dsn, f"{postgres_database.dbname}_mfg")
-    manufacturing = _start(
+    mfg_db = fresh_database(postgres_database.dsn, f"{postgres_database.dbname}_mfg")
+    manufacturing = start_service(
         "v2v_manufacturing",
         {**common, "V2V_SITE_ID": GMP, "V2V_FIN": "B1234", "V2V_POSTGRES_DSN": mfg_db},
         tmp_path,
     )
-    eventually(lambda: _healthy(manufacturing, pki), "manufacturing to serve")
-    intake = _start(
+    eventually(lambda: manufacturing.healthy(pki, HOSPITAL), "manufacturing to serve")
+    intake = start_service(
         "v2v_intake",
         {
             **common,
@@ -144,13 +76,13 @@ def system(
         },
         tmp_path,
     )
-    eventually(lambda: _healthy(intake, pki), "intake to serve")
+    eventually(lambda: intake.healthy(pki, HOSPITAL), "intake to serve")
     yield pki, intake, manufacturing
-    stopped = {p.name: p.stop() for p in (intake, manufacturing)}
+    stopped = {p.module: p.stop() for p in (intake, manufacturing)}
     assert stopped == {"v2v_intake": 0, "v2v_manufacturing": 0}, stopped
 
 
-def _stub(stub_class: Any, process: Process, pki: Path, site: str) -> Any:
+def _stub(stub_class: Any, process: ServiceProcess, pki: Path, site: str) -> Any:
     channel = secure_channel(
         f"127.0.0.1:{process.grpc_port}", channel_credentials(SiteTlsFiles.for_site(pki, site))
     )
@@ -158,7 +90,7 @@ def _stub(stub_class: Any, process: Process, pki: Path, site: str) -> Any:
 
 
 def test_a_collection_becomes_product_units_with_lineage(
-    system: tuple[Path, Process, Process], kafka_bootstrap: str
+    system: tuple[Path, ServiceProcess, ServiceProcess], kafka_bootstrap: str
 ) -> None:
     pki, intake_process, mfg_process = system
     intake = _stub(intake_grpc.IntakeServiceStub, intake_process, pki, HOSPITAL)

@@ -1,1 +1,2 @@
-"""v2v release service (skeleton: its domain arrives with its issue)."""
+"""v2v release service: QC results against versioned specifications, provisional and final
+certification, rejection, OOS exceptional release and post-release failures (e-signed)."""

@@ -1,0 +1,1 @@
+"""Adapters: payloads, golden vectors, gRPC, HTTP and the projection of other contexts."""

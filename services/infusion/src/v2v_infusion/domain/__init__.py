@@ -1,0 +1,1 @@
+"""The infusion domain: product units at a treating site, bedside checks, acknowledgements."""

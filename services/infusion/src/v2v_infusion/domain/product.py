@@ -1,0 +1,300 @@
+"""One product unit at its treating site: receipt -> storage -> thaw (cryo) -> two-person
+bedside verification -> infusion -> adverse events. One aggregate per (site, DIN).
+
+The aggregate enforces the order of the steps; whether the unit may be infused (release,
+post-release failures, windows) is decided by `bedside` from facts learned from Kafka.
+A refused bedside scan of this unit is recorded here too (I2): it changes nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from v2v_infusion.domain.values import NAMESPACE, KnownProduct, Mismatch, require_text
+from v2v_platform.attribution import Attribution
+from v2v_platform.conditions import Condition
+from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
+from v2v_platform.errors import InvalidInput, Refused
+
+
+class UnitStatus(StrEnum):
+    RECEIVED = "received"
+    STORED = "stored"
+    THAWING = "thawing"
+    FIRST_SCAN_RECORDED = "first-scan-recorded"
+    VERIFIED = "verified"
+    INFUSED = "infused"
+
+
+BEFORE_BEDSIDE = (UnitStatus.RECEIVED, UnitStatus.STORED, UnitStatus.THAWING)
+
+
+def person(by: Attribution) -> dict[str, str]:
+    return {"user_id": by.user_id, "printed_name": by.printed_name}
+
+
+class ProductAtSite(Aggregate):
+    class Received(AttributedCreated):
+        din: str
+        treating_site_id: str
+        batch_id: str
+        condition: str
+        received_at: datetime
+
+    class Stored(AttributedEvent):
+        din: str
+        location: str
+        condition: str
+        stored_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.storage_location = self.location
+            aggregate.status = UnitStatus.STORED
+
+    class ThawStarted(AttributedEvent):
+        din: str
+        thaw_started_at: datetime
+        infuse_by: datetime
+        window_minutes: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.thaw_started_at = self.thaw_started_at
+            aggregate.thaw_infuse_by = self.infuse_by
+            aggregate.status = UnitStatus.THAWING
+
+    class BedsideScanRecorded(AttributedEvent):
+        din: str
+        wristband_coi: str
+        scanned_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.first_user = {
+                "user_id": self.actor["user_id"],
+                "printed_name": self.actor["printed_name"],
+            }
+            aggregate.status = UnitStatus.FIRST_SCAN_RECORDED
+
+    class BedsideVerified(AttributedEvent):
+        din: str
+        first_user: dict[str, str]
+        second_user: dict[str, str]
+        verified_at: datetime
+        release_basis: str
+        infuse_by: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.second_user = dict(self.second_user)
+            aggregate.release_basis = self.release_basis
+            aggregate.verified_infuse_by = self.infuse_by
+            aggregate.status = UnitStatus.VERIFIED
+
+    class BedsideMismatchRecorded(AttributedEvent):
+        scanned_din: str
+        wristband_coi: str
+        reason_code: str
+        explanation: str
+        scanned_at: datetime
+
+    class InfusionAdministered(AttributedEvent):
+        din: str
+        administered_at: datetime
+        dose_car_cells_per_kg: float
+        volume_ml: float
+        administered_by: dict[str, str]
+        witnessed_by: dict[str, str]
+        release_basis: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.administered_at = self.administered_at
+            aggregate.status = UnitStatus.INFUSED
+
+    class AdverseEventRecorded(AttributedEvent):
+        din: str
+        kind: str
+        grade: int
+        onset_at: datetime
+        notes: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.adverse_events.append(self)
+
+    def __init__(
+        self,
+        coi: str,
+        din: str,
+        treating_site_id: str,
+        batch_id: str,
+        condition: str,
+        received_at: datetime,
+        **_: Any,
+    ) -> None:
+        self.coi = coi
+        self.din = din
+        self.treating_site_id = treating_site_id
+        self.batch_id = batch_id
+        self.condition = Condition(condition)
+        self.received_at = received_at
+        self.status = UnitStatus.RECEIVED
+        self.storage_location = ""
+        self.thaw_started_at: datetime | None = None
+        self.thaw_infuse_by: datetime | None = None
+        self.first_user: dict[str, str] | None = None
+        self.second_user: dict[str, str] | None = None
+        self.release_basis = ""
+        self.verified_infuse_by: datetime | None = None
+        self.administered_at: datetime | None = None
+        self.adverse_events: list[ProductAtSite.AdverseEventRecorded] = []
+
+    @staticmethod
+    def create_id(site_id: str, din_data: str) -> UUID:
+        return uuid5(NAMESPACE, f"{site_id}/{din_data}")
+
+    @classmethod
+    def receive(
+        cls, product: KnownProduct, site_id: str, received_at: datetime, by: Attribution
+    ) -> ProductAtSite:
+        received: ProductAtSite = cls._create(
+            cls.Received,
+            id=cls.create_id(site_id, product.din_data),
+            din=product.din,
+            treating_site_id=site_id,
+            batch_id=product.batch_id,
+            condition=product.condition.value,
+            received_at=received_at,
+            **attributed(by, product.coi),
+        )
+        return received
+
+    @property
+    def verifiers(self) -> tuple[dict[str, str], ...]:
+        return tuple(user for user in (self.first_user, self.second_user) if user is not None)
+
+    def store(self, location: str, stored_at: datetime, by: Attribution) -> None:
+        if self.status not in (UnitStatus.RECEIVED, UnitStatus.STORED):
+            raise Refused(f"unit {self.din} is {self.status.value}; it can no longer be stored")
+        self.trigger_event(
+            self.Stored,
+            din=self.din,
+            location=require_text("storage location", location),
+            condition=self.condition.value,
+            stored_at=stored_at,
+            **attributed(by, self.coi),
+        )
+
+    def start_thaw(self, thaw_started_at: datetime, window: timedelta, by: Attribution) -> None:
+        if self.condition is not Condition.CRYO:
+            raise Refused(f"unit {self.din} is {self.condition.value} product: only cryo thaws")
+        if self.status not in (UnitStatus.RECEIVED, UnitStatus.STORED):
+            raise Refused(f"unit {self.din} is {self.status.value}; it cannot start thawing")
+        if thaw_started_at < self.received_at:
+            raise InvalidInput("the thaw cannot start before the unit was received")
+        self.trigger_event(
+            self.ThawStarted,
+            din=self.din,
+            thaw_started_at=thaw_started_at,
+            infuse_by=thaw_started_at + window,
+            window_minutes=int(window.total_seconds() // 60),
+            **attributed(by, self.coi),
+        )
+
+    def record_first_scan(self, wristband_coi: str, scanned_at: datetime, by: Attribution) -> None:
+        assert self.status in BEFORE_BEDSIDE, "checked by bedside.check_scan"
+        self.trigger_event(
+            self.BedsideScanRecorded,
+            din=self.din,
+            wristband_coi=wristband_coi,
+            scanned_at=scanned_at,
+            **attributed(by, self.coi),
+        )
+
+    def verify(
+        self, verified_at: datetime, release_basis: str, infuse_by: datetime, by: Attribution
+    ) -> None:
+        assert self.first_user is not None, "checked by bedside.check_scan"
+        self.trigger_event(
+            self.BedsideVerified,
+            din=self.din,
+            first_user=dict(self.first_user),
+            second_user=person(by),
+            verified_at=verified_at,
+            release_basis=release_basis,
+            infuse_by=infuse_by,
+            **attributed(by, self.coi),
+        )
+
+    def record_mismatch(
+        self,
+        scanned_din: str,
+        wristband_coi: str,
+        mismatch: Mismatch,
+        scanned_at: datetime,
+        by: Attribution,
+    ) -> None:
+        self.trigger_event(
+            self.BedsideMismatchRecorded,
+            scanned_din=scanned_din,
+            wristband_coi=wristband_coi,
+            reason_code=mismatch.reason_code,
+            explanation=mismatch.explanation,
+            scanned_at=scanned_at,
+            **attributed(by, self.coi),
+        )
+
+    def administer(
+        self,
+        administered_at: datetime,
+        dose_car_cells_per_kg: float,
+        volume_ml: float,
+        witnessed_by: dict[str, str],
+        by: Attribution,
+    ) -> None:
+        self.check_administration(by.user_id, witnessed_by["user_id"])
+        if dose_car_cells_per_kg <= 0 or volume_ml <= 0:
+            raise InvalidInput("dose and volume must both be greater than zero")
+        self.trigger_event(
+            self.InfusionAdministered,
+            din=self.din,
+            administered_at=administered_at,
+            dose_car_cells_per_kg=dose_car_cells_per_kg,
+            volume_ml=volume_ml,
+            administered_by=person(by),
+            witnessed_by=dict(witnessed_by),
+            release_basis=self.release_basis,
+            **attributed(by, self.coi),
+        )
+
+    def check_administration(self, administrator_id: str, witness_id: str) -> None:
+        """Only a bedside-verified unit, by one verifier witnessed by the other."""
+        if self.status is UnitStatus.INFUSED:
+            raise Refused(f"unit {self.din} was already infused")
+        if self.status is not UnitStatus.VERIFIED:
+            raise Refused(f"unit {self.din} is {self.status.value}, not bedside-verified")
+        verifier_ids = {user["user_id"] for user in self.verifiers}
+        if {administrator_id, witness_id} != verifier_ids:
+            shown = " and ".join(sorted(verifier_ids))
+            raise Refused(
+                f"unit {self.din} was verified by {shown}: one of them administers it and the"
+                " other witnesses"
+            )
+
+    def record_adverse_event(
+        self, kind: str, grade: int, onset_at: datetime, notes: str, by: Attribution
+    ) -> None:
+        if self.administered_at is None:
+            raise Refused(f"unit {self.din} has not been infused: no adverse event yet")
+        if onset_at < self.administered_at:
+            raise InvalidInput("the onset of an adverse event cannot precede the infusion")
+        self.trigger_event(
+            self.AdverseEventRecorded,
+            din=self.din,
+            kind=kind,
+            grade=grade,
+            onset_at=onset_at,
+            notes=notes.strip(),
+            **attributed(by, self.coi),
+        )

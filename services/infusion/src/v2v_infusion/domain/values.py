@@ -1,0 +1,160 @@
+"""Value objects of the infusion domain: facts learned from other contexts, reason codes,
+adverse event grading and the rules (stability windows) this site applies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+from v2v_platform.conditions import Condition
+from v2v_platform.errors import InvalidInput, Refused
+
+NAMESPACE = UUID("3d9b7c21-4e6f-5a80-b1c2-9f8e7d6c5b4a")
+
+MALFORMED_LABEL = "malformed-label"
+UNKNOWN_UNIT = "unknown-unit"
+NOT_RECEIVED = "not-received"
+COI_MISMATCH = "coi-mismatch"
+REJECTED = "rejected"
+NOT_RELEASED = "not-released"
+UNACKNOWLEDGED_FAILURE = "unacknowledged-failure"
+WINDOW_EXPIRED = "window-expired"
+ALREADY_INFUSED = "already-infused"
+SAME_USER = "same-user"
+
+PHYSICIAN = "physician"
+DEFAULT_POST_THAW_WINDOW = timedelta(minutes=30)
+DEFAULT_FRESH_PRODUCT_WINDOW = timedelta(hours=72)
+
+
+class ReleaseStatus(StrEnum):
+    """A batch's release as this site knows it from release's events (strongest last)."""
+
+    NONE = "none"
+    PROVISIONAL = "provisional"
+    OOS_ACCEPTED = "oos-accepted"
+    FINAL = "final"
+    REJECTED = "rejected"
+
+    @property
+    def releases(self) -> bool:
+        """Provisional, final or accepted OOS: the product may be infused (I4)."""
+        return self in (ReleaseStatus.PROVISIONAL, ReleaseStatus.FINAL, ReleaseStatus.OOS_ACCEPTED)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why a scan was refused: a machine-readable reason code and a sentence for people."""
+
+    reason_code: str
+    explanation: str
+
+
+class ScanRefused(Refused):
+    """A receipt or bedside scan was refused by a safety rule; it was recorded (I2)."""
+
+    def __init__(self, mismatch: Mismatch, where: str = "scan") -> None:
+        super().__init__(f"{where} refused ({mismatch.reason_code}): {mismatch.explanation}")
+        self.mismatch = mismatch
+
+    @property
+    def reason_code(self) -> str:
+        return self.mismatch.reason_code
+
+
+class InfusionRefused(Refused):
+    """The infusion of a verified unit was refused: its release, failures or window changed."""
+
+    def __init__(self, mismatch: Mismatch) -> None:
+        super().__init__(f"infusion refused ({mismatch.reason_code}): {mismatch.explanation}")
+        self.mismatch = mismatch
+
+    @property
+    def reason_code(self) -> str:
+        return self.mismatch.reason_code
+
+
+@dataclass(frozen=True)
+class KnownProduct:
+    """A product unit manufacturing created (from ProductUnitsCreated)."""
+
+    din: str
+    coi: str
+    batch_id: str
+    condition: Condition
+
+    @property
+    def din_data(self) -> str:
+        return self.din[:13]
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """A batch's release status and its earliest release time (None until released)."""
+
+    status: ReleaseStatus = ReleaseStatus.NONE
+    released_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FailureAlert:
+    """A post-release failure of a batch (from PostReleaseFailureRecorded)."""
+
+    failure_id: str
+    coi: str
+    batch_id: str
+    product_dins: tuple[str, ...]
+    test: str
+    value: str
+    criterion: str
+    result_at: datetime
+    raised_at: datetime
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Stability windows applied at this site (configurable, recorded with each use)."""
+
+    post_thaw: timedelta = DEFAULT_POST_THAW_WINDOW
+    fresh_product: timedelta = DEFAULT_FRESH_PRODUCT_WINDOW
+
+    @property
+    def post_thaw_minutes(self) -> int:
+        return int(self.post_thaw.total_seconds() // 60)
+
+
+class AdverseEventKind(StrEnum):
+    """ASTCT consensus: cytokine release syndrome or immune effector cell-associated
+    neurotoxicity syndrome."""
+
+    CRS = "crs"
+    ICANS = "icans"
+
+
+def parse_adverse_kind(text: str) -> AdverseEventKind:
+    try:
+        return AdverseEventKind(text.strip().lower())
+    except ValueError:
+        raise InvalidInput(f"adverse event kind {text!r} is not one of crs, icans") from None
+
+
+def check_grade(grade: int) -> int:
+    if not 1 <= grade <= 4:
+        raise InvalidInput(f"ASTCT grade must be 1 to 4, got {grade}")
+    return grade
+
+
+def require_text(name: str, value: str) -> str:
+    if not value.strip():
+        raise InvalidInput(f"{name} is required")
+    return value.strip()
+
+
+def operator(user_id: str, printed_name: str) -> dict[str, str]:
+    """A person as events record them (user id and printed name)."""
+    return {
+        "user_id": require_text("user id", user_id),
+        "printed_name": require_text("printed name", printed_name),
+    }

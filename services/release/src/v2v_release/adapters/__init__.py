@@ -1,0 +1,1 @@
+"""Adapters of the release service: gRPC, HTTP, Kafka payloads and projections."""
