@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from v2v_infusion.adapters.http_api import create_http_app as infusion_http
+from v2v_infusion.testing import build_app as build_infusion
 from v2v_intake.adapters.http_api import create_http_app as intake_http
 from v2v_intake.testing import build_intake
 from v2v_logistics.adapters.courier_tokens import sqlite_tokens
@@ -24,6 +26,8 @@ from v2v_manufacturing.adapters.http_api import create_http_app as manufacturing
 from v2v_manufacturing.testing import build_app as build_manufacturing
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.http_api import SiteTokenVerifier
+from v2v_release.adapters.http_api import create_http_app as release_http
+from v2v_release.testing import build_app as build_release
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "contracts" / "openapi"
 
@@ -36,6 +40,12 @@ def _specs(pki: Path) -> dict[str, Callable[[], dict[str, Any]]]:
         "manufacturing": lambda: manufacturing_http(build_manufacturing(), pki).openapi(),
         "logistics": lambda: logistics_http(
             build_logistics(), SiteTokenVerifier(pki / "ca.crt"), sqlite_tokens(":memory:")
+        ).openapi(),
+        "release": lambda: release_http(
+            build_release(), SiteTokenVerifier(pki / "ca.crt")
+        ).openapi(),
+        "infusion": lambda: infusion_http(
+            build_infusion(), SiteTokenVerifier(pki / "ca.crt")
         ).openapi(),
     }
 

@@ -15,7 +15,13 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from v2v_infusion.domain.values import NAMESPACE, KnownProduct, Mismatch, require_text
+from v2v_infusion.domain.values import (
+    NAMESPACE,
+    KnownProduct,
+    Mismatch,
+    check_dose,
+    require_text,
+)
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
@@ -251,11 +257,11 @@ class ProductAtSite(Aggregate):
         dose_car_cells_per_kg: float,
         volume_ml: float,
         witnessed_by: dict[str, str],
+        release_basis: str,
         by: Attribution,
     ) -> None:
+        check_dose(dose_car_cells_per_kg, volume_ml)
         self.check_administration(by.user_id, witnessed_by["user_id"])
-        if dose_car_cells_per_kg <= 0 or volume_ml <= 0:
-            raise InvalidInput("dose and volume must both be greater than zero")
         self.trigger_event(
             self.InfusionAdministered,
             din=self.din,
@@ -264,7 +270,7 @@ class ProductAtSite(Aggregate):
             volume_ml=volume_ml,
             administered_by=person(by),
             witnessed_by=dict(witnessed_by),
-            release_basis=self.release_basis,
+            release_basis=release_basis,
             **attributed(by, self.coi),
         )
 

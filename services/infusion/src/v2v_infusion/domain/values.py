@@ -146,6 +146,13 @@ def check_grade(grade: int) -> int:
     return grade
 
 
+def check_dose(dose_car_cells_per_kg: float, volume_ml: float) -> None:
+    if not dose_car_cells_per_kg > 0:
+        raise InvalidInput(f"the dose must be > 0 CAR+ cells/kg, got {dose_car_cells_per_kg:g}")
+    if not volume_ml > 0:
+        raise InvalidInput(f"the infused volume must be > 0 mL, got {volume_ml:g}")
+
+
 def require_text(name: str, value: str) -> str:
     if not value.strip():
         raise InvalidInput(f"{name} is required")

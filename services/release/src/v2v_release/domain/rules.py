@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import Protocol
 
-from v2v_release.domain.values import BatchFact, Correction, ReleaseStatus
+from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, Refused
+from v2v_release.domain.specification import Phase
+from v2v_release.domain.values import BatchFact, Correction, DecisionKind, ReleaseStatus
 
 DECIDABLE_FROM: dict[str, frozenset[ReleaseStatus]] = {
     "certified provisionally": frozenset({ReleaseStatus.OPEN}),
@@ -22,10 +25,33 @@ DECIDABLE_FROM: dict[str, frozenset[ReleaseStatus]] = {
     ),
     "accepted for OOS release": frozenset({ReleaseStatus.OOS_JUSTIFIED}),
 }
+STATUS_AFTER = {
+    DecisionKind.PROVISIONAL: ReleaseStatus.PROVISIONALLY_CERTIFIED,
+    DecisionKind.FINAL: ReleaseStatus.FINALLY_CERTIFIED,
+    DecisionKind.REJECTED: ReleaseStatus.REJECTED,
+    DecisionKind.OOS_JUSTIFIED: ReleaseStatus.OOS_JUSTIFIED,
+    DecisionKind.OOS_ACCEPTED: ReleaseStatus.OOS_RELEASED,
+}
 RELEASED_AS = {
     ReleaseStatus.PROVISIONALLY_CERTIFIED: "provisional",
     ReleaseStatus.OOS_RELEASED: "oos",
 }
+
+
+class ReleaseState(Protocol):
+    """What the rules read of a batch's release record."""
+
+    batch_id: str
+    status: ReleaseStatus
+    post_release_failure_ids: list[str]
+
+    @property
+    def pending_tests(self) -> list[str]: ...
+
+    @property
+    def failed_tests(self) -> list[str]: ...
+
+    def tests(self, phase: Phase | None = None) -> list[str]: ...
 
 
 def listed(tests: Collection[str]) -> str:
@@ -86,3 +112,52 @@ def check_may_add_result(
             f"result {correction.corrects_result_id} is not the current {test} result"
             f" ({current_id or 'there is none'})"
         )
+
+
+def check_decision(state: ReleaseState, fact: BatchFact, action: str) -> None:
+    check_decidable(fact)
+    check_status(state.batch_id, state.status, action)
+
+
+def check_provisional(state: ReleaseState, fact: BatchFact) -> None:
+    """Fresh product, open, every pre-release test passed."""
+    check_decision(state, fact, "certified provisionally")
+    if fact.hold_condition is Condition.CRYO:
+        raise Refused(
+            f"batch {state.batch_id} is cryopreserved; only fresh product may be"
+            " provisionally certified"
+        )
+    pre_release = state.tests(Phase.PRE_RELEASE)
+    check_all_present(state.batch_id, pre_release, state.pending_tests)
+    check_all_passed(state.batch_id, pre_release, state.failed_tests)
+
+
+def check_final(state: ReleaseState, fact: BatchFact) -> None:
+    """Every test has a result and all passed; never after a post-release failure."""
+    check_decision(state, fact, "certified finally")
+    if state.post_release_failure_ids:
+        raise Refused(
+            f"batch {state.batch_id} had a post-release failure"
+            f" ({', '.join(state.post_release_failure_ids)}); it cannot be finally certified"
+        )
+    check_all_present(state.batch_id, state.tests(), state.pending_tests)
+    check_all_passed(state.batch_id, state.tests(), state.failed_tests)
+
+
+def check_rejection(state: ReleaseState, fact: BatchFact, reason: str) -> None:
+    if not reason.strip():
+        raise InvalidInput("rejecting a batch needs a reason")
+    check_decision(state, fact, "rejected")
+
+
+def check_oos_justification(state: ReleaseState, fact: BatchFact, justification: str) -> None:
+    """A failed test, and the results the product kind needs: fresh product every
+    pre-release result, cryopreserved product every result."""
+    if not justification.strip():
+        raise InvalidInput("an OOS release needs the QP's justification")
+    check_decision(state, fact, "justified for OOS release")
+    if not state.failed_tests:
+        raise Refused(f"batch {state.batch_id} has no failed test: nothing to justify")
+    fresh = fact.hold_condition is not Condition.CRYO
+    needed = state.tests(Phase.PRE_RELEASE) if fresh else state.tests()
+    check_all_present(state.batch_id, needed, state.pending_tests)

@@ -1,0 +1,177 @@
+"""gRPC API (v2v.infusion.v1.InfusionService) over the application.
+
+The caller's site and roles come from its client certificate (`current_caller()`), never
+from request fields; domain refusals become status codes via `translate_errors` (a refused
+bedside scan is FAILED_PRECONDITION, its reason code first in the details).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from v2v.common.v1 import common_pb2
+from v2v.infusion.v1 import infusion_service_pb2 as pb
+from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
+from v2v_infusion.application import Administration, AdverseEventReport, InfusionApplication
+from v2v_infusion.views import AlertView, ProductUnitView
+from v2v_platform.attribution import Attribution
+from v2v_platform.auth.identity import Role, current_caller
+from v2v_platform.esign import SignatureRequest
+from v2v_platform.grpc_service import translate_errors
+from v2v_platform.proto_values import (
+    attribution,
+    condition_to_proto,
+    optional_time,
+    signature_to_proto,
+    timestamp,
+)
+
+SERVICE_NAME = "v2v.infusion.v1.InfusionService"
+INFUSION = (Role.INFUSION,)
+READERS = (Role.INFUSION, Role.AUDITOR)
+ROLES: dict[str, tuple[Role, ...]] = {
+    "ReceiveProduct": INFUSION,
+    "StoreProduct": INFUSION,
+    "StartThaw": INFUSION,
+    "ScanAtBedside": INFUSION,
+    "AdministerInfusion": INFUSION,
+    "RecordAdverseEvent": INFUSION,
+    "ListAlerts": READERS,
+    "AcknowledgeAlert": INFUSION,
+    "GetProductUnit": READERS,
+}
+REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(roles) for name, roles in ROLES.items()}
+
+
+def acting(method: str, operator: common_pb2.Operator) -> Attribution:
+    return attribution(current_caller(), ROLES[method], operator.user_id, operator.printed_name)
+
+
+def optional_timestamp(moment: datetime | None) -> Any:
+    return timestamp(moment) if moment is not None else None
+
+
+def unit_message(view: ProductUnitView) -> pb.ProductUnit:
+    return pb.ProductUnit(
+        din=view.din,
+        coi=view.coi,
+        batch_id=view.batch_id,
+        condition=condition_to_proto(view.condition),
+        status=view.status,
+        release_status=view.release_status,
+        released_at=optional_timestamp(view.released_at),
+        infuse_by=optional_timestamp(view.infuse_by),
+        storage_location=view.storage_location,
+        unacknowledged_failure_ids=view.unacknowledged_failure_ids,
+        administered_at=optional_timestamp(view.administered_at),
+        adverse_events=[
+            pb.AdverseEvent(
+                kind=e.kind, grade=e.grade, onset_at=timestamp(e.onset_at), notes=e.notes
+            )
+            for e in view.adverse_events
+        ],
+    )
+
+
+def alert_message(view: AlertView) -> pb.Alert:
+    return pb.Alert(
+        failure_id=view.failure_id,
+        coi=view.coi,
+        batch_id=view.batch_id,
+        product_dins=view.product_dins,
+        test=view.test,
+        value=view.value,
+        criterion=view.criterion,
+        result_at=timestamp(view.result_at),
+        raised_at=timestamp(view.raised_at),
+        acknowledged=view.acknowledged,
+        decision=view.decision,
+        physician_signature=signature_to_proto(view.physician_signature),
+    )
+
+
+class InfusionServicer(pb_grpc.InfusionServiceServicer):
+    def __init__(self, app: InfusionApplication) -> None:
+        self._app = app
+
+    @translate_errors
+    def ReceiveProduct(self, request: pb.ReceiveProductRequest, context: Any) -> Any:
+        by = acting("ReceiveProduct", request.operator)
+        received_at = optional_time(request, "received_at")
+        view = self._app.receive_product(request.din, received_at, by)
+        return pb.ReceiveProductResponse(unit=unit_message(view))
+
+    @translate_errors
+    def StoreProduct(self, request: pb.StoreProductRequest, context: Any) -> Any:
+        by = acting("StoreProduct", request.operator)
+        stored_at = optional_time(request, "stored_at")
+        view = self._app.store_product(request.din, request.location, stored_at, by)
+        return pb.StoreProductResponse(unit=unit_message(view))
+
+    @translate_errors
+    def StartThaw(self, request: pb.StartThawRequest, context: Any) -> Any:
+        by = acting("StartThaw", request.operator)
+        started_at = optional_time(request, "thaw_started_at")
+        view = self._app.start_thaw(request.din, started_at, by)
+        return pb.StartThawResponse(unit=unit_message(view))
+
+    @translate_errors
+    def ScanAtBedside(self, request: pb.ScanAtBedsideRequest, context: Any) -> Any:
+        by = acting("ScanAtBedside", request.operator)
+        scanned_at = optional_time(request, "scanned_at")
+        scan = self._app.scan_at_bedside(request.wristband_coi, request.din, scanned_at, by)
+        return pb.ScanAtBedsideResponse(outcome=scan.outcome, unit=unit_message(scan.unit))
+
+    @translate_errors
+    def AdministerInfusion(self, request: pb.AdministerInfusionRequest, context: Any) -> Any:
+        by = acting("AdministerInfusion", request.operator)
+        given = Administration(
+            request.din,
+            optional_time(request, "administered_at"),
+            request.dose_car_cells_per_kg,
+            request.volume_ml,
+            request.witnessed_by.user_id,
+            request.witnessed_by.printed_name,
+        )
+        view = self._app.administer_infusion(given, by)
+        return pb.AdministerInfusionResponse(unit=unit_message(view))
+
+    @translate_errors
+    def RecordAdverseEvent(self, request: pb.RecordAdverseEventRequest, context: Any) -> Any:
+        by = acting("RecordAdverseEvent", request.operator)
+        report = AdverseEventReport(
+            request.din,
+            request.kind,
+            request.grade,
+            optional_time(request, "onset_at"),
+            request.notes,
+        )
+        view = self._app.record_adverse_event(report, by)
+        return pb.RecordAdverseEventResponse(unit=unit_message(view))
+
+    @translate_errors
+    def ListAlerts(self, request: pb.ListAlertsRequest, context: Any) -> Any:
+        alerts = self._app.list_alerts(request.unacknowledged_only)
+        return pb.ListAlertsResponse(alerts=[alert_message(a) for a in alerts])
+
+    @translate_errors
+    def AcknowledgeAlert(self, request: pb.AcknowledgeAlertRequest, context: Any) -> Any:
+        by = acting("AcknowledgeAlert", request.operator)
+        given = request.signature
+        signature = SignatureRequest(given.user_id, given.password, given.meaning)
+        view = self._app.acknowledge_alert(request.failure_id, request.decision, signature, by)
+        return pb.AcknowledgeAlertResponse(alert=alert_message(view))
+
+    @translate_errors
+    def GetProductUnit(self, request: pb.GetProductUnitRequest, context: Any) -> Any:
+        return pb.GetProductUnitResponse(unit=unit_message(self._app.product_unit(request.din)))
+
+
+def register(app: InfusionApplication) -> Any:
+    servicer = InfusionServicer(app)
+
+    def add(server: Any) -> None:
+        pb_grpc.add_InfusionServiceServicer_to_server(servicer, server)
+
+    return add

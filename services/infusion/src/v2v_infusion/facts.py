@@ -1,0 +1,47 @@
+"""What infusion knows from other contexts' Kafka events: the application's port to its own
+projection (manufacturing's product units, release's decisions and post-release failures,
+intake's treating sites). Infusion never calls those services or reads their databases."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from v2v_infusion.domain.values import FailureAlert, KnownProduct, ReleaseState
+
+
+class InfusionFacts(Protocol):
+    def product_unit(self, din_data: str) -> KnownProduct | None: ...
+
+    def release_of(self, batch_id: str) -> ReleaseState: ...
+
+    def failures_of_batch(self, batch_id: str) -> list[FailureAlert]: ...
+
+    def failure(self, failure_id: str) -> FailureAlert | None: ...
+
+    def failures(self) -> list[FailureAlert]:
+        """Every post-release failure known, oldest first."""
+        ...
+
+    def treating_site_of(self, coi: str) -> str | None: ...
+
+
+class NoFacts:
+    """Knows nothing: every receipt is refused (for processes that only relay)."""
+
+    def product_unit(self, din_data: str) -> KnownProduct | None:
+        return None
+
+    def release_of(self, batch_id: str) -> ReleaseState:
+        return ReleaseState()
+
+    def failures_of_batch(self, batch_id: str) -> list[FailureAlert]:
+        return []
+
+    def failure(self, failure_id: str) -> FailureAlert | None:
+        return None
+
+    def failures(self) -> list[FailureAlert]:
+        return []
+
+    def treating_site_of(self, coi: str) -> str | None:
+        return None

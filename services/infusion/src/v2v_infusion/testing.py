@@ -1,0 +1,206 @@
+"""Test support (tests only): fixed identifiers, a settable clock, in-memory facts, an
+in-memory signer store with one physician, and the application wired to in-memory (or given)
+event stores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from v2v_infusion.application import InfusionApplication
+from v2v_infusion.domain.values import (
+    FailureAlert,
+    KnownProduct,
+    ReleaseState,
+    ReleaseStatus,
+)
+from v2v_infusion.registers import InfusionRegisters
+from v2v_platform.attribution import Attribution
+from v2v_platform.conditions import Condition
+from v2v_platform.esign import (
+    ESigner,
+    InMemorySignerStore,
+    SignatureRequest,
+    Signer,
+    hash_password,
+)
+from v2v_platform.ids import issue_coi, issue_din
+
+SITE = "HOSP-A"
+OTHER_SITE = "HOSP-B"
+COI = issue_coi("A1234", 25, 17).value
+OTHER_COI = issue_coi("A1234", 25, 18).value
+BATCH = "3f6c2b1a-9d4e-4c7b-8a15-0e2d4f6a8b9c"
+OTHER_BATCH = "7d2e4f6a-8b0c-4d1e-9f3a-5b7c9d1e3f5a"
+RELEASED_AT = datetime(2025, 6, 4, 8, 0, tzinfo=UTC)
+PHYSICIAN_ID = "u-doc"
+PHYSICIAN_NAME = "Dr. Petra Physician"
+PASSWORD = "correct horse battery"
+POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+SIGNATURE_REQUEST = SignatureRequest(PHYSICIAN_ID, PASSWORD, "responsibility")
+
+
+def product_din(n: int) -> str:
+    return str(issue_din("W1234", 25, n))
+
+
+@dataclass
+class Clock:
+    now: datetime = RELEASED_AT + timedelta(hours=2)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class InMemoryFacts:
+    """A stand-in for the projection of other contexts' events (the port under it)."""
+
+    units: dict[str, KnownProduct] = field(default_factory=dict)
+    releases: dict[str, ReleaseState] = field(default_factory=dict)
+    alerts: dict[str, FailureAlert] = field(default_factory=dict)
+    treating_sites: dict[str, str] = field(default_factory=dict)
+
+    def product_unit(self, din_data: str) -> KnownProduct | None:
+        return self.units.get(din_data)
+
+    def release_of(self, batch_id: str) -> ReleaseState:
+        return self.releases.get(batch_id, ReleaseState())
+
+    def failures_of_batch(self, batch_id: str) -> list[FailureAlert]:
+        return [alert for alert in self.failures() if alert.batch_id == batch_id]
+
+    def failure(self, failure_id: str) -> FailureAlert | None:
+        return self.alerts.get(failure_id)
+
+    def failures(self) -> list[FailureAlert]:
+        return sorted(self.alerts.values(), key=lambda alert: alert.raised_at)
+
+    def treating_site_of(self, coi: str) -> str | None:
+        return self.treating_sites.get(coi)
+
+    def create_products(
+        self,
+        dins: Iterable[str],
+        coi: str = COI,
+        batch_id: str = BATCH,
+        condition: Condition = Condition.FRESH_COLD,
+    ) -> None:
+        for din in dins:
+            self.units[din[:13]] = KnownProduct(din, coi, batch_id, condition)
+
+    def release(
+        self,
+        batch_id: str = BATCH,
+        status: ReleaseStatus = ReleaseStatus.PROVISIONAL,
+        released_at: datetime | None = RELEASED_AT,
+    ) -> None:
+        self.releases[batch_id] = ReleaseState(status, released_at)
+
+    def fail(
+        self,
+        failure_id: str = "failure-1",
+        batch_id: str = BATCH,
+        coi: str = COI,
+        dins: Iterable[str] = (),
+        raised_at: datetime = RELEASED_AT + timedelta(hours=1),
+    ) -> FailureAlert:
+        alert = FailureAlert(
+            failure_id,
+            coi,
+            batch_id,
+            tuple(dins),
+            "sterility",
+            "positive",
+            "negative",
+            raised_at - timedelta(minutes=5),
+            raised_at,
+        )
+        self.alerts[failure_id] = alert
+        return alert
+
+    def enrol(self, coi: str = COI, treating_site_id: str = SITE) -> None:
+        self.treating_sites[coi] = treating_site_id
+
+
+def physician_store(site: str = SITE) -> InMemorySignerStore:
+    """One physician (and one nurse without signing rights) at `site`."""
+    store = InMemorySignerStore()
+    password_hash = hash_password(PASSWORD)
+    store.put(Signer(site, PHYSICIAN_ID, PHYSICIAN_NAME, frozenset({"physician"}), password_hash))
+    store.put(Signer(site, "u-nurse", "Nora Nurse", frozenset({"nurse"}), password_hash))
+    return store
+
+
+def build_app(
+    facts: InMemoryFacts | None = None,
+    clock: Callable[[], datetime] | None = None,
+    *,
+    signers: InMemorySignerStore | None = None,
+    env: dict[str, str] | None = None,
+    registers_env: dict[str, str] | None = None,
+    **overrides: Any,
+) -> InfusionApplication:
+    """The application at HOSP-A with its registers; both in memory by default."""
+    registers = InfusionRegisters(env=registers_env or POPO)
+    moment = clock or Clock()
+    return InfusionApplication(
+        env=env or POPO,
+        registers=registers,
+        site_id=SITE,
+        facts=facts or InMemoryFacts(),
+        signer=ESigner(signers or physician_store(), moment),
+        clock=moment,
+        **overrides,
+    )
+
+
+def nurse(user: str = "u-nurse", site: str = SITE) -> Attribution:
+    return Attribution(user, f"Nurse {user}", "infusion", site)
+
+
+def physician() -> Attribution:
+    return Attribution(PHYSICIAN_ID, PHYSICIAN_NAME, "infusion", SITE)
+
+
+def stored_events(app: Any) -> list[Any]:
+    """Every event the application stored, in notification order."""
+    notifications = app.recorder.select_notifications(1, 100_000)
+    return [app.mapper.to_domain_event(n) for n in notifications]
+
+
+def kinds(app: Any) -> list[str]:
+    return [type(event).__qualname__ for event in stored_events(app)]
+
+
+FIRST_NURSE = "u-nurse"
+SECOND_NURSE = "u-nurse-2"
+
+
+def receive_released(
+    app: InfusionApplication,
+    facts: InMemoryFacts,
+    n: int = 1,
+    condition: Condition = Condition.FRESH_COLD,
+    batch_id: str = BATCH,
+) -> str:
+    """Product unit `n` of a provisionally certified batch, received here (and, when cryo,
+    thawing): ready for the bedside."""
+    din = product_din(n)
+    facts.create_products([din], COI, batch_id, condition)
+    facts.releases.setdefault(batch_id, ReleaseState(ReleaseStatus.PROVISIONAL, RELEASED_AT))
+    app.receive_product(din, None, nurse())
+    if condition is Condition.CRYO:
+        app.start_thaw(din, None, nurse())
+    return din
+
+
+def verify_at_bedside(app: InfusionApplication, din: str) -> None:
+    """Two different nurses scan the patient's wristband and the unit."""
+    app.scan_at_bedside(COI, din, None, nurse(FIRST_NURSE))
+    app.scan_at_bedside(COI, din, None, nurse(SECOND_NURSE))

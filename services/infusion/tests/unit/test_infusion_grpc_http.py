@@ -1,0 +1,236 @@
+"""The gRPC and HTTP adapters over one application: mTLS roles, status codes, problem+json
+(with the reason code of a refused scan), e-signatures over both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc  # type: ignore[import-untyped, unused-ignore]
+import pytest
+from fastapi.testclient import TestClient
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from v2v.common.v1.common_pb2 import Condition, ESignatureRequest, Operator
+from v2v.infusion.v1 import infusion_service_pb2 as pb
+from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
+from v2v_infusion.bootstrap import InfusionService, bootstrap
+from v2v_infusion.settings import InfusionSettings
+from v2v_infusion.testing import (
+    COI,
+    OTHER_COI,
+    PASSWORD,
+    PHYSICIAN_ID,
+    PHYSICIAN_NAME,
+    SITE,
+    Clock,
+    InMemoryFacts,
+    physician_store,
+    product_din,
+)
+from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
+from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.auth.tokens import issue_site_token
+
+AUDITOR, GMP = "AUDIT-1", "GMP-B"
+SITES = [f"{SITE}:infusion", f"{AUDITOR}:auditor", f"{GMP}:manufacturing"]
+NORA = Operator(user_id="u-nurse", printed_name="Nora Nurse")
+NED = Operator(user_id="u-nurse-2", printed_name="Ned Nurse")
+DOCTOR = Operator(user_id=PHYSICIAN_ID, printed_name=PHYSICIAN_NAME)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("pki")
+    init_pki(directory, [parse_site_spec(s) for s in SITES])
+    return directory
+
+
+@pytest.fixture
+def service(pki: Path) -> Iterator[tuple[InfusionService, InMemoryFacts]]:
+    facts = InMemoryFacts()
+    facts.enrol()
+    facts.release()
+    facts.create_products([product_din(n) for n in (1, 2)])
+    settings = InfusionSettings(site_id=SITE, pki_dir=pki)
+    running = bootstrap(settings, facts=facts, signers=physician_store(), clock=Clock())
+    running.start_grpc("127.0.0.1:0")
+    yield running, facts
+    running.stop()
+
+
+def stub(pki: Path, service: InfusionService, site: str) -> Any:
+    assert service.grpc is not None
+    channel = secure_channel(
+        f"127.0.0.1:{service.grpc.port}", channel_credentials(SiteTlsFiles.for_site(pki, site))
+    )
+    return pb_grpc.InfusionServiceStub(channel), channel
+
+
+def status_of(call: Any, request: Any) -> Any:
+    with pytest.raises(grpc.RpcError) as raised:
+        call(request, timeout=5)
+    return raised.value.code(), raised.value.details()
+
+
+def test_grpc_receipt_bedside_infusion_and_alert(
+    pki: Path, service: tuple[InfusionService, InMemoryFacts]
+) -> None:
+    running, facts = service
+    ward, ward_channel = stub(pki, running, SITE)
+    audit, audit_channel = stub(pki, running, AUDITOR)
+    gmp, gmp_channel = stub(pki, running, GMP)
+    din = product_din(1)
+    with ward_channel, audit_channel, gmp_channel:
+        receipt = pb.ReceiveProductRequest(operator=NORA, din=din)
+        assert status_of(gmp.ReceiveProduct, receipt)[0] == grpc.StatusCode.PERMISSION_DENIED
+        assert status_of(audit.ReceiveProduct, receipt)[0] == grpc.StatusCode.PERMISSION_DENIED
+        unit = ward.ReceiveProduct(receipt, timeout=5).unit
+        assert (unit.coi, unit.status, unit.release_status) == (COI, "received", "provisional")
+        assert unit.condition == Condition.CONDITION_FRESH_COLD
+        stored = ward.StoreProduct(
+            pb.StoreProductRequest(operator=NORA, din=din, location="FRIDGE-2"), timeout=5
+        ).unit
+        assert stored.storage_location == "FRIDGE-2"
+        thaw = pb.StartThawRequest(operator=NORA, din=din)
+        code, details = status_of(ward.StartThaw, thaw)
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and "only cryo" in details
+
+        wrong = pb.ScanAtBedsideRequest(operator=NORA, wristband_coi=OTHER_COI, din=din)
+        code, details = status_of(ward.ScanAtBedside, wrong)
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and "coi-mismatch" in details
+        first = pb.ScanAtBedsideRequest(operator=NORA, wristband_coi=COI, din=din)
+        assert ward.ScanAtBedside(first, timeout=5).outcome == "first-scan-recorded"
+        code, details = status_of(ward.ScanAtBedside, first)
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and "same-user" in details
+        second = pb.ScanAtBedsideRequest(operator=NED, wristband_coi=COI, din=din)
+        verified = ward.ScanAtBedside(second, timeout=5)
+        assert verified.outcome == "verified" and verified.unit.HasField("infuse_by")
+
+        infusion = pb.AdministerInfusionRequest(
+            operator=NORA, din=din, dose_car_cells_per_kg=0, volume_ml=60, witnessed_by=NED
+        )
+        code, _ = status_of(ward.AdministerInfusion, infusion)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        infusion.dose_car_cells_per_kg = 1.0e6
+        infused = ward.AdministerInfusion(infusion, timeout=5).unit
+        assert infused.status == "infused" and infused.HasField("administered_at")
+        event = pb.RecordAdverseEventRequest(operator=NORA, din=din, kind="crs", grade=1)
+        assert [e.kind for e in ward.RecordAdverseEvent(event, timeout=5).unit.adverse_events] == [
+            "crs"
+        ]
+
+        facts.fail(dins=[din])
+        [alert] = audit.ListAlerts(pb.ListAlertsRequest(unacknowledged_only=True), timeout=5).alerts
+        assert (alert.failure_id, alert.test, alert.acknowledged) == (
+            "failure-1",
+            "sterility",
+            False,
+        )
+        ack = pb.AcknowledgeAlertRequest(
+            operator=DOCTOR,
+            failure_id="failure-1",
+            decision="monitor for sepsis",
+            signature=ESignatureRequest(
+                user_id=PHYSICIAN_ID, password="wrong password", meaning="responsibility"
+            ),
+        )
+        assert status_of(ward.AcknowledgeAlert, ack)[0] == grpc.StatusCode.UNAUTHENTICATED
+        assert status_of(audit.AcknowledgeAlert, ack)[0] == grpc.StatusCode.PERMISSION_DENIED
+        ack.signature.password = PASSWORD
+        acknowledged = ward.AcknowledgeAlert(ack, timeout=5).alert
+        assert acknowledged.acknowledged and acknowledged.decision == "monitor for sepsis"
+        signature = acknowledged.physician_signature
+        assert (signature.printed_name, signature.meaning) == (PHYSICIAN_NAME, "responsibility")
+        assert len(signature.record_hash) == 64
+        assert not audit.ListAlerts(pb.ListAlertsRequest(unacknowledged_only=True)).alerts
+
+        got = audit.GetProductUnit(pb.GetProductUnitRequest(din=din), timeout=5).unit
+        assert (got.status, list(got.unacknowledged_failure_ids)) == ("infused", [])
+        missing = pb.GetProductUnitRequest(din=product_din(50))
+        assert status_of(audit.GetProductUnit, missing)[0] == grpc.StatusCode.NOT_FOUND
+        health = health_pb2_grpc.HealthStub(ward_channel)
+        request = health_pb2.HealthCheckRequest(service="v2v.infusion.v1.InfusionService")
+        assert health.Check(request, timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_grpc_missing_operator_is_invalid(
+    pki: Path, service: tuple[InfusionService, InMemoryFacts]
+) -> None:
+    running, _ = service
+    ward, channel = stub(pki, running, SITE)
+    with channel:
+        request = pb.ReceiveProductRequest(din=product_din(1))
+        assert status_of(ward.ReceiveProduct, request)[0] == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def auth(pki: Path, site: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_site_token(pki, site)}"}
+
+
+def test_http_routes_problems_and_openapi(
+    pki: Path, service: tuple[InfusionService, InMemoryFacts]
+) -> None:
+    running, facts = service
+    client = TestClient(running.http_app, raise_server_exceptions=False)
+    ward = auth(pki, SITE)
+    nora = {"user_id": "u-nurse", "printed_name": "Nora Nurse"}
+    ned = {"user_id": "u-nurse-2", "printed_name": "Ned Nurse"}
+    din = product_din(2)
+    assert client.post(f"/v1/units/{din}/receipt", json={"operator": nora}).status_code == 401
+    forbidden = client.post(
+        f"/v1/units/{din}/receipt", json={"operator": nora}, headers=auth(pki, GMP)
+    )
+    assert forbidden.status_code == 403
+    unknown = client.post(
+        f"/v1/units/{product_din(77)}/receipt", json={"operator": nora}, headers=ward
+    )
+    assert unknown.status_code == 409
+    assert unknown.headers["content-type"] == "application/problem+json"
+    assert unknown.json()["reason_code"] == "unknown-unit"
+    received = client.post(f"/v1/units/{din}/receipt", json={"operator": nora}, headers=ward)
+    assert received.status_code == 201 and received.json()["status"] == "received"
+    assert (
+        client.post("/v1/bedside-scans", json={"operator": nora}, headers=ward).status_code == 422
+    )
+    scan = {"operator": nora, "wristband_coi": OTHER_COI, "din": din}
+    refused = client.post("/v1/bedside-scans", json=scan, headers=ward)
+    assert refused.status_code == 409 and refused.json()["reason_code"] == "coi-mismatch"
+    scan["wristband_coi"] = COI
+    assert client.post("/v1/bedside-scans", json=scan, headers=ward).json()["outcome"] == (
+        "first-scan-recorded"
+    )
+    verified = client.post("/v1/bedside-scans", json={**scan, "operator": ned}, headers=ward)
+    assert verified.json()["outcome"] == "verified"
+    facts.fail("failure-2", dins=[din])  # raised after verification: infusion refused
+    infusion = {
+        "operator": nora,
+        "dose_car_cells_per_kg": 1.0e6,
+        "volume_ml": 55.0,
+        "witnessed_by": ned,
+    }
+    blocked = client.post(f"/v1/units/{din}/infusion", json=infusion, headers=ward)
+    assert blocked.status_code == 409 and blocked.json()["reason_code"] == "unacknowledged-failure"
+    alerts = client.get("/v1/alerts?unacknowledged_only=true", headers=auth(pki, AUDITOR)).json()
+    assert [a["failure_id"] for a in alerts["alerts"]] == ["failure-2"]
+    acknowledgement = {
+        "operator": {"user_id": PHYSICIAN_ID, "printed_name": PHYSICIAN_NAME},
+        "decision": "infuse with antibiotic cover",
+        "signature": {"user_id": PHYSICIAN_ID, "password": "nope nope", "meaning": "approval"},
+    }
+    path = "/v1/alerts/failure-2/acknowledgement"
+    assert client.post(path, json=acknowledgement, headers=ward).status_code == 401
+    acknowledgement["signature"]["password"] = PASSWORD  # type: ignore[index]
+    acknowledged = client.post(path, json=acknowledgement, headers=ward)
+    assert acknowledged.status_code == 201
+    assert acknowledged.json()["physician_signature"]["printed_name"] == PHYSICIAN_NAME
+    infused = client.post(f"/v1/units/{din}/infusion", json=infusion, headers=ward)
+    assert infused.status_code == 201 and infused.json()["status"] == "infused"
+    adverse = {"operator": nora, "kind": "icans", "grade": 2, "notes": "confusion"}
+    recorded = client.post(f"/v1/units/{din}/adverse-events", json=adverse, headers=ward)
+    assert recorded.status_code == 201
+    unit = client.get(f"/v1/units/{din}", headers=auth(pki, AUDITOR)).json()
+    assert unit["adverse_events"][0]["grade"] == 2 and unit["release_status"] == "provisional"
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/units/{din}/thaw", "/v1/units/{din}/storage", "/v1/alerts"} <= set(paths)

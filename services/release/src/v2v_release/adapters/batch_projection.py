@@ -1,0 +1,155 @@
+"""Release's own projection of manufacturing's and intake's Kafka events.
+
+- `v2v.manufacturing.events.v1.BatchStarted`: the batch, its COI, site and start time (which
+  decides the specification version);
+- `...ProductUnitsCreated`: the product DINs and hold condition (fresh or cryo);
+- `...BatchFailed`: manufacturing gave the batch up (no release decision any more);
+- `v2v.intake.events.v1.PatientEnrolled`: the COI's treating site (who accepts OOS product).
+
+Written in the consumer store's transaction (with its ledger), in PostgreSQL or SQLite;
+release never calls those services or reads their databases.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from v2v.intake.events.v1 import events_pb2 as intake
+from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
+from v2v_platform.conditions import Condition
+from v2v_platform.consumer import Delivered
+from v2v_platform.errors import InvalidInput
+from v2v_platform.ids import Coi, Din, InvalidIdentifier
+from v2v_platform.proto_values import condition_from_proto, from_timestamp
+from v2v_platform.read_queries import Query, postgres_query, sqlite_query
+from v2v_release.domain.values import BatchFact, parse_batch_id
+
+log = logging.getLogger(__name__)
+
+CONSUMER_NAME = "release-batch-facts"
+BATCH_STARTED = "v2v.manufacturing.events.v1.BatchStarted"
+PRODUCTS_CREATED = "v2v.manufacturing.events.v1.ProductUnitsCreated"
+BATCH_FAILED = "v2v.manufacturing.events.v1.BatchFailed"
+PATIENT_ENROLLED = "v2v.intake.events.v1.PatientEnrolled"
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS release_batch_facts ("
+    " batch_id TEXT PRIMARY KEY, coi TEXT NOT NULL, manufacturing_site_id TEXT NOT NULL,"
+    " started_at TEXT NOT NULL, product_dins TEXT NOT NULL, hold_condition TEXT NOT NULL,"
+    " failure_reason TEXT)",
+    "CREATE TABLE IF NOT EXISTS release_treating_sites ("
+    " coi TEXT PRIMARY KEY, treating_site_id TEXT NOT NULL)",
+)
+INSERT = "INSERT INTO release_batch_facts VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id)"
+UPSERT_STARTED = (
+    f"{INSERT} DO UPDATE SET coi = excluded.coi,"
+    " manufacturing_site_id = excluded.manufacturing_site_id, started_at = excluded.started_at"
+)
+UPSERT_PRODUCTS = (
+    f"{INSERT} DO UPDATE SET product_dins = excluded.product_dins,"
+    " hold_condition = excluded.hold_condition"
+)
+UPSERT_FAILED = f"{INSERT} DO UPDATE SET failure_reason = excluded.failure_reason"
+UPSERT_TREATING_SITE = (
+    "INSERT INTO release_treating_sites VALUES (?, ?) ON CONFLICT (coi)"
+    " DO UPDATE SET treating_site_id = excluded.treating_site_id"
+)
+SELECT_BATCH = (
+    "SELECT batch_id, coi, manufacturing_site_id, started_at, product_dins, hold_condition,"
+    " failure_reason FROM release_batch_facts WHERE batch_id = ?"
+)
+SELECT_TREATING_SITE = "SELECT treating_site_id FROM release_treating_sites WHERE coi = ?"
+
+
+class BatchFactsProjection:
+    """The consumer's `apply`: folds one envelope into the tables, in the open transaction."""
+
+    def __init__(self, placeholder_style: Callable[[str], str] = str) -> None:
+        self._sql = placeholder_style
+        self._folds: dict[str, Callable[[Any, bytes, Any], None]] = {
+            BATCH_STARTED: self._started,
+            PRODUCTS_CREATED: self._products,
+            BATCH_FAILED: self._failed,
+            PATIENT_ENROLLED: self._enrolled,
+        }
+
+    def __call__(self, unit_of_work: Any, delivered: Delivered) -> None:
+        envelope = delivered.envelope
+        fold = self._folds.get(envelope.event_type)
+        if fold is None:
+            return
+        try:
+            fold(unit_of_work, envelope.payload, envelope)
+        except (DecodeError, InvalidIdentifier, InvalidInput) as error:
+            log.warning("skipped %s at %s: %s", envelope.event_type, delivered.location, error)
+
+    def _started(self, unit_of_work: Any, payload: bytes, envelope: Any) -> None:
+        event = manufacturing.BatchStarted.FromString(payload)
+        started_at = from_timestamp(event.started_at).isoformat()
+        row = (parse_batch_id(event.batch_id), Coi.parse(event.coi).value)
+        values = (*row, event.manufacturing_site_id, started_at, "", "", None)
+        unit_of_work.execute(self._sql(UPSERT_STARTED), values)
+
+    def _products(self, unit_of_work: Any, payload: bytes, envelope: Any) -> None:
+        event = manufacturing.ProductUnitsCreated.FromString(payload)
+        dins = ",".join(str(Din.parse(din)) for din in event.product_dins)
+        held = condition_from_proto(event.hold_condition).value
+        row = (parse_batch_id(event.batch_id), Coi.parse(event.coi).value)
+        values = (*row, envelope.site_id, "", dins, held, None)
+        unit_of_work.execute(self._sql(UPSERT_PRODUCTS), values)
+
+    def _failed(self, unit_of_work: Any, payload: bytes, envelope: Any) -> None:
+        event = manufacturing.BatchFailed.FromString(payload)
+        reason = event.failure_reason or envelope.reason or "no reason given"
+        row = (parse_batch_id(event.batch_id), Coi.parse(event.coi).value)
+        unit_of_work.execute(self._sql(UPSERT_FAILED), (*row, envelope.site_id, "", "", "", reason))
+
+    def _enrolled(self, unit_of_work: Any, payload: bytes, envelope: Any) -> None:
+        event = intake.PatientEnrolled.FromString(payload)
+        row = (Coi.parse(event.coi).value, event.treating_site_id)
+        unit_of_work.execute(self._sql(UPSERT_TREATING_SITE), row)
+
+
+def create_tables(connection: Any) -> None:
+    for statement in SCHEMA:
+        connection.execute(statement)
+
+
+class SqlBatchFacts:
+    """The application's `BatchFacts` port, read from the projection's tables."""
+
+    def __init__(self, query: Query) -> None:
+        self._query = query
+
+    def batch(self, batch_id: str) -> BatchFact | None:
+        rows = self._query(SELECT_BATCH, (batch_id,))
+        if not rows or not rows[0][3]:  # not started as far as release knows
+            return None
+        batch, coi, site, started_at, dins, held, failure_reason = rows[0]
+        return BatchFact(
+            batch,
+            coi,
+            site,
+            datetime.fromisoformat(started_at),
+            tuple(filter(None, dins.split(","))),
+            Condition(held) if held else None,
+            failure_reason,
+        )
+
+    def treating_site(self, coi: str) -> str | None:
+        rows = self._query(SELECT_TREATING_SITE, (coi,))
+        return str(rows[0][0]) if rows else None
+
+
+def sqlite_facts(path: Path) -> SqlBatchFacts:
+    return SqlBatchFacts(sqlite_query(path, create_tables))
+
+
+def postgres_facts(dsn: str) -> SqlBatchFacts:
+    return SqlBatchFacts(postgres_query(dsn, create_tables))

@@ -1,0 +1,159 @@
+"""HTTP API (FastAPI) over the same application as gRPC; OpenAPI at /openapi.json.
+
+Sites authenticate with consortium-signed bearer tokens; the caller's site comes from the
+token, never from the body. Refusals are problem+json documents with a 4xx status (a failed
+re-authentication is 401, a signer without the signing role 403).
+(No `from __future__ import annotations` here: FastAPI resolves the dependencies below.)
+"""
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from pydantic import AwareDatetime, BaseModel, SecretStr
+
+from v2v_platform.attribution import Attribution
+from v2v_platform.auth.identity import CallerIdentity
+from v2v_platform.esign import SignatureRequest
+from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
+from v2v_platform.proto_values import attribution
+from v2v_release.adapters.grpc_api import ROLES
+from v2v_release.application import ReleaseApplication
+from v2v_release.domain.specification import ReleaseSpecification
+from v2v_release.domain.values import Analyst, Correction, QcReport
+
+
+class Operator(BaseModel):
+    user_id: str
+    printed_name: str
+
+
+class Command(BaseModel):
+    operator: Operator
+
+
+class RecordQcResult(Command):
+    test: str
+    method: str = ""
+    value: str
+    unit: str = ""
+    result_at: AwareDatetime
+    analyst: Operator
+    corrects_result_id: str = ""
+    correction_reason: str = ""
+
+
+class ESignature(BaseModel):
+    user_id: str
+    password: SecretStr
+    meaning: str
+
+
+class SignedCommand(Command):
+    signature: ESignature
+
+
+class Rejection(SignedCommand):
+    reason: str
+
+
+class OosJustification(SignedCommand):
+    justification: str
+
+
+def qc_report(body: RecordQcResult) -> QcReport:
+    analyst = Analyst(body.analyst.user_id, body.analyst.printed_name)
+    return QcReport(body.test, body.method, body.value, body.unit, body.result_at, analyst)
+
+
+def correction(body: RecordQcResult) -> Correction | None:
+    if not body.corrects_result_id and not body.correction_reason:
+        return None
+    return Correction(body.corrects_result_id, body.correction_reason)
+
+
+def signature_request(body: SignedCommand) -> SignatureRequest:
+    given = body.signature
+    return SignatureRequest(given.user_id, given.password.get_secret_value(), given.meaning)
+
+
+def specification_json(spec: ReleaseSpecification) -> dict[str, Any]:
+    return {
+        "version": spec.version,
+        "effective_from": spec.effective_from.isoformat(),
+        "criteria": [
+            {
+                "test": c.test,
+                "criterion": c.text,
+                "phase": c.phase.value,
+                "unit": c.unit,
+                "method": c.method,
+            }
+            for c in spec.criteria
+        ],
+    }
+
+
+def create_http_app(application: ReleaseApplication, verifier: SiteTokenVerifier) -> FastAPI:
+    def caller_for(method: str) -> Any:
+        return require_roles(lambda: verifier, *ROLES[method])
+
+    QcCaller = Annotated[CallerIdentity, Depends(caller_for("RecordQcResult"))]
+    PhysicianCaller = Annotated[CallerIdentity, Depends(caller_for("AcceptOosRelease"))]
+    ReleaseReader = Annotated[CallerIdentity, Depends(caller_for("GetBatchRelease"))]
+    SpecReader = Annotated[CallerIdentity, Depends(caller_for("ListSpecifications"))]
+
+    def acting(caller: CallerIdentity, method: str, body: Command) -> Attribution:
+        operator = body.operator
+        return attribution(caller, ROLES[method], operator.user_id, operator.printed_name)
+
+    app = create_app(
+        "v2v release",
+        "1",
+        "QC results against versioned specifications; e-signed provisional and final"
+        " certification, rejection and OOS exceptional release.",
+    )
+
+    @app.post("/v1/batches/{batch_id}/qc-results", status_code=201)
+    def record_qc_result(batch_id: str, body: RecordQcResult, caller: QcCaller) -> Any:
+        by = acting(caller, "RecordQcResult", body)
+        view = application.record_qc_result(batch_id, qc_report(body), correction(body), by)
+        return asdict(view)
+
+    @app.post("/v1/batches/{batch_id}/provisional-certification", status_code=201)
+    def certify_provisionally(batch_id: str, body: SignedCommand, caller: QcCaller) -> Any:
+        by = acting(caller, "CertifyProvisionally", body)
+        return asdict(application.certify_provisionally(batch_id, signature_request(body), by))
+
+    @app.post("/v1/batches/{batch_id}/final-certification", status_code=201)
+    def certify_finally(batch_id: str, body: SignedCommand, caller: QcCaller) -> Any:
+        by = acting(caller, "CertifyFinally", body)
+        return asdict(application.certify_finally(batch_id, signature_request(body), by))
+
+    @app.post("/v1/batches/{batch_id}/rejection", status_code=201)
+    def reject(batch_id: str, body: Rejection, caller: QcCaller) -> Any:
+        by = acting(caller, "RejectBatch", body)
+        view = application.reject(batch_id, body.reason, signature_request(body), by)
+        return asdict(view)
+
+    @app.post("/v1/batches/{batch_id}/oos-justification", status_code=201)
+    def justify_oos(batch_id: str, body: OosJustification, caller: QcCaller) -> Any:
+        by = acting(caller, "JustifyOosRelease", body)
+        signature = signature_request(body)
+        view = application.justify_oos_release(batch_id, body.justification, signature, by)
+        return asdict(view)
+
+    @app.post("/v1/batches/{batch_id}/oos-acceptance", status_code=201)
+    def accept_oos(batch_id: str, body: SignedCommand, caller: PhysicianCaller) -> Any:
+        by = acting(caller, "AcceptOosRelease", body)
+        return asdict(application.accept_oos_release(batch_id, signature_request(body), by))
+
+    @app.get("/v1/batches/{batch_id}")
+    def batch_release(batch_id: str, caller: ReleaseReader) -> Any:
+        return asdict(application.batch_release(batch_id))
+
+    @app.get("/v1/specifications")
+    def specifications(caller: SpecReader) -> Any:
+        return [specification_json(s) for s in application.list_specifications()]
+
+    return app
