@@ -36,7 +36,7 @@ proto: .venv/.synced ## generate Python + .pyi from proto/ into libs/contracts/s
 lint: $(GEN_STAMP) ## ruff + mypy + buf lint + proto breaking check against main
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy libs/platform/src services tools
+	$(UV) run --frozen mypy libs/platform/src libs/simulator/src services tools
 	tools/buf.sh lint
 	tools/proto_breaking.sh
 	@if git ls-files libs/contracts/src/v2v | grep -E '_pb2(_grpc)?\.pyi?$$'; then \

@@ -10,6 +10,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
@@ -38,12 +39,23 @@ def setup_tracing(service_name: str, exporter: SpanExporter | str | None = None)
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     elif exporter == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    elif exporter == "otlp":
+        provider.add_span_processor(BatchSpanProcessor(_otlp_exporter()))
     elif exporter not in (None, "none"):
-        raise ValueError(f"unknown span exporter {exporter!r}; expected 'console' or 'none'")
+        raise ValueError(
+            f"unknown span exporter {exporter!r}; expected 'otlp', 'console' or 'none'"
+        )
     if provider is not current:
         trace.set_tracer_provider(provider)
     propagate.set_global_textmap(_PROPAGATOR)
     return provider
+
+
+def _otlp_exporter() -> SpanExporter:
+    """OTLP over HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (default http://localhost:4318)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
 
 
 def tracer(name: str = "v2v") -> trace.Tracer:

@@ -42,3 +42,16 @@ def test_missing_headers_start_a_new_trace(spans: InMemorySpanExporter) -> None:
 def test_unknown_exporter_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown span exporter 'zipkin'"):
         telemetry.setup_tracing("x", "zipkin")
+
+
+def test_otlp_exporter_is_configured_from_the_standard_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from v2v_platform.telemetry import _otlp_exporter
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    exporter = _otlp_exporter()
+    assert isinstance(exporter, OTLPSpanExporter)
+    assert exporter._endpoint == "http://collector:4318/v1/traces"

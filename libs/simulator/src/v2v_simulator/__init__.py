@@ -1,0 +1,1 @@
+"""v2v consortium simulator and demo runner."""
