@@ -1,8 +1,10 @@
-"""The `v2v` command: platform tools (pki, relay); services and audit add theirs later."""
+"""The `v2v` command: platform tools (pki, signer, relay), plus the commands packages register
+under the entry-point group `v2v.cli` (e.g. `v2v audit` from the projection package)."""
 
 from __future__ import annotations
 
 import logging
+from importlib.metadata import entry_points
 
 import typer
 
@@ -12,6 +14,8 @@ from v2v_platform.esign import cli as signer_cli
 app = typer.Typer(help="Vein-to-Vein platform tools.", no_args_is_help=True)
 app.add_typer(pki_cli.app, name="pki")
 app.add_typer(signer_cli.app, name="signer")
+for plugin in entry_points(group="v2v.cli"):
+    app.add_typer(plugin.load(), name=plugin.name)
 
 
 @app.command()
