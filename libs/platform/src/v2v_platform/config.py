@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from v2v_platform.auth.identity import parse_site_id
 from v2v_platform.envelope.headers import CONTEXTS
 
 ENV_PREFIX = "V2V_"
@@ -109,3 +110,67 @@ class KafkaSettings(V2VSettings):
             if not host or not port.isdigit():
                 raise ValueError("expected host:port[,host:port...]")
         return value
+
+
+def between(low: int, high: int, unit: str) -> AfterValidator:
+    """A field check: `Annotated[int, between(1, 180, "minutes")]`."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high} {unit}")
+        return value
+
+    return AfterValidator(check)
+
+
+SiteId = Annotated[str, AfterValidator(parse_site_id)]
+WindowHours = Annotated[int, between(1, 24 * 14, "hours")]
+"""A time window in hours: 1 hour to 14 days."""
+
+
+class SiteServiceSettings(V2VSettings):
+    """What every service process at a site reads: its site, PKI, event store and ports.
+
+    A service derives from it, adds its own fields and gives `grpc_address` and `http_port`
+    its own defaults.
+    """
+
+    site_id: SiteId
+    pki_dir: Path
+    postgres_dsn: str | None = None
+    sqlite_path: Path | None = None
+    kafka_bootstrap: str | None = None
+    grpc_address: str
+    http_host: str = "127.0.0.1"
+    http_port: int
+    span_exporter: str = "none"
+
+    @property
+    def event_store(self) -> EventStoreSettings:
+        return EventStoreSettings(postgres_dsn=self.postgres_dsn, sqlite_path=self.sqlite_path)
+
+    def registers_env(self) -> dict[str, str]:
+        """The internal registers' event store: the same PostgreSQL database (own tables) or
+        their own SQLite file."""
+        if self.sqlite_path and not self.postgres_dsn:
+            path = self.sqlite_path.with_suffix(".registers.sqlite")
+            return EventStoreSettings(sqlite_path=path).eventsourcing_env()
+        return self.event_store.eventsourcing_env()
+
+    def side_sqlite_path(self, suffix: str) -> Path | None:
+        """A SQLite file next to the event store (a projection's tables, tokens)."""
+        if self.sqlite_path is None:
+            return None
+        return self.sqlite_path.with_suffix(f".{suffix}.sqlite")
+
+
+class PublishingServiceSettings(SiteServiceSettings):
+    """A service whose outbox relay signs and publishes its events to Kafka."""
+
+    signing_key_file: Path | None = None
+    topic_partitions: int = 6
+    topic_replication_factor: int = 1
+
+    @property
+    def signing_key(self) -> Path:
+        return self.signing_key_file or self.pki_dir / "sites" / self.site_id / "signing.key"

@@ -2,7 +2,8 @@
 
 Every service composes one `ServiceRuntime` instead of wiring threads itself. Loops survive a
 broker or database outage (they wait with backoff and go on; nothing was committed, so nothing
-is lost) and stop only when the process stops.
+is lost) and stop only when the process stops. A service's composition derives from
+`RuntimeService`, which starts its gRPC API, its outbox relay and its projection consumers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import psycopg
 from eventsourcing.persistence import OperationalError as EventStoreOperationalError
@@ -20,8 +21,10 @@ from kafka.errors import KafkaError
 from v2v_platform.auth.identity import Role
 from v2v_platform.auth.tls import SiteTlsFiles
 from v2v_platform.consumer import EnvelopeConsumer, PostgresConsumerStore, SqliteConsumerStore
-from v2v_platform.consumer.consumer import ConsumerStore
+from v2v_platform.consumer.consumer import Apply, ConsumerStore
+from v2v_platform.envelope.headers import topic_for
 from v2v_platform.grpc_service import RunningServer, build_server
+from v2v_platform.read_queries import for_postgres
 from v2v_platform.relay.process import RelayRuntime, RelaySettings, RelaySpec, build_relay
 
 log = logging.getLogger(__name__)
@@ -146,3 +149,81 @@ class ServiceRuntime:
                 backoff = min(backoff * 2, max_backoff_s)
                 continue
             backoff = 0.1
+
+
+class ServiceApiModule(Protocol):
+    """A service's `adapters.grpc_api` module: its gRPC service, roles and registration."""
+
+    @property
+    def SERVICE_NAME(self) -> str: ...
+
+    @property
+    def REQUIRED_ROLES(self) -> Mapping[str, frozenset[Role]]: ...
+
+    def register(self, app: Any) -> Callable[[Any], None]: ...
+
+
+class RuntimeSettings(PublishingSettings, Protocol):
+    pki_dir: Path
+    grpc_address: str
+
+
+class RuntimeService:
+    """Base of a service's composition (a dataclass with `settings` and `app`): its
+    `ServiceRuntime` and the starting of its gRPC API, outbox relay and projection consumer.
+
+    The service names its `context`, `relay_spec` and `api` (its grpc_api module) as class
+    attributes.
+    """
+
+    context: ClassVar[str]
+    relay_spec: ClassVar[RelaySpec]
+    api: ServiceApiModule  # the grpc_api module (a class attribute)
+    settings: RuntimeSettings
+    app: Any
+    runtime: ServiceRuntime
+
+    def __post_init__(self) -> None:
+        self.runtime = ServiceRuntime(self.context, self.settings.site_id, self.settings.pki_dir)
+
+    @property
+    def grpc(self) -> RunningServer | None:
+        return self.runtime.grpc
+
+    def start_grpc(self, address: str | None = None) -> RunningServer:
+        return self.runtime.start_grpc(
+            required_roles=self.api.REQUIRED_ROLES,
+            register=self.api.register(self.app),
+            service_names=[self.api.SERVICE_NAME],
+            address=address or self.settings.grpc_address,
+        )
+
+    def start_relay(self) -> RelayRuntime:
+        return self.runtime.start_relay(
+            self.relay_spec, relay_settings_for(self.context, self.settings)
+        )
+
+    def start_projection(
+        self,
+        name: str,
+        *,
+        contexts: Iterable[str],
+        projection: Callable[[Callable[[str], str]], Apply],
+        consumer_name: str,
+        sqlite_path: Path | None,
+        create_tables: Callable[[Any], None],
+        group_id: str | None = None,
+    ) -> EnvelopeConsumer:
+        """Consume the `contexts`' events into `projection` (built with the SQL placeholder
+        style of its store: the service's PostgreSQL database, else `sqlite_path`), its state
+        kept as `consumer_name`; thread `<name>-consumer`, group `v2v-<context>-<site>-<name>`."""
+        consumer = EnvelopeConsumer(
+            bootstrap=relay_settings_for(self.context, self.settings).kafka_bootstrap,
+            group_id=group_id or f"v2v-{self.context}-{self.settings.site_id}-{name}",
+            topics=[topic_for(context) for context in contexts],
+            store=self.runtime.consumer_store(
+                consumer_name, self.settings.postgres_dsn, sqlite_path, create_tables
+            ),
+            apply=projection(for_postgres if self.settings.postgres_dsn else str),
+        )
+        return self.runtime.start_consumer(f"{name}-consumer", consumer)

@@ -6,7 +6,7 @@ Tests override parameters (clock, facts, signer store) and start only the parts 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,59 +23,34 @@ from v2v_infusion.registers import InfusionRegisters
 from v2v_infusion.relay_spec import RELAY_SPEC
 from v2v_infusion.settings import InfusionSettings
 from v2v_platform.consumer import EnvelopeConsumer
-from v2v_platform.envelope.headers import topic_for
 from v2v_platform.esign import ESigner, SignerStore, open_signer_store
-from v2v_platform.grpc_service import RunningServer
 from v2v_platform.http_api import SiteTokenVerifier
-from v2v_platform.read_queries import for_postgres
-from v2v_platform.relay.process import RelayRuntime
-from v2v_platform.service_runtime import ServiceRuntime, relay_settings_for
+from v2v_platform.service_runtime import RuntimeService
 
 FACT_TOPICS = ("manufacturing", "release", "intake")
 
 
 @dataclass
-class InfusionService:
+class InfusionService(RuntimeService):
+    context = "infusion"
+    relay_spec = RELAY_SPEC
+    api = grpc_api
     settings: InfusionSettings
     app: InfusionApplication
     registers: InfusionRegisters
     http_app: FastAPI
-    runtime: ServiceRuntime = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.runtime = ServiceRuntime("infusion", self.settings.site_id, self.settings.pki_dir)
-
-    @property
-    def grpc(self) -> RunningServer | None:
-        return self.runtime.grpc
-
-    def start_grpc(self, address: str | None = None) -> RunningServer:
-        return self.runtime.start_grpc(
-            required_roles=grpc_api.REQUIRED_ROLES,
-            register=grpc_api.register(self.app),
-            service_names=[grpc_api.SERVICE_NAME],
-            address=address or self.settings.grpc_address,
-        )
-
-    def start_relay(self) -> RelayRuntime:
-        return self.runtime.start_relay(RELAY_SPEC, relay_settings_for("infusion", self.settings))
 
     def start_facts_consumer(self, group_id: str | None = None) -> EnvelopeConsumer:
         """Projects manufacturing, release and intake events (polled every 200 ms at most)."""
-        store = self.runtime.consumer_store(
-            CONSUMER_NAME,
-            self.settings.postgres_dsn,
-            self.settings.facts_sqlite_path,
-            create_tables,
+        return self.start_projection(
+            "facts",
+            contexts=FACT_TOPICS,
+            projection=FactsProjection,
+            consumer_name=CONSUMER_NAME,
+            sqlite_path=self.settings.facts_sqlite_path,
+            create_tables=create_tables,
+            group_id=group_id,
         )
-        consumer = EnvelopeConsumer(
-            bootstrap=relay_settings_for("infusion", self.settings).kafka_bootstrap,
-            group_id=group_id or f"v2v-infusion-{self.settings.site_id}-facts",
-            topics=[topic_for(context) for context in FACT_TOPICS],
-            store=store,
-            apply=FactsProjection(for_postgres if self.settings.postgres_dsn else str),
-        )
-        return self.runtime.start_consumer("facts-consumer", consumer)
 
     def stop(self) -> None:
         self.runtime.stop()

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from types import FrameType
-
-import uvicorn
 
 from v2v_intake.bootstrap import IntakeService, bootstrap
 from v2v_intake.relay_spec import RELAY_SPEC
@@ -16,6 +12,7 @@ from v2v_platform import telemetry
 from v2v_platform.auth.tls import SIGNING_KEY_FILE, SITES_DIR
 from v2v_platform.config import load_or_exit
 from v2v_platform.relay.process import RelayRuntime, RelaySettings, build_relay
+from v2v_platform.service_main import HttpServer, stop_on_signals
 
 log = logging.getLogger("v2v.intake")
 
@@ -38,11 +35,8 @@ def relay_for(settings: IntakeSettings) -> RelayRuntime | None:
 def serve(service: IntakeService, stop: threading.Event) -> None:
     settings = service.settings
     grpc_server = service.serve_grpc()
-    http = uvicorn.Server(
-        uvicorn.Config(service.http, host=settings.http_host, port=settings.http_port)
-    )
-    http_thread = threading.Thread(target=http.run, name="intake-http", daemon=True)
-    http_thread.start()
+    http = HttpServer(service.http, settings.http_host, settings.http_port, "intake-http")
+    http.start()
     relay = relay_for(settings)
     relay_thread = None
     if relay is not None:
@@ -55,9 +49,8 @@ def serve(service: IntakeService, stop: threading.Event) -> None:
         settings.http_port,
     )
     stop.wait()
-    http.should_exit = True
+    http.stop()
     grpc_server.stop()
-    http_thread.join(timeout=10)
     if relay is not None and relay_thread is not None:
         relay_thread.join(timeout=10)
         relay.close()
@@ -65,14 +58,7 @@ def serve(service: IntakeService, stop: threading.Event) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals(log)
     settings = load_or_exit(IntakeSettings)
     telemetry.setup_tracing("v2v-intake", settings.span_exporter)
     service = bootstrap(settings)

@@ -11,24 +11,18 @@ SIGINT stops everything cleanly. Tokens are printed once; only their hash is sto
 
 from __future__ import annotations
 
-import logging
-import signal
 import sys
-import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from v2v_logistics.adapters.courier_tokens import CourierTokens
-from v2v_logistics.bootstrap import bootstrap, courier_tokens_for
+from v2v_logistics.bootstrap import LogisticsService, bootstrap, courier_tokens_for
 from v2v_logistics.settings import LogisticsSettings
-from v2v_platform import telemetry
+from v2v_platform import service_main
 from v2v_platform.config import load_or_exit
 from v2v_platform.errors import InvalidInput
 
-log = logging.getLogger("v2v.logistics")
 cli = typer.Typer(add_completion=False, no_args_is_help=False)
 
 
@@ -42,41 +36,13 @@ def main(context: typer.Context) -> None:
 @cli.command("serve")
 def serve() -> None:
     """gRPC + HTTP + outbox relay + units consumer, until SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    settings = load_or_exit(LogisticsSettings)
-    telemetry.setup_tracing(f"v2v-logistics-{settings.site_id}", settings.span_exporter)
-    service = bootstrap(settings)
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    server = uvicorn.Server(
-        uvicorn.Config(service.http_app, host=settings.http_host, port=settings.http_port)
+    service_main.serve(
+        "logistics",
+        LogisticsSettings,
+        bootstrap,
+        LogisticsService.start_units_consumer,
+        note=" (courier page at /courier)",
     )
-    http = threading.Thread(target=server.run, name="logistics-http", daemon=True)
-    try:
-        running = service.start_grpc()
-        service.start_relay()
-        service.start_units_consumer()
-        http.start()
-        log.info(
-            "logistics %s: gRPC on port %d, HTTP on %s:%d (courier page at /courier)",
-            settings.site_id,
-            running.port,
-            settings.http_host,
-            settings.http_port,
-        )
-        stop.wait()
-    finally:
-        server.should_exit = True
-        http.join(timeout=10)
-        service.stop()
-        log.info("stopped")
 
 
 def durable_tokens() -> CourierTokens:

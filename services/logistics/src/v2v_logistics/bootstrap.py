@@ -6,7 +6,7 @@ Tests override parameters (clock, unit facts, courier tokens) and start only wha
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,56 +27,31 @@ from v2v_logistics.registers import LogisticsRegisters
 from v2v_logistics.relay_spec import RELAY_SPEC
 from v2v_logistics.settings import LogisticsSettings
 from v2v_platform.consumer import EnvelopeConsumer
-from v2v_platform.envelope.headers import topic_for
-from v2v_platform.grpc_service import RunningServer
 from v2v_platform.http_api import SiteTokenVerifier
-from v2v_platform.read_queries import for_postgres
-from v2v_platform.relay.process import RelayRuntime
-from v2v_platform.service_runtime import ServiceRuntime, relay_settings_for
+from v2v_platform.service_runtime import RuntimeService
 
 
 @dataclass
-class LogisticsService:
+class LogisticsService(RuntimeService):
+    context = "logistics"
+    relay_spec = RELAY_SPEC
+    api = grpc_api
     settings: LogisticsSettings
     app: LogisticsApplication
     registers: LogisticsRegisters
     tokens: CourierTokens
     http_app: FastAPI
-    runtime: ServiceRuntime = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.runtime = ServiceRuntime("logistics", self.settings.site_id, self.settings.pki_dir)
-
-    @property
-    def grpc(self) -> RunningServer | None:
-        return self.runtime.grpc
-
-    def start_grpc(self, address: str | None = None) -> RunningServer:
-        return self.runtime.start_grpc(
-            required_roles=grpc_api.REQUIRED_ROLES,
-            register=grpc_api.register(self.app),
-            service_names=[grpc_api.SERVICE_NAME],
-            address=address or self.settings.grpc_address,
-        )
-
-    def start_relay(self) -> RelayRuntime:
-        return self.runtime.start_relay(RELAY_SPEC, relay_settings_for("logistics", self.settings))
 
     def start_units_consumer(self, group_id: str | None = None) -> EnvelopeConsumer:
-        store = self.runtime.consumer_store(
-            CONSUMER_NAME,
-            self.settings.postgres_dsn,
-            self.settings.side_sqlite_path("unit-facts"),
-            create_tables,
+        return self.start_projection(
+            "units",
+            contexts=["intake", "manufacturing"],
+            projection=UnitsProjection,
+            consumer_name=CONSUMER_NAME,
+            sqlite_path=self.settings.side_sqlite_path("unit-facts"),
+            create_tables=create_tables,
+            group_id=group_id,
         )
-        consumer = EnvelopeConsumer(
-            bootstrap=relay_settings_for("logistics", self.settings).kafka_bootstrap,
-            group_id=group_id or f"v2v-logistics-{self.settings.site_id}-units",
-            topics=[topic_for("intake"), topic_for("manufacturing")],
-            store=store,
-            apply=UnitsProjection(for_postgres if self.settings.postgres_dsn else str),
-        )
-        return self.runtime.start_consumer("units-consumer", consumer)
 
     def stop(self) -> None:
         self.runtime.stop()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,58 +32,31 @@ from v2v_manufacturing.registers import ManufacturingRegisters
 from v2v_manufacturing.relay_spec import RELAY_SPEC
 from v2v_manufacturing.settings import ManufacturingSettings
 from v2v_platform.consumer import EnvelopeConsumer
-from v2v_platform.envelope.headers import topic_for
-from v2v_platform.grpc_service import RunningServer
-from v2v_platform.read_queries import for_postgres
-from v2v_platform.relay.process import RelayRuntime
-from v2v_platform.service_runtime import ServiceRuntime, relay_settings_for
+from v2v_platform.service_runtime import RuntimeService
 
 log = logging.getLogger("v2v.manufacturing")
 
 
 @dataclass
-class ManufacturingService:
+class ManufacturingService(RuntimeService):
+    context = "manufacturing"
+    relay_spec = RELAY_SPEC
+    api = grpc_api
     settings: ManufacturingSettings
     app: ManufacturingApplication
     registers: ManufacturingRegisters
     http_app: FastAPI
-    runtime: ServiceRuntime = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.runtime = ServiceRuntime("manufacturing", self.settings.site_id, self.settings.pki_dir)
-
-    @property
-    def grpc(self) -> RunningServer | None:
-        return self.runtime.grpc
-
-    def start_grpc(self, address: str | None = None) -> RunningServer:
-        return self.runtime.start_grpc(
-            required_roles=grpc_api.REQUIRED_ROLES,
-            register=grpc_api.register(self.app),
-            service_names=[grpc_api.SERVICE_NAME],
-            address=address or self.settings.grpc_address,
-        )
-
-    def start_relay(self) -> RelayRuntime:
-        return self.runtime.start_relay(
-            RELAY_SPEC, relay_settings_for("manufacturing", self.settings)
-        )
 
     def start_intake_consumer(self, group_id: str | None = None) -> EnvelopeConsumer:
-        store = self.runtime.consumer_store(
-            CONSUMER_NAME,
-            self.settings.postgres_dsn,
-            self.settings.facts_sqlite_path,
-            create_tables,
+        return self.start_projection(
+            "intake",
+            contexts=["intake"],
+            projection=IntakeProjection,
+            consumer_name=CONSUMER_NAME,
+            sqlite_path=self.settings.facts_sqlite_path,
+            create_tables=create_tables,
+            group_id=group_id,
         )
-        consumer = EnvelopeConsumer(
-            bootstrap=relay_settings_for("manufacturing", self.settings).kafka_bootstrap,
-            group_id=group_id or f"v2v-manufacturing-{self.settings.site_id}-intake",
-            topics=[topic_for("intake")],
-            store=store,
-            apply=IntakeProjection(for_postgres if self.settings.postgres_dsn else str),
-        )
-        return self.runtime.start_consumer("intake-consumer", consumer)
 
     def stop(self) -> None:
         self.runtime.stop()

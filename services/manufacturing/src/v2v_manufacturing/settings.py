@@ -7,31 +7,15 @@ from pathlib import Path
 
 from pydantic import field_validator
 
-from v2v_platform.auth.identity import parse_site_id
-from v2v_platform.config import EventStoreSettings, V2VSettings
+from v2v_platform.config import PublishingServiceSettings, WindowHours
 from v2v_platform.ids import issue_din
 
 
-class ManufacturingSettings(V2VSettings):
-    site_id: str
+class ManufacturingSettings(PublishingServiceSettings):
     fin: str
-    pki_dir: Path
-    postgres_dsn: str | None = None
-    sqlite_path: Path | None = None
-    kafka_bootstrap: str | None = None
-    signing_key_file: Path | None = None
     grpc_address: str = "127.0.0.1:50062"
-    http_host: str = "127.0.0.1"
     http_port: int = 8062
-    fresh_window_hours: int = 48
-    topic_partitions: int = 6
-    topic_replication_factor: int = 1
-    span_exporter: str = "none"
-
-    @field_validator("site_id")
-    @classmethod
-    def _site(cls, value: str) -> str:
-        return parse_site_id(value)
+    fresh_window_hours: WindowHours = 48
 
     @field_validator("fin")
     @classmethod
@@ -39,35 +23,10 @@ class ManufacturingSettings(V2VSettings):
         issue_din(value, 25, 1)  # raises a ValueError naming the problem
         return value
 
-    @field_validator("fresh_window_hours")
-    @classmethod
-    def _window(cls, value: int) -> int:
-        if not 1 <= value <= 24 * 14:
-            raise ValueError("must be between 1 and 336 hours")
-        return value
-
-    @property
-    def event_store(self) -> EventStoreSettings:
-        return EventStoreSettings(postgres_dsn=self.postgres_dsn, sqlite_path=self.sqlite_path)
-
-    def registers_env(self) -> dict[str, str]:
-        """The internal registers application's event store: the same PostgreSQL database
-        (its own tables, named after the application) or its own SQLite file."""
-        if self.sqlite_path and not self.postgres_dsn:
-            path = self.sqlite_path.with_suffix(".registers.sqlite")
-            return EventStoreSettings(sqlite_path=path).eventsourcing_env()
-        return self.event_store.eventsourcing_env()
-
     @property
     def fresh_window(self) -> timedelta:
         return timedelta(hours=self.fresh_window_hours)
 
     @property
-    def signing_key(self) -> Path:
-        return self.signing_key_file or self.pki_dir / "sites" / self.site_id / "signing.key"
-
-    @property
     def facts_sqlite_path(self) -> Path | None:
-        if self.sqlite_path is None:
-            return None
-        return self.sqlite_path.with_suffix(".intake-facts.sqlite")
+        return self.side_sqlite_path("intake-facts")

@@ -1,16 +1,21 @@
-"""The golden envelope vector: fixed inputs that producer and consumer tests both use.
+"""Golden vectors: fixed inputs that producer and consumer tests both use.
 
-`python -m v2v_platform.testing.golden --write` regenerates contracts/golden/envelope/v1/
-(only when the contract changes on purpose; the diff is the review).
+The envelope vector is here: `python -m v2v_platform.testing.golden --write` regenerates
+contracts/golden/envelope/v1/ (only when the contract changes on purpose; the diff is the
+review). Each service's `adapters/golden.py` keeps only its example events and builds its
+payload vectors with `payloads_by_name`; `vectors_main` is its `--write` (`write_vectors`).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct
 
 from v2v.events.v1.envelope_pb2 import Envelope
@@ -69,8 +74,14 @@ def golden_files(version: int) -> tuple[Path, Path]:
     return stem.with_suffix(".bin"), stem.with_suffix(".json")
 
 
-def to_json(envelope: Envelope) -> str:
-    return json_format.MessageToJson(envelope, sort_keys=True, indent=2) + "\n"
+def to_json(message: Message) -> str:
+    """A vector's JSON file: sorted keys, two-space indent, a final newline."""
+    return json_format.MessageToJson(message, sort_keys=True, indent=2) + "\n"
+
+
+def to_bytes(message: Message) -> bytes:
+    """A vector's binary file: the deterministic protobuf encoding."""
+    return message.SerializeToString(deterministic=True)
 
 
 def write() -> None:
@@ -81,6 +92,57 @@ def write() -> None:
         text.write_text(to_json(envelope))
         print(f"wrote {binary.name} and {text.name}")
     (GOLDEN_DIR / "signing-keys.json").write_text(golden_key_ring().to_json() + "\n")
+
+
+def payloads_by_name(
+    events: Iterable[object],
+    mappers: Mapping[type, Callable[[Any], Message]],
+    *,
+    first_of_each: bool = False,
+) -> dict[str, Message]:
+    """Message name -> payload the production `mappers` build from the golden events: of the
+    events mapped to one message type, the last one (the first with `first_of_each`)."""
+    payloads: dict[str, Message] = {}
+    for event in events:
+        payload = mappers[type(event)](event)
+        name = payload.DESCRIPTOR.name
+        if not first_of_each or name not in payloads:
+            payloads[name] = payload
+    return payloads
+
+
+def vector_files(directory: Path, name: str) -> tuple[Path, Path]:
+    """The binary and JSON files of message `name`'s vector."""
+    return directory / f"{name}.bin", directory / f"{name}.json"
+
+
+def write_vectors(directory: Path, payloads: Mapping[str, Message]) -> list[Path]:
+    """Rewrite the vectors; a vector of a message no longer published is removed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(directory.glob("*.bin")) + sorted(directory.glob("*.json")):
+        if stale.stem not in payloads:
+            stale.unlink()
+    written = []
+    for name, payload in payloads.items():
+        binary, text = vector_files(directory, name)
+        binary.write_bytes(to_bytes(payload))
+        text.write_text(to_json(payload))
+        written.append(binary)
+    return written
+
+
+def vectors_main(
+    description: str | None, directory: Path, payloads: Callable[[], Mapping[str, Message]]
+) -> None:
+    """A service golden module's `python -m ... --write`: rewrites the vectors in `directory`
+    (`write_vectors`); refuses to run without `--write`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--write", action="store_true", help="rewrite the golden files")
+    args = parser.parse_args()
+    if not args.write:
+        parser.error("nothing to do: pass --write to rewrite the golden files on purpose")
+    for path in write_vectors(directory, payloads()):
+        print(f"wrote {path} (+ .json)")
 
 
 if __name__ == "__main__":

@@ -8,19 +8,20 @@ payload from domain events with these fixed inputs and compares with the files; 
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from v2v_intake.adapters.payloads import payload_of
+from v2v_intake.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_intake.domain.therapy import Therapy
 from v2v_intake.domain.values import BookedSlot, UnitKind
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
 from v2v_platform.ids import issue_din
+from v2v_platform.testing.golden import payloads_by_name, vector_files, vectors_main
+from v2v_platform.testing.golden import to_bytes as to_bytes  # re-exported for the producer test
+from v2v_platform.testing.golden import to_json as to_json  # re-exported for the producer test
 
 GOLDEN_DIR = Path(__file__).resolve().parents[5] / "contracts" / "golden" / "intake" / "v1"
 COI = "CHA123425000017"
@@ -70,36 +71,12 @@ def golden_events() -> list[object]:
 
 def golden_payloads() -> dict[str, Message]:
     """Message name -> payload, the first event of each message type."""
-    payloads: dict[str, Message] = {}
-    for event in golden_events():
-        payload = payload_of(event)
-        payloads.setdefault(payload.DESCRIPTOR.name, payload)
-    return payloads
-
-
-def to_bytes(payload: Message) -> bytes:
-    return payload.SerializeToString(deterministic=True)
-
-
-def to_json(payload: Message) -> str:
-    return json_format.MessageToJson(payload, sort_keys=True, indent=2) + "\n"
+    return payloads_by_name(golden_events(), PAYLOAD_MAPPERS, first_of_each=True)
 
 
 def golden_files(name: str) -> tuple[Path, Path]:
-    return GOLDEN_DIR / f"{name}.bin", GOLDEN_DIR / f"{name}.json"
-
-
-def write() -> None:
-    GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
-    for name, payload in golden_payloads().items():
-        binary, text = golden_files(name)
-        binary.write_bytes(to_bytes(payload))
-        text.write_text(to_json(payload))
-        print(f"wrote {binary.name} and {text.name}")
+    return vector_files(GOLDEN_DIR, name)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true", help="rewrite the golden files")
-    if parser.parse_args().write:
-        write()
+    vectors_main(__doc__, GOLDEN_DIR, golden_payloads)

@@ -11,19 +11,19 @@ bytes and JSON; consumers decode the same files.
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from v2v_manufacturing.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_manufacturing.domain.batch import Batch
 from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit
 from v2v_manufacturing.domain.slot_booking import SlotBooking
+from v2v_platform.testing.golden import payloads_by_name, vectors_main
+from v2v_platform.testing.golden import to_json as to_json  # re-exported for the producer test
 
 GOLDEN_DIR = Path(__file__).resolve().parents[5] / "contracts" / "golden" / "manufacturing" / "v1"
 COI = "CHA123425000017"
@@ -177,41 +177,8 @@ def golden_events() -> list[Any]:
 
 def golden_payloads() -> dict[str, Message]:
     """Message name -> payload built by the production mappers from the golden events."""
-    payloads = {}
-    for event in golden_events():
-        payload = PAYLOAD_MAPPERS[type(event)](event)
-        payloads[payload.DESCRIPTOR.name] = payload
-    return payloads
-
-
-def to_json(message: Message) -> str:
-    return json_format.MessageToJson(message, sort_keys=True, indent=2) + "\n"
-
-
-def write(directory: Path = GOLDEN_DIR) -> list[Path]:
-    """Rewrite the vectors; a vector of a message no longer published is removed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    payloads = golden_payloads()
-    for stale in sorted(directory.glob("*.bin")) + sorted(directory.glob("*.json")):
-        if stale.stem not in payloads:
-            stale.unlink()
-    written = []
-    for name, payload in payloads.items():
-        (directory / f"{name}.bin").write_bytes(payload.SerializeToString(deterministic=True))
-        (directory / f"{name}.json").write_text(to_json(payload))
-        written.append(directory / f"{name}.bin")
-    return written
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true", help="rewrite the golden files")
-    args = parser.parse_args()
-    if not args.write:
-        parser.error("nothing to do: pass --write to rewrite the golden files on purpose")
-    for path in write():
-        print(f"wrote {path} (+ .json)")
+    return payloads_by_name(golden_events(), PAYLOAD_MAPPERS)
 
 
 if __name__ == "__main__":
-    main()
+    vectors_main(__doc__, GOLDEN_DIR, golden_payloads)
