@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 GEN_STAMP := libs/contracts/src/v2v/.generated
 PROTO_FILES := $(shell find proto -name '*.proto' 2>/dev/null)
 
-.PHONY: help setup proto lint test test-unit test-integration demo kafka-up kafka-down pg-up pg-down golden openapi clean
+.PHONY: help setup proto lint test test-unit test-integration deploy-check bench demo kafka-up kafka-down pg-up pg-down golden openapi clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ lint: $(GEN_STAMP) ## ruff + mypy + buf lint + proto breaking check against main
 	@if git ls-files libs/contracts/src/v2v | grep -E '_pb2(_grpc)?\.pyi?$$'; then \
 		echo "generated proto code is committed above; it must stay generated-only (make proto)"; exit 1; fi
 
-test: $(GEN_STAMP) ## all tests: unit (in memory) + integration (real Kafka and PostgreSQL)
+test: $(GEN_STAMP) deploy-check ## all tests: unit (in memory) + integration (real Kafka and PostgreSQL) + deploy-check
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 test-unit: $(GEN_STAMP) ## unit tests only
@@ -50,6 +50,12 @@ test-unit: $(GEN_STAMP) ## unit tests only
 
 test-integration: $(GEN_STAMP) ## integration tests only (starts Kafka and PostgreSQL if needed)
 	$(UV) run --frozen pytest -m integration $(PYTEST_ARGS)
+
+deploy-check: .venv/.synced ## validate Dockerfile, docker-compose.yml and the Helm chart (no Docker or cluster needed)
+	tools/deploy_check.sh
+
+bench: $(GEN_STAMP) ## projection benchmarks -> bench/results/latest.json (fold, raw Kafka, e2e, 1M replay)
+	$(UV) run --frozen python bench/run.py
 
 demo: ## run the whole system on its embedded default (arrives with the system issue)
 	@echo "make demo is not available yet: the services and the consortium simulator arrive with"

@@ -1,0 +1,313 @@
+{{/*
+Names, labels and the one shared template every service file includes ("v2v.service").
+*/}}
+
+{{- define "v2v.services" -}}
+intake manufacturing logistics release infusion projection
+{{- end }}
+
+{{- define "v2v.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-v2v unless the release name already contains the chart name. */}}
+{{- define "v2v.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "v2v.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The Deployment/Service name of a service: (dict "root" $ "name" "intake") */}}
+{{- define "v2v.componentName" -}}
+{{- printf "%s-%s" (include "v2v.fullname" .root) .name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "v2v.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "v2v.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{- define "v2v.labels" -}}
+helm.sh/chart: {{ include "v2v.chart" .root }}
+{{ include "v2v.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: v2v
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end }}
+
+{{- define "v2v.commonLabels" -}}
+helm.sh/chart: {{ include "v2v.chart" . }}
+app.kubernetes.io/name: {{ include "v2v.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: v2v
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "v2v.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "v2v.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* <repository>/v2v-<service>:<tag> */}}
+{{- define "v2v.image" -}}
+{{- $image := .root.Values.image }}
+{{- printf "%s/v2v-%s:%s" (trimSuffix "/" $image.repository) .name (default .root.Chart.AppVersion $image.tag) }}
+{{- end }}
+
+{{/* The exec probe command: gRPC health over mTLS as the pod's own site. */}}
+{{- define "v2v.healthcheck" -}}
+exec:
+  command:
+    - python
+    - -m
+    - v2v_platform.healthcheck
+    - 127.0.0.1:{{ .port }}
+    - --timeout
+    - "3"
+{{- end }}
+
+{{/*
+The environment of a service, as a dict (names sorted when rendered): computed V2V_* settings,
+then the service's own `env` on top. V2V_POSTGRES_DSN always comes from the Secret.
+*/}}
+{{- define "v2v.env" -}}
+{{- $root := .root }}
+{{- $name := .name }}
+{{- $svc := index $root.Values $name }}
+{{- $values := $root.Values }}
+{{- $env := dict
+  "V2V_SITE_ID" $svc.siteId
+  "V2V_PKI_DIR" $values.pki.mountPath
+  "V2V_KAFKA_BOOTSTRAP" (required "kafka.bootstrap is required" $values.kafka.bootstrap)
+  "V2V_GRPC_ADDRESS" (printf "0.0.0.0:%d" (int $svc.grpcPort))
+  "V2V_HTTP_HOST" "0.0.0.0"
+  "V2V_HTTP_PORT" (int $svc.httpPort | toString)
+  "V2V_TOPIC_PARTITIONS" (int $values.kafka.topicPartitions | toString)
+  "V2V_TOPIC_REPLICATION_FACTOR" (int $values.kafka.topicReplicationFactor | toString)
+  "V2V_SPAN_EXPORTER" $values.telemetry.spanExporter
+}}
+{{- if $svc.fin }}
+{{- $_ := set $env "V2V_FIN" $svc.fin }}
+{{- else if has $name (list "intake" "manufacturing") }}
+{{- fail (printf "%s.fin (V2V_FIN, the facility identification number) is required" $name) }}
+{{- end }}
+{{- if eq $values.telemetry.spanExporter "otlp" }}
+{{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" (required "telemetry.otlpEndpoint is required when telemetry.spanExporter is otlp" $values.telemetry.otlpEndpoint) }}
+{{- $_ := set $env "OTEL_EXPORTER_OTLP_PROTOCOL" $values.telemetry.otlpProtocol }}
+{{- end }}
+{{- if eq $name "intake" }}
+{{- if $values.manufacturing.enabled }}
+{{- $target := printf "%s:%d" (include "v2v.componentName" (dict "root" $root "name" "manufacturing")) (int $values.manufacturing.grpcPort) }}
+{{- $_ := set $env "V2V_MANUFACTURING_TARGET" $target }}
+{{- else if not (hasKey $svc.env "V2V_MANUFACTURING_TARGET") }}
+{{- fail "intake needs manufacturing: enable manufacturing or set intake.env.V2V_MANUFACTURING_TARGET" }}
+{{- end }}
+{{- end }}
+{{- if hasKey $svc.env "V2V_POSTGRES_DSN" }}
+{{- fail (printf "%s.env.V2V_POSTGRES_DSN: the DSN comes from the Secret %s.postgres.secretName" $name $name) }}
+{{- end }}
+{{- range $key, $value := $svc.env }}
+{{- $_ := set $env $key (toString $value) }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{/*
+One service: Deployment + Service (+ PodDisruptionBudget when replicas > 1), rendered only
+when <name>.enabled. Called as (dict "root" $ "name" "<service>").
+*/}}
+{{- define "v2v.service" -}}
+{{- $root := .root }}
+{{- $name := .name }}
+{{- $svc := index $root.Values $name }}
+{{- if $svc.enabled }}
+{{- if not (regexMatch "^[A-Z0-9][A-Z0-9-]{1,31}$" (toString $svc.siteId)) }}
+{{- fail (printf "%s.siteId %q is not a v2v site id (2-32 of A-Z, 0-9, '-')" $name (toString $svc.siteId)) }}
+{{- end }}
+{{- $fullname := include "v2v.componentName" . }}
+{{- $site := $svc.siteId }}
+{{- $env := include "v2v.env" . | fromYaml }}
+{{- $replicas := int $svc.replicas }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $fullname }}
+  labels:
+    {{- include "v2v.labels" . | nindent 4 }}
+spec:
+  replicas: {{ $replicas }}
+  revisionHistoryLimit: 5
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
+  selector:
+    matchLabels:
+      {{- include "v2v.selectorLabels" . | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "v2v.labels" . | nindent 8 }}
+        {{- with $root.Values.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- with $root.Values.podAnnotations }}
+      annotations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    spec:
+      serviceAccountName: {{ include "v2v.serviceAccountName" $root }}
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: {{ $root.Values.terminationGracePeriodSeconds }}
+      securityContext:
+        {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      containers:
+        - name: {{ $name }}
+          image: {{ include "v2v.image" . | quote }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          ports:
+            - name: grpc
+              containerPort: {{ $svc.grpcPort }}
+              protocol: TCP
+            - name: http
+              containerPort: {{ $svc.httpPort }}
+              protocol: TCP
+          env:
+            {{- range $key, $value := $env }}
+            - name: {{ $key }}
+              value: {{ $value | quote }}
+            {{- end }}
+            - name: V2V_POSTGRES_DSN
+              valueFrom:
+                secretKeyRef:
+                  name: {{ required (printf "%s.postgres.secretName is required" $name) $svc.postgres.secretName }}
+                  key: {{ $svc.postgres.secretKey | default "dsn" }}
+          startupProbe:
+            {{- include "v2v.healthcheck" (dict "port" $svc.grpcPort) | nindent 12 }}
+            {{- toYaml $root.Values.probes.startup | nindent 12 }}
+          readinessProbe:
+            {{- include "v2v.healthcheck" (dict "port" $svc.grpcPort) | nindent 12 }}
+            {{- toYaml $root.Values.probes.readiness | nindent 12 }}
+          livenessProbe:
+            {{- include "v2v.healthcheck" (dict "port" $svc.grpcPort) | nindent 12 }}
+            {{- toYaml $root.Values.probes.liveness | nindent 12 }}
+          {{- with $svc.resources }}
+          resources:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          securityContext:
+            {{- toYaml $root.Values.securityContext | nindent 12 }}
+          volumeMounts:
+            - name: pki
+              mountPath: {{ $root.Values.pki.mountPath }}
+              readOnly: true
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        - name: pki
+          secret:
+            secretName: {{ required (printf "%s.pki.secretName is required" $name) $svc.pki.secretName }}
+            defaultMode: 288  # 0440: owner root, group fsGroup (10001)
+            items:
+              - key: ca.crt
+                path: ca.crt
+              - key: signing-keys.json
+                path: signing-keys.json
+              - key: tls.crt
+                path: sites/{{ $site }}/tls.crt
+              - key: tls.key
+                path: sites/{{ $site }}/tls.key
+              - key: signing.key
+                path: sites/{{ $site }}/signing.key
+        - name: tmp
+          emptyDir:
+            medium: Memory
+            sizeLimit: 64Mi
+      {{- if gt $replicas 1 }}
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              {{- include "v2v.selectorLabels" . | nindent 14 }}
+        - maxSkew: 1
+          topologyKey: topology.kubernetes.io/zone
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              {{- include "v2v.selectorLabels" . | nindent 14 }}
+      {{- end }}
+      {{- with $svc.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $svc.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $svc.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $fullname }}
+  labels:
+    {{- include "v2v.labels" . | nindent 4 }}
+spec:
+  type: {{ $root.Values.service.type }}
+  selector:
+    {{- include "v2v.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: grpc
+      port: {{ $svc.grpcPort }}
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: grpc
+    - name: http
+      port: {{ $svc.httpPort }}
+      targetPort: http
+      protocol: TCP
+      appProtocol: http
+{{- if gt $replicas 1 }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ $fullname }}
+  labels:
+    {{- include "v2v.labels" . | nindent 4 }}
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      {{- include "v2v.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end }}
+{{- end }}
