@@ -18,6 +18,7 @@ import grpc  # type: ignore[import-untyped, unused-ignore]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from v2v_platform import telemetry
 from v2v_platform.auth.identity import Role
 from v2v_platform.auth.interceptor import AuthInterceptor
 from v2v_platform.auth.tls import SiteTlsFiles, server_credentials
@@ -38,6 +39,31 @@ class RunningServer:
         self.server.stop(grace_s).wait()
 
 
+class TracingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc, unused-ignore]
+    """One SERVER span per unary call (outermost, so the handler and the events it records
+    run inside it), continuing the caller's trace from the `traceparent` metadata."""
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Any
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = str(handler_call_details.method)
+        metadata = {key: value for key, value in handler_call_details.invocation_metadata or ()}
+        behavior = handler.unary_unary
+
+        def traced(request: Any, context: Any) -> Any:
+            with telemetry.server_span(f"gRPC {method}", metadata):
+                return behavior(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            traced,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
 def build_server(
     *,
     tls: SiteTlsFiles,
@@ -50,7 +76,7 @@ def build_server(
     """Start a gRPC server on `address` (port 0 picks a free one) with mTLS and auth."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
-        interceptors=[AuthInterceptor(required_roles)],
+        interceptors=[TracingInterceptor(), AuthInterceptor(required_roles)],
     )
     register(server)
     health_servicer = health.HealthServicer()

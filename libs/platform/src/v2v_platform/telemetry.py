@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
@@ -114,5 +114,25 @@ def consumer_span(topic: str, headers: KafkaHeaders | None) -> Iterator[Span]:
         context=extract_context(headers),
         kind=SpanKind.CONSUMER,
         attributes={"messaging.system": "kafka", "messaging.source.name": topic},
+    ) as span:
+        yield span
+
+
+@contextmanager
+def server_span(name: str, carrier: Mapping[str, str]) -> Iterator[Span]:
+    """A SERVER span for one incoming request (HTTP or gRPC), continuing the caller's trace
+    when its W3C `traceparent` is in `carrier` (HTTP headers or gRPC metadata)."""
+    parent = _PROPAGATOR.extract({k.lower(): v for k, v in carrier.items()})
+    with tracer().start_as_current_span(name, context=parent, kind=SpanKind.SERVER) as span:
+        yield span
+
+
+@contextmanager
+def store_write_span(application: str, aggregates: int) -> Iterator[Span]:
+    """An INTERNAL span around one atomic event store write (the outbox is that store)."""
+    with tracer().start_as_current_span(
+        f"{application} event store write",
+        kind=SpanKind.INTERNAL,
+        attributes={"db.operation.name": "insert events", "v2v.aggregates": aggregates},
     ) as span:
         yield span

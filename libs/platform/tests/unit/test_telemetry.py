@@ -55,3 +55,36 @@ def test_otlp_exporter_is_configured_from_the_standard_environment(
     exporter = _otlp_exporter()
     assert isinstance(exporter, OTLPSpanExporter)
     assert exporter._endpoint == "http://collector:4318/v1/traces"
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_an_http_request_continues_the_callers_trace_into_the_event_store_write(
+    spans: InMemorySpanExporter,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from v2v_platform.http_api import create_app
+    from v2v_platform.traced_application import TracedApplication
+
+    store = TracedApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = create_app("t", "1")
+
+    @app.post("/v1/things")
+    def record() -> dict[str, str | None]:
+        from eventsourcing.domain import Aggregate
+
+        store.save(Aggregate())
+        return {"recorded_traceparent": telemetry.current_traceparent()}
+
+    spans.clear()
+    caller = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+    reply = TestClient(app).post("/v1/things", headers={"traceparent": caller}).json()
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    request = finished["POST /v1/things"]  # FastAPI's own server span
+    write = finished["TracedApplication event store write"]
+    assert request.kind == SpanKind.SERVER
+    assert format(request.context.trace_id, "032x") == TRACE_ID
+    assert write.context.trace_id == request.context.trace_id
+    assert reply["recorded_traceparent"].split("-")[1] == TRACE_ID

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from v2v_infusion.domain.acknowledgement import FailureAcknowledgement
@@ -22,6 +22,7 @@ from v2v_infusion.views import ProductUnitView
 from v2v_platform.attribution import Attribution
 from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound
 from v2v_platform.ids import Din, InvalidIdentifier
+from v2v_platform.traced_application import TracedApplication
 
 T = TypeVar("T")
 AggregateT = TypeVar("AggregateT")
@@ -43,7 +44,7 @@ def parse_din(text: str) -> Din:
         raise InvalidInput(str(error)) from None
 
 
-class InfusionCore(Application[UUID]):
+class InfusionCore(TracedApplication):
     """Wiring, the site check, times and persistence helpers shared by the commands."""
 
     def __init__(

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from v2v_intake import personal_data
@@ -27,6 +26,7 @@ from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 from v2v_platform.ids import Coi, Din, InvalidIdentifier, issue_coi, issue_din
+from v2v_platform.traced_application import TracedApplication
 
 
 def utc_now() -> datetime:
@@ -47,7 +47,7 @@ class NotWired(RuntimeError):
     """The application was built without dependencies (e.g. by the relay) and cannot command."""
 
 
-class IntakeApplication(Application[UUID]):
+class IntakeApplication(TracedApplication):
     def __init__(
         self, env: dict[str, str] | None = None, dependencies: IntakeDependencies | None = None
     ) -> None:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from v2v_logistics.domain.matching import OTHER_COI, UNKNOWN_UNIT, WRONG_CUSTODIAN, ScanRefused
@@ -47,6 +47,7 @@ from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 from v2v_platform.ids import Din, InvalidIdentifier
+from v2v_platform.traced_application import TracedApplication
 
 T = TypeVar("T")
 
@@ -96,7 +97,7 @@ def parse_shipment_id(text: str) -> UUID:
         raise NotFound(f"no shipment {text!r}") from None
 
 
-class LogisticsApplication(Application[UUID]):
+class LogisticsApplication(TracedApplication):
     def __init__(
         self,
         env: dict[str, str] | None = None,

@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, NoReturn, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from v2v_manufacturing.domain.batch import Batch, BatchInput, check_product_count
@@ -67,6 +67,7 @@ from v2v_platform.auth.identity import CallerIdentity, Role
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
+from v2v_platform.traced_application import TracedApplication
 
 log = logging.getLogger("v2v.manufacturing")
 
@@ -118,7 +119,7 @@ def parse_coi(text: str) -> Coi:
         raise InvalidInput(str(error)) from None
 
 
-class ManufacturingApplication(Application[UUID]):
+class ManufacturingApplication(TracedApplication):
     def __init__(
         self,
         env: dict[str, str] | None = None,

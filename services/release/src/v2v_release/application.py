@@ -23,12 +23,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from v2v_platform.attribution import Attribution, SignatureManifestation
 from v2v_platform.errors import Conflict, Forbidden, NotFound, Refused
 from v2v_platform.esign import ESigner, InMemorySignerStore, SignatureRequest, SignerStore
+from v2v_platform.traced_application import TracedApplication
 from v2v_release.domain.batch_release import BatchRelease, Sign, release_id
 from v2v_release.domain.specification import ReleaseSpecification, SpecificationCatalog
 from v2v_release.domain.values import (
@@ -66,7 +67,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class ReleaseApplication(Application[UUID]):
+class ReleaseApplication(TracedApplication):
     def __init__(
         self,
         env: dict[str, str] | None = None,
