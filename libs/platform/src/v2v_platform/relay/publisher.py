@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
@@ -82,11 +84,28 @@ def ensure_topics(
         admin.close()
 
 
-def _check_partitions(admin: KafkaAdminClient, topics: list[str], partitions: int) -> None:
-    for description in admin.describe_topics(topics):
-        count = len(description.get("partitions", []))
+def _check_partitions(
+    admin: KafkaAdminClient, topics: list[str], partitions: int, timeout_s: float = 30.0
+) -> None:
+    """A freshly created topic may be described before its partitions are known (count 0):
+    describe again until every topic shows partitions or the deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = {
+            _topic_name(d): len(d.get("partitions") or []) for d in admin.describe_topics(topics)
+        }
+        if all(counts.get(topic, 0) > 0 for topic in topics) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for topic in topics:
+        count = counts.get(topic, 0)
         if count != partitions:
             raise TopicMismatch(
-                f"topic {description['topic']} has {count} partitions; every v2v topic needs"
+                f"topic {topic} has {count} partitions; every v2v topic needs"
                 f" {partitions} so that topics stay co-partitioned by COI"
             )
+
+
+def _topic_name(description: dict[str, Any]) -> str:
+    """kafka-python names the key 'topic' or (newer describe responses) 'name'."""
+    return str(description.get("topic") or description.get("name") or "")
