@@ -26,6 +26,10 @@ from v2v_manufacturing.adapters.http_api import create_http_app as manufacturing
 from v2v_manufacturing.testing import build_app as build_manufacturing
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.http_api import SiteTokenVerifier
+from v2v_projection.adapters.http_api import create_http_app as projection_http
+from v2v_projection.core import ProjectionCore
+from v2v_projection.queries import ChainQueries
+from v2v_projection.store import SqliteProjectionStore
 from v2v_release.adapters.http_api import create_http_app as release_http
 from v2v_release.testing import build_app as build_release
 
@@ -43,6 +47,10 @@ def _specs(pki: Path) -> dict[str, Callable[[], dict[str, Any]]]:
         ).openapi(),
         "release": lambda: release_http(
             build_release(), SiteTokenVerifier(pki / "ca.crt")
+        ).openapi(),
+        "projection": lambda: projection_http(
+            ChainQueries(ProjectionCore(SqliteProjectionStore(Path(":memory:")))),
+            SiteTokenVerifier(pki / "ca.crt"),
         ).openapi(),
         "infusion": lambda: infusion_http(
             build_infusion(), SiteTokenVerifier(pki / "ca.crt")

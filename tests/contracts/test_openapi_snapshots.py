@@ -21,7 +21,7 @@ def test_openapi_snapshots_match_the_live_apis() -> None:
 
 
 def test_snapshots_publish_problem_json_errors_and_bearer_auth() -> None:
-    for name in ("intake", "manufacturing", "logistics", "release", "infusion"):
+    for name in ("intake", "manufacturing", "logistics", "release", "infusion", "projection"):
         spec = json.loads((ROOT / "contracts" / "openapi" / f"{name}.json").read_text())
         assert spec["openapi"].startswith("3.")
         assert "HTTPBearer" in spec["components"]["securitySchemes"]

@@ -1,1 +1,2 @@
-"""v2v projection service (skeleton: its domain arrives with its issue)."""
+"""v2v projection core: folds every context topic into one chain of identity and custody per
+COI (fold.py, chain/), keeps it with its offsets (store.py) and serves it over gRPC and HTTP."""

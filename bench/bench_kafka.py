@@ -1,0 +1,114 @@
+"""Kafka measurements on the same topics, in the same run: a kafka-python consumer that does
+nothing else (raw), and the projection core consuming them into its PostgreSQL store (e2e).
+
+The history goes onto fresh, uniquely named copies of the five context topics (6 partitions,
+key = COI, as the relays publish), deleted afterwards. Both rates are counted from the first
+batch received to the last record, so connecting and joining the group are not measured.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+
+from v2v.events.v1.envelope_pb2 import Envelope
+from v2v_platform.testing.infra import create_database, drop_database
+from v2v_projection.consumer import CONSUMER_CONFIG, ProjectionConsumer
+from v2v_projection.core import ProjectionCore
+from v2v_projection.store import PostgresProjectionStore
+from v2v_projection.writer_process import ProcessBatchWriter
+
+PARTITIONS = 6
+MAX_POLL_RECORDS = 5000
+
+
+@dataclass(frozen=True)
+class Rate:
+    records: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+@contextmanager
+def bench_topics(bootstrap: str, topics: list[str]) -> Iterator[dict[str, str]]:
+    """Fresh copies of the topics, named bench-<run>.<topic>; deleted on exit."""
+    run = uuid.uuid4().hex[:8]
+    names = {topic: f"bench-{run}.{topic}" for topic in topics}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(name, PARTITIONS, 1) for name in names.values()])
+    try:
+        yield names
+    finally:
+        admin.delete_topics(list(names.values()))
+        admin.close()
+
+
+def produce(bootstrap: str, records: list[tuple[str, bytes]], names: dict[str, str]) -> float:
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024
+    )
+    started = time.perf_counter()
+    decode = Envelope.FromString
+    for topic, value in records:
+        producer.send(names[topic], key=decode(value).coi.encode(), value=value)
+    producer.flush(timeout=300)
+    producer.close()
+    return time.perf_counter() - started
+
+
+def raw_consume(bootstrap: str, names: list[str], total: int) -> Rate:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, max_poll_records=MAX_POLL_RECORDS, **CONSUMER_CONFIG
+    )
+    partitions = [
+        TopicPartition(name, p) for name in names for p in consumer.partitions_for_topic(name) or ()
+    ]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    seen, started, first = 0, 0.0, 0
+    while seen < total:
+        polled = consumer.poll(timeout_ms=1000)
+        count = sum(len(batch) for batch in polled.values())
+        if count and not started:
+            started, first = time.perf_counter(), count
+        seen += count
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return Rate(seen - first, elapsed)
+
+
+def e2e_consume(bootstrap: str, admin_dsn: str, names: list[str], total: int) -> Rate:
+    database = create_database(admin_dsn, "v2v_bench")
+    store = PostgresProjectionStore(database.dsn)
+    core = ProjectionCore(store, ProcessBatchWriter(database.dsn))  # as the service does
+    try:
+        consumer = ProjectionConsumer(
+            core,
+            bootstrap=bootstrap,
+            group_id=f"bench-{uuid.uuid4().hex[:8]}",
+            topics=names,
+            max_poll_records=MAX_POLL_RECORDS,
+        )
+        started, first = 0.0, 0
+        while consumer.records_seen < total:
+            consumer.poll_once(timeout_ms=1000)
+            if consumer.records_seen and not started:
+                started, first = time.perf_counter(), consumer.records_seen
+        core.flush()
+        elapsed = time.perf_counter() - started
+        consumer.close()
+        if store.count() != total:
+            raise AssertionError(f"stored {store.count()} envelopes of {total}")
+        return Rate(consumer.records_seen - first, elapsed)
+    finally:
+        core.close()
+        drop_database(admin_dsn, database.dbname)

@@ -1,0 +1,1 @@
+"""The projection core's APIs: gRPC ChainQueryService and HTTP JSON under /v1."""

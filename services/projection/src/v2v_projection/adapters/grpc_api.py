@@ -1,0 +1,92 @@
+"""gRPC API (v2v.projection.v1.ChainQueryService) over the chain queries.
+
+The caller's site and roles come from its client certificate (`current_caller()`); a chain
+the caller may not read is NOT_FOUND. WatchAlerts streams until the client cancels or the
+service stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc  # type: ignore[import-untyped, unused-ignore]
+
+from v2v.projection.v1 import projection_service_pb2 as pb
+from v2v.projection.v1 import projection_service_pb2_grpc as pb_grpc
+from v2v_platform.auth.identity import current_caller
+from v2v_platform.errors import DomainError
+from v2v_platform.grpc_service import translate_errors
+from v2v_platform.proto_values import optional_time
+from v2v_projection.access import READERS
+from v2v_projection.adapters import proto_views
+from v2v_projection.alerts_hub import AlertHub, Watch
+from v2v_projection.queries import ChainFilter, ChainQueries
+
+SERVICE_NAME = "v2v.projection.v1.ChainQueryService"
+METHODS = ("GetChain", "ListChains", "GetCustodyTimeline", "WatchAlerts", "GetKpis")
+REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(READERS) for name in METHODS}
+WATCH_POLL_S = 0.5
+
+
+class ChainQueryServicer(pb_grpc.ChainQueryServiceServicer):
+    def __init__(self, queries: ChainQueries, hub: AlertHub) -> None:
+        self._queries = queries
+        self._hub = hub
+
+    @translate_errors
+    def GetChain(self, request: pb.GetChainRequest, context: Any) -> pb.GetChainResponse:
+        view = self._queries.chain(current_caller(), request.coi)
+        return pb.GetChainResponse(chain=proto_views.chain(view))
+
+    @translate_errors
+    def ListChains(self, request: pb.ListChainsRequest, context: Any) -> pb.ListChainsResponse:
+        wanted = ChainFilter(
+            stage=request.stage,
+            site_id=request.site_id,
+            has_alerts=request.has_alerts if request.HasField("has_alerts") else None,
+            updated_since=optional_time(request, "updated_since"),
+        )
+        page = self._queries.list_chains(
+            current_caller(), wanted, request.page_size, request.page_token
+        )
+        return pb.ListChainsResponse(
+            chains=[proto_views.summary(s) for s in page.chains], next_page_token=page.next_after
+        )
+
+    @translate_errors
+    def GetCustodyTimeline(
+        self, request: pb.GetCustodyTimelineRequest, context: Any
+    ) -> pb.GetCustodyTimelineResponse:
+        units = self._queries.custody(current_caller(), request.coi)
+        return pb.GetCustodyTimelineResponse(
+            coi=request.coi.strip(), units=[proto_views.unit(u) for u in units]
+        )
+
+    @translate_errors
+    def GetKpis(self, request: pb.GetKpisRequest, context: Any) -> pb.GetKpisResponse:
+        return proto_views.kpis(self._queries.kpis())
+
+    def WatchAlerts(
+        self, request: pb.WatchAlertsRequest, context: Any
+    ) -> Iterator[pb.WatchAlertsResponse]:
+        caller = current_caller()
+        if request.coi:
+            try:
+                self._queries.chain(caller, request.coi)
+            except DomainError as error:
+                context.abort(getattr(grpc.StatusCode, error.grpc_code), str(error))
+        watch = Watch(caller, request.coi.strip(), frozenset(request.kinds))
+        self._hub.watch(watch, request.include_existing)
+        try:
+            for alert in watch.alerts(WATCH_POLL_S, context.is_active):
+                yield pb.WatchAlertsResponse(alert=proto_views.alert(alert, alert["coi"]))
+        finally:
+            self._hub.forget(watch)
+
+
+def register(queries: ChainQueries, hub: AlertHub) -> Callable[[Any], None]:
+    def add(server: Any) -> None:
+        pb_grpc.add_ChainQueryServiceServicer_to_server(ChainQueryServicer(queries, hub), server)
+
+    return add

@@ -1,0 +1,102 @@
+"""The composition root: `bootstrap(settings)` wires the projection core; tests start only
+what they need (gRPC, consumer, alert hub) and may pass their own consumer group."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+from v2v_platform.grpc_service import RunningServer
+from v2v_platform.http_api import SiteTokenVerifier
+from v2v_platform.service_runtime import TRANSIENT, ServiceRuntime
+from v2v_projection.adapters import grpc_api
+from v2v_projection.adapters.http_api import create_http_app
+from v2v_projection.alerts_hub import AlertHub
+from v2v_projection.consumer import ProjectionConsumer
+from v2v_projection.core import ProjectionCore
+from v2v_projection.queries import ChainQueries
+from v2v_projection.settings import ProjectionSettings
+from v2v_projection.store import open_store
+from v2v_projection.writer_process import ProcessBatchWriter, StoreWriteFailed
+
+log = logging.getLogger("v2v.projection")
+
+
+@dataclass
+class ProjectionService:
+    settings: ProjectionSettings
+    core: ProjectionCore
+    queries: ChainQueries
+    hub: AlertHub
+    http_app: FastAPI
+    runtime: ServiceRuntime = field(init=False)
+    consumer: ProjectionConsumer | None = None
+
+    def __post_init__(self) -> None:
+        self.runtime = ServiceRuntime("projection", self.settings.site_id, self.settings.pki_dir)
+        self.runtime.on_stop(self.core.close)
+        self.runtime.on_stop(self.hub.close)
+
+    @property
+    def grpc(self) -> RunningServer | None:
+        return self.runtime.grpc
+
+    def start_grpc(self, address: str | None = None) -> RunningServer:
+        return self.runtime.start_grpc(
+            required_roles=grpc_api.REQUIRED_ROLES,
+            register=grpc_api.register(self.queries, self.hub),
+            service_names=[grpc_api.SERVICE_NAME],
+            address=address or self.settings.grpc_address,
+        )
+
+    def start_consumer(self, group_id: str | None = None) -> ProjectionConsumer:
+        if not self.settings.kafka_bootstrap:
+            raise ValueError("V2V_KAFKA_BOOTSTRAP is not set: the projection consumes Kafka")
+        consumer = ProjectionConsumer(
+            self.core,
+            bootstrap=self.settings.kafka_bootstrap,
+            group_id=group_id or self.settings.consumer_group,
+            max_poll_records=self.settings.max_poll_records,
+        )
+        self.consumer = consumer
+        self.runtime.run_in_thread("consumer", lambda: self._consume(consumer))
+        self.runtime.on_stop(consumer.close)
+        return consumer
+
+    def start_alert_hub(self, interval_s: float = 0.5) -> None:
+        stop = self.runtime.stop_event
+        self.runtime.run_in_thread("alerts", lambda: self.hub.run(stop, interval_s))
+
+    def _consume(self, consumer: ProjectionConsumer, max_backoff_s: float = 5.0) -> None:
+        stop, backoff = self.runtime.stop_event, 0.1
+        while not stop.is_set():
+            try:
+                consumer.poll_once(timeout_ms=200)
+            except (*TRANSIENT, StoreWriteFailed) as error:
+                log.warning("projection consumer waiting %.1fs after: %s", backoff, error)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, max_backoff_s)
+                consumer.rewind_to_stored()
+                continue
+            backoff = 0.1
+
+    def stop(self) -> None:
+        self.runtime.stop()
+
+
+def bootstrap(settings: ProjectionSettings, *, rebuild: bool = False) -> ProjectionService:
+    """Open the store (cleared when `rebuild`) and rebuild the fold from it."""
+    store = open_store(settings.postgres_dsn, settings.sqlite_path)
+    writer = ProcessBatchWriter(settings.postgres_dsn) if settings.postgres_dsn else None
+    core = ProjectionCore(store, writer)
+    if rebuild:
+        core.rebuild()
+        log.info("projection store cleared: consuming every topic from offset zero")
+    loaded = core.load()
+    log.info("projection rebuilt from its store: %d envelopes", loaded)
+    queries = ChainQueries(core)
+    hub = AlertHub(core)
+    verifier = SiteTokenVerifier(settings.pki_dir / "ca.crt")
+    return ProjectionService(settings, core, queries, hub, create_http_app(queries, verifier))

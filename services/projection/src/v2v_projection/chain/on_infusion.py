@@ -1,0 +1,98 @@
+"""Infusion facts: receipt at the treating site, storage, thaw, bedside verification (and
+refused bedside scans), infusion, adverse events, acknowledged post-release failures."""
+
+from __future__ import annotations
+
+from v2v.infusion.events.v1 import events_pb2 as pb
+from v2v_projection.chain.builder import Administration, ChainBuilder, Infusion
+from v2v_projection.chain.facts import Fact
+from v2v_projection.chain.registry import handles
+from v2v_projection.chain.times import iso, stamp_ns
+
+
+def progress(chain: ChainBuilder, din: str, status: str) -> Infusion:
+    """The unit's step at the treating site; once administered, the status stays."""
+    infusion = chain.infusion
+    if infusion is None:
+        infusion = chain.infusion = Infusion(status, din)
+    elif infusion.status != "administered":
+        infusion.status, infusion.din = status, din
+    return infusion
+
+
+@handles(pb.ProductReceived)
+def received(chain: ChainBuilder, fact: Fact, event: pb.ProductReceived) -> None:
+    at = stamp_ns(event.received_at) or fact.occurred_ns
+    site = event.treating_site_id or fact.site_id
+    unit = chain.unit(event.din, "product")
+    unit.batch_id = unit.batch_id or event.batch_id
+    chain.sites.add(site)
+    chain.move(fact, "claim", [event.din], at, to_party=f"site:{site}")
+    chain.receipts.append(Administration(event.din, at, fact.event_id))
+    progress(chain, event.din, "received")
+    chain.reach("at-treating-site")
+
+
+@handles(pb.ProductStored)
+def stored(chain: ChainBuilder, fact: Fact, event: pb.ProductStored) -> None:
+    progress(chain, event.din, "stored")
+    chain.reach("at-treating-site")
+
+
+@handles(pb.ThawStarted)
+def thaw_started(chain: ChainBuilder, fact: Fact, event: pb.ThawStarted) -> None:
+    started = stamp_ns(event.thaw_started_at) or fact.occurred_ns
+    chain.thaw_deadlines[event.din] = (started, stamp_ns(event.infuse_by))
+    progress(chain, event.din, "thawed")
+    chain.reach("at-treating-site")
+
+
+@handles(pb.BedsideScanRecorded)
+def bedside_scan(chain: ChainBuilder, fact: Fact, event: pb.BedsideScanRecorded) -> None:
+    progress(chain, event.din, "bedside-scan")
+    chain.reach("at-treating-site")
+
+
+@handles(pb.BedsideVerified)
+def bedside_verified(chain: ChainBuilder, fact: Fact, event: pb.BedsideVerified) -> None:
+    progress(chain, event.din, "verified")
+    chain.reach("at-treating-site")
+
+
+@handles(pb.BedsideMismatchRecorded)
+def bedside_mismatch(chain: ChainBuilder, fact: Fact, event: pb.BedsideMismatchRecorded) -> None:
+    at = stamp_ns(event.scanned_at) or fact.occurred_ns
+    detail = (
+        f"bedside scan refused ({event.reason_code}): unit {event.scanned_din or '(none)'},"
+        f" wristband {event.wristband_coi or '(none)'}"
+    )
+    chain.alert("identity-mismatch", at, detail, fact.event_id)
+
+
+@handles(pb.InfusionAdministered)
+def administered(chain: ChainBuilder, fact: Fact, event: pb.InfusionAdministered) -> None:
+    at = stamp_ns(event.administered_at) or fact.occurred_ns
+    infusion = progress(chain, event.din, "administered")
+    if infusion.administered_ns is None:
+        infusion.din, infusion.administered_ns = event.din, at
+    chain.administrations.append(Administration(event.din, at, fact.event_id))
+    chain.move(fact, "end", [event.din], at)
+    chain.reach("infused")
+
+
+@handles(pb.AdverseEventRecorded)
+def adverse_event(chain: ChainBuilder, fact: Fact, event: pb.AdverseEventRecorded) -> None:
+    infusion = chain.infusion or progress(chain, event.din, "received")
+    shown = {
+        "kind": event.kind,
+        "grade": event.grade,
+        "onset_at": iso(stamp_ns(event.onset_at) or fact.occurred_ns),
+        "din": event.din,
+    }
+    infusion.adverse_events.append(shown)
+
+
+@handles(pb.PostReleaseFailureAcknowledged)
+def acknowledged(chain: ChainBuilder, fact: Fact, event: pb.PostReleaseFailureAcknowledged) -> None:
+    chain.acknowledged.add(event.failure_id)
+    chain.sign(fact, event.physician_signature)

@@ -1,0 +1,65 @@
+"""Intake facts: enrolment, slots, collections, labels, label mismatches, packaging."""
+
+from __future__ import annotations
+
+from v2v.intake.events.v1 import events_pb2 as pb
+from v2v_projection.chain.builder import ChainBuilder, condition_name
+from v2v_projection.chain.facts import Fact
+from v2v_projection.chain.registry import handles, marks
+from v2v_projection.chain.times import stamp_ns
+
+
+@handles(pb.PatientEnrolled)
+def enrolled(chain: ChainBuilder, fact: Fact, event: pb.PatientEnrolled) -> None:
+    chain.treating_site_id = event.treating_site_id
+    chain.enrolling_site_id = event.enrolling_site_id
+    chain.enrolled_ns = fact.occurred_ns
+    chain.sites.update((event.enrolling_site_id, event.treating_site_id))
+    chain.reach("enrolled")
+
+
+@handles(pb.SlotBooked)
+def slot_booked(chain: ChainBuilder, fact: Fact, event: pb.SlotBooked) -> None:
+    chain.sites.add(event.manufacturing_site_id)
+    chain.reach("enrolled")
+
+
+@handles(pb.CollectionRecorded)
+def collection_recorded(chain: ChainBuilder, fact: Fact, event: pb.CollectionRecorded) -> None:
+    started, ended = stamp_ns(event.started_at), stamp_ns(event.ended_at)
+    chain.collections[event.collection_id] = (started, ended)
+    chain.sites.add(event.collection_site_id)
+    chain.reach("collection")
+
+
+@handles(pb.UnitLabelled)
+def unit_labelled(chain: ChainBuilder, fact: Fact, event: pb.UnitLabelled) -> None:
+    unit = chain.unit(event.din, "apheresis")
+    unit.collection_id = event.collection_id
+    unit.created_ns = fact.occurred_ns
+    chain.move(fact, "claim", [event.din], fact.occurred_ns, to_party=f"site:{fact.site_id}")
+    chain.reach("collection")
+
+
+marks(pb.LabelScanned, "collection")
+
+
+marks(pb.LabelVerified, "collection")
+
+
+@handles(pb.LabelMismatchRecorded)
+def label_mismatch(chain: ChainBuilder, fact: Fact, event: pb.LabelMismatchRecorded) -> None:
+    detail = (
+        f"label scan refused at {fact.site_id} ({event.reason_code}): expected"
+        f" {event.expected_din}, scanned {event.scanned_label or '(nothing)'}"
+    )
+    chain.alert("identity-mismatch", fact.occurred_ns, detail, fact.event_id)
+
+
+@handles(pb.UnitPackaged)
+def unit_packaged(chain: ChainBuilder, fact: Fact, event: pb.UnitPackaged) -> None:
+    unit = chain.unit(event.din, "apheresis")
+    unit.condition = condition_name(event.condition)
+    unit.window_starts_ns = stamp_ns(event.window_starts_at)
+    chain.sites.add(event.manufacturing_site_id)
+    chain.reach("collection")

@@ -1,0 +1,106 @@
+"""Logistics facts: shipments, custody handoffs, refused scans, window breaches, temperature
+excursions, delivery (with a signed window override), exceptions (a lost shipment ends its
+custodian's custody without a successor)."""
+
+from __future__ import annotations
+
+from v2v.logistics.events.v1 import events_pb2 as pb
+from v2v_projection.chain.builder import ChainBuilder, Shipment
+from v2v_projection.chain.facts import Fact
+from v2v_projection.chain.registry import handles, marks
+from v2v_projection.chain.times import iso, stamp_ns
+
+
+def manifest(chain: ChainBuilder, shipment_id: str) -> tuple[str, ...]:
+    shipment = chain.shipments.get(shipment_id)
+    return shipment.manifest if shipment else ()
+
+
+@handles(pb.ShipmentCreated)
+def shipment_created(chain: ChainBuilder, fact: Fact, event: pb.ShipmentCreated) -> None:
+    dins = tuple(event.manifest_dins)
+    chain.shipments[event.shipment_id] = Shipment(
+        event.shipment_id, dins, event.origin_site_id, event.destination_site_id
+    )
+    chain.sites.update((event.origin_site_id, event.destination_site_id, fact.site_id))
+    created = stamp_ns(event.created_at) or fact.occurred_ns
+    chain.move(fact, "claim", dins, created, to_party=event.custodian)
+    products = any(
+        chain.units.get(din, None) and chain.units[din].kind == "product" for din in dins
+    )
+    chain.reach("shipping-to-treatment" if products else "shipping-to-manufacturing")
+
+
+marks(pb.CourierAssigned, "")
+
+
+marks(pb.UnitScanned, "")
+
+
+@handles(pb.CustodyHandedOver)
+def custody_handed_over(chain: ChainBuilder, fact: Fact, event: pb.CustodyHandedOver) -> None:
+    at = stamp_ns(event.scanned_at) or fact.occurred_ns
+    dins = manifest(chain, event.shipment_id)
+    chain.move(fact, "transfer", dins, at, from_party=event.from_party, to_party=event.to_party)
+
+
+@handles(pb.ScanMismatchRecorded)
+def scan_mismatch(chain: ChainBuilder, fact: Fact, event: pb.ScanMismatchRecorded) -> None:
+    at = stamp_ns(event.scanned_at) or fact.occurred_ns
+    detail = (
+        f"scan refused on shipment {event.shipment_id} ({event.reason_code}): {event.explanation}"
+    )
+    chain.alert("identity-mismatch", at, detail, fact.event_id)
+
+
+@handles(pb.StabilityWindowBreached)
+def window_breached(chain: ChainBuilder, fact: Fact, event: pb.StabilityWindowBreached) -> None:
+    detected = stamp_ns(event.detected_at) or fact.occurred_ns
+    detail = (
+        f"shipment {event.shipment_id}: stability window ended"
+        f" {iso(stamp_ns(event.window_ends_at))},"
+        f" detected at {event.checkpoint or 'a checkpoint'} {iso(detected)}"
+    )
+    chain.alert("stability-window-breach", detected, detail, fact.event_id)
+
+
+marks(pb.TemperatureReadingsRecorded, "")
+
+
+@handles(pb.TemperatureExcursionRecorded)
+def excursion(chain: ChainBuilder, fact: Fact, event: pb.TemperatureExcursionRecorded) -> None:
+    started = stamp_ns(event.started_at) or fact.occurred_ns
+    detail = (
+        f"shipment {event.shipment_id}, logger {event.device_id}: {event.min_c:g} to"
+        f" {event.max_c:g} °C for {event.duration_seconds // 60} min"
+    )
+    chain.alert("temperature-excursion", started, detail, fact.event_id)
+
+
+@handles(pb.ShipmentDelivered)
+def delivered(chain: ChainBuilder, fact: Fact, event: pb.ShipmentDelivered) -> None:
+    at = stamp_ns(event.received_at) or fact.occurred_ns
+    dins = manifest(chain, event.shipment_id)
+    site = f"site:{event.destination_site_id}"
+    chain.move(fact, "transfer", dins, at, from_party=event.from_party, to_party=site)
+    chain.sites.add(event.destination_site_id)
+    chain.sign(fact, event.override_signature)
+
+
+@handles(pb.ReceiptInspected)
+def receipt_inspected(chain: ChainBuilder, fact: Fact, event: pb.ReceiptInspected) -> None:
+    if not event.intact:
+        detail = f"shipment {event.shipment_id} arrived damaged: {event.notes or 'no notes'}"
+        chain.alert("shipment-exception", stamp_ns(event.inspected_at), detail, fact.event_id)
+
+
+@handles(pb.ShipmentExceptionRecorded)
+def shipment_exception(
+    chain: ChainBuilder, fact: Fact, event: pb.ShipmentExceptionRecorded
+) -> None:
+    at = stamp_ns(event.recorded_at) or fact.occurred_ns
+    detail = f"shipment {event.shipment_id} {event.kind} while held by {event.custodian}"
+    chain.alert("shipment-exception", at, detail, fact.event_id)
+    if event.kind == "lost":
+        dins = manifest(chain, event.shipment_id)
+        chain.move(fact, "transfer", dins, at, from_party=event.custodian, to_party="")

@@ -1,0 +1,100 @@
+"""The JSON-ready chain view (keys shared with the audit tools; see fold.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from v2v_projection.chain.builder import ChainBuilder, Release, Unit
+from v2v_projection.chain.custody import UnitCustody, custody_alerts, custody_view, replay
+from v2v_projection.chain.kpis import chain_kpis
+from v2v_projection.chain.times import iso
+
+RELEASE_STATUS = {
+    "provisional": "provisionally-certified",
+    "final": "finally-certified",
+    "rejected": "rejected",
+    "oos-justified": "oos-justified",
+    "oos-accepted": "oos-released",
+}
+
+
+def chain_view(chain: ChainBuilder) -> dict[str, Any]:
+    custody = replay(chain.custody)
+    custody_alerts(chain, custody)
+    alerts = sorted(chain.alerts)
+    return {
+        "coi": chain.coi,
+        "stage": chain.stage,
+        "treating_site_id": chain.treating_site_id,
+        "sites": sorted(site for site in chain.sites if site),
+        "updated_at": iso(chain.updated_ns),
+        "units": [unit_view(unit, custody) for unit in sorted_units(chain)],
+        "batches": [
+            {
+                "batch_id": batch.batch_id,
+                "site_id": batch.site_id,
+                "status": batch.status,
+                "input_dins": list(batch.input_dins),
+                "product_dins": list(batch.product_dins),
+                "started_at": iso(batch.started_ns),
+                "ended_at": iso(batch.ended_ns),
+            }
+            for batch in sorted(chain.batches.values(), key=lambda b: (b.started_ns, b.batch_id))
+        ],
+        "releases": [release_view(chain, r) for _, r in sorted(chain.releases.items())],
+        "infusion": infusion_view(chain),
+        "signatures": chain.signatures,
+        "alerts": [
+            {"kind": kind, "at": iso(at_ns), "detail": detail, "event_id": event_id}
+            for at_ns, kind, detail, event_id in alerts
+        ],
+        "kpis": chain_kpis(chain),
+    }
+
+
+def sorted_units(chain: ChainBuilder) -> list[Unit]:
+    return sorted(chain.units.values(), key=lambda u: (u.created_ns or 0, u.din))
+
+
+def unit_view(unit: Unit, custody: dict[str, UnitCustody]) -> dict[str, Any]:
+    return {
+        "din": unit.din,
+        "kind": unit.kind,
+        "condition": unit.condition,
+        "created_at": iso(unit.created_ns),
+        "parents": list(unit.parents),
+        "batch_id": unit.batch_id,
+        "custody": custody_view(custody, unit.din),
+    }
+
+
+def release_view(chain: ChainBuilder, release: Release) -> dict[str, Any]:
+    decisions = sorted(release.decisions, key=lambda d: (d.at_ns, d.event_id))
+    return {
+        "batch_id": release.batch_id,
+        "status": RELEASE_STATUS[decisions[-1].kind] if decisions else "open",
+        "spec_version": release.spec_version,
+        "decisions": [
+            {"decision": d.kind, "at": iso(d.at_ns), "signature": d.signature} for d in decisions
+        ],
+        "post_release_failures": [
+            {
+                "failure_id": failure_id,
+                "test": test,
+                "acknowledged": failure_id in chain.acknowledged,
+            }
+            for failure_id, (test, _, _) in sorted(release.failures.items())
+        ],
+    }
+
+
+def infusion_view(chain: ChainBuilder) -> dict[str, Any] | None:
+    infusion = chain.infusion
+    if infusion is None:
+        return None
+    return {
+        "status": infusion.status,
+        "din": infusion.din,
+        "administered_at": iso(infusion.administered_ns),
+        "adverse_events": sorted(infusion.adverse_events, key=lambda e: (e["onset_at"], e["kind"])),
+    }

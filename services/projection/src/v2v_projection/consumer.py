@@ -1,0 +1,159 @@
+"""Consuming every context topic (one consumer group) in batches into the projection core.
+
+Offsets live in the projection's store, written with the batch's envelopes: on (re)assignment
+the consumer seeks each partition to its stored next offset (the beginning when none), so
+Kafka's committed offsets are never relied upon. One CONSUMER span per batch continues the
+trace of the batch's first traced record and links the others (OpenTelemetry's batch
+pattern): a span per record would cost more than folding the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
+
+from v2v_platform import telemetry
+from v2v_platform.envelope.headers import CONTEXTS, HEADER_TRACEPARENT, topic_for
+from v2v_projection.core import ProjectionCore, Record
+
+log = logging.getLogger("v2v.projection")
+TOPICS = tuple(topic_for(context) for context in CONTEXTS)
+RESUBSCRIBE_AFTER_S = 15.0
+MAX_LINKS = 128
+SCANNED_FOR_TRACES = 512  # records of a partition's batch looked at for trace context
+CONSUMER_CONFIG: dict[str, object] = {
+    "enable_auto_commit": False,
+    "auto_offset_reset": "earliest",
+    "fetch_max_bytes": 64 * 1024 * 1024,
+    "max_partition_fetch_bytes": 16 * 1024 * 1024,
+    "isolation_level": "read_committed",
+}
+
+
+class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: KafkaConsumer, core: ProjectionCore) -> None:
+        self._consumer = consumer
+        self._core = core
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        stored = self._core.offsets()
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+
+
+class ProjectionConsumer:
+    def __init__(
+        self,
+        core: ProjectionCore,
+        *,
+        bootstrap: str,
+        group_id: str,
+        topics: Sequence[str] = TOPICS,
+        max_poll_records: int = 5000,
+    ) -> None:
+        self._core = core
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            max_poll_records=max_poll_records,
+            **CONSUMER_CONFIG,
+        )
+        self._topics = list(topics)
+        self._subscribe()
+        self._unassigned_since = time.monotonic()
+        self._resubscribe_after_s = RESUBSCRIBE_AFTER_S
+        self.records_seen = 0
+        self.envelopes_stored = 0
+
+    def _subscribe(self) -> None:
+        listener = SeekToStoredOffsets(self._consumer, self._core)
+        self._consumer.subscribe(self._topics, listener=listener)
+
+    def _resubscribe_if_stuck(self) -> None:
+        """kafka-python can join the group before the topics' partitions are known (a fresh or
+        restarted broker) and then stay without partitions: subscribe again after a while,
+        backing off (as v2v_platform's EnvelopeConsumer does)."""
+        if self._consumer.assignment():
+            self._unassigned_since = time.monotonic()
+            self._resubscribe_after_s = RESUBSCRIBE_AFTER_S
+            return
+        if time.monotonic() - self._unassigned_since < self._resubscribe_after_s:
+            return
+        log.warning("no partition of the context topics assigned: subscribing again")
+        self._consumer.unsubscribe()
+        self._subscribe()
+        self._unassigned_since = time.monotonic()
+        self._resubscribe_after_s = min(self._resubscribe_after_s * 2, 300.0)
+
+    def poll_once(self, timeout_ms: int = 500) -> int:
+        """Poll one batch, fold it and store it with its offsets; returns new envelopes."""
+        self._resubscribe_if_stuck()
+        polled = self._consumer.poll(timeout_ms=timeout_ms)
+        if not polled:
+            return 0
+        records: list[Record] = []
+        offsets: dict[tuple[str, int], int] = {}
+        traced: list[Any] = []
+        for tp, batch in polled.items():
+            topic, partition = tp.topic, tp.partition
+            records.extend([(topic, partition, r.offset, r.value) for r in batch])
+            offsets[(topic, partition)] = batch[-1].offset + 1
+            if len(traced) < MAX_LINKS:
+                traced.extend(traced_headers(batch, MAX_LINKS - len(traced)))
+        with batch_span(traced, len(records)):
+            stored = self._core.ingest(records, offsets, wait=False)
+        self.records_seen += len(records)
+        self.envelopes_stored += stored
+        return stored
+
+    def rewind_to_stored(self) -> None:
+        """After a failed batch: read again from the stored offsets."""
+        SeekToStoredOffsets(self._consumer, self._core).on_partitions_assigned(
+            self._consumer.assignment()
+        )
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+def traced_headers(batch: Sequence[Any], wanted: int) -> list[Any]:
+    headers = []
+    for record in batch[:SCANNED_FOR_TRACES]:
+        if record.headers and any(name == HEADER_TRACEPARENT for name, _ in record.headers):
+            headers.append(record.headers)
+            if len(headers) == wanted:
+                break
+    return headers
+
+
+def batch_span(traced: list[Any], count: int) -> Any:
+    parent = telemetry.extract_context(traced[0]) if traced else None
+    links = [
+        Link(span.get_span_context())
+        for headers in traced[1:]
+        if (span := trace.get_current_span(telemetry.extract_context(headers)))
+    ]
+    return telemetry.tracer("v2v.projection").start_as_current_span(
+        "v2v projection process",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        links=links,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.batch.message_count": count,
+        },
+    )

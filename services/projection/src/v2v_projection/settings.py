@@ -1,0 +1,36 @@
+"""The projection core's settings (environment variables V2V_*)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import field_validator
+
+from v2v_platform.auth.identity import parse_site_id
+from v2v_platform.config import V2VSettings
+
+
+class ProjectionSettings(V2VSettings):
+    site_id: str
+    pki_dir: Path
+    postgres_dsn: str | None = None
+    sqlite_path: Path | None = None
+    kafka_bootstrap: str | None = None
+    consumer_group: str = "v2v-projection"
+    grpc_address: str = "127.0.0.1:50066"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8066
+    max_poll_records: int = 5000
+    span_exporter: str = "none"
+
+    @field_validator("site_id")
+    @classmethod
+    def _site(cls, value: str) -> str:
+        return parse_site_id(value)
+
+    @field_validator("max_poll_records")
+    @classmethod
+    def _poll_size(cls, value: int) -> int:
+        if not 1 <= value <= 100_000:
+            raise ValueError("must be between 1 and 100000")
+        return value

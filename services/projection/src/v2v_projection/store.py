@@ -1,0 +1,203 @@
+"""The projection core's durable state: every envelope it took (deduplicated by the fold) and
+the next Kafka offset of every partition, written in ONE transaction per consumed batch. On
+start the fold is rebuilt from the stored envelopes and consumption resumes at the stored
+offsets, so a crash between batches neither loses nor double-counts an event.
+
+A batch's new envelopes are stored as one segment row, in the record layout of the history
+file (history_file.RECORD: topic index into the segment's topics, partition, offset, length,
+then the serialized envelope). One row per batch instead of one per envelope keeps the
+database's share of the work small enough for the consumer to run near Kafka's raw read rate
+(see bench/); the fold, not SQL, is the read model. The envelopes' bytea column is stored
+uncompressed (they are signed and hashed: already dense).
+
+PostgreSQL or SQLite, by configuration.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+
+from v2v_projection.history_file import RECORD
+
+Row = tuple[str, int, int, bytes]  # topic, partition, offset, serialized envelope
+Offsets = Mapping[tuple[str, int], int]  # (topic, partition) -> next offset to read
+
+_PG_TABLES = (
+    """CREATE TABLE IF NOT EXISTS projection_segments (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        topics text NOT NULL,
+        envelope_count integer NOT NULL,
+        envelopes bytea NOT NULL)""",
+    "ALTER TABLE projection_segments ALTER COLUMN envelopes SET STORAGE EXTERNAL",
+    """CREATE TABLE IF NOT EXISTS projection_offsets (
+        topic text NOT NULL,
+        kafka_partition integer NOT NULL,
+        next_offset bigint NOT NULL,
+        PRIMARY KEY (topic, kafka_partition))""",
+)
+_SQLITE_TABLES = (
+    """CREATE TABLE IF NOT EXISTS projection_segments (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        topics TEXT NOT NULL,
+        envelope_count INTEGER NOT NULL,
+        envelopes BLOB NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS projection_offsets (
+        topic TEXT NOT NULL,
+        kafka_partition INTEGER NOT NULL,
+        next_offset INTEGER NOT NULL,
+        PRIMARY KEY (topic, kafka_partition))""",
+)
+_INSERT_SEGMENT = (
+    "INSERT INTO projection_segments (topics, envelope_count, envelopes) VALUES (?, ?, ?)"
+)
+_UPSERT_OFFSET = (
+    "INSERT INTO projection_offsets (topic, kafka_partition, next_offset) VALUES (?, ?, ?)"
+    " ON CONFLICT (topic, kafka_partition) DO UPDATE SET next_offset = excluded.next_offset"
+)
+_SELECT_SEGMENTS = "SELECT topics, envelopes FROM projection_segments ORDER BY seq"
+_SELECT_OFFSETS = "SELECT topic, kafka_partition, next_offset FROM projection_offsets"
+TOPIC_SEPARATOR = " "
+
+
+class ProjectionStore(Protocol):
+    def save(self, rows: Sequence[Row], offsets: Offsets) -> None: ...
+    def save_segment(self, topics: str, count: int, data: bytes, offsets: Offsets) -> None: ...
+    def envelopes(self) -> Iterator[bytes]: ...
+    def rows(self) -> Iterator[Row]: ...
+    def offsets(self) -> dict[tuple[str, int], int]: ...
+    def count(self) -> int: ...
+    def clear(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def encode_segment(rows: Sequence[Row]) -> tuple[str, bytes]:
+    topics = sorted({row[0] for row in rows})
+    index = {topic: i for i, topic in enumerate(topics)}
+    pack = RECORD.pack
+    parts = []
+    for topic, partition, offset, value in rows:
+        parts.append(pack(index[topic], partition, offset, len(value)))
+        parts.append(value)
+    return TOPIC_SEPARATOR.join(topics), b"".join(parts)
+
+
+def decode_segment(topics_text: str, data: bytes) -> Iterator[Row]:
+    topics = topics_text.split(TOPIC_SEPARATOR)
+    unpack, size, position, end = RECORD.unpack_from, RECORD.size, 0, len(data)
+    while position < end:
+        topic_index, partition, offset, length = unpack(data, position)
+        start = position + size
+        yield topics[topic_index], partition, offset, data[start : start + length]
+        position = start + length
+
+
+class _SqlStore:
+    """What both databases share: the queries, given a cursor-like `execute`."""
+
+    _conn: Any
+
+    def save(self, rows: Sequence[Row], offsets: Offsets) -> None:
+        """The batch's new envelopes (one segment) and its next offsets, in one transaction."""
+        topics, data = encode_segment(rows) if rows else ("", b"")
+        self.save_segment(topics, len(rows), data, offsets)
+
+    def save_segment(self, topics: str, count: int, data: bytes, offsets: Offsets) -> None:
+        raise NotImplementedError
+
+    def _segments(self) -> Iterator[tuple[str, bytes]]:
+        raise NotImplementedError
+
+    def rows(self) -> Iterator[Row]:
+        for topics, data in self._segments():
+            yield from decode_segment(topics, bytes(data))
+
+    def envelopes(self) -> Iterator[bytes]:
+        for row in self.rows():
+            yield row[3]
+
+    def offsets(self) -> dict[tuple[str, int], int]:
+        rows = self._conn.execute(_SELECT_OFFSETS).fetchall()
+        return {(topic, int(partition)): int(offset) for topic, partition, offset in rows}
+
+    def count(self) -> int:
+        row = self._conn.execute(
+            "SELECT coalesce(sum(envelope_count), 0) FROM projection_segments"
+        ).fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresProjectionStore(_SqlStore):
+    def __init__(self, dsn: str) -> None:
+        self._conn = psycopg.connect(dsn, autocommit=True)
+        for statement in _PG_TABLES:
+            self._conn.execute(statement)
+        # Commits return before their WAL is flushed. A crash may lose the last few batches,
+        # but atomically (envelopes with their offsets): they are consumed again from Kafka.
+        self._conn.execute("SET synchronous_commit = off")
+
+    def save_segment(self, topics: str, count: int, data: bytes, offsets: Offsets) -> None:
+        with self._conn.transaction(), self._conn.cursor() as cursor:
+            if count:
+                segment = (topics, count, data)
+                cursor.execute(_INSERT_SEGMENT.replace("?", "%s"), segment)
+            cursor.executemany(
+                _UPSERT_OFFSET.replace("?", "%s"),
+                [(topic, partition, offset) for (topic, partition), offset in offsets.items()],
+            )
+
+    def _segments(self) -> Iterator[tuple[str, bytes]]:
+        with self._conn.transaction(), self._conn.cursor(name="projection_load") as cursor:
+            cursor.itersize = 20
+            cursor.execute(_SELECT_SEGMENTS)
+            yield from cursor
+
+    def clear(self) -> None:
+        with self._conn.transaction():
+            self._conn.execute("TRUNCATE projection_segments, projection_offsets")
+
+
+class SqliteProjectionStore(_SqlStore):
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        for statement in _SQLITE_TABLES:
+            self._conn.execute(statement)
+
+    def save_segment(self, topics: str, count: int, data: bytes, offsets: Offsets) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if count:
+                self._conn.execute(_INSERT_SEGMENT, (topics, count, data))
+            self._conn.executemany(
+                _UPSERT_OFFSET, [(t, p, offset) for (t, p), offset in offsets.items()]
+            )
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _segments(self) -> Iterator[tuple[str, bytes]]:
+        yield from self._conn.execute(_SELECT_SEGMENTS)
+
+    def clear(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._conn.execute("DELETE FROM projection_segments")
+        self._conn.execute("DELETE FROM projection_offsets")
+        self._conn.execute("COMMIT")
+
+
+def open_store(postgres_dsn: str | None, sqlite_path: Path | None) -> ProjectionStore:
+    if postgres_dsn:
+        return PostgresProjectionStore(postgres_dsn)
+    if sqlite_path is not None:
+        return SqliteProjectionStore(sqlite_path)
+    raise ValueError("set V2V_POSTGRES_DSN or V2V_SQLITE_PATH: the projection needs a store")

@@ -1,0 +1,1 @@
+"""Test and benchmark helpers of the projection core (generated consortium histories)."""

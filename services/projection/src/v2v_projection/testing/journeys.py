@@ -1,0 +1,151 @@
+"""Generated consortium histories: valid patient journeys through all five contexts, as the
+relays would publish them (one list of serialized, hash-chained, Ed25519-signed envelopes per
+topic, in recording order), for tests, the audit tools and the benchmarks.
+
+The same seed gives the same bytes: identifiers are uuid5 of the seed, keys are derived from
+the seed, and every random choice comes from a per-patient `random.Random`. The seed varies
+fresh/cryo, second apheresis, batch failures, OOS and rejected releases, post-release
+failures (mostly acknowledged), temperature excursions, window breaches and refused scans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid5
+
+from v2v_platform.envelope.headers import topic_for
+from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
+from v2v_platform.ids import issue_coi
+from v2v_projection.testing.journey_bedside import infuse
+from v2v_projection.testing.journey_clinic import Made, manufacture
+from v2v_projection.testing.journey_parts import (
+    CRYO,
+    FINS,
+    FRESH_APHERESIS_WINDOW,
+    GMP_SITES,
+    HOSPITALS,
+    SITES,
+    Collected,
+    Journey,
+    book_slot,
+    collect,
+    enrol,
+)
+from v2v_projection.testing.journey_release import Released, post_release, release_batch
+from v2v_projection.testing.journey_shipping import Route, ship
+from v2v_projection.testing.sealing import Draft, StreamSealer
+
+GENERATOR_NAMESPACE = UUID("2c5d8e1f-4a7b-5c90-8d12-6e3f9a0b4c7d")
+DEFAULT_START = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
+PATIENT_SPACING = timedelta(hours=3)
+SEED_STRIDE = 7_919
+CONTEXT_ORDER = ("intake", "manufacturing", "logistics", "release", "infusion")
+
+
+@dataclass
+class GeneratedHistory:
+    by_topic: dict[str, list[bytes]]
+    keys: KeyRing
+    signers: dict[str, SiteSigningKey]
+    cois: list[str]
+
+    @property
+    def event_count(self) -> int:
+        return sum(len(records) for records in self.by_topic.values())
+
+    def all_records(self) -> list[tuple[str, int, bytes]]:
+        """(topic, offset, value) of every record, topic by topic."""
+        return [
+            (topic, offset, value)
+            for topic, values in self.by_topic.items()
+            for offset, value in enumerate(values)
+        ]
+
+
+def site_signers(seed: int) -> dict[str, SiteSigningKey]:
+    return {
+        site: SiteSigningKey.from_seed(site, hashlib.sha256(f"v2v:{seed}:{site}".encode()).digest())
+        for site in SITES
+    }
+
+
+def generate_history(
+    seed: int, patients: int, *, start: datetime | None = None
+) -> GeneratedHistory:
+    """`patients` journeys, one starting every ~3 hours from `start`."""
+    signers = site_signers(seed)
+    keys = KeyRing()
+    for signer in signers.values():
+        keys.add(signer.site_id, signer.public_key)
+    namespace = uuid5(GENERATOR_NAMESPACE, f"seed:{seed}")
+    drafts: list[Draft] = []
+    cois: list[str] = []
+    for number in range(patients):
+        journey = new_journey(seed, namespace, number, start or DEFAULT_START)
+        run(journey)
+        drafts.extend(journey.drafts)
+        cois.append(journey.coi)
+    drafts.sort(key=lambda draft: draft.recorded_at)
+    sealer = StreamSealer(signers)
+    by_topic: dict[str, list[bytes]] = {topic_for(context): [] for context in CONTEXT_ORDER}
+    for draft in drafts:
+        by_topic[topic_for(draft.context)].append(sealer.seal(draft))
+    return GeneratedHistory(by_topic, keys, signers, cois)
+
+
+def new_journey(seed: int, namespace: UUID, number: int, start: datetime) -> Journey:
+    rng = random.Random(f"{seed}:{number}")
+    hospital = rng.choice(HOSPITALS)
+    began = start + number * PATIENT_SPACING + timedelta(minutes=rng.uniform(0, 120))
+    serial = (seed * SEED_STRIDE + number) % 999_999  # other seeds, other COIs and DINs
+    coi = str(issue_coi(FINS[hospital], 25, serial + 1))
+    return Journey(rng, namespace, serial, coi, hospital, rng.choice(GMP_SITES), began)
+
+
+def run(journey: Journey) -> None:
+    """Enrolment to infusion; a failed or rejected batch starts a second cycle (once)."""
+    enrol(journey)
+    for cycle in (1, 2):
+        if cycle == 2:
+            book_slot(journey)
+        collections = [collect(journey, cycle)]
+        if cycle == 1 and journey.chance(0.07):
+            collections.append(collect(journey, 11, collections[0].condition))
+        ship_to_manufacturing(journey, collections, cycle)
+        made = manufacture(journey, collections, cycle)
+        released = release_batch(journey, made) if made else None
+        if made and released:
+            treat(journey, made, released, cycle)
+            return
+
+
+def ship_to_manufacturing(journey: Journey, collections: list[Collected], cycle: int) -> None:
+    first = collections[0]
+    fresh = first.condition != CRYO
+    route = Route(
+        journey.enrolling_site,
+        journey.manufacturing_site,
+        first.condition,
+        first.window_starts_at + FRESH_APHERESIS_WINDOW if fresh else None,
+        "fresh apheresis: collection end + 48 h" if fresh else "",
+    )
+    dins = [din for collected in collections for din in collected.dins]
+    ship(journey, dins, route, f"apheresis-{cycle}")
+
+
+def treat(journey: Journey, made: Made, released: Released, cycle: int) -> None:
+    fresh = made.hold != CRYO
+    route = Route(
+        journey.manufacturing_site,
+        journey.treating_site,
+        made.hold,
+        released.decided_at + timedelta(hours=72) if fresh else None,
+        "fresh product: release + 72 h" if fresh else "",
+    )
+    ship(journey, made.product_dins[:1], route, f"product-{cycle}")
+    infuse(journey, made, released)
+    if released.post_release_pending:
+        post_release(journey, made, released)
