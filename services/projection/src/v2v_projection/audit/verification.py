@@ -1,0 +1,206 @@
+"""The verify core: every check over (header, records), as a function of bytes only.
+
+Per record: decode, canonical encoding, the platform `ChainVerifier` (event id, hash,
+prev_hash chain, Ed25519 signature against the consortium key ring, signer site, version
+gaps, forks), the COI's partition (topics are keyed and co-partitioned by COI) and offset
+continuity within the exported extents. At the end: partitions whose last record is not the
+extent's last offset, and streams that still miss versions below their last one.
+
+Nothing raises: every problem is a `Break`, so an auditor sees all of them in one pass.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from google.protobuf.message import DecodeError
+
+from v2v.events.v1.envelope_pb2 import Envelope
+from v2v_platform.envelope.codec import decode, encode
+from v2v_platform.envelope.keys import KeyRing
+from v2v_platform.envelope.verify import CHECK_DECODE, Break, ChainVerifier, Location
+from v2v_projection.audit.sources import partition_for
+from v2v_projection.history_file import Extent, HistoryFileError, HistoryHeader, HistoryRecord
+
+CHECK_FILE = "file"
+CHECK_EXTENT = "extent"
+CHECK_OFFSET = "offset"
+CHECK_PARTITION = "partition"
+CHECK_ENCODING = "encoding"
+CHECK_OPEN_GAP = "open_gap"
+
+PartitionKey = tuple[str, int]
+
+
+@dataclass
+class VerifyOutcome:
+    records: int = 0
+    aggregates: int = 0
+    duplicates: int = 0
+    breaks: list[Break] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.breaks
+
+    def breaks_by_check(self) -> dict[str, int]:
+        return dict(sorted(Counter(b.check for b in self.breaks).items()))
+
+    def summary(self) -> str:
+        by_check = ", ".join(f"{check} {count}" for check, count in self.breaks_by_check().items())
+        return (
+            f"{self.records} records, {self.aggregates} aggregates, {self.duplicates} duplicates,"
+            f" {len(self.breaks)} breaks" + (f" ({by_check})" if by_check else "")
+        )
+
+
+class OffsetContinuity:
+    """Each partition's records must be exactly the offsets start, start+1, ..., end-1."""
+
+    def __init__(self, extents: Iterable[Extent]) -> None:
+        self._extents: dict[PartitionKey, Extent] = {(e.topic, e.partition): e for e in extents}
+        self._last: dict[PartitionKey, int] = {}
+
+    def check(self, record: HistoryRecord, envelope: Envelope | None) -> list[Break]:
+        key = (record.topic, record.partition)
+        extent = self._extents.get(key)
+        if extent is None:
+            detail = "this partition is not among the exported extents"
+            return [_break(CHECK_EXTENT, record, envelope, detail)]
+        expected = self._last.get(key, extent.start - 1) + 1
+        self._last[key] = record.offset
+        breaks = []
+        if not extent.start <= record.offset < extent.end:
+            detail = f"offset outside the exported extent [{extent.start}, {extent.end})"
+            breaks.append(_break(CHECK_EXTENT, record, envelope, detail))
+        if record.offset != expected:
+            detail = f"expected offset {expected} after the previous record, got {record.offset}"
+            breaks.append(_break(CHECK_OFFSET, record, envelope, detail))
+        return breaks
+
+    def finish(self) -> list[Break]:
+        breaks = []
+        for key, extent in sorted(self._extents.items()):
+            last = self._last.get(key, extent.start - 1)
+            if last != extent.end - 1:
+                location = Location(extent.topic, extent.partition, last)
+                detail = (
+                    f"the partition's records end at offset {last}; its extent"
+                    f" [{extent.start}, {extent.end}) ends at {extent.end - 1}"
+                )
+                breaks.append(Break(CHECK_OFFSET, location, "", 0, detail))
+        return breaks
+
+
+class OpenGaps:
+    """Versions seen per stream, to report at the end the gaps that never closed."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, set[int]] = {}
+        self._latest: dict[str, tuple[int, Location]] = {}
+
+    def add(self, envelope: Envelope, location: Location) -> None:
+        stream, version = envelope.aggregate_id, envelope.aggregate_version
+        self._seen.setdefault(stream, set()).add(version)
+        if version > self._latest.get(stream, (0, location))[0]:
+            self._latest[stream] = (version, location)
+
+    def finish(self) -> list[Break]:
+        breaks = []
+        for stream, (last, location) in sorted(self._latest.items()):
+            missing = sorted(set(range(1, last)) - self._seen[stream])
+            if missing:
+                detail = f"versions {_ranges(missing)} never arrived before the last version {last}"
+                breaks.append(Break(CHECK_OPEN_GAP, location, stream, last, detail))
+        return breaks
+
+
+class HistoryVerifier:
+    def __init__(self, header: HistoryHeader, keys: KeyRing) -> None:
+        self._chains = ChainVerifier(keys)
+        self._offsets = OffsetContinuity(header.extents)
+        self._gaps = OpenGaps()
+        self._partitions = Counter(extent.topic for extent in header.extents)
+        self.outcome = VerifyOutcome()
+
+    def feed(self, record: HistoryRecord) -> None:
+        self.outcome.records += 1
+        location = Location(record.topic, record.partition, record.offset)
+        try:
+            envelope: Envelope | None = decode(record.value)
+        except DecodeError as error:
+            envelope = None
+            detail = f"not an envelope: {error}"
+            self.outcome.breaks.append(Break(CHECK_DECODE, location, "", 0, detail))
+        self.outcome.breaks += self._offsets.check(record, envelope)
+        if envelope is not None:
+            self.outcome.breaks += self._envelope_checks(record, envelope, location)
+
+    def fail_file(self, error: HistoryFileError) -> None:
+        self.outcome.breaks.append(Break(CHECK_FILE, Location(), "", 0, str(error)))
+
+    def finish(self) -> VerifyOutcome:
+        self.outcome.breaks += self._offsets.finish() + self._gaps.finish()
+        self.outcome.aggregates = self._chains.aggregates
+        self.outcome.duplicates = self._chains.duplicates_seen
+        return self.outcome
+
+    def _envelope_checks(
+        self, record: HistoryRecord, envelope: Envelope, location: Location
+    ) -> list[Break]:
+        breaks = self._chains.feed(envelope, location)
+        self._gaps.add(envelope, location)
+        if encode(envelope) != record.value:
+            detail = "the record's bytes are not the canonical encoding of its envelope"
+            breaks.append(_break(CHECK_ENCODING, record, envelope, detail))
+        partitions = self._partitions.get(record.topic, 0)
+        if partitions and envelope.coi:
+            expected = partition_for(envelope.coi, partitions)
+            if expected != record.partition:
+                detail = f"COI {envelope.coi} is keyed to partition {expected} of {partitions}"
+                breaks.append(_break(CHECK_PARTITION, record, envelope, detail))
+        return breaks
+
+
+def verify_history(
+    header: HistoryHeader,
+    records: Iterable[HistoryRecord],
+    keys: KeyRing,
+    on_record: Callable[[], None] | None = None,
+) -> VerifyOutcome:
+    """Every break in the history; a garbled file stops the reading with a `file` break."""
+    verifier = HistoryVerifier(header, keys)
+    try:
+        for record in records:
+            verifier.feed(record)
+            if on_record is not None:
+                on_record()
+    except HistoryFileError as error:
+        verifier.fail_file(error)
+    return verifier.finish()
+
+
+def describe(found: Break) -> str:
+    """str(Break), except for problems of the file itself, which have no record location."""
+    if found.location == Location():
+        return f"{found.check}: {found.detail}"
+    return str(found)
+
+
+def _break(check: str, record: HistoryRecord, envelope: Envelope | None, detail: str) -> Break:
+    location = Location(record.topic, record.partition, record.offset)
+    if envelope is None:
+        return Break(check, location, "", 0, detail)
+    return Break(check, location, envelope.aggregate_id, envelope.aggregate_version, detail)
+
+
+def _ranges(numbers: list[int]) -> str:
+    spans: list[list[int]] = []
+    for number in numbers:
+        if spans and spans[-1][1] == number - 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
