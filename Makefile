@@ -3,10 +3,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV ?= uv
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 GEN_STAMP := libs/contracts/src/v2v/.generated
 PROTO_FILES := $(shell find proto -name '*.proto' 2>/dev/null)
 
-.PHONY: help setup proto lint test test-unit test-integration deploy-check bench demo kafka-up kafka-down pg-up pg-down golden openapi clean
+.PHONY: help setup proto lint test test-unit test-integration deploy-check bench demo demo-clean kafka-up kafka-down pg-up pg-down golden openapi clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -57,9 +58,11 @@ deploy-check: .venv/.synced ## validate Dockerfile, docker-compose.yml and the H
 bench: $(GEN_STAMP) ## projection benchmarks -> bench/results/latest.json (fold, raw Kafka, e2e, 1M replay)
 	$(UV) run --frozen python bench/run.py
 
-demo: ## run the whole system on its embedded default (arrives with the system issue)
-	@echo "make demo is not available yet: the services and the consortium simulator arrive with"
-	@echo "the domain and system issues. What runs today: 'make test' (platform, real Kafka + PostgreSQL)."
+demo: setup ## run the whole system on its embedded default (local Kafka, SQLite, 30 simulated patients)
+	$(UV) run --frozen python -m v2v_simulator demo $(DEMO_ARGS)
+
+demo-clean: ## stop the demo's broker and remove its data (.v2v-data), to start over
+	$(UV) run --frozen python -m v2v_simulator clean
 
 kafka-up: ## start the local single-node KRaft broker; prints the bootstrap address
 	@infra/kafka/kafka.sh up

@@ -1,0 +1,63 @@
+"""Fixtures of the black-box end-to-end tests: the whole system as separate processes (one per
+service and site) on real PostgreSQL (one database per service) and a Kafka broker of their
+own, started with infra/kafka/kafka.sh in a private state directory so the tests may stop and
+restart it on the same port and data without disturbing any shared broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from v2v_platform.testing.infra import PostgresDatabase
+from v2v_simulator.broker import LocalBroker
+from v2v_simulator.clients import Clients
+from v2v_simulator.consortium import Consortium
+from v2v_simulator.journey.context import World
+from v2v_simulator.running import RunningConsortium
+from v2v_simulator.setup import ensure_courier_tokens, ensure_pki, ensure_signers
+from v2v_simulator.stores import Stores
+from v2v_simulator.system import System, service_names
+
+FACT_TIMEOUT_S = 90.0  # long enough to wait out a broker restart
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, str]]:
+    broker = LocalBroker(tmp_path / "broker-state")
+    bootstrap = broker.up()
+    try:
+        yield broker, bootstrap
+    finally:
+        broker.down()
+
+
+@pytest.fixture
+def consortium_system(
+    tmp_path: Path,
+    own_broker: tuple[LocalBroker, str],
+    postgres_database: PostgresDatabase,
+) -> Iterator[RunningConsortium]:
+    broker, bootstrap = own_broker
+    consortium = Consortium.sized(hospitals=2, gmp_sites=1)
+    pki = tmp_path / "pki"
+    ensure_pki(pki, consortium)
+    stores = Stores(tmp_path, postgres_database.dsn)
+    system = System(consortium, pki, stores, bootstrap, tmp_path / "logs")
+    system.define_all()
+    ensure_signers(system)
+    clients: Clients | None = None
+    try:
+        system.start()
+        tokens = ensure_courier_tokens(system, tmp_path)
+        clients = Clients(pki, system, consortium, tokens)
+        world = World(consortium, clients, fact_timeout_s=FACT_TIMEOUT_S)
+        yield RunningConsortium(system, broker, bootstrap, clients, world)
+    finally:
+        if clients is not None:
+            clients.close()
+        statuses = system.stop()
+        stores.drop_databases(service_names(consortium))
+    unclean = {name: status for name, status in statuses.items() if status != 0}
+    assert not unclean, f"services that did not stop cleanly on SIGTERM: {unclean}"

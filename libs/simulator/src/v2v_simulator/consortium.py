@@ -1,0 +1,101 @@
+"""Who takes part: hospitals that collect and infuse, GMP sites that manufacture and release,
+the couriers' logistics site and the auditor; the people acting at each site.
+
+The default is the issue's consortium: HOSP-A and HOSP-B (collection + infusion), GMP-1
+(manufacturing + QC), LOGI-1 (couriers) and AUDIT (auditor, the projection core's site).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from v2v.common.v1.common_pb2 import Operator
+
+HOSPITAL_LETTERS = "ABCDEFGHJKLMN"  # FIN first characters for hospitals (never O)
+GMP_LETTERS = "PQRSTUVWXYZ"
+SIGNING_PASSWORD = "correct horse battery staple"  # demo signers only; never a real password
+COURIERS = (("C-1", "Kim Courier"), ("C-2", "Lou Courier"), ("C-3", "Max Courier"))
+
+
+class ConsortiumError(ValueError):
+    """The requested consortium cannot be built."""
+
+
+@dataclass(frozen=True)
+class GmpSite:
+    site_id: str
+    fin: str
+
+    @property
+    def operator(self) -> Operator:
+        return Operator(user_id="m-1", printed_name=f"Grace Operator ({self.site_id})")
+
+    @property
+    def analyst(self) -> Operator:
+        return Operator(user_id="qc-1", printed_name=f"Ana Lyst ({self.site_id})")
+
+    @property
+    def qp(self) -> Operator:
+        return Operator(user_id="qp-1", printed_name=f"Quentin Pharmacist ({self.site_id})")
+
+
+@dataclass(frozen=True)
+class Hospital:
+    site_id: str
+    fin: str
+    gmp: GmpSite  # where its patients' cells are manufactured
+
+    @property
+    def nurses(self) -> tuple[Operator, Operator]:
+        suffix = self.site_id
+        return (
+            Operator(user_id="n-1", printed_name=f"Nora Nurse ({suffix})"),
+            Operator(user_id="n-2", printed_name=f"Ned Nurse ({suffix})"),
+        )
+
+    @property
+    def physician(self) -> Operator:
+        letter = self.site_id.rsplit("-", 1)[-1].lower()
+        return Operator(user_id=f"dr-{letter}", printed_name=f"Dr Petra Physician ({self.site_id})")
+
+
+@dataclass(frozen=True)
+class Consortium:
+    hospitals: tuple[Hospital, ...]
+    gmp_sites: tuple[GmpSite, ...]
+    logistics_site: str = "LOGI-1"
+    auditor_site: str = "AUDIT"
+
+    @classmethod
+    def sized(cls, hospitals: int = 2, gmp_sites: int = 1) -> Consortium:
+        """`hospitals` hospitals HOSP-A, HOSP-B, ... and `gmp_sites` GMP sites GMP-1, ...;
+        hospital i manufactures at GMP site i modulo the number of GMP sites."""
+        if not 1 <= hospitals <= len(HOSPITAL_LETTERS):
+            raise ConsortiumError(f"hospitals must be 1 to {len(HOSPITAL_LETTERS)}")
+        if not 1 <= gmp_sites <= len(GMP_LETTERS):
+            raise ConsortiumError(f"GMP sites must be 1 to {len(GMP_LETTERS)}")
+        gmps = tuple(GmpSite(f"GMP-{n + 1}", f"{GMP_LETTERS[n]}1234") for n in range(gmp_sites))
+        hosps = tuple(
+            Hospital(f"HOSP-{letter}", f"{letter}1234", gmps[n % gmp_sites])
+            for n, letter in enumerate(HOSPITAL_LETTERS[:hospitals])
+        )
+        return cls(hosps, gmps)
+
+    def site_specs(self) -> list[str]:
+        """`SITE_ID:roles` for `v2v pki init`."""
+        return [
+            *(f"{h.site_id}:collection,infusion" for h in self.hospitals),
+            *(f"{g.site_id}:manufacturing,qc" for g in self.gmp_sites),
+            f"{self.logistics_site}:courier",
+            f"{self.auditor_site}:auditor",
+        ]
+
+    def hospital(self, site_id: str) -> Hospital:
+        for hospital in self.hospitals:
+            if hospital.site_id == site_id:
+                return hospital
+        raise ConsortiumError(f"no hospital {site_id} in this consortium")
+
+    @property
+    def site_ids(self) -> list[str]:
+        return [spec.split(":", 1)[0] for spec in self.site_specs()]

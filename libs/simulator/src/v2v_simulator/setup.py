@@ -1,0 +1,120 @@
+"""What the consortium needs before the first patient, set up only when missing: the PKI
+(CA, site certificates, signing keys), the e-signature signers in the services' own signer
+stores, and the couriers' tokens (issued by the logistics site administrator's command)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from v2v.common.v1.common_pb2 import Operator
+from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.auth.tls import KEY_RING_FILE
+from v2v_platform.esign import Signer, SignerStore, hash_password, open_signer_store
+from v2v_simulator.consortium import COURIERS, SIGNING_PASSWORD, Consortium
+from v2v_simulator.processes import ServiceProcess
+from v2v_simulator.system import System
+
+TOKENS_FILE = "courier-tokens.json"
+
+
+class SetupFailed(RuntimeError):
+    """A set-up step failed; the message says which and why."""
+
+
+def ensure_pki(pki: Path, consortium: Consortium) -> bool:
+    """Create the PKI for every site unless it exists; True when it was created."""
+    if (pki / KEY_RING_FILE).is_file():
+        missing = [s for s in consortium.site_ids if not (pki / "sites" / s).is_dir()]
+        if missing:
+            raise SetupFailed(
+                f"the PKI in {pki} has no material for {', '.join(missing)}; add the sites with"
+                f" `v2v pki add-site --out {pki} --site ...` or start over with a new data dir"
+            )
+        return False
+    init_pki(pki, [parse_site_spec(spec) for spec in consortium.site_specs()])
+    return True
+
+
+def open_store(process: ServiceProcess) -> SignerStore:
+    """The signer store of a running (or defined) service, from its store settings."""
+    dsn = process.env.get("V2V_POSTGRES_DSN")
+    sqlite = process.env.get("V2V_SQLITE_PATH")
+    return open_signer_store(dsn, Path(sqlite) if sqlite else None)
+
+
+def ensure_signers(system: System) -> int:
+    """QPs and treating physicians in the release stores, physicians in the infusion stores
+    (added or re-registered: the same password, failures cleared). Returns how many."""
+    consortium = system.consortium
+    password_hash = hash_password(SIGNING_PASSWORD)
+
+    def signer(site_id: str, who: Operator, role: str) -> Signer:
+        return Signer(site_id, who.user_id, who.printed_name, frozenset({role}), password_hash)
+
+    placed: list[Signer] = []
+    for gmp in consortium.gmp_sites:
+        store = open_store(system.service("release", gmp.site_id))
+        signers = [signer(gmp.site_id, gmp.qp, "qp")]
+        signers += [signer(h.site_id, h.physician, "physician") for h in consortium.hospitals]
+        for each in signers:
+            store.put(each)
+        placed += signers
+    for hospital in consortium.hospitals:
+        store = open_store(system.service("infusion", hospital.site_id))
+        doctor = signer(hospital.site_id, hospital.physician, "physician")
+        store.put(doctor)
+        placed.append(doctor)
+    return len(placed)
+
+
+def issue_courier_token(logistics: ServiceProcess, courier_id: str, name: str, site: str) -> str:
+    """`python -m v2v_logistics issue-courier-token` with the logistics service's settings."""
+    command = [sys.executable, "-m", "v2v_logistics", "issue-courier-token"]
+    command += ["--courier", courier_id, "--name", name, "--site", site]
+    done = subprocess.run(
+        command,
+        env={**os.environ, **logistics.env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    token = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    if done.returncode != 0 or not token:
+        raise SetupFailed(
+            f"issue-courier-token for {courier_id} exited {done.returncode}: {done.stderr.strip()}"
+        )
+    return token
+
+
+def ensure_courier_tokens(system: System, data_dir: Path) -> dict[str, str]:
+    """A working token per courier: the stored ones the logistics service still accepts,
+    new ones for the others (stored in `data_dir`, readable by the owner only)."""
+    path = data_dir / TOKENS_FILE
+    tokens: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+    logistics = system.service("logistics", system.consortium.logistics_site)
+    changed = False
+    for courier_id, name in COURIERS:
+        token = tokens.get(courier_id)
+        if token is None or not _accepted(logistics, token):
+            site = system.consortium.logistics_site
+            tokens[courier_id] = issue_courier_token(logistics, courier_id, name, site)
+            changed = True
+    if changed:
+        path.write_text(json.dumps(tokens, indent=2))
+        path.chmod(0o600)
+    return tokens
+
+
+def _accepted(logistics: ServiceProcess, token: str) -> bool:
+    reply = httpx.get(
+        f"{logistics.http_base}/v1/courier/me",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    return reply.status_code == 200
