@@ -142,7 +142,12 @@ def test_restart_between_batches_resumes_without_double_counting_and_serves_the_
     service = start(settings, started)
     eventually(lambda: taken(service, history) == history.event_count, "the whole history")
 
-    stored = stored_events(postgres_database.dsn, history)
+    # The writer persists batches (envelopes + offsets together) behind the in-memory fold.
+    def all_stored() -> list[Any]:
+        rows = stored_events(postgres_database.dsn, history)
+        return rows if len(rows) >= history.event_count else []
+
+    stored = eventually(all_stored, "every folded event to be stored")
     assert len(stored) == len(set(stored)) == history.event_count
     check_grpc(pki, service, history)
     check_http(pki, service, history)
