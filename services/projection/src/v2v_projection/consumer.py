@@ -10,7 +10,6 @@ pattern): a span per record would cost more than folding the record.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,12 +18,12 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 
 from v2v_platform import telemetry
+from v2v_platform.consumer.subscription import SubscriptionWatch
 from v2v_platform.envelope.headers import CONTEXTS, HEADER_TRACEPARENT, topic_for
 from v2v_projection.core import ProjectionCore, Record
 
 log = logging.getLogger("v2v.projection")
 TOPICS = tuple(topic_for(context) for context in CONTEXTS)
-RESUBSCRIBE_AFTER_S = 15.0
 MAX_LINKS = 128
 SCANNED_FOR_TRACES = 512  # records of a partition's batch looked at for trace context
 CONSUMER_CONFIG: dict[str, object] = {
@@ -73,8 +72,7 @@ class ProjectionConsumer:
         )
         self._topics = list(topics)
         self._subscribe()
-        self._unassigned_since = time.monotonic()
-        self._resubscribe_after_s = RESUBSCRIBE_AFTER_S
+        self._watch = SubscriptionWatch(self._consumer, self._subscribe, "the context topics")
         self.records_seen = 0
         self.envelopes_stored = 0
 
@@ -82,25 +80,9 @@ class ProjectionConsumer:
         listener = SeekToStoredOffsets(self._consumer, self._core)
         self._consumer.subscribe(self._topics, listener=listener)
 
-    def _resubscribe_if_stuck(self) -> None:
-        """kafka-python can join the group before the topics' partitions are known (a fresh or
-        restarted broker) and then stay without partitions: subscribe again after a while,
-        backing off (as v2v_platform's EnvelopeConsumer does)."""
-        if self._consumer.assignment():
-            self._unassigned_since = time.monotonic()
-            self._resubscribe_after_s = RESUBSCRIBE_AFTER_S
-            return
-        if time.monotonic() - self._unassigned_since < self._resubscribe_after_s:
-            return
-        log.warning("no partition of the context topics assigned: subscribing again")
-        self._consumer.unsubscribe()
-        self._subscribe()
-        self._unassigned_since = time.monotonic()
-        self._resubscribe_after_s = min(self._resubscribe_after_s * 2, 300.0)
-
     def poll_once(self, timeout_ms: int = 500) -> int:
         """Poll one batch, fold it and store it with its offsets; returns new envelopes."""
-        self._resubscribe_if_stuck()
+        self._watch.check()
         polled = self._consumer.poll(timeout_ms=timeout_ms)
         if not polled:
             return 0

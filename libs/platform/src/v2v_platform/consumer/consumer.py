@@ -9,7 +9,6 @@ between the two redelivers the batch; the ledger makes the redelivery a no-op.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -21,12 +20,12 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from v2v.events.v1.envelope_pb2 import Envelope
 from v2v_platform import telemetry
 from v2v_platform.consumer.ledger import Ledger
+from v2v_platform.consumer.subscription import SubscriptionWatch
 from v2v_platform.envelope.codec import decode
 from v2v_platform.envelope.verify import Location
 
 log = logging.getLogger(__name__)
 
-RESUBSCRIBE_AFTER_S = 15.0
 CONSUMER_DEFAULTS: dict[str, object] = {
     "enable_auto_commit": False,
     "auto_offset_reset": "earliest",
@@ -108,15 +107,16 @@ class EnvelopeConsumer:
         self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, **config)
         self._topics = list(topics)
         self._consumer.subscribe(self._topics)
-        self._unassigned_since = time.monotonic()
-        self._resubscribe_after_s = RESUBSCRIBE_AFTER_S
+        self._watch = SubscriptionWatch(
+            self._consumer, lambda: self._consumer.subscribe(self._topics), ", ".join(self._topics)
+        )
         self._store = store
         self._apply = apply
         self.stats = ApplyStats()
 
     def poll_once(self, timeout_ms: int = 500) -> ApplyStats:
         """Poll one batch, apply it durably, then commit its offsets."""
-        self._resubscribe_if_stuck()
+        self._watch.check()
         polled = self._consumer.poll(timeout_ms=timeout_ms)
         batch = list(_deliveries(polled))
         if not batch:
@@ -128,27 +128,6 @@ class EnvelopeConsumer:
             log.warning("version gap: %s", detail)
         self.stats.add(stats)
         return stats
-
-    def _resubscribe_if_stuck(self) -> None:
-        """kafka-python can join a group before the topics' partition metadata is known (a
-        fresh broker, or one just restarted) and then stay with no partitions. Subscribe
-        again when nothing was assigned for a while, backing off so that a legitimately idle
-        member (more members than partitions) does not churn the group."""
-        if self._consumer.assignment():
-            self._unassigned_since = time.monotonic()
-            self._resubscribe_after_s = RESUBSCRIBE_AFTER_S
-            return
-        if time.monotonic() - self._unassigned_since < self._resubscribe_after_s:
-            return
-        log.warning(
-            "no partitions of %s assigned after %.0fs: subscribing again",
-            ", ".join(self._topics),
-            self._resubscribe_after_s,
-        )
-        self._consumer.unsubscribe()
-        self._consumer.subscribe(self._topics)
-        self._unassigned_since = time.monotonic()
-        self._resubscribe_after_s = min(self._resubscribe_after_s * 2, 300.0)
 
     def rewind_to_committed(self) -> None:
         """After a failed batch: go back to the last committed offsets, so that batch is
