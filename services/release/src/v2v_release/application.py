@@ -152,8 +152,12 @@ class ReleaseApplication(TracedApplication):
 
     # queries
 
-    def batch_release(self, batch_id: str) -> BatchReleaseView:
+    def batch_release(self, batch_id: str, visible_to: str | None = None) -> BatchReleaseView:
+        """The batch's release record. `visible_to` = a treating site that may read only the
+        batches of COIs treated there (QC sites and auditors read every batch: None)."""
         fact = self._fact(batch_id)
+        if visible_to is not None and self.batch_facts.treating_site(fact.coi) != visible_to:
+            raise NotFound(f"batch {batch_id} is not visible to site {visible_to}")
         release = self._find(release_id(fact.batch_id))
         if release is None:  # nothing recorded yet: every test of its version is pending
             spec = self.specifications.in_force_at(fact.started_at)

@@ -136,6 +136,10 @@ def test_grpc_provisional_release_then_post_release_failure(
         assert list(failing.pending_tests) == ["vcn", "rcl"]
         read = ward.GetBatchRelease(pb.GetBatchReleaseRequest(batch_id=BATCH_ID), timeout=5)
         assert list(read.release.post_release_failure_ids) == [failing.result_id]
+        stranger, stranger_channel = stub(pki, service, "HOSP-C")  # treats other patients
+        with stranger_channel:
+            request = pb.GetBatchReleaseRequest(batch_id=BATCH_ID)
+            assert status_of(stranger.GetBatchRelease, request)[0] == grpc.StatusCode.NOT_FOUND
         final = pb.CertifyFinallyRequest(operator=OPERATOR, batch_id=BATCH_ID, signature=qp())
         code, details = status_of(qc.CertifyFinally, final)
         assert code == grpc.StatusCode.FAILED_PRECONDITION and "post-release failure" in details

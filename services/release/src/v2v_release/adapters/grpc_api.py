@@ -13,7 +13,7 @@ from v2v.common.v1 import common_pb2
 from v2v.release.v1 import release_service_pb2 as pb
 from v2v.release.v1 import release_service_pb2_grpc as pb_grpc
 from v2v_platform.attribution import Attribution
-from v2v_platform.auth.identity import Role, current_caller
+from v2v_platform.auth.identity import CallerIdentity, Role, current_caller
 from v2v_platform.esign import SignatureRequest
 from v2v_platform.grpc_service import translate_errors
 from v2v_platform.proto_values import (
@@ -40,11 +40,17 @@ ROLES: dict[str, tuple[Role, ...]] = {
     "GetBatchRelease": (Role.QC, Role.INFUSION, Role.AUDITOR),
     "ListSpecifications": (Role.QC, Role.AUDITOR),
 }
+READ_ALL = frozenset({Role.QC, Role.AUDITOR})
 REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(roles) for name, roles in ROLES.items()}
 
 
 def acting(method: str, operator: common_pb2.Operator) -> Attribution:
     return attribution(current_caller(), ROLES[method], operator.user_id, operator.printed_name)
+
+
+def visible_to(caller: CallerIdentity) -> str | None:
+    """A treating site reads only its own patients' batches; QC sites and auditors read all."""
+    return None if caller.has_any_role(READ_ALL) else caller.site_id
 
 
 def signature_request(message: common_pb2.ESignatureRequest) -> SignatureRequest:
@@ -181,7 +187,7 @@ class ReleaseServicer(pb_grpc.ReleaseServiceServicer):
 
     @translate_errors
     def GetBatchRelease(self, request: pb.GetBatchReleaseRequest, context: Any) -> Any:
-        view = self._app.batch_release(request.batch_id)
+        view = self._app.batch_release(request.batch_id, visible_to(current_caller()))
         return pb.GetBatchReleaseResponse(release=release_message(view))
 
     @translate_errors
