@@ -16,12 +16,14 @@ PostgreSQL or SQLite, by configuration.
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
 
+from v2v_platform.read_queries import for_postgres
 from v2v_projection.history_file import RECORD
 
 Row = tuple[str, int, int, bytes]  # topic, partition, offset, serialized envelope
@@ -96,8 +98,9 @@ def decode_segment(topics_text: str, data: bytes) -> Iterator[Row]:
         position = start + length
 
 
-class _SqlStore:
-    """What both databases share: the queries, given a cursor-like `execute`."""
+class _SqlStore(ABC):
+    """What both databases share: the queries, given a cursor-like `execute`. Each database
+    writes and reads its segments in its own transaction style."""
 
     _conn: Any
 
@@ -106,11 +109,13 @@ class _SqlStore:
         topics, data = encode_segment(rows) if rows else ("", b"")
         self.save_segment(topics, len(rows), data, offsets)
 
+    @abstractmethod
     def save_segment(self, topics: str, count: int, data: bytes, offsets: Offsets) -> None:
-        raise NotImplementedError
+        """Store one segment and the batch's next offsets in one transaction."""
 
+    @abstractmethod
     def _segments(self) -> Iterator[tuple[str, bytes]]:
-        raise NotImplementedError
+        """Every stored segment as (topics text, packed records), in storage order."""
 
     def rows(self) -> Iterator[Row]:
         for topics, data in self._segments():
@@ -147,9 +152,9 @@ class PostgresProjectionStore(_SqlStore):
         with self._conn.transaction(), self._conn.cursor() as cursor:
             if count:
                 segment = (topics, count, data)
-                cursor.execute(_INSERT_SEGMENT.replace("?", "%s"), segment)
+                cursor.execute(for_postgres(_INSERT_SEGMENT), segment)
             cursor.executemany(
-                _UPSERT_OFFSET.replace("?", "%s"),
+                for_postgres(_UPSERT_OFFSET),
                 [(topic, partition, offset) for (topic, partition), offset in offsets.items()],
             )
 
