@@ -4,13 +4,10 @@ published; a whole journey relays as verifiable signed chains."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from eventsourcing.domain import Aggregate
 from google.protobuf import json_format
 
 import v2v_logistics.domain
@@ -42,45 +39,19 @@ from v2v_platform.envelope import ChainVerifier, Location, decode
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.ids import Coi
 from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay
+from v2v_platform.testing.aggregates import domain_aggregates, event_classes
 
 PUBLISHED_AGGREGATES: set[type] = {Shipment}
 INTERNAL_AGGREGATES: set[type] = {UnitListing}
 SIGNER = SiteSigningKey.from_seed(SERVICE_SITE, bytes(range(32)))
 
 
-def domain_aggregates() -> set[type]:
-    found: set[type] = set()
-    for module_info in pkgutil.iter_modules(v2v_logistics.domain.__path__):
-        module = importlib.import_module(f"v2v_logistics.domain.{module_info.name}")
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, Aggregate)
-                and value is not Aggregate
-                and value.__module__ == module.__name__
-            ):
-                found.add(value)
-    return found
-
-
-def event_classes(aggregates: set[type]) -> set[type]:
-    return {
-        value
-        for aggregate in aggregates
-        for value in vars(aggregate).values()
-        if isinstance(value, type)
-        and issubclass(value, Aggregate.Event)
-        and value.__qualname__.startswith(f"{aggregate.__name__}.")
-        and value.__name__ != "Event"
-    }
-
-
 def test_every_aggregate_is_either_published_or_internal() -> None:
-    assert domain_aggregates() == PUBLISHED_AGGREGATES | INTERNAL_AGGREGATES
+    assert domain_aggregates(v2v_logistics.domain) == PUBLISHED_AGGREGATES | INTERNAL_AGGREGATES
 
 
 def test_relay_spec_maps_every_event_class_of_the_published_application() -> None:
-    published = event_classes(PUBLISHED_AGGREGATES)
+    published = event_classes(PUBLISHED_AGGREGATES, exclude=("Event",))
     assert published == set(PAYLOAD_MAPPERS)
     assert RELAY_SPEC.application is LogisticsApplication and RELAY_SPEC.context == "logistics"
     for event_class in published:
@@ -88,7 +59,7 @@ def test_relay_spec_maps_every_event_class_of_the_published_application() -> Non
 
 
 def test_internal_events_have_no_mapper_and_no_coi_of_their_own() -> None:
-    internal = event_classes(INTERNAL_AGGREGATES)
+    internal = event_classes(INTERNAL_AGGREGATES, exclude=("Event",))
     assert internal and not internal & set(PAYLOAD_MAPPERS)
     for event_class in internal:
         assert issubclass(event_class, LocalCreated | LocalEvent), event_class

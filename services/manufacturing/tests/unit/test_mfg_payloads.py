@@ -3,13 +3,10 @@ COI (its Kafka key) and matches its golden vector; internal events are never pub
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import pytest
-from eventsourcing.domain import Aggregate
 from google.protobuf import json_format
 
 import v2v_manufacturing.domain
@@ -52,6 +49,7 @@ from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.errors import Refused
 from v2v_platform.ids import Coi
 from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay
+from v2v_platform.testing.aggregates import domain_aggregates, event_classes
 
 PUBLISHED_AGGREGATES: set[type] = {SlotBooking, ReceivedUnit, ReceiptMismatch, Batch}
 INTERNAL_AGGREGATES: set[type] = {SlotCalendar, ProductDinSequence, UnattributableScan}
@@ -59,38 +57,8 @@ PRODIGY = ProcessStep(StepKind.SELECTION, "CliniMACS Prodigy", "PRD-0042", ("CD4
 SIGNER = SiteSigningKey.from_seed("GMP-B", bytes(range(32)))
 
 
-def domain_aggregates() -> set[type]:
-    """Every aggregate class defined in the manufacturing domain package."""
-    found: set[type] = set()
-    for module_info in pkgutil.iter_modules(v2v_manufacturing.domain.__path__):
-        module = importlib.import_module(f"v2v_manufacturing.domain.{module_info.name}")
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, Aggregate)
-                and value is not Aggregate
-                and value.__module__ == module.__name__
-            ):
-                found.add(value)
-    return found
-
-
-def event_classes(aggregates: set[type]) -> set[type]:
-    found = set()
-    for aggregate in aggregates:
-        for value in vars(aggregate).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, Aggregate.Event)
-                and value.__qualname__.startswith(f"{aggregate.__name__}.")
-                and value.__name__ not in ("Event", "Created")
-            ):
-                found.add(value)
-    return found
-
-
 def test_every_aggregate_is_either_published_or_internal() -> None:
-    assert domain_aggregates() == PUBLISHED_AGGREGATES | INTERNAL_AGGREGATES
+    assert domain_aggregates(v2v_manufacturing.domain) == PUBLISHED_AGGREGATES | INTERNAL_AGGREGATES
 
 
 def test_relay_spec_maps_every_event_class_of_the_published_application() -> None:
