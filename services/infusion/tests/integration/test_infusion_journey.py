@@ -20,7 +20,6 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from kafka import KafkaConsumer
 
 from v2v.common.v1.common_pb2 import Condition, ESignatureRequest, Operator
 from v2v.infusion.v1 import infusion_service_pb2 as pb
@@ -33,13 +32,13 @@ from v2v_infusion.domain.values import ReleaseStatus
 from v2v_infusion.settings import InfusionSettings
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
-from v2v_platform.envelope import ChainVerifier, Location, decode
 from v2v_platform.envelope.codec import Actor
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.esign import Signer, hash_password, open_signer_store
 from v2v_platform.ids import Coi, issue_coi, issue_din
 from v2v_platform.proto_values import timestamp
 from v2v_platform.testing.infra import PostgresDatabase
+from v2v_platform.testing.kafka_topics import read_verified_until
 from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
 
 HOSPITAL, GMP, QC = "HOSP-A", "GMP-B", "QC-1"
@@ -97,31 +96,13 @@ def stub(pki: Path, service: InfusionService) -> tuple[Any, Any]:
 def published(kafka: str, pki: Path, coi: str) -> tuple[list[tuple[Any, Any]], list[Any]]:
     """This run's infusion (record, envelope) pairs, read until the acknowledgement."""
     ring = KeyRing.from_json((pki / "signing-keys.json").read_text())
-    consumer = KafkaConsumer(
+    return read_verified_until(
+        kafka,
         "v2v.infusion.events.v1",
-        bootstrap_servers=kafka,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=1000,
+        ring,
+        keep=lambda envelope: envelope.coi == coi,
+        done=lambda mine: any(e.event_type.endswith("FailureAcknowledged") for e in mine),
     )
-    mine: list[tuple[Any, Any]] = []
-    breaks: list[Any] = []
-    verifier = ChainVerifier(ring)
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            for record in consumer:
-                envelope = decode(record.value)
-                if envelope.coi != coi:
-                    continue
-                mine.append((record, envelope))
-                location = Location(record.topic, record.partition, record.offset)
-                breaks.extend(verifier.feed(envelope, location))
-            if any(e.event_type.endswith("PostReleaseFailureAcknowledged") for _, e in mine):
-                return mine, breaks
-    finally:
-        consumer.close()
-    raise AssertionError("the PostReleaseFailureAcknowledged never reached Kafka")
 
 
 @pytest.mark.integration

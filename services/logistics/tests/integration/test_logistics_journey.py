@@ -9,7 +9,6 @@ Intake is not under test: signed intake envelopes are produced onto its topic di
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -19,7 +18,6 @@ from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer
 
 from v2v.common.v1.common_pb2 import Condition, Operator
 from v2v.intake.events.v1 import events_pb2 as intake
@@ -29,12 +27,12 @@ from v2v_logistics.bootstrap import LogisticsService, bootstrap
 from v2v_logistics.settings import LogisticsSettings
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
-from v2v_platform.envelope import ChainVerifier, Location, decode
 from v2v_platform.envelope.codec import Actor
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.ids import Coi, issue_coi, issue_din
 from v2v_platform.proto_values import timestamp
 from v2v_platform.testing.infra import PostgresDatabase
+from v2v_platform.testing.kafka_topics import read_verified_until
 from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
 
 HOSPITAL, GMP, LOGISTICS = "HOSP-A", "GMP-B", "LOGI-1"
@@ -129,31 +127,13 @@ class Courier:
 def published(kafka: str, pki: Path, shipment_id: str) -> tuple[list[tuple[Any, Any]], list[Any]]:
     """This run's logistics (record, envelope) pairs, read until the receipt inspection."""
     ring = KeyRing.from_json((pki / "signing-keys.json").read_text())
-    consumer = KafkaConsumer(
+    return read_verified_until(
+        kafka,
         "v2v.logistics.events.v1",
-        bootstrap_servers=kafka,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=1000,
+        ring,
+        keep=lambda envelope: envelope.aggregate_id == shipment_id,
+        done=lambda mine: any(e.event_type.endswith("ReceiptInspected") for e in mine),
     )
-    mine: list[tuple[Any, Any]] = []
-    breaks: list[Any] = []
-    verifier = ChainVerifier(ring)
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            for record in consumer:
-                envelope = decode(record.value)
-                if envelope.aggregate_id != shipment_id:
-                    continue
-                mine.append((record, envelope))
-                location = Location(record.topic, record.partition, record.offset)
-                breaks.extend(verifier.feed(envelope, location))
-            if any(e.event_type.endswith("ReceiptInspected") for _, e in mine):
-                return mine, breaks
-    finally:
-        consumer.close()
-    raise AssertionError("the shipment's ReceiptInspected never reached Kafka")
 
 
 @pytest.mark.integration
