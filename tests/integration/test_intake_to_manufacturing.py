@@ -174,7 +174,7 @@ def test_a_collection_becomes_product_units_with_lineage(
 
     # GMP site: wait until intake's facts arrived through Kafka, then receive and manufacture.
     def expected() -> list[str]:
-        mfg_process.alive()
+        mfg_process.check_alive()
         reply = gmp.ListExpectedUnits(mfg_pb.ListExpectedUnitsRequest(coi=coi), timeout=5)
         ready = [u.din for u in reply.units if u.slot_id == slot.slot_id]
         return ready if len(ready) == 2 else []

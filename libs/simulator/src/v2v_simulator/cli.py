@@ -11,10 +11,10 @@ import psycopg
 import typer
 from rich.console import Console
 
+from v2v_platform.processes import ServiceDied
 from v2v_simulator.broker import BrokerError, LocalBroker
 from v2v_simulator.consortium import Consortium, ConsortiumError
 from v2v_simulator.demo import STATE_FILE, DemoError, DemoOptions, DemoState, run_demo
-from v2v_simulator.processes import ServiceDied
 from v2v_simulator.setup import SetupFailed
 from v2v_simulator.stores import Stores
 from v2v_simulator.system import StartupFailed, service_names

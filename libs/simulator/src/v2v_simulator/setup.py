@@ -16,8 +16,8 @@ from v2v.common.v1.common_pb2 import Operator
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tls import KEY_RING_FILE
 from v2v_platform.esign import Signer, SignerStore, hash_password, open_signer_store
+from v2v_platform.processes import ServiceProcess
 from v2v_simulator.consortium import COURIERS, SIGNING_PASSWORD, Consortium
-from v2v_simulator.processes import ServiceProcess
 from v2v_simulator.system import System
 
 TOKENS_FILE = "courier-tokens.json"

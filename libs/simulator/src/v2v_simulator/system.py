@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from v2v_platform.processes import ServiceDied, ServiceProcess, free_ports
 from v2v_simulator.broker import prepare_topics
 from v2v_simulator.consortium import Consortium, GmpSite, Hospital
 from v2v_simulator.consumers import CONSUMING, group_prefix, wait_assigned
-from v2v_simulator.processes import ServiceDied, ServiceProcess, free_ports
 from v2v_simulator.stores import Stores
 
 log = logging.getLogger("v2v.simulator")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from v2v_platform.processes import ServiceDied, ServiceProcess, free_ports
 from v2v_simulator.consortium import Consortium
-from v2v_simulator.processes import ServiceDied, ServiceProcess, free_ports
 from v2v_simulator.stores import Stores, database_name
 from v2v_simulator.system import System
 

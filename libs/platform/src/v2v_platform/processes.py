@@ -1,6 +1,7 @@
-"""One service as its own process: `python -m <module>` with V2V_* settings, in its own session
-(so Ctrl-C at the terminal reaches only the runner, which stops it), output to its own log.
-Stopped with SIGTERM (then SIGKILL after a grace period); restarted on the same ports."""
+"""One service as its own process, for the demo runner and the cross-service tests:
+`python -m <module>` with V2V_* settings, in its own session (so Ctrl-C at the terminal
+reaches only the runner, which stops it), output to its own log. Stopped with SIGTERM (then
+SIGKILL after a grace period); restarted on the same ports."""
 
 from __future__ import annotations
 
