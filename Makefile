@@ -37,7 +37,7 @@ proto: .venv/.synced ## generate Python + .pyi from proto/ into libs/contracts/s
 lint: $(GEN_STAMP) ## ruff + mypy + buf lint + proto breaking check against main
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy libs/platform/src libs/simulator/src services tools
+	$(UV) run --frozen mypy libs/platform/src libs/simulator/src libs/testkit/src services tools
 	tools/buf.sh lint
 	tools/proto_breaking.sh
 	@if git ls-files libs/contracts/src/v2v | grep -E '_pb2(_grpc)?\.pyi?$$'; then \
@@ -79,8 +79,8 @@ pg-down: ## stop the local PostgreSQL
 openapi: $(GEN_STAMP) ## rewrite the OpenAPI snapshots in contracts/openapi (review the diff)
 	$(UV) run --frozen python tools/openapi_snapshot.py --write
 
-golden: $(GEN_STAMP) ## rewrite the golden envelope vectors (only when the contract changes on purpose)
-	$(UV) run --frozen python -m v2v_platform.testing.golden --write
+golden: $(GEN_STAMP) ## rewrite every golden vector: envelope + each context's events (only on purpose)
+	$(UV) run --frozen python -m v2v_testkit.golden --write
 
 clean: ## stop local infrastructure and remove generated code and local state
 	-@infra/kafka/kafka.sh down >/dev/null 2>&1

@@ -31,7 +31,7 @@ from v2v_platform.envelope.verify import (
     CHECK_SIGNER_SITE,
     CHECK_VERSION_GAP,
 )
-from v2v_platform.testing import golden
+from v2v_testkit.golden import envelope as golden
 
 HERE = Location("test", 0, 0)
 

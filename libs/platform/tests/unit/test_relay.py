@@ -15,8 +15,8 @@ from v2v_platform.envelope.from_domain import AttributedEventTranslator
 from v2v_platform.envelope.headers import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
 from v2v_platform.relay import ChainBroken, InMemoryRelayState, OutboundRecord, OutboxRelay
 from v2v_platform.relay.publisher import PublishFailed
-from v2v_platform.testing import golden
 from v2v_platform.testing.outbox_app import SPEC, ChainApp
+from v2v_testkit.golden import envelope as golden
 
 
 @pytest.fixture(autouse=True, scope="module")

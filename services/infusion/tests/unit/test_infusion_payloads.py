@@ -11,7 +11,6 @@ from google.protobuf import json_format
 
 import v2v_infusion.domain
 from v2v.infusion.events.v1 import events_pb2
-from v2v_infusion.adapters import golden
 from v2v_infusion.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_infusion.application import Administration, AdverseEventReport, InfusionApplication
 from v2v_infusion.domain.acknowledgement import FailureAcknowledgement
@@ -41,6 +40,7 @@ from v2v_platform.errors import Refused
 from v2v_platform.ids import Coi
 from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay
 from v2v_platform.testing.aggregates import domain_aggregates, event_classes
+from v2v_testkit.golden import infusion as golden
 
 PUBLISHED_AGGREGATES: set[type] = {ProductAtSite, BedsideMismatch, FailureAcknowledgement}
 INTERNAL_AGGREGATES: set[type] = {UnattributableScan}

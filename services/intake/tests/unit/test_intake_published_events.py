@@ -7,13 +7,13 @@ import inspect
 import pytest
 
 from v2v.intake.events.v1 import events_pb2
-from v2v_intake.adapters import golden
 from v2v_intake.adapters.payloads import PAYLOAD_MAPPERS, TRANSLATOR
 from v2v_intake.domain.therapy import Therapy
 from v2v_intake.relay_spec import RELAY_SPEC
 from v2v_intake.testing import build_intake, operator, stored_events, verified
 from v2v_intake.views import PackagingInput
 from v2v_platform.envelope.headers import topic_for
+from v2v_testkit.golden import intake as golden
 
 # Therapy.Created is the library's default creation event: never triggered (only enrol creates).
 THERAPY_EVENTS = [

@@ -12,7 +12,6 @@ from google.protobuf import json_format
 
 import v2v_logistics.domain
 from v2v.logistics.events.v1 import events_pb2
-from v2v_logistics.adapters import golden
 from v2v_logistics.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_logistics.application import LogisticsApplication
 from v2v_logistics.domain.matching import ScanRefused
@@ -40,6 +39,7 @@ from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.ids import Coi
 from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay
 from v2v_platform.testing.aggregates import domain_aggregates, event_classes
+from v2v_testkit.golden import logistics as golden
 
 PUBLISHED_AGGREGATES: set[type] = {Shipment}
 INTERNAL_AGGREGATES: set[type] = {UnitListing}

@@ -11,7 +11,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from v2v.common.v1.common_pb2 import Condition as ConditionProto
 from v2v.intake.events.v1 import events_pb2 as intake
-from v2v_manufacturing.adapters.golden import GOLDEN_DIR
 from v2v_manufacturing.adapters.intake_projection import (
     CONSUMER_NAME,
     IntakeProjection,
@@ -24,6 +23,7 @@ from v2v_platform.consumer import Delivered, SqliteConsumerStore, apply_once
 from v2v_platform.envelope import Location
 from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope
 from v2v_platform.envelope.keys import SiteSigningKey
+from v2v_testkit.golden.manufacturing import GOLDEN_DIR
 
 INTAKE_GOLDEN = GOLDEN_DIR.parents[1] / "intake" / "v1"
 SIGNER = SiteSigningKey.from_seed(HOSPITAL, bytes(range(32)))

@@ -11,7 +11,6 @@ from google.protobuf import json_format
 
 import v2v_manufacturing.domain
 from v2v.manufacturing.events.v1 import events_pb2
-from v2v_manufacturing.adapters import golden
 from v2v_manufacturing.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.batch import Batch
@@ -50,6 +49,7 @@ from v2v_platform.errors import Refused
 from v2v_platform.ids import Coi
 from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay
 from v2v_platform.testing.aggregates import domain_aggregates, event_classes
+from v2v_testkit.golden import manufacturing as golden
 
 PUBLISHED_AGGREGATES: set[type] = {SlotBooking, ReceivedUnit, ReceiptMismatch, Batch}
 INTERNAL_AGGREGATES: set[type] = {SlotCalendar, ProductDinSequence, UnattributableScan}

@@ -24,10 +24,10 @@ from v2v_release.adapters.batch_projection import (
     SqlBatchFacts,
     sqlite_facts,
 )
-from v2v_release.adapters.golden import GOLDEN_DIR
 from v2v_release.bootstrap import bootstrap
 from v2v_release.settings import ReleaseSettings
 from v2v_release.testing import build_app, qc, report
+from v2v_testkit.golden.release import GOLDEN_DIR
 
 GOLDEN = GOLDEN_DIR.parents[1]
 BATCH_ID = "3f6c2b1a-9d4e-4c7b-8a15-0e2d4f6a8b9c"  # manufacturing's golden batch

@@ -17,7 +17,6 @@ from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.ids import Coi
 from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay
 from v2v_platform.testing.aggregates import event_classes
-from v2v_release.adapters import golden
 from v2v_release.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_release.application import ReleaseApplication
 from v2v_release.domain.batch_release import BatchRelease
@@ -37,6 +36,7 @@ from v2v_release.testing import (
     record,
     report,
 )
+from v2v_testkit.golden import release as golden
 
 APPROVAL = envelope_pb2.SIGNATURE_MEANING_APPROVAL
 RESPONSIBILITY = envelope_pb2.SIGNATURE_MEANING_RESPONSIBILITY

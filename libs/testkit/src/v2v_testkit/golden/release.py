@@ -1,6 +1,6 @@
 """Golden contract vectors: one example of every v2v.release.events.v1 event message.
 
-`python -m v2v_release.adapters.golden --write` rewrites contracts/golden/release/v1/ (only
+`make golden` (`python -m v2v_testkit.golden --write`) rewrites contracts/golden/release/v1/ (only
 when the contract changes on purpose; the diff is the review). The producer test checks that
 the payload mappers still turn these fixed domain events into exactly those bytes and JSON;
 consumers (infusion, projection) decode the same files.
@@ -9,18 +9,18 @@ consumers (infusion, projection) decode the same files.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
 
-from v2v_platform.testing.golden import payloads_by_name, vectors_main
-from v2v_platform.testing.golden import to_json as to_json  # re-exported for the producer test
 from v2v_release.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_release.domain.batch_release import BatchRelease, release_id
 from v2v_release.domain.specification import SPEC_V1
+from v2v_testkit.contracts import golden_dir
+from v2v_testkit.golden.vectors import payloads_by_name
+from v2v_testkit.golden.vectors import to_json as to_json  # re-exported for the producer test
 
-GOLDEN_DIR = Path(__file__).resolve().parents[5] / "contracts" / "golden" / "release" / "v1"
+GOLDEN_DIR = golden_dir("release")
 COI = "CHA123425000017"
 SITE = "QC-1"
 BATCH_ID = "3f6c2b1a-9d4e-4c7b-8a15-0e2d4f6a8b9c"
@@ -169,7 +169,3 @@ def golden_events() -> list[Any]:
 def golden_payloads() -> dict[str, Message]:
     """Message name -> payload built by the production mappers from the golden events."""
     return payloads_by_name(golden_events(), PAYLOAD_MAPPERS)
-
-
-if __name__ == "__main__":
-    vectors_main(__doc__, GOLDEN_DIR, golden_payloads)

@@ -1,6 +1,6 @@
 """Golden contract vectors: one example of every v2v.logistics.events.v1 event message.
 
-`python -m v2v_logistics.adapters.golden --write` rewrites contracts/golden/logistics/v1/
+`make golden` (`python -m v2v_testkit.golden --write`) rewrites contracts/golden/logistics/v1/
 (only when the contract changes on purpose; the diff is the review). The producer test checks
 that the payload mappers still turn these fixed domain events into exactly those bytes and
 JSON; consumers decode the same files.
@@ -9,7 +9,6 @@ JSON; consumers decode the same files.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -17,10 +16,11 @@ from google.protobuf.message import Message
 
 from v2v_logistics.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_logistics.domain.shipment import Shipment
-from v2v_platform.testing.golden import payloads_by_name, vectors_main
-from v2v_platform.testing.golden import to_json as to_json  # re-exported for the producer test
+from v2v_testkit.contracts import golden_dir
+from v2v_testkit.golden.vectors import payloads_by_name
+from v2v_testkit.golden.vectors import to_json as to_json  # re-exported for the producer test
 
-GOLDEN_DIR = Path(__file__).resolve().parents[5] / "contracts" / "golden" / "logistics" / "v1"
+GOLDEN_DIR = golden_dir("logistics")
 COI = "CHA123425000017"
 SITE = "LOGI-1"
 SHIPMENT_ID = UUID("6b1f3d5a-7c9e-4b2d-8f1a-3c5e7a9b1d2f")
@@ -171,7 +171,3 @@ def golden_events() -> list[Any]:
 def golden_payloads() -> dict[str, Message]:
     """Message name -> payload built by the production mappers from the golden events."""
     return dict(sorted(payloads_by_name(golden_events(), PAYLOAD_MAPPERS).items()))
-
-
-if __name__ == "__main__":
-    vectors_main(__doc__, GOLDEN_DIR, golden_payloads)

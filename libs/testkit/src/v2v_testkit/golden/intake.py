@@ -1,9 +1,9 @@
 """Golden contract vectors: one example payload per published intake event message.
 
-`python -m v2v_intake.adapters.golden --write` rewrites contracts/golden/intake/v1/ (only when
-the contract changes on purpose; the diff is the review). The producer test rebuilds every
-payload from domain events with these fixed inputs and compares with the files; consumers
-(e.g. manufacturing) decode the files in their own tests.
+`make golden` (`python -m v2v_testkit.golden --write`) rewrites contracts/golden/intake/v1/
+(only when the contract changes on purpose; the diff is the review). The producer test
+rebuilds every payload from domain events with these fixed inputs and compares with the
+files; consumers (e.g. manufacturing) decode the files in their own tests.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from v2v_intake.domain.values import BookedSlot, UnitKind
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
 from v2v_platform.ids import issue_din
-from v2v_platform.testing.golden import payloads_by_name, vector_files, vectors_main
-from v2v_platform.testing.golden import to_bytes as to_bytes  # re-exported for the producer test
-from v2v_platform.testing.golden import to_json as to_json  # re-exported for the producer test
+from v2v_testkit.contracts import golden_dir
+from v2v_testkit.golden.vectors import payloads_by_name, vector_files
+from v2v_testkit.golden.vectors import to_bytes as to_bytes  # re-exported for the producer test
+from v2v_testkit.golden.vectors import to_json as to_json  # re-exported for the producer test
 
-GOLDEN_DIR = Path(__file__).resolve().parents[5] / "contracts" / "golden" / "intake" / "v1"
+GOLDEN_DIR = golden_dir("intake")
 COI = "CHA123425000017"
 SITE = "HOSP-A"
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
@@ -76,7 +77,3 @@ def golden_payloads() -> dict[str, Message]:
 
 def golden_files(name: str) -> tuple[Path, Path]:
     return vector_files(GOLDEN_DIR, name)
-
-
-if __name__ == "__main__":
-    vectors_main(__doc__, GOLDEN_DIR, golden_payloads)

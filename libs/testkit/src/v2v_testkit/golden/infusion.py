@@ -1,6 +1,6 @@
 """Golden contract vectors: one example of every v2v.infusion.events.v1 message.
 
-`python -m v2v_infusion.adapters.golden --write` rewrites contracts/golden/infusion/v1/ (only
+`make golden` (`python -m v2v_testkit.golden --write`) rewrites contracts/golden/infusion/v1/ (only
 when the contract changes on purpose; the diff is the review). The producer test checks that
 the payload mappers still turn these fixed domain events into exactly those bytes and JSON;
 consumers decode the same files.
@@ -9,7 +9,6 @@ consumers decode the same files.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -20,10 +19,11 @@ from v2v_infusion.domain.acknowledgement import FailureAcknowledgement
 from v2v_infusion.domain.mismatches import BedsideMismatch
 from v2v_infusion.domain.product import ProductAtSite
 from v2v_platform.esign import record_hash
-from v2v_platform.testing.golden import payloads_by_name, vectors_main
-from v2v_platform.testing.golden import to_json as to_json  # re-exported for the producer test
+from v2v_testkit.contracts import golden_dir
+from v2v_testkit.golden.vectors import payloads_by_name
+from v2v_testkit.golden.vectors import to_json as to_json  # re-exported for the producer test
 
-GOLDEN_DIR = Path(__file__).resolve().parents[5] / "contracts" / "golden" / "infusion" / "v1"
+GOLDEN_DIR = golden_dir("infusion")
 COI = "CHA123425000017"
 OTHER_COI = "CHA123425000018"
 SITE = "HOSP-A"
@@ -194,7 +194,3 @@ def golden_events() -> list[Any]:
 def golden_payloads() -> dict[str, Message]:
     """Message name -> payload built by the production mappers from the golden events."""
     return payloads_by_name(golden_events(), PAYLOAD_MAPPERS)
-
-
-if __name__ == "__main__":
-    vectors_main(__doc__, GOLDEN_DIR, golden_payloads)

@@ -12,7 +12,9 @@ import pytest
 from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import ListValue, Struct
 
-from v2v_platform.testing import golden
+from v2v_testkit.golden import __main__ as golden_main
+from v2v_testkit.golden import envelope
+from v2v_testkit.golden import vectors as golden
 
 
 @dataclass
@@ -70,24 +72,43 @@ def test_write_vectors_writes_deterministic_bytes_and_sorted_json(tmp_path: Path
     assert golden.to_bytes(payloads["Struct"]) == binary.read_bytes()
 
 
-def test_vectors_main_refuses_without_write(
+def test_golden_main_refuses_without_write(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setattr(sys, "argv", ["golden"])
+    monkeypatch.setattr(envelope, "GOLDEN_DIR", tmp_path)
     with pytest.raises(SystemExit) as raised:
-        golden.vectors_main("doc", tmp_path, lambda: pytest.fail("must not build"))
+        golden_main.main()
     assert raised.value.code == 2
     assert "pass --write" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
-def test_vectors_main_writes_on_purpose(
+def test_golden_main_writes_on_purpose(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(sys, "argv", ["golden", "--write"])
-    golden.vectors_main("doc", tmp_path, lambda: golden.payloads_by_name(EVENTS, MAPPERS))
+    monkeypatch.setattr(sys, "argv", ["golden", "--write", "--context", "envelope"])
+    monkeypatch.setattr(envelope, "GOLDEN_DIR", tmp_path)
+    golden_main.main()
     assert capsys.readouterr().out.splitlines() == [
-        f"wrote {tmp_path / 'Struct.bin'} (+ .json)",
-        f"wrote {tmp_path / 'ListValue.bin'} (+ .json)",
+        f"envelope: wrote {tmp_path / 'envelope-v1.bin'} (+ .json)",
+        f"envelope: wrote {tmp_path / 'envelope-v2.bin'} (+ .json)",
     ]
-    assert (tmp_path / "ListValue.json").read_text() == '[\n  "a"\n]\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "envelope-v1.bin",
+        "envelope-v1.json",
+        "envelope-v2.bin",
+        "envelope-v2.json",
+        "signing-keys.json",
+    ]
+
+
+def test_every_context_has_a_writer() -> None:
+    assert list(golden_main.writers()) == [
+        "envelope",
+        "intake",
+        "manufacturing",
+        "logistics",
+        "release",
+        "infusion",
+    ]

@@ -3,7 +3,7 @@
 Deprecated messages that are no longer published (SlotCapacitySet, ProductDinsReserved: their
 facts are internal to the service now) have no vector.
 
-`python -m v2v_manufacturing.adapters.golden --write` rewrites contracts/golden/manufacturing/v1/
+`make golden` (`python -m v2v_testkit.golden --write`) rewrites contracts/golden/manufacturing/v1/
 (only when the contract changes on purpose; the diff is the review). The producer test
 checks that the payload mappers still turn these fixed domain events into exactly those
 bytes and JSON; consumers decode the same files.
@@ -12,7 +12,6 @@ bytes and JSON; consumers decode the same files.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -22,10 +21,11 @@ from v2v_manufacturing.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_manufacturing.domain.batch import Batch
 from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit
 from v2v_manufacturing.domain.slot_booking import SlotBooking
-from v2v_platform.testing.golden import payloads_by_name, vectors_main
-from v2v_platform.testing.golden import to_json as to_json  # re-exported for the producer test
+from v2v_testkit.contracts import golden_dir
+from v2v_testkit.golden.vectors import payloads_by_name
+from v2v_testkit.golden.vectors import to_json as to_json  # re-exported for the producer test
 
-GOLDEN_DIR = Path(__file__).resolve().parents[5] / "contracts" / "golden" / "manufacturing" / "v1"
+GOLDEN_DIR = golden_dir("manufacturing")
 COI = "CHA123425000017"
 OTHER_COI = "CHA123425000018"
 SITE = "GMP-B"
@@ -178,7 +178,3 @@ def golden_events() -> list[Any]:
 def golden_payloads() -> dict[str, Message]:
     """Message name -> payload built by the production mappers from the golden events."""
     return payloads_by_name(golden_events(), PAYLOAD_MAPPERS)
-
-
-if __name__ == "__main__":
-    vectors_main(__doc__, GOLDEN_DIR, golden_payloads)

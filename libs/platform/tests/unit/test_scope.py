@@ -1,0 +1,36 @@
+"""One read scope: a site sees what verified facts relate it to; auditors see everything."""
+
+from __future__ import annotations
+
+import pytest
+
+from v2v_platform.auth.identity import CallerIdentity, Role
+from v2v_platform.errors import NotFound
+from v2v_platform.scope import Scope
+
+
+def test_a_site_sees_only_records_related_to_it() -> None:
+    scope = Scope("HOSP-B", frozenset({Role.INFUSION}))
+    assert scope.sees(["HOSP-B", "GMP-1"])
+    assert not scope.sees(["HOSP-A", "GMP-1"])
+    assert not scope.sees([None])
+
+
+def test_an_unrelated_record_is_reported_as_absent() -> None:
+    scope = Scope("HOSP-B", frozenset({Role.INFUSION}))
+    with pytest.raises(NotFound, match="no shipment S-1 is visible to site HOSP-B"):
+        scope.require_sees(["HOSP-A"], "shipment S-1")
+
+
+def test_auditors_see_everything_and_a_service_may_widen_who_does() -> None:
+    auditor = Scope.of(CallerIdentity("AUD-1", frozenset({Role.AUDITOR})))
+    assert auditor.sees([])
+    qc = CallerIdentity("QC-1", frozenset({Role.QC}))
+    assert not Scope.of(qc).sees(["HOSP-A"])
+    assert Scope.of(qc, reads_all=frozenset({Role.QC, Role.AUDITOR})).sees(["HOSP-A"])
+
+
+def test_acting_for_a_site() -> None:
+    scope = Scope("GMP-1", frozenset({Role.MANUFACTURING}))
+    assert scope.acts_for("GMP-1") and not scope.acts_for("GMP-2")
+    assert scope.has(Role.MANUFACTURING) and not scope.has(Role.QC)
