@@ -5,7 +5,7 @@ A service has two eventsourcing applications:
 - its *published* application (`ServiceApplication`), whose notification log is the outbox:
   every aggregate belongs to ONE chain of identity and every event carries that chain's COI
   (the Kafka key);
-- its *unpublished records* (`UnpublishedRecords`): state that belongs to no chain (number
+- its *unpublished records* (`UnpublishedRecords`, `unpublished_records.py` in a service): state that belongs to no chain (number
   sequences, slot calendars, unit listings, scans that name no valid COI). It has its own
   tables (PostgreSQL) or file (SQLite) and is never relayed.
 
@@ -135,22 +135,24 @@ class ServiceApplication(TracedApplication, Generic[RecordsT]):
         env: dict[str, str] | None = None,
         *,
         site_id: str = "",
-        records: RecordsT | None = None,
+        unpublished: RecordsT | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         super().__init__(env)
         self.site_id = site_id
-        self._records = records
+        self._unpublished = unpublished
         self.clock = clock
         self.max_attempts = max_attempts
 
     @property
-    def records(self) -> RecordsT:
+    def unpublished(self) -> RecordsT:
         """The unpublished records; NotWired in a process built only to relay."""
-        if self._records is None:
-            raise NotWired(f"the {self.context} application was built without its records")
-        return self._records
+        if self._unpublished is None:
+            raise NotWired(
+                f"the {self.context} application was built without its unpublished records"
+            )
+        return self._unpublished
 
     # who acts
 

@@ -54,7 +54,7 @@ def by(site_id: str = "HOSP-A") -> Attribution:
 
 
 def app(records: Records | None = None) -> App:
-    return App(site_id="HOSP-A", records=records, clock=lambda: NOW, max_attempts=3)
+    return App(site_id="HOSP-A", unpublished=records, clock=lambda: NOW, max_attempts=3)
 
 
 def test_a_command_from_another_site_is_forbidden_and_names_both_sites() -> None:
@@ -72,10 +72,10 @@ def test_authored_events_carry_this_site() -> None:
 
 
 def test_without_its_records_the_application_cannot_command() -> None:
-    with pytest.raises(NotWired, match="testing application was built without its records"):
-        _ = app().records
+    with pytest.raises(NotWired, match="built without its unpublished records"):
+        _ = app().unpublished
     records = Records()
-    assert app(records).records is records
+    assert app(records).unpublished is records
 
 
 def test_a_clinical_time_is_kept_as_given_in_utc() -> None:
