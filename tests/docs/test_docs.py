@@ -13,7 +13,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md", *(ROOT / "docs").rglob("*.md")])
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-PATH = re.compile(r"`((?:libs|services|docs|contracts|proto|infra|tools|deploy|e2e|bench)/[^`\s*<>]+)`")
+TOP = "libs|services|docs|contracts|proto|infra|tools|deploy|e2e|bench"
+PATH = re.compile(rf"`((?:{TOP})/[^`\s*<>]+)`")
 
 
 def _name(path: Path) -> str:
