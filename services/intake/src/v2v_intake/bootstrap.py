@@ -1,54 +1,53 @@
-"""The one composition root of the intake service."""
+"""The composition root: `bootstrap(settings, **overrides)` wires the intake service.
+
+Tests override its parameters (the manufacturing slot port, the key store, the clock) and
+start only what they need. Intake learns nothing from Kafka: it starts no consumer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from fastapi import FastAPI
 
-from v2v.intake.v1 import intake_service_pb2_grpc as pb_grpc
-from v2v_intake.adapters.grpc_api import REQUIRED_ROLES, SERVICE_NAME, IntakeServicer
+from v2v_intake.adapters import grpc_api
 from v2v_intake.adapters.http_api import create_http_app
 from v2v_intake.adapters.key_store import InMemoryKeyStore, PostgresKeyStore, SqliteKeyStore
 from v2v_intake.adapters.manufacturing_client import GrpcManufacturingSlots
-from v2v_intake.application import IntakeApplication, IntakeDependencies, utc_now
+from v2v_intake.application import IntakeApplication
 from v2v_intake.ports import KeyStore, ManufacturingSlots
-from v2v_intake.registers import IntakeRegisters
+from v2v_intake.relay_spec import RELAY_SPEC
 from v2v_intake.settings import IntakeSettings
+from v2v_intake.unpublished_records import IntakeUnpublishedRecords
 from v2v_platform.auth import SiteTlsFiles
-from v2v_platform.grpc_service import RunningServer, build_server
 from v2v_platform.http_api import SiteTokenVerifier
+from v2v_platform.service_application import utc_now
+from v2v_platform.service_runtime import RuntimeService
 
 
 @dataclass
-class IntakeService:
+class IntakeService(RuntimeService):
+    context = "intake"
+    relay_spec = RELAY_SPEC
+    api = grpc_api
     settings: IntakeSettings
     app: IntakeApplication
-    registers: IntakeRegisters
-    http: FastAPI
-    servicer: IntakeServicer
+    unpublished: IntakeUnpublishedRecords
+    http_app: FastAPI
     closers: list[Callable[[], None]] = field(default_factory=list)
+    """What bootstrap opened besides the applications (key store, manufacturing channel)."""
 
-    def serve_grpc(self, address: str | None = None) -> RunningServer:
-        return build_server(
-            tls=SiteTlsFiles.for_site(self.settings.pki_dir, self.settings.site_id),
-            required_roles=REQUIRED_ROLES,
-            register=lambda server: pb_grpc.add_IntakeServiceServicer_to_server(
-                self.servicer, server
-            ),
-            service_names=[SERVICE_NAME],
-            address=address or self.settings.grpc_address,
-        )
-
-    def close(self) -> None:
+    def stop(self) -> None:
+        self.runtime.stop()
+        self.app.close()
+        self.unpublished.close()
         for close in reversed(self.closers):
             close()
 
 
-def key_store_for(settings: IntakeSettings) -> Any:
+def key_store_for(settings: IntakeSettings) -> PostgresKeyStore | SqliteKeyStore | InMemoryKeyStore:
     if settings.postgres_dsn:
         return PostgresKeyStore(settings.postgres_dsn)
     if settings.sqlite_path:
@@ -73,14 +72,18 @@ def bootstrap(
         closers.append(client.close)
         manufacturing = client
     if keys is None:
-        keys = key_store_for(settings)
-        closers.append(getattr(keys, "close", lambda: None))
-    registers = IntakeRegisters(env=settings.registers_env())
-    closers.append(registers.close)
-    deps = IntakeDependencies(registers, keys, manufacturing, settings.fin, settings.site_id, clock)
-    app = IntakeApplication(env=settings.event_store.eventsourcing_env(), dependencies=deps)
-    closers.append(app.close)
-    verifier = SiteTokenVerifier(settings.pki_dir / "ca.crt")
-    return IntakeService(
-        settings, app, registers, create_http_app(app, verifier), IntakeServicer(app), closers
+        store = key_store_for(settings)
+        closers.append(store.close)
+        keys = store
+    unpublished = IntakeUnpublishedRecords(env=settings.registers_env())
+    app = IntakeApplication(
+        env=settings.event_store.eventsourcing_env(),
+        site_id=settings.site_id,
+        unpublished=unpublished,
+        clock=clock,
+        fin=settings.fin,
+        keys=keys,
+        manufacturing=manufacturing,
     )
+    verifier = SiteTokenVerifier(settings.pki_dir / "ca.crt")
+    return IntakeService(settings, app, unpublished, create_http_app(app, verifier), closers)

@@ -1,14 +1,19 @@
-"""Intake settings from V2V_* environment variables."""
+"""Intake settings from V2V_* environment variables.
+
+Intake applies no protocol rule of `ProtocolRules`: packaging records when a unit's stability
+window starts (collection end, or freeze time), and the services downstream apply the
+window's length; temperatures at packaging are checked against the conditions' definitions.
+"""
 
 from __future__ import annotations
 
 from pydantic import field_validator
 
-from v2v_platform.config import SiteServiceSettings
+from v2v_platform.config import PublishingServiceSettings
 from v2v_platform.ids.coi import CoiIssuer
 
 
-class IntakeSettings(SiteServiceSettings):
+class IntakeSettings(PublishingServiceSettings):
     fin: str
     manufacturing_target: str
     manufacturing_timeout_s: float = 5.0

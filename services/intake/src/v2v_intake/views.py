@@ -11,14 +11,6 @@ from v2v_intake.domain.values import BookedSlot, PersonalDetails
 
 
 @dataclass(frozen=True)
-class Reader:
-    """Who is reading: their site, and whether they read as an auditor."""
-
-    site_id: str
-    is_auditor: bool = False
-
-
-@dataclass(frozen=True)
 class CollectionInput:
     started_at: datetime
     ended_at: datetime

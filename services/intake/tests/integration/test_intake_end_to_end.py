@@ -110,7 +110,7 @@ def settings(
 def service(settings: IntakeSettings) -> Iterator[IntakeService]:
     service = bootstrap(settings)
     yield service
-    service.close()
+    service.stop()
 
 
 def _ts(moment: datetime) -> Timestamp:
@@ -166,7 +166,7 @@ def drive_grpc_until_labelled(stub: Any) -> tuple[str, str]:
 
 
 def verify_over_http(service: IntakeService, pki: Path, coi: str, din: str) -> None:
-    client = TestClient(service.http, raise_server_exceptions=False)
+    client = TestClient(service.http_app, raise_server_exceptions=False)
     headers = {"Authorization": f"Bearer {issue_site_token(pki, 'HOSP-A')}"}
     url = f"/v1/therapies/{coi}/units/{din}/scans"
     first = {"user_id": "u-1", "printed_name": "Ada Example"}
@@ -201,7 +201,7 @@ def publish(settings: IntakeSettings, pki: Path) -> int:
 def test_intake_events_reach_kafka_signed_and_chained(
     service: IntakeService, settings: IntakeSettings, pki: Path
 ) -> None:
-    running = service.serve_grpc("127.0.0.1:0")
+    running = service.start_grpc("127.0.0.1:0")
     try:
         channel = secure_channel(
             f"127.0.0.1:{running.port}", channel_credentials(SiteTlsFiles.for_site(pki, "HOSP-A"))

@@ -10,10 +10,19 @@ import pytest
 
 from v2v_intake.adapters.payloads import TRANSLATOR
 from v2v_intake.domain.values import PersonalDetails
-from v2v_intake.testing import DETAILS, FIN, Intake, build_intake, enrolled, operator, stored_events
-from v2v_intake.views import Reader
+from v2v_platform.auth import Role
 from v2v_platform.errors import Forbidden, InvalidInput, NotFound, Refused
 from v2v_platform.ids import Coi
+from v2v_testkit.intake import (
+    DETAILS,
+    FIN,
+    Intake,
+    build_intake,
+    enrolled,
+    operator,
+    reader,
+    stored_events,
+)
 
 
 def test_enrolment_issues_a_ds040_coi_with_the_fin_and_year() -> None:
@@ -21,7 +30,7 @@ def test_enrolment_issues_a_ds040_coi_with_the_fin_and_year() -> None:
     coi = enrolled(intake)
     assert coi == f"CH{FIN}25000001"
     assert Coi.parse(coi).value == coi
-    view = intake.app.get_patient(coi, Reader("HOSP-A"))
+    view = intake.app.get_patient(coi, reader("HOSP-A"))
     assert (view.patient_pseudonym, view.enrolling_site_id) == ("PSN-0001", "HOSP-A")
     assert view.personal_details == DETAILS
 
@@ -65,7 +74,7 @@ def test_concurrent_enrolments_of_one_pseudonym_succeed_once() -> None:
 
 def test_an_interrupted_enrolment_is_completed_with_its_reserved_coi() -> None:
     intake = build_intake()
-    intake.registers.claim_pseudonym("PSN-CRASH", lambda: "CHA123425000777")
+    intake.unpublished.claim_pseudonym("PSN-CRASH", lambda: "CHA123425000777")
     assert enrolled(intake, "PSN-CRASH") == "CHA123425000777"
 
 
@@ -105,14 +114,14 @@ def test_another_site_cannot_command_this_intake() -> None:
 def test_reads_by_site_and_role() -> None:
     intake = build_intake()
     coi = intake.app.enrol_patient("PSN-1", DETAILS, "HOSP-T", operator())
-    assert intake.app.get_patient(coi, Reader("HOSP-T")).personal_details is None
-    assert intake.app.get_patient(coi, Reader("AUDIT-X", is_auditor=True)).personal_details is None
+    assert intake.app.get_patient(coi, reader("HOSP-T")).personal_details is None
+    assert intake.app.get_patient(coi, reader("AUDIT-X", Role.AUDITOR)).personal_details is None
     with pytest.raises(Forbidden):
-        intake.app.get_patient(coi, Reader("HOSP-C"))
+        intake.app.get_patient(coi, reader("HOSP-C"))
     with pytest.raises(NotFound):
-        intake.app.get_patient("CHA123425999999", Reader("HOSP-A"))
+        intake.app.get_patient("CHA123425999999", reader("HOSP-A"))
     with pytest.raises(InvalidInput):
-        intake.app.get_patient("not-a-coi", Reader("HOSP-A"))
+        intake.app.get_patient("not-a-coi", reader("HOSP-A"))
 
 
 def _stored_bytes(intake: Intake) -> bytes:
@@ -140,7 +149,7 @@ def test_erasure_shreds_the_key_and_keeps_every_event() -> None:
     assert [n.state for n in after[: len(before)]] == [n.state for n in before]
     assert type(stored_events(intake)[-1]).__name__ == "PersonalDetailsErased"
     assert intake.keys.get(coi) is None
-    view = intake.app.get_patient(coi, Reader("HOSP-A"))
+    view = intake.app.get_patient(coi, reader("HOSP-A"))
     assert view.personal_details is None and view.personal_details_erased
 
 

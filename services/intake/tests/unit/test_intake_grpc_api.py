@@ -17,9 +17,9 @@ from v2v.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from v2v_intake.adapters.key_store import InMemoryKeyStore
 from v2v_intake.bootstrap import bootstrap
 from v2v_intake.settings import IntakeSettings
-from v2v_intake.testing import NOW, FakeSlots, FixedClock
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_testkit.intake import NOW, FakeSlots, FixedClock
 
 SITES = ["HOSP-A:collection", "HOSP-C:collection", "AUDIT-X:auditor", "GMP-B:manufacturing"]
 OPERATOR = common_pb2.Operator(user_id="u-1", printed_name="Ada Example")
@@ -41,10 +41,9 @@ def port(pki: Path) -> Iterator[int]:
     service = bootstrap(
         settings, manufacturing=FakeSlots(), keys=InMemoryKeyStore(), clock=FixedClock()
     )
-    running = service.serve_grpc("127.0.0.1:0")
+    running = service.start_grpc("127.0.0.1:0")
     yield running.port
-    running.stop(0)
-    service.close()
+    service.stop()
 
 
 def stub(pki: Path, port: int, site: str) -> Any:

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from v2v_intake.adapters.key_store import InMemoryKeyStore
 from v2v_intake.bootstrap import bootstrap
 from v2v_intake.settings import IntakeSettings
-from v2v_intake.testing import NOW, FakeSlots, FixedClock
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
+from v2v_testkit.intake import NOW, FakeSlots, FixedClock
 
 OPERATOR = {"user_id": "u-1", "printed_name": "Ada Example"}
 SECOND = {"user_id": "u-2", "printed_name": "Ben Example"}
@@ -35,7 +35,7 @@ def client(pki: Path) -> TestClient:
     service = bootstrap(
         settings, manufacturing=FakeSlots(), keys=InMemoryKeyStore(), clock=FixedClock()
     )
-    return TestClient(service.http, raise_server_exceptions=False)
+    return TestClient(service.http_app, raise_server_exceptions=False)
 
 
 def auth(pki: Path, site: str = "HOSP-A") -> dict[str, str]:

@@ -6,22 +6,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from v2v_intake.testing import (
+from v2v_platform.errors import Conflict, InvalidInput, NotFound, Refused
+from v2v_platform.ids import Din
+from v2v_testkit.intake import (
     FIN,
     Intake,
     build_intake,
     collected,
     labelled,
     operator,
+    reader,
     stored_events,
 )
-from v2v_intake.views import Reader
-from v2v_platform.errors import Conflict, InvalidInput, NotFound, Refused
-from v2v_platform.ids import Din
 
 
 def _unit_status(intake: Intake, coi: str, din: str) -> str:
-    [unit] = [u for u in intake.app.get_patient(coi, Reader("HOSP-A")).units if u.din == din]
+    [unit] = [u for u in intake.app.get_patient(coi, reader("HOSP-A")).units if u.din == din]
     return unit.status
 
 
@@ -30,7 +30,7 @@ def test_labelling_issues_dins_of_the_fin_and_year_bound_to_the_coi() -> None:
     coi, dins = labelled(intake, count=3)
     assert dins == [f"{FIN}25{n:06d}00" for n in (1, 2, 3)]
     assert all(Din.parse(d).fin == FIN for d in dins)
-    units = intake.app.get_patient(coi, Reader("HOSP-A")).units
+    units = intake.app.get_patient(coi, reader("HOSP-A")).units
     assert [u.din for u in units] == dins and {u.status for u in units} == {"labelled"}
 
 

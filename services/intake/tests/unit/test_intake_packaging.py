@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from v2v_intake.testing import NOW, build_intake, labelled, operator, verified
-from v2v_intake.views import PackagingInput, Reader
+from v2v_intake.views import PackagingInput
 from v2v_platform.errors import InvalidInput, Refused
+from v2v_testkit.intake import NOW, build_intake, labelled, operator, reader, verified
 
 COLLECTION_END = NOW - timedelta(hours=2)
 
@@ -20,7 +20,7 @@ def test_fresh_packaging_starts_the_window_at_collection_end() -> None:
         coi, din, PackagingInput("fresh-cold", 4.0, "GMP-B"), operator()
     )
     assert window == COLLECTION_END
-    [unit] = intake.app.get_patient(coi, Reader("HOSP-A")).units
+    [unit] = intake.app.get_patient(coi, reader("HOSP-A")).units
     assert (unit.status, unit.condition, unit.manufacturing_site_id) == (
         "packaged",
         "fresh-cold",

@@ -10,10 +10,11 @@ from v2v.intake.events.v1 import events_pb2
 from v2v_intake.adapters.payloads import PAYLOAD_MAPPERS, TRANSLATOR
 from v2v_intake.domain.therapy import Therapy
 from v2v_intake.relay_spec import RELAY_SPEC
-from v2v_intake.testing import build_intake, operator, stored_events, verified
 from v2v_intake.views import PackagingInput
 from v2v_platform.envelope.headers import topic_for
+from v2v_platform.service_application import NotWired
 from v2v_testkit.golden import intake as golden
+from v2v_testkit.intake import NOW, POPO, build_intake, operator, stored_events, verified
 
 # Therapy.Created is the library's default creation event: never triggered (only enrol creates).
 THERAPY_EVENTS = [
@@ -44,6 +45,16 @@ def test_producer_matches_the_golden_vector(name: str) -> None:
 def test_the_relay_spec_publishes_intake_events() -> None:
     assert RELAY_SPEC.context == "intake"
     assert topic_for(RELAY_SPEC.context) == "v2v.intake.events.v1"
+
+
+def test_the_relay_builds_an_intake_that_cannot_command() -> None:
+    app = RELAY_SPEC.application(env=POPO)
+    with pytest.raises(NotWired, match="unpublished records"):
+        _ = app.unpublished
+    with pytest.raises(NotWired, match="key store"):
+        app.keys.destroy("CHA123425000001")
+    with pytest.raises(NotWired, match="manufacturing client"):
+        app.manufacturing.book("CHA123425000001", "GMP-B", NOW.date(), operator())
 
 
 def test_every_recorded_event_translates_with_who_where_why_and_trace() -> None:

@@ -7,9 +7,17 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from v2v_intake.testing import NOW, build_intake, collection, enrolled, operator, stored_events
-from v2v_intake.views import CollectionInput, Reader
+from v2v_intake.views import CollectionInput
 from v2v_platform.errors import InvalidInput, NotFound, Refused
+from v2v_testkit.intake import (
+    NOW,
+    build_intake,
+    collection,
+    enrolled,
+    operator,
+    reader,
+    stored_events,
+)
 
 
 def test_a_booked_slot_is_recorded() -> None:
@@ -18,7 +26,7 @@ def test_a_booked_slot_is_recorded() -> None:
     slot = intake.app.book_slot(coi, "GMP-B", date(2025, 3, 20), operator())
     assert slot == ("SLOT-GMP-B-1", "GMP-B", date(2025, 3, 20))
     assert intake.slots.booked == [(coi, "GMP-B", date(2025, 3, 20))]
-    assert intake.app.get_patient(coi, Reader("HOSP-A")).slots[0].slot_id == "SLOT-GMP-B-1"
+    assert intake.app.get_patient(coi, reader("HOSP-A")).slots[0].slot_id == "SLOT-GMP-B-1"
 
 
 def test_a_refused_booking_records_nothing() -> None:
@@ -27,7 +35,7 @@ def test_a_refused_booking_records_nothing() -> None:
     intake.slots.free = 0
     with pytest.raises(Refused, match="no free slot"):
         intake.app.book_slot(coi, "GMP-B", date(2025, 3, 20), operator())
-    assert intake.app.get_patient(coi, Reader("HOSP-A")).slots == ()
+    assert intake.app.get_patient(coi, reader("HOSP-A")).slots == ()
 
 
 def test_a_slot_in_the_past_is_refused() -> None:
@@ -65,7 +73,7 @@ def test_collections_record_site_times_volume_counts_and_operator() -> None:
     first = intake.app.record_collection(coi, collection(), operator("u-7"))
     second = intake.app.record_collection(coi, collection(hours_ago=1), operator("u-8"))
     assert (first, second) == (f"{coi}-A01", f"{coi}-A02")
-    recorded = intake.app.get_patient(coi, Reader("HOSP-A")).collections
+    recorded = intake.app.get_patient(coi, reader("HOSP-A")).collections
     assert recorded[0].collection_site_id == "HOSP-A"
     assert recorded[0].volume_ml == 212.5 and recorded[0].slot_id == "SLOT-GMP-B-1"
     assert stored_events(intake)[-1].actor["user_id"] == "u-8"
@@ -96,7 +104,7 @@ def test_implausible_collections_are_refused(bad: CollectionInput, message: str)
     intake.app.book_slot(coi, "GMP-B", date(2025, 3, 20), operator())
     with pytest.raises(InvalidInput, match=message):
         intake.app.record_collection(coi, bad, operator())
-    assert intake.app.get_patient(coi, Reader("HOSP-A")).collections == ()
+    assert intake.app.get_patient(coi, reader("HOSP-A")).collections == ()
 
 
 def test_times_are_utc_aware() -> None:

@@ -49,7 +49,6 @@ def golden_events() -> list[object]:
         total_nucleated_cells_e9=12.4,
         cd3_cells_e9=6.1,
         slot_id="",
-        now=NOW,
         by=FIRST,
     )
     din = issue_din("A1234", 25, 42)

@@ -1,7 +1,12 @@
-"""The intake gRPC API (v2v.intake.v1.IntakeService) over the intake application."""
+"""The intake gRPC API (v2v.intake.v1.IntakeService) over the intake application.
+
+The caller's site and roles come from its client certificate (`current_caller()`), never from
+request fields; reads are decided by the application from the caller's `Scope`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from v2v.common.v1.common_pb2 import Operator
@@ -9,7 +14,7 @@ from v2v.intake.v1 import intake_service_pb2 as pb
 from v2v.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from v2v_intake.application import IntakeApplication
 from v2v_intake.domain.values import PersonalDetails
-from v2v_intake.views import CollectionInput, PackagingInput, Reader, TherapyView
+from v2v_intake.views import CollectionInput, PackagingInput, TherapyView
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth import Role, current_caller
 from v2v_platform.grpc_service import translate_errors
@@ -22,6 +27,7 @@ from v2v_platform.proto_values import (
     required_time,
     timestamp,
 )
+from v2v_platform.scope import Scope
 
 SERVICE_NAME = "v2v.intake.v1.IntakeService"
 COMMANDS = (
@@ -117,9 +123,8 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
 
     @translate_errors
     def GetPatient(self, request: pb.GetPatientRequest, context: Any) -> Any:
-        caller = current_caller()
-        reader = Reader(caller.site_id, Role.AUDITOR in caller.roles)
-        return therapy_response(self._app.get_patient(request.coi, reader))
+        scope = Scope.of(current_caller())
+        return therapy_response(self._app.get_patient(request.coi, scope))
 
     @translate_errors
     def ErasePersonalDetails(self, request: pb.ErasePersonalDetailsRequest, context: Any) -> Any:
@@ -187,3 +192,13 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
         by = _by(request.operator)
         window = self._app.package_unit(request.coi, request.din, packaging, by)
         return pb.PackageUnitResponse(window_starts_at=timestamp(window))
+
+
+def register(app: IntakeApplication) -> Callable[[Any], None]:
+    """Adds the intake servicer over `app` to a gRPC server (`ServiceRuntime.start_grpc`)."""
+    servicer = IntakeServicer(app)
+
+    def add(server: Any) -> None:
+        pb_grpc.add_IntakeServiceServicer_to_server(servicer, server)
+
+    return add

@@ -13,11 +13,12 @@ from pydantic import BaseModel, Field
 
 from v2v_intake.application import IntakeApplication
 from v2v_intake.domain.values import PersonalDetails
-from v2v_intake.views import CollectionInput, PackagingInput, Reader, TherapyView
+from v2v_intake.views import CollectionInput, PackagingInput, TherapyView
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth import CallerIdentity, Role
 from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
 from v2v_platform.proto_values import attribution
+from v2v_platform.scope import Scope
 
 
 class OperatorBody(BaseModel):
@@ -102,7 +103,7 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
 
     @api.get("/v1/therapies/{coi}")
     def get_patient(coi: str, caller: Reading) -> TherapyView:
-        return app.get_patient(coi, Reader(caller.site_id, Role.AUDITOR in caller.roles))
+        return app.get_patient(coi, Scope.of(caller))
 
     @api.post("/v1/therapies/{coi}/erasure", status_code=204)
     def erase_personal_details(coi: str, body: EraseBody, caller: Collector) -> None:

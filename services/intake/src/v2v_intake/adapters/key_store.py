@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from v2v_intake.personal_data import new_key
+from v2v_intake.domain.personal_data import new_key
 
 
 class InMemoryKeyStore:
@@ -30,6 +30,9 @@ class InMemoryKeyStore:
     def destroy(self, coi: str) -> None:
         with self._lock:
             self._keys.pop(coi, None)
+
+    def close(self) -> None:
+        """Nothing to close (for the composition root, like the stores below)."""
 
 
 _SQLITE_SCHEMA = (

@@ -2,12 +2,14 @@
 
 Every event carries who/where/why (I7: ``actor``, ``site_id``, ``reason``, ``traceparent``)
 and the COI. Personal details exist only as ciphertext sealed with the COI's own key.
+Clinical times reach the aggregate as the application checked them (`when`: with a zone, not
+in the future).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -22,7 +24,6 @@ from v2v_platform.errors import InvalidInput, NotFound, Refused
 from v2v_platform.ids import Din
 
 THERAPY_NAMESPACE = UUID("5b0c1f4e-7a3d-5e2b-9c8f-1a2b3c4d5e6f")
-CLOCK_SKEW = timedelta(minutes=5)
 MAX_UNITS_PER_LABELLING = 20
 
 
@@ -233,13 +234,12 @@ class Therapy(Aggregate):
         total_nucleated_cells_e9: float,
         cd3_cells_e9: float,
         slot_id: str,
-        now: datetime,
         by: Attribution,
     ) -> str:
         self.check_open()
         slot = self.slot_for_collection(slot_id)
         check_collection_values(
-            started_at, ended_at, volume_ml, total_nucleated_cells_e9, cd3_cells_e9, now
+            started_at, ended_at, volume_ml, total_nucleated_cells_e9, cd3_cells_e9
         )
         collection_id = f"{self.coi}-A{len(self.collections) + 1:02d}"
         self._record(
@@ -344,7 +344,7 @@ class Therapy(Aggregate):
             )
         condition.check_temperature(temperature_c)
         collection = self.collections[unit.collection_id]
-        window_starts_at = stability_window_start(condition, collection, frozen_at, now)
+        window_starts_at = stability_window_start(condition, collection, frozen_at)
         self._record(
             self.UnitPackaged,
             by,
@@ -364,14 +364,9 @@ def check_collection_values(
     volume_ml: float,
     total_nucleated_cells_e9: float,
     cd3_cells_e9: float,
-    now: datetime,
 ) -> None:
-    if started_at.tzinfo is None or ended_at.tzinfo is None:
-        raise InvalidInput("collection start and end must carry a time zone (UTC)")
     if ended_at <= started_at:
         raise InvalidInput("collection end must be after its start")
-    if ended_at > now + CLOCK_SKEW:
-        raise InvalidInput("collection end is in the future")
     if not volume_ml > 0:
         raise InvalidInput(f"collection volume must be > 0 mL, got {volume_ml:g}")
     if total_nucleated_cells_e9 < 0 or cd3_cells_e9 < 0:
@@ -390,7 +385,7 @@ def check_packageable(unit: UnitRecord) -> None:
 
 
 def stability_window_start(
-    condition: Condition, collection: CollectionRecord, frozen_at: datetime | None, now: datetime
+    condition: Condition, collection: CollectionRecord, frozen_at: datetime | None
 ) -> datetime:
     """Fresh: the collection end. Cryopreserved: the freeze time given by the operator."""
     if condition.is_fresh:
@@ -399,10 +394,6 @@ def stability_window_start(
         return collection.ended_at
     if frozen_at is None:
         raise InvalidInput("a cryopreserved unit needs its freeze time")
-    if frozen_at.tzinfo is None:
-        raise InvalidInput("freeze time must carry a time zone (UTC)")
     if frozen_at < collection.ended_at:
         raise InvalidInput("freeze time is before the end of the collection")
-    if frozen_at > now + CLOCK_SKEW:
-        raise InvalidInput("freeze time is in the future")
     return frozen_at

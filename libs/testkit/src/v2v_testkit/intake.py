@@ -1,4 +1,5 @@
-"""Builders for intake tests: in-memory persistence and a fake of the manufacturing slot port."""
+"""Builders for intake tests: in-memory persistence, a fake of the manufacturing slot port,
+operators, readers and therapies at each step."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from v2v_intake.adapters.key_store import InMemoryKeyStore
-from v2v_intake.application import IntakeApplication, IntakeDependencies
+from v2v_intake.application import IntakeApplication
 from v2v_intake.domain.values import BookedSlot, PersonalDetails
-from v2v_intake.registers import IntakeRegisters
+from v2v_intake.unpublished_records import IntakeUnpublishedRecords
 from v2v_intake.views import CollectionInput
 from v2v_platform.attribution import Attribution
+from v2v_platform.auth import Role
 from v2v_platform.errors import Refused
+from v2v_platform.scope import Scope
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 SITE = "HOSP-A"
@@ -56,18 +59,31 @@ class Intake:
     keys: InMemoryKeyStore
     slots: FakeSlots
     clock: FixedClock
-    registers: IntakeRegisters
+    unpublished: IntakeUnpublishedRecords
 
 
 def build_intake(site_id: str = SITE) -> Intake:
     keys, slots, clock = InMemoryKeyStore(), FakeSlots(), FixedClock()
-    registers = IntakeRegisters(env=POPO)
-    deps = IntakeDependencies(registers, keys, slots, FIN, site_id, clock)
-    return Intake(IntakeApplication(env=POPO, dependencies=deps), keys, slots, clock, registers)
+    unpublished = IntakeUnpublishedRecords(env=POPO)
+    app = IntakeApplication(
+        env=POPO,
+        site_id=site_id,
+        unpublished=unpublished,
+        clock=clock,
+        fin=FIN,
+        keys=keys,
+        manufacturing=slots,
+    )
+    return Intake(app, keys, slots, clock, unpublished)
 
 
 def operator(user_id: str = "u-1", site_id: str = SITE, reason: str = "") -> Attribution:
     return Attribution(user_id, f"Operator {user_id}", "collection", site_id, reason)
+
+
+def reader(site_id: str = SITE, *roles: Role) -> Scope:
+    """A reading site (a collection site unless other roles are given)."""
+    return Scope(site_id, frozenset(roles or (Role.COLLECTION,)))
 
 
 def collection(slot_id: str = "", hours_ago: int = 2, volume_ml: float = 212.5) -> CollectionInput:
