@@ -1,4 +1,4 @@
-"""`python -m v2v_manufacturing`: gRPC + HTTP + outbox relay + intake-events consumer.
+"""`python -m v2v_manufacturing`: gRPC + HTTP + outbox relay + facts consumer (intake's events).
 
 Settings come from V2V_* variables (a missing one stops the process naming it); SIGTERM or
 SIGINT stops everything cleanly.
@@ -16,7 +16,7 @@ def main() -> None:
         "manufacturing",
         ManufacturingSettings,
         bootstrap,
-        ManufacturingService.start_intake_consumer,
+        ManufacturingService.start_facts_consumer,
     )
 
 

@@ -1,6 +1,6 @@
 """The composition root: `bootstrap(settings, **overrides)` wires the manufacturing service.
 
-Tests override parameters (clock, intake facts) and start only the parts they need.
+Tests override parameters (clock, facts) and start only the parts they need.
 """
 
 from __future__ import annotations
@@ -14,24 +14,21 @@ from typing import Any
 from fastapi import FastAPI
 
 from v2v_manufacturing.adapters import grpc_api
-from v2v_manufacturing.adapters.http_api import create_http_app
-from v2v_manufacturing.adapters.intake_projection import (
+from v2v_manufacturing.adapters.facts_projection import (
     CONSUMER_NAME,
-    IntakeProjection,
+    FactsProjection,
     create_tables,
     postgres_facts,
     sqlite_facts,
 )
-from v2v_manufacturing.application import (
-    IntakeFacts,
-    ManufacturingApplication,
-    NoIntakeFacts,
-    utc_now,
-)
-from v2v_manufacturing.registers import ManufacturingRegisters
+from v2v_manufacturing.adapters.http_api import create_http_app
+from v2v_manufacturing.application import ManufacturingApplication
+from v2v_manufacturing.ports import ManufacturingFacts, NoManufacturingFacts
 from v2v_manufacturing.relay_spec import RELAY_SPEC
 from v2v_manufacturing.settings import ManufacturingSettings
+from v2v_manufacturing.unpublished_records import ManufacturingUnpublishedRecords
 from v2v_platform.consumer import EnvelopeConsumer
+from v2v_platform.service_application import utc_now
 from v2v_platform.service_runtime import RuntimeService
 
 log = logging.getLogger("v2v.manufacturing")
@@ -44,14 +41,16 @@ class ManufacturingService(RuntimeService):
     api = grpc_api
     settings: ManufacturingSettings
     app: ManufacturingApplication
-    registers: ManufacturingRegisters
+    unpublished: ManufacturingUnpublishedRecords
     http_app: FastAPI
 
-    def start_intake_consumer(self, group_id: str | None = None) -> EnvelopeConsumer:
+    def start_facts_consumer(self, group_id: str | None = None) -> EnvelopeConsumer:
+        """Intake's events into the facts the application reads (`ports.ManufacturingFacts`);
+        named "intake" as before, so its consumer group and thread keep their names."""
         return self.start_projection(
             "intake",
             contexts=["intake"],
-            projection=IntakeProjection,
+            projection=FactsProjection,
             consumer_name=CONSUMER_NAME,
             sqlite_path=self.settings.facts_sqlite_path,
             create_tables=create_tables,
@@ -61,33 +60,33 @@ class ManufacturingService(RuntimeService):
     def stop(self) -> None:
         self.runtime.stop()
         self.app.close()
-        self.registers.close()
+        self.unpublished.close()
 
 
-def intake_facts_for(settings: ManufacturingSettings) -> IntakeFacts:
+def facts_for(settings: ManufacturingSettings) -> ManufacturingFacts:
     if settings.postgres_dsn:
         return postgres_facts(settings.postgres_dsn)
     if settings.facts_sqlite_path is not None:
         return sqlite_facts(settings.facts_sqlite_path)
-    return NoIntakeFacts()
+    return NoManufacturingFacts()
 
 
 def bootstrap(
     settings: ManufacturingSettings,
     *,
-    intake_facts: IntakeFacts | None = None,
+    facts: ManufacturingFacts | None = None,
     clock: Callable[[], datetime] = utc_now,
     **application_overrides: Any,
 ) -> ManufacturingService:
-    registers = ManufacturingRegisters(env=settings.registers_env())
+    unpublished = ManufacturingUnpublishedRecords(env=settings.registers_env())
     app = ManufacturingApplication(
         env=settings.event_store.eventsourcing_env(),
-        registers=registers,
         site_id=settings.site_id,
-        intake_facts=intake_facts or intake_facts_for(settings),
+        unpublished=unpublished,
+        facts=facts or facts_for(settings),
         clock=clock,
         fin=settings.fin,
-        fresh_window=settings.fresh_window,
+        rules=settings.protocol_rules(),
         **application_overrides,
     )
-    return ManufacturingService(settings, app, registers, create_http_app(app, settings.pki_dir))
+    return ManufacturingService(settings, app, unpublished, create_http_app(app, settings.pki_dir))

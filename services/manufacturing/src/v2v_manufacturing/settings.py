@@ -1,21 +1,24 @@
-"""The manufacturing service's settings (environment variables V2V_*)."""
+"""The manufacturing service's settings (environment variables V2V_*).
+
+The protocol rules it applies (the fresh apheresis window, V2V_FRESH_APHERESIS_WINDOW_HOURS)
+come from `ProtocolRulesSettings`: `protocol_rules()` is what the application gets.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 from pydantic import field_validator
 
-from v2v_platform.config import PublishingServiceSettings, WindowHours
+from v2v_platform.config import PublishingServiceSettings
 from v2v_platform.ids import issue_din
+from v2v_platform.protocol_rules import ProtocolRulesSettings
 
 
-class ManufacturingSettings(PublishingServiceSettings):
+class ManufacturingSettings(PublishingServiceSettings, ProtocolRulesSettings):
     fin: str
     grpc_address: str = "127.0.0.1:50062"
     http_port: int = 8062
-    fresh_window_hours: WindowHours = 48
 
     @field_validator("fin")
     @classmethod
@@ -24,9 +27,6 @@ class ManufacturingSettings(PublishingServiceSettings):
         return value
 
     @property
-    def fresh_window(self) -> timedelta:
-        return timedelta(hours=self.fresh_window_hours)
-
-    @property
     def facts_sqlite_path(self) -> Path | None:
+        """The projection of intake's events (its file name kept from before the rename)."""
         return self.side_sqlite_path("intake-facts")

@@ -1,6 +1,6 @@
 """Manufacturing on PostgreSQL + Kafka: intake's events projected, a batch with lineage through
 gRPC (mTLS) and HTTP, and the manufacturing events published as verifiable signed chains, each
-keyed by its valid COI; the internal registers in their own tables of the same database.
+keyed by its valid COI; the unpublished records in their own tables of the same database.
 
 Intake is not under test: signed intake-like envelopes are produced onto its topic directly.
 """
@@ -27,7 +27,6 @@ from v2v.manufacturing.v1 import manufacturing_service_pb2_grpc as pb_grpc
 from v2v_manufacturing.bootstrap import ManufacturingService, bootstrap
 from v2v_manufacturing.domain.receipt import UnattributableScan
 from v2v_manufacturing.settings import ManufacturingSettings
-from v2v_manufacturing.testing import build_app, check_concurrent_bookings_never_overbook
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
@@ -39,6 +38,7 @@ from v2v_platform.ids import Coi, issue_coi, issue_din
 from v2v_platform.proto_values import timestamp
 from v2v_platform.testing.infra import PostgresDatabase
 from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
+from v2v_testkit.manufacturing import build_app, check_concurrent_bookings_never_overbook
 
 GMP, HOSPITAL = "GMP-B", "HOSP-A"
 FIRST_DAY = date(2026, 1, 1)
@@ -75,7 +75,7 @@ def service(
     running = bootstrap(settings)
     running.start_grpc("127.0.0.1:0")
     running.start_relay()
-    running.start_intake_consumer(group_id=f"mfg-it-{random.getrandbits(32):08x}")
+    running.start_facts_consumer(group_id=f"mfg-it-{random.getrandbits(32):08x}")
     yield running
     running.stop()
 
@@ -168,7 +168,7 @@ def test_batch_with_lineage_from_intake_events(
                 ),
             )
         stand_in.close()
-        facts = service.app.intake_facts
+        facts = service.app.facts
         eventually(lambda: facts.packaged_unit(dins[1][:13]), "intake's events to be projected")
 
         wrong = pb.ReceiveUnitRequest(operator=OPERATOR, scanned_din=dins[0], scanned_coi="")
@@ -268,12 +268,12 @@ def test_batch_with_lineage_from_intake_events(
     [mismatch] = [e for e in envelopes if e.event_type.endswith("UnitReceiptMismatchRecorded")]
     assert mismatch.coi == coi  # the known unit's chain, though the scanned COI was blank
 
-    # the registers: own tables in the same database, never published
-    registers = service.registers
+    # the unpublished records: own tables in the same database, never published
+    unpublished = service.unpublished
     scans = [
         e
         for e in map(
-            registers.mapper.to_domain_event, registers.recorder.select_notifications(1, 100)
+            unpublished.mapper.to_domain_event, unpublished.recorder.select_notifications(1, 100)
         )
         if isinstance(e, UnattributableScan.Recorded)
     ]
@@ -297,9 +297,9 @@ def test_concurrent_bookings_never_overbook_on_postgres(
 ) -> None:
     """The unit test's race, on PostgreSQL: the calendar's optimistic concurrency holds."""
     env = EventStoreSettings(postgres_dsn=postgres_database.dsn).eventsourcing_env()
-    app = build_app(env=env, registers_env=env)
+    app = build_app(env=env, unpublished_env=env)
     try:
         check_concurrent_bookings_never_overbook(app)
     finally:
         app.close()
-        app.registers.close()
+        app.unpublished.close()

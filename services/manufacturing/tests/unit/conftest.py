@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from v2v_manufacturing.application import ManufacturingApplication
-from v2v_manufacturing.testing import Clock, InMemoryIntakeFacts, build_app
+from v2v_testkit.manufacturing import Clock, InMemoryManufacturingFacts, build_app
 
 
 @pytest.fixture
@@ -16,13 +16,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def facts() -> InMemoryIntakeFacts:
-    return InMemoryIntakeFacts()
+def facts() -> InMemoryManufacturingFacts:
+    return InMemoryManufacturingFacts()
 
 
 @pytest.fixture
-def app(clock: Clock, facts: InMemoryIntakeFacts) -> Iterator[ManufacturingApplication]:
+def app(clock: Clock, facts: InMemoryManufacturingFacts) -> Iterator[ManufacturingApplication]:
     application = build_app(facts, clock)
     yield application
     application.close()
-    application.registers.close()
+    application.unpublished.close()

@@ -14,30 +14,32 @@ from v2v_manufacturing.domain.values import (
     QcResult,
     StepKind,
 )
-from v2v_manufacturing.testing import (
-    COI,
-    FIN,
-    OTHER_COI,
-    OTHER_GMP,
-    Clock,
-    InMemoryIntakeFacts,
-    apheresis_din,
-    build_app,
-    operator,
-    receive,
-)
 from v2v_platform.attribution import SignatureManifestation, WindowOverride
 from v2v_platform.auth.identity import CallerIdentity, Role
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import Forbidden, InvalidInput, Refused
 from v2v_platform.ids import Din
+from v2v_platform.protocol_rules import DEFAULT_RULES
+from v2v_platform.scope import Scope
+from v2v_testkit.manufacturing import (
+    COI,
+    FIN,
+    OTHER_COI,
+    OTHER_GMP,
+    Clock,
+    InMemoryManufacturingFacts,
+    apheresis_din,
+    build_app,
+    operator,
+    receive,
+)
 
 APPROVAL = SignatureManifestation(
     "u-qp", "Dr. Quinn Person", "approval", datetime(2025, 6, 3, 12, tzinfo=UTC)
 )
 OVERRIDE = WindowOverride("patient cannot wait; cells checked viable", APPROVAL)
 PRODIGY = ProcessStep(StepKind.SELECTION, "CliniMACS Prodigy", "PRD-0042", ("CD4/CD8-L1",))
-MANUFACTURER = CallerIdentity("GMP-B", frozenset({Role.MANUFACTURING}))
+MANUFACTURER = Scope.of(CallerIdentity("GMP-B", frozenset({Role.MANUFACTURING})))
 
 
 def events_of(app: ManufacturingApplication, kind: type) -> list:  # type: ignore[type-arg]
@@ -50,17 +52,20 @@ def start(app: ManufacturingApplication, *dins: str) -> str:
 
 
 def test_batch_from_units_of_one_coi(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     dins = [receive(app, facts, 1), receive(app, facts, 2)]
     view = app.start_batch(dins, None, operator())
     assert (view.coi, view.input_dins, view.status) == (COI, dins, "running")
     [started] = events_of(app, Batch.Started)
     assert started.fresh_window_hours == 48 and not started.window_overridden
+    assert started.protocol_rules == "v1"  # the built-in rules, unchanged
     assert started.signature_meaning == "" and started.override_signature is None
 
 
-def test_mixed_cois_are_refused(app: ManufacturingApplication, facts: InMemoryIntakeFacts) -> None:
+def test_mixed_cois_are_refused(
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
+) -> None:
     mine, theirs = receive(app, facts, 1), receive(app, facts, 2, coi=OTHER_COI)
     with pytest.raises(Refused, match="different COIs"):
         start(app, mine, theirs)
@@ -69,7 +74,7 @@ def test_mixed_cois_are_refused(app: ManufacturingApplication, facts: InMemoryIn
 
 
 def test_unreceived_or_listed_twice_inputs_are_refused(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     din = receive(app, facts, 1)
     with pytest.raises(Refused, match="not been received"):
@@ -83,7 +88,7 @@ def test_unreceived_or_listed_twice_inputs_are_refused(
 
 
 def test_unit_feeds_one_batch_only(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     din = receive(app, facts, 1)
     start(app, din)
@@ -92,7 +97,7 @@ def test_unit_feeds_one_batch_only(
 
 
 def test_unit_received_elsewhere_cannot_start_a_batch_here(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     din = receive(app, facts, 1)
     with pytest.raises(Forbidden):
@@ -100,7 +105,7 @@ def test_unit_received_elsewhere_cannot_start_a_batch_here(
 
 
 def test_fresh_input_past_48h_is_refused(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts, clock: Clock
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts, clock: Clock
 ) -> None:
     din = receive(app, facts, 1)
     clock.advance(hours=28, seconds=1)  # 48 h + 1 s after collection end
@@ -110,7 +115,7 @@ def test_fresh_input_past_48h_is_refused(
 
 
 def test_fresh_input_exactly_at_48h_is_accepted(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts, clock: Clock
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts, clock: Clock
 ) -> None:
     din = receive(app, facts, 1)
     clock.advance(hours=28)
@@ -118,7 +123,7 @@ def test_fresh_input_exactly_at_48h_is_accepted(
 
 
 def test_late_fresh_input_with_signed_override_is_recorded(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts, clock: Clock
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts, clock: Clock
 ) -> None:
     din = receive(app, facts, 1, condition=Condition.FRESH_AMBIENT)
     clock.advance(hours=40)
@@ -138,27 +143,32 @@ def test_override_needs_reason_and_approval_signature() -> None:
 
 
 def test_cryo_input_has_no_48h_rule(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts, clock: Clock
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts, clock: Clock
 ) -> None:
     din = receive(app, facts, 1, condition=Condition.CRYO)
     clock.advance(days=60)
     start(app, din)
 
 
-def test_window_is_configurable_and_recorded(facts: InMemoryIntakeFacts, clock: Clock) -> None:
+def test_window_is_configurable_and_recorded(
+    facts: InMemoryManufacturingFacts, clock: Clock
+) -> None:
+    from dataclasses import replace
     from datetime import timedelta
 
-    app = build_app(facts, clock, fresh_window=timedelta(hours=24))
+    rules = replace(DEFAULT_RULES, fresh_apheresis=timedelta(hours=24))
+    app = build_app(facts, clock, rules=rules)
     din = receive(app, facts, 1)
     clock.advance(hours=5)  # 25 h
     with pytest.raises(Refused, match="24 h window"):
         start(app, din)
     app.start_batch([din], OVERRIDE, operator())
     assert events_of(app, Batch.Started)[0].fresh_window_hours == 24
+    assert events_of(app, Batch.Started)[0].protocol_rules == rules.tag != "v1"
 
 
 def test_steps_qc_and_harvest_with_lineage(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     dins = [receive(app, facts, 1), receive(app, facts, 2)]
     batch_id = start(app, *dins)
@@ -191,7 +201,7 @@ def test_steps_qc_and_harvest_with_lineage(
 
 
 def test_product_dins_never_repeat_across_batches(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     first = app.harvest(start(app, receive(app, facts, 1)), 2, Condition.FRESH_COLD, operator())
     second_cycle = start(app, receive(app, facts, 2))  # a second batch for the same COI
@@ -201,25 +211,25 @@ def test_product_dins_never_repeat_across_batches(
 
 
 def test_product_din_sequence_is_internal_and_published_only_as_the_batch_products(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     batch_id = start(app, receive(app, facts, 1))
     products = app.harvest(batch_id, 2, Condition.CRYO, operator())
     assert not events_of(app, ProductDinSequence.DinsReserved)  # not in the outbox
-    registered = app.registers.recorder.select_notifications(1, 100)
-    reserved = [app.registers.mapper.to_domain_event(n) for n in registered]
+    registered = app.unpublished.recorder.select_notifications(1, 100)
+    reserved = [app.unpublished.mapper.to_domain_event(n) for n in registered]
     [reservation] = [e for e in reserved if isinstance(e, ProductDinSequence.DinsReserved)]
     assert (reservation.batch_id, reservation.batch_coi, reservation.count) == (batch_id, COI, 2)
     assert events_of(app, Batch.ProductUnitsCreated)[0].product_dins == products
 
 
 def test_retried_harvest_gets_the_same_dins(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts, clock: Clock
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts, clock: Clock
 ) -> None:
     """A crash after the DINs were reserved, before the batch was saved: no DIN is lost."""
     batch_id = start(app, receive(app, facts, 1))
     by = operator()
-    reserved = app.registers.reserve_product_dins(FIN, clock.now.year % 100, 2, batch_id, COI, by)
+    reserved = app.unpublished.reserve_product_dins(FIN, clock.now.year % 100, 2, batch_id, COI, by)
     assert not events_of(app, Batch.ProductUnitsCreated)  # "crashed" here
     products = app.harvest(batch_id, 2, Condition.CRYO, by)
     assert products == [str(din) for din in reserved]
@@ -228,28 +238,28 @@ def test_retried_harvest_gets_the_same_dins(
 
 
 def test_retried_harvest_with_another_count_gets_new_dins(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts, clock: Clock
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts, clock: Clock
 ) -> None:
     batch_id = start(app, receive(app, facts, 1))
     year = clock.now.year % 100
-    reserved = app.registers.reserve_product_dins(FIN, year, 2, batch_id, COI, operator())
+    reserved = app.unpublished.reserve_product_dins(FIN, year, 2, batch_id, COI, operator())
     products = app.harvest(batch_id, 3, Condition.CRYO, operator())
     assert len(products) == 3 and not set(products) & {str(d) for d in reserved}
 
 
 def test_din_sequence_survives_snapshots(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     by = operator()
     issued = {
         str(din)
         for n in range(130)  # past the snapshotting interval (100)
-        for din in app.registers.reserve_product_dins(FIN, 25, 1, f"batch-{n}", COI, by)
+        for din in app.unpublished.reserve_product_dins(FIN, 25, 1, f"batch-{n}", COI, by)
     }
     assert len(issued) == 130
-    again = app.registers.reserve_product_dins(FIN, 25, 1, "batch-7", COI, by)
+    again = app.unpublished.reserve_product_dins(FIN, 25, 1, "batch-7", COI, by)
     assert str(again[0]) in issued  # remembered across the snapshot
-    [next_din] = app.registers.reserve_product_dins(FIN, 25, 1, "batch-new", COI, by)
+    [next_din] = app.unpublished.reserve_product_dins(FIN, 25, 1, "batch-new", COI, by)
     assert str(next_din) not in issued and Din.parse(str(next_din)).sequence == "000131"
 
 
@@ -263,7 +273,7 @@ def test_transduction_needs_vector_lot_and_devices_are_required() -> None:
 
 
 def test_failed_batch_accepts_nothing_more(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     batch_id = start(app, receive(app, facts, 1))
     with pytest.raises(InvalidInput, match="reason"):
@@ -280,7 +290,7 @@ def test_failed_batch_accepts_nothing_more(
 
 
 def test_harvested_batch_accepts_nothing_more(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     batch_id = start(app, receive(app, facts, 1))
     app.harvest(batch_id, 1, Condition.FRESH_COLD, operator())
@@ -291,7 +301,7 @@ def test_harvested_batch_accepts_nothing_more(
 
 
 def test_harvest_count_must_be_sensible(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     batch_id = start(app, receive(app, facts, 1))
     for count in (0, 21):
@@ -300,7 +310,7 @@ def test_harvest_count_must_be_sensible(
 
 
 def test_only_the_batch_site_changes_it_and_reads_it(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     batch_id = start(app, receive(app, facts, 1))
     with pytest.raises(Forbidden):
@@ -308,8 +318,8 @@ def test_only_the_batch_site_changes_it_and_reads_it(
     with pytest.raises(Forbidden):
         app.harvest(batch_id, 1, Condition.CRYO, operator(OTHER_GMP))
     with pytest.raises(Forbidden):
-        app.batch(batch_id, CallerIdentity(OTHER_GMP, frozenset({Role.MANUFACTURING})))
-    auditor = CallerIdentity("AUDIT-1", frozenset({Role.AUDITOR}))
+        app.batch(batch_id, Scope.of(CallerIdentity(OTHER_GMP, frozenset({Role.MANUFACTURING}))))
+    auditor = Scope.of(CallerIdentity("AUDIT-1", frozenset({Role.AUDITOR})))
     assert app.batch(batch_id, auditor).batch_id == batch_id
 
 
@@ -322,7 +332,7 @@ def test_unknown_or_malformed_batch(app: ManufacturingApplication) -> None:
         app.batch("00000000-0000-4000-8000-000000000000", MANUFACTURER)
 
 
-def test_harvest_needs_a_configured_fin(facts: InMemoryIntakeFacts, clock: Clock) -> None:
+def test_harvest_needs_a_configured_fin(facts: InMemoryManufacturingFacts, clock: Clock) -> None:
     app = build_app(facts, clock, fin="")
     batch_id = start(app, receive(app, facts, 1))
     with pytest.raises(Refused, match="V2V_FIN"):

@@ -16,7 +16,11 @@ from v2v.manufacturing.v1 import manufacturing_service_pb2 as pb
 from v2v.manufacturing.v1 import manufacturing_service_pb2_grpc as pb_grpc
 from v2v_manufacturing.bootstrap import ManufacturingService, bootstrap
 from v2v_manufacturing.settings import ManufacturingSettings
-from v2v_manufacturing.testing import (
+from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
+from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.auth.tokens import issue_site_token
+from v2v_platform.conditions import Condition as ConditionKernel
+from v2v_testkit.manufacturing import (
     COI,
     DAY,
     FIN,
@@ -24,13 +28,9 @@ from v2v_manufacturing.testing import (
     HOSPITAL,
     OTHER_COI,
     Clock,
-    InMemoryIntakeFacts,
+    InMemoryManufacturingFacts,
     apheresis_din,
 )
-from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
-from v2v_platform.auth.pki import init_pki, parse_site_spec
-from v2v_platform.auth.tokens import issue_site_token
-from v2v_platform.conditions import Condition as ConditionKernel
 
 SITES = [f"{HOSPITAL}:collection", f"{GMP}:manufacturing", "AUDIT-1:auditor"]
 OPERATOR = Operator(user_id="u-op", printed_name="Grace Operator")
@@ -44,12 +44,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def service(pki: Path) -> Iterator[tuple[ManufacturingService, InMemoryIntakeFacts]]:
-    facts = InMemoryIntakeFacts()
+def service(pki: Path) -> Iterator[tuple[ManufacturingService, InMemoryManufacturingFacts]]:
+    facts = InMemoryManufacturingFacts()
     settings = ManufacturingSettings(
         site_id=GMP, fin=FIN, pki_dir=pki, postgres_dsn=None, sqlite_path=None
     )
-    running = bootstrap(settings, intake_facts=facts, clock=Clock())
+    running = bootstrap(settings, facts=facts, clock=Clock())
     running.start_grpc("127.0.0.1:0")
     yield running, facts
     running.stop()
@@ -70,7 +70,7 @@ def status_of(call: Any, request: Any) -> Any:
 
 
 def test_grpc_batch_with_lineage_and_refusals(
-    pki: Path, service: tuple[ManufacturingService, InMemoryIntakeFacts]
+    pki: Path, service: tuple[ManufacturingService, InMemoryManufacturingFacts]
 ) -> None:
     running, facts = service
     gmp, gmp_channel = stub(pki, running, GMP)
@@ -157,7 +157,7 @@ def test_grpc_batch_with_lineage_and_refusals(
 
 
 def test_grpc_missing_operator_is_invalid(
-    pki: Path, service: tuple[ManufacturingService, InMemoryIntakeFacts]
+    pki: Path, service: tuple[ManufacturingService, InMemoryManufacturingFacts]
 ) -> None:
     running, _ = service
     gmp, channel = stub(pki, running, GMP)
@@ -171,7 +171,7 @@ def auth(pki: Path, site: str) -> dict[str, str]:
 
 
 def test_http_commands_errors_and_openapi(
-    pki: Path, service: tuple[ManufacturingService, InMemoryIntakeFacts]
+    pki: Path, service: tuple[ManufacturingService, InMemoryManufacturingFacts]
 ) -> None:
     running, facts = service
     client = TestClient(running.http_app, raise_server_exceptions=False)
@@ -219,7 +219,7 @@ def test_http_commands_errors_and_openapi(
 
 
 def test_http_spells_conditions_like_every_service(
-    pki: Path, service: tuple[ManufacturingService, InMemoryIntakeFacts]
+    pki: Path, service: tuple[ManufacturingService, InMemoryManufacturingFacts]
 ) -> None:
     """fresh-cold, fresh-ambient, cryo: the shared conditions kernel (v2v_platform.conditions)."""
     running, facts = service

@@ -4,6 +4,7 @@ COI (its Kafka key) and matches its golden vector; internal events are never pub
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -11,7 +12,7 @@ from google.protobuf import json_format
 
 import v2v_manufacturing.domain
 from v2v.manufacturing.events.v1 import events_pb2
-from v2v_manufacturing.adapters.payloads import PAYLOAD_MAPPERS
+from v2v_manufacturing.adapters.payloads import PAYLOAD_MAPPERS, batch_started
 from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.batch import Batch
 from v2v_manufacturing.domain.calendar import SlotCalendar
@@ -24,17 +25,6 @@ from v2v_manufacturing.domain.values import (
     StepKind,
 )
 from v2v_manufacturing.relay_spec import RELAY_SPEC
-from v2v_manufacturing.testing import (
-    COI,
-    DAY,
-    GMP,
-    HOSPITAL,
-    Clock,
-    InMemoryIntakeFacts,
-    apheresis_din,
-    operator,
-    receive,
-)
 from v2v_platform.attribution import SignatureManifestation, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import (
@@ -50,6 +40,17 @@ from v2v_platform.ids import Coi
 from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay
 from v2v_platform.testing.aggregates import domain_aggregates, event_classes
 from v2v_testkit.golden import manufacturing as golden
+from v2v_testkit.manufacturing import (
+    COI,
+    DAY,
+    GMP,
+    HOSPITAL,
+    Clock,
+    InMemoryManufacturingFacts,
+    apheresis_din,
+    operator,
+    receive,
+)
 
 PUBLISHED_AGGREGATES: set[type] = {SlotBooking, ReceivedUnit, ReceiptMismatch, Batch}
 INTERNAL_AGGREGATES: set[type] = {SlotCalendar, ProductDinSequence, UnattributableScan}
@@ -132,11 +133,13 @@ class RecordingBroker:
         self.records.extend(records)
 
 
-def full_history(app: ManufacturingApplication, facts: InMemoryIntakeFacts, clock: Clock) -> None:
+def full_history(
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts, clock: Clock
+) -> None:
     first = receive(app, facts, 1)
     with pytest.raises(Refused):
         app.receive_unit(apheresis_din(99), COI, operator())
-    with pytest.raises(Refused):  # unattributable: kept in the registers only
+    with pytest.raises(Refused):  # unattributable: kept in the unpublished records only
         app.receive_unit(apheresis_din(98), "not a COI", operator())
     clock.advance(hours=40)
     approval = SignatureManifestation("u-qp", "Dr. Q", "approval", datetime(2025, 6, 3, tzinfo=UTC))
@@ -157,12 +160,12 @@ def full_history(app: ManufacturingApplication, facts: InMemoryIntakeFacts, cloc
     app.release_slot(slot.slot_id, operator().because("cancelled"))
     # a booking interrupted between its two saves, then retried
     collector = operator(HOSPITAL, "collection")
-    app.registers.reserve_slot(GMP, date.fromisoformat(DAY), COI, HOSPITAL, collector)
+    app.unpublished.reserve_slot(GMP, date.fromisoformat(DAY), COI, HOSPITAL, collector)
     app.book_slot(COI, GMP, DAY, collector)
 
 
 def test_relay_publishes_the_whole_history_as_verifiable_chains(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts, clock: Clock
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts, clock: Clock
 ) -> None:
     full_history(app, facts, clock)
     broker = RecordingBroker()
@@ -196,3 +199,20 @@ def test_relay_publishes_the_whole_history_as_verifiable_chains(
     bookings = [e for e in envelopes if e.aggregate_type == "SlotBooking"]
     assert len(bookings) == 4 and {e.coi for e in bookings} == {COI}
     assert {e.site_id for e in bookings} == {GMP}  # authored and signed by this site
+
+
+def test_a_batch_started_before_the_rules_were_versioned_is_published_without_a_tag(
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
+) -> None:
+    """A `Batch.Started` stored as class version 1 (no `protocol_rules`) is upcast: "" (not
+    recorded), as consumers already saw it; the window it applied is still on the event."""
+    app.start_batch([receive(app, facts, 1)], None, operator())
+    notifications = app.recorder.select_notifications(1, 1000)
+    [stored] = [n for n in notifications if n.topic.endswith(":Batch.Started")]
+    state = app.mapper.transcoder.decode(stored.state)
+    assert state.pop("class_version") == 2 and state.pop("protocol_rules") == "v1"
+    old = replace(stored, state=app.mapper.transcoder.encode(state))
+    upcast = app.mapper.to_domain_event(old)
+    assert isinstance(upcast, Batch.Started)
+    assert (upcast.protocol_rules, upcast.fresh_window_hours) == ("", 48)
+    assert batch_started(upcast).protocol_rules == ""

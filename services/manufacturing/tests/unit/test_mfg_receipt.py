@@ -1,7 +1,7 @@
 """Receiving units (I2): only a unit packaged for this site, for its COI, with a booked slot.
 
 A refused scan is recorded on the chain at risk (the known unit's COI, else the scanned COI);
-one that names neither is kept in the internal registers only, refused and logged.
+one that names neither is kept in the unpublished records only, refused and logged.
 """
 
 from __future__ import annotations
@@ -12,21 +12,21 @@ import pytest
 
 from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit, UnattributableScan
-from v2v_manufacturing.testing import (
+from v2v_platform.conditions import Condition
+from v2v_platform.errors import Refused
+from v2v_platform.ids import Coi
+from v2v_testkit.manufacturing import (
     COI,
     DAY,
     GMP,
     OTHER_COI,
     OTHER_GMP,
-    InMemoryIntakeFacts,
+    InMemoryManufacturingFacts,
     apheresis_din,
     book,
     operator,
     receive,
 )
-from v2v_platform.conditions import Condition
-from v2v_platform.errors import Refused
-from v2v_platform.ids import Coi
 
 
 def recorded_mismatches(app: ManufacturingApplication) -> list[ReceiptMismatch.Recorded]:
@@ -35,8 +35,8 @@ def recorded_mismatches(app: ManufacturingApplication) -> list[ReceiptMismatch.R
 
 
 def unattributable_scans(app: ManufacturingApplication) -> list[UnattributableScan.Recorded]:
-    notifications = app.registers.recorder.select_notifications(1, 1000)
-    events = [app.registers.mapper.to_domain_event(n) for n in notifications]
+    notifications = app.unpublished.recorder.select_notifications(1, 1000)
+    events = [app.unpublished.mapper.to_domain_event(n) for n in notifications]
     return [e for e in events if isinstance(e, UnattributableScan.Recorded)]
 
 
@@ -46,7 +46,7 @@ def received_units(app: ManufacturingApplication) -> list[ReceivedUnit.Received]
 
 
 def test_expected_unit_is_received(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     din = apheresis_din(1)
     facts.package(din, COI, Condition.CRYO)
@@ -80,7 +80,7 @@ def refused_with(
 
 
 def test_unknown_unit_is_refused_and_recorded(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     book(app, facts)
     mismatch = refused_with(app, apheresis_din(9), OTHER_COI, "unknown-unit")
@@ -88,7 +88,7 @@ def test_unknown_unit_is_refused_and_recorded(
 
 
 def test_coi_label_of_another_patient_is_refused(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     din = apheresis_din(2)
     facts.package(din, COI)
@@ -98,7 +98,7 @@ def test_coi_label_of_another_patient_is_refused(
 
 
 def test_unit_for_another_manufacturing_site_is_refused(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     din = apheresis_din(3)
     facts.package(din, COI, site=OTHER_GMP)
@@ -107,7 +107,7 @@ def test_unit_for_another_manufacturing_site_is_refused(
 
 
 def test_unit_of_a_coi_without_booked_slot_is_refused(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     din = apheresis_din(4)
     facts.package(din, COI)
@@ -115,7 +115,7 @@ def test_unit_of_a_coi_without_booked_slot_is_refused(
 
 
 def test_released_slot_no_longer_counts(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     din = apheresis_din(5)
     facts.package(din, COI)
@@ -125,7 +125,7 @@ def test_released_slot_no_longer_counts(
 
 
 def test_slot_known_only_to_intake_does_not_count(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     din = apheresis_din(6)
     facts.package(din, COI)
@@ -143,7 +143,7 @@ def test_malformed_din_is_recorded_on_the_scanned_coi(
 
 @pytest.mark.parametrize("coi", ["CH-not-a-coi", "", OTHER_COI[:-1]])
 def test_malformed_coi_of_a_known_unit_is_recorded_on_the_unit_coi(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts, coi: str
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts, coi: str
 ) -> None:
     din = apheresis_din(1)
     facts.package(din, OTHER_COI)
@@ -198,7 +198,7 @@ def test_unattributable_scans_are_kept_one_by_one(
 
 
 def test_unit_cannot_be_received_twice(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     din = receive(app, facts, 7)
     with pytest.raises(Refused, match="already received"):
@@ -207,7 +207,7 @@ def test_unit_cannot_be_received_twice(
 
 
 def test_slot_id_not_issued_by_this_service_does_not_count(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     din = apheresis_din(8)
     facts.package(din, COI)
@@ -216,7 +216,7 @@ def test_slot_id_not_issued_by_this_service_does_not_count(
 
 
 def test_expected_units_show_what_intake_packaged_here_and_the_slot(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     here, elsewhere = apheresis_din(11), apheresis_din(12)
     facts.package(here, COI)

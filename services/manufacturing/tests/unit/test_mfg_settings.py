@@ -1,14 +1,17 @@
-"""Where the two event stores live: the published application's and the internal registers'."""
+"""Where the two event stores live: the published application's and the unpublished records'."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from v2v_manufacturing.bootstrap import bootstrap
 from v2v_manufacturing.domain.slot_booking import SlotBooking
 from v2v_manufacturing.settings import ManufacturingSettings
-from v2v_manufacturing.testing import COI, DAY, FIN, GMP, HOSPITAL, build_app, operator
 from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_testkit.manufacturing import COI, DAY, FIN, GMP, HOSPITAL, build_app, operator
 
 DSN = "postgresql://v2v:secret@db.example:5432/mfg"
 
@@ -25,7 +28,7 @@ def settings(
     )
 
 
-def test_registers_have_their_own_sqlite_file(tmp_path: Path) -> None:
+def test_unpublished_records_have_their_own_sqlite_file(tmp_path: Path) -> None:
     env = settings(tmp_path, sqlite_path=tmp_path / "mfg.sqlite").registers_env()
     assert env == {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -33,20 +36,22 @@ def test_registers_have_their_own_sqlite_file(tmp_path: Path) -> None:
     }
 
 
-def test_registers_share_the_postgres_database_in_their_own_tables(tmp_path: Path) -> None:
+def test_unpublished_records_share_the_postgres_database_in_their_own_tables(
+    tmp_path: Path,
+) -> None:
     given = settings(tmp_path, postgres_dsn=DSN, sqlite_path=tmp_path / "ignored.sqlite")
     assert given.registers_env() == given.event_store.eventsourcing_env()
     assert given.registers_env()["POSTGRES_DBNAME"] == "mfg"
     # eventsourcing names the PostgreSQL tables after the application: <name>_events
     app = build_app()
     try:
-        assert (app.name, app.registers.name) == (
+        assert (app.name, app.unpublished.name) == (
             "ManufacturingApplication",
             "ManufacturingRegisters",
         )
     finally:
         app.close()
-        app.registers.close()
+        app.unpublished.close()
 
 
 def test_in_memory_without_a_store(tmp_path: Path) -> None:
@@ -62,7 +67,21 @@ def test_on_sqlite_only_per_coi_events_reach_the_outbox(tmp_path: Path) -> None:
         outbox = service.app.recorder.select_notifications(1, 100)
         events = [service.app.mapper.to_domain_event(n) for n in outbox]
         assert [type(e) for e in events] == [SlotBooking.Booked]
-        assert len(service.registers.recorder.select_notifications(1, 100)) == 2
+        assert len(service.unpublished.recorder.select_notifications(1, 100)) == 2
     finally:
         service.stop()
     assert (tmp_path / "mfg.sqlite").is_file() and (tmp_path / "mfg.registers.sqlite").is_file()
+
+
+def test_the_fresh_apheresis_window_comes_from_the_protocol_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert settings(tmp_path).protocol_rules().fresh_apheresis == timedelta(hours=48)
+    monkeypatch.setenv("V2V_FRESH_APHERESIS_WINDOW_HOURS", "24")
+    init_pki(tmp_path / "pki", [parse_site_spec(f"{GMP}:manufacturing")])
+    service = bootstrap(settings(tmp_path))
+    try:
+        assert service.app.rules.fresh_apheresis == timedelta(hours=24)
+        assert service.app.rules.tag.startswith("v1+")  # the site changed a built-in window
+    finally:
+        service.stop()

@@ -1,4 +1,4 @@
-"""Slot capacity calendar (internal registers) and slot bookings (published, per COI): set,
+"""Slot capacity calendar (unpublished records) and slot bookings (published, per COI): set,
 book, release, refusals, interrupted bookings and releases, and no overbooking under threads."""
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.calendar import Reservation, SlotCalendar
 from v2v_manufacturing.domain.errors import SlotsExhausted
 from v2v_manufacturing.domain.slot_booking import SlotBooking, slot_booking_id
-from v2v_manufacturing.testing import (
+from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
+from v2v_testkit.manufacturing import (
     COI,
     DAY,
     GMP,
     HOSPITAL,
     OTHER_COI,
     OTHER_GMP,
-    InMemoryIntakeFacts,
+    InMemoryManufacturingFacts,
     apheresis_din,
     check_concurrent_bookings_never_overbook,
     operator,
 )
-from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Refused
 
 COLLECTOR = operator(HOSPITAL, "collection", "u-nurse")
 SLOT_DAY = date.fromisoformat(DAY)
@@ -36,8 +36,8 @@ def published(app: ManufacturingApplication) -> list[Any]:
 
 
 def internal(app: ManufacturingApplication) -> list[Any]:
-    notifications = app.registers.recorder.select_notifications(1, 1000)
-    return [app.registers.mapper.to_domain_event(n) for n in notifications]
+    notifications = app.unpublished.recorder.select_notifications(1, 1000)
+    return [app.unpublished.mapper.to_domain_event(n) for n in notifications]
 
 
 def test_set_capacity_then_book_and_release(app: ManufacturingApplication) -> None:
@@ -169,15 +169,15 @@ def test_concurrent_bookings_never_overbook(app: ManufacturingApplication) -> No
 def test_stale_calendar_cannot_be_saved(app: ManufacturingApplication) -> None:
     """The optimistic concurrency the no-overbooking rule relies on."""
     app.set_slot_capacity(GMP, DAY, 1, operator())
-    registers = app.registers
+    unpublished = app.unpublished
     calendar_id = SlotCalendar.create_id(GMP, SLOT_DAY)
-    first: SlotCalendar = registers.repository.get(calendar_id)
-    second: SlotCalendar = registers.repository.get(calendar_id)
+    first: SlotCalendar = unpublished.repository.get(calendar_id)
+    second: SlotCalendar = unpublished.repository.get(calendar_id)
     first.reserve(COI, HOSPITAL, operator())
     second.reserve(OTHER_COI, HOSPITAL, operator())
-    registers.save(first)
+    unpublished.save(first)
     with pytest.raises(IntegrityError):
-        registers.save(second)
+        unpublished.save(second)
 
 
 # a crash between the two saves of a booking (capacity reserved, booking not recorded)
@@ -185,11 +185,11 @@ def test_stale_calendar_cannot_be_saved(app: ManufacturingApplication) -> None:
 
 def interrupted_booking(app: ManufacturingApplication, coi: str = COI) -> str:
     """The first save of a booking, as if the process died right after it."""
-    return app.registers.reserve_slot(GMP, SLOT_DAY, coi, HOSPITAL, COLLECTOR).slot_id
+    return app.unpublished.reserve_slot(GMP, SLOT_DAY, coi, HOSPITAL, COLLECTOR).slot_id
 
 
 def reservation_of(app: ManufacturingApplication, slot_id: str) -> Reservation:
-    calendar = app.registers.calendar(GMP, SLOT_DAY)
+    calendar = app.unpublished.calendar(GMP, SLOT_DAY)
     assert calendar is not None
     return calendar.reservation(slot_id)
 
@@ -271,14 +271,14 @@ def test_slot_freed_while_its_booking_was_recorded_is_withdrawn(
 ) -> None:
     """A release of a slot whose booking is in flight: the booking notices and withdraws."""
     app.set_slot_capacity(GMP, DAY, 1, operator())
-    record = app._record_booking
+    record = app.slots._record_booking
 
     def release_meanwhile(*args: Any) -> None:
         reservation = args[0]
-        app.registers.free_slot(GMP, SLOT_DAY, reservation.slot_id, operator())
+        app.unpublished.free_slot(GMP, SLOT_DAY, reservation.slot_id, operator())
         record(*args)
 
-    monkeypatch.setattr(app, "_record_booking", release_meanwhile)
+    monkeypatch.setattr(app.slots, "_record_booking", release_meanwhile)
     with pytest.raises(Conflict, match="released while"):
         app.book_slot(COI, GMP, DAY, COLLECTOR)
     kinds = [type(e) for e in published(app)]
@@ -293,13 +293,13 @@ def test_booking_recorded_while_its_slot_was_released_is_released_too(
     app.set_slot_capacity(GMP, DAY, 1, operator())
     slot_id = interrupted_booking(app)
     reservation = reservation_of(app, slot_id)
-    free = app.registers.free_slot
+    free = app.unpublished.free_slot
 
     def booking_recorded_meanwhile(*args: Any) -> None:
         free(*args)
         app.save(SlotBooking.book(reservation, GMP, DAY, operator(GMP, "collection")))
 
-    monkeypatch.setattr(app.registers, "free_slot", booking_recorded_meanwhile)
+    monkeypatch.setattr(app.unpublished, "free_slot", booking_recorded_meanwhile)
     app.release_slot(slot_id, operator().because("booking never completed"))
     kinds = [type(e) for e in published(app)]
     assert kinds == [SlotBooking.Booked, SlotBooking.Released]
@@ -307,7 +307,7 @@ def test_booking_recorded_while_its_slot_was_released_is_released_too(
 
 
 def test_receipt_needs_the_booking_on_the_chain(
-    app: ManufacturingApplication, facts: InMemoryIntakeFacts
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts
 ) -> None:
     """A reserved-but-unrecorded slot does not let a unit in."""
     app.set_slot_capacity(GMP, DAY, 1, operator())

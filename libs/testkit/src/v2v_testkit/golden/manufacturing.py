@@ -85,6 +85,7 @@ def golden_events() -> list[Any]:
                 "signed_at": signed_at.isoformat(),
             },
             signature_meaning="approval",
+            protocol_rules="v1",
             **_attributed(COI, "patient cannot wait; viability checked"),
         ),
         _event(

@@ -29,6 +29,7 @@ from v2v_platform.proto_values import (
     signature_from_proto,
     timestamp,
 )
+from v2v_platform.scope import Scope
 
 SERVICE_NAME = "v2v.manufacturing.v1.ManufacturingService"
 MANUFACTURING = (Role.MANUFACTURING,)
@@ -210,7 +211,7 @@ class ManufacturingServicer(pb_grpc.ManufacturingServiceServicer):
 
     @translate_errors
     def GetBatch(self, request: pb.GetBatchRequest, context: Any) -> Any:
-        return batch_response(self._app.batch(request.batch_id, current_caller()))
+        return batch_response(self._app.batch(request.batch_id, Scope.of(current_caller())))
 
     @translate_errors
     def ListExpectedUnits(self, request: pb.ListExpectedUnitsRequest, context: Any) -> Any:

@@ -25,6 +25,7 @@ from v2v_platform.attribution import Attribution, SignatureManifestation, Window
 from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
 from v2v_platform.proto_values import attribution
+from v2v_platform.scope import Scope
 
 
 class Operator(BaseModel):
@@ -198,6 +199,6 @@ def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> Fas
 
     @app.get("/v1/batches/{batch_id}")
     def batch(batch_id: str, caller: BatchReader) -> Any:
-        return as_json(application.batch(batch_id, caller))
+        return as_json(application.batch(batch_id, Scope.of(caller)))
 
     return app

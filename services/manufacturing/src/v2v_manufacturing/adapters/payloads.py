@@ -2,8 +2,8 @@
 
 Every event class the aggregates of the (published) manufacturing application store has a
 mapper here: hash chains must stay continuous. Each of these events carries its chain's valid
-COI, which is the envelope's COI and the Kafka key. The internal registers application (slot
-calendars, product DIN sequence, unattributable scans) is never published: no mapper here.
+COI, which is the envelope's COI and the Kafka key. The unpublished records (slot calendars,
+product DIN sequence, unattributable scans) are never published: no mapper here.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def batch_started(event: Batch.Started) -> pb.BatchStarted:
         fresh_window_hours=event.fresh_window_hours,
         window_overridden=event.window_overridden,
         override_signature=signature_to_proto(event.override_signature),
+        protocol_rules=event.protocol_rules,
     )
 
 

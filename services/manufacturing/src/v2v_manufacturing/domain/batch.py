@@ -1,8 +1,9 @@
 """A manufacturing batch: input units of ONE COI -> steps and QC -> product units or failure.
 
 Invariant I1: a batch's inputs share one COI and its product units inherit it. A fresh input
-must start manufacturing within the fresh window (collection end -> batch start) unless the
-start is overridden with a reason and an approval e-signature.
+must start manufacturing within the fresh apheresis window of the site's protocol rules
+(collection end -> batch start) unless the start is overridden with a reason and an approval
+e-signature. `Started` records the window applied and the rules' tag.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.errors import InvalidInput, Refused
 from v2v_platform.ids import Din
+from v2v_platform.protocol_rules import ProtocolRules
 
 MAX_PRODUCT_UNITS = 20
 
@@ -80,6 +82,7 @@ def check_fresh_window(
 
 class Batch(Aggregate):
     class Started(AttributedCreated):
+        class_version = 2
         manufacturing_site_id: str
         input_dins: list[str]
         started_at: datetime
@@ -87,6 +90,12 @@ class Batch(Aggregate):
         window_overridden: bool
         override_signature: dict[str, str] | None
         signature_meaning: str
+        protocol_rules: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Started before the rules were versioned: no tag was recorded (as published)."""
+            state["protocol_rules"] = ""
 
     class ProcessStepRecorded(AttributedEvent):
         step_kind: str
@@ -158,12 +167,12 @@ class Batch(Aggregate):
         cls,
         inputs: Sequence[BatchInput],
         started_at: datetime,
-        window: timedelta,
+        rules: ProtocolRules,
         override: WindowOverride | None,
         by: Attribution,
     ) -> Batch:
         coi = check_single_coi(inputs)
-        overridden = check_fresh_window(inputs, started_at, window, override)
+        overridden = check_fresh_window(inputs, started_at, rules.fresh_apheresis, override)
         signed = override if overridden else None
         attribution = by.because(signed.reason) if signed else by
         return cls._create(
@@ -172,10 +181,11 @@ class Batch(Aggregate):
             manufacturing_site_id=by.site_id,
             input_dins=[unit.din for unit in inputs],
             started_at=started_at,
-            fresh_window_hours=int(window.total_seconds() // 3600),
+            fresh_window_hours=rules.fresh_apheresis_hours,
             window_overridden=overridden,
             override_signature=signed.signature.as_dict() if signed else None,
             signature_meaning=signed.signature.meaning if signed else "",
+            protocol_rules=rules.tag,
             **attributed(attribution, coi),
         )
 

@@ -1,7 +1,7 @@
 """Slot capacity calendar: one aggregate per manufacturing site and day (INTERNAL).
 
 The calendar mixes the bookings of many COIs, so it belongs to no chain of identity: it lives
-in the internal registers application and is never published. What is published is one
+in the unpublished records and is never published. What is published is one
 `SlotBooking` per slot, under the booked COI (see `slot_booking`).
 
 Concurrent reservations race on the calendar's version (optimistic concurrency): of two

@@ -1,6 +1,6 @@
 """The never-repeating sequence of product DINs of this service's facility (FIN), per year.
 
-INTERNAL: the sequence serves every COI, so it lives in the registers application and is
+INTERNAL: the sequence serves every COI, so it lives in the unpublished records and is
 never published (the DINs a batch received are published in its `ProductUnitsCreated`).
 Reservations race on the aggregate's version, so two harvests are never given the same
 numbers. A batch's reservation is remembered: asking again for the same batch and count

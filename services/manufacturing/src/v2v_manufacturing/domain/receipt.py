@@ -5,7 +5,7 @@ scanned COI label and has a booked slot here. Anything else is refused with its 
 recorded; nothing else changes. A refused scan is recorded on the chain it puts at risk: the
 COI of the expected unit when the scanned DIN is known, else the scanned COI when it is a
 valid COI (a published `ReceiptMismatch`). A scan with neither cannot be attributed to any
-chain: it is kept as a local `UnattributableScan` of the internal registers application.
+chain: it is kept as a local `UnattributableScan` of the unpublished records.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ class UnattributableScan(Aggregate):
     """A refused receipt scan that names no known unit and no valid COI (INTERNAL).
 
     It belongs to no chain of identity, so it cannot be published (every published event is
-    keyed by its COI). It is kept, immutable, in the registers application, with its reason.
+    keyed by its COI). It is kept, immutable, in the unpublished records, with its reason.
     """
 
     class Recorded(LocalCreated):

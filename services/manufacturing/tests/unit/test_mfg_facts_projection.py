@@ -11,19 +11,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from v2v.common.v1.common_pb2 import Condition as ConditionProto
 from v2v.intake.events.v1 import events_pb2 as intake
-from v2v_manufacturing.adapters.intake_projection import (
+from v2v_manufacturing.adapters.facts_projection import (
     CONSUMER_NAME,
-    IntakeProjection,
-    SqlIntakeFacts,
+    FactsProjection,
+    SqlManufacturingFacts,
     sqlite_facts,
 )
-from v2v_manufacturing.testing import COI, DAY, GMP, HOSPITAL, build_app, operator
 from v2v_platform.conditions import Condition
 from v2v_platform.consumer import Delivered, SqliteConsumerStore, apply_once
 from v2v_platform.envelope import Location
 from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope
 from v2v_platform.envelope.keys import SiteSigningKey
 from v2v_testkit.golden.manufacturing import GOLDEN_DIR
+from v2v_testkit.manufacturing import COI, DAY, GMP, HOSPITAL, build_app, operator
 
 INTAKE_GOLDEN = GOLDEN_DIR.parents[1] / "intake" / "v1"
 SIGNER = SiteSigningKey.from_seed(HOSPITAL, bytes(range(32)))
@@ -56,7 +56,7 @@ def delivered(payload: Message, aggregate: str = "agg-1", version: int = 1) -> D
 
 def fold(store: SqliteConsumerStore, *batch: Delivered) -> int:
     with store.transaction() as (unit, ledger):
-        return apply_once(batch, ledger, unit, IntakeProjection()).applied
+        return apply_once(batch, ledger, unit, FactsProjection()).applied
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def window(moment: datetime) -> Timestamp:
 def test_projected_facts_let_an_expected_unit_be_received(
     store: SqliteConsumerStore, db: Path
 ) -> None:
-    facts: SqlIntakeFacts = sqlite_facts(db)
+    facts: SqlManufacturingFacts = sqlite_facts(db)
     app = build_app(facts, lambda: COLLECTED.replace(hour=20))
     app.set_slot_capacity(GMP, DAY, 2, operator())
     slot = app.book_slot(COI, GMP, DAY, operator(HOSPITAL, "collection"))

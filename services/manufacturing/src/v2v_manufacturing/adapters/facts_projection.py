@@ -1,9 +1,11 @@
-"""Manufacturing's own projection of intake's Kafka events (`v2v.intake.events.v1`).
+"""Manufacturing's own projection of intake's Kafka events (`v2v.intake.events.v1`): the
+`ports.ManufacturingFacts` the application reads.
 
 It keeps what receipt needs: which units were packaged for which COI and manufacturing site
 (DIN, condition, stability window start), and which slots intake booked for which COI. The
 projection is written in the consumer store's transaction (with its ledger), in PostgreSQL
-or SQLite; manufacturing never calls intake or reads its database.
+or SQLite; manufacturing never calls intake or reads its database. The consumer's name and
+the tables keep their names from before the rename, so stores written before are read on.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ SELECT_SLOTS = (
 )
 
 
-class IntakeProjection:
+class FactsProjection:
     """The consumer's `apply`: folds one intake envelope into the tables, in the open txn."""
 
     def __init__(self, placeholder_style: Callable[[str], str] = str) -> None:
@@ -103,8 +105,8 @@ def create_tables(connection: Any) -> None:
         connection.execute(statement)
 
 
-class SqlIntakeFacts:
-    """The application's `IntakeFacts` port, read from the projection's tables."""
+class SqlManufacturingFacts:
+    """The application's `ManufacturingFacts` port, read from the projection's tables."""
 
     def __init__(self, query: Query) -> None:
         self._query = query
@@ -128,9 +130,9 @@ class SqlIntakeFacts:
         ]
 
 
-def sqlite_facts(path: Path) -> SqlIntakeFacts:
-    return SqlIntakeFacts(sqlite_query(path, create_tables))
+def sqlite_facts(path: Path) -> SqlManufacturingFacts:
+    return SqlManufacturingFacts(sqlite_query(path, create_tables))
 
 
-def postgres_facts(dsn: str) -> SqlIntakeFacts:
-    return SqlIntakeFacts(postgres_query(dsn, create_tables))
+def postgres_facts(dsn: str) -> SqlManufacturingFacts:
+    return SqlManufacturingFacts(postgres_query(dsn, create_tables))

@@ -1,5 +1,6 @@
-"""Test support (tests only): fixed identifiers, a settable clock, in-memory intake facts,
-and the application wired to in-memory (or given) event stores."""
+"""Manufacturing test support (tests only): fixed identifiers, a settable clock, in-memory
+facts (what manufacturing learns from intake's events), and the application wired to
+in-memory (or given) event stores."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from v2v_manufacturing.application import IntakeFacts, ManufacturingApplication
+from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.errors import SlotsExhausted
 from v2v_manufacturing.domain.slot_booking import SlotBooking, slot_booking_id
 from v2v_manufacturing.domain.values import ExpectedUnit
-from v2v_manufacturing.registers import ManufacturingRegisters
+from v2v_manufacturing.ports import ManufacturingFacts
+from v2v_manufacturing.unpublished_records import ManufacturingUnpublishedRecords
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
 from v2v_platform.ids import issue_coi, issue_din
@@ -30,23 +32,25 @@ POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
 
 def build_app(
-    intake_facts: IntakeFacts | None = None,
+    facts: ManufacturingFacts | None = None,
     clock: Callable[[], datetime] | None = None,
     *,
     env: dict[str, str] | None = None,
-    registers_env: dict[str, str] | None = None,
+    unpublished_env: dict[str, str] | None = None,
     **overrides: Any,
 ) -> ManufacturingApplication:
-    """The application at GMP (FIN W1234) with its registers; both in memory by default.
+    """The application at GMP (FIN W1234) with its unpublished records; both in memory by
+    default.
 
-    `app.close()` leaves the registers open: close `app.registers` too when they are durable.
+    `app.close()` leaves the unpublished records open: close `app.unpublished` too when they
+    are durable.
     """
-    registers = ManufacturingRegisters(env=registers_env or POPO)
+    unpublished = ManufacturingUnpublishedRecords(env=unpublished_env or POPO)
     settings: dict[str, Any] = {"site_id": GMP, "fin": FIN, **overrides}
     if clock is not None:
         settings["clock"] = clock
     return ManufacturingApplication(
-        env=env or POPO, registers=registers, intake_facts=intake_facts, **settings
+        env=env or POPO, unpublished=unpublished, facts=facts, **settings
     )
 
 
@@ -70,7 +74,7 @@ class Clock:
 
 
 @dataclass
-class InMemoryIntakeFacts:
+class InMemoryManufacturingFacts:
     """A stand-in for the projection of intake's events (the port, not the thing under test)."""
 
     units: dict[str, ExpectedUnit] = field(default_factory=dict)
@@ -99,7 +103,7 @@ class InMemoryIntakeFacts:
         self.slots.setdefault((coi, site), []).append(slot_id)
 
 
-def book(app: ManufacturingApplication, facts: InMemoryIntakeFacts, coi: str = COI) -> str:
+def book(app: ManufacturingApplication, facts: InMemoryManufacturingFacts, coi: str = COI) -> str:
     """Open the day (if needed), book a slot for `coi` at GMP and tell the facts about it."""
     if app.slot_calendar(GMP, DAY).capacity == 0:
         app.set_slot_capacity(GMP, DAY, 5, operator())
@@ -110,7 +114,7 @@ def book(app: ManufacturingApplication, facts: InMemoryIntakeFacts, coi: str = C
 
 def receive(
     app: ManufacturingApplication,
-    facts: InMemoryIntakeFacts,
+    facts: InMemoryManufacturingFacts,
     n: int,
     coi: str = COI,
     condition: Condition = Condition.FRESH_COLD,

@@ -1,52 +1,43 @@
-"""The registers application: manufacturing state that belongs to no chain of identity.
+"""The unpublished records: manufacturing state that belongs to no chain of identity.
 
 Slot calendars (capacity and reservations of a site's day, mixing many COIs), the product DIN
 sequence of the facility, and receipt scans that cannot be attributed to any COI. None of it
 is published: every event on `v2v.manufacturing.events.v1` is keyed by its COI, and these
-aggregates have none. The registers have their own event store: in PostgreSQL the same
-database with their own tables (prefixed by the application name), in SQLite their own file
-(see `ManufacturingSettings.registers_env`), in memory (POPO) in unit tests.
+aggregates have none. The unpublished records have their own event store: in PostgreSQL the
+same database with their own tables (prefixed by the application's `name`), in SQLite their
+own file (see `ManufacturingSettings.registers_env`), in memory (POPO) in unit tests.
 
 Optimistic concurrency does the work: two writers of the same aggregate version collide in
-the event store (IntegrityError), the loser reloads and tries again, so a day is never
-overbooked and no product DIN is issued twice, even by several processes sharing the store.
+the event store (IntegrityError), the loser reloads and tries again (`retrying`, from the
+kernel's `UnpublishedRecords`), so a day is never overbooked and no product DIN is issued
+twice, even by several processes sharing the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
-from typing import Any, TypeVar
 from uuid import UUID
-
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
 
 from v2v_manufacturing.domain.calendar import Reservation, SlotCalendar
 from v2v_manufacturing.domain.din_sequence import ProductDinSequence
 from v2v_manufacturing.domain.errors import SlotsExhausted
 from v2v_manufacturing.domain.receipt import Mismatch, UnattributableScan
 from v2v_platform.attribution import Attribution
-from v2v_platform.errors import Conflict, NotFound
 from v2v_platform.ids import Din
-
-MAX_ATTEMPTS = 200
-T = TypeVar("T")
-AggregateT = TypeVar("AggregateT")
+from v2v_platform.service_application import UnpublishedRecords
 
 
-class ManufacturingRegisters(Application[UUID]):
+class ManufacturingUnpublishedRecords(UnpublishedRecords):
     name = "ManufacturingRegisters"
-    snapshotting_intervals = {ProductDinSequence: 100}
+    """Kept from before the rename: eventsourcing names the tables after it
+    (`manufacturingregisters_events`), so stores written before keep being read."""
 
-    def __init__(self, env: dict[str, str] | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
-        super().__init__(env)
-        self.max_attempts = max_attempts
+    snapshotting_intervals = {ProductDinSequence: 100}
 
     # slot calendars
 
     def calendar(self, site_id: str, day: date) -> SlotCalendar | None:
-        return self._find(SlotCalendar, SlotCalendar.create_id(site_id, day))
+        return self.find(SlotCalendar, SlotCalendar.create_id(site_id, day))
 
     def set_capacity(self, site_id: str, day: date, capacity: int, by: Attribution) -> SlotCalendar:
         def attempt() -> SlotCalendar:
@@ -58,7 +49,7 @@ class ManufacturingRegisters(Application[UUID]):
             self.save(calendar)
             return calendar
 
-        return self._retrying(attempt)
+        return self.retrying(attempt)
 
     def reserve_slot(
         self, site_id: str, day: date, coi: str, booking_site_id: str, by: Attribution
@@ -73,7 +64,7 @@ class ManufacturingRegisters(Application[UUID]):
             self.save(calendar)
             return reservation
 
-        return self._retrying(attempt)
+        return self.retrying(attempt)
 
     def free_slot(self, site_id: str, day: date, slot_id: str, by: Attribution) -> None:
         """Give the slot's capacity back; nothing to do when it is already free."""
@@ -85,7 +76,7 @@ class ManufacturingRegisters(Application[UUID]):
             calendar.free(slot_id, by)
             self.save(calendar)
 
-        self._retrying(attempt)
+        self.retrying(attempt)
 
     # product DINs
 
@@ -97,7 +88,7 @@ class ManufacturingRegisters(Application[UUID]):
 
         def attempt() -> list[Din]:
             sequence_id = ProductDinSequence.create_id(fin, year)
-            sequence = self._find(ProductDinSequence, sequence_id)
+            sequence = self.find(ProductDinSequence, sequence_id)
             if sequence is None:
                 sequence = ProductDinSequence.start(fin, year, by)
             earlier = sequence.reserved_for(batch_id, count)
@@ -107,7 +98,7 @@ class ManufacturingRegisters(Application[UUID]):
             self.save(sequence)
             return dins
 
-        return self._retrying(attempt)
+        return self.retrying(attempt)
 
     # unattributable scans
 
@@ -118,22 +109,3 @@ class ManufacturingRegisters(Application[UUID]):
         self.save(scan)
         scan_id: UUID = scan.id
         return scan_id
-
-    # persistence helpers
-
-    def _find(self, kind: type[AggregateT], aggregate_id: UUID) -> AggregateT | None:
-        try:
-            aggregate: Any = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        if not isinstance(aggregate, kind):
-            raise NotFound(f"{aggregate_id} is not a {kind.__name__}")
-        return aggregate
-
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        for _ in range(self.max_attempts):
-            try:
-                return attempt()
-            except IntegrityError:
-                continue
-        raise Conflict("too many concurrent changes; try again")

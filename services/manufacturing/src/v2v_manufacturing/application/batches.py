@@ -1,0 +1,111 @@
+"""Batches: start from received units of one COI (within the fresh apheresis window, or
+overridden), process steps and in-process QC, failure, harvest into product units, and the
+batch read (the batch's manufacturing site and auditors)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from v2v_manufacturing.domain.batch import Batch, BatchInput, check_product_count
+from v2v_manufacturing.domain.receipt import ReceivedUnit
+from v2v_manufacturing.domain.values import ProcessStep, QcResult
+from v2v_manufacturing.views import BatchView
+from v2v_platform.attribution import Attribution, WindowOverride
+from v2v_platform.conditions import Condition
+from v2v_platform.errors import Forbidden, InvalidInput, Refused
+from v2v_platform.ids import Din
+from v2v_platform.scope import Scope
+from v2v_platform.service_application import parse_din
+
+if TYPE_CHECKING:
+    from v2v_manufacturing.application import ManufacturingApplication
+
+BatchChange = Callable[[Batch, Attribution], None]
+
+
+class Batches:
+    def __init__(self, app: ManufacturingApplication) -> None:
+        self.app = app
+
+    def start(
+        self, input_dins: Sequence[str], override: WindowOverride | None, by: Attribution
+    ) -> BatchView:
+        by = self.app.check_local(by)
+        dins = [parse_din(text) for text in input_dins]
+        if len({din.data for din in dins}) != len(dins):
+            raise InvalidInput("an input unit is listed twice")
+
+        def attempt() -> BatchView:
+            units = [self._received(din) for din in dins]
+            inputs = [BatchInput(u.din, u.coi, u.condition, u.window_starts_at) for u in units]
+            batch = Batch.start(inputs, self.app.clock(), self.app.rules, override, by)
+            for unit in units:
+                unit.allocate(batch.batch_id, by)
+            self.app.save(batch, *units)
+            return BatchView.of(batch)
+
+        return self.app.retrying(attempt)
+
+    def record_step(self, batch_id: str, step: ProcessStep, by: Attribution) -> None:
+        self._change(batch_id, by, lambda b, by: b.record_step(step, self.app.clock(), by))
+
+    def record_qc(self, batch_id: str, result: QcResult, by: Attribution) -> None:
+        self._change(batch_id, by, lambda b, by: b.record_qc(result, self.app.clock(), by))
+
+    def fail(self, batch_id: str, by: Attribution) -> None:
+        self._change(batch_id, by, lambda b, by: b.fail(by))
+
+    def harvest(
+        self, batch_id: str, product_unit_count: int, hold: Condition, by: Attribution
+    ) -> list[str]:
+        by = self.app.check_local(by)
+        if not self.app.fin:
+            raise Refused("this service has no facility identification number (V2V_FIN)")
+        check_product_count(product_unit_count)
+
+        def attempt() -> list[str]:
+            batch = self._batch(batch_id)
+            batch.check_running(by)
+            now = self.app.clock()
+            # first the numbers (unpublished records), then the batch; a retry gets the same
+            dins = self.app.unpublished.reserve_product_dins(
+                self.app.fin, now.year % 100, product_unit_count, batch.batch_id, batch.coi, by
+            )
+            batch.harvest(dins, hold, now, by)
+            self.app.save(batch)
+            return [str(din) for din in dins]
+
+        return self.app.retrying(attempt)
+
+    def read(self, batch_id: str, scope: Scope) -> BatchView:
+        """The batch, to its manufacturing site and to the sites that read everything
+        (auditors); Forbidden to any other site."""
+        batch = self._batch(batch_id)
+        if not scope.sees([batch.manufacturing_site_id]):
+            raise Forbidden(f"batch {batch_id} belongs to {batch.manufacturing_site_id}")
+        return BatchView.of(batch)
+
+    def _change(self, batch_id: str, by: Attribution, change: BatchChange) -> None:
+        by = self.app.check_local(by)
+
+        def attempt() -> None:
+            batch = self._batch(batch_id)
+            change(batch, by)
+            self.app.save(batch)
+
+        self.app.retrying(attempt)
+
+    def _batch(self, batch_id: str) -> Batch:
+        try:
+            aggregate_id = UUID(batch_id)
+        except ValueError:
+            raise InvalidInput(f"batch id {batch_id!r} is not a UUID") from None
+        return self.app.get(Batch, aggregate_id, "batch")
+
+    def _received(self, din: Din) -> ReceivedUnit:
+        unit = self.app.find(ReceivedUnit, ReceivedUnit.create_id(din.data))
+        if unit is None:
+            raise Refused(f"unit {din} has not been received here")
+        return unit

@@ -1,0 +1,33 @@
+"""What the manufacturing application needs from outside, each with its null object.
+
+`ManufacturingFacts`: what manufacturing knows from intake's events (its own projection,
+`adapters.facts_projection`); manufacturing never calls intake or reads its database.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from v2v_manufacturing.domain.values import ExpectedUnit
+
+
+class ManufacturingFacts(Protocol):
+    """The units intake packaged (for which COI and manufacturing site) and the slots intake
+    booked for a COI, as manufacturing learned them from Kafka."""
+
+    def packaged_unit(self, din_data: str) -> ExpectedUnit | None: ...
+    def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]: ...
+    def units_for(self, coi: str) -> list[ExpectedUnit]: ...
+
+
+class NoManufacturingFacts:
+    """Knows nothing: every receipt is refused (for processes that only relay)."""
+
+    def packaged_unit(self, din_data: str) -> ExpectedUnit | None:
+        return None
+
+    def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]:
+        return []
+
+    def units_for(self, coi: str) -> list[ExpectedUnit]:
+        return []
