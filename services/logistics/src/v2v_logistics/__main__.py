@@ -1,4 +1,4 @@
-"""`python -m v2v_logistics`: the service (gRPC + HTTP + outbox relay + units consumer), and
+"""`python -m v2v_logistics`: the service (gRPC + HTTP + outbox relay + facts consumer), and
 the site administrator's courier token commands.
 
     python -m v2v_logistics                      # serve (default)
@@ -35,12 +35,12 @@ def main(context: typer.Context) -> None:
 
 @cli.command("serve")
 def serve() -> None:
-    """gRPC + HTTP + outbox relay + units consumer, until SIGTERM/SIGINT."""
+    """gRPC + HTTP + outbox relay + facts consumer, until SIGTERM/SIGINT."""
     service_main.serve(
         "logistics",
         LogisticsSettings,
         bootstrap,
-        LogisticsService.start_units_consumer,
+        LogisticsService.start_facts_consumer,
         note=" (courier page at /courier)",
     )
 

@@ -1,6 +1,6 @@
 """The composition root: `bootstrap(settings, **overrides)` wires the logistics service.
 
-Tests override parameters (clock, unit facts, courier tokens) and start only what they need.
+Tests override parameters (clock, facts, courier tokens) and start only what they need.
 """
 
 from __future__ import annotations
@@ -13,21 +13,24 @@ from typing import Any
 from fastapi import FastAPI
 
 from v2v_logistics.adapters import grpc_api
+from v2v_logistics.adapters.courier_shipment_index import EventStoreCourierShipmentIndex
 from v2v_logistics.adapters.courier_tokens import CourierTokens, postgres_tokens, sqlite_tokens
-from v2v_logistics.adapters.http_api import create_http_app
-from v2v_logistics.adapters.units_projection import (
+from v2v_logistics.adapters.facts_projection import (
     CONSUMER_NAME,
-    UnitsProjection,
+    FactsProjection,
     create_tables,
     postgres_facts,
     sqlite_facts,
 )
-from v2v_logistics.application import LogisticsApplication, NoUnitFacts, UnitFacts, utc_now
-from v2v_logistics.registers import LogisticsRegisters
+from v2v_logistics.adapters.http_api import create_http_app
+from v2v_logistics.application import LogisticsApplication
+from v2v_logistics.ports import LogisticsFacts, NoLogisticsFacts
 from v2v_logistics.relay_spec import RELAY_SPEC
 from v2v_logistics.settings import LogisticsSettings
+from v2v_logistics.unpublished_records import LogisticsUnpublishedRecords
 from v2v_platform.consumer import EnvelopeConsumer
 from v2v_platform.http_api import SiteTokenVerifier
+from v2v_platform.service_application import utc_now
 from v2v_platform.service_runtime import RuntimeService
 
 
@@ -38,15 +41,15 @@ class LogisticsService(RuntimeService):
     api = grpc_api
     settings: LogisticsSettings
     app: LogisticsApplication
-    registers: LogisticsRegisters
+    unpublished: LogisticsUnpublishedRecords
     tokens: CourierTokens
     http_app: FastAPI
 
-    def start_units_consumer(self, group_id: str | None = None) -> EnvelopeConsumer:
+    def start_facts_consumer(self, group_id: str | None = None) -> EnvelopeConsumer:
         return self.start_projection(
-            "units",
+            "facts",
             contexts=["intake", "manufacturing"],
-            projection=UnitsProjection,
+            projection=FactsProjection,
             consumer_name=CONSUMER_NAME,
             sqlite_path=self.settings.side_sqlite_path("unit-facts"),
             create_tables=create_tables,
@@ -56,14 +59,14 @@ class LogisticsService(RuntimeService):
     def stop(self) -> None:
         self.runtime.stop()
         self.app.close()
-        self.registers.close()
+        self.unpublished.close()
 
 
-def unit_facts_for(settings: LogisticsSettings) -> UnitFacts:
+def facts_for(settings: LogisticsSettings) -> LogisticsFacts:
     if settings.postgres_dsn:
         return postgres_facts(settings.postgres_dsn)
     path = settings.side_sqlite_path("unit-facts")
-    return sqlite_facts(path) if path is not None else NoUnitFacts()
+    return sqlite_facts(path) if path is not None else NoLogisticsFacts()
 
 
 def courier_tokens_for(settings: LogisticsSettings) -> CourierTokens:
@@ -76,22 +79,23 @@ def courier_tokens_for(settings: LogisticsSettings) -> CourierTokens:
 def bootstrap(
     settings: LogisticsSettings,
     *,
-    unit_facts: UnitFacts | None = None,
+    facts: LogisticsFacts | None = None,
     tokens: CourierTokens | None = None,
     clock: Callable[[], datetime] = utc_now,
     **application_overrides: Any,
 ) -> LogisticsService:
-    registers = LogisticsRegisters(env=settings.registers_env())
+    unpublished = LogisticsUnpublishedRecords(env=settings.registers_env())
     app = LogisticsApplication(
         env=settings.event_store.eventsourcing_env(),
-        registers=registers,
         site_id=settings.site_id,
-        unit_facts=unit_facts or unit_facts_for(settings),
+        unpublished=unpublished,
+        facts=facts or facts_for(settings),
         clock=clock,
-        rules=settings.rules,
+        rules=settings.protocol_rules(),
+        courier_index=EventStoreCourierShipmentIndex,
         **application_overrides,
     )
     courier_tokens = tokens or courier_tokens_for(settings)
     verifier = SiteTokenVerifier(settings.pki_dir / "ca.crt")
     http_app = create_http_app(app, verifier, courier_tokens)
-    return LogisticsService(settings, app, registers, courier_tokens, http_app)
+    return LogisticsService(settings, app, unpublished, courier_tokens, http_app)

@@ -1,22 +1,12 @@
-"""The logistics service's settings (environment variables V2V_*)."""
+"""The logistics service's settings (environment variables V2V_*), with the protocol rules
+it applies (stability windows, temperature ranges: `ProtocolRulesSettings`)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from v2v_logistics.domain.values import StabilityRules
-from v2v_platform.config import PublishingServiceSettings, WindowHours
+from v2v_platform.config import PublishingServiceSettings
+from v2v_platform.protocol_rules import ProtocolRulesSettings
 
 
-class LogisticsSettings(PublishingServiceSettings):
+class LogisticsSettings(PublishingServiceSettings, ProtocolRulesSettings):
     grpc_address: str = "127.0.0.1:50063"
     http_port: int = 8063
-    fresh_apheresis_window_hours: WindowHours = 48
-    fresh_product_window_hours: WindowHours = 72
-
-    @property
-    def rules(self) -> StabilityRules:
-        return StabilityRules(
-            timedelta(hours=self.fresh_apheresis_window_hours),
-            timedelta(hours=self.fresh_product_window_hours),
-        )

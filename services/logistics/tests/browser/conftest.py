@@ -25,16 +25,16 @@ from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 from v2v_logistics.bootstrap import bootstrap
 from v2v_logistics.settings import LogisticsSettings
-from v2v_logistics.testing import (
-    ORIGIN,
-    SERVICE_SITE,
-    InMemoryUnitFacts,
-    new_shipment,
-    site_user,
-)
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.testing.infra import PostgresDatabase
+from v2v_testkit.logistics import (
+    ORIGIN,
+    SERVICE_SITE,
+    InMemoryFacts,
+    new_shipment,
+    site_user,
+)
 
 from .scenario import CourierScenario
 
@@ -135,14 +135,14 @@ def courier_scenario(
     manifest = [str(issue_din(fin, 25, n)) for n in (1, 2)]
     other = str(issue_din(fin, 25, 3))
     collected = datetime.now(UTC) - timedelta(hours=2)
-    facts = InMemoryUnitFacts()
+    facts = InMemoryFacts()
     for unit in manifest:
         facts.package(unit, coi, window_starts_at=collected)
     facts.package(other, other_coi, window_starts_at=collected)
     settings = LogisticsSettings(
         site_id=SERVICE_SITE, pki_dir=pki, postgres_dsn=postgres_database.dsn
     )
-    service = bootstrap(settings, unit_facts=facts)
+    service = bootstrap(settings, facts=facts)
     try:
         token = service.tokens.issue("C-17", "Kim Courier", ORIGIN)
         shipment = service.app.create_shipment(

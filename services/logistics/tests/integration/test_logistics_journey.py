@@ -61,7 +61,7 @@ def service(
     running = bootstrap(settings)
     running.start_grpc("127.0.0.1:0")
     running.start_relay()
-    running.start_units_consumer(group_id=f"logistics-it-{random.getrandbits(32):08x}")
+    running.start_facts_consumer(group_id=f"logistics-it-{random.getrandbits(32):08x}")
     yield running
     running.stop()
 
@@ -150,7 +150,7 @@ def test_a_fresh_shipment_passes_three_couriers_with_one_excursion(
         package(stand_in, coi, unit, collected)
     package(stand_in, other_coi, stranger, collected)
     stand_in.close()
-    facts = service.app.unit_facts
+    facts = service.app.facts
     for din in [*units, stranger]:
         eventually(partial(facts.unit, din[:13]), f"intake's unit {din} to be projected")
 

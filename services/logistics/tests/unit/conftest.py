@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from v2v_logistics.application import LogisticsApplication
-from v2v_logistics.testing import Clock, InMemoryUnitFacts, build_app
+from v2v_testkit.logistics import Clock, InMemoryFacts, build_app
 
 
 @pytest.fixture
@@ -16,13 +16,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def facts() -> InMemoryUnitFacts:
-    return InMemoryUnitFacts()
+def facts() -> InMemoryFacts:
+    return InMemoryFacts()
 
 
 @pytest.fixture
-def app(clock: Clock, facts: InMemoryUnitFacts) -> Iterator[LogisticsApplication]:
+def app(clock: Clock, facts: InMemoryFacts) -> Iterator[LogisticsApplication]:
     application = build_app(facts, clock)
     yield application
     application.close()
-    application.registers.close()
+    application.unpublished.close()

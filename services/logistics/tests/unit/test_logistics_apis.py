@@ -21,20 +21,27 @@ from v2v.logistics.v1 import logistics_service_pb2_grpc as pb_grpc
 from v2v_logistics.adapters.courier_tokens import CourierTokens, sqlite_tokens
 from v2v_logistics.bootstrap import LogisticsService, bootstrap
 from v2v_logistics.settings import LogisticsSettings
-from v2v_logistics.testing import (
+from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
+from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.auth.tokens import issue_site_token
+from v2v_testkit.logistics import (
     DESTINATION,
     ORIGIN,
     OTHER_COI,
     SERVICE_SITE,
     Clock,
-    InMemoryUnitFacts,
+    InMemoryFacts,
     din,
 )
-from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
-from v2v_platform.auth.pki import init_pki, parse_site_spec
-from v2v_platform.auth.tokens import issue_site_token
 
-SITES = [f"{ORIGIN}:collection", f"{DESTINATION}:manufacturing", f"{SERVICE_SITE}:courier"]
+THIRD_SITE, AUDITOR = "HOSP-Z", "AUDIT-1"
+SITES = [
+    f"{ORIGIN}:collection",
+    f"{DESTINATION}:manufacturing",
+    f"{SERVICE_SITE}:courier",
+    f"{THIRD_SITE}:collection,infusion",
+    f"{AUDITOR}:auditor",
+]
 NOW = Clock().now
 OPERATOR = {"user_id": "u-nurse", "printed_name": "Nora Nurse"}
 
@@ -47,8 +54,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def facts() -> InMemoryUnitFacts:
-    return InMemoryUnitFacts()
+def facts() -> InMemoryFacts:
+    return InMemoryFacts()
 
 
 @pytest.fixture
@@ -57,11 +64,9 @@ def tokens(tmp_path: Path) -> CourierTokens:
 
 
 @pytest.fixture
-def service(
-    pki: Path, facts: InMemoryUnitFacts, tokens: CourierTokens
-) -> Iterator[LogisticsService]:
+def service(pki: Path, facts: InMemoryFacts, tokens: CourierTokens) -> Iterator[LogisticsService]:
     settings = LogisticsSettings(site_id=SERVICE_SITE, pki_dir=pki)
-    running = bootstrap(settings, unit_facts=facts, tokens=tokens, clock=Clock())
+    running = bootstrap(settings, facts=facts, tokens=tokens, clock=Clock())
     yield running
     running.stop()
 
@@ -127,7 +132,7 @@ def test_a_site_token_is_not_a_courier_token(client: TestClient, pki: Path) -> N
 
 
 def test_courier_scans_and_handoff_follow_the_contract(
-    client: TestClient, pki: Path, facts: InMemoryUnitFacts, tokens: CourierTokens
+    client: TestClient, pki: Path, facts: InMemoryFacts, tokens: CourierTokens
 ) -> None:
     units = [facts.package(din(1)), facts.package(din(2))]
     shipment_id = create(client, pki, units)
@@ -163,7 +168,7 @@ def test_courier_scans_and_handoff_follow_the_contract(
 
 
 def test_a_bag_of_another_coi_is_a_stop_with_its_reason(
-    client: TestClient, pki: Path, facts: InMemoryUnitFacts, tokens: CourierTokens
+    client: TestClient, pki: Path, facts: InMemoryFacts, tokens: CourierTokens
 ) -> None:
     shipment_id = create(client, pki, [facts.package(din(1))])
     other = facts.package(din(9), coi=OTHER_COI)
@@ -197,7 +202,7 @@ def test_scan_times_without_a_zone_and_unknown_shipments_are_refused(
 
 
 def test_site_receipt_and_inspection_over_http(
-    client: TestClient, pki: Path, facts: InMemoryUnitFacts, tokens: CourierTokens
+    client: TestClient, pki: Path, facts: InMemoryFacts, tokens: CourierTokens
 ) -> None:
     units = [facts.package(din(1))]
     shipment_id = create(client, pki, units)
@@ -242,7 +247,7 @@ def stub(pki: Path, service: LogisticsService, site_id: str) -> tuple[Any, Any]:
 
 
 def test_grpc_shares_the_application(
-    pki: Path, service: LogisticsService, facts: InMemoryUnitFacts
+    pki: Path, service: LogisticsService, facts: InMemoryFacts
 ) -> None:
     service.start_grpc("127.0.0.1:0")
     units = [facts.package(din(1))]
@@ -331,7 +336,7 @@ def test_issue_and_revoke_courier_tokens_from_the_command_line(tmp_path: Path, p
 
 
 def test_late_scans_are_flagged_over_http(
-    client: TestClient, pki: Path, facts: InMemoryUnitFacts, tokens: CourierTokens
+    client: TestClient, pki: Path, facts: InMemoryFacts, tokens: CourierTokens
 ) -> None:
     units = [facts.package(din(1)), facts.package(din(2))]
     shipment_id = create(client, pki, units)
@@ -340,3 +345,48 @@ def test_late_scans_are_flagged_over_http(
     client.post(base, json=scan(units[1]), headers=me)
     older = {**scan(units[0]), "scanned_at": (NOW - timedelta(hours=1)).isoformat()}
     assert client.post(base, json=older, headers=me).json()["late"] is True
+
+
+def test_over_http_a_shipment_is_read_by_its_sites_and_auditors_only(
+    client: TestClient, pki: Path, facts: InMemoryFacts
+) -> None:
+    shipment_id = create(client, pki, [facts.package(din(1))])
+    path = f"/v1/shipments/{shipment_id}"
+    for reader in (ORIGIN, DESTINATION, SERVICE_SITE, AUDITOR):
+        read = client.get(path, headers=site(pki, reader))
+        assert read.status_code == 200, (reader, read.text)
+        assert read.json()["shipment_id"] == shipment_id
+    hidden = client.get(path, headers=site(pki, THIRD_SITE))
+    unknown = str(uuid4())
+    absent = client.get(f"/v1/shipments/{unknown}", headers=site(pki, THIRD_SITE))
+    assert hidden.status_code == absent.status_code == 404
+    assert hidden.headers["content-type"] == "application/problem+json"
+    assert hidden.json()["detail"] == absent.json()["detail"].replace(unknown, shipment_id)
+
+
+def test_over_grpc_a_shipment_is_read_by_its_sites_and_auditors_only(
+    pki: Path, service: LogisticsService, facts: InMemoryFacts, client: TestClient
+) -> None:
+    service.start_grpc("127.0.0.1:0")
+    shipment_id = create(client, pki, [facts.package(din(1))])
+    request = pb.GetShipmentRequest(shipment_id=shipment_id)
+    for reader in (ORIGIN, DESTINATION, AUDITOR):
+        reading, channel = stub(pki, service, reader)
+        with channel:
+            assert reading.GetShipment(request, timeout=10).shipment.shipment_id == shipment_id
+    third, channel = stub(pki, service, THIRD_SITE)
+    with channel, pytest.raises(grpc.RpcError) as hidden:
+        third.GetShipment(request, timeout=10)
+    assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_third_site_cannot_upload_readings_to_another_pairs_shipment(
+    client: TestClient, pki: Path, facts: InMemoryFacts
+) -> None:
+    shipment_id = create(client, pki, [facts.package(din(1))])
+    body = {
+        "operator": OPERATOR,
+        "readings": [{"measured_at": NOW.isoformat(), "temperature_c": 5.0, "device_id": "L"}],
+    }
+    path = f"/v1/shipments/{shipment_id}/temperature-readings"
+    assert client.post(path, json=body, headers=site(pki, THIRD_SITE)).status_code == 404

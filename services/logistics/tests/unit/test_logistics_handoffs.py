@@ -9,17 +9,18 @@ import pytest
 
 from v2v_logistics.application import LogisticsApplication
 from v2v_logistics.domain.matching import ScanRefused
-from v2v_logistics.testing import (
+from v2v_testkit.logistics import (
     ORIGIN,
     OTHER_COI,
     Clock,
-    InMemoryUnitFacts,
+    InMemoryFacts,
     attempt,
     courier,
     din,
     hand_to_courier,
     kinds,
     new_shipment,
+    site_scope,
     site_user,
     stored_events,
 )
@@ -29,7 +30,7 @@ C1, C2 = "courier:C-1", "courier:C-2"
 
 
 @pytest.fixture
-def shipped(app: LogisticsApplication, facts: InMemoryUnitFacts) -> tuple[str, list[str]]:
+def shipped(app: LogisticsApplication, facts: InMemoryFacts) -> tuple[str, list[str]]:
     units = [facts.package(din(1)), facts.package(din(2))]
     return app.create_shipment(new_shipment(units), site_user()).shipment_id, units
 
@@ -75,7 +76,7 @@ def test_unknown_unit_is_refused_and_recorded(
 
 
 def test_a_bag_of_another_coi_is_refused_and_recorded(
-    app: LogisticsApplication, facts: InMemoryUnitFacts, shipped: tuple[str, list[str]]
+    app: LogisticsApplication, facts: InMemoryFacts, shipped: tuple[str, list[str]]
 ) -> None:
     other = facts.package(din(30), coi=OTHER_COI)
     refusal = refused(app, shipped[0], other)
@@ -83,7 +84,7 @@ def test_a_bag_of_another_coi_is_refused_and_recorded(
 
 
 def test_a_unit_of_this_coi_not_on_the_manifest_is_extra(
-    app: LogisticsApplication, facts: InMemoryUnitFacts, shipped: tuple[str, list[str]]
+    app: LogisticsApplication, facts: InMemoryFacts, shipped: tuple[str, list[str]]
 ) -> None:
     assert refused(app, shipped[0], facts.package(din(3))).reason_code == "extra-unit"
 
@@ -126,7 +127,7 @@ def test_a_handoff_with_a_missing_unit_is_refused_and_custody_stays(
     assert refusal.value.reason_code == "missing-unit"
     assert refusal.value.mismatch.missing_dins == (units[1],)
     assert units[1] in str(refusal.value)
-    assert app.shipment(shipment_id).custodian == FROM_SITE
+    assert app.shipment(shipment_id, site_scope()).custodian == FROM_SITE
     assert kinds(app)[-1] == "ScanMismatchRecorded"
 
 
@@ -138,7 +139,7 @@ def test_a_handoff_from_a_non_custodian_is_refused(
     with pytest.raises(ScanRefused) as refusal:
         app.hand_over(shipment_id, attempt(C2, FROM_SITE, clock()), courier("C-2"))
     assert refusal.value.reason_code == "wrong-custodian"
-    assert app.shipment(shipment_id).custodian == C1
+    assert app.shipment(shipment_id, site_scope()).custodian == C1
 
 
 def test_no_scan_or_handoff_after_delivery(
@@ -163,8 +164,8 @@ def test_a_handoff_past_the_stability_window_is_refused_and_the_breach_recorded(
         app.hand_over(shipment_id, attempt(C1, FROM_SITE, late), courier())
     assert refusal.value.reason_code == "window-breached"
     assert kinds(app)[-2:] == ["StabilityWindowBreached", "ScanMismatchRecorded"]
-    assert app.shipment(shipment_id).window_breached
-    assert app.shipment(shipment_id).custodian == FROM_SITE
+    assert app.shipment(shipment_id, site_scope()).window_breached
+    assert app.shipment(shipment_id, site_scope()).custodian == FROM_SITE
 
 
 def test_the_same_key_gets_the_same_answer_and_is_applied_once(

@@ -19,19 +19,6 @@ from v2v_logistics.domain.shipment import Shipment
 from v2v_logistics.domain.unit_listing import UnitListing
 from v2v_logistics.domain.values import ExceptionKind, Reading
 from v2v_logistics.relay_spec import RELAY_SPEC
-from v2v_logistics.testing import (
-    COI,
-    ORIGIN,
-    SERVICE_SITE,
-    Clock,
-    InMemoryUnitFacts,
-    attempt,
-    courier,
-    din,
-    hand_to_courier,
-    new_shipment,
-    site_user,
-)
 from v2v_platform.attribution import SignatureManifestation, WindowOverride
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, LocalCreated, LocalEvent
 from v2v_platform.envelope import ChainVerifier, Location, decode
@@ -40,6 +27,19 @@ from v2v_platform.ids import Coi
 from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay
 from v2v_platform.testing.aggregates import domain_aggregates, event_classes
 from v2v_testkit.golden import logistics as golden
+from v2v_testkit.logistics import (
+    COI,
+    ORIGIN,
+    SERVICE_SITE,
+    Clock,
+    InMemoryFacts,
+    attempt,
+    courier,
+    din,
+    hand_to_courier,
+    new_shipment,
+    site_user,
+)
 
 PUBLISHED_AGGREGATES: set[type] = {Shipment}
 INTERNAL_AGGREGATES: set[type] = {UnitListing}
@@ -107,7 +107,7 @@ class RecordingBroker:
         self.records.extend(records)
 
 
-def whole_journey(app: LogisticsApplication, facts: InMemoryUnitFacts, clock: Clock) -> None:
+def whole_journey(app: LogisticsApplication, facts: InMemoryFacts, clock: Clock) -> None:
     units = [facts.package(din(1)), facts.package(din(2))]
     shipment_id = app.create_shipment(new_shipment(units), site_user()).shipment_id
     app.assign_courier(shipment_id, "C-2", site_user())
@@ -133,7 +133,7 @@ def whole_journey(app: LogisticsApplication, facts: InMemoryUnitFacts, clock: Cl
 
 
 def test_relay_publishes_the_whole_journey_as_verifiable_chains(
-    app: LogisticsApplication, facts: InMemoryUnitFacts, clock: Clock
+    app: LogisticsApplication, facts: InMemoryFacts, clock: Clock
 ) -> None:
     whole_journey(app, facts, clock)
     broker = RecordingBroker()

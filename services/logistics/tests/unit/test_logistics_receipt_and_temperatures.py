@@ -9,21 +9,25 @@ import pytest
 from v2v_logistics.application import LogisticsApplication
 from v2v_logistics.domain.matching import ScanRefused
 from v2v_logistics.domain.values import ExceptionKind, Reading
-from v2v_logistics.testing import (
+from v2v_platform.attribution import SignatureManifestation, WindowOverride
+from v2v_platform.conditions import Condition
+from v2v_platform.errors import Forbidden, InvalidInput, Refused
+from v2v_platform.protocol_rules import V1_TEMPERATURE_RANGES_C, ProtocolRules
+from v2v_testkit.logistics import (
     DESTINATION,
     ORIGIN,
     OTHER_COI,
     Clock,
-    InMemoryUnitFacts,
+    InMemoryFacts,
+    build_app,
     din,
     hand_to_courier,
     kinds,
     new_shipment,
+    site_scope,
     site_user,
     stored_events,
 )
-from v2v_platform.attribution import SignatureManifestation, WindowOverride
-from v2v_platform.errors import Forbidden, InvalidInput, Refused
 
 C1 = "courier:C-1"
 GMP = site_user(DESTINATION, "manufacturing", "u-gmp")
@@ -31,9 +35,7 @@ APPROVAL = SignatureManifestation("u-qp", "Dr. Q", "approval", datetime(2025, 6,
 
 
 @pytest.fixture
-def carried(
-    app: LogisticsApplication, facts: InMemoryUnitFacts, clock: Clock
-) -> tuple[str, list[str]]:
+def carried(app: LogisticsApplication, facts: InMemoryFacts, clock: Clock) -> tuple[str, list[str]]:
     units = [facts.package(din(1)), facts.package(din(2))]
     shipment_id = app.create_shipment(new_shipment(units), site_user()).shipment_id
     hand_to_courier(app, shipment_id, units, "C-1", f"site:{ORIGIN}", clock())
@@ -47,7 +49,7 @@ def refused_receipt(
     with pytest.raises(ScanRefused) as refusal:
         app.receive_shipment(shipment_id, labels, str(kw.get("giver", C1)), None, by)  # type: ignore[arg-type]
     assert kinds(app)[-1] == "ScanMismatchRecorded"
-    assert app.shipment(shipment_id).status == "picked-up"
+    assert app.shipment(shipment_id, site_scope()).status == "picked-up"
     return refusal.value
 
 
@@ -73,7 +75,7 @@ def test_the_destination_receives_exactly_the_manifest(
 )
 def test_a_receipt_that_is_not_exactly_the_manifest_is_refused(
     app: LogisticsApplication,
-    facts: InMemoryUnitFacts,
+    facts: InMemoryFacts,
     carried: tuple[str, list[str]],
     labels: object,
     code: str,
@@ -177,7 +179,7 @@ def test_out_of_range_readings_form_excursions(
         "TemperatureExcursionRecorded",
         "TemperatureExcursionRecorded",
     ]
-    assert len(app.shipment(carried[0]).excursions) == 2
+    assert len(app.shipment(carried[0], site_scope()).excursions) == 2
 
 
 def test_a_batch_uploaded_again_records_nothing_new(
@@ -199,3 +201,20 @@ def test_readings_of_another_device_are_refused(
     with pytest.raises(InvalidInput):
         app.upload_readings(carried[0], [], site_user())
     assert kinds(app) == before
+
+
+def test_the_temperature_range_is_the_one_the_protocol_rules_give(
+    facts: InMemoryFacts, clock: Clock
+) -> None:
+    wider = tuple(
+        (condition, low, 12.0 if condition is Condition.FRESH_COLD else high)
+        for condition, low, high in V1_TEMPERATURE_RANGES_C
+    )
+    app = build_app(facts, clock, rules=ProtocolRules(temperature_ranges_c=wider))
+    units = [facts.package(din(1))]
+    shipment_id = app.create_shipment(new_shipment(units), site_user()).shipment_id
+    result = app.upload_readings(shipment_id, readings(clock(), 5.0, 11.0, 12.5), site_user())
+    [excursion] = result.excursions
+    assert (excursion.min_c, excursion.max_c) == (12.5, 12.5)
+    app.close()
+    app.unpublished.close()

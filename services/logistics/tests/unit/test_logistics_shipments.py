@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import uuid4
 
 import pytest
 
 from v2v_logistics.application import LogisticsApplication, ScanRefusedAtCreation
 from v2v_logistics.domain.values import UnitKind
-from v2v_logistics.testing import (
+from v2v_platform.conditions import Condition
+from v2v_platform.errors import InvalidInput, NotFound, Refused
+from v2v_platform.protocol_rules import ProtocolRules
+from v2v_testkit.logistics import (
     COI,
     COLLECTION_END,
     DESTINATION,
@@ -16,19 +20,20 @@ from v2v_logistics.testing import (
     OTHER_COI,
     SERVICE_SITE,
     Clock,
-    InMemoryUnitFacts,
+    InMemoryFacts,
+    auditor_scope,
+    build_app,
     din,
     hand_to_courier,
     new_shipment,
+    site_scope,
     site_user,
     stored_events,
 )
-from v2v_platform.conditions import Condition
-from v2v_platform.errors import InvalidInput, Refused
 
 
 def test_a_shipment_of_known_units_of_one_coi_starts_with_the_shipper(
-    app: LogisticsApplication, facts: InMemoryUnitFacts
+    app: LogisticsApplication, facts: InMemoryFacts
 ) -> None:
     units = [facts.package(din(1)), facts.package(din(2))]
     view = app.create_shipment(new_shipment(units), site_user())
@@ -39,7 +44,7 @@ def test_a_shipment_of_known_units_of_one_coi_starts_with_the_shipper(
 
 
 def test_events_are_authored_by_the_service_site_with_the_acting_user(
-    app: LogisticsApplication, facts: InMemoryUnitFacts
+    app: LogisticsApplication, facts: InMemoryFacts
 ) -> None:
     view = app.create_shipment(new_shipment([facts.package(din(1))]), site_user())
     [created] = stored_events(app)
@@ -49,7 +54,7 @@ def test_events_are_authored_by_the_service_site_with_the_acting_user(
 
 
 def test_fresh_product_window_is_72_hours_and_cryo_has_none(
-    app: LogisticsApplication, facts: InMemoryUnitFacts
+    app: LogisticsApplication, facts: InMemoryFacts
 ) -> None:
     product = facts.package(din(5), kind=UnitKind.PRODUCT)
     assert app.create_shipment(
@@ -68,7 +73,7 @@ def test_unknown_unit_is_refused(app: LogisticsApplication) -> None:
     assert refused.value.reason_code == "unknown-unit"
 
 
-def test_units_of_two_cois_are_refused(app: LogisticsApplication, facts: InMemoryUnitFacts) -> None:
+def test_units_of_two_cois_are_refused(app: LogisticsApplication, facts: InMemoryFacts) -> None:
     units = [facts.package(din(1)), facts.package(din(2), coi=OTHER_COI)]
     with pytest.raises(ScanRefusedAtCreation) as refused:
         app.create_shipment(new_shipment(units), site_user())
@@ -76,7 +81,7 @@ def test_units_of_two_cois_are_refused(app: LogisticsApplication, facts: InMemor
 
 
 def test_units_held_by_another_site_are_refused(
-    app: LogisticsApplication, facts: InMemoryUnitFacts
+    app: LogisticsApplication, facts: InMemoryFacts
 ) -> None:
     unit = facts.package(din(1), site="HOSP-Z")
     with pytest.raises(ScanRefusedAtCreation) as refused:
@@ -85,7 +90,7 @@ def test_units_held_by_another_site_are_refused(
 
 
 def test_a_unit_on_an_open_shipment_cannot_be_shipped_again(
-    app: LogisticsApplication, facts: InMemoryUnitFacts
+    app: LogisticsApplication, facts: InMemoryFacts
 ) -> None:
     unit = facts.package(din(1))
     app.create_shipment(new_shipment([unit]), site_user())
@@ -95,7 +100,7 @@ def test_a_unit_on_an_open_shipment_cannot_be_shipped_again(
 
 
 def test_after_delivery_the_destination_ships_the_unit_on(
-    app: LogisticsApplication, facts: InMemoryUnitFacts, clock: Clock
+    app: LogisticsApplication, facts: InMemoryFacts, clock: Clock
 ) -> None:
     unit = facts.package(din(1))
     shipment = app.create_shipment(new_shipment([unit]), site_user()).shipment_id
@@ -111,9 +116,7 @@ def test_after_delivery_the_destination_ships_the_unit_on(
     assert onward.custodian == f"site:{DESTINATION}"
 
 
-def test_condition_must_match_the_units(
-    app: LogisticsApplication, facts: InMemoryUnitFacts
-) -> None:
+def test_condition_must_match_the_units(app: LogisticsApplication, facts: InMemoryFacts) -> None:
     unit = facts.package(din(1))
     with pytest.raises(Refused, match="not held fresh-ambient"):
         app.create_shipment(new_shipment([unit], Condition.FRESH_AMBIENT), site_user())
@@ -125,7 +128,7 @@ def test_condition_must_match_the_units(
     ids=["empty", "malformed", "twice"],
 )
 def test_bad_manifests_are_invalid(
-    app: LogisticsApplication, facts: InMemoryUnitFacts, manifest: list[str]
+    app: LogisticsApplication, facts: InMemoryFacts, manifest: list[str]
 ) -> None:
     facts.package(din(1))
     with pytest.raises(InvalidInput):
@@ -133,7 +136,7 @@ def test_bad_manifests_are_invalid(
 
 
 def test_shipping_to_yourself_or_without_logger_is_invalid(
-    app: LogisticsApplication, facts: InMemoryUnitFacts
+    app: LogisticsApplication, facts: InMemoryFacts
 ) -> None:
     unit = facts.package(din(1))
     plan = new_shipment([unit])
@@ -141,3 +144,38 @@ def test_shipping_to_yourself_or_without_logger_is_invalid(
         app.create_shipment(type(plan)([unit], plan.condition, ORIGIN, "D", "L"), site_user())
     with pytest.raises(InvalidInput):
         app.create_shipment(type(plan)([unit], plan.condition, DESTINATION, "D", " "), site_user())
+
+
+def test_the_created_event_records_the_protocol_rules_that_set_the_window(
+    app: LogisticsApplication, facts: InMemoryFacts, clock: Clock
+) -> None:
+    app.create_shipment(new_shipment([facts.package(din(1))]), site_user())
+    assert stored_events(app)[-1].protocol_rules == "v1"
+    rules = ProtocolRules(fresh_apheresis=timedelta(hours=24))
+    shorter = build_app(facts, clock, rules=rules)
+    view = shorter.create_shipment(new_shipment([facts.package(din(2))]), site_user())
+    assert view.window_ends_at == COLLECTION_END + timedelta(hours=24)
+    [created] = stored_events(shorter)
+    assert created.protocol_rules == rules.tag != "v1"
+    assert created.window_rule == "fresh apheresis: collection end + 24 h"
+    shorter.close()
+    shorter.unpublished.close()
+
+
+def test_a_shipment_is_read_by_its_sites_the_operator_and_auditors_only(
+    app: LogisticsApplication, facts: InMemoryFacts
+) -> None:
+    shipment_id = app.create_shipment(
+        new_shipment([facts.package(din(1))]), site_user()
+    ).shipment_id
+    for scope in (site_scope(ORIGIN), site_scope(DESTINATION), site_scope(SERVICE_SITE)):
+        assert app.shipment(shipment_id, scope).shipment_id == shipment_id
+    assert app.shipment(shipment_id, auditor_scope()).shipment_id == shipment_id
+    with pytest.raises(NotFound) as hidden:
+        app.shipment(shipment_id, site_scope("HOSP-Z"))
+    unknown = str(uuid4())
+    with pytest.raises(NotFound) as absent:
+        app.shipment(unknown, site_scope("HOSP-Z"))
+    assert str(hidden.value) == str(absent.value).replace(unknown, shipment_id)
+    with pytest.raises(NotFound):
+        app.shipment(unknown, auditor_scope())

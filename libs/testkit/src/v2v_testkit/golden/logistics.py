@@ -68,6 +68,7 @@ def golden_events() -> list[Any]:
             window_ends_at=WINDOW_END,
             window_rule="fresh apheresis: collection end + 48 h",
             created_at=AT,
+            protocol_rules="v1",
             **_attributed(NURSE),
         ),
         _event(Shipment.CourierAssigned, 2, courier_id="C-18", **_attributed(NURSE)),

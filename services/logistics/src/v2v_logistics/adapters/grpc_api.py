@@ -2,7 +2,8 @@
 
 The caller's site and roles come from its client certificate (`current_caller()`), never
 from request fields; domain refusals become status codes via `translate_errors`, custody
-refusals FAILED_PRECONDITION with "<reason-code>: <explanation>".
+refusals FAILED_PRECONDITION with "<reason-code>: <explanation>". Reads go through the
+caller's `Scope`: a shipment between two other sites is NOT_FOUND, as if absent.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from v2v_platform.proto_values import (
     signature_from_proto,
     timestamp,
 )
+from v2v_platform.scope import Scope
 
 SERVICE_NAME = "v2v.logistics.v1.LogisticsService"
 SHIPPERS = (Role.COLLECTION, Role.MANUFACTURING)
@@ -224,9 +226,8 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
 
     @translate_errors
     def GetShipment(self, request: pb.GetShipmentRequest, context: Any) -> pb.GetShipmentResponse:
-        return pb.GetShipmentResponse(
-            shipment=shipment_message(self.app.shipment(request.shipment_id))
-        )
+        view = self.app.shipment(request.shipment_id, Scope.of(current_caller()))
+        return pb.GetShipmentResponse(shipment=shipment_message(view))
 
 
 def register(app: LogisticsApplication) -> Callable[[Any], None]:

@@ -4,6 +4,7 @@ Sites authenticate with consortium-signed bearer tokens (the caller's site comes
 token, never from the body); couriers with courier tokens (`courier_api`). The courier web
 page (`/courier`, `/courier/static/...`) is public: it holds no data until a courier logs in.
 Refusals are problem+json documents with a 4xx status; custody refusals carry `reason_code`.
+Reads go through the caller's `Scope`: a shipment between two other sites is 404, as if absent.
 (No `from __future__ import annotations` here: FastAPI resolves the dependencies below.)
 """
 
@@ -32,6 +33,7 @@ from v2v_platform.attribution import Attribution, SignatureManifestation, Window
 from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.http_api import SiteTokenVerifier, create_app, problem, require_roles
 from v2v_platform.proto_values import attribution
+from v2v_platform.scope import Scope
 
 CUSTODY_REFUSED = "Refused by a custody rule"
 
@@ -157,7 +159,7 @@ def create_http_app(
 
     @app.get("/v1/shipments/{shipment_id}")
     def get(shipment_id: str, caller: Reader) -> Any:
-        return shipment_json(application.shipment(shipment_id))
+        return shipment_json(application.shipment(shipment_id, Scope.of(caller)))
 
     @app.post("/v1/shipments/{shipment_id}/courier")
     def assign(shipment_id: str, body: AssignCourier, caller: Site) -> Any:

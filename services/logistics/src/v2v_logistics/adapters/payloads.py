@@ -2,7 +2,7 @@
 
 Every event class the `Shipment` aggregate stores has a mapper here: hash chains must stay
 continuous. Each carries the shipment's ONE valid COI, the envelope's COI and Kafka key. The
-internal registers application (which shipments each unit was listed on) is never published.
+unpublished records (which shipments each unit was listed on) are never published.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def shipment_created(event: Shipment.Created) -> pb.ShipmentCreated:
         window_ends_at=timestamp(event.window_ends_at) if event.window_ends_at else None,
         window_rule=event.window_rule,
         created_at=timestamp(event.created_at),
+        protocol_rules=event.protocol_rules,
     )
 
 

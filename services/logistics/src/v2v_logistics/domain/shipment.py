@@ -41,6 +41,7 @@ from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.errors import InvalidInput, Refused
+from v2v_platform.protocol_rules import ProtocolRules
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class ShipmentPlan:
     courier_id: str
     window_ends_at: datetime | None
     window_rule: str
+    protocol_rules: str
+    """The tag of the protocol rules that set the window (`ProtocolRules.tag`)."""
 
 
 class Shipment(Aggregate):
@@ -85,6 +88,8 @@ class Shipment(Aggregate):
         window_ends_at: datetime | None
         window_rule: str
         created_at: datetime
+        protocol_rules: str = ""
+        """`ProtocolRules.tag`; "" on shipments created before events recorded it."""
 
     class CourierAssigned(AttributedEvent):
         courier_id: str
@@ -261,6 +266,7 @@ class Shipment(Aggregate):
             window_ends_at=plan.window_ends_at,
             window_rule=plan.window_rule,
             created_at=created_at,
+            protocol_rules=plan.protocol_rules,
             **attributed(by, plan.coi),
         )
 
@@ -479,8 +485,11 @@ class Shipment(Aggregate):
 
     # temperatures
 
-    def record_readings(self, readings: Sequence[Reading], by: Attribution) -> list[Excursion]:
-        """Record the readings not seen before; return the excursions they form."""
+    def record_readings(
+        self, readings: Sequence[Reading], rules: ProtocolRules, by: Attribution
+    ) -> list[Excursion]:
+        """Record the readings not seen before; return the excursions they form (outside the
+        rules' range for this shipment's condition)."""
         if self.status is ShipmentStatus.RECEIPT_INSPECTED:
             raise Refused("the temperature log was already reviewed at receipt inspection")
         foreign = {r.device_id for r in readings} - {self.data_logger_id}
@@ -498,7 +507,7 @@ class Shipment(Aggregate):
         self.trigger_event(
             self.TemperatureReadingsRecorded, device_id=self.data_logger_id, readings=rows, **fields
         )
-        found = excursions(self.condition, new)
+        found = excursions(rules.temperature_range_c(self.condition), new)
         for excursion in found:
             self.trigger_event(
                 self.TemperatureExcursionRecorded,

@@ -1,4 +1,5 @@
-"""Temperature excursions: consecutive readings outside the condition's range (I5)."""
+"""Temperature excursions: consecutive readings outside the condition's range (I5), the range
+given by the site's `ProtocolRules` (`rules.temperature_range_c(condition)`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from v2v_logistics.domain.values import Reading
-from v2v_platform.conditions import Condition
 
 
 @dataclass(frozen=True)
@@ -25,17 +25,21 @@ class Excursion:
         return self.ended_at - self.started_at
 
 
-def in_range(condition: Condition, temperature_c: float) -> bool:
-    low, high = condition.temperature_range_c
+TemperatureRange = tuple[float, float]
+"""(lowest, highest) allowed, in °C."""
+
+
+def in_range(range_c: TemperatureRange, temperature_c: float) -> bool:
+    low, high = range_c
     return low <= temperature_c <= high
 
 
-def excursions(condition: Condition, readings: Sequence[Reading]) -> list[Excursion]:
-    """The excursions of `readings` (any order), in time order."""
+def excursions(range_c: TemperatureRange, readings: Sequence[Reading]) -> list[Excursion]:
+    """The excursions of `readings` (any order) outside `range_c`, in time order."""
     found: list[Excursion] = []
     run: list[Reading] = []
     for reading in sorted(readings, key=lambda r: r.measured_at):
-        if in_range(condition, reading.temperature_c):
+        if in_range(range_c, reading.temperature_c):
             if run:
                 found.append(_excursion(run))
             run = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
 
@@ -118,36 +118,6 @@ class KnownUnit:
     @property
     def din_data(self) -> str:
         return self.din[:13]
-
-
-@dataclass(frozen=True)
-class StabilityRules:
-    """Default stability windows (DESIGN.md section 2), configurable per protocol.
-
-    Fresh apheresis: collection end + 48 h. Fresh product: product creation + 72 h; the rule
-    is "release -> infusion 72 h", but release events are not consumed yet, so creation time
-    is the (earlier, stricter) start. Cryo: no window while <= -150 °C.
-    """
-
-    fresh_apheresis: timedelta = timedelta(hours=48)
-    fresh_product: timedelta = timedelta(hours=72)
-
-    def window_end(self, unit: KnownUnit) -> datetime | None:
-        if not unit.condition.is_fresh:
-            return None
-        length = self.fresh_apheresis if unit.kind is UnitKind.APHERESIS else self.fresh_product
-        return unit.window_starts_at + length
-
-    def rule_name(self, unit: KnownUnit) -> str:
-        if not unit.condition.is_fresh:
-            return "cryo: no window while <= -150 C"
-        if unit.kind is UnitKind.APHERESIS:
-            return f"fresh apheresis: collection end + {_hours(self.fresh_apheresis)} h"
-        return f"fresh product: creation + {_hours(self.fresh_product)} h"
-
-
-def _hours(length: timedelta) -> int:
-    return int(length.total_seconds() // 3600)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Logistics' own projection of the units other contexts created, from Kafka only.
+"""Logistics' own projection of the units other contexts created, from Kafka only: it
+implements `ports.LogisticsFacts`.
 
 - `v2v.intake.events.v1.UnitPackaged`: an apheresis unit (DIN, COI, condition, window start =
   collection end or freeze time), first held by the packaging site (the envelope's site);
@@ -52,7 +53,7 @@ SELECT = (
 )
 
 
-class UnitsProjection:
+class FactsProjection:
     """The consumer's `apply`: folds one envelope into the table, in the open transaction."""
 
     def __init__(self, placeholder_style: Callable[[str], str] = str) -> None:
@@ -113,8 +114,8 @@ def create_tables(connection: Any) -> None:
     connection.execute(SCHEMA)
 
 
-class SqlUnitFacts:
-    """The application's `UnitFacts` port, read from the projection's table."""
+class SqlLogisticsFacts:
+    """The application's `LogisticsFacts` port, read from the projection's table."""
 
     def __init__(self, query: Query) -> None:
         self._query = query
@@ -129,9 +130,9 @@ class SqlUnitFacts:
         )
 
 
-def sqlite_facts(path: Path) -> SqlUnitFacts:
-    return SqlUnitFacts(sqlite_query(path, create_tables))
+def sqlite_facts(path: Path) -> SqlLogisticsFacts:
+    return SqlLogisticsFacts(sqlite_query(path, create_tables))
 
 
-def postgres_facts(dsn: str) -> SqlUnitFacts:
-    return SqlUnitFacts(postgres_query(dsn, create_tables))
+def postgres_facts(dsn: str) -> SqlLogisticsFacts:
+    return SqlLogisticsFacts(postgres_query(dsn, create_tables))

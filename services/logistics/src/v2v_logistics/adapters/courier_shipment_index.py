@@ -1,4 +1,5 @@
-"""Which shipments concern which courier: a small read model that follows the event store.
+"""Which shipments concern which courier (`ports.CourierShipmentIndex`): a small read model
+that follows the logistics event store.
 
 It reads the application's own notification log from where it last stopped, so it is always
 re-derivable from the events (nothing else to keep durable) and sees shipments recorded by
@@ -17,7 +18,7 @@ TOPIC_PREFIX = "v2v_logistics.domain.shipment:Shipment."
 WATCHED = ("Created", "CourierAssigned", "CustodyHandedOver")
 
 
-class ShipmentIndex:
+class EventStoreCourierShipmentIndex:
     def __init__(self, recorder: Any, mapper: Any) -> None:
         self._recorder = recorder
         self._mapper = mapper

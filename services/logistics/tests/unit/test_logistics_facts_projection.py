@@ -12,19 +12,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from v2v.common.v1.common_pb2 import Condition
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
-from v2v_logistics.adapters.units_projection import (
+from v2v_logistics.adapters.facts_projection import (
     CONSUMER_NAME,
-    UnitsProjection,
+    FactsProjection,
     create_tables,
     sqlite_facts,
 )
 from v2v_logistics.domain.values import UnitKind
-from v2v_logistics.testing import COI, din
 from v2v_platform.conditions import Condition as Kernel
 from v2v_platform.consumer import Delivered, SqliteConsumerStore, apply_once
 from v2v_platform.envelope import Location
 from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope
 from v2v_platform.envelope.keys import SiteSigningKey
+from v2v_testkit.logistics import COI, din
 
 AT = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
 
@@ -77,7 +77,7 @@ def test_packaged_and_product_units_become_known_with_their_first_custodian(
         delivered("GMP-B", "batch-1", 2, intake.UnitPackaged(coi="not a coi", din=din(2))),
     ]
     with store.transaction() as (unit_of_work, ledger):
-        stats = apply_once(batch, ledger, unit_of_work, UnitsProjection())
+        stats = apply_once(batch, ledger, unit_of_work, FactsProjection())
     assert (stats.applied, stats.duplicates) == (3, 1)
     facts = sqlite_facts(tmp_path / "facts.sqlite")
     apheresis = facts.unit(din(1)[:13])

@@ -1,5 +1,6 @@
-"""Test support (tests only): fixed identifiers, a settable clock, in-memory unit facts, and
-the application wired to in-memory (or given) event stores."""
+"""Builders for logistics tests: fixed identifiers, a settable clock, in-memory facts (units
+learned from other contexts), the application wired to in-memory (or given) event stores,
+and the scopes sites read with."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from v2v_logistics.application import LogisticsApplication, NewShipment, UnitFacts
+from v2v_logistics.adapters.courier_shipment_index import EventStoreCourierShipmentIndex
+from v2v_logistics.application import LogisticsApplication, NewShipment
 from v2v_logistics.domain.shipment import ScanOutcome
 from v2v_logistics.domain.values import KnownUnit, ScanAttempt, UnitKind, courier_party, site_party
-from v2v_logistics.registers import LogisticsRegisters
+from v2v_logistics.ports import LogisticsFacts
+from v2v_logistics.unpublished_records import LogisticsUnpublishedRecords
 from v2v_platform.attribution import Attribution
+from v2v_platform.auth import Role
 from v2v_platform.conditions import Condition
 from v2v_platform.ids import issue_coi, issue_din
+from v2v_platform.scope import Scope
 
 SERVICE_SITE = "LOGI-1"
 ORIGIN = "HOSP-A"
@@ -42,8 +47,8 @@ class Clock:
 
 
 @dataclass
-class InMemoryUnitFacts:
-    """A stand-in for the projection of other contexts' events (the port under it)."""
+class InMemoryFacts:
+    """A stand-in for the projection of other contexts' events (the `LogisticsFacts` port)."""
 
     units: dict[str, KnownUnit] = field(default_factory=dict)
 
@@ -66,25 +71,37 @@ class InMemoryUnitFacts:
 
 
 def build_app(
-    unit_facts: UnitFacts | None = None,
+    facts: LogisticsFacts | None = None,
     clock: Callable[[], datetime] | None = None,
     *,
     env: dict[str, str] | None = None,
-    registers_env: dict[str, str] | None = None,
+    unpublished_env: dict[str, str] | None = None,
     **overrides: Any,
 ) -> LogisticsApplication:
-    """The application at LOGI-1 with its registers; both in memory by default."""
-    registers = LogisticsRegisters(env=registers_env or POPO)
-    settings: dict[str, Any] = {"site_id": SERVICE_SITE, **overrides}
+    """The application at LOGI-1 with its unpublished records; both in memory by default.
+    `app.close()` leaves the unpublished records open: close `app.unpublished` too."""
+    unpublished = LogisticsUnpublishedRecords(env=unpublished_env or POPO)
+    settings: dict[str, Any] = {
+        "site_id": SERVICE_SITE,
+        "courier_index": EventStoreCourierShipmentIndex,
+        **overrides,
+    }
     if clock is not None:
         settings["clock"] = clock
-    return LogisticsApplication(
-        env=env or POPO, registers=registers, unit_facts=unit_facts, **settings
-    )
+    return LogisticsApplication(env=env or POPO, unpublished=unpublished, facts=facts, **settings)
 
 
 def site_user(site: str = ORIGIN, role: str = "collection", user: str = "u-nurse") -> Attribution:
     return Attribution(user, f"User {user}", role, site)
+
+
+def site_scope(site: str = ORIGIN, *roles: Role) -> Scope:
+    """How a site reads (its roles decide whether it reads everything: auditors do)."""
+    return Scope(site, frozenset(roles or (Role.COLLECTION,)))
+
+
+def auditor_scope(site: str = "AUDIT-1") -> Scope:
+    return Scope(site, frozenset({Role.AUDITOR}))
 
 
 def courier(courier_id: str = "C-1", site: str = ORIGIN) -> Attribution:

@@ -1,0 +1,178 @@
+"""The logistics application: commands and queries over plain values.
+
+Methods take plain values plus the acting `Attribution` (or, to read, the caller's `Scope`),
+raise `DomainError`s and return the plain values of `views`. Refused scans, handoffs and
+receipts are saved (as mismatch events on the shipment's chain) BEFORE `ScanRefused` is
+raised. Every change is saved under optimistic concurrency and retried from a fresh read when
+another change won the race, so a scan key sent twice at once is still applied once.
+
+This application's notification log is the outbox: each `Shipment` belongs to ONE chain of
+identity (all its units share one COI) and each of its events carries that valid COI, the
+Kafka key. Which shipments each unit was listed on lives in `LogisticsUnpublishedRecords`.
+Events are authored by this service's site (which signs them); the acting user, their role
+and, in the payload, the acting site say who did it. Logistics records for the consortium's
+sites (origin and destination), so a command's site is checked against the shipment, not
+against this service's site.
+
+Each group of use cases is a class in a sibling module; the commands below delegate to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+from v2v_logistics.application.handoffs import Handoffs
+from v2v_logistics.application.queries import ShipmentQueries
+from v2v_logistics.application.receipt import Receipt
+from v2v_logistics.application.shipments import NewShipment, ScanRefusedAtCreation, Shipments
+from v2v_logistics.application.temperatures import Temperatures
+from v2v_logistics.domain.shipment import ScanOutcome, Shipment
+from v2v_logistics.domain.values import ExceptionKind, Reading, ScanAttempt
+from v2v_logistics.ports import (
+    CourierShipmentIndex,
+    CourierShipmentIndexOver,
+    LogisticsFacts,
+    NoCourierShipmentIndex,
+    NoLogisticsFacts,
+)
+from v2v_logistics.unpublished_records import LogisticsUnpublishedRecords
+from v2v_logistics.views import CourierShipmentView, ReadingsView, ShipmentView
+from v2v_platform.attribution import Attribution, WindowOverride
+from v2v_platform.errors import Forbidden, NotFound
+from v2v_platform.protocol_rules import DEFAULT_RULES, ProtocolRules
+from v2v_platform.scope import Scope
+from v2v_platform.service_application import MAX_ATTEMPTS, ServiceApplication, utc_now
+
+__all__ = ["LogisticsApplication", "NewShipment", "ScanRefusedAtCreation"]
+
+
+class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
+    context = "logistics"
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        site_id: str = "",
+        unpublished: LogisticsUnpublishedRecords | None = None,
+        facts: LogisticsFacts | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        rules: ProtocolRules = DEFAULT_RULES,
+        max_attempts: int = MAX_ATTEMPTS,
+        courier_index: CourierShipmentIndexOver | None = None,
+    ) -> None:
+        super().__init__(
+            env, site_id=site_id, unpublished=unpublished, clock=clock, max_attempts=max_attempts
+        )
+        self.facts: LogisticsFacts = facts or NoLogisticsFacts()
+        self.rules = rules
+        self.courier_index: CourierShipmentIndex = (
+            courier_index(self.recorder, self.mapper) if courier_index else NoCourierShipmentIndex()
+        )
+        self.shipments = Shipments(self)
+        self.handoffs = Handoffs(self)
+        self.receipt = Receipt(self)
+        self.temperatures = Temperatures(self)
+        self.queries = ShipmentQueries(self)
+
+    # shipments
+
+    def create_shipment(self, request: NewShipment, by: Attribution) -> ShipmentView:
+        return self.shipments.create(request, by)
+
+    def assign_courier(self, shipment_id: str, courier_id: str, by: Attribution) -> ShipmentView:
+        return self.shipments.assign_courier(shipment_id, courier_id, by)
+
+    # scans and handoffs (couriers over HTTP, sites over gRPC)
+
+    def scan(self, shipment_id: str, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
+        return self.handoffs.scan(shipment_id, attempt, by)
+
+    def hand_over(self, shipment_id: str, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
+        return self.handoffs.hand_over(shipment_id, attempt, by)
+
+    # the destination site
+
+    def receive_shipment(
+        self,
+        shipment_id: str,
+        labels: Sequence[str],
+        from_party: str,
+        override: WindowOverride | None,
+        by: Attribution,
+        idempotency_key: str = "",
+    ) -> ShipmentView:
+        return self.receipt.receive(shipment_id, labels, from_party, override, by, idempotency_key)
+
+    def inspect_receipt(
+        self, shipment_id: str, intact: bool, log_reviewed: bool, notes: str, by: Attribution
+    ) -> ShipmentView:
+        return self.receipt.inspect(shipment_id, intact, log_reviewed, notes, by)
+
+    def record_exception(
+        self, shipment_id: str, kind: ExceptionKind, by: Attribution
+    ) -> ShipmentView:
+        return self.receipt.record_exception(shipment_id, kind, by)
+
+    # temperatures
+
+    def upload_readings(
+        self, shipment_id: str, readings: Sequence[Reading], by: Attribution
+    ) -> ReadingsView:
+        return self.temperatures.upload(shipment_id, readings, by)
+
+    # queries
+
+    def shipment(self, shipment_id: str, scope: Scope) -> ShipmentView:
+        return self.queries.shipment(shipment_id, scope)
+
+    def courier_shipments(self, courier_id: str) -> list[CourierShipmentView]:
+        return self.queries.courier_shipments(courier_id)
+
+    def courier_shipment(self, shipment_id: str, courier_id: str) -> CourierShipmentView:
+        return self.queries.courier_shipment(shipment_id, courier_id)
+
+    # shared by the use cases
+
+    def load(self, shipment_id: str) -> Shipment:
+        """The shipment; NotFound when there is none with this id."""
+        return self.get(Shipment, parse_shipment_id(shipment_id), "shipment")
+
+    def visible(self, shipment_id: str, scope: Scope) -> Shipment:
+        """The shipment, when `scope` sees it; NotFound, exactly as if absent, otherwise."""
+        what = f"shipment {shipment_id}"
+        shipment = self.find(Shipment, parse_shipment_id(shipment_id))
+        scope.require_sees(self.related_sites(shipment) if shipment else (), what)
+        if shipment is None:
+            raise NotFound(f"no {what}")
+        return shipment
+
+    def related_sites(self, shipment: Shipment) -> tuple[str, str, str]:
+        """The sites that may read the shipment: its two parties and this logistics operator."""
+        return shipment.origin_site_id, shipment.destination_site_id, self.site_id
+
+    def change(self, shipment_id: str, change: Callable[[Shipment], None]) -> ShipmentView:
+        def attempt() -> ShipmentView:
+            shipment = self.load(shipment_id)
+            change(shipment)
+            self.save(shipment)
+            return ShipmentView.of(shipment)
+
+        return self.retrying(attempt)
+
+    @staticmethod
+    def check_party_site(shipment: Shipment, by: Attribution, what: str) -> None:
+        if by.site_id not in (shipment.origin_site_id, shipment.destination_site_id):
+            raise Forbidden(
+                f"only {shipment.origin_site_id} or {shipment.destination_site_id} may {what}"
+                " this shipment"
+            )
+
+
+def parse_shipment_id(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise NotFound(f"no shipment {text!r}") from None

@@ -1,0 +1,72 @@
+"""The destination site: delivery (scanning exactly the manifest; past the window only with a
+signed override), receipt inspection, and exceptions recorded by either party site."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from uuid import uuid4
+
+from v2v_logistics.domain.matching import Mismatch, ScanRefused
+from v2v_logistics.domain.shipment import Shipment
+from v2v_logistics.domain.values import ExceptionKind, ScanAttempt, parse_party, site_party
+from v2v_logistics.views import ShipmentView
+from v2v_platform.attribution import Attribution, WindowOverride
+from v2v_platform.errors import Forbidden
+
+if TYPE_CHECKING:
+    from v2v_logistics.application import LogisticsApplication
+
+
+class Receipt:
+    def __init__(self, app: LogisticsApplication) -> None:
+        self.app = app
+
+    def receive(
+        self,
+        shipment_id: str,
+        labels: Sequence[str],
+        from_party: str,
+        override: WindowOverride | None,
+        by: Attribution,
+        idempotency_key: str = "",
+    ) -> ShipmentView:
+        attempt = ScanAttempt(
+            idempotency_key or f"receipt:{uuid4()}",
+            self.app.clock(),
+            parse_party(from_party),
+            site_party(by.site_id),
+            " ".join(labels),
+        )
+        authored = self.app.authored(by)
+
+        def act() -> tuple[ShipmentView, Mismatch | None]:
+            shipment = self.app.load(shipment_id)
+            mismatch = shipment.receive(attempt, labels, self.app.facts.unit, override, authored)
+            self.app.save(shipment)
+            return ShipmentView.of(shipment), mismatch
+
+        view, mismatch = self.app.retrying(act)
+        if mismatch is not None:
+            raise ScanRefused(mismatch)
+        return view
+
+    def inspect(
+        self, shipment_id: str, intact: bool, log_reviewed: bool, notes: str, by: Attribution
+    ) -> ShipmentView:
+        def change(shipment: Shipment) -> None:
+            if by.site_id != shipment.destination_site_id:
+                raise Forbidden(f"only {shipment.destination_site_id} inspects this receipt")
+            authored = self.app.authored(by)
+            shipment.inspect(intact, log_reviewed, notes, self.app.clock(), authored)
+
+        return self.app.change(shipment_id, change)
+
+    def record_exception(
+        self, shipment_id: str, kind: ExceptionKind, by: Attribution
+    ) -> ShipmentView:
+        def change(shipment: Shipment) -> None:
+            self.app.check_party_site(shipment, by, "record an exception of")
+            shipment.record_exception(kind, self.app.clock(), self.app.authored(by))
+
+        return self.app.change(shipment_id, change)

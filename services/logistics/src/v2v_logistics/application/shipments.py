@@ -1,0 +1,139 @@
+"""Creating shipments (one COI, known units in the shipper's custody, one condition, the
+earliest stability window of the units) and assigning their courier."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from uuid import UUID, uuid4
+
+from v2v_logistics.domain.matching import OTHER_COI, UNKNOWN_UNIT, WRONG_CUSTODIAN
+from v2v_logistics.domain.shipment import Shipment, ShipmentPlan
+from v2v_logistics.domain.values import (
+    KnownUnit,
+    ShipmentStatus,
+    parse_courier_id,
+    parse_site,
+    require_text,
+    site_party,
+)
+from v2v_logistics.domain.windows import shipment_window
+from v2v_logistics.views import ShipmentView
+from v2v_platform.attribution import Attribution
+from v2v_platform.conditions import Condition
+from v2v_platform.errors import InvalidInput, Refused
+from v2v_platform.ids import Din
+from v2v_platform.service_application import parse_din
+
+if TYPE_CHECKING:
+    from v2v_logistics.application import LogisticsApplication
+
+
+@dataclass(frozen=True)
+class NewShipment:
+    manifest: Sequence[str]
+    condition: Condition
+    destination_site_id: str
+    shipper_id: str
+    data_logger_id: str
+    courier_id: str = ""
+
+
+class ScanRefusedAtCreation(Refused):
+    """A shipment was refused because of one of its units (nothing was recorded: no chain yet)."""
+
+    def __init__(self, reason_code: str, explanation: str) -> None:
+        super().__init__(explanation)
+        self.reason_code = reason_code
+
+
+class Shipments:
+    def __init__(self, app: LogisticsApplication) -> None:
+        self.app = app
+
+    def create(self, request: NewShipment, by: Attribution) -> ShipmentView:
+        if not request.manifest:
+            raise InvalidInput("a shipment needs at least one unit on its manifest")
+        dins = [parse_din(text) for text in request.manifest]
+        if len({din.data for din in dins}) != len(dins):
+            raise InvalidInput("a unit is listed twice on the manifest")
+        destination = parse_site(request.destination_site_id, "destination site")
+        if destination == by.site_id:
+            raise InvalidInput("the destination is the origin site")
+        if request.courier_id:
+            parse_courier_id(request.courier_id)
+
+        def attempt() -> ShipmentView:
+            units = [self._shippable(din, by.site_id) for din in dins]
+            plan = self._plan(units, request, by.site_id, destination)
+            shipment = Shipment.create(uuid4(), plan, self.app.clock(), self.app.authored(by))
+            self.app.unpublished.list_units([u.din_data for u in units], shipment.shipment_id, by)
+            self.app.save(shipment)
+            return ShipmentView.of(shipment)
+
+        return self.app.retrying(attempt)
+
+    def _shippable(self, din: Din, origin_site_id: str) -> KnownUnit:
+        unit = self.app.facts.unit(din.data)
+        if unit is None:
+            raise ScanRefusedAtCreation(UNKNOWN_UNIT, f"no unit with DIN {din} is known here")
+        custodian = self.unit_custodian(unit)
+        if custodian != site_party(origin_site_id):
+            raise ScanRefusedAtCreation(
+                WRONG_CUSTODIAN, f"unit {din} is in the custody of {custodian}, not this site"
+            )
+        return unit
+
+    def _plan(
+        self, units: Sequence[KnownUnit], request: NewShipment, origin: str, destination: str
+    ) -> ShipmentPlan:
+        cois = sorted({unit.coi for unit in units})
+        if len(cois) > 1:
+            raise ScanRefusedAtCreation(
+                OTHER_COI, f"a shipment carries ONE COI; the units belong to {', '.join(cois)}"
+            )
+        mixed = [u.din for u in units if u.condition is not request.condition]
+        if mixed:
+            raise Refused(
+                f"unit(s) {', '.join(mixed)} are not held {request.condition.value}; a shipment"
+                " has one condition"
+            )
+        window = shipment_window(units, self.app.rules)
+        return ShipmentPlan(
+            coi=cois[0],
+            manifest=tuple(u.din for u in units),
+            condition=request.condition,
+            origin_site_id=origin,
+            destination_site_id=destination,
+            shipper_id=require_text("shipper/dewar id", request.shipper_id),
+            data_logger_id=require_text("data-logger id", request.data_logger_id),
+            courier_id=request.courier_id,
+            window_ends_at=window.ends_at,
+            window_rule=window.rule,
+            protocol_rules=self.app.rules.tag,
+        )
+
+    def unit_custodian(self, unit: KnownUnit) -> str:
+        """Who holds the unit now: an open shipment's custodian, else the last receiver."""
+        custodian = unit.first_custodian
+        for shipment_id in self.app.unpublished.shipments_of(unit.din_data):
+            shipment = self.app.find(Shipment, UUID(shipment_id))
+            if shipment is None:
+                continue  # listed, but its shipment was never saved
+            if shipment.status.is_moving:
+                return f"shipment:{shipment.shipment_id}"
+            if shipment.status in (ShipmentStatus.DELIVERED, ShipmentStatus.RECEIPT_INSPECTED):
+                custodian = site_party(shipment.destination_site_id)
+            else:
+                custodian = shipment.custodian
+        return custodian
+
+    def assign_courier(self, shipment_id: str, courier_id: str, by: Attribution) -> ShipmentView:
+        parse_courier_id(courier_id)
+
+        def change(shipment: Shipment) -> None:
+            self.app.check_party_site(shipment, by, "assign a courier to")
+            shipment.assign_courier(courier_id, self.app.authored(by))
+
+        return self.app.change(shipment_id, change)

@@ -1,0 +1,39 @@
+"""The data logger's readings: recorded once each, excursions outside the range the site's
+protocol rules give for the shipment's condition (I5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from v2v_logistics.domain.values import Reading
+from v2v_logistics.views import ExcursionView, ReadingsView
+from v2v_platform.attribution import Attribution
+from v2v_platform.errors import InvalidInput
+from v2v_platform.scope import Scope
+
+if TYPE_CHECKING:
+    from v2v_logistics.application import LogisticsApplication
+
+
+class Temperatures:
+    def __init__(self, app: LogisticsApplication) -> None:
+        self.app = app
+
+    def upload(
+        self, shipment_id: str, readings: Sequence[Reading], by: Attribution
+    ) -> ReadingsView:
+        """Only a site the shipment relates to uploads (and learns the excursions); to any
+        other site the shipment does not exist."""
+        if not readings:
+            raise InvalidInput("a batch of readings needs at least one reading")
+
+        def attempt() -> ReadingsView:
+            shipment = self.app.visible(shipment_id, Scope(by.site_id))
+            before = len(shipment.reading_times)
+            found = shipment.record_readings(readings, self.app.rules, self.app.authored(by))
+            self.app.save(shipment)
+            recorded = len(shipment.reading_times) - before
+            return ReadingsView(recorded, [ExcursionView.of(e) for e in found])
+
+        return self.app.retrying(attempt)

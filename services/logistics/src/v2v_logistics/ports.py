@@ -1,0 +1,38 @@
+"""What the logistics application needs from outside, each with its null object."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from v2v_logistics.domain.values import KnownUnit
+
+
+class LogisticsFacts(Protocol):
+    """What logistics knows about units from other contexts' events (its own projection)."""
+
+    def unit(self, din_data: str) -> KnownUnit | None: ...
+
+
+class NoLogisticsFacts:
+    """Knows no unit: every shipment is refused (for processes that only relay)."""
+
+    def unit(self, din_data: str) -> KnownUnit | None:
+        return None
+
+
+class CourierShipmentIndex(Protocol):
+    """Which shipments name a courier (assigned or handed to): candidates, re-checked."""
+
+    def shipments_of_courier(self, courier_id: str) -> list[str]: ...
+
+
+class NoCourierShipmentIndex:
+    """Names no shipment: no courier sees a list (for processes that only relay)."""
+
+    def shipments_of_courier(self, courier_id: str) -> list[str]:
+        return []
+
+
+CourierShipmentIndexOver = Callable[[Any, Any], CourierShipmentIndex]
+"""Builds the index over the application's own event store (its recorder and mapper)."""
