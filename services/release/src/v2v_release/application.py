@@ -2,7 +2,7 @@
 
 Methods take plain values plus the acting `Attribution`, raise `DomainError`s and return the
 plain values of `views`. The release record of a batch is opened by the first command for it,
-from what release knows of the batch from manufacturing's events (`BatchFacts`, its own
+from what release knows of the batch from manufacturing's events (`ReleaseFacts`, its own
 projection); the specification version is the one in force when the batch started.
 
 Decisions are e-signed: the record named in the events proto is signed by `ESigner` (which
@@ -18,81 +18,61 @@ this site only; the treating physician's acceptance names the treating site in i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
-from uuid import UUID
-
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
+from datetime import datetime
+from typing import Any
 
 from v2v_platform.attribution import Attribution, SignatureManifestation
-from v2v_platform.errors import Conflict, Forbidden, NotFound, Refused
+from v2v_platform.auth.identity import Role
+from v2v_platform.errors import Forbidden, NotFound, Refused
 from v2v_platform.esign import ESigner, InMemorySignerStore, SignatureRequest, SignerStore
-from v2v_platform.traced_application import TracedApplication
+from v2v_platform.scope import Scope
+from v2v_platform.service_application import (
+    MAX_ATTEMPTS,
+    ServiceApplication,
+    UnpublishedRecords,
+    utc_now,
+)
 from v2v_release.domain.batch_release import BatchRelease, Sign, release_id
 from v2v_release.domain.specification import ReleaseSpecification, SpecificationCatalog
-from v2v_release.domain.values import (
-    BatchFact,
-    Correction,
-    QcReport,
-    parse_batch_id,
-)
+from v2v_release.domain.values import BatchFact, Correction, QcReport, parse_batch_id
+from v2v_release.ports import NoReleaseFacts, ReleaseFacts
 from v2v_release.views import BatchReleaseView, RecordedResultView
 
-T = TypeVar("T")
 Decide = Callable[[BatchRelease, BatchFact, Sign, datetime, Attribution], None]
 QP = "qp"
 PHYSICIAN = "physician"
+READS_ALL = frozenset({Role.QC, Role.AUDITOR})
+"""Who reads every batch's release record (adapters build `Scope.of(caller, READS_ALL)`);
+any other reader sees only the batches of COIs treated at its site."""
 
 
-class BatchFacts(Protocol):
-    """What release knows from manufacturing's and intake's events (its own projection)."""
+class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
+    """Release records nothing outside a chain: it is built without unpublished records."""
 
-    def batch(self, batch_id: str) -> BatchFact | None: ...
-    def treating_site(self, coi: str) -> str | None: ...
+    context = "release"
 
-
-class NoBatchFacts:
-    """Knows no batch (for processes that only relay)."""
-
-    def batch(self, batch_id: str) -> BatchFact | None:
-        return None
-
-    def treating_site(self, coi: str) -> str | None:
-        return None
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class ReleaseApplication(TracedApplication):
     def __init__(
         self,
         env: dict[str, str] | None = None,
         *,
         site_id: str = "",
-        batch_facts: BatchFacts | None = None,
+        facts: ReleaseFacts | None = None,
         signer_store: SignerStore | None = None,
         specifications: SpecificationCatalog | None = None,
         clock: Callable[[], datetime] = utc_now,
-        max_attempts: int = 50,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
-        super().__init__(env)
-        self.site_id = site_id
-        self.batch_facts: BatchFacts = batch_facts or NoBatchFacts()
+        super().__init__(env, site_id=site_id, clock=clock, max_attempts=max_attempts)
+        self.facts: ReleaseFacts = facts or NoReleaseFacts()
         self.esigner = ESigner(signer_store or InMemorySignerStore(), clock)
         self.specifications = specifications or SpecificationCatalog()
-        self.clock = clock
-        self.max_attempts = max_attempts
 
     # results
 
     def record_qc_result(
         self, batch_id: str, report: QcReport, correction: Correction | None, by: Attribution
     ) -> RecordedResultView:
-        self._check_local(by)
+        by = self.check_local(by)
 
         def attempt() -> RecordedResultView:
             release = self._release_for(self._fact(batch_id), by)
@@ -100,7 +80,7 @@ class ReleaseApplication(TracedApplication):
             self.save(release)
             return RecordedResultView.of(result, release.pending_tests, failure_id)
 
-        return self._retrying(attempt)
+        return self.retrying(attempt)
 
     # decisions (signed by a qualified person)
 
@@ -131,7 +111,7 @@ class ReleaseApplication(TracedApplication):
         self, batch_id: str, signature: SignatureRequest, by: Attribution
     ) -> BatchReleaseView:
         fact = self._fact(batch_id)
-        treating_site = self.batch_facts.treating_site(fact.coi)
+        treating_site = self.facts.treating_site(fact.coi)
         if treating_site is None:
             raise Refused(f"the treating site of COI {fact.coi} is not known yet")
         if by.site_id != treating_site:
@@ -139,7 +119,7 @@ class ReleaseApplication(TracedApplication):
                 f"COI {fact.coi} is treated at {treating_site}; {by.site_id} cannot accept"
                 " its OOS release"
             )
-        authored = replace(by, site_id=self.site_id)
+        authored = self.authored(by)
 
         def attempt() -> BatchReleaseView:
             release = self._existing(fact.batch_id)
@@ -148,17 +128,16 @@ class ReleaseApplication(TracedApplication):
             self.save(release)
             return BatchReleaseView.of(release, fact)
 
-        return self._retrying(attempt)
+        return self.retrying(attempt)
 
     # queries
 
-    def batch_release(self, batch_id: str, visible_to: str | None = None) -> BatchReleaseView:
-        """The batch's release record. `visible_to` = a treating site that may read only the
-        batches of COIs treated there (QC sites and auditors read every batch: None)."""
+    def batch_release(self, batch_id: str, scope: Scope) -> BatchReleaseView:
+        """The batch's release record, to its treating site and to readers of every batch
+        (QC sites, auditors: `READS_ALL`); NotFound to anyone else, as if unknown."""
         fact = self._fact(batch_id)
-        if visible_to is not None and self.batch_facts.treating_site(fact.coi) != visible_to:
-            raise NotFound(f"batch {batch_id} is not visible to site {visible_to}")
-        release = self._find(release_id(fact.batch_id))
+        scope.require_sees([self.facts.treating_site(fact.coi)], f"batch {fact.batch_id}")
+        release = self.find(BatchRelease, release_id(fact.batch_id))
         if release is None:  # nothing recorded yet: every test of its version is pending
             spec = self.specifications.in_force_at(fact.started_at)
             return BatchReleaseView.unrecorded(fact, spec)
@@ -173,7 +152,7 @@ class ReleaseApplication(TracedApplication):
         self, batch_id: str, signature: SignatureRequest, by: Attribution, decision: Decide
     ) -> BatchReleaseView:
         """Open the record if needed, apply the QP-signed `decision`, save."""
-        self._check_local(by)
+        by = self.check_local(by)
         sign = self._signer(by, signature, QP)
 
         def attempt() -> BatchReleaseView:
@@ -183,7 +162,7 @@ class ReleaseApplication(TracedApplication):
             self.save(release)
             return BatchReleaseView.of(release, fact)
 
-        return self._retrying(attempt)
+        return self.retrying(attempt)
 
     def _signer(self, by: Attribution, request: SignatureRequest, signing_role: str) -> Sign:
         def sign(record: Mapping[str, Any]) -> SignatureManifestation:
@@ -193,42 +172,21 @@ class ReleaseApplication(TracedApplication):
 
     def _fact(self, batch_id: str) -> BatchFact:
         canonical = parse_batch_id(batch_id)
-        fact = self.batch_facts.batch(canonical)
+        fact = self.facts.batch(canonical)
         if fact is None:
             raise NotFound(f"batch {canonical} is not known to release yet")
         return fact
 
     def _release_for(self, fact: BatchFact, by: Attribution) -> BatchRelease:
         """The batch's release record, opened (not yet saved) when there is none."""
-        release = self._find(release_id(fact.batch_id))
+        release = self.find(BatchRelease, release_id(fact.batch_id))
         if release is not None:
             return release
         spec = self.specifications.in_force_at(fact.started_at)
         return BatchRelease.open(fact, spec, by)
 
     def _existing(self, batch_id: str) -> BatchRelease:
-        release = self._find(release_id(batch_id))
+        release = self.find(BatchRelease, release_id(batch_id))
         if release is None:
             raise Refused(f"batch {batch_id} has no release record: nothing to accept")
         return release
-
-    def _check_local(self, by: Attribution) -> None:
-        if by.site_id != self.site_id:
-            raise Forbidden(f"this service records release at {self.site_id}, not {by.site_id}")
-
-    def _find(self, aggregate_id: UUID) -> BatchRelease | None:
-        try:
-            aggregate: Any = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        if not isinstance(aggregate, BatchRelease):
-            raise NotFound(f"{aggregate_id} is not a batch release")
-        return aggregate
-
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        for _ in range(self.max_attempts):
-            try:
-                return attempt()
-            except IntegrityError:
-                continue
-        raise Conflict("too many concurrent changes; try again")

@@ -1,6 +1,6 @@
 """The composition root: `bootstrap(settings, **overrides)` wires the release service.
 
-Tests override parameters (clock, batch facts, signer store) and start only what they need.
+Tests override parameters (clock, facts, signer store) and start only what they need.
 """
 
 from __future__ import annotations
@@ -15,17 +15,19 @@ from fastapi import FastAPI
 from v2v_platform.consumer import EnvelopeConsumer
 from v2v_platform.esign import SignerStore, SqlSignerStore, open_signer_store
 from v2v_platform.http_api import SiteTokenVerifier
+from v2v_platform.service_application import utc_now
 from v2v_platform.service_runtime import RuntimeService
 from v2v_release.adapters import grpc_api
-from v2v_release.adapters.batch_projection import (
+from v2v_release.adapters.facts_projection import (
     CONSUMER_NAME,
-    BatchFactsProjection,
+    FactsProjection,
     create_tables,
     postgres_facts,
     sqlite_facts,
 )
 from v2v_release.adapters.http_api import create_http_app
-from v2v_release.application import BatchFacts, NoBatchFacts, ReleaseApplication, utc_now
+from v2v_release.application import ReleaseApplication
+from v2v_release.ports import NoReleaseFacts, ReleaseFacts
 from v2v_release.relay_spec import RELAY_SPEC
 from v2v_release.settings import ReleaseSettings
 
@@ -46,7 +48,7 @@ class ReleaseService(RuntimeService):
         return self.start_projection(
             "facts",
             contexts=["manufacturing", "intake"],
-            projection=BatchFactsProjection,
+            projection=FactsProjection,
             consumer_name=CONSUMER_NAME,
             sqlite_path=self.settings.side_sqlite_path(FACTS_SUFFIX),
             create_tables=create_tables,
@@ -60,17 +62,17 @@ class ReleaseService(RuntimeService):
             self.signers.close()
 
 
-def batch_facts_for(settings: ReleaseSettings) -> BatchFacts:
+def facts_for(settings: ReleaseSettings) -> ReleaseFacts:
     if settings.postgres_dsn:
         return postgres_facts(settings.postgres_dsn)
     path = settings.side_sqlite_path(FACTS_SUFFIX)
-    return sqlite_facts(path) if path is not None else NoBatchFacts()
+    return sqlite_facts(path) if path is not None else NoReleaseFacts()
 
 
 def bootstrap(
     settings: ReleaseSettings,
     *,
-    batch_facts: BatchFacts | None = None,
+    facts: ReleaseFacts | None = None,
     signer_store: SignerStore | None = None,
     clock: Callable[[], datetime] = utc_now,
     **application_overrides: Any,
@@ -79,7 +81,7 @@ def bootstrap(
     app = ReleaseApplication(
         env=settings.event_store.eventsourcing_env(),
         site_id=settings.site_id,
-        batch_facts=batch_facts or batch_facts_for(settings),
+        facts=facts or facts_for(settings),
         signer_store=signers,
         specifications=settings.specifications(),
         clock=clock,

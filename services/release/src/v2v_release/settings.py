@@ -1,7 +1,8 @@
 """The release service's settings (environment variables V2V_*).
 
 V2V_RELEASE_SPECS_FILE names a JSON file of extra specification versions (format in
-`v2v_release.spec_file`); it is checked at start-up, so a bad file stops the service.
+`v2v_release.adapters.spec_file`); it is checked at start-up, so a bad file stops the
+service.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from pathlib import Path
 from pydantic import field_validator
 
 from v2v_platform.config import PublishingServiceSettings
+from v2v_release.adapters.spec_file import load_catalog
 from v2v_release.domain.specification import SpecificationCatalog
-from v2v_release.spec_file import load_catalog
 
 
 class ReleaseSettings(PublishingServiceSettings):

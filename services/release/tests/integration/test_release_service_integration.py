@@ -40,7 +40,7 @@ from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
 from v2v_release.bootstrap import ReleaseService, bootstrap
 from v2v_release.domain.batch_release import release_id
 from v2v_release.settings import ReleaseSettings
-from v2v_release.testing import PASSING, PRE_RELEASE
+from v2v_testkit.release import PASSING, PRE_RELEASE
 
 QC, GMP, HOSPITAL = "QC-1", "GMP-B", "HOSP-A"
 PASSWORD = "qp signing password"
@@ -172,7 +172,7 @@ def test_provisional_release_and_post_release_failure_reach_kafka(
     coi = issue_coi("A1234", 25, random.randint(1, 999_999)).value
     batch_id = str(uuid.uuid4())
     publish_facts(pki, kafka_bootstrap, coi, batch_id)
-    facts = service.app.batch_facts
+    facts = service.app.facts
 
     def harvested() -> tuple[str, ...]:
         fact = facts.batch(batch_id)

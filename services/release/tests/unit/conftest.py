@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from v2v_release.application import ReleaseApplication
-from v2v_release.testing import Clock, InMemoryBatchFacts, build_app
+from v2v_testkit.release import Clock, InMemoryReleaseFacts, build_app
 
 
 @pytest.fixture
@@ -17,8 +17,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def facts() -> InMemoryBatchFacts:
-    known = InMemoryBatchFacts()
+def facts() -> InMemoryReleaseFacts:
+    known = InMemoryReleaseFacts()
     known.started()
     known.harvested()
     known.enrolled()
@@ -26,7 +26,7 @@ def facts() -> InMemoryBatchFacts:
 
 
 @pytest.fixture
-def app(clock: Clock, facts: InMemoryBatchFacts) -> Iterator[ReleaseApplication]:
+def app(clock: Clock, facts: InMemoryReleaseFacts) -> Iterator[ReleaseApplication]:
     application = build_app(facts, clock)
     yield application
     application.close()

@@ -9,17 +9,18 @@ from v2v_platform.conditions import Condition
 from v2v_platform.errors import Forbidden, InvalidInput, ReauthenticationFailed, Refused
 from v2v_platform.esign import record_hash
 from v2v_release.application import ReleaseApplication
-from v2v_release.testing import (
+from v2v_testkit.release import (
     BATCH_ID,
     COI,
     POST_RELEASE,
     PRE_RELEASE,
     PRODUCT_DINS,
     Clock,
-    InMemoryBatchFacts,
+    InMemoryReleaseFacts,
     kinds,
     qc,
     qp_signature,
+    reader,
     record,
     report,
     stored_events,
@@ -62,7 +63,7 @@ def test_provisional_certification_is_signed_over_its_record(
 
 
 def test_only_fresh_product_is_certified_provisionally(
-    app: ReleaseApplication, facts: InMemoryBatchFacts
+    app: ReleaseApplication, facts: InMemoryReleaseFacts
 ) -> None:
     facts.harvested(condition=Condition.CRYO)
     record(app, PRE_RELEASE)
@@ -92,7 +93,7 @@ def test_a_failed_re_authentication_signs_nothing(app: ReleaseApplication) -> No
         app.certify_provisionally(BATCH_ID, qp_signature("wrong password"), qc())
     with pytest.raises(ReauthenticationFailed, match="no signer 'u-nobody'"):
         app.certify_provisionally(BATCH_ID, qp_signature(user="u-nobody"), qc())
-    assert app.batch_release(BATCH_ID).status == "open"
+    assert app.batch_release(BATCH_ID, reader()).status == "open"
     assert "ProvisionallyCertified" not in kinds(app)
 
 
@@ -103,7 +104,7 @@ def test_a_signer_without_the_qp_role_may_not_certify(app: ReleaseApplication) -
 
 
 def test_no_decision_on_a_failed_batch_or_without_product_units(
-    app: ReleaseApplication, facts: InMemoryBatchFacts
+    app: ReleaseApplication, facts: InMemoryReleaseFacts
 ) -> None:
     record(app, PRE_RELEASE)
     facts.failed(reason="no expansion")
@@ -119,7 +120,7 @@ def test_no_decision_on_a_failed_batch_or_without_product_units(
 
 
 def test_results_before_harvest_are_kept_and_the_view_fills_in_the_units(
-    app: ReleaseApplication, facts: InMemoryBatchFacts
+    app: ReleaseApplication, facts: InMemoryReleaseFacts
 ) -> None:
     facts.started()
     record(app, PRE_RELEASE)
@@ -141,7 +142,7 @@ def test_final_certification_from_open_or_provisional(app: ReleaseApplication) -
 
 
 def test_final_certification_straight_from_open_for_cryo_product(
-    app: ReleaseApplication, facts: InMemoryBatchFacts
+    app: ReleaseApplication, facts: InMemoryReleaseFacts
 ) -> None:
     facts.harvested(condition=Condition.CRYO)
     record(app, PRE_RELEASE + POST_RELEASE)
@@ -177,7 +178,7 @@ def test_a_failure_after_provisional_release_is_recorded_in_the_same_save(
     )
     assert (failure.released_as, failure.criterion) == ("provisional", "negative")
     assert failure.product_dins == list(PRODUCT_DINS)
-    view = app.batch_release(BATCH_ID)
+    view = app.batch_release(BATCH_ID, reader())
     assert view.post_release_failure_ids == [failing.result_id]
     assert view.failed_tests == ["sterility"]
 
@@ -230,7 +231,7 @@ def test_rejection_from_provisional_but_not_after_final_or_rejection(
 
 
 def test_rejection_refused_after_final_certification(
-    app: ReleaseApplication, facts: InMemoryBatchFacts
+    app: ReleaseApplication, facts: InMemoryReleaseFacts
 ) -> None:
     facts.harvested(condition=Condition.CRYO)
     record(app, PRE_RELEASE + POST_RELEASE)

@@ -22,7 +22,7 @@ from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.proto_values import timestamp
 from v2v_release.bootstrap import ReleaseService, bootstrap
 from v2v_release.settings import ReleaseSettings
-from v2v_release.testing import (
+from v2v_testkit.release import (
     BATCH_ID,
     OTHER_BATCH_ID,
     PASSING,
@@ -34,7 +34,7 @@ from v2v_release.testing import (
     STARTED_AT,
     TREATING_SITE,
     Clock,
-    InMemoryBatchFacts,
+    InMemoryReleaseFacts,
     signers,
 )
 
@@ -52,8 +52,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def facts() -> InMemoryBatchFacts:
-    known = InMemoryBatchFacts()
+def facts() -> InMemoryReleaseFacts:
+    known = InMemoryReleaseFacts()
     known.started()
     known.harvested()
     known.enrolled()
@@ -61,9 +61,9 @@ def facts() -> InMemoryBatchFacts:
 
 
 @pytest.fixture
-def service(pki: Path, facts: InMemoryBatchFacts) -> Iterator[ReleaseService]:
+def service(pki: Path, facts: InMemoryReleaseFacts) -> Iterator[ReleaseService]:
     settings = ReleaseSettings(site_id=QC_SITE, pki_dir=pki)
-    running = bootstrap(settings, batch_facts=facts, signer_store=signers(), clock=Clock())
+    running = bootstrap(settings, facts=facts, signer_store=signers(), clock=Clock())
     running.start_grpc("127.0.0.1:0")
     yield running
     running.stop()

@@ -9,7 +9,7 @@ from v2v_platform.conditions import Condition
 from v2v_platform.errors import Forbidden, InvalidInput, ReauthenticationFailed, Refused
 from v2v_platform.esign import SignatureRequest, record_hash
 from v2v_release.application import ReleaseApplication
-from v2v_release.testing import (
+from v2v_testkit.release import (
     BATCH_ID,
     COI,
     OTHER_SITE,
@@ -19,12 +19,13 @@ from v2v_release.testing import (
     PRODUCT_DINS,
     QC_SITE,
     TREATING_SITE,
-    InMemoryBatchFacts,
+    InMemoryReleaseFacts,
     kinds,
     physician,
     physician_signature,
     qc,
     qp_signature,
+    reader,
     record,
     report,
     stored_events,
@@ -79,7 +80,7 @@ def test_fresh_product_needs_every_pre_release_result(app: ReleaseApplication) -
 
 
 def test_cryo_product_needs_every_result(
-    app: ReleaseApplication, facts: InMemoryBatchFacts
+    app: ReleaseApplication, facts: InMemoryReleaseFacts
 ) -> None:
     facts.harvested(condition=Condition.CRYO)
     record(app, PRE_RELEASE, viability="65")
@@ -110,7 +111,7 @@ def test_the_treating_physician_accepts_and_the_batch_is_oos_released(
     app: ReleaseApplication,
 ) -> None:
     justified(app)
-    qp_hash = app.batch_release(BATCH_ID).decisions[0].signature["record_hash"]
+    qp_hash = app.batch_release(BATCH_ID, reader()).decisions[0].signature["record_hash"]
     view = app.accept_oos_release(BATCH_ID, physician_signature(), physician())
     assert view.status == "oos-released"
     accepted = view.decisions[-1]
@@ -143,7 +144,7 @@ def test_acceptance_only_from_the_treating_site(app: ReleaseApplication) -> None
 
 
 def test_acceptance_refused_while_the_treating_site_is_unknown(
-    app: ReleaseApplication, facts: InMemoryBatchFacts
+    app: ReleaseApplication, facts: InMemoryReleaseFacts
 ) -> None:
     justified(app)
     facts.treating_sites.clear()
@@ -159,11 +160,11 @@ def test_acceptance_needs_a_physician_signature(app: ReleaseApplication) -> None
     qp_at_hospital = SignatureRequest("u-qp", PASSWORD, "approval")
     with pytest.raises(ReauthenticationFailed, match="no signer 'u-qp' is registered for site"):
         app.accept_oos_release(BATCH_ID, qp_at_hospital, physician())
-    assert app.batch_release(BATCH_ID).status == "oos-justified"
+    assert app.batch_release(BATCH_ID, reader()).status == "oos-justified"
 
 
 def test_acceptance_needs_a_signer_with_the_physician_role(
-    app: ReleaseApplication, facts: InMemoryBatchFacts
+    app: ReleaseApplication, facts: InMemoryReleaseFacts
 ) -> None:
     justified(app)
     facts.enrolled(treating_site_id=QC_SITE)  # the QP's site: the QP is no physician

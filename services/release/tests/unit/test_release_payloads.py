@@ -22,13 +22,14 @@ from v2v_release.application import ReleaseApplication
 from v2v_release.domain.batch_release import BatchRelease
 from v2v_release.domain.values import Correction
 from v2v_release.relay_spec import RELAY_SPEC
-from v2v_release.testing import (
+from v2v_testkit.golden import release as golden
+from v2v_testkit.release import (
     BATCH_ID,
     OTHER_BATCH_ID,
     POST_RELEASE,
     PRE_RELEASE,
     QC_SITE,
-    InMemoryBatchFacts,
+    InMemoryReleaseFacts,
     physician,
     physician_signature,
     qc,
@@ -36,7 +37,6 @@ from v2v_release.testing import (
     record,
     report,
 )
-from v2v_testkit.golden import release as golden
 
 APPROVAL = envelope_pb2.SIGNATURE_MEANING_APPROVAL
 RESPONSIBILITY = envelope_pb2.SIGNATURE_MEANING_RESPONSIBILITY
@@ -102,7 +102,7 @@ class RecordingBroker:
         self.records.extend(records)
 
 
-def full_history(app: ReleaseApplication, facts: InMemoryBatchFacts) -> None:
+def full_history(app: ReleaseApplication, facts: InMemoryReleaseFacts) -> None:
     wrong = app.record_qc_result(BATCH_ID, report("viability", "50"), None, qc())
     fix = Correction(wrong.result_id, "sample mislabelled")
     app.record_qc_result(BATCH_ID, report("viability"), fix, qc())
@@ -122,7 +122,7 @@ def full_history(app: ReleaseApplication, facts: InMemoryBatchFacts) -> None:
 
 
 def test_relay_publishes_the_whole_history_as_verifiable_chains(
-    app: ReleaseApplication, facts: InMemoryBatchFacts
+    app: ReleaseApplication, facts: InMemoryReleaseFacts
 ) -> None:
     full_history(app, facts)
     broker = RecordingBroker()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from v2v_platform.auth.identity import Role
 from v2v_platform.errors import Forbidden, InvalidInput, NotFound, Refused
 from v2v_release.application import ReleaseApplication
 from v2v_release.domain.specification import (
@@ -18,18 +19,21 @@ from v2v_release.domain.specification import (
     SpecificationCatalog,
 )
 from v2v_release.domain.values import Correction
-from v2v_release.testing import (
+from v2v_testkit.release import (
     BATCH_ID,
     COI,
     OTHER_BATCH_ID,
+    OTHER_SITE,
     POST_RELEASE,
     PRE_RELEASE,
+    TREATING_SITE,
     Clock,
-    InMemoryBatchFacts,
+    InMemoryReleaseFacts,
     build_app,
     kinds,
     qc,
     qp_signature,
+    reader,
     record,
     report,
     stored_events,
@@ -49,7 +53,7 @@ def test_a_result_is_judged_and_the_pending_tests_are_known(app: ReleaseApplicat
     low = app.record_qc_result(BATCH_ID, report("viability", "65"), None, qc())
     assert (low.passed, low.criterion) == (False, ">= 70 %")
     assert low.pending_tests == [*PRE_RELEASE[1:], *POST_RELEASE]
-    view = app.batch_release(BATCH_ID)
+    view = app.batch_release(BATCH_ID, reader())
     assert view.pending_tests == low.pending_tests and view.failed_tests == ["viability"]
     assert view.status == "open" and view.spec_version == "v1"
     [result] = view.results
@@ -73,13 +77,13 @@ def test_the_first_result_opens_the_record_in_the_same_save(app: ReleaseApplicat
 
 
 def test_an_untouched_known_batch_shows_every_test_pending(app: ReleaseApplication) -> None:
-    view = app.batch_release(BATCH_ID)
+    view = app.batch_release(BATCH_ID, reader())
     assert view.status == "open" and len(view.pending_tests) == 9 and not view.results
     assert not stored_events(app)  # reading opens nothing
 
 
 def test_the_version_is_the_one_in_force_when_the_batch_started(clock: Clock) -> None:
-    facts = InMemoryBatchFacts()
+    facts = InMemoryReleaseFacts()
     facts.started(BATCH_ID, started_at=datetime(2025, 5, 31, 23, 59, tzinfo=UTC))
     facts.started(OTHER_BATCH_ID, started_at=datetime(2025, 6, 1, tzinfo=UTC))
     app = build_app(facts, clock, specifications=SpecificationCatalog([V2]))
@@ -88,8 +92,8 @@ def test_the_version_is_the_one_in_force_when_the_batch_started(clock: Clock) ->
     assert (before.passed, before.criterion) == (True, ">= 70 %")
     assert (after.passed, after.criterion) == (False, ">= 95 %")
     assert after.pending_tests == ["sterility"]
-    assert app.batch_release(BATCH_ID).spec_version == "v1"
-    assert app.batch_release(OTHER_BATCH_ID).spec_version == "v2"
+    assert app.batch_release(BATCH_ID, reader()).spec_version == "v1"
+    assert app.batch_release(OTHER_BATCH_ID, reader()).spec_version == "v2"
     with pytest.raises(InvalidInput, match="specification v2 knows: viability, sterility"):
         app.record_qc_result(OTHER_BATCH_ID, report("cd3"), None, qc())
 
@@ -113,11 +117,21 @@ def test_an_unknown_or_malformed_batch_is_refused(app: ReleaseApplication) -> No
     with pytest.raises(InvalidInput, match="not a UUID"):
         app.record_qc_result("batch-7", report("viability"), None, qc())
     with pytest.raises(NotFound):
-        app.batch_release(OTHER_BATCH_ID)
+        app.batch_release(OTHER_BATCH_ID, reader())
+
+
+def test_a_batch_is_read_by_its_treating_site_qc_and_auditors_only(
+    app: ReleaseApplication,
+) -> None:
+    assert app.batch_release(BATCH_ID, reader(TREATING_SITE, Role.INFUSION)).coi == COI
+    assert app.batch_release(BATCH_ID, reader("QC-9", Role.QC)).coi == COI
+    assert app.batch_release(BATCH_ID, reader("AUDIT-1", Role.AUDITOR)).coi == COI
+    with pytest.raises(NotFound, match=f"no batch {BATCH_ID} is visible to site {OTHER_SITE}"):
+        app.batch_release(BATCH_ID, reader(OTHER_SITE, Role.INFUSION))
 
 
 def test_qc_commands_come_from_this_site_only(app: ReleaseApplication) -> None:
-    with pytest.raises(Forbidden, match="records release at QC-1, not QC-9"):
+    with pytest.raises(Forbidden, match="records for site QC-1, not QC-9"):
         app.record_qc_result(BATCH_ID, report("viability"), None, qc("QC-9"))
 
 
@@ -135,7 +149,7 @@ def test_a_correction_replaces_the_current_result_before_any_decision(
     fix = Correction(wrong.result_id, "sample mislabelled; retested")
     corrected = app.record_qc_result(BATCH_ID, report("viability", "91"), fix, qc())
     assert corrected.passed and "viability" not in corrected.pending_tests
-    view = app.batch_release(BATCH_ID)
+    view = app.batch_release(BATCH_ID, reader())
     assert view.failed_tests == []
     replaced, current = view.results
     assert replaced.corrected_by_result_id == corrected.result_id
@@ -171,7 +185,7 @@ def test_no_correction_once_a_decision_is_made(app: ReleaseApplication) -> None:
     ]
 
 
-def test_concurrent_first_results_open_one_record(facts: InMemoryBatchFacts) -> None:
+def test_concurrent_first_results_open_one_record(facts: InMemoryReleaseFacts) -> None:
     app = build_app(facts)
     tests = ["viability", "cd3", "car", "dose", "endotoxin", "mycoplasma"]
     start = threading.Barrier(len(tests))
@@ -186,4 +200,4 @@ def test_concurrent_first_results_open_one_record(facts: InMemoryBatchFacts) -> 
     for thread in threads:
         thread.join()
     assert kinds(app).count("Opened") == 1
-    assert sorted(r.test for r in app.batch_release(BATCH_ID).results) == sorted(tests)
+    assert sorted(r.test for r in app.batch_release(BATCH_ID, reader()).results) == sorted(tests)

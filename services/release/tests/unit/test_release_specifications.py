@@ -15,9 +15,9 @@ import pytest
 
 from v2v_platform.config import load_or_exit
 from v2v_platform.errors import InvalidInput, Refused
+from v2v_release.adapters.spec_file import load_catalog
 from v2v_release.domain.specification import SPEC_V1, SpecificationCatalog
 from v2v_release.settings import ReleaseSettings
-from v2v_release.spec_file import load_catalog
 
 V2 = {
     "version": "v2",

@@ -23,7 +23,8 @@ from v2v_platform.proto_values import (
     signature_to_proto,
     timestamp,
 )
-from v2v_release.application import ReleaseApplication
+from v2v_platform.scope import Scope
+from v2v_release.application import READS_ALL, ReleaseApplication
 from v2v_release.domain.specification import ReleaseSpecification
 from v2v_release.domain.values import Analyst, Correction, QcReport
 from v2v_release.views import BatchReleaseView
@@ -40,7 +41,6 @@ ROLES: dict[str, tuple[Role, ...]] = {
     "GetBatchRelease": (Role.QC, Role.INFUSION, Role.AUDITOR),
     "ListSpecifications": (Role.QC, Role.AUDITOR),
 }
-READ_ALL = frozenset({Role.QC, Role.AUDITOR})
 REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(roles) for name, roles in ROLES.items()}
 
 
@@ -48,9 +48,9 @@ def acting(method: str, operator: common_pb2.Operator) -> Attribution:
     return attribution(current_caller(), ROLES[method], operator.user_id, operator.printed_name)
 
 
-def visible_to(caller: CallerIdentity) -> str | None:
+def reader(caller: CallerIdentity) -> Scope:
     """A treating site reads only its own patients' batches; QC sites and auditors read all."""
-    return None if caller.has_any_role(READ_ALL) else caller.site_id
+    return Scope.of(caller, reads_all=READS_ALL)
 
 
 def signature_request(message: common_pb2.ESignatureRequest) -> SignatureRequest:
@@ -187,7 +187,7 @@ class ReleaseServicer(pb_grpc.ReleaseServiceServicer):
 
     @translate_errors
     def GetBatchRelease(self, request: pb.GetBatchReleaseRequest, context: Any) -> Any:
-        view = self._app.batch_release(request.batch_id, visible_to(current_caller()))
+        view = self._app.batch_release(request.batch_id, reader(current_caller()))
         return pb.GetBatchReleaseResponse(release=release_message(view))
 
     @translate_errors

@@ -17,7 +17,7 @@ from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.esign import SignatureRequest
 from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
 from v2v_platform.proto_values import attribution
-from v2v_release.adapters.grpc_api import ROLES, visible_to
+from v2v_release.adapters.grpc_api import ROLES, reader
 from v2v_release.application import ReleaseApplication
 from v2v_release.domain.specification import ReleaseSpecification
 from v2v_release.domain.values import Analyst, Correction, QcReport
@@ -150,7 +150,7 @@ def create_http_app(application: ReleaseApplication, verifier: SiteTokenVerifier
 
     @app.get("/v1/batches/{batch_id}")
     def batch_release(batch_id: str, caller: ReleaseReader) -> Any:
-        return asdict(application.batch_release(batch_id, visible_to(caller)))
+        return asdict(application.batch_release(batch_id, reader(caller)))
 
     @app.get("/v1/specifications")
     def specifications(caller: SpecReader) -> Any:

@@ -1,5 +1,6 @@
-"""Test support (tests only): fixed identifiers, a settable clock, in-memory batch facts and
-signers, and the application wired to an in-memory (or given) event store."""
+"""Release test support (tests only): fixed identifiers, a settable clock, in-memory release
+facts and signers, readers' scopes, and the application wired to an in-memory (or given)
+event store."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from v2v_platform.attribution import Attribution
+from v2v_platform.auth.identity import Role
 from v2v_platform.conditions import Condition
 from v2v_platform.esign import InMemorySignerStore, SignatureRequest, Signer, hash_password
 from v2v_platform.ids import issue_coi, issue_din
-from v2v_release.application import BatchFacts, ReleaseApplication
+from v2v_platform.scope import Scope
+from v2v_release.application import READS_ALL, ReleaseApplication
 from v2v_release.domain.specification import SpecificationCatalog
 from v2v_release.domain.values import Analyst, BatchFact, QcReport
+from v2v_release.ports import ReleaseFacts
 from v2v_release.views import RecordedResultView
 
 QC_SITE = "QC-1"
@@ -66,7 +70,7 @@ class Clock:
 
 
 @dataclass
-class InMemoryBatchFacts:
+class InMemoryReleaseFacts:
     """A stand-in for the projection of manufacturing's and intake's events (the port)."""
 
     batches: dict[str, BatchFact] = field(default_factory=dict)
@@ -109,7 +113,7 @@ def signers() -> InMemorySignerStore:
 
 
 def build_app(
-    facts: BatchFacts | None = None,
+    facts: ReleaseFacts | None = None,
     clock: Callable[[], datetime] | None = None,
     *,
     env: dict[str, str] | None = None,
@@ -122,7 +126,7 @@ def build_app(
         settings["clock"] = clock
     return ReleaseApplication(
         env=env or POPO,
-        batch_facts=facts,
+        facts=facts,
         signer_store=signer_store or signers(),
         specifications=specifications,
         **settings,
@@ -135,6 +139,11 @@ def qc(site: str = QC_SITE, user: str = "u-analyst", role: str = "qc") -> Attrib
 
 def physician(site: str = TREATING_SITE) -> Attribution:
     return Attribution(PHYSICIAN_USER, "Dr. Tara Treat", "infusion", site)
+
+
+def reader(site: str = QC_SITE, role: Role = Role.QC) -> Scope:
+    """The scope of a caller at `site` with `role`, as the adapters build it."""
+    return Scope(site, frozenset({role}), READS_ALL)
 
 
 def qp_signature(password: str = PASSWORD, user: str = QP_USER) -> SignatureRequest:

@@ -1,4 +1,5 @@
-"""Release's own projection of manufacturing's and intake's Kafka events.
+"""Release's own projection of manufacturing's and intake's Kafka events: the
+`ports.ReleaseFacts` the application reads.
 
 - `v2v.manufacturing.events.v1.BatchStarted`: the batch, its COI, site and start time (which
   decides the specification version);
@@ -67,7 +68,7 @@ SELECT_BATCH = (
 SELECT_TREATING_SITE = "SELECT treating_site_id FROM release_treating_sites WHERE coi = ?"
 
 
-class BatchFactsProjection:
+class FactsProjection:
     """The consumer's `apply`: folds one envelope into the tables, in the open transaction."""
 
     def __init__(self, placeholder_style: Callable[[str], str] = str) -> None:
@@ -121,8 +122,8 @@ def create_tables(connection: Any) -> None:
         connection.execute(statement)
 
 
-class SqlBatchFacts:
-    """The application's `BatchFacts` port, read from the projection's tables."""
+class SqlReleaseFacts:
+    """The application's `ReleaseFacts` port, read from the projection's tables."""
 
     def __init__(self, query: Query) -> None:
         self._query = query
@@ -147,9 +148,9 @@ class SqlBatchFacts:
         return str(rows[0][0]) if rows else None
 
 
-def sqlite_facts(path: Path) -> SqlBatchFacts:
-    return SqlBatchFacts(sqlite_query(path, create_tables))
+def sqlite_facts(path: Path) -> SqlReleaseFacts:
+    return SqlReleaseFacts(sqlite_query(path, create_tables))
 
 
-def postgres_facts(dsn: str) -> SqlBatchFacts:
-    return SqlBatchFacts(postgres_query(dsn, create_tables))
+def postgres_facts(dsn: str) -> SqlReleaseFacts:
+    return SqlReleaseFacts(postgres_query(dsn, create_tables))

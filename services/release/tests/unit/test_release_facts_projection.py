@@ -18,16 +18,16 @@ from v2v_platform.envelope import Location
 from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope
 from v2v_platform.envelope.keys import SiteSigningKey
 from v2v_platform.esign import Signer
-from v2v_release.adapters.batch_projection import (
+from v2v_release.adapters.facts_projection import (
     CONSUMER_NAME,
-    BatchFactsProjection,
-    SqlBatchFacts,
+    FactsProjection,
+    SqlReleaseFacts,
     sqlite_facts,
 )
 from v2v_release.bootstrap import bootstrap
 from v2v_release.settings import ReleaseSettings
-from v2v_release.testing import build_app, qc, report
 from v2v_testkit.golden.release import GOLDEN_DIR
+from v2v_testkit.release import build_app, qc, reader, report
 
 GOLDEN = GOLDEN_DIR.parents[1]
 BATCH_ID = "3f6c2b1a-9d4e-4c7b-8a15-0e2d4f6a8b9c"  # manufacturing's golden batch
@@ -62,7 +62,7 @@ def delivered(payload: Message, version: int = 1, reason: str = "") -> Delivered
 
 def fold(store: SqliteConsumerStore, *batch: Delivered) -> int:
     with store.transaction() as (unit, ledger):
-        return apply_once(batch, ledger, unit, BatchFactsProjection()).applied
+        return apply_once(batch, ledger, unit, FactsProjection()).applied
 
 
 @pytest.fixture
@@ -71,17 +71,17 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def facts(db: Path) -> SqlBatchFacts:
+def facts(db: Path) -> SqlReleaseFacts:
     return sqlite_facts(db)  # creates the tables
 
 
 @pytest.fixture
-def store(db: Path, facts: SqlBatchFacts) -> SqliteConsumerStore:
+def store(db: Path, facts: SqlReleaseFacts) -> SqliteConsumerStore:
     return SqliteConsumerStore(db, CONSUMER_NAME)
 
 
 def test_golden_batch_is_known_once_started(
-    store: SqliteConsumerStore, facts: SqlBatchFacts
+    store: SqliteConsumerStore, facts: SqlReleaseFacts
 ) -> None:
     assert facts.batch(BATCH_ID) is None
     assert fold(store, delivered(golden("manufacturing", "ProductUnitsCreated"))) == 1
@@ -96,7 +96,7 @@ def test_golden_batch_is_known_once_started(
 
 
 def test_a_failed_batch_is_known_as_failed(
-    store: SqliteConsumerStore, facts: SqlBatchFacts
+    store: SqliteConsumerStore, facts: SqlReleaseFacts
 ) -> None:
     fold(store, delivered(golden("manufacturing", "BatchStarted")))
     fold(store, delivered(golden("manufacturing", "BatchFailed")))
@@ -106,7 +106,7 @@ def test_a_failed_batch_is_known_as_failed(
 
 
 def test_the_treating_site_comes_from_intake(
-    store: SqliteConsumerStore, facts: SqlBatchFacts
+    store: SqliteConsumerStore, facts: SqlReleaseFacts
 ) -> None:
     assert facts.treating_site(COI) is None
     fold(store, delivered(golden("intake", "PatientEnrolled")))
@@ -114,7 +114,7 @@ def test_the_treating_site_comes_from_intake(
 
 
 def test_redelivery_is_a_no_op_and_others_are_ignored(
-    store: SqliteConsumerStore, facts: SqlBatchFacts
+    store: SqliteConsumerStore, facts: SqlReleaseFacts
 ) -> None:
     started = delivered(golden("manufacturing", "BatchStarted"))
     assert fold(store, started) == 1
@@ -123,19 +123,19 @@ def test_redelivery_is_a_no_op_and_others_are_ignored(
     assert facts.batch(BATCH_ID) is not None
 
 
-def test_a_malformed_fact_is_skipped(store: SqliteConsumerStore, facts: SqlBatchFacts) -> None:
+def test_a_malformed_fact_is_skipped(store: SqliteConsumerStore, facts: SqlReleaseFacts) -> None:
     bad = manufacturing.BatchStarted(coi=COI, batch_id="not-a-uuid")
     fold(store, delivered(bad))
     assert facts.batch("not-a-uuid") is None
 
 
 def test_the_application_opens_a_record_from_projected_facts(
-    store: SqliteConsumerStore, facts: SqlBatchFacts
+    store: SqliteConsumerStore, facts: SqlReleaseFacts
 ) -> None:
     fold(store, delivered(golden("manufacturing", "BatchStarted")))
     app = build_app(facts)
     recorded = app.record_qc_result(BATCH_ID, report("viability"), None, qc())
-    assert recorded.passed and app.batch_release(BATCH_ID).coi == COI
+    assert recorded.passed and app.batch_release(BATCH_ID, reader()).coi == COI
 
 
 def test_sqlite_configuration_keeps_facts_signers_and_events_durable(tmp_path: Path) -> None:
@@ -157,7 +157,9 @@ def test_sqlite_configuration_keeps_facts_signers_and_events_durable(tmp_path: P
         service.stop()
     again = bootstrap(settings)
     try:
-        assert again.app.batch_release(BATCH_ID).results[0].result_id == recorded.result_id
+        assert (
+            again.app.batch_release(BATCH_ID, reader()).results[0].result_id == recorded.result_id
+        )
         assert again.signers.get("QC-1", "u-qp") is not None
     finally:
         again.stop()
