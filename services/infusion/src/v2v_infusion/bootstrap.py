@@ -13,18 +13,23 @@ from typing import Any
 from fastapi import FastAPI
 
 from v2v_infusion.adapters import grpc_api
-from v2v_infusion.adapters.facts_projection import CONSUMER_NAME, FactsProjection
-from v2v_infusion.adapters.facts_sql import create_tables, postgres_facts, sqlite_facts
+from v2v_infusion.adapters.facts_projection import (
+    CONSUMER_NAME,
+    FactsProjection,
+    create_tables,
+    postgres_facts,
+    sqlite_facts,
+)
 from v2v_infusion.adapters.http_api import create_http_app
 from v2v_infusion.application import InfusionApplication
-from v2v_infusion.core import utc_now
-from v2v_infusion.facts import InfusionFacts, NoFacts
-from v2v_infusion.registers import InfusionRegisters
+from v2v_infusion.ports import InfusionFacts, NoInfusionFacts
 from v2v_infusion.relay_spec import RELAY_SPEC
 from v2v_infusion.settings import InfusionSettings
+from v2v_infusion.unpublished_records import InfusionUnpublishedRecords
 from v2v_platform.consumer import EnvelopeConsumer
 from v2v_platform.esign import ESigner, SignerStore, open_signer_store
 from v2v_platform.http_api import SiteTokenVerifier
+from v2v_platform.service_application import utc_now
 from v2v_platform.service_runtime import RuntimeService
 
 FACT_TOPICS = ("manufacturing", "release", "intake")
@@ -37,7 +42,7 @@ class InfusionService(RuntimeService):
     api = grpc_api
     settings: InfusionSettings
     app: InfusionApplication
-    registers: InfusionRegisters
+    unpublished: InfusionUnpublishedRecords
     http_app: FastAPI
 
     def start_facts_consumer(self, group_id: str | None = None) -> EnvelopeConsumer:
@@ -55,7 +60,7 @@ class InfusionService(RuntimeService):
     def stop(self) -> None:
         self.runtime.stop()
         self.app.close()
-        self.registers.close()
+        self.unpublished.close()
 
 
 def facts_for(settings: InfusionSettings) -> InfusionFacts:
@@ -63,7 +68,7 @@ def facts_for(settings: InfusionSettings) -> InfusionFacts:
         return postgres_facts(settings.postgres_dsn)
     if settings.facts_sqlite_path is not None:
         return sqlite_facts(settings.facts_sqlite_path)
-    return NoFacts()
+    return NoInfusionFacts()
 
 
 def bootstrap(
@@ -74,17 +79,17 @@ def bootstrap(
     clock: Callable[[], datetime] = utc_now,
     **application_overrides: Any,
 ) -> InfusionService:
-    registers = InfusionRegisters(env=settings.registers_env())
+    unpublished = InfusionUnpublishedRecords(env=settings.registers_env())
     store = signers or open_signer_store(settings.postgres_dsn, settings.sqlite_path)
     app = InfusionApplication(
         env=settings.event_store.eventsourcing_env(),
-        registers=registers,
+        unpublished=unpublished,
         site_id=settings.site_id,
         facts=facts or facts_for(settings),
         signer=ESigner(store, clock),
         clock=clock,
-        windows=settings.windows,
+        rules=settings.protocol_rules(),
         **application_overrides,
     )
     verifier = SiteTokenVerifier(settings.pki_dir / "ca.crt")
-    return InfusionService(settings, app, registers, create_http_app(app, verifier))
+    return InfusionService(settings, app, unpublished, create_http_app(app, verifier))

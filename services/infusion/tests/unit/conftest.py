@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from v2v_infusion.application import InfusionApplication
-from v2v_infusion.testing import Clock, InMemoryFacts, build_app
+from v2v_testkit.infusion import Clock, InMemoryFacts, build_app
 
 
 @pytest.fixture
@@ -25,4 +25,4 @@ def app(clock: Clock, facts: InMemoryFacts) -> Iterator[InfusionApplication]:
     application = build_app(facts, clock)
     yield application
     application.close()
-    application.registers.close()
+    application.unpublished.close()

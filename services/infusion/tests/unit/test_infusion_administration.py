@@ -11,7 +11,8 @@ import pytest
 from v2v_infusion.application import Administration, AdverseEventReport, InfusionApplication
 from v2v_infusion.domain.product import ProductAtSite
 from v2v_infusion.domain.values import InfusionRefused, ReleaseStatus
-from v2v_infusion.testing import (
+from v2v_platform.errors import InvalidInput, NotFound, Refused
+from v2v_testkit.infusion import (
     COI,
     FIRST_NURSE,
     RELEASED_AT,
@@ -25,7 +26,6 @@ from v2v_infusion.testing import (
     stored_events,
     verify_at_bedside,
 )
-from v2v_platform.errors import InvalidInput, NotFound, Refused
 
 WITNESS = (SECOND_NURSE, "Nurse u-nurse-2")
 

@@ -10,16 +10,21 @@ import pytest
 
 from v2v_infusion.application import InfusionApplication
 from v2v_infusion.domain.acknowledgement import FailureAcknowledgement
-from v2v_infusion.testing import (
+from v2v_platform.errors import Forbidden, InvalidInput, NotFound, ReauthenticationFailed, Refused
+from v2v_platform.esign import SignatureRequest, record_hash
+from v2v_testkit.infusion import (
+    AUDITOR_SCOPE,
     BATCH,
     COI,
     OTHER_BATCH,
     OTHER_COI,
     OTHER_SITE,
+    OTHER_SITE_SCOPE,
     PASSWORD,
     PHYSICIAN_ID,
     PHYSICIAN_NAME,
     SIGNATURE_REQUEST,
+    WARD_SCOPE,
     Clock,
     InMemoryFacts,
     kinds,
@@ -29,8 +34,6 @@ from v2v_infusion.testing import (
     receive_released,
     stored_events,
 )
-from v2v_platform.errors import Forbidden, InvalidInput, NotFound, ReauthenticationFailed, Refused
-from v2v_platform.esign import SignatureRequest, record_hash
 
 DECISION = "do not infuse; second product requested"
 
@@ -42,14 +45,14 @@ def test_failures_of_cois_treated_here_or_of_batches_received_here_are_alerts(
     facts.enrol(OTHER_COI, OTHER_SITE)
     treated_here = facts.fail("f-treated-here", BATCH, COI)
     facts.fail("f-elsewhere", OTHER_BATCH, OTHER_COI, raised_at=treated_here.raised_at)
-    assert [a.failure_id for a in app.list_alerts()] == ["f-treated-here"]
+    assert [a.failure_id for a in app.list_alerts(WARD_SCOPE)] == ["f-treated-here"]
     din = product_din(5)
     facts.create_products([din], OTHER_COI, OTHER_BATCH)
     app.receive_product(din, None, nurse())  # a unit of the other batch is here now
     facts.alerts["f-elsewhere"] = facts.fail(
         "f-elsewhere", OTHER_BATCH, OTHER_COI, dins=[din], raised_at=treated_here.raised_at
     )
-    alerts = app.list_alerts()
+    alerts = app.list_alerts(WARD_SCOPE)
     assert {a.failure_id for a in alerts} == {"f-treated-here", "f-elsewhere"}
     [elsewhere] = [a for a in alerts if a.failure_id == "f-elsewhere"]
     assert (elsewhere.test, elsewhere.value, elsewhere.criterion) == (
@@ -88,10 +91,10 @@ def test_the_physician_acknowledges_with_an_e_signature(
     assert (event.coi, event.failure_id, event.product_dins) == (COI, alert.failure_id, [din])
     assert event.physician_signature == view.physician_signature
     assert event.signature_meaning == "responsibility"
-    assert app.list_alerts(unacknowledged_only=True) == []
-    [shown] = app.list_alerts()
+    assert app.list_alerts(WARD_SCOPE, unacknowledged_only=True) == []
+    [shown] = app.list_alerts(WARD_SCOPE)
     assert shown.physician_signature == view.physician_signature  # shown with the record
-    assert app.product_unit(din).unacknowledged_failure_ids == []
+    assert app.product_unit(din, WARD_SCOPE).unacknowledged_failure_ids == []
 
 
 def acknowledgement_refused(
@@ -164,12 +167,28 @@ def test_the_unit_view_lists_unacknowledged_failures(
     din = receive_released(app, facts)
     facts.fail("f-1", dins=[din])
     facts.fail("f-2", dins=[din], raised_at=clock.now + timedelta(minutes=1))
-    view = app.product_unit(din)
+    view = app.product_unit(din, WARD_SCOPE)
     assert view.unacknowledged_failure_ids == ["f-1", "f-2"]
     assert (view.release_status, view.status) == ("provisional", "received")
-    assert app.product_unit(product_din(1)).coi == COI
+    assert app.product_unit(product_din(1), WARD_SCOPE).coi == COI
     facts.create_products([product_din(2)])
-    expected = app.product_unit(product_din(2))
+    expected = app.product_unit(product_din(2), WARD_SCOPE)
     assert (expected.status, expected.unacknowledged_failure_ids) == ("expected", ["f-1", "f-2"])
     with pytest.raises(NotFound):
-        app.product_unit(product_din(3))
+        app.product_unit(product_din(3), WARD_SCOPE)
+
+
+def test_a_reader_of_another_site_sees_nothing_recorded_here_an_auditor_sees_all(
+    app: InfusionApplication, facts: InMemoryFacts
+) -> None:
+    din = receive_released(app, facts)
+    facts.create_products([product_din(2)])
+    facts.enrol()
+    facts.fail(dins=[din])
+    for unknown_here in (din, product_din(2), product_din(3)):
+        with pytest.raises(NotFound):  # as if absent
+            app.product_unit(unknown_here, OTHER_SITE_SCOPE)
+    assert app.list_alerts(OTHER_SITE_SCOPE) == []
+    assert app.product_unit(din, AUDITOR_SCOPE).status == "received"
+    assert app.product_unit(product_din(2), AUDITOR_SCOPE).status == "expected"
+    assert [a.failure_id for a in app.list_alerts(AUDITOR_SCOPE)] == ["failure-1"]

@@ -1,5 +1,5 @@
 """Two-person bedside verification (I2, I4, I5): every refusal is recorded with its reason
-code (on the unit here, else the chain at risk, else the internal registers) and nothing else
+code (on the unit here, else the chain at risk, else the unpublished records) and nothing else
 changes; checks run in a fixed order; the first good scan is recorded, the second by another
 user verifies the unit for infusion."""
 
@@ -15,7 +15,11 @@ from v2v_infusion.application import Administration, InfusionApplication
 from v2v_infusion.domain.mismatches import BedsideMismatch, UnattributableScan
 from v2v_infusion.domain.product import ProductAtSite
 from v2v_infusion.domain.values import ReleaseStatus, ScanRefused
-from v2v_infusion.testing import (
+from v2v_platform.attribution import Attribution
+from v2v_platform.conditions import Condition
+from v2v_platform.ids import Coi
+from v2v_platform.protocol_rules import ProtocolRules
+from v2v_testkit.infusion import (
     BATCH,
     COI,
     FIRST_NURSE,
@@ -26,6 +30,7 @@ from v2v_infusion.testing import (
     SIGNATURE_REQUEST,
     Clock,
     InMemoryFacts,
+    build_app,
     nurse,
     physician,
     product_din,
@@ -33,9 +38,6 @@ from v2v_infusion.testing import (
     stored_events,
     verify_at_bedside,
 )
-from v2v_platform.attribution import Attribution
-from v2v_platform.conditions import Condition
-from v2v_platform.ids import Coi
 
 MISMATCHES = (ProductAtSite.BedsideMismatchRecorded, BedsideMismatch.Recorded)
 
@@ -82,6 +84,20 @@ def test_two_different_users_verify_a_fresh_unit(
     assert (verified.release_basis, verified.verified_at) == ("provisional", clock.now)
     assert verified.infuse_by == RELEASED_AT + timedelta(hours=72)
     assert second.unit.infuse_by == verified.infuse_by
+    assert verified.protocol_rules == "v1"
+
+
+def test_a_fresh_unit_is_verified_to_the_fresh_product_window_this_site_applies(
+    facts: InMemoryFacts, clock: Clock
+) -> None:
+    rules = ProtocolRules(fresh_product=timedelta(hours=48))
+    app = build_app(facts, clock, rules=rules)
+    din = receive_released(app, facts)
+    verify_at_bedside(app, din)
+    verified = stored_events(app)[-1]
+    assert isinstance(verified, ProductAtSite.BedsideVerified)
+    assert verified.infuse_by == RELEASED_AT + timedelta(hours=48)
+    assert verified.protocol_rules == rules.tag != "v1"
 
 
 def test_a_thawing_cryo_unit_is_verified_within_its_post_thaw_window(
@@ -95,6 +111,7 @@ def test_a_thawing_cryo_unit_is_verified_within_its_post_thaw_window(
     assert isinstance(verified, ProductAtSite.BedsideVerified)
     assert verified.infuse_by == clock.now - timedelta(minutes=10) + timedelta(minutes=30)
     assert verified.release_basis == "final"
+    assert verified.protocol_rules == "v1"
 
 
 def test_a_further_good_scan_of_a_verified_unit_changes_nothing(
@@ -122,12 +139,14 @@ def test_malformed_wristband_for_a_unit_here_is_recorded_on_the_unit(
     assert isinstance(mismatch, ProductAtSite.BedsideMismatchRecorded) and mismatch.coi == COI
 
 
-def test_a_scan_naming_no_chain_is_kept_in_the_registers_only(app: InfusionApplication) -> None:
+def test_a_scan_naming_no_chain_is_kept_in_the_unpublished_records_only(
+    app: InfusionApplication,
+) -> None:
     with pytest.raises(ScanRefused, match="malformed-label"):
         app.scan_at_bedside("CH-bad", "bad-din", None, nurse())
     assert stored_events(app) == []
-    notifications = app.registers.recorder.select_notifications(1, 10)
-    [scan] = [app.registers.mapper.to_domain_event(n) for n in notifications]
+    notifications = app.unpublished.recorder.select_notifications(1, 10)
+    [scan] = [app.unpublished.mapper.to_domain_event(n) for n in notifications]
     assert isinstance(scan, UnattributableScan.Recorded)
     assert (scan.scan_kind, scan.reason_code, scan.wristband_coi) == (
         "bedside",

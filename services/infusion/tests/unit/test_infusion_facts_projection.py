@@ -15,15 +15,20 @@ from v2v.common.v1.common_pb2 import Condition
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v.release.events.v1 import events_pb2 as release
-from v2v_infusion.adapters.facts_projection import CONSUMER_NAME, FactsProjection
-from v2v_infusion.adapters.facts_sql import SqlInfusionFacts, create_tables, sqlite_facts
+from v2v_infusion.adapters.facts_projection import (
+    CONSUMER_NAME,
+    FactsProjection,
+    SqlInfusionFacts,
+    create_tables,
+    sqlite_facts,
+)
 from v2v_infusion.domain.values import ReleaseStatus
-from v2v_infusion.testing import BATCH, COI, SITE, product_din
 from v2v_platform.conditions import Condition as Kernel
 from v2v_platform.consumer import Delivered, SqliteConsumerStore, apply_once
 from v2v_platform.envelope import Location
 from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope
 from v2v_platform.envelope.keys import SiteSigningKey
+from v2v_testkit.infusion import BATCH, COI, SITE, product_din
 
 AT = datetime(2025, 6, 4, 8, 0, tzinfo=UTC)
 PROJECTED_AT = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)

@@ -17,9 +17,13 @@ from v2v.infusion.v1 import infusion_service_pb2 as pb
 from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
 from v2v_infusion.bootstrap import InfusionService, bootstrap
 from v2v_infusion.settings import InfusionSettings
-from v2v_infusion.testing import (
+from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
+from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.auth.tokens import issue_site_token
+from v2v_testkit.infusion import (
     COI,
     OTHER_COI,
+    OTHER_SITE,
     PASSWORD,
     PHYSICIAN_ID,
     PHYSICIAN_NAME,
@@ -29,12 +33,14 @@ from v2v_infusion.testing import (
     physician_store,
     product_din,
 )
-from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
-from v2v_platform.auth.pki import init_pki, parse_site_spec
-from v2v_platform.auth.tokens import issue_site_token
 
 AUDITOR, GMP = "AUDIT-1", "GMP-B"
-SITES = [f"{SITE}:infusion", f"{AUDITOR}:auditor", f"{GMP}:manufacturing"]
+SITES = [
+    f"{SITE}:infusion",
+    f"{OTHER_SITE}:infusion",
+    f"{AUDITOR}:auditor",
+    f"{GMP}:manufacturing",
+]
 NORA = Operator(user_id="u-nurse", printed_name="Nora Nurse")
 NED = Operator(user_id="u-nurse-2", printed_name="Ned Nurse")
 DOCTOR = Operator(user_id=PHYSICIAN_ID, printed_name=PHYSICIAN_NAME)
@@ -234,3 +240,43 @@ def test_http_routes_problems_and_openapi(
     assert unit["adverse_events"][0]["grade"] == 2 and unit["release_status"] == "provisional"
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/units/{din}/thaw", "/v1/units/{din}/storage", "/v1/alerts"} <= set(paths)
+
+
+def test_grpc_another_treating_site_reads_nothing_recorded_here(
+    pki: Path, service: tuple[InfusionService, InMemoryFacts]
+) -> None:
+    running, facts = service
+    din = product_din(1)
+    facts.fail(dins=[din])
+    ward, ward_channel = stub(pki, running, SITE)
+    other, other_channel = stub(pki, running, OTHER_SITE)
+    with ward_channel, other_channel:
+        ward.ReceiveProduct(pb.ReceiveProductRequest(operator=NORA, din=din), timeout=5)
+        unit = pb.GetProductUnitRequest(din=din)
+        assert ward.GetProductUnit(unit, timeout=5).unit.status == "received"
+        assert status_of(other.GetProductUnit, unit)[0] == grpc.StatusCode.NOT_FOUND
+        expected = pb.GetProductUnitRequest(din=product_din(2))
+        assert status_of(other.GetProductUnit, expected)[0] == grpc.StatusCode.NOT_FOUND
+        alerts = pb.ListAlertsRequest()
+        assert [a.failure_id for a in ward.ListAlerts(alerts, timeout=5).alerts] == ["failure-1"]
+        assert list(other.ListAlerts(alerts, timeout=5).alerts) == []
+
+
+def test_http_another_treating_site_reads_nothing_recorded_here(
+    pki: Path, service: tuple[InfusionService, InMemoryFacts]
+) -> None:
+    running, facts = service
+    client = TestClient(running.http_app, raise_server_exceptions=False)
+    din = product_din(1)
+    facts.fail(dins=[din])
+    nora = {"user_id": "u-nurse", "printed_name": "Nora Nurse"}
+    ward, other = auth(pki, SITE), auth(pki, OTHER_SITE)
+    received = client.post(f"/v1/units/{din}/receipt", json={"operator": nora}, headers=ward)
+    assert received.status_code == 201
+    assert client.get(f"/v1/units/{din}", headers=ward).json()["status"] == "received"
+    for unit in (din, product_din(2)):
+        foreign = client.get(f"/v1/units/{unit}", headers=other)
+        assert foreign.status_code == 404
+        assert foreign.headers["content-type"] == "application/problem+json"
+    assert len(client.get("/v1/alerts", headers=ward).json()["alerts"]) == 1
+    assert client.get("/v1/alerts", headers=other).json() == {"alerts": []}

@@ -17,7 +17,16 @@ from v2v_infusion.domain.acknowledgement import FailureAcknowledgement
 from v2v_infusion.domain.mismatches import BedsideMismatch, UnattributableScan
 from v2v_infusion.domain.product import ProductAtSite
 from v2v_infusion.relay_spec import RELAY_SPEC
-from v2v_infusion.testing import (
+from v2v_platform.conditions import Condition
+from v2v_platform.domain_events import AttributedCreated, AttributedEvent, LocalCreated, LocalEvent
+from v2v_platform.envelope import ChainVerifier, Location, decode
+from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
+from v2v_platform.errors import Refused
+from v2v_platform.ids import Coi
+from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay
+from v2v_platform.testing.aggregates import domain_aggregates, event_classes
+from v2v_testkit.golden import infusion as golden
+from v2v_testkit.infusion import (
     COI,
     FIRST_NURSE,
     OTHER_COI,
@@ -32,15 +41,6 @@ from v2v_infusion.testing import (
     receive_released,
     verify_at_bedside,
 )
-from v2v_platform.conditions import Condition
-from v2v_platform.domain_events import AttributedCreated, AttributedEvent, LocalCreated, LocalEvent
-from v2v_platform.envelope import ChainVerifier, Location, decode
-from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
-from v2v_platform.errors import Refused
-from v2v_platform.ids import Coi
-from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay
-from v2v_platform.testing.aggregates import domain_aggregates, event_classes
-from v2v_testkit.golden import infusion as golden
 
 PUBLISHED_AGGREGATES: set[type] = {ProductAtSite, BedsideMismatch, FailureAcknowledgement}
 INTERNAL_AGGREGATES: set[type] = {UnattributableScan}
@@ -108,7 +108,7 @@ def full_history(app: InfusionApplication, facts: InMemoryFacts, clock: Clock) -
     with pytest.raises(Refused):
         app.scan_at_bedside(COI, product_din(99), None, nurse())  # on the wristband's chain
     with pytest.raises(Refused):
-        app.scan_at_bedside("bad", "bad", None, nurse())  # registers only
+        app.scan_at_bedside("bad", "bad", None, nurse())  # unpublished records only
     stored = receive_released(app, facts, 2)
     app.store_product(stored, "FRIDGE-2", None, nurse())
     verify_at_bedside(app, din)

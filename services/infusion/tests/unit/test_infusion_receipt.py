@@ -1,7 +1,7 @@
 """Receipt, storage and thaw at the treating site.
 
 Only a product unit known from manufacturing's events is received (else the refused scan is
-kept in the internal registers: a receipt scan names no COI); a unit is received once; it is
+kept in the unpublished records: a receipt scan names no COI); a unit is received once; it is
 stored after receipt; only cryo product thaws, and its post-thaw window runs from the thaw.
 """
 
@@ -14,8 +14,11 @@ import pytest
 from v2v_infusion.application import InfusionApplication
 from v2v_infusion.domain.mismatches import UnattributableScan
 from v2v_infusion.domain.product import ProductAtSite
-from v2v_infusion.domain.values import ScanRefused, Windows
-from v2v_infusion.testing import (
+from v2v_infusion.domain.values import ScanRefused
+from v2v_platform.conditions import Condition
+from v2v_platform.errors import Forbidden, InvalidInput, NotFound, Refused
+from v2v_platform.protocol_rules import ProtocolRules
+from v2v_testkit.infusion import (
     BATCH,
     COI,
     OTHER_SITE,
@@ -28,13 +31,11 @@ from v2v_infusion.testing import (
     product_din,
     stored_events,
 )
-from v2v_platform.conditions import Condition
-from v2v_platform.errors import Forbidden, InvalidInput, NotFound, Refused
 
 
 def unattributable(app: InfusionApplication) -> list[UnattributableScan.Recorded]:
-    notifications = app.registers.recorder.select_notifications(1, 1000)
-    events = [app.registers.mapper.to_domain_event(n) for n in notifications]
+    notifications = app.unpublished.recorder.select_notifications(1, 1000)
+    events = [app.unpublished.mapper.to_domain_event(n) for n in notifications]
     return [e for e in events if isinstance(e, UnattributableScan.Recorded)]
 
 
@@ -61,7 +62,7 @@ def test_a_known_product_unit_is_received(
     ("label", "code"),
     [("W1234250000010", "malformed-label"), (product_din(9), "unknown-unit")],
 )
-def test_a_refused_receipt_is_recorded_in_the_registers_only(
+def test_a_refused_receipt_is_recorded_in_the_unpublished_records_only(
     app: InfusionApplication, facts: InMemoryFacts, label: str, code: str
 ) -> None:
     facts.create_products([product_din(1)])
@@ -132,6 +133,7 @@ def test_a_cryo_unit_thaws_once_and_its_window_runs_from_the_thaw(
     event = stored_events(app)[-1]
     assert isinstance(event, ProductAtSite.ThawStarted)
     assert (event.thaw_started_at, event.window_minutes) == (started, 30)
+    assert event.protocol_rules == "v1"  # the built-in rules, unchanged
     with pytest.raises(Refused, match="thawing"):
         app.start_thaw(din, None, nurse())
     with pytest.raises(Refused, match="no longer be stored"):
@@ -149,7 +151,8 @@ def test_fresh_product_does_not_thaw(app: InfusionApplication, facts: InMemoryFa
 
 
 def test_the_post_thaw_window_is_configurable(facts: InMemoryFacts, clock: Clock) -> None:
-    app = build_app(facts, clock, windows=Windows(post_thaw=timedelta(minutes=90)))
+    rules = ProtocolRules(post_thaw=timedelta(minutes=90))
+    app = build_app(facts, clock, rules=rules)
     din = product_din(1)
     facts.create_products([din], condition=Condition.CRYO)
     app.receive_product(din, None, nurse())
@@ -157,3 +160,4 @@ def test_the_post_thaw_window_is_configurable(facts: InMemoryFacts, clock: Clock
     assert view.infuse_by == clock.now + timedelta(minutes=90)
     event = stored_events(app)[-1]
     assert event.window_minutes == 90
+    assert event.protocol_rules == rules.tag and rules.tag.startswith("v1+")

@@ -1,4 +1,5 @@
-"""Settings from V2V_* variables: defaults, the two windows and their allowed ranges."""
+"""Settings from V2V_* variables: defaults, the two windows (the site's protocol rules) and
+their allowed ranges."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("V2V_PKI_DIR", str(tmp_path))
     settings = load_settings(InfusionSettings)
     assert (settings.grpc_address, settings.http_port) == ("127.0.0.1:50065", 8065)
-    assert settings.windows.post_thaw == timedelta(minutes=30)
-    assert settings.windows.fresh_product == timedelta(hours=72)
+    assert settings.protocol_rules().post_thaw == timedelta(minutes=30)
+    assert settings.protocol_rules().fresh_product == timedelta(hours=72)
     assert settings.signing_key == tmp_path / "sites" / "HOSP-A" / "signing.key"
     assert settings.facts_sqlite_path is None
 
@@ -27,8 +28,8 @@ def test_windows_are_configurable(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setenv("V2V_FRESH_PRODUCT_WINDOW_HOURS", "48")
     monkeypatch.setenv("V2V_SQLITE_PATH", str(tmp_path / "infusion.sqlite"))
     settings = load_settings(InfusionSettings, site_id="HOSP-A", pki_dir=tmp_path)
-    assert settings.windows.post_thaw_minutes == 180
-    assert settings.windows.fresh_product == timedelta(hours=48)
+    assert settings.protocol_rules().post_thaw_minutes == 180
+    assert settings.protocol_rules().fresh_product == timedelta(hours=48)
     assert settings.facts_sqlite_path == tmp_path / "infusion.facts.sqlite"
     assert settings.registers_env()["SQLITE_DBNAME"].endswith("infusion.registers.sqlite")
 

@@ -89,6 +89,7 @@ def _unit_events() -> list[Any]:
             thaw_started_at=thawed,
             infuse_by=infuse_by,
             window_minutes=30,
+            protocol_rules="v1",
             **_attributed(),
         ),
         _event(
@@ -110,6 +111,7 @@ def _unit_events() -> list[Any]:
             verified_at=thawed + timedelta(minutes=6),
             release_basis="provisional",
             infuse_by=infuse_by,
+            protocol_rules="v1",
             **_attributed(SECOND_NURSE),
         ),
         _event(

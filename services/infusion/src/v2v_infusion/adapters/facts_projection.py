@@ -1,5 +1,7 @@
-"""Infusion's own projection of other contexts' Kafka events, and the `InfusionFacts` port
-read from it. Infusion never calls those services or reads their databases.
+"""Infusion's own projection of other contexts' Kafka events (`FactsProjection`, the
+consumer's `apply`), and `SqlInfusionFacts`, the application's `ports.InfusionFacts` read from
+its tables (SQLite or PostgreSQL; SQL written once with `?` placeholders). Infusion never calls
+those services or reads their databases.
 
 - `v2v.manufacturing.events.v1.ProductUnitsCreated`: product units (DIN -> COI, batch, hold
   condition);
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import DecodeError, Message
@@ -29,26 +32,102 @@ from v2v.events.v1.envelope_pb2 import Envelope
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v.release.events.v1 import events_pb2 as release
-from v2v_infusion.adapters import facts_sql as sql
-from v2v_infusion.domain.values import ReleaseStatus
+from v2v_infusion.domain.values import FailureAlert, KnownProduct, ReleaseState, ReleaseStatus
+from v2v_platform.conditions import Condition
 from v2v_platform.consumer import Delivered
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
 from v2v_platform.proto_values import condition_from_proto, from_timestamp, optional_time
+from v2v_platform.read_queries import Query, postgres_query, sqlite_query
+from v2v_platform.service_application import utc_now
 
 log = logging.getLogger(__name__)
 
 CONSUMER_NAME = "infusion-facts"
 Handler = Callable[[Any, Any, Envelope], None]
 
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS infusion_product_units ("
+    " din_data TEXT PRIMARY KEY, din TEXT NOT NULL, coi TEXT NOT NULL, batch_id TEXT NOT NULL,"
+    " condition TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS infusion_product_units_batch ON infusion_product_units (batch_id)",
+    "CREATE TABLE IF NOT EXISTS infusion_release_decisions ("
+    " batch_id TEXT NOT NULL, decision TEXT NOT NULL, decided_at TEXT NOT NULL,"
+    " PRIMARY KEY (batch_id, decision))",
+    "CREATE TABLE IF NOT EXISTS infusion_failures ("
+    " failure_id TEXT PRIMARY KEY, coi TEXT NOT NULL, batch_id TEXT NOT NULL,"
+    " product_dins TEXT NOT NULL, test TEXT NOT NULL, value TEXT NOT NULL,"
+    " criterion TEXT NOT NULL, result_at TEXT NOT NULL, raised_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS infusion_failures_batch ON infusion_failures (batch_id)",
+    "CREATE TABLE IF NOT EXISTS infusion_treating_sites ("
+    " coi TEXT PRIMARY KEY, treating_site_id TEXT NOT NULL)",
+)
+UPSERT_UNIT = (
+    "INSERT INTO infusion_product_units VALUES (?, ?, ?, ?, ?) ON CONFLICT (din_data)"
+    " DO UPDATE SET din = excluded.din, coi = excluded.coi, batch_id = excluded.batch_id,"
+    " condition = excluded.condition"
+)
+UPSERT_DECISION = (
+    "INSERT INTO infusion_release_decisions VALUES (?, ?, ?) ON CONFLICT (batch_id, decision)"
+    " DO UPDATE SET decided_at = CASE"
+    " WHEN excluded.decided_at < infusion_release_decisions.decided_at"
+    " THEN excluded.decided_at ELSE infusion_release_decisions.decided_at END"
+)
+INSERT_FAILURE = (
+    "INSERT INTO infusion_failures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (failure_id) DO NOTHING"
+)
+UPSERT_TREATING_SITE = (
+    "INSERT INTO infusion_treating_sites VALUES (?, ?) ON CONFLICT (coi)"
+    " DO UPDATE SET treating_site_id = excluded.treating_site_id"
+)
+SELECT_UNIT = "SELECT din, coi, batch_id, condition FROM infusion_product_units WHERE din_data = ?"
+SELECT_BATCH_DINS = "SELECT din FROM infusion_product_units WHERE batch_id = ? ORDER BY din_data"
+SELECT_DECISIONS = "SELECT decision, decided_at FROM infusion_release_decisions WHERE batch_id = ?"
+FAILURE_COLUMNS = (
+    "SELECT failure_id, coi, batch_id, product_dins, test, value, criterion, result_at,"
+    " raised_at FROM infusion_failures"
+)
+SELECT_FAILURES = f"{FAILURE_COLUMNS} ORDER BY raised_at, failure_id"
+SELECT_BATCH_FAILURES = f"{FAILURE_COLUMNS} WHERE batch_id = ? ORDER BY raised_at, failure_id"
+SELECT_FAILURE = f"{FAILURE_COLUMNS} WHERE failure_id = ?"
+SELECT_TREATING_SITE = "SELECT treating_site_id FROM infusion_treating_sites WHERE coi = ?"
+
+STRENGTH = {
+    ReleaseStatus.PROVISIONAL: 1,
+    ReleaseStatus.OOS_ACCEPTED: 2,
+    ReleaseStatus.FINAL: 3,
+    ReleaseStatus.REJECTED: 4,
+}
+
+
+def create_tables(connection: Any) -> None:
+    for statement in SCHEMA:
+        connection.execute(statement)
+
+
+def release_state(decisions: Iterable[tuple[str, str]]) -> ReleaseState:
+    """The strongest decision, released at the earliest decision that released the batch."""
+    made = {ReleaseStatus(decision): datetime.fromisoformat(at) for decision, at in decisions}
+    if not made:
+        return ReleaseState()
+    status = max(made, key=STRENGTH.__getitem__)
+    release_times = [at for decision, at in made.items() if decision.releases]
+    return ReleaseState(status, min(release_times) if release_times else None)
+
+
+DECISIONS: dict[type[Message], tuple[ReleaseStatus, str]] = {
+    release.ProvisionallyCertified: (ReleaseStatus.PROVISIONAL, "certified_at"),
+    release.FinallyCertified: (ReleaseStatus.FINAL, "certified_at"),
+    release.OosReleaseAccepted: (ReleaseStatus.OOS_ACCEPTED, "accepted_at"),
+    release.BatchRejected: (ReleaseStatus.REJECTED, "rejected_at"),
+}
+"""Release's decisions: the status each records and its time field."""
+
 
 def stored_time(moment: datetime) -> str:
     """Fixed-width UTC ISO 8601, so that text order is time order."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class FactsProjection:
@@ -66,13 +145,7 @@ class FactsProjection:
                 manufacturing.ProductUnitsCreated,
                 self._products,
             ),
-            _name(release.ProvisionallyCertified): (
-                release.ProvisionallyCertified,
-                self._provisional,
-            ),
-            _name(release.FinallyCertified): (release.FinallyCertified, self._final),
-            _name(release.OosReleaseAccepted): (release.OosReleaseAccepted, self._oos_accepted),
-            _name(release.BatchRejected): (release.BatchRejected, self._rejected),
+            **{_name(decision): (decision, self._decided) for decision in DECISIONS},
             _name(release.PostReleaseFailureRecorded): (
                 release.PostReleaseFailureRecorded,
                 self._failure,
@@ -100,37 +173,14 @@ class FactsProjection:
         for text in event.product_dins:
             din = Din.parse(text)
             row = (din.data, str(din), coi, batch_id, condition)
-            unit_of_work.execute(self._sql(sql.UPSERT_UNIT), row)
+            unit_of_work.execute(self._sql(UPSERT_UNIT), row)
 
-    def _provisional(
-        self, unit_of_work: Any, event: release.ProvisionallyCertified, envelope: Envelope
-    ) -> None:
-        decided_at = _time(event, "certified_at", envelope)
-        self._decided(unit_of_work, event.batch_id, ReleaseStatus.PROVISIONAL, decided_at)
-
-    def _final(
-        self, unit_of_work: Any, event: release.FinallyCertified, envelope: Envelope
-    ) -> None:
-        decided_at = _time(event, "certified_at", envelope)
-        self._decided(unit_of_work, event.batch_id, ReleaseStatus.FINAL, decided_at)
-
-    def _oos_accepted(
-        self, unit_of_work: Any, event: release.OosReleaseAccepted, envelope: Envelope
-    ) -> None:
-        decided_at = _time(event, "accepted_at", envelope)
-        self._decided(unit_of_work, event.batch_id, ReleaseStatus.OOS_ACCEPTED, decided_at)
-
-    def _rejected(
-        self, unit_of_work: Any, event: release.BatchRejected, envelope: Envelope
-    ) -> None:
-        decided_at = _time(event, "rejected_at", envelope)
-        self._decided(unit_of_work, event.batch_id, ReleaseStatus.REJECTED, decided_at)
-
-    def _decided(
-        self, unit_of_work: Any, batch_id: str, decision: ReleaseStatus, decided_at: datetime
-    ) -> None:
-        row = (_required("batch_id", batch_id), decision.value, stored_time(decided_at))
-        unit_of_work.execute(self._sql(sql.UPSERT_DECISION), row)
+    def _decided(self, unit_of_work: Any, event: Any, envelope: Envelope) -> None:
+        """One of release's `DECISIONS` about a batch."""
+        decision, time_field = DECISIONS[type(event)]
+        batch_id = _required("batch_id", event.batch_id)
+        decided_at = stored_time(_time(event, time_field, envelope))
+        unit_of_work.execute(self._sql(UPSERT_DECISION), (batch_id, decision.value, decided_at))
 
     def _failure(
         self, unit_of_work: Any, event: release.PostReleaseFailureRecorded, envelope: Envelope
@@ -146,11 +196,11 @@ class FactsProjection:
             stored_time(_time(event, "result_at", envelope)),
             stored_time(self._clock()),
         )
-        unit_of_work.execute(self._sql(sql.INSERT_FAILURE), row)
+        unit_of_work.execute(self._sql(INSERT_FAILURE), row)
 
     def _enrolled(self, unit_of_work: Any, event: intake.PatientEnrolled, _: Envelope) -> None:
         row = (Coi.parse(event.coi).value, _required("treating_site_id", event.treating_site_id))
-        unit_of_work.execute(self._sql(sql.UPSERT_TREATING_SITE), row)
+        unit_of_work.execute(self._sql(UPSERT_TREATING_SITE), row)
 
 
 def _name(message_class: type[Message]) -> str:
@@ -178,3 +228,58 @@ def _valid_dins(texts: Iterable[str], failure_id: str) -> list[str]:
 def _time(message: Message, field: str, envelope: Envelope) -> datetime:
     """The message's time field, or when unset the time its envelope was recorded."""
     return optional_time(message, field) or from_timestamp(envelope.recorded_at)
+
+
+class SqlInfusionFacts:
+    """The application's `InfusionFacts` port, read from the projection's tables."""
+
+    def __init__(self, query: Query) -> None:
+        self._query = query
+
+    def product_unit(self, din_data: str) -> KnownProduct | None:
+        rows = self._query(SELECT_UNIT, (din_data,))
+        if not rows:
+            return None
+        din, coi, batch_id, condition = rows[0]
+        return KnownProduct(din, coi, batch_id, Condition(condition))
+
+    def release_of(self, batch_id: str) -> ReleaseState:
+        return release_state(self._query(SELECT_DECISIONS, (batch_id,)))
+
+    def failures_of_batch(self, batch_id: str) -> list[FailureAlert]:
+        return [self._alert(row) for row in self._query(SELECT_BATCH_FAILURES, (batch_id,))]
+
+    def failure(self, failure_id: str) -> FailureAlert | None:
+        rows = self._query(SELECT_FAILURE, (failure_id,))
+        return self._alert(rows[0]) if rows else None
+
+    def failures(self) -> list[FailureAlert]:
+        return [self._alert(row) for row in self._query(SELECT_FAILURES, ())]
+
+    def treating_site_of(self, coi: str) -> str | None:
+        rows = self._query(SELECT_TREATING_SITE, (coi,))
+        return str(rows[0][0]) if rows else None
+
+    def _alert(self, row: tuple[Any, ...]) -> FailureAlert:
+        failure_id, coi, batch_id, dins, test, value, criterion, result_at, raised_at = row
+        named = [din for din in dins.split(",") if din]
+        of_batch = [din for (din,) in self._query(SELECT_BATCH_DINS, (batch_id,))]
+        return FailureAlert(
+            failure_id,
+            coi,
+            batch_id,
+            tuple(dict.fromkeys([*named, *of_batch])),
+            test,
+            value,
+            criterion,
+            datetime.fromisoformat(result_at),
+            datetime.fromisoformat(raised_at),
+        )
+
+
+def sqlite_facts(path: Path) -> SqlInfusionFacts:
+    return SqlInfusionFacts(sqlite_query(path, create_tables))
+
+
+def postgres_facts(dsn: str) -> SqlInfusionFacts:
+    return SqlInfusionFacts(postgres_query(dsn, create_tables))

@@ -2,7 +2,8 @@
 
 The caller's site and roles come from its client certificate (`current_caller()`), never
 from request fields; domain refusals become status codes via `translate_errors` (a refused
-bedside scan is FAILED_PRECONDITION, its reason code first in the details).
+bedside scan is FAILED_PRECONDITION, its reason code first in the details). Reads are given
+the caller's `Scope`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from v2v_platform.proto_values import (
     signature_to_proto,
     timestamp,
 )
+from v2v_platform.scope import Scope
 
 SERVICE_NAME = "v2v.infusion.v1.InfusionService"
 INFUSION = (Role.INFUSION,)
@@ -152,7 +154,7 @@ class InfusionServicer(pb_grpc.InfusionServiceServicer):
 
     @translate_errors
     def ListAlerts(self, request: pb.ListAlertsRequest, context: Any) -> Any:
-        alerts = self._app.list_alerts(request.unacknowledged_only)
+        alerts = self._app.list_alerts(Scope.of(current_caller()), request.unacknowledged_only)
         return pb.ListAlertsResponse(alerts=[alert_message(a) for a in alerts])
 
     @translate_errors
@@ -165,7 +167,8 @@ class InfusionServicer(pb_grpc.InfusionServiceServicer):
 
     @translate_errors
     def GetProductUnit(self, request: pb.GetProductUnitRequest, context: Any) -> Any:
-        return pb.GetProductUnitResponse(unit=unit_message(self._app.product_unit(request.din)))
+        view = self._app.product_unit(request.din, Scope.of(current_caller()))
+        return pb.GetProductUnitResponse(unit=unit_message(view))
 
 
 def register(app: InfusionApplication) -> Any:

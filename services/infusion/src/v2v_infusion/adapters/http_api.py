@@ -22,6 +22,7 @@ from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.esign import SignatureRequest
 from v2v_platform.http_api import SiteTokenVerifier, create_app, problem, require_roles
 from v2v_platform.proto_values import attribution
+from v2v_platform.scope import Scope
 
 SAFETY_REFUSAL = "Refused by a safety rule"
 
@@ -147,11 +148,12 @@ def create_http_app(application: InfusionApplication, verifier: SiteTokenVerifie
 
     @app.get("/v1/units/{din}")
     def unit(din: str, caller: Reader) -> Any:
-        return asdict(application.product_unit(din))
+        return asdict(application.product_unit(din, Scope.of(caller)))
 
     @app.get("/v1/alerts")
     def alerts(caller: Reader, unacknowledged_only: bool = False) -> Any:
-        return {"alerts": [asdict(a) for a in application.list_alerts(unacknowledged_only)]}
+        alerts = application.list_alerts(Scope.of(caller), unacknowledged_only)
+        return {"alerts": [asdict(a) for a in alerts]}
 
     @app.post("/v1/alerts/{failure_id}/acknowledgement", status_code=201)
     def acknowledge(failure_id: str, body: Acknowledgement, caller: Nurse) -> Any:

@@ -2,7 +2,7 @@
 
 Every event class the aggregates of the (published) infusion application store has a mapper
 here: hash chains must stay continuous. Each carries its chain's valid COI, the envelope's
-COI and the Kafka key. The internal registers (unattributable scans) are never published.
+COI and the Kafka key. The unpublished records (unattributable scans) are never published.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def thaw_started(event: ProductAtSite.ThawStarted) -> pb.ThawStarted:
         thaw_started_at=timestamp(event.thaw_started_at),
         infuse_by=timestamp(event.infuse_by),
         window_minutes=event.window_minutes,
+        protocol_rules=event.protocol_rules,
     )
 
 
@@ -76,6 +77,7 @@ def bedside_verified(event: ProductAtSite.BedsideVerified) -> pb.BedsideVerified
         verified_at=timestamp(event.verified_at),
         release_basis=event.release_basis,
         infuse_by=timestamp(event.infuse_by),
+        protocol_rules=event.protocol_rules,
     )
 
 

@@ -4,7 +4,7 @@ A refused bedside scan of a unit received here is recorded on its `ProductAtSite
 names a unit not received here (its COI is known) or no known unit but a valid wristband COI
 is a `BedsideMismatch` of its own, published on the chain at risk. A scan that names neither
 a known unit nor a valid COI (and every refused receipt: a receipt scan names only a DIN)
-belongs to no chain: it is an `UnattributableScan` of the internal registers, never published.
+belongs to no chain: it is an `UnattributableScan` of the unpublished records, never published.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ A refused bedside scan of this unit is recorded here too (I2): it changes nothin
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid5
@@ -26,6 +26,7 @@ from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.errors import InvalidInput, Refused
+from v2v_platform.protocol_rules import ProtocolRules
 
 
 class UnitStatus(StrEnum):
@@ -67,6 +68,7 @@ class ProductAtSite(Aggregate):
         thaw_started_at: datetime
         infuse_by: datetime
         window_minutes: int
+        protocol_rules: str = ""  # the rules' tag ("" on events stored before it was recorded)
 
         def apply(self, aggregate: Any) -> None:
             aggregate.thaw_started_at = self.thaw_started_at
@@ -92,6 +94,7 @@ class ProductAtSite(Aggregate):
         verified_at: datetime
         release_basis: str
         infuse_by: datetime
+        protocol_rules: str = ""  # the rules' tag ("" on events stored before it was recorded)
 
         def apply(self, aggregate: Any) -> None:
             aggregate.second_user = dict(self.second_user)
@@ -192,7 +195,8 @@ class ProductAtSite(Aggregate):
             **attributed(by, self.coi),
         )
 
-    def start_thaw(self, thaw_started_at: datetime, window: timedelta, by: Attribution) -> None:
+    def start_thaw(self, thaw_started_at: datetime, rules: ProtocolRules, by: Attribution) -> None:
+        """The post-thaw window (`rules.post_thaw`) runs from `thaw_started_at`."""
         if self.condition is not Condition.CRYO:
             raise Refused(f"unit {self.din} is {self.condition.value} product: only cryo thaws")
         if self.status not in (UnitStatus.RECEIVED, UnitStatus.STORED):
@@ -203,8 +207,9 @@ class ProductAtSite(Aggregate):
             self.ThawStarted,
             din=self.din,
             thaw_started_at=thaw_started_at,
-            infuse_by=thaw_started_at + window,
-            window_minutes=int(window.total_seconds() // 60),
+            infuse_by=thaw_started_at + rules.post_thaw,
+            window_minutes=rules.post_thaw_minutes,
+            protocol_rules=rules.tag,
             **attributed(by, self.coi),
         )
 
@@ -219,8 +224,14 @@ class ProductAtSite(Aggregate):
         )
 
     def verify(
-        self, verified_at: datetime, release_basis: str, infuse_by: datetime, by: Attribution
+        self,
+        verified_at: datetime,
+        release_basis: str,
+        infuse_by: datetime,
+        rules: ProtocolRules,
+        by: Attribution,
     ) -> None:
+        """Verified for infusion by `infuse_by`, the deadline `rules` gave (see `bedside`)."""
         assert self.first_user is not None, "checked by bedside.check_scan"
         self.trigger_event(
             self.BedsideVerified,
@@ -230,6 +241,7 @@ class ProductAtSite(Aggregate):
             verified_at=verified_at,
             release_basis=release_basis,
             infuse_by=infuse_by,
+            protocol_rules=rules.tag,
             **attributed(by, self.coi),
         )
 

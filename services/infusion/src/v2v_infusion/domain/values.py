@@ -1,10 +1,10 @@
-"""Value objects of the infusion domain: facts learned from other contexts, reason codes,
-adverse event grading and the rules (stability windows) this site applies."""
+"""Value objects of the infusion domain: facts learned from other contexts, reason codes and
+adverse event grading. (The stability windows this site applies are its `ProtocolRules`.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -25,8 +25,6 @@ ALREADY_INFUSED = "already-infused"
 SAME_USER = "same-user"
 
 PHYSICIAN = "physician"
-DEFAULT_POST_THAW_WINDOW = timedelta(minutes=30)
-DEFAULT_FRESH_PRODUCT_WINDOW = timedelta(hours=72)
 
 
 class ReleaseStatus(StrEnum):
@@ -111,18 +109,6 @@ class FailureAlert:
     criterion: str
     result_at: datetime
     raised_at: datetime
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Stability windows applied at this site (configurable, recorded with each use)."""
-
-    post_thaw: timedelta = DEFAULT_POST_THAW_WINDOW
-    fresh_product: timedelta = DEFAULT_FRESH_PRODUCT_WINDOW
-
-    @property
-    def post_thaw_minutes(self) -> int:
-        return int(self.post_thaw.total_seconds() // 60)
 
 
 class AdverseEventKind(StrEnum):

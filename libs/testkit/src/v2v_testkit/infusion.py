@@ -1,6 +1,6 @@
-"""Test support (tests only): fixed identifiers, a settable clock, in-memory facts, an
-in-memory signer store with one physician, and the application wired to in-memory (or given)
-event stores."""
+"""Infusion test wiring (tests only): fixed identifiers, a settable clock, in-memory facts, an
+in-memory signer store with one physician, the readers' scopes, and the application wired to
+in-memory (or given) event stores."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from v2v_infusion.domain.values import (
     ReleaseState,
     ReleaseStatus,
 )
-from v2v_infusion.registers import InfusionRegisters
+from v2v_infusion.unpublished_records import InfusionUnpublishedRecords
 from v2v_platform.attribution import Attribution
+from v2v_platform.auth.identity import Role
 from v2v_platform.conditions import Condition
 from v2v_platform.esign import (
     ESigner,
@@ -27,6 +28,7 @@ from v2v_platform.esign import (
     hash_password,
 )
 from v2v_platform.ids import issue_coi, issue_din
+from v2v_platform.scope import Scope
 
 SITE = "HOSP-A"
 OTHER_SITE = "HOSP-B"
@@ -40,6 +42,11 @@ PHYSICIAN_NAME = "Dr. Petra Physician"
 PASSWORD = "correct horse battery"
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 SIGNATURE_REQUEST = SignatureRequest(PHYSICIAN_ID, PASSWORD, "responsibility")
+WARD_SCOPE = Scope(SITE, frozenset({Role.INFUSION}))
+"""A reader at this treating site."""
+OTHER_SITE_SCOPE = Scope(OTHER_SITE, frozenset({Role.INFUSION}))
+"""A reader at another treating site: none of this site's records are visible to it."""
+AUDITOR_SCOPE = Scope("AUDIT-1", frozenset({Role.AUDITOR}))
 
 
 def product_din(n: int) -> str:
@@ -143,15 +150,15 @@ def build_app(
     *,
     signers: InMemorySignerStore | None = None,
     env: dict[str, str] | None = None,
-    registers_env: dict[str, str] | None = None,
+    unpublished_env: dict[str, str] | None = None,
     **overrides: Any,
 ) -> InfusionApplication:
-    """The application at HOSP-A with its registers; both in memory by default."""
-    registers = InfusionRegisters(env=registers_env or POPO)
+    """The application at HOSP-A with its unpublished records; both in memory by default."""
+    unpublished = InfusionUnpublishedRecords(env=unpublished_env or POPO)
     moment = clock or Clock()
     return InfusionApplication(
         env=env or POPO,
-        registers=registers,
+        unpublished=unpublished,
         site_id=SITE,
         facts=facts or InMemoryFacts(),
         signer=ESigner(signers or physician_store(), moment),

@@ -1,4 +1,4 @@
-"""The registers application: infusion state that belongs to no chain of identity.
+"""Infusion state that belongs to no chain of identity (never relayed to Kafka).
 
 Refused scans that name neither a known unit nor a valid COI (every refused receipt scan, and
 bedside scans with an unknown or malformed DIN and a malformed wristband). They cannot be
@@ -12,15 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from eventsourcing.application import Application
-
 from v2v_infusion.domain.mismatches import UnattributableScan
 from v2v_infusion.domain.values import Mismatch
 from v2v_platform.attribution import Attribution
+from v2v_platform.service_application import UnpublishedRecords
 
 
-class InfusionRegisters(Application[UUID]):
+class InfusionUnpublishedRecords(UnpublishedRecords):
     name = "InfusionRegisters"
+    """The stored name (PostgreSQL table `infusionregisters_events`): kept, so that the
+    records written before the rename are still read."""
 
     def record_unattributable_scan(
         self,

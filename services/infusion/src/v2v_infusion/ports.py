@@ -1,6 +1,10 @@
-"""What infusion knows from other contexts' Kafka events: the application's port to its own
-projection (manufacturing's product units, release's decisions and post-release failures,
-intake's treating sites). Infusion never calls those services or reads their databases."""
+"""What the infusion application needs from outside, each with its null object.
+
+`InfusionFacts`: what infusion knows from other contexts' Kafka events, read from its own
+projection (`adapters.facts_projection`): manufacturing's product units, release's decisions
+and post-release failures, intake's treating sites. Infusion never calls those services or
+reads their databases.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ class InfusionFacts(Protocol):
     def treating_site_of(self, coi: str) -> str | None: ...
 
 
-class NoFacts:
+class NoInfusionFacts:
     """Knows nothing: every receipt is refused (for processes that only relay)."""
 
     def product_unit(self, din_data: str) -> KnownProduct | None:

@@ -1,0 +1,100 @@
+"""Receipt, storage and thaw of product units at this treating site.
+
+Only a unit known from manufacturing's events is received, once. A refused receipt scan is
+recorded in the unpublished records BEFORE `ScanRefused` is raised (a receipt scan names only
+a DIN: no chain to publish it on). The post-thaw window is the site's `rules.post_thaw`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, NoReturn
+
+from eventsourcing.persistence import IntegrityError
+
+from v2v_infusion.domain.mismatches import RECEIPT
+from v2v_infusion.domain.product import ProductAtSite
+from v2v_infusion.domain.values import MALFORMED_LABEL, UNKNOWN_UNIT, Mismatch, ScanRefused
+from v2v_infusion.views import ProductUnitView
+from v2v_platform.attribution import Attribution
+from v2v_platform.errors import Refused
+from v2v_platform.service_application import din_or_problem
+
+if TYPE_CHECKING:
+    from v2v_infusion.application import InfusionApplication
+
+log = logging.getLogger("v2v.infusion")
+
+
+class ReceiptAndStorage:
+    def __init__(self, app: InfusionApplication) -> None:
+        self.app = app
+
+    def receive(
+        self, din_text: str, received_at: datetime | None, by: Attribution
+    ) -> ProductUnitView:
+        app = self.app
+        by = app.check_local(by)
+        moment = app.when(received_at, "received_at")
+        din, problem = din_or_problem(din_text)
+        if din is None:
+            mismatch = Mismatch(MALFORMED_LABEL, f"the label {din_text!r} is not a DIN: {problem}")
+            self._refuse(din_text, mismatch, moment, by)
+        product = app.facts.product_unit(din.data)
+        if product is None:
+            mismatch = Mismatch(
+                UNKNOWN_UNIT, f"no product unit {din} is known from manufacturing: STOP"
+            )
+            self._refuse(din_text, mismatch, moment, by)
+        if app.units.find(din) is not None:
+            raise Refused(f"unit {din} was already received at {app.site_id}")
+        unit = ProductAtSite.receive(product, app.site_id, moment, by)
+        try:
+            app.save(unit)
+        except IntegrityError:
+            raise Refused(f"unit {din} was already received at {app.site_id}") from None
+        return app.units.view(unit)
+
+    def store(
+        self, din_text: str, location: str, stored_at: datetime | None, by: Attribution
+    ) -> ProductUnitView:
+        by = self.app.check_local(by)
+        moment = self.app.when(stored_at, "stored_at")
+
+        def attempt() -> ProductUnitView:
+            unit = self.app.units.received(din_text)
+            unit.store(location, moment, by)
+            self.app.save(unit)
+            return self.app.units.view(unit)
+
+        return self.app.retrying(attempt)
+
+    def start_thaw(
+        self, din_text: str, thaw_started_at: datetime | None, by: Attribution
+    ) -> ProductUnitView:
+        by = self.app.check_local(by)
+        moment = self.app.when(thaw_started_at, "thaw_started_at")
+
+        def attempt() -> ProductUnitView:
+            unit = self.app.units.received(din_text)
+            unit.start_thaw(moment, self.app.rules, by)
+            self.app.save(unit)
+            return self.app.units.view(unit)
+
+        return self.app.retrying(attempt)
+
+    def _refuse(
+        self, scanned_din: str, mismatch: Mismatch, moment: datetime, by: Attribution
+    ) -> NoReturn:
+        scan_id = self.app.unpublished.record_unattributable_scan(
+            RECEIPT, scanned_din, "", mismatch, moment, by
+        )
+        log.warning(
+            "receipt scan %s refused at %s (%s): %s",
+            scan_id,
+            self.app.site_id,
+            mismatch.reason_code,
+            mismatch.explanation,
+        )
+        raise ScanRefused(mismatch, "receipt")
