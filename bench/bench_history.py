@@ -16,7 +16,7 @@ from v2v_projection.history_file import (
     read_history,
     write_history,
 )
-from v2v_projection.testing.journeys import generate_history
+from v2v_testkit.synthetic.chains import generate_history
 
 EVENTS_PER_PATIENT_AT_LEAST = 48  # generated journeys average ~52 events
 

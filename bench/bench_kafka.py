@@ -19,8 +19,8 @@ from kafka.admin import NewTopic
 
 from v2v.events.v1.envelope_pb2 import Envelope
 from v2v_platform.testing.infra import create_database, drop_database
+from v2v_projection.chain_projection import ChainProjection
 from v2v_projection.consumer import CONSUMER_CONFIG, ProjectionConsumer
-from v2v_projection.core import ProjectionCore
 from v2v_projection.store import PostgresProjectionStore
 from v2v_projection.writer_process import ProcessBatchWriter
 
@@ -89,10 +89,10 @@ def raw_consume(bootstrap: str, names: list[str], total: int) -> Rate:
 def e2e_consume(bootstrap: str, admin_dsn: str, names: list[str], total: int) -> Rate:
     database = create_database(admin_dsn, "v2v_bench")
     store = PostgresProjectionStore(database.dsn)
-    core = ProjectionCore(store, ProcessBatchWriter(database.dsn))  # as the service does
+    projection = ChainProjection(store, ProcessBatchWriter(database.dsn))  # as the service does
     try:
         consumer = ProjectionConsumer(
-            core,
+            projection,
             bootstrap=bootstrap,
             group_id=f"bench-{uuid.uuid4().hex[:8]}",
             topics=names,
@@ -103,12 +103,12 @@ def e2e_consume(bootstrap: str, admin_dsn: str, names: list[str], total: int) ->
             consumer.poll_once(timeout_ms=1000)
             if consumer.records_seen and not started:
                 started, first = time.perf_counter(), consumer.records_seen
-        core.flush()
+        projection.flush()
         elapsed = time.perf_counter() - started
         consumer.close()
         if store.count() != total:
             raise AssertionError(f"stored {store.count()} envelopes of {total}")
         return Rate(consumer.records_seen - first, elapsed)
     finally:
-        core.close()
+        projection.close()
         drop_database(admin_dsn, database.dbname)

@@ -13,9 +13,9 @@ from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.service_runtime import TRANSIENT, ServiceRuntime
 from v2v_projection.adapters import grpc_api
 from v2v_projection.adapters.http_api import create_http_app
-from v2v_projection.alerts_hub import AlertHub
+from v2v_projection.alert_watch import AlertHub
+from v2v_projection.chain_projection import ChainProjection
 from v2v_projection.consumer import ProjectionConsumer
-from v2v_projection.core import ProjectionCore
 from v2v_projection.queries import ChainQueries
 from v2v_projection.settings import ProjectionSettings
 from v2v_projection.store import open_store
@@ -27,7 +27,7 @@ log = logging.getLogger("v2v.projection")
 @dataclass
 class ProjectionService:
     settings: ProjectionSettings
-    core: ProjectionCore
+    projection: ChainProjection
     queries: ChainQueries
     hub: AlertHub
     http_app: FastAPI
@@ -36,7 +36,7 @@ class ProjectionService:
 
     def __post_init__(self) -> None:
         self.runtime = ServiceRuntime("projection", self.settings.site_id, self.settings.pki_dir)
-        self.runtime.on_stop(self.core.close)
+        self.runtime.on_stop(self.projection.close)
         self.runtime.on_stop(self.hub.close)
 
     @property
@@ -55,7 +55,7 @@ class ProjectionService:
         if not self.settings.kafka_bootstrap:
             raise ValueError("V2V_KAFKA_BOOTSTRAP is not set: the projection consumes Kafka")
         consumer = ProjectionConsumer(
-            self.core,
+            self.projection,
             bootstrap=self.settings.kafka_bootstrap,
             group_id=group_id or self.settings.consumer_group,
             max_poll_records=self.settings.max_poll_records,
@@ -90,13 +90,13 @@ def bootstrap(settings: ProjectionSettings, *, rebuild: bool = False) -> Project
     """Open the store (cleared when `rebuild`) and rebuild the fold from it."""
     store = open_store(settings.postgres_dsn, settings.sqlite_path)
     writer = ProcessBatchWriter(settings.postgres_dsn) if settings.postgres_dsn else None
-    core = ProjectionCore(store, writer)
+    projection = ChainProjection(store, writer)
     if rebuild:
-        core.rebuild()
+        projection.rebuild()
         log.info("projection store cleared: consuming every topic from offset zero")
-    loaded = core.load()
+    loaded = projection.load()
     log.info("projection rebuilt from its store: %d envelopes", loaded)
-    queries = ChainQueries(core)
-    hub = AlertHub(core)
+    queries = ChainQueries(projection)
+    hub = AlertHub(projection)
     verifier = SiteTokenVerifier(settings.pki_dir / "ca.crt")
-    return ProjectionService(settings, core, queries, hub, create_http_app(queries, verifier))
+    return ProjectionService(settings, projection, queries, hub, create_http_app(queries, verifier))

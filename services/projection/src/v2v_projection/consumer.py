@@ -20,7 +20,7 @@ from opentelemetry.trace import Link, SpanKind
 from v2v_platform import telemetry
 from v2v_platform.consumer.subscription import SubscriptionWatch
 from v2v_platform.envelope.headers import CONTEXTS, HEADER_TRACEPARENT, topic_for
-from v2v_projection.core import ProjectionCore, Record
+from v2v_projection.chain_projection import ChainProjection, Record
 
 log = logging.getLogger("v2v.projection")
 TOPICS = tuple(topic_for(context) for context in CONTEXTS)
@@ -36,15 +36,15 @@ CONSUMER_CONFIG: dict[str, object] = {
 
 
 class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, consumer: KafkaConsumer, core: ProjectionCore) -> None:
+    def __init__(self, consumer: KafkaConsumer, projection: ChainProjection) -> None:
         self._consumer = consumer
-        self._core = core
+        self._projection = projection
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         return None
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        stored = self._core.offsets()
+        stored = self._projection.offsets()
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
             if offset is None:
@@ -56,14 +56,14 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
 class ProjectionConsumer:
     def __init__(
         self,
-        core: ProjectionCore,
+        projection: ChainProjection,
         *,
         bootstrap: str,
         group_id: str,
         topics: Sequence[str] = TOPICS,
         max_poll_records: int = 5000,
     ) -> None:
-        self._core = core
+        self._projection = projection
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -77,7 +77,7 @@ class ProjectionConsumer:
         self.envelopes_stored = 0
 
     def _subscribe(self) -> None:
-        listener = SeekToStoredOffsets(self._consumer, self._core)
+        listener = SeekToStoredOffsets(self._consumer, self._projection)
         self._consumer.subscribe(self._topics, listener=listener)
 
     def poll_once(self, timeout_ms: int = 500) -> int:
@@ -96,14 +96,14 @@ class ProjectionConsumer:
             if len(traced) < MAX_LINKS:
                 traced.extend(traced_headers(batch, MAX_LINKS - len(traced)))
         with batch_span(traced, len(records)):
-            stored = self._core.ingest(records, offsets, wait=False)
+            stored = self._projection.ingest(records, offsets, wait=False)
         self.records_seen += len(records)
         self.envelopes_stored += stored
         return stored
 
     def rewind_to_stored(self) -> None:
         """After a failed batch: read again from the stored offsets."""
-        SeekToStoredOffsets(self._consumer, self._core).on_partitions_assigned(
+        SeekToStoredOffsets(self._consumer, self._projection).on_partitions_assigned(
             self._consumer.assignment()
         )
 

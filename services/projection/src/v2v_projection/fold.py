@@ -31,8 +31,8 @@ from v2v_projection.chain.checks import ChainBreak
 from v2v_projection.chain.derive import derive_chain
 from v2v_projection.chain.kpis import summarize
 from v2v_projection.chain.times import datetime_ns, stamp_ns
-from v2v_projection.fold_gc import gc_paused
-from v2v_projection.parallel import PARALLEL_MINIMUM, derive_in_processes
+from v2v_projection.forked_derivation import PARALLEL_MINIMUM, derive_in_processes
+from v2v_projection.gc_pause import gc_paused
 
 _decode = Envelope.FromString
 

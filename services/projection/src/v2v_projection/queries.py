@@ -1,4 +1,6 @@
-"""The reads both APIs serve, with the caller's visibility applied (see access.py)."""
+"""The reads both APIs serve, with the caller's `Scope` applied: a site reads the chains it
+takes part in (its site is among the chain's `sites`), an auditor reads every chain; a chain
+the caller may not read is reported exactly like a chain that does not exist."""
 
 from __future__ import annotations
 
@@ -6,10 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from v2v_platform.auth.identity import CallerIdentity
-from v2v_platform.errors import InvalidInput
-from v2v_projection.access import readable, require_readable
-from v2v_projection.core import ProjectionCore
+from v2v_platform.errors import InvalidInput, NotFound
+from v2v_platform.scope import Scope
+from v2v_projection.chain_projection import ChainProjection
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -63,21 +64,28 @@ def summary(view: dict[str, Any]) -> dict[str, Any]:
 
 
 class ChainQueries:
-    def __init__(self, core: ProjectionCore) -> None:
-        self.core = core
+    def __init__(self, projection: ChainProjection) -> None:
+        self.projection = projection
 
-    def chain(self, caller: CallerIdentity, coi: str) -> dict[str, Any]:
-        return require_readable(caller, coi, self.core.chain(coi.strip()))
+    def chain(self, scope: Scope, coi: str) -> dict[str, Any]:
+        view, what = self.projection.chain(coi.strip()), f"chain {coi!r}"
+        if view is None:
+            raise NotFound(f"no {what} is visible to site {scope.site_id}")
+        scope.require_sees(view["sites"], what)
+        return view
 
-    def custody(self, caller: CallerIdentity, coi: str) -> list[dict[str, Any]]:
-        return list(self.chain(caller, coi)["units"])
+    def custody(self, scope: Scope, coi: str) -> list[dict[str, Any]]:
+        return list(self.chain(scope, coi)["units"])
+
+    def readable(self, scope: Scope) -> list[dict[str, Any]]:
+        return [view for view in self.projection.chains() if scope.sees(view["sites"])]
 
     def list_chains(
-        self, caller: CallerIdentity, wanted: ChainFilter, size: int = 0, after: str = ""
+        self, scope: Scope, wanted: ChainFilter, size: int = 0, after: str = ""
     ) -> Page:
         limit = page_size(size)
         aware(wanted.updated_since, "updated_since")
-        views = readable(caller, self.core.chains())
+        views = self.readable(scope)
         matching = [v for v in views if v["coi"] > after and wanted.accepts(v)]
         page = matching[:limit]
         next_after = page[-1]["coi"] if len(matching) > limit else ""
@@ -85,13 +93,13 @@ class ChainQueries:
 
     def alerts(
         self,
-        caller: CallerIdentity,
+        scope: Scope,
         kind: str = "",
         since: datetime | None = None,
         coi: str = "",
     ) -> list[dict[str, Any]]:
         aware(since, "since")
-        views = [self.chain(caller, coi)] if coi else readable(caller, self.core.chains())
+        views = [self.chain(scope, coi)] if coi else self.readable(scope)
         found = [
             {**alert, "coi": view["coi"]}
             for view in views
@@ -102,4 +110,4 @@ class ChainQueries:
         return sorted(found, key=lambda a: (a["at"], a["coi"], a["event_id"]))
 
     def kpis(self) -> dict[str, Any]:
-        return self.core.kpis()
+        return self.projection.kpis()

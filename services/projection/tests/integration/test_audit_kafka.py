@@ -20,9 +20,9 @@ from typer.testing import CliRunner, Result
 from v2v_platform.envelope.codec import decode
 from v2v_platform.relay.publisher import ensure_topics
 from v2v_projection.audit.cli import app
-from v2v_projection.audit.testing import write_key_ring
 from v2v_projection.history_file import read_history
-from v2v_projection.testing.journeys import GeneratedHistory, generate_history
+from v2v_testkit.audit import write_key_ring
+from v2v_testkit.synthetic.chains import GeneratedHistory, generate_history
 
 pytestmark = [pytest.mark.integration]
 

@@ -35,7 +35,7 @@ from v2v_platform.testing.producing import eventually
 from v2v_projection.bootstrap import ProjectionService, bootstrap
 from v2v_projection.settings import ProjectionSettings
 from v2v_projection.store import decode_segment
-from v2v_projection.testing.journeys import GeneratedHistory, generate_history
+from v2v_testkit.synthetic.chains import GeneratedHistory, generate_history
 
 pytestmark = pytest.mark.integration
 SITES = ("HOSP-A:collection,infusion", "GMP-B:manufacturing", "AUDIT-1:auditor", "PROJ-1:auditor")
@@ -85,7 +85,9 @@ def settings_for(pki: Path, database: PostgresDatabase, kafka: str) -> Projectio
 
 
 def taken(service: ProjectionService, history: GeneratedHistory) -> int:
-    counted: int = service.core.read(lambda fold: sum(fold.event_count(c) for c in history.cois))
+    counted: int = service.projection.read(
+        lambda fold: sum(fold.event_count(c) for c in history.cois)
+    )
     return counted
 
 
@@ -155,7 +157,7 @@ def test_restart_between_batches_resumes_without_double_counting_and_serves_the_
 
 def check_grpc(pki: Path, service: ProjectionService, history: GeneratedHistory) -> None:
     assert service.grpc is not None
-    views = {coi: service.core.chain(coi) for coi in history.cois}
+    views = {coi: service.projection.chain(coi) for coi in history.cois}
     own = next(coi for coi, v in views.items() if v and "HOSP-A" in v["sites"])
     foreign = next(coi for coi, v in views.items() if v and "HOSP-A" not in v["sites"])
     with channel(pki, "HOSP-A", service.grpc.port) as hospital:
@@ -206,7 +208,7 @@ def check_http(pki: Path, service: ProjectionService, history: GeneratedHistory)
         headers = {"Authorization": f"Bearer {token}"}
         coi = history.cois[0]
         chain = client.get(f"/v1/chains/{coi}", headers=headers).json()
-        assert chain == service.core.chain(coi)
+        assert chain == service.projection.chain(coi)
         assert client.get("/v1/kpis", headers=headers).status_code == 200
 
 

@@ -15,9 +15,9 @@ from typer.testing import CliRunner, Result
 from v2v_platform.envelope.codec import decode, encode
 from v2v_projection.audit import sources
 from v2v_projection.audit.cli import app
-from v2v_projection.audit.testing import partitioned, write_key_ring
 from v2v_projection.history_file import HistoryRecord, read_history, write_history
-from v2v_projection.testing.journeys import GeneratedHistory, generate_history
+from v2v_testkit.audit import partitioned, write_key_ring
+from v2v_testkit.synthetic.chains import GeneratedHistory, generate_history
 
 SEED = 62_000
 PATIENTS = 4

@@ -36,10 +36,10 @@ from v2v.events.v1.envelope_pb2 import Envelope
 from v2v_platform.envelope.codec import decode, encode, envelope_hash, event_id_for, seal
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_projection.audit.sources import partition_for
-from v2v_projection.audit.testing import partitioned
 from v2v_projection.audit.verification import verify_history
 from v2v_projection.history_file import HistoryHeader, HistoryRecord, read_history, write_history
-from v2v_projection.testing.journeys import GeneratedHistory, generate_history
+from v2v_testkit.audit import partitioned
+from v2v_testkit.synthetic.chains import GeneratedHistory, generate_history
 
 SEED = 61_000
 PATIENTS = 6

@@ -12,7 +12,6 @@ from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope, 
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.envelope.verify import CHECK_DECODE, CHECK_VERSION_GAP
 from v2v_projection.audit.sources import partition_for
-from v2v_projection.audit.testing import partitioned
 from v2v_projection.audit.verification import (
     CHECK_ENCODING,
     CHECK_EXTENT,
@@ -30,6 +29,7 @@ from v2v_projection.history_file import (
     read_history,
     write_history,
 )
+from v2v_testkit.audit import partitioned
 
 TOPIC = "v2v.intake.events.v1"
 SIGNER = SiteSigningKey.from_seed("HOSP-A", bytes(range(32)))

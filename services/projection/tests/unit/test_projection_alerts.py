@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +16,9 @@ from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.logistics.events.v1 import events_pb2 as logistics
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v.release.events.v1 import events_pb2 as release
+from v2v_platform.protocol_rules import DEFAULT_RULES
 from v2v_projection.fold import ChainFold
-from v2v_projection.testing.envelopes import EnvelopeWriter
+from v2v_testkit.synthetic.envelopes import EnvelopeWriter
 
 COI = "CHA123425000017"
 BAG, PRODUCT = "A12342500004200", "B23452500000700"
@@ -206,6 +208,85 @@ def test_window_breaches_are_alerts() -> None:
 
     assert [alert["at"] for alert in alerts] == [at(41).isoformat(), at(121).isoformat()]
     assert "thaw deadline" in alerts[1]["detail"]
+
+
+RELEASED = 110  # hours after T0: the provisional certification of the fresh product
+
+
+def infused_after_verification(window: timedelta, infused_hours: float) -> History:
+    """A fresh product released at RELEASED, verified at the bedside by a site that applied
+    `window` (infuse_by = release + window, as the infusion service records it), infused at
+    `infused_hours`."""
+    history = History()
+    product_made(history)
+    history.add("BatchRelease:1", certified(RELEASED), RELEASED, "QC-B")
+    infuse_by = at(RELEASED) + window
+    verified = infusion.BedsideVerified(
+        coi=COI,
+        din=PRODUCT,
+        verified_at=stamp(infused_hours - 0.5),
+        release_basis="provisional",
+        infuse_by=Timestamp(seconds=int(infuse_by.timestamp())),
+        protocol_rules=replace(DEFAULT_RULES, fresh_product=window).tag,
+    )
+    history.add("ProductAtSite:1", verified, infused_hours - 0.5)
+    history.add("ProductAtSite:1", administered(infused_hours), infused_hours)
+    return history
+
+
+def test_a_site_with_a_longer_fresh_window_infusing_within_it_raises_no_window_alert() -> None:
+    history = infused_after_verification(timedelta(hours=96), RELEASED + 80)
+
+    assert history.alerts("stability-window-breach") == []
+    assert history.chain()["alerts"] == []
+
+
+def test_a_site_with_a_shorter_fresh_window_infusing_after_its_deadline_is_an_alert() -> None:
+    history = infused_after_verification(timedelta(hours=48), RELEASED + 50)
+
+    (alert,) = history.alerts("stability-window-breach")
+
+    assert alert["at"] == at(RELEASED + 50).isoformat()
+    assert at(RELEASED + 48).isoformat() in alert["detail"]
+    assert "deadline verified at the bedside" in alert["detail"]
+
+
+def test_the_default_fresh_window_is_judged_as_before() -> None:
+    window = DEFAULT_RULES.fresh_product
+    within = infused_after_verification(window, RELEASED + 71)
+    late = infused_after_verification(window, RELEASED + 73)
+
+    assert within.alerts("stability-window-breach") == []
+    (alert,) = late.alerts("stability-window-breach")
+    assert alert["at"] == at(RELEASED + 73).isoformat()
+    assert (at(RELEASED) + window).isoformat() in alert["detail"]
+
+
+def test_a_fresh_infusion_without_a_recorded_deadline_raises_no_window_alert() -> None:
+    history = History()
+    product_made(history)
+    history.add("BatchRelease:1", certified(RELEASED), RELEASED, "QC-B")
+    history.add("ProductAtSite:1", administered(RELEASED + 200), RELEASED + 200)
+
+    assert history.alerts("stability-window-breach") == []
+
+
+def test_a_missed_thaw_deadline_is_one_alert_even_when_the_bedside_verified_it_too() -> None:
+    history = History()
+    product_made(history)
+    history.add("BatchRelease:1", certified(RELEASED), RELEASED, "QC-B")
+    deadline = stamp(RELEASED + 30.5)
+    thawed = infusion.ThawStarted(
+        coi=COI, din=PRODUCT, thaw_started_at=stamp(RELEASED + 30), infuse_by=deadline
+    )
+    history.add("ProductAtSite:1", thawed, RELEASED + 30)
+    verified = infusion.BedsideVerified(coi=COI, din=PRODUCT, infuse_by=deadline)
+    history.add("ProductAtSite:1", verified, RELEASED + 30.2)
+    history.add("ProductAtSite:1", administered(RELEASED + 31), RELEASED + 31)
+
+    (alert,) = history.alerts("stability-window-breach")
+
+    assert "thaw deadline" in alert["detail"]
 
 
 def test_temperature_excursions_are_alerts() -> None:

@@ -10,20 +10,22 @@ from typer.testing import CliRunner
 
 from v2v_platform.config import ConfigurationError, load_settings
 from v2v_projection.__main__ import cli
-from v2v_projection.core import ProjectionCore
+from v2v_projection.chain_projection import ChainProjection
 from v2v_projection.settings import ProjectionSettings
 from v2v_projection.store import SqliteProjectionStore
-from v2v_projection.testing.journeys import generate_history
+from v2v_testkit.synthetic.chains import generate_history
 
 
 def test_rebuild_clears_the_envelopes_and_offsets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "projection.sqlite"
-    core = ProjectionCore(SqliteProjectionStore(path))
+    projection = ChainProjection(SqliteProjectionStore(path))
     generated = generate_history(5, 1)
-    core.ingest([(topic, 0, offset, value) for topic, offset, value in generated.all_records()])
-    core.close()
+    projection.ingest(
+        [(topic, 0, offset, value) for topic, offset, value in generated.all_records()]
+    )
+    projection.close()
     monkeypatch.setenv("V2V_SITE_ID", "PROJ-1")
     monkeypatch.setenv("V2V_PKI_DIR", str(tmp_path / "pki"))
     monkeypatch.setenv("V2V_SQLITE_PATH", str(path))

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from v2v_projection.fold import ChainFold
-from v2v_projection.testing.journeys import GeneratedHistory, generate_history
+from v2v_testkit.synthetic.chains import GeneratedHistory, generate_history
 
 
 @lru_cache(maxsize=16)

@@ -8,7 +8,7 @@ import pytest
 
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v_projection.fold import ChainFold, UndecodableEnvelope
-from v2v_projection.testing.envelopes import EnvelopeWriter
+from v2v_testkit.synthetic.envelopes import EnvelopeWriter
 
 COI = "CHA123425000017"
 THERAPY = "Therapy:1"

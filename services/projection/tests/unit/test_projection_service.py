@@ -18,13 +18,14 @@ from v2v_platform.auth.identity import CallerIdentity, Role
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.http_api import SiteTokenVerifier
+from v2v_platform.scope import Scope
 from v2v_projection.adapters.http_api import create_http_app
-from v2v_projection.alerts_hub import AlertHub, Watch
-from v2v_projection.core import ProjectionCore, Record
+from v2v_projection.alert_watch import AlertHub, Watch
+from v2v_projection.chain_projection import ChainProjection, Record
 from v2v_projection.queries import ChainQueries
 from v2v_projection.store import Offsets, Row, SqliteProjectionStore
-from v2v_projection.testing.envelopes import EnvelopeWriter
-from v2v_projection.testing.journeys import GeneratedHistory, generate_history
+from v2v_testkit.synthetic.chains import GeneratedHistory, generate_history
+from v2v_testkit.synthetic.envelopes import EnvelopeWriter
 
 SITES = ("HOSP-A:collection,infusion", "GMP-B:manufacturing", "AUDIT-1:auditor")
 
@@ -38,26 +39,26 @@ def records_of(generated: GeneratedHistory) -> list[Record]:
     return [(topic, 0, offset, value) for topic, offset, value in generated.all_records()]
 
 
-def chains_json(core: ProjectionCore) -> str:
-    return json.dumps(core.chains(), sort_keys=True)
+def chains_json(projection: ChainProjection) -> str:
+    return json.dumps(projection.chains(), sort_keys=True)
 
 
 def test_batches_are_stored_once_with_their_offsets_and_survive_a_restart(
     tmp_path: Path, generated: GeneratedHistory
 ) -> None:
     records = records_of(generated)
-    core = ProjectionCore(SqliteProjectionStore(tmp_path / "p.sqlite"))
+    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
     half = len(records) // 2
 
-    assert core.ingest(records[:half]) == half
-    assert core.ingest(records[half - 50 :]) == len(records) - half  # a redelivered overlap
+    assert projection.ingest(records[:half]) == half
+    assert projection.ingest(records[half - 50 :]) == len(records) - half  # a redelivered overlap
 
-    assert core.store.count() == generated.event_count
+    assert projection.store.count() == generated.event_count
     last = {topic: len(values) for topic, values in generated.by_topic.items()}
-    assert core.offsets() == {(topic, 0): end for topic, end in last.items()}
-    restarted = ProjectionCore(SqliteProjectionStore(tmp_path / "p.sqlite"))
+    assert projection.offsets() == {(topic, 0): end for topic, end in last.items()}
+    restarted = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
     assert restarted.load() == generated.event_count
-    assert chains_json(restarted) == chains_json(core)
+    assert chains_json(restarted) == chains_json(projection)
     assert restarted.ingest(records) == 0  # everything again: nothing new
     assert restarted.store.count() == generated.event_count
 
@@ -76,33 +77,33 @@ def test_a_failed_store_rebuilds_the_fold_so_the_retried_batch_is_not_lost(
     tmp_path: Path, generated: GeneratedHistory
 ) -> None:
     records = records_of(generated)
-    core = ProjectionCore(FailingOnce(tmp_path / "p.sqlite"))
+    projection = ChainProjection(FailingOnce(tmp_path / "p.sqlite"))
 
     with pytest.raises(OSError, match="disk full"):
-        core.ingest(records)
-    assert core.fold.events_applied == 0 and core.store.count() == 0
+        projection.ingest(records)
+    assert projection.fold.events_applied == 0 and projection.store.count() == 0
 
-    assert core.ingest(records) == generated.event_count
+    assert projection.ingest(records) == generated.event_count
 
 
 def test_rebuild_forgets_the_state_and_the_offsets(
     tmp_path: Path, generated: GeneratedHistory
 ) -> None:
-    core = ProjectionCore(SqliteProjectionStore(tmp_path / "p.sqlite"))
-    core.ingest(records_of(generated))
+    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
+    projection.ingest(records_of(generated))
 
-    core.rebuild()
+    projection.rebuild()
 
-    assert (core.store.count(), core.offsets(), core.chains()) == (0, {}, [])
+    assert (projection.store.count(), projection.offsets(), projection.chains()) == (0, {}, [])
 
 
 def test_a_record_that_is_not_an_envelope_is_skipped_and_counted(tmp_path: Path) -> None:
-    core = ProjectionCore(SqliteProjectionStore(tmp_path / "p.sqlite"))
+    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
 
-    assert core.ingest([("v2v.intake.events.v1", 0, 0, b"\xff\xfe")]) == 0
+    assert projection.ingest([("v2v.intake.events.v1", 0, 0, b"\xff\xfe")]) == 0
 
-    assert core.undecodable == 1
-    assert core.offsets() == {("v2v.intake.events.v1", 0): 1}
+    assert projection.undecodable == 1
+    assert projection.offsets() == {("v2v.intake.events.v1", 0): 1}
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +116,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def client(
     tmp_path: Path, pki: Path, generated: GeneratedHistory
-) -> Iterator[tuple[TestClient, ProjectionCore]]:
-    core = ProjectionCore(SqliteProjectionStore(tmp_path / "p.sqlite"))
-    core.ingest(records_of(generated))
-    app = create_http_app(ChainQueries(core), SiteTokenVerifier(pki / "ca.crt"))
+) -> Iterator[tuple[TestClient, ChainProjection]]:
+    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
+    projection.ingest(records_of(generated))
+    app = create_http_app(ChainQueries(projection), SiteTokenVerifier(pki / "ca.crt"))
     with TestClient(app) as test_client:
-        yield test_client, core
+        yield test_client, projection
 
 
 def get(client: TestClient, pki: Path, site: str, path: str) -> Any:
@@ -129,10 +130,10 @@ def get(client: TestClient, pki: Path, site: str, path: str) -> Any:
 
 
 def test_a_site_lists_only_the_chains_it_takes_part_in(
-    client: tuple[TestClient, ProjectionCore], pki: Path, generated: GeneratedHistory
+    client: tuple[TestClient, ChainProjection], pki: Path, generated: GeneratedHistory
 ) -> None:
-    http, core = client
-    views = {view["coi"]: view for view in core.chains()}
+    http, projection = client
+    views = {view["coi"]: view for view in projection.chains()}
     for site in ("HOSP-A", "GMP-B", "AUDIT-1"):
         listed = get(http, pki, site, "/v1/chains").json()["chains"]
         expected = sorted(c for c, v in views.items() if site == "AUDIT-1" or site in v["sites"])
@@ -141,11 +142,11 @@ def test_a_site_lists_only_the_chains_it_takes_part_in(
 
 
 def test_a_chain_of_other_sites_is_not_found(
-    client: tuple[TestClient, ProjectionCore], pki: Path
+    client: tuple[TestClient, ChainProjection], pki: Path
 ) -> None:
-    http, core = client
-    foreign = next(v["coi"] for v in core.chains() if "HOSP-A" not in v["sites"])
-    own = next(v["coi"] for v in core.chains() if "HOSP-A" in v["sites"])
+    http, projection = client
+    foreign = next(v["coi"] for v in projection.chains() if "HOSP-A" not in v["sites"])
+    own = next(v["coi"] for v in projection.chains() if "HOSP-A" in v["sites"])
 
     refused = get(http, pki, "HOSP-A", f"/v1/chains/{foreign}")
     assert refused.status_code == 404
@@ -157,24 +158,24 @@ def test_a_chain_of_other_sites_is_not_found(
 
 
 def test_filters_paging_kpis_and_alerts(
-    client: tuple[TestClient, ProjectionCore], pki: Path
+    client: tuple[TestClient, ChainProjection], pki: Path
 ) -> None:
-    http, core = client
+    http, projection = client
     everything = get(http, pki, "AUDIT-1", "/v1/chains?stage=infused").json()["chains"]
     assert everything and all(chain["stage"] == "infused" for chain in everything)
     first = get(http, pki, "AUDIT-1", "/v1/chains?limit=2").json()
     second = get(http, pki, "AUDIT-1", f"/v1/chains?limit=2&after={first['next_after']}").json()
-    assert [c["coi"] for c in first["chains"] + second["chains"]] == core.fold.cois()[:4]
+    assert [c["coi"] for c in first["chains"] + second["chains"]] == projection.fold.cois()[:4]
     later = (datetime.now(UTC) + timedelta(days=3650)).isoformat().replace("+00:00", "Z")
     assert get(http, pki, "AUDIT-1", f"/v1/chains?updated_since={later}").json()["chains"] == []
     naive = get(http, pki, "AUDIT-1", "/v1/chains?updated_since=2025-01-01T00:00:00")
     assert naive.status_code == 422 and "time zone" in naive.json()["detail"]
     assert get(http, pki, "GMP-B", "/v1/kpis").json()["consortium"]["chains"] == 6
     alerts = get(http, pki, "AUDIT-1", "/v1/alerts").json()["alerts"]
-    assert len(alerts) == sum(len(v["alerts"]) for v in core.chains())
+    assert len(alerts) == sum(len(v["alerts"]) for v in projection.chains())
 
 
-def test_a_token_is_required(client: tuple[TestClient, ProjectionCore]) -> None:
+def test_a_token_is_required(client: tuple[TestClient, ChainProjection]) -> None:
     http, _ = client
     assert http.get("/v1/chains").status_code == 401
 
@@ -182,12 +183,12 @@ def test_a_token_is_required(client: tuple[TestClient, ProjectionCore]) -> None:
 def test_a_watch_receives_new_alerts_of_chains_it_may_read(
     tmp_path: Path, generated: GeneratedHistory
 ) -> None:
-    core = ProjectionCore(SqliteProjectionStore(tmp_path / "p.sqlite"))
-    core.ingest(records_of(generated))
-    hub = AlertHub(core)
+    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
+    projection.ingest(records_of(generated))
+    hub = AlertHub(projection)
     auditor_site = CallerIdentity("AUDIT-1", frozenset({Role.AUDITOR}))
-    auditor = Watch(auditor_site, kinds=frozenset({"identity-mismatch"}))
-    stranger = Watch(CallerIdentity("GMP-Z", frozenset({Role.MANUFACTURING})))
+    auditor = Watch(Scope.of(auditor_site), kinds=frozenset({"identity-mismatch"}))
+    stranger = Watch(Scope.of(CallerIdentity("GMP-Z", frozenset({Role.MANUFACTURING}))))
     hub.watch(auditor, include_existing=False)
     hub.watch(stranger, include_existing=False)
     coi = generated.cois[0]
@@ -195,7 +196,7 @@ def test_a_watch_receives_new_alerts_of_chains_it_may_read(
     mismatch = intake.LabelMismatchRecorded(coi=coi, reason_code="din-mismatch")
     writer = EnvelopeWriter(11)
     record = writer.write(coi, f"Mismatch:{coi}", mismatch, datetime(2026, 1, 1, tzinfo=UTC))
-    core.ingest([("v2v.intake.events.v1", 0, 10_000, record)])
+    projection.ingest([("v2v.intake.events.v1", 0, 10_000, record)])
 
     assert hub.tick() == 1
     alert = auditor.inbox.get_nowait()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from v2v_projection.store import SqliteProjectionStore
-from v2v_projection.testing.journeys import generate_history
 from v2v_projection.writer_process import ProcessBatchWriter, StoreWriteFailed
+from v2v_testkit.synthetic.chains import generate_history
 
 
 def test_batches_are_saved_in_order_by_the_writer_process(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """gRPC API (v2v.projection.v1.ChainQueryService) over the chain queries.
 
-The caller's site and roles come from its client certificate (`current_caller()`); a chain
-the caller may not read is NOT_FOUND. WatchAlerts streams until the client cancels or the
-service stops.
+The caller's site and roles come from its client certificate (`current_caller()`) and become
+its `Scope`; a chain the caller may not read is NOT_FOUND. WatchAlerts streams until the
+client cancels or the service stops.
 """
 
 from __future__ import annotations
@@ -14,19 +14,32 @@ import grpc  # type: ignore[import-untyped, unused-ignore]
 
 from v2v.projection.v1 import projection_service_pb2 as pb
 from v2v.projection.v1 import projection_service_pb2_grpc as pb_grpc
-from v2v_platform.auth.identity import current_caller
+from v2v_platform.auth.identity import Role, current_caller
 from v2v_platform.errors import DomainError
 from v2v_platform.grpc_service import translate_errors
 from v2v_platform.proto_values import optional_time
-from v2v_projection.access import READERS
+from v2v_platform.scope import Scope
 from v2v_projection.adapters import proto_views
-from v2v_projection.alerts_hub import AlertHub, Watch
+from v2v_projection.alert_watch import AlertHub, Watch
 from v2v_projection.queries import ChainFilter, ChainQueries
 
+READERS = (
+    Role.COLLECTION,
+    Role.MANUFACTURING,
+    Role.QC,
+    Role.INFUSION,
+    Role.COURIER,
+    Role.AUDITOR,
+)
+"""The roles that may call the reads; what each caller sees is its `Scope`."""
 SERVICE_NAME = "v2v.projection.v1.ChainQueryService"
 METHODS = ("GetChain", "ListChains", "GetCustodyTimeline", "WatchAlerts", "GetKpis")
 REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(READERS) for name in METHODS}
 WATCH_POLL_S = 0.5
+
+
+def caller_scope() -> Scope:
+    return Scope.of(current_caller())
 
 
 class ChainQueryServicer(pb_grpc.ChainQueryServiceServicer):
@@ -36,7 +49,7 @@ class ChainQueryServicer(pb_grpc.ChainQueryServiceServicer):
 
     @translate_errors
     def GetChain(self, request: pb.GetChainRequest, context: Any) -> pb.GetChainResponse:
-        view = self._queries.chain(current_caller(), request.coi)
+        view = self._queries.chain(caller_scope(), request.coi)
         return pb.GetChainResponse(chain=proto_views.chain(view))
 
     @translate_errors
@@ -48,7 +61,7 @@ class ChainQueryServicer(pb_grpc.ChainQueryServiceServicer):
             updated_since=optional_time(request, "updated_since"),
         )
         page = self._queries.list_chains(
-            current_caller(), wanted, request.page_size, request.page_token
+            caller_scope(), wanted, request.page_size, request.page_token
         )
         return pb.ListChainsResponse(
             chains=[proto_views.summary(s) for s in page.chains], next_page_token=page.next_after
@@ -58,7 +71,7 @@ class ChainQueryServicer(pb_grpc.ChainQueryServiceServicer):
     def GetCustodyTimeline(
         self, request: pb.GetCustodyTimelineRequest, context: Any
     ) -> pb.GetCustodyTimelineResponse:
-        units = self._queries.custody(current_caller(), request.coi)
+        units = self._queries.custody(caller_scope(), request.coi)
         return pb.GetCustodyTimelineResponse(
             coi=request.coi.strip(), units=[proto_views.unit(u) for u in units]
         )
@@ -70,13 +83,13 @@ class ChainQueryServicer(pb_grpc.ChainQueryServiceServicer):
     def WatchAlerts(
         self, request: pb.WatchAlertsRequest, context: Any
     ) -> Iterator[pb.WatchAlertsResponse]:
-        caller = current_caller()
+        scope = caller_scope()
         if request.coi:
             try:
-                self._queries.chain(caller, request.coi)
+                self._queries.chain(scope, request.coi)
             except DomainError as error:
                 context.abort(getattr(grpc.StatusCode, error.grpc_code), str(error))
-        watch = Watch(caller, request.coi.strip(), frozenset(request.kinds))
+        watch = Watch(scope, request.coi.strip(), frozenset(request.kinds))
         self._hub.watch(watch, request.include_existing)
         try:
             for alert in watch.alerts(WATCH_POLL_S, context.is_active):

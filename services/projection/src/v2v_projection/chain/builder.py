@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from v2v.common.v1 import common_pb2
-from v2v_projection.chain.facts import Fact
+from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.times import iso, stamp_ns
 
 CONDITIONS: dict[int, str] = {
@@ -129,7 +129,11 @@ class ChainBuilder:
         self.custody: list[CustodyMove] = []
         self.receipts: list[Administration] = []
         self.administrations: list[Administration] = []
-        self.thaw_deadlines: dict[str, tuple[int, int]] = {}
+        self.thaw_deadlines: dict[str, int] = {}
+        """DIN -> the `infuse_by` its latest thaw recorded (the post-thaw window applied)."""
+        self.verified_deadlines: dict[str, int] = {}
+        """DIN -> the `infuse_by` its latest bedside verification recorded (the deadline the
+        treating site applied: release + its fresh product window, or the thaw deadline)."""
         self.acknowledged: set[str] = set()
         self.infusion: Infusion | None = None
         self.signatures: list[dict[str, Any]] = []

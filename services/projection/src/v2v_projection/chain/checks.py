@@ -1,6 +1,10 @@
 """Alerts that relate facts of different contexts, judged on the times the facts carry (never
 on arrival order): infusion or receipt without a valid release, windows at the bedside,
-unacknowledged post-release failures, and integrity breaks of the chain's streams."""
+unacknowledged post-release failures, and integrity breaks of the chain's streams.
+
+Windows are judged by the deadlines the events carry, never by a constant of the projection's
+own: each site applies its own protocol rules and records what it applied (see
+`v2v_platform.protocol_rules`)."""
 
 from __future__ import annotations
 
@@ -8,10 +12,9 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from v2v_projection.chain.builder import Administration, ChainBuilder, Decision
-from v2v_projection.chain.times import NS_PER_HOUR, hours, iso
+from v2v_projection.chain.times import hours, iso
 
 RELEASING = ("provisional", "final", "oos-accepted")
-FRESH_PRODUCT_WINDOW_NS = 72 * NS_PER_HOUR
 
 
 class ChainBreak(NamedTuple):
@@ -69,19 +72,31 @@ def release_alerts(chain: ChainBuilder) -> None:
 
 
 def bedside_windows(chain: ChainBuilder, infused: Administration, released: Decision) -> None:
-    unit = chain.units.get(infused.din)
-    thaw = chain.thaw_deadlines.get(infused.din)
-    if thaw is not None and thaw[1] and infused.at_ns > thaw[1]:
-        detail = (
-            f"unit {infused.din} infused {iso(infused.at_ns)},"
-            f" after its thaw deadline {iso(thaw[1])}"
+    """One `stability-window-breach` when the unit was infused after a deadline its events
+    recorded: the thaw's `infuse_by` (post-thaw window) or the `infuse_by` verified at the
+    bedside (release + the fresh product window the treating site applied, or the thaw
+    deadline); the earliest deadline missed is named.
+
+    An infusion with no recorded deadline (a fresh unit never verified at the bedside with
+    one) gets no window alert: nothing says which window applied, and the projection applies
+    none of its own."""
+    din, at_ns = infused.din, infused.at_ns
+    missed = [
+        (deadline, what)
+        for deadline, what in (
+            (chain.thaw_deadlines.get(din), "its thaw deadline"),
+            (chain.verified_deadlines.get(din), "the deadline verified at the bedside"),
         )
-        chain.alert("stability-window-breach", infused.at_ns, detail, infused.event_id)
-    fresh = unit is not None and unit.condition not in ("", "cryo")
-    if fresh and infused.at_ns - released.at_ns > FRESH_PRODUCT_WINDOW_NS:
-        waited = hours(released.at_ns, infused.at_ns)
-        detail = f"fresh unit {infused.din} infused {waited} h after release (window 72 h)"
-        chain.alert("stability-window-breach", infused.at_ns, detail, infused.event_id)
+        if deadline is not None and at_ns > deadline
+    ]
+    if not missed:
+        return
+    deadline, what = min(missed, key=lambda found: found[0])
+    waited = hours(released.at_ns, at_ns)
+    detail = (
+        f"unit {din} infused {iso(at_ns)} ({waited} h after release), after {what} {iso(deadline)}"
+    )
+    chain.alert("stability-window-breach", at_ns, detail, infused.event_id)
 
 
 def integrity_alerts(chain: ChainBuilder, breaks: Iterable[ChainBreak]) -> None:

@@ -18,9 +18,9 @@ from v2v_projection.chain import (  # noqa: F401  (registers the handlers)
     on_manufacturing,
     on_release,
 )
+from v2v_projection.chain.applied_envelope import in_derivation_order
 from v2v_projection.chain.builder import ChainBuilder
 from v2v_projection.chain.checks import ChainBreak, integrity_alerts, release_alerts
-from v2v_projection.chain.facts import in_derivation_order
 from v2v_projection.chain.registry import HANDLERS, STAGE_ONLY
 from v2v_projection.chain.view import chain_view
 

@@ -4,8 +4,8 @@ refused bedside scans), infusion, adverse events, acknowledged post-release fail
 from __future__ import annotations
 
 from v2v.infusion.events.v1 import events_pb2 as pb
+from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import Administration, ChainBuilder, Infusion
-from v2v_projection.chain.facts import Fact
 from v2v_projection.chain.registry import handles
 from v2v_projection.chain.times import iso, stamp_ns
 
@@ -18,6 +18,13 @@ def progress(chain: ChainBuilder, din: str, status: str) -> Infusion:
     elif infusion.status != "administered":
         infusion.status, infusion.din = status, din
     return infusion
+
+
+def record_deadline(deadlines: dict[str, int], din: str, infuse_by_ns: int) -> None:
+    """The unit's deadline as the event says it; the latest event that gives one wins
+    (derivation order: the same for any arrival order). Unset (0) records nothing."""
+    if infuse_by_ns:
+        deadlines[din] = infuse_by_ns
 
 
 @handles(pb.ProductReceived)
@@ -41,8 +48,7 @@ def stored(chain: ChainBuilder, fact: Fact, event: pb.ProductStored) -> None:
 
 @handles(pb.ThawStarted)
 def thaw_started(chain: ChainBuilder, fact: Fact, event: pb.ThawStarted) -> None:
-    started = stamp_ns(event.thaw_started_at) or fact.occurred_ns
-    chain.thaw_deadlines[event.din] = (started, stamp_ns(event.infuse_by))
+    record_deadline(chain.thaw_deadlines, event.din, stamp_ns(event.infuse_by))
     progress(chain, event.din, "thawed")
     chain.reach("at-treating-site")
 
@@ -55,6 +61,7 @@ def bedside_scan(chain: ChainBuilder, fact: Fact, event: pb.BedsideScanRecorded)
 
 @handles(pb.BedsideVerified)
 def bedside_verified(chain: ChainBuilder, fact: Fact, event: pb.BedsideVerified) -> None:
+    record_deadline(chain.verified_deadlines, event.din, stamp_ns(event.infuse_by))
     progress(chain, event.din, "verified")
     chain.reach("at-treating-site")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from v2v.intake.events.v1 import events_pb2 as pb
+from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import ChainBuilder, condition_name
-from v2v_projection.chain.facts import Fact
 from v2v_projection.chain.registry import handles, marks
 from v2v_projection.chain.times import stamp_ns
 

@@ -5,8 +5,8 @@ custodian's custody without a successor)."""
 from __future__ import annotations
 
 from v2v.logistics.events.v1 import events_pb2 as pb
+from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import ChainBuilder, Shipment
-from v2v_projection.chain.facts import Fact
 from v2v_projection.chain.registry import handles, marks
 from v2v_projection.chain.times import iso, stamp_ns
 

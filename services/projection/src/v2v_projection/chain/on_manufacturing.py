@@ -4,8 +4,8 @@ units to product units (lineage), failures, fresh-window overrides."""
 from __future__ import annotations
 
 from v2v.manufacturing.events.v1 import events_pb2 as pb
+from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import Batch, ChainBuilder, condition_name
-from v2v_projection.chain.facts import Fact
 from v2v_projection.chain.registry import handles, marks
 from v2v_projection.chain.times import NS_PER_HOUR, iso, stamp_ns
 

@@ -6,8 +6,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from v2v.common.v1 import common_pb2
 from v2v.release.events.v1 import events_pb2 as pb
+from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import ChainBuilder, Decision, condition_name
-from v2v_projection.chain.facts import Fact
 from v2v_projection.chain.registry import handles, marks
 from v2v_projection.chain.times import stamp_ns
 

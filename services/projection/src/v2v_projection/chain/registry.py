@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import ChainBuilder
-from v2v_projection.chain.facts import Fact
 
 M = TypeVar("M", bound=Message)
 Handler = Callable[[ChainBuilder, Fact, Any], None]

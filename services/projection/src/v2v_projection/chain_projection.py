@@ -1,4 +1,5 @@
-"""The projection core: the fold, its durable store and the reads, guarded by one lock.
+"""`ChainProjection`: the chain fold (fold.py), its durable store (store.py) and the reads,
+guarded by one lock; what the consumer feeds and both APIs read.
 
 `ingest` takes a consumed batch: the fold takes what is new (duplicates are skipped), and the
 new envelopes with the batch's next offsets are stored in one transaction, by the batch
@@ -22,7 +23,7 @@ log = logging.getLogger("v2v.projection")
 Record = tuple[str, int, int, bytes]  # topic, partition, offset, value
 
 
-class ProjectionCore:
+class ChainProjection:
     def __init__(self, store: ProjectionStore, writer: Writer | None = None) -> None:
         """`store` is read (and written by the default in-thread writer); `writer` may save
         through a connection of its own (writer_process.py)."""

@@ -1,4 +1,4 @@
-"""Release in a generated journey: QC results against spec v1, provisional or final
+"""Release in a synthetic journey: QC results against spec v1, provisional or final
 certification, rejection, OOS exception (QP justification + physician acceptance), and the
 post-release results of a provisionally certified batch (final certification, or a failure
 that the treating physician mostly acknowledges)."""
@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from v2v.common.v1 import common_pb2
 from v2v.infusion.events.v1 import events_pb2 as infusion
 from v2v.release.events.v1 import events_pb2 as release
-from v2v_projection.testing.journey_clinic import Made
-from v2v_projection.testing.journey_parts import CRYO, QC_SITE_OF, Journey, stamp
+from v2v_testkit.synthetic.consortium import CRYO, QC_SITE_OF, stamp
+from v2v_testkit.synthetic.manufacturing import Made
+from v2v_testkit.synthetic.patient import Journey
 
 # (test, criterion, phase, unit, passing value, failing value)
 SPEC_V1 = (

@@ -1,4 +1,4 @@
-"""Shipments of a generated journey: manifest, courier scans and custody handoffs, logger
+"""Shipments of a synthetic journey: manifest, courier scans and custody handoffs, logger
 readings (rarely an excursion), stability-window breaches with a signed override, delivery and
 receipt inspection. All authored by the logistics service's site."""
 
@@ -8,16 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from v2v.logistics.events.v1 import events_pb2 as logistics
-from v2v_projection.testing.journey_parts import (
+from v2v_testkit.synthetic.consortium import (
     COURIERS,
     CRYO,
     FINS,
     GMP_SITES,
     LOGISTICS_SITE,
     Condition,
-    Journey,
     stamp,
 )
+from v2v_testkit.synthetic.patient import Journey
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ def ship(journey: Journey, dins: list[str], route: Route, purpose: str) -> datet
         assigned_courier_id=couriers[0],
         window_rule=route.window_rule,
         created_at=stamp(journey.now),
+        protocol_rules=journey.rules.tag,
     )
     if route.window_ends_at is not None:
         created.window_ends_at.CopyFrom(stamp(route.window_ends_at))

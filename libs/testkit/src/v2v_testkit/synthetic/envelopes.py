@@ -8,8 +8,8 @@ from datetime import datetime
 from google.protobuf.message import Message
 
 from v2v_platform.envelope.keys import KeyRing
-from v2v_projection.testing.journeys import site_signers
-from v2v_projection.testing.sealing import Draft, StreamSealer
+from v2v_testkit.synthetic.consortium import site_signers
+from v2v_testkit.synthetic.sealing import Draft, StreamSealer
 
 TEST_ACTOR = ("u-test", "Tess Tester", "auditor")
 

@@ -1,21 +1,16 @@
-"""Manufacturing in a generated journey: receipt at the GMP site (rarely a refused receipt
+"""Manufacturing in a synthetic journey: receipt at the GMP site (rarely a refused receipt
 scan), the batch from the received units (steps, in-process QC, a fresh-window override when
 late), then product units or a failed batch."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
-from v2v_projection.testing.journey_parts import (
-    COLD,
-    CRYO,
-    Collected,
-    Condition,
-    Journey,
-    stamp,
-)
+from v2v_testkit.synthetic.collection import Collected
+from v2v_testkit.synthetic.consortium import COLD, CRYO, Condition, stamp
+from v2v_testkit.synthetic.patient import Journey
 
 STEPS = (
     ("selection", 60, 120),
@@ -77,16 +72,17 @@ def manufacture(journey: Journey, collections: list[Collected], cycle: int) -> M
     batch = ("Batch", batch_id)
     inputs = [din for collected in collections for din in collected.dins]
     started = journey.advance(60, 240)
-    fresh = collections[0].condition != CRYO
-    late = fresh and started - collections[0].window_starts_at > timedelta(hours=48)
+    fresh, rules = collections[0].condition != CRYO, journey.rules
+    late = fresh and started - collections[0].window_starts_at > rules.fresh_apheresis
     begun = manufacturing.BatchStarted(
         coi=journey.coi,
         batch_id=batch_id,
         manufacturing_site_id=gmp,
         input_dins=inputs,
         started_at=stamp(started),
-        fresh_window_hours=48,
+        fresh_window_hours=rules.fresh_apheresis_hours,
         window_overridden=late,
+        protocol_rules=rules.tag,
     )
     reason, meaning = "", ""
     if late:

@@ -1,4 +1,4 @@
-"""The treating site of a generated journey: receipt, storage, thaw (cryo), two-person
+"""The treating site of a synthetic journey: receipt, storage, thaw (cryo), two-person
 bedside verification (rarely after a refused scan), infusion and adverse events."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 
 from v2v.common.v1 import common_pb2
 from v2v.infusion.events.v1 import events_pb2 as infusion
-from v2v_projection.testing.journey_clinic import Made
-from v2v_projection.testing.journey_parts import CRYO, Journey, Person, stamp
-from v2v_projection.testing.journey_release import Released
+from v2v_testkit.synthetic.consortium import CRYO, Person, stamp
+from v2v_testkit.synthetic.manufacturing import Made
+from v2v_testkit.synthetic.patient import Journey
+from v2v_testkit.synthetic.release import Released
 
 
 def operator(person: Person) -> common_pb2.Operator:
@@ -40,16 +41,18 @@ def infuse(journey: Journey, made: Made, released: Released) -> None:
         stored_at=stamp(journey.now),
     )
     journey.add("infusion", unit, stored, site, first)
-    infuse_by = released.decided_at + timedelta(hours=72)
+    rules = journey.rules
+    infuse_by = released.decided_at + rules.fresh_product
     if made.hold == CRYO:
         journey.advance(24 * 60, 5 * 24 * 60)
-        infuse_by = journey.now + timedelta(minutes=30)
+        infuse_by = journey.now + rules.post_thaw
         thawed = infusion.ThawStarted(
             coi=journey.coi,
             din=din,
             thaw_started_at=stamp(journey.now),
             infuse_by=stamp(infuse_by),
-            window_minutes=30,
+            window_minutes=rules.post_thaw_minutes,
+            protocol_rules=rules.tag,
         )
         journey.add("infusion", unit, thawed, site, first)
         journey.advance(2, 6)
@@ -102,6 +105,7 @@ def verify_at_bedside(
         verified_at=stamp(journey.now),
         release_basis=released.basis,
         infuse_by=stamp(infuse_by),
+        protocol_rules=journey.rules.tag,
     )
     journey.add("infusion", unit, verified, site, second, occurred_at=journey.now)
 

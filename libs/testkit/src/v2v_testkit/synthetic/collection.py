@@ -1,5 +1,5 @@
-"""The consortium of a generated history and the first half of a journey: enrolment,
-collection, labelling, packaging and shipments (custody handoffs, temperatures, windows).
+"""The first steps of a synthetic journey: enrolment, slot booking, apheresis collection,
+labelling with two-person verification (rarely after a mismatch) and packaging.
 
 Each function appends `Draft`s (envelope-to-be, recorded at a given time) to a `Journey`;
 payloads are the real integration-event messages, filled the way each service fills them.
@@ -7,143 +7,13 @@ payloads are the real integration-event messages, filled the way each service fi
 
 from __future__ import annotations
 
-import hashlib
-import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeAlias
-from uuid import UUID, uuid5
 
-from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from v2v.common.v1 import common_pb2
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
-from v2v_projection.testing.sealing import Draft
-
-Person = tuple[str, str, str]
-
-FINS = {"HOSP-A": "A1234", "HOSP-C": "C5678", "GMP-B": "B2345", "GMP-D": "D3456"}
-HOSPITALS = ("HOSP-A", "HOSP-C")
-GMP_SITES = ("GMP-B", "GMP-D")
-QC_SITE_OF = {"GMP-B": "QC-B", "GMP-D": "QC-D"}
-LOGISTICS_SITE = "LOGI-1"
-SITES = (*HOSPITALS, *GMP_SITES, *QC_SITE_OF.values(), LOGISTICS_SITE)
-COURIERS = ("C-17", "C-18", "C-21", "C-34")
-FRESH_APHERESIS_WINDOW = timedelta(hours=48)
-
-THERAPY_NAMESPACE = UUID("5b0c1f4e-7a3d-5e2b-9c8f-1a2b3c4d5e6f")
-Condition: TypeAlias = common_pb2.Condition.ValueType
-COLD: Condition = common_pb2.CONDITION_FRESH_COLD
-CRYO: Condition = common_pb2.CONDITION_CRYO
-
-
-def people(site: str) -> dict[str, list[Person]]:
-    """Two or three named users per role at a site (deterministic)."""
-    tag = site.replace("-", "").lower()
-    roles = {
-        "collection": ["Nurse Ada", "Nurse Ben", "Dr. Cleo"],
-        "manufacturing": ["Operator Dan", "Operator Eve"],
-        "qc": ["Analyst Fay", "Analyst Gus"],
-        "qp": ["Dr. Quinn Person", "Dr. Rita Qualified"],
-        "infusion": ["Nurse Ian", "Nurse Joy", "Dr. Kai Physician"],
-        "courier": ["Kim Courier", "Lou Courier"],
-    }
-    return {
-        role: [(f"u-{tag}-{role[:3]}-{i}", name, role) for i, name in enumerate(names)]
-        for role, names in roles.items()
-    }
-
-
-def stamp(moment: datetime) -> Timestamp:
-    value = Timestamp()
-    value.FromDatetime(moment)
-    return value
-
-
-@dataclass
-class Journey:
-    """One patient's generated chain: identifiers, sites, a clock and the drafts so far."""
-
-    rng: random.Random
-    namespace: UUID
-    number: int
-    coi: str
-    enrolling_site: str
-    manufacturing_site: str
-    now: datetime
-    drafts: list[Draft] = field(default_factory=list)
-    din_count: int = 0
-    slot_id: str = ""
-
-    @property
-    def treating_site(self) -> str:
-        return self.enrolling_site
-
-    @property
-    def therapy_id(self) -> str:
-        return str(uuid5(THERAPY_NAMESPACE, self.coi))
-
-    def uid(self, kind: str, *parts: object) -> str:
-        return str(uuid5(self.namespace, ":".join([kind, str(self.number), *map(str, parts)])))
-
-    def din(self, site: str) -> str:
-        """A fresh 15-character DIN (flags 00) of the site's facility; unique per history."""
-        self.din_count += 1
-        sequence = (self.number * 16 + self.din_count) % 999_999 + 1
-        return f"{FINS[site]}25{sequence:06d}00"
-
-    def person(self, site: str, role: str, index: int | None = None) -> Person:
-        staff = people(site)[role]
-        return staff[self.rng.randrange(len(staff)) if index is None else index % len(staff)]
-
-    def advance(self, minimum_minutes: float, maximum_minutes: float) -> datetime:
-        self.now += timedelta(minutes=self.rng.uniform(minimum_minutes, maximum_minutes))
-        return self.now
-
-    def chance(self, probability: float) -> bool:
-        return self.rng.random() < probability
-
-    def add(
-        self,
-        context: str,
-        aggregate: tuple[str, str],
-        payload: Message,
-        site: str,
-        actor: Person,
-        *,
-        occurred_at: datetime | None = None,
-        reason: str = "",
-        meaning: str = "",
-    ) -> None:
-        self.drafts.append(
-            Draft(
-                context,
-                aggregate[0],
-                aggregate[1],
-                self.coi,
-                self.now,
-                payload,
-                site,
-                actor,
-                occurred_at,
-                reason,
-                meaning,
-            )
-        )
-
-    def signature(
-        self, person: Person, meaning: str, record: str
-    ) -> common_pb2.SignatureManifestation:
-        digest = hashlib.sha256(f"{self.coi}|{record}".encode()).hexdigest()
-        return common_pb2.SignatureManifestation(
-            user_id=person[0],
-            printed_name=person[1],
-            meaning=meaning,
-            signed_at=stamp(self.now),
-            record_hash=digest,
-        )
+from v2v_testkit.synthetic.consortium import COLD, CRYO, Condition, stamp
+from v2v_testkit.synthetic.patient import Journey
 
 
 def enrol(journey: Journey) -> None:

@@ -11,7 +11,7 @@ import marshal
 import multiprocessing
 from typing import TYPE_CHECKING, Any
 
-from v2v_projection.fold_gc import gc_paused
+from v2v_projection.gc_pause import gc_paused
 
 if TYPE_CHECKING:
     from v2v_projection.fold import ChainFold

@@ -1,6 +1,7 @@
 """Live alerts for WatchAlerts: while someone watches, the chains changed since the last tick
-are derived and their alerts compared with what was known; new ones go to every watcher that
-may read the chain. Nothing is derived while nobody watches (the consumer stays fast)."""
+are derived and their alerts compared with what was known; new ones go to every watcher whose
+`Scope` sees the chain (the same rule as the reads). Nothing is derived while nobody watches
+(the consumer stays fast). The alerts themselves are decided by the derivation (chain/)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from v2v_platform.auth.identity import CallerIdentity
-from v2v_projection.access import may_read
-from v2v_projection.core import ProjectionCore
+from v2v_platform.scope import Scope
+from v2v_projection.chain_projection import ChainProjection
 
 AlertKey = tuple[str, str, str, str]
 _CLOSED = object()
@@ -24,7 +24,7 @@ def key(alert: dict[str, Any]) -> AlertKey:
 
 @dataclass(eq=False)
 class Watch:
-    caller: CallerIdentity
+    scope: Scope
     coi: str = ""
     kinds: frozenset[str] = frozenset()
     inbox: queue.Queue[Any] = field(default_factory=queue.Queue)
@@ -34,7 +34,7 @@ class Watch:
             return False
         if self.kinds and alert["kind"] not in self.kinds:
             return False
-        return may_read(self.caller, view)
+        return self.scope.sees(view["sites"])
 
     def alerts(self, poll_s: float, active: Any) -> Iterator[dict[str, Any]]:
         """Alerts as they come, until the hub closes or `active()` turns false."""
@@ -49,19 +49,21 @@ class Watch:
 
 
 class AlertHub:
-    def __init__(self, core: ProjectionCore) -> None:
-        self._core = core
+    def __init__(self, projection: ChainProjection) -> None:
+        self._projection = projection
         self._lock = threading.Lock()
         self._watches: list[Watch] = []
         self._known: dict[str, set[AlertKey]] | None = None
 
     def watch(self, watch: Watch, include_existing: bool) -> Watch:
-        with self._core.lock:
+        with self._projection.lock:
             if self._known is None:
-                self._core.read(lambda fold: fold.take_changed())
-                self._known = {v["coi"]: {key(a) for a in v["alerts"]} for v in self._core.chains()}
+                self._projection.read(lambda fold: fold.take_changed())
+                self._known = {
+                    v["coi"]: {key(a) for a in v["alerts"]} for v in self._projection.chains()
+                }
             if include_existing:
-                for view in self._core.chains([watch.coi] if watch.coi else None):
+                for view in self._projection.chains([watch.coi] if watch.coi else None):
                     for alert in view["alerts"]:
                         if watch.wants(view, alert):
                             watch.inbox.put({**alert, "coi": view["coi"]})
@@ -70,7 +72,7 @@ class AlertHub:
         return watch
 
     def forget(self, watch: Watch) -> None:
-        with self._core.lock, self._lock:
+        with self._projection.lock, self._lock:
             if watch in self._watches:
                 self._watches.remove(watch)
             if not self._watches:
@@ -78,12 +80,12 @@ class AlertHub:
 
     def tick(self) -> int:
         """Publish the alerts raised since the last tick; returns how many were sent."""
-        with self._core.lock:
+        with self._projection.lock:
             if self._known is None:
                 return 0
-            changed = self._core.read(lambda fold: fold.take_changed())
+            changed = self._projection.read(lambda fold: fold.take_changed())
             raised = []
-            for view in self._core.chains(changed):
+            for view in self._projection.chains(changed):
                 known = self._known.setdefault(view["coi"], set())
                 for alert in view["alerts"]:
                     if key(alert) not in known:
@@ -107,7 +109,7 @@ class AlertHub:
             self.tick()
 
     def close(self) -> None:
-        with self._core.lock, self._lock:
+        with self._projection.lock, self._lock:
             for watch in self._watches:
                 watch.inbox.put(_CLOSED)
             self._watches.clear()

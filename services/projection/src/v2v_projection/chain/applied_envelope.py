@@ -1,5 +1,6 @@
-"""One applied envelope as the derivation sees it: what every fact needs, decoded once; the
-rest (payload, aggregate, version) read from the envelope only by the handlers that use it."""
+"""`Fact`: one applied envelope as the derivation sees it (not what a service learns through
+its `ports.<Context>Facts`): what every handler needs, decoded once; the rest (payload,
+aggregate, version) read from the envelope only by the handlers that use it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Generated consortium histories: valid patient journeys through all five contexts, as the
+"""Synthetic consortium histories: valid patient journeys through all five contexts, as the
 relays would publish them (one list of serialized, hash-chained, Ed25519-signed envelopes per
 topic, in recording order), for tests, the audit tools and the benchmarks.
 
@@ -10,7 +10,6 @@ failures (mostly acknowledged), temperature excursions, window breaches and refu
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,24 +18,15 @@ from uuid import UUID, uuid5
 from v2v_platform.envelope.headers import topic_for
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.ids import issue_coi
-from v2v_projection.testing.journey_bedside import infuse
-from v2v_projection.testing.journey_clinic import Made, manufacture
-from v2v_projection.testing.journey_parts import (
-    CRYO,
-    FINS,
-    FRESH_APHERESIS_WINDOW,
-    GMP_SITES,
-    HOSPITALS,
-    SITES,
-    Collected,
-    Journey,
-    book_slot,
-    collect,
-    enrol,
-)
-from v2v_projection.testing.journey_release import Released, post_release, release_batch
-from v2v_projection.testing.journey_shipping import Route, ship
-from v2v_projection.testing.sealing import Draft, StreamSealer
+from v2v_platform.protocol_rules import DEFAULT_RULES, ProtocolRules
+from v2v_testkit.synthetic.bedside import infuse
+from v2v_testkit.synthetic.collection import Collected, book_slot, collect, enrol
+from v2v_testkit.synthetic.consortium import CRYO, FINS, GMP_SITES, HOSPITALS, site_signers
+from v2v_testkit.synthetic.manufacturing import Made, manufacture
+from v2v_testkit.synthetic.patient import Journey
+from v2v_testkit.synthetic.release import Released, post_release, release_batch
+from v2v_testkit.synthetic.sealing import Draft, StreamSealer
+from v2v_testkit.synthetic.shipping import Route, ship
 
 GENERATOR_NAMESPACE = UUID("2c5d8e1f-4a7b-5c90-8d12-6e3f9a0b4c7d")
 DEFAULT_START = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
@@ -65,17 +55,15 @@ class GeneratedHistory:
         ]
 
 
-def site_signers(seed: int) -> dict[str, SiteSigningKey]:
-    return {
-        site: SiteSigningKey.from_seed(site, hashlib.sha256(f"v2v:{seed}:{site}".encode()).digest())
-        for site in SITES
-    }
-
-
 def generate_history(
-    seed: int, patients: int, *, start: datetime | None = None
+    seed: int,
+    patients: int,
+    *,
+    start: datetime | None = None,
+    rules: ProtocolRules = DEFAULT_RULES,
 ) -> GeneratedHistory:
-    """`patients` journeys, one starting every ~3 hours from `start`."""
+    """`patients` journeys, one starting every ~3 hours from `start`, at sites that all apply
+    `rules` (the windows the events record)."""
     signers = site_signers(seed)
     keys = KeyRing()
     for signer in signers.values():
@@ -84,7 +72,7 @@ def generate_history(
     drafts: list[Draft] = []
     cois: list[str] = []
     for number in range(patients):
-        journey = new_journey(seed, namespace, number, start or DEFAULT_START)
+        journey = new_journey(seed, namespace, number, start or DEFAULT_START, rules)
         run(journey)
         drafts.extend(journey.drafts)
         cois.append(journey.coi)
@@ -96,13 +84,20 @@ def generate_history(
     return GeneratedHistory(by_topic, keys, signers, cois)
 
 
-def new_journey(seed: int, namespace: UUID, number: int, start: datetime) -> Journey:
+def new_journey(
+    seed: int,
+    namespace: UUID,
+    number: int,
+    start: datetime,
+    rules: ProtocolRules = DEFAULT_RULES,
+) -> Journey:
     rng = random.Random(f"{seed}:{number}")
     hospital = rng.choice(HOSPITALS)
     began = start + number * PATIENT_SPACING + timedelta(minutes=rng.uniform(0, 120))
     serial = (seed * SEED_STRIDE + number) % 999_999  # other seeds, other COIs and DINs
     coi = str(issue_coi(FINS[hospital], 25, serial + 1))
-    return Journey(rng, namespace, serial, coi, hospital, rng.choice(GMP_SITES), began)
+    gmp = rng.choice(GMP_SITES)
+    return Journey(rng, namespace, serial, coi, hospital, gmp, began, rules=rules)
 
 
 def run(journey: Journey) -> None:
@@ -123,27 +118,27 @@ def run(journey: Journey) -> None:
 
 
 def ship_to_manufacturing(journey: Journey, collections: list[Collected], cycle: int) -> None:
-    first = collections[0]
+    first, rules = collections[0], journey.rules
     fresh = first.condition != CRYO
     route = Route(
         journey.enrolling_site,
         journey.manufacturing_site,
         first.condition,
-        first.window_starts_at + FRESH_APHERESIS_WINDOW if fresh else None,
-        "fresh apheresis: collection end + 48 h" if fresh else "",
+        first.window_starts_at + rules.fresh_apheresis if fresh else None,
+        f"fresh apheresis: collection end + {rules.fresh_apheresis_hours} h" if fresh else "",
     )
     dins = [din for collected in collections for din in collected.dins]
     ship(journey, dins, route, f"apheresis-{cycle}")
 
 
 def treat(journey: Journey, made: Made, released: Released, cycle: int) -> None:
-    fresh = made.hold != CRYO
+    fresh, rules = made.hold != CRYO, journey.rules
     route = Route(
         journey.manufacturing_site,
         journey.treating_site,
         made.hold,
-        released.decided_at + timedelta(hours=72) if fresh else None,
-        "fresh product: release + 72 h" if fresh else "",
+        released.decided_at + rules.fresh_product if fresh else None,
+        f"fresh product: release + {rules.fresh_product_hours} h" if fresh else "",
     )
     ship(journey, made.product_dins[:1], route, f"product-{cycle}")
     infuse(journey, made, released)

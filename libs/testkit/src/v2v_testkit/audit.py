@@ -1,4 +1,5 @@
-"""Test helpers: a generated history laid out as Kafka would hold it, as a history file."""
+"""Test support for the audit tools (`v2v audit`): a synthetic history laid out as Kafka would
+hold it (partitions, offsets) and as a history file, and a key-ring-only PKI folder."""
 
 from __future__ import annotations
 

@@ -1,1 +1,0 @@
-"""Test and benchmark helpers of the projection core (generated consortium histories)."""
