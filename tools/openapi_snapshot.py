@@ -16,22 +16,22 @@ from pathlib import Path
 from typing import Any
 
 from v2v_infusion.adapters.http_api import create_http_app as infusion_http
-from v2v_infusion.testing import build_app as build_infusion
 from v2v_intake.adapters.http_api import create_http_app as intake_http
-from v2v_intake.testing import build_intake
 from v2v_logistics.adapters.courier_tokens import sqlite_tokens
 from v2v_logistics.adapters.http_api import create_http_app as logistics_http
-from v2v_logistics.testing import build_app as build_logistics
 from v2v_manufacturing.adapters.http_api import create_http_app as manufacturing_http
-from v2v_manufacturing.testing import build_app as build_manufacturing
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.http_api import SiteTokenVerifier
 from v2v_projection.adapters.http_api import create_http_app as projection_http
-from v2v_projection.core import ProjectionCore
+from v2v_projection.chain_projection import ChainProjection
 from v2v_projection.queries import ChainQueries
 from v2v_projection.store import SqliteProjectionStore
 from v2v_release.adapters.http_api import create_http_app as release_http
-from v2v_release.testing import build_app as build_release
+from v2v_testkit.infusion import build_app as build_infusion
+from v2v_testkit.intake import build_intake
+from v2v_testkit.logistics import build_app as build_logistics
+from v2v_testkit.manufacturing import build_app as build_manufacturing
+from v2v_testkit.release import build_app as build_release
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "contracts" / "openapi"
 
@@ -49,7 +49,7 @@ def _specs(pki: Path) -> dict[str, Callable[[], dict[str, Any]]]:
             build_release(), SiteTokenVerifier(pki / "ca.crt")
         ).openapi(),
         "projection": lambda: projection_http(
-            ChainQueries(ProjectionCore(SqliteProjectionStore(Path(":memory:")))),
+            ChainQueries(ChainProjection(SqliteProjectionStore(Path(":memory:")))),
             SiteTokenVerifier(pki / "ca.crt"),
         ).openapi(),
         "infusion": lambda: infusion_http(

@@ -5,9 +5,9 @@ A service has two eventsourcing applications:
 - its *published* application (`ServiceApplication`), whose notification log is the outbox:
   every aggregate belongs to ONE chain of identity and every event carries that chain's COI
   (the Kafka key);
-- its *unpublished records* (`UnpublishedRecords`, `unpublished_records.py` in a service): state that belongs to no chain (number
-  sequences, slot calendars, unit listings, scans that name no valid COI). It has its own
-  tables (PostgreSQL) or file (SQLite) and is never relayed.
+- its *unpublished records* (`UnpublishedRecords`, a service's `unpublished_records.py`):
+  state that belongs to no chain (number sequences, slot calendars, unit listings, scans that
+  name no valid COI). It has its own tables (PostgreSQL) or file (SQLite), never relayed.
 
 Both get here: find/get by id (wrong kind -> NotFound), retry on optimistic-concurrency
 conflicts (two writers of one aggregate version collide, the loser re-reads and tries again).
