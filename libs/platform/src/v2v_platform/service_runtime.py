@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import psycopg
 from eventsourcing.persistence import OperationalError as EventStoreOperationalError
@@ -24,11 +25,13 @@ from v2v_platform.consumer import EnvelopeConsumer, PostgresConsumerStore, Sqlit
 from v2v_platform.consumer.consumer import Apply, ConsumerStore
 from v2v_platform.envelope.headers import topic_for
 from v2v_platform.grpc_service import RunningServer, build_server
-from v2v_platform.read_queries import for_postgres
+from v2v_platform.read_queries import Query, for_postgres, postgres_query, sqlite_query
 from v2v_platform.relay.process import RelayRuntime, RelaySettings, RelaySpec, build_relay
 
 log = logging.getLogger(__name__)
 TRANSIENT = (KafkaError, psycopg.OperationalError, EventStoreOperationalError)
+FactsT = TypeVar("FactsT")
+NoneT = TypeVar("NoneT")
 
 
 class PublishingSettings(Protocol):
@@ -43,6 +46,8 @@ class PublishingSettings(Protocol):
 
     @property
     def signing_key(self) -> Path: ...
+
+    def side_sqlite_path(self, suffix: str) -> Path | None: ...
 
 
 def relay_settings_for(context: str, settings: PublishingSettings) -> RelaySettings:
@@ -151,6 +156,39 @@ class ServiceRuntime:
             backoff = 0.1
 
 
+@dataclass(frozen=True)
+class FactsFeed(Generic[FactsT]):
+    """What a service learns from other contexts' topics, declared once in its
+    `adapters/facts_projection.py`: the topics, the projection that applies their events, and
+    how the application reads the result (`FactsT`, its `ports.<Context>Facts`).
+
+    The state lives beside the service's event store: its PostgreSQL database, else a SQLite
+    file `<event store>.<sqlite_suffix>.sqlite`. The consumer runs in thread
+    `<context>-<name>-consumer`, group `v2v-<context>-<site>-<name>`, ledger `consumer_name`.
+    """
+
+    name: str
+    contexts: tuple[str, ...]
+    projection: Callable[[Callable[[str], str]], Apply]
+    consumer_name: str
+    sqlite_suffix: str
+    create_tables: Callable[[Any], None]
+    reader: Callable[[Query], FactsT]
+
+    def sqlite_facts(self, path: Path) -> FactsT:
+        return self.reader(sqlite_query(path, self.create_tables))
+
+    def postgres_facts(self, dsn: str) -> FactsT:
+        return self.reader(postgres_query(dsn, self.create_tables))
+
+    def facts_for(self, settings: PublishingSettings, none: NoneT) -> FactsT | NoneT:
+        """The facts the application reads from this feed's store (`none` without a store)."""
+        if settings.postgres_dsn:
+            return self.postgres_facts(settings.postgres_dsn)
+        path = settings.side_sqlite_path(self.sqlite_suffix)
+        return self.sqlite_facts(path) if path is not None else none
+
+
 class ServiceApiModule(Protocol):
     """A service's `adapters.grpc_api` module: its gRPC service, roles and registration."""
 
@@ -172,13 +210,14 @@ class RuntimeService:
     """Base of a service's composition (a dataclass with `settings` and `app`): its
     `ServiceRuntime` and the starting of its gRPC API, outbox relay and projection consumer.
 
-    The service names its `context`, `relay_spec` and `api` (its grpc_api module) as class
-    attributes.
+    The service names its `context`, `relay_spec`, `api` (its grpc_api module) and, when it
+    learns facts from other contexts, its `facts_feed` as class attributes.
     """
 
     context: ClassVar[str]
     relay_spec: ClassVar[RelaySpec]
     api: ServiceApiModule  # the grpc_api module (a class attribute)
+    facts_feed: ClassVar[FactsFeed[Any] | None] = None
     settings: RuntimeSettings
     app: Any
     runtime: ServiceRuntime
@@ -201,6 +240,21 @@ class RuntimeService:
     def start_relay(self) -> RelayRuntime:
         return self.runtime.start_relay(
             self.relay_spec, relay_settings_for(self.context, self.settings)
+        )
+
+    def start_facts_consumer(self, group_id: str | None = None) -> EnvelopeConsumer | None:
+        """Consume the `facts_feed` (None for a service that learns nothing from Kafka)."""
+        feed = self.facts_feed
+        if feed is None:
+            return None
+        return self.start_projection(
+            feed.name,
+            contexts=feed.contexts,
+            projection=feed.projection,
+            consumer_name=feed.consumer_name,
+            sqlite_path=self.settings.side_sqlite_path(feed.sqlite_suffix),
+            create_tables=feed.create_tables,
+            group_id=group_id,
         )
 
     def start_projection(

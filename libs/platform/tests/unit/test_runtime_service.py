@@ -158,3 +158,40 @@ def test_relay_and_consumers_need_kafka(pki: Path) -> None:
     service = service_for(pki, kafka_bootstrap=None)
     with pytest.raises(ValueError, match="V2V_KAFKA_BOOTSTRAP is not set"):
         service.start_relay()
+
+
+@dataclass
+class Counted:
+    rows: int
+
+
+def _feed() -> service_runtime.FactsFeed[Counted]:
+    def create(connection: Any) -> None:
+        connection.execute("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY)")
+
+    def reader(query: Any) -> Counted:
+        return Counted(len(query("SELECT id FROM seen", ())))
+
+    return service_runtime.FactsFeed(
+        name="facts",
+        contexts=("intake",),
+        projection=lambda style: lambda unit_of_work, delivered: None,
+        consumer_name="demo-facts",
+        sqlite_suffix="demo-facts",
+        create_tables=create,
+        reader=reader,
+    )
+
+
+def test_a_facts_feed_reads_its_store_next_to_the_event_store(tmp_path: Path) -> None:
+    settings = load_settings(
+        DemoSettings, site_id="HOSP-A", pki_dir=tmp_path, sqlite_path=tmp_path / "demo.sqlite"
+    )
+    facts = _feed().facts_for(settings, None)
+    assert facts == Counted(0)
+    assert (tmp_path / "demo.demo-facts.sqlite").is_file()
+
+
+def test_without_a_store_a_facts_feed_gives_the_null_facts(tmp_path: Path) -> None:
+    settings = load_settings(DemoSettings, site_id="HOSP-A", pki_dir=tmp_path)
+    assert _feed().facts_for(settings, "nothing known") == "nothing known"

@@ -13,20 +13,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from v2v_infusion.adapters import grpc_api
-from v2v_infusion.adapters.facts_projection import (
-    CONSUMER_NAME,
-    FactsProjection,
-    create_tables,
-    postgres_facts,
-    sqlite_facts,
-)
+from v2v_infusion.adapters.facts_projection import FACTS_FEED
 from v2v_infusion.adapters.http_api import create_http_app
 from v2v_infusion.application import InfusionApplication
 from v2v_infusion.ports import InfusionFacts, NoInfusionFacts
 from v2v_infusion.relay_spec import RELAY_SPEC
 from v2v_infusion.settings import InfusionSettings
 from v2v_infusion.unpublished_records import InfusionUnpublishedRecords
-from v2v_platform.consumer import EnvelopeConsumer
 from v2v_platform.esign import ESigner, SignerStore, open_signer_store
 from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.service_application import utc_now
@@ -40,35 +33,16 @@ class InfusionService(RuntimeService):
     context = "infusion"
     relay_spec = RELAY_SPEC
     api = grpc_api
+    facts_feed = FACTS_FEED
     settings: InfusionSettings
     app: InfusionApplication
     unpublished: InfusionUnpublishedRecords
     http_app: FastAPI
 
-    def start_facts_consumer(self, group_id: str | None = None) -> EnvelopeConsumer:
-        """Projects manufacturing, release and intake events (polled every 200 ms at most)."""
-        return self.start_projection(
-            "facts",
-            contexts=FACT_TOPICS,
-            projection=FactsProjection,
-            consumer_name=CONSUMER_NAME,
-            sqlite_path=self.settings.facts_sqlite_path,
-            create_tables=create_tables,
-            group_id=group_id,
-        )
-
     def stop(self) -> None:
         self.runtime.stop()
         self.app.close()
         self.unpublished.close()
-
-
-def facts_for(settings: InfusionSettings) -> InfusionFacts:
-    if settings.postgres_dsn:
-        return postgres_facts(settings.postgres_dsn)
-    if settings.facts_sqlite_path is not None:
-        return sqlite_facts(settings.facts_sqlite_path)
-    return NoInfusionFacts()
 
 
 def bootstrap(
@@ -85,7 +59,7 @@ def bootstrap(
         env=settings.event_store.eventsourcing_env(),
         unpublished=unpublished,
         site_id=settings.site_id,
-        facts=facts or facts_for(settings),
+        facts=facts or FACTS_FEED.facts_for(settings, NoInfusionFacts()),
         signer=ESigner(store, clock),
         clock=clock,
         rules=settings.protocol_rules(),

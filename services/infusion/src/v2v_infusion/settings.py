@@ -6,8 +6,6 @@ V2V_FRESH_PRODUCT_WINDOW_HOURS, ...): `protocol_rules()`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from v2v_platform.config import PublishingServiceSettings
 from v2v_platform.protocol_rules import ProtocolRulesSettings
 
@@ -15,8 +13,3 @@ from v2v_platform.protocol_rules import ProtocolRulesSettings
 class InfusionSettings(PublishingServiceSettings, ProtocolRulesSettings):
     grpc_address: str = "127.0.0.1:50065"
     http_port: int = 8065
-
-    @property
-    def facts_sqlite_path(self) -> Path | None:
-        """The projection's SQLite file, next to the event store."""
-        return self.side_sqlite_path("facts")

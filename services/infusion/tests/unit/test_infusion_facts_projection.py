@@ -17,10 +17,10 @@ from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v.release.events.v1 import events_pb2 as release
 from v2v_infusion.adapters.facts_projection import (
     CONSUMER_NAME,
+    FACTS_FEED,
     FactsProjection,
     SqlInfusionFacts,
     create_tables,
-    sqlite_facts,
 )
 from v2v_infusion.domain.values import ReleaseStatus
 from v2v_platform.conditions import Condition as Kernel
@@ -104,7 +104,7 @@ class Projected:
         return stats.applied, stats.duplicates
 
     def facts(self) -> SqlInfusionFacts:
-        return sqlite_facts(self.path)
+        return FACTS_FEED.sqlite_facts(self.path)
 
 
 @pytest.fixture

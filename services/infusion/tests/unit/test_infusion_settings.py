@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from v2v_infusion.adapters.facts_projection import FACTS_FEED
 from v2v_infusion.settings import InfusionSettings
 from v2v_platform.config import ConfigurationError, load_settings
 
@@ -20,7 +21,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert settings.protocol_rules().post_thaw == timedelta(minutes=30)
     assert settings.protocol_rules().fresh_product == timedelta(hours=72)
     assert settings.signing_key == tmp_path / "sites" / "HOSP-A" / "signing.key"
-    assert settings.facts_sqlite_path is None
+    assert settings.side_sqlite_path(FACTS_FEED.sqlite_suffix) is None
 
 
 def test_windows_are_configurable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -30,7 +31,7 @@ def test_windows_are_configurable(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     settings = load_settings(InfusionSettings, site_id="HOSP-A", pki_dir=tmp_path)
     assert settings.protocol_rules().post_thaw_minutes == 180
     assert settings.protocol_rules().fresh_product == timedelta(hours=48)
-    assert settings.facts_sqlite_path == tmp_path / "infusion.facts.sqlite"
+    assert settings.side_sqlite_path(FACTS_FEED.sqlite_suffix) == tmp_path / "infusion.facts.sqlite"
     assert settings.registers_env()["SQLITE_DBNAME"].endswith("infusion.registers.sqlite")
 
 

@@ -15,20 +15,13 @@ from fastapi import FastAPI
 from v2v_logistics.adapters import grpc_api
 from v2v_logistics.adapters.courier_shipment_index import EventStoreCourierShipmentIndex
 from v2v_logistics.adapters.courier_tokens import CourierTokens, postgres_tokens, sqlite_tokens
-from v2v_logistics.adapters.facts_projection import (
-    CONSUMER_NAME,
-    FactsProjection,
-    create_tables,
-    postgres_facts,
-    sqlite_facts,
-)
+from v2v_logistics.adapters.facts_projection import FACTS_FEED
 from v2v_logistics.adapters.http_api import create_http_app
 from v2v_logistics.application import LogisticsApplication
 from v2v_logistics.ports import LogisticsFacts, NoLogisticsFacts
 from v2v_logistics.relay_spec import RELAY_SPEC
 from v2v_logistics.settings import LogisticsSettings
 from v2v_logistics.unpublished_records import LogisticsUnpublishedRecords
-from v2v_platform.consumer import EnvelopeConsumer
 from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.service_application import utc_now
 from v2v_platform.service_runtime import RuntimeService
@@ -39,34 +32,17 @@ class LogisticsService(RuntimeService):
     context = "logistics"
     relay_spec = RELAY_SPEC
     api = grpc_api
+    facts_feed = FACTS_FEED
     settings: LogisticsSettings
     app: LogisticsApplication
     unpublished: LogisticsUnpublishedRecords
     tokens: CourierTokens
     http_app: FastAPI
 
-    def start_facts_consumer(self, group_id: str | None = None) -> EnvelopeConsumer:
-        return self.start_projection(
-            "facts",
-            contexts=["intake", "manufacturing"],
-            projection=FactsProjection,
-            consumer_name=CONSUMER_NAME,
-            sqlite_path=self.settings.side_sqlite_path("unit-facts"),
-            create_tables=create_tables,
-            group_id=group_id,
-        )
-
     def stop(self) -> None:
         self.runtime.stop()
         self.app.close()
         self.unpublished.close()
-
-
-def facts_for(settings: LogisticsSettings) -> LogisticsFacts:
-    if settings.postgres_dsn:
-        return postgres_facts(settings.postgres_dsn)
-    path = settings.side_sqlite_path("unit-facts")
-    return sqlite_facts(path) if path is not None else NoLogisticsFacts()
 
 
 def courier_tokens_for(settings: LogisticsSettings) -> CourierTokens:
@@ -89,7 +65,7 @@ def bootstrap(
         env=settings.event_store.eventsourcing_env(),
         site_id=settings.site_id,
         unpublished=unpublished,
-        facts=facts or facts_for(settings),
+        facts=facts or FACTS_FEED.facts_for(settings, NoLogisticsFacts()),
         clock=clock,
         rules=settings.protocol_rules(),
         courier_index=EventStoreCourierShipmentIndex,

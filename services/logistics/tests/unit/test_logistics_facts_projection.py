@@ -14,9 +14,9 @@ from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v_logistics.adapters.facts_projection import (
     CONSUMER_NAME,
+    FACTS_FEED,
     FactsProjection,
     create_tables,
-    sqlite_facts,
 )
 from v2v_logistics.domain.values import UnitKind
 from v2v_platform.conditions import Condition as Kernel
@@ -79,7 +79,7 @@ def test_packaged_and_product_units_become_known_with_their_first_custodian(
     with store.transaction() as (unit_of_work, ledger):
         stats = apply_once(batch, ledger, unit_of_work, FactsProjection())
     assert (stats.applied, stats.duplicates) == (3, 1)
-    facts = sqlite_facts(tmp_path / "facts.sqlite")
+    facts = FACTS_FEED.sqlite_facts(tmp_path / "facts.sqlite")
     apheresis = facts.unit(din(1)[:13])
     assert apheresis is not None
     assert (apheresis.coi, apheresis.kind, apheresis.condition) == (

@@ -14,20 +14,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from v2v_manufacturing.adapters import grpc_api
-from v2v_manufacturing.adapters.facts_projection import (
-    CONSUMER_NAME,
-    FactsProjection,
-    create_tables,
-    postgres_facts,
-    sqlite_facts,
-)
+from v2v_manufacturing.adapters.facts_projection import FACTS_FEED
 from v2v_manufacturing.adapters.http_api import create_http_app
 from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.ports import ManufacturingFacts, NoManufacturingFacts
 from v2v_manufacturing.relay_spec import RELAY_SPEC
 from v2v_manufacturing.settings import ManufacturingSettings
 from v2v_manufacturing.unpublished_records import ManufacturingUnpublishedRecords
-from v2v_platform.consumer import EnvelopeConsumer
 from v2v_platform.service_application import utc_now
 from v2v_platform.service_runtime import RuntimeService
 
@@ -39,36 +32,16 @@ class ManufacturingService(RuntimeService):
     context = "manufacturing"
     relay_spec = RELAY_SPEC
     api = grpc_api
+    facts_feed = FACTS_FEED
     settings: ManufacturingSettings
     app: ManufacturingApplication
     unpublished: ManufacturingUnpublishedRecords
     http_app: FastAPI
 
-    def start_facts_consumer(self, group_id: str | None = None) -> EnvelopeConsumer:
-        """Intake's events into the facts the application reads (`ports.ManufacturingFacts`);
-        named "intake" as before, so its consumer group and thread keep their names."""
-        return self.start_projection(
-            "intake",
-            contexts=["intake"],
-            projection=FactsProjection,
-            consumer_name=CONSUMER_NAME,
-            sqlite_path=self.settings.facts_sqlite_path,
-            create_tables=create_tables,
-            group_id=group_id,
-        )
-
     def stop(self) -> None:
         self.runtime.stop()
         self.app.close()
         self.unpublished.close()
-
-
-def facts_for(settings: ManufacturingSettings) -> ManufacturingFacts:
-    if settings.postgres_dsn:
-        return postgres_facts(settings.postgres_dsn)
-    if settings.facts_sqlite_path is not None:
-        return sqlite_facts(settings.facts_sqlite_path)
-    return NoManufacturingFacts()
 
 
 def bootstrap(
@@ -83,7 +56,7 @@ def bootstrap(
         env=settings.event_store.eventsourcing_env(),
         site_id=settings.site_id,
         unpublished=unpublished,
-        facts=facts or facts_for(settings),
+        facts=facts or FACTS_FEED.facts_for(settings, NoManufacturingFacts()),
         clock=clock,
         fin=settings.fin,
         rules=settings.protocol_rules(),

@@ -6,8 +6,6 @@ come from `ProtocolRulesSettings`: `protocol_rules()` is what the application ge
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import field_validator
 
 from v2v_platform.config import PublishingServiceSettings
@@ -25,8 +23,3 @@ class ManufacturingSettings(PublishingServiceSettings, ProtocolRulesSettings):
     def _fin(cls, value: str) -> str:
         issue_din(value, 25, 1)  # raises a ValueError naming the problem
         return value
-
-    @property
-    def facts_sqlite_path(self) -> Path | None:
-        """The projection of intake's events (its file name kept from before the rename)."""
-        return self.side_sqlite_path("intake-facts")

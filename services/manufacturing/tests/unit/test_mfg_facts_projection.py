@@ -13,9 +13,9 @@ from v2v.common.v1.common_pb2 import Condition as ConditionProto
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v_manufacturing.adapters.facts_projection import (
     CONSUMER_NAME,
+    FACTS_FEED,
     FactsProjection,
     SqlManufacturingFacts,
-    sqlite_facts,
 )
 from v2v_platform.conditions import Condition
 from v2v_platform.consumer import Delivered, SqliteConsumerStore, apply_once
@@ -66,7 +66,7 @@ def db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(db: Path) -> SqliteConsumerStore:
-    facts = sqlite_facts(db)  # creates the tables
+    facts = FACTS_FEED.sqlite_facts(db)  # creates the tables
     del facts
     return SqliteConsumerStore(db, CONSUMER_NAME)
 
@@ -81,7 +81,7 @@ def test_every_intake_golden_vector_is_folded(store: SqliteConsumerStore, db: Pa
     messages = golden_messages()
     batch = [delivered(m, f"agg-{i}") for i, m in enumerate(messages)]
     assert fold(store, *batch) == len(messages)
-    facts = sqlite_facts(db)
+    facts = FACTS_FEED.sqlite_facts(db)
     packaged = next(m for m in messages if isinstance(m, intake.UnitPackaged))
     unit = facts.packaged_unit(packaged.din[:13])
     assert unit is not None
@@ -113,7 +113,7 @@ def test_malformed_facts_are_skipped_not_fatal(store: SqliteConsumerStore, db: P
     )
     batch = [delivered(bad, "a"), delivered(unspecified, "b"), delivered(no_coi, "c")]
     assert fold(store, *batch, delivered(slot_without_coi, "d")) == 4
-    facts = sqlite_facts(db)
+    facts = FACTS_FEED.sqlite_facts(db)
     assert facts.packaged_unit("A123425000007") is None
     assert facts.packaged_unit("A123425000009") is None  # a unit is only ever bound to a COI
     assert facts.booked_slot_ids("", GMP) == []
@@ -128,7 +128,7 @@ def window(moment: datetime) -> Timestamp:
 def test_projected_facts_let_an_expected_unit_be_received(
     store: SqliteConsumerStore, db: Path
 ) -> None:
-    facts: SqlManufacturingFacts = sqlite_facts(db)
+    facts: SqlManufacturingFacts = FACTS_FEED.sqlite_facts(db)
     app = build_app(facts, lambda: COLLECTED.replace(hour=20))
     app.set_slot_capacity(GMP, DAY, 2, operator())
     slot = app.book_slot(COI, GMP, DAY, operator(HOSPITAL, "collection"))

@@ -20,9 +20,9 @@ from v2v_platform.envelope.keys import SiteSigningKey
 from v2v_platform.esign import Signer
 from v2v_release.adapters.facts_projection import (
     CONSUMER_NAME,
+    FACTS_FEED,
     FactsProjection,
     SqlReleaseFacts,
-    sqlite_facts,
 )
 from v2v_release.bootstrap import bootstrap
 from v2v_release.settings import ReleaseSettings
@@ -72,7 +72,7 @@ def db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def facts(db: Path) -> SqlReleaseFacts:
-    return sqlite_facts(db)  # creates the tables
+    return FACTS_FEED.sqlite_facts(db)  # creates the tables
 
 
 @pytest.fixture

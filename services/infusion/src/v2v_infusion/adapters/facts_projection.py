@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import DecodeError, Message
@@ -38,8 +37,9 @@ from v2v_platform.consumer import Delivered
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
 from v2v_platform.proto_values import condition_from_proto, from_timestamp, optional_time
-from v2v_platform.read_queries import Query, postgres_query, sqlite_query
+from v2v_platform.read_queries import Query
 from v2v_platform.service_application import utc_now
+from v2v_platform.service_runtime import FactsFeed
 
 log = logging.getLogger(__name__)
 
@@ -277,9 +277,13 @@ class SqlInfusionFacts:
         )
 
 
-def sqlite_facts(path: Path) -> SqlInfusionFacts:
-    return SqlInfusionFacts(sqlite_query(path, create_tables))
-
-
-def postgres_facts(dsn: str) -> SqlInfusionFacts:
-    return SqlInfusionFacts(postgres_query(dsn, create_tables))
+FACTS_FEED = FactsFeed(
+    name="facts",
+    contexts=("manufacturing", "release", "intake"),
+    projection=FactsProjection,
+    consumer_name=CONSUMER_NAME,
+    sqlite_suffix="facts",
+    create_tables=create_tables,
+    reader=SqlInfusionFacts,
+)
+"""The consumer of other contexts' events behind `ports`' facts (started by the service)."""

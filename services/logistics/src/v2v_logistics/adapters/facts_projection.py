@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -28,7 +27,8 @@ from v2v_platform.consumer import Delivered
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
 from v2v_platform.proto_values import condition_from_proto, from_timestamp
-from v2v_platform.read_queries import Query, postgres_query, sqlite_query
+from v2v_platform.read_queries import Query
+from v2v_platform.service_runtime import FactsFeed
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,13 @@ class SqlLogisticsFacts:
         )
 
 
-def sqlite_facts(path: Path) -> SqlLogisticsFacts:
-    return SqlLogisticsFacts(sqlite_query(path, create_tables))
-
-
-def postgres_facts(dsn: str) -> SqlLogisticsFacts:
-    return SqlLogisticsFacts(postgres_query(dsn, create_tables))
+FACTS_FEED = FactsFeed(
+    name="facts",
+    contexts=("intake", "manufacturing"),
+    projection=FactsProjection,
+    consumer_name=CONSUMER_NAME,
+    sqlite_suffix="unit-facts",
+    create_tables=create_tables,
+    reader=SqlLogisticsFacts,
+)
+"""The consumer of other contexts' events behind `ports`' facts (started by the service)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -28,7 +27,8 @@ from v2v_platform.consumer import Delivered
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
 from v2v_platform.proto_values import condition_from_proto, from_timestamp
-from v2v_platform.read_queries import Query, postgres_query, sqlite_query
+from v2v_platform.read_queries import Query
+from v2v_platform.service_runtime import FactsFeed
 from v2v_release.domain.values import BatchFact, parse_batch_id
 
 log = logging.getLogger(__name__)
@@ -148,9 +148,13 @@ class SqlReleaseFacts:
         return str(rows[0][0]) if rows else None
 
 
-def sqlite_facts(path: Path) -> SqlReleaseFacts:
-    return SqlReleaseFacts(sqlite_query(path, create_tables))
-
-
-def postgres_facts(dsn: str) -> SqlReleaseFacts:
-    return SqlReleaseFacts(postgres_query(dsn, create_tables))
+FACTS_FEED = FactsFeed(
+    name="facts",
+    contexts=("manufacturing", "intake"),
+    projection=FactsProjection,
+    consumer_name=CONSUMER_NAME,
+    sqlite_suffix="batch-facts",
+    create_tables=create_tables,
+    reader=SqlReleaseFacts,
+)
+"""The consumer of other contexts' events behind `ports`' facts (started by the service)."""
