@@ -23,7 +23,7 @@ from v2v_intake.unpublished_records import IntakeUnpublishedRecords
 from v2v_intake.views import CollectionInput, PackagingInput, TherapyView, therapy_view
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
-from v2v_platform.errors import Forbidden, InvalidInput, NotFound, Refused
+from v2v_platform.errors import InvalidInput, NotFound, Refused
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import (
@@ -94,8 +94,7 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         """The enrolling and the treating site read a therapy (auditors read every one); only
         the enrolling site sees the personal details."""
         therapy = self._therapy(coi)
-        if not scope.sees({therapy.enrolling_site_id, therapy.treating_site_id}):
-            raise Forbidden(f"site {scope.site_id} may not read {therapy.coi}")
+        scope.require_sees({therapy.enrolling_site_id, therapy.treating_site_id}, f"therapy {coi}")
         details = None
         if scope.acts_for(therapy.enrolling_site_id) and not therapy.personal_details_erased:
             details = self._open_details(therapy)

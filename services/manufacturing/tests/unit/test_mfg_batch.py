@@ -17,7 +17,7 @@ from v2v_manufacturing.domain.values import (
 from v2v_platform.attribution import SignatureManifestation, WindowOverride
 from v2v_platform.auth.identity import CallerIdentity, Role
 from v2v_platform.conditions import Condition
-from v2v_platform.errors import Forbidden, InvalidInput, Refused
+from v2v_platform.errors import Forbidden, InvalidInput, NotFound, Refused
 from v2v_platform.ids import Din
 from v2v_platform.protocol_rules import DEFAULT_RULES
 from v2v_platform.scope import Scope
@@ -317,7 +317,7 @@ def test_only_the_batch_site_changes_it_and_reads_it(
         app.record_process_step(batch_id, PRODIGY, operator(OTHER_GMP))
     with pytest.raises(Forbidden):
         app.harvest(batch_id, 1, Condition.CRYO, operator(OTHER_GMP))
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound, match=f"is visible to site {OTHER_GMP}"):  # as if absent
         app.batch(batch_id, Scope.of(CallerIdentity(OTHER_GMP, frozenset({Role.MANUFACTURING}))))
     auditor = Scope.of(CallerIdentity("AUDIT-1", frozenset({Role.AUDITOR})))
     assert app.batch(batch_id, auditor).batch_id == batch_id

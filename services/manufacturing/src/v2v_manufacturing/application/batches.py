@@ -14,7 +14,7 @@ from v2v_manufacturing.domain.values import ProcessStep, QcResult
 from v2v_manufacturing.views import BatchView
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
-from v2v_platform.errors import Forbidden, InvalidInput, Refused
+from v2v_platform.errors import InvalidInput, Refused
 from v2v_platform.ids import Din
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import parse_din
@@ -81,10 +81,9 @@ class Batches:
 
     def read(self, batch_id: str, scope: Scope) -> BatchView:
         """The batch, to its manufacturing site and to the sites that read everything
-        (auditors); Forbidden to any other site."""
+        (auditors); NotFound, as if absent, to any other site."""
         batch = self._batch(batch_id)
-        if not scope.sees([batch.manufacturing_site_id]):
-            raise Forbidden(f"batch {batch_id} belongs to {batch.manufacturing_site_id}")
+        scope.require_sees([batch.manufacturing_site_id], f"batch {batch_id}")
         return BatchView.of(batch)
 
     def _change(self, batch_id: str, by: Attribution, change: BatchChange) -> None:
