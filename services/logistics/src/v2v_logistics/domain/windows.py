@@ -2,7 +2,7 @@
 
 Fresh apheresis: collection end + `rules.fresh_apheresis`. Fresh product: product creation +
 `rules.fresh_product`; the rule is "release -> infusion", but release events are not consumed
-yet, so creation time is the (earlier, stricter) start. Cryo: no window while <= -150 °C.
+yet, so creation time is the (earlier, stricter) start. Cryo: no window while in its range.
 A shipment's window is the earliest of its units' windows.
 """
 
@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from v2v_logistics.domain.values import KnownUnit, UnitKind
+from v2v_platform.conditions import Condition
 from v2v_platform.protocol_rules import ProtocolRules
-
-CRYO_RULE = "cryo: no window while <= -150 C"
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,8 @@ class StabilityWindow:
 
 def unit_window(unit: KnownUnit, rules: ProtocolRules) -> StabilityWindow:
     if not unit.condition.is_fresh:
-        return StabilityWindow(None, CRYO_RULE)
+        _, coldest = rules.temperature_range_c(Condition.CRYO)
+        return StabilityWindow(None, f"cryo: no window while <= {coldest:g} C")
     if unit.kind is UnitKind.APHERESIS:
         rule = f"fresh apheresis: collection end + {rules.fresh_apheresis_hours} h"
         return StabilityWindow(unit.window_starts_at + rules.fresh_apheresis, rule)
