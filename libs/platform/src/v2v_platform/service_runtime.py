@@ -189,6 +189,10 @@ class FactsFeed(Generic[FactsT]):
         return self.sqlite_facts(path) if path is not None else none
 
 
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
 class ServiceApiModule(Protocol):
     """A service's `adapters.grpc_api` module: its gRPC service, roles and registration."""
 
@@ -241,6 +245,18 @@ class RuntimeService:
         return self.runtime.start_relay(
             self.relay_spec, relay_settings_for(self.context, self.settings)
         )
+
+    def stop(self) -> None:
+        """Stop gRPC, relay and consumers, then close the application and whatever else the
+        service holds (`closing()`, in that order)."""
+        self.runtime.stop()
+        self.app.close()
+        for part in self.closing():
+            part.close()
+
+    def closing(self) -> Iterable[Closable]:
+        """The service's other stores and clients to close on stop (none by default)."""
+        return ()
 
     def start_facts_consumer(self, group_id: str | None = None) -> EnvelopeConsumer | None:
         """Consume the `facts_feed` (None for a service that learns nothing from Kafka)."""

@@ -5,7 +5,7 @@ Tests override parameters (clock, facts, signer store) and start only the parts 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ from v2v_infusion.unpublished_records import InfusionUnpublishedRecords
 from v2v_platform.esign import ESigner, SignerStore, open_signer_store
 from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.service_application import utc_now
-from v2v_platform.service_runtime import RuntimeService
+from v2v_platform.service_runtime import Closable, RuntimeService
 
 FACT_TOPICS = ("manufacturing", "release", "intake")
 
@@ -39,10 +39,8 @@ class InfusionService(RuntimeService):
     unpublished: InfusionUnpublishedRecords
     http_app: FastAPI
 
-    def stop(self) -> None:
-        self.runtime.stop()
-        self.app.close()
-        self.unpublished.close()
+    def closing(self) -> Iterable[Closable]:
+        return (self.unpublished,)
 
 
 def bootstrap(

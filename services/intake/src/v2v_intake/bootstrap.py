@@ -6,7 +6,7 @@ start only what they need. Intake learns nothing from Kafka: it starts no consum
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,7 +24,7 @@ from v2v_intake.unpublished_records import IntakeUnpublishedRecords
 from v2v_platform.auth import SiteTlsFiles
 from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.service_application import utc_now
-from v2v_platform.service_runtime import RuntimeService
+from v2v_platform.service_runtime import Closable, RuntimeService
 
 
 @dataclass
@@ -36,15 +36,11 @@ class IntakeService(RuntimeService):
     app: IntakeApplication
     unpublished: IntakeUnpublishedRecords
     http_app: FastAPI
-    closers: list[Callable[[], None]] = field(default_factory=list)
+    opened: list[Closable] = field(default_factory=list)
     """What bootstrap opened besides the applications (key store, manufacturing channel)."""
 
-    def stop(self) -> None:
-        self.runtime.stop()
-        self.app.close()
-        self.unpublished.close()
-        for close in reversed(self.closers):
-            close()
+    def closing(self) -> Iterable[Closable]:
+        return (self.unpublished, *reversed(self.opened))
 
 
 def key_store_for(settings: IntakeSettings) -> PostgresKeyStore | SqliteKeyStore | InMemoryKeyStore:
@@ -62,18 +58,18 @@ def bootstrap(
     keys: KeyStore | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> IntakeService:
-    closers: list[Callable[[], None]] = []
+    opened: list[Closable] = []
     if manufacturing is None:
         client = GrpcManufacturingSlots.connect(
             settings.manufacturing_target,
             SiteTlsFiles.for_site(settings.pki_dir, settings.site_id),
             settings.manufacturing_timeout_s,
         )
-        closers.append(client.close)
+        opened.append(client)
         manufacturing = client
     if keys is None:
         store = key_store_for(settings)
-        closers.append(store.close)
+        opened.append(store)
         keys = store
     unpublished = IntakeUnpublishedRecords(env=settings.registers_env())
     app = IntakeApplication(
@@ -86,4 +82,4 @@ def bootstrap(
         manufacturing=manufacturing,
     )
     verifier = SiteTokenVerifier(settings.pki_dir / "ca.crt")
-    return IntakeService(settings, app, unpublished, create_http_app(app, verifier), closers)
+    return IntakeService(settings, app, unpublished, create_http_app(app, verifier), opened)

@@ -5,7 +5,7 @@ Tests override parameters (clock, facts, courier tokens) and start only what the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from v2v_logistics.settings import LogisticsSettings
 from v2v_logistics.unpublished_records import LogisticsUnpublishedRecords
 from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.service_application import utc_now
-from v2v_platform.service_runtime import RuntimeService
+from v2v_platform.service_runtime import Closable, RuntimeService
 
 
 @dataclass
@@ -39,10 +39,8 @@ class LogisticsService(RuntimeService):
     tokens: CourierTokens
     http_app: FastAPI
 
-    def stop(self) -> None:
-        self.runtime.stop()
-        self.app.close()
-        self.unpublished.close()
+    def closing(self) -> Iterable[Closable]:
+        return (self.unpublished,)
 
 
 def courier_tokens_for(settings: LogisticsSettings) -> CourierTokens:

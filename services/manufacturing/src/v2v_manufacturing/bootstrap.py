@@ -6,7 +6,7 @@ Tests override parameters (clock, facts) and start only the parts they need.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,7 @@ from v2v_manufacturing.relay_spec import RELAY_SPEC
 from v2v_manufacturing.settings import ManufacturingSettings
 from v2v_manufacturing.unpublished_records import ManufacturingUnpublishedRecords
 from v2v_platform.service_application import utc_now
-from v2v_platform.service_runtime import RuntimeService
+from v2v_platform.service_runtime import Closable, RuntimeService
 
 log = logging.getLogger("v2v.manufacturing")
 
@@ -38,10 +38,8 @@ class ManufacturingService(RuntimeService):
     unpublished: ManufacturingUnpublishedRecords
     http_app: FastAPI
 
-    def stop(self) -> None:
-        self.runtime.stop()
-        self.app.close()
-        self.unpublished.close()
+    def closing(self) -> Iterable[Closable]:
+        return (self.unpublished,)
 
 
 def bootstrap(

@@ -5,7 +5,7 @@ Tests override parameters (clock, facts, signer store) and start only what they 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from v2v_platform.esign import SignerStore, SqlSignerStore, open_signer_store
 from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.service_application import utc_now
-from v2v_platform.service_runtime import RuntimeService
+from v2v_platform.service_runtime import Closable, RuntimeService
 from v2v_release.adapters import grpc_api
 from v2v_release.adapters.facts_projection import FACTS_FEED
 from v2v_release.adapters.http_api import create_http_app
@@ -38,11 +38,8 @@ class ReleaseService(RuntimeService):
     signers: SignerStore
     http_app: FastAPI
 
-    def stop(self) -> None:
-        self.runtime.stop()
-        self.app.close()
-        if isinstance(self.signers, SqlSignerStore):
-            self.signers.close()
+    def closing(self) -> Iterable[Closable]:
+        return (self.signers,) if isinstance(self.signers, SqlSignerStore) else ()
 
 
 def bootstrap(
