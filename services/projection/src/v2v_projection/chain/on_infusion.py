@@ -4,6 +4,7 @@ refused bedside scans), infusion, adverse events, acknowledged post-release fail
 from __future__ import annotations
 
 from v2v.infusion.events.v1 import events_pb2 as pb
+from v2v_projection.chain.alerts import identity_mismatch
 from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import Administration, ChainBuilder, Infusion
 from v2v_projection.chain.registry import handles
@@ -73,7 +74,7 @@ def bedside_mismatch(chain: ChainBuilder, fact: Fact, event: pb.BedsideMismatchR
         f"bedside scan refused ({event.reason_code}): unit {event.scanned_din or '(none)'},"
         f" wristband {event.wristband_coi or '(none)'}"
     )
-    chain.alert("identity-mismatch", at, detail, fact.event_id)
+    identity_mismatch(chain, at, detail, fact.event_id)
 
 
 @handles(pb.InfusionAdministered)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from v2v.intake.events.v1 import events_pb2 as pb
+from v2v_projection.chain.alerts import identity_mismatch
 from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import ChainBuilder, condition_name
 from v2v_projection.chain.registry import handles, marks
@@ -53,7 +54,7 @@ def label_mismatch(chain: ChainBuilder, fact: Fact, event: pb.LabelMismatchRecor
         f"label scan refused at {fact.site_id} ({event.reason_code}): expected"
         f" {event.expected_din}, scanned {event.scanned_label or '(nothing)'}"
     )
-    chain.alert("identity-mismatch", fact.occurred_ns, detail, fact.event_id)
+    identity_mismatch(chain, fact.occurred_ns, detail, fact.event_id)
 
 
 @handles(pb.UnitPackaged)

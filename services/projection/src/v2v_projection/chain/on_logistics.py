@@ -5,6 +5,7 @@ custodian's custody without a successor)."""
 from __future__ import annotations
 
 from v2v.logistics.events.v1 import events_pb2 as pb
+from v2v_projection.chain.alerts import identity_mismatch
 from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import ChainBuilder, Shipment
 from v2v_projection.chain.registry import handles, marks
@@ -50,7 +51,7 @@ def scan_mismatch(chain: ChainBuilder, fact: Fact, event: pb.ScanMismatchRecorde
     detail = (
         f"scan refused on shipment {event.shipment_id} ({event.reason_code}): {event.explanation}"
     )
-    chain.alert("identity-mismatch", at, detail, fact.event_id)
+    identity_mismatch(chain, at, detail, fact.event_id)
 
 
 @handles(pb.StabilityWindowBreached)

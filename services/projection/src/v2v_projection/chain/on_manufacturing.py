@@ -4,6 +4,7 @@ units to product units (lineage), failures, fresh-window overrides."""
 from __future__ import annotations
 
 from v2v.manufacturing.events.v1 import events_pb2 as pb
+from v2v_projection.chain.alerts import identity_mismatch
 from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import Batch, ChainBuilder, condition_name
 from v2v_projection.chain.registry import handles, marks
@@ -41,7 +42,7 @@ def receipt_mismatch(
         f"receipt scan refused at {event.manufacturing_site_id} ({event.reason_code}):"
         f" scanned {event.scanned_din or '(no DIN)'} / {event.scanned_coi or '(no COI)'}"
     )
-    chain.alert("identity-mismatch", fact.occurred_ns, detail, fact.event_id)
+    identity_mismatch(chain, fact.occurred_ns, detail, fact.event_id)
 
 
 @handles(pb.UnitAllocatedToBatch)
