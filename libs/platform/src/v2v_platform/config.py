@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import AfterValidator, BaseModel, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from v2v_platform.auth.identity import parse_site_id
 from v2v_platform.envelope.headers import CONTEXTS
+from v2v_platform.private_files import private_directory, private_file
 
 ENV_PREFIX = "V2V_"
 
@@ -83,7 +84,8 @@ class EventStoreSettings(BaseModel):
                 "POSTGRES_PASSWORD": str(parts.get("password", "")),
             }
         if self.sqlite_path:
-            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(self.sqlite_path.parent)
+            private_file(self.sqlite_path)  # SQLite gives its -wal/-shm files the same mode
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self.sqlite_path),
@@ -124,6 +126,7 @@ def between(low: int, high: int, unit: str) -> AfterValidator:
 
 
 SiteId = Annotated[str, AfterValidator(parse_site_id)]
+StallSeconds = Annotated[float, Field(gt=0, le=3600)]
 WindowHours = Annotated[int, between(1, 24 * 14, "hours")]
 """A time window in hours: 1 hour to 14 days."""
 
@@ -144,6 +147,9 @@ class SiteServiceSettings(V2VSettings):
     http_host: str = "127.0.0.1"
     http_port: int
     span_exporter: str = "none"
+    stall_after_s: StallSeconds = 60.0
+    """V2V_STALL_AFTER_S: a relay or consumer without progress this long makes the service
+    unhealthy (NOT_SERVING, /ready 503)."""
 
     @property
     def event_store(self) -> EventStoreSettings:

@@ -7,7 +7,6 @@ A signer is locked after `MAX_FAILURES` consecutive failed re-authentications (2
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Protocol
 
 import psycopg
 
+from v2v_platform.private_files import open_private_sqlite
 from v2v_platform.read_queries import for_postgres
 
 MAX_FAILURES = 5
@@ -106,8 +106,9 @@ def _signer(row: tuple[Any, ...] | None) -> Signer | None:
 
 
 class SqlSignerStore:
-    """SQLite (a file next to the service's event store) or PostgreSQL (the service's own
-    database), one connection guarded by a lock, autocommit."""
+    """SQLite (a file next to the service's event store, private to the service: 0600, see
+    `v2v_platform.private_files`) or PostgreSQL (the service's own database), one connection
+    guarded by a lock, autocommit."""
 
     def __init__(self, connection: Any, postgres: bool) -> None:
         self._connection = connection
@@ -118,9 +119,7 @@ class SqlSignerStore:
 
     @classmethod
     def sqlite(cls, path: Path) -> SqlSignerStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        return cls(connection, postgres=False)
+        return cls(open_private_sqlite(path), postgres=False)
 
     @classmethod
     def postgres(cls, dsn: str) -> SqlSignerStore:

@@ -1,18 +1,29 @@
 """Per-COI data key stores: in memory (unit tests), SQLite (embedded) or PostgreSQL.
 
-Keys live apart from the event store; deleting a key's row is the crypto-shred. (On
-PostgreSQL, run VACUUM so the deleted row's bytes are also gone from the table files.)
+Keys live apart from the event store (which holds sealed details only); deleting a key's row
+is the crypto-shred.
+
+SQLite: the file, its WAL and shared-memory companions are 0600 in directories created 0700
+(`v2v_platform.private_files`); with secure_delete on, the deleted row is overwritten with
+zeros, and a checkpoint that truncates the WAL right after the delete leaves no copy of the
+key in any file while the service runs.
+
+PostgreSQL: deleting the row is all the database lets a client do. The row's bytes stay in
+the table's heap pages until VACUUM reclaims them and a later write reuses the space, and in
+the server's WAL segments, archives and backups until those are recycled. Running VACUUM on
+`intake_data_keys` after erasures, and the retention of WAL archives and backups, are the
+database operator's.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 import psycopg
 
 from v2v_intake.domain.personal_data import new_key
+from v2v_platform.private_files import checkpoint_wal, open_private_sqlite
 
 
 class InMemoryKeyStore:
@@ -42,11 +53,8 @@ _SQLITE_SCHEMA = (
 
 class SqliteKeyStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA secure_delete=ON")
+        self._conn = open_private_sqlite(path)
         self._conn.execute(_SQLITE_SCHEMA)
 
     def get_or_create(self, coi: str) -> bytes:
@@ -67,8 +75,11 @@ class SqliteKeyStore:
         return bytes(row[0]) if row else None
 
     def destroy(self, coi: str) -> None:
+        """Delete the key and truncate the WAL; raises `UnsafeSqliteStore` when another
+        process's reader keeps the WAL (the erasure can be repeated: it is idempotent)."""
         with self._lock:
             self._conn.execute("DELETE FROM intake_data_keys WHERE coi = ?", (coi,))
+            checkpoint_wal(self._conn)
 
     def close(self) -> None:
         self._conn.close()

@@ -1,7 +1,8 @@
 """Courier tokens: one per courier and site, issued by a site administrator, shown once.
 
 A token is a random 32-byte secret (URL-safe text); only its SHA-256 hash is stored, in a
-durable table (PostgreSQL or SQLite by configuration). Revoking a courier at a site revokes
+durable table (PostgreSQL or SQLite by configuration; the SQLite file is private to the
+service: 0600, see `v2v_platform.private_files`). Revoking a courier at a site revokes
 every token issued to them there.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 
 from v2v_logistics.domain.values import parse_courier_id, parse_site, require_text
+from v2v_platform.private_files import open_private_sqlite
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS logistics_courier_tokens ("
@@ -79,7 +80,7 @@ class CourierTokens:
 
 
 def sqlite_tokens(path: Path | str) -> CourierTokens:
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    connection = open_private_sqlite(path)
     lock = threading.Lock()
 
     def execute(sql: str, params: Sequence[Any]) -> tuple[list[tuple[Any, ...]], int]:
