@@ -1,5 +1,6 @@
-"""The `v2v` command: platform tools (pki, signer, relay), plus the commands packages register
-under the entry-point group `v2v.cli` (e.g. `v2v audit` from the projection package)."""
+"""The `v2v` command: platform tools (pki, signer, quarantine, relay), plus the commands
+packages register under the entry-point group `v2v.cli` (e.g. `v2v audit` from the
+projection package)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from importlib.metadata import entry_points
 import typer
 
 from v2v_platform.auth import pki_cli
+from v2v_platform.consumer import quarantine_cli
 from v2v_platform.esign import cli as signer_cli
 
 app = typer.Typer(help="Vein-to-Vein platform tools.", no_args_is_help=True)
 app.add_typer(pki_cli.app, name="pki")
 app.add_typer(signer_cli.app, name="signer")
+app.add_typer(quarantine_cli.app, name="quarantine")
 for plugin in entry_points(group="v2v.cli"):
     app.add_typer(plugin.load(), name=plugin.name)
 

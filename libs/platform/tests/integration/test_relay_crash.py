@@ -18,16 +18,30 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from v2v_platform.auth.identity import Role
 from v2v_platform.config import EventStoreSettings
-from v2v_platform.consumer import Delivered, EnvelopeConsumer, PostgresConsumerStore, apply_once
-from v2v_platform.consumer.consumer import _deliveries
-from v2v_platform.envelope import ChainVerifier, KeyRing, SiteSigningKey, decode
+from v2v_platform.consumer import (
+    Delivered,
+    EnvelopeConsumer,
+    PostgresConsumerStore,
+    apply_verified,
+    checked_records,
+)
+from v2v_platform.envelope import (
+    AuthorshipPolicy,
+    ChainVerifier,
+    EnvelopeGate,
+    KeyRing,
+    SiteSigningKey,
+    decode,
+)
 from v2v_platform.envelope.headers import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_TRACEPARENT
 from v2v_platform.ids import issue_coi
 from v2v_platform.testing.kafka_topics import read_topic
@@ -141,8 +155,16 @@ class CountingProjection:
         )
 
 
+def _gate(key: SiteSigningKey) -> EnvelopeGate:
+    """The consortium's gate, for a ring holding the test relay's key as a collection site's;
+    the test application's events are `google.protobuf.Struct` payloads on the intake topic."""
+    ring = KeyRing()
+    ring.add(SITE_ID, key.public_key, [Role.COLLECTION])
+    return EnvelopeGate(ring, AuthorshipPolicy(event_packages={TOPIC: "google.protobuf"}))
+
+
 def _consume(
-    kafka: str, conn: psycopg.Connection[Any], ours: set[str], expected: int
+    kafka: str, conn: psycopg.Connection[Any], ours: set[str], expected: int, gate: EnvelopeGate
 ) -> tuple[int, int]:
     store = PostgresConsumerStore(conn, "crash-test")
     group = f"crash-test-{random.getrandbits(32):08x}"
@@ -154,6 +176,7 @@ def _consume(
             topics=[TOPIC],
             store=store,
             apply=_only(ours, CountingProjection()),
+            gate=gate,
             max_poll_records=300,
         )
 
@@ -161,8 +184,13 @@ def _consume(
     _wait_until(lambda: first.poll_once().applied > 0, "a first batch")
     polled = first._consumer.poll(timeout_ms=2000)  # durable write, then "crash" before commit
     with store.transaction() as (cursor, ledger):
-        crashed = apply_once(
-            list(_deliveries(polled)), ledger, cursor, _only(ours, CountingProjection())
+        crashed = apply_verified(
+            list(checked_records(polled, gate)),
+            ledger,
+            cursor,
+            _only(ours, CountingProjection()),
+            gate,
+            datetime.now(UTC),
         )
     first.close()
     second = consumer()
@@ -251,7 +279,9 @@ def test_relay_killed_repeatedly_loses_nothing(
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         CountingProjection.create(conn)
-        crashed_batch, consumer_duplicates = _consume(kafka_bootstrap, conn, ours, recorded)
+        crashed_batch, consumer_duplicates = _consume(
+            kafka_bootstrap, conn, ours, recorded, _gate(signing_key)
+        )
         applied = dict(conn.execute("SELECT coi, n FROM applied").fetchall())
 
     with capsys.disabled():

@@ -10,8 +10,9 @@ import psycopg
 import pytest
 from google.protobuf.struct_pb2 import Struct
 
+from v2v_platform.auth.identity import Role
 from v2v_platform.consumer import Delivered, EnvelopeConsumer
-from v2v_platform.envelope import Actor, SiteSigningKey
+from v2v_platform.envelope import Actor, AuthorshipPolicy, EnvelopeGate, KeyRing, SiteSigningKey
 from v2v_platform.ids import issue_coi
 from v2v_platform.relay import ensure_topics
 from v2v_platform.service_runtime import ServiceRuntime
@@ -39,8 +40,7 @@ class FailsOnce:
         self.applied.append((envelope.coi, envelope.aggregate_version))
 
 
-def _publish(kafka: str, cois: list[str]) -> None:
-    signer = SiteSigningKey.generate("HOSP-A")
+def _publish(kafka: str, cois: list[str], signer: SiteSigningKey) -> None:
     producer = SignedEnvelopeProducer(kafka, TOPIC, signer, Actor("u-1", "Test User", "collection"))
     for coi in cois:
         payload = Struct()
@@ -55,7 +55,11 @@ def test_a_failed_batch_is_delivered_again(
     ensure_topics(kafka_bootstrap, [TOPIC], 6)
     fin = f"{random.choice('ABCDEFGHJKLMN')}{random.randrange(10_000):04d}"
     cois = [str(issue_coi(fin, 25, n)) for n in range(1, 11)]
-    _publish(kafka_bootstrap, cois)
+    signer = SiteSigningKey.generate("HOSP-A")
+    _publish(kafka_bootstrap, cois, signer)
+    ring = KeyRing()
+    ring.add("HOSP-A", signer.public_key, [Role.COLLECTION])
+    gate = EnvelopeGate(ring, AuthorshipPolicy(event_packages={TOPIC: "google.protobuf"}))
     runtime = ServiceRuntime("intake", "HOSP-A", tmp_path)
     store = runtime.consumer_store("runtime-test", postgres_database.dsn, None, lambda c: None)
     projection = FailsOnce(set(cois))
@@ -65,6 +69,7 @@ def test_a_failed_batch_is_delivered_again(
         topics=[TOPIC],
         store=store,
         apply=projection,
+        gate=gate,
         max_poll_records=500,
     )
     runtime.start_consumer("test-consumer", consumer)

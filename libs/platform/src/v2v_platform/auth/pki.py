@@ -4,7 +4,8 @@ envelope signing key.
 Layout of a PKI directory::
 
     ca.crt, ca.key               consortium CA (EC P-256, self-signed; key 0600)
-    signing-keys.json            consortium key ring: every site's envelope public key
+    signing-keys.json            consortium key ring: every site's envelope public key and
+                                 the site's roles (which events it may author)
     sites/<SITE_ID>/tls.crt      site certificate (EC P-256), CN=<SITE_ID>, SAN URIs
                                  urn:v2v:site:<SITE_ID> and urn:v2v:role:<role>...,
                                  SAN DNS localhost (+ --dns names), IP 127.0.0.1 and ::1;
@@ -13,7 +14,8 @@ Layout of a PKI directory::
     sites/<SITE_ID>/signing.key  the site's Ed25519 envelope signing key (0600)
 
 Re-issuing a site (``add-site --force``) adds its new signing key to the ring and keeps
-the old one, so events it signed before stay verifiable.
+the old one, so events it signed before stay verifiable; the roles it is re-issued with become
+the site's roles for all its keys.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from v2v_platform.auth.identity import (
     ROLE_NAMES,
+    CallerIdentityError,
     InvalidSiteId,
     Role,
     UnknownRole,
+    identity_from_pem,
     parse_role,
     parse_site_id,
     role_uri,
@@ -298,6 +302,40 @@ def _load_ring(pki_dir: Path) -> KeyRing:
         raise PkiError(f"cannot read the key ring {path}: {error!r}") from error
 
 
+def certified_roles(pki_dir: Path) -> dict[str, frozenset[Role]]:
+    """Each site's roles, as its certificate in ``pki_dir`` grants them."""
+    roles: dict[str, frozenset[Role]] = {}
+    sites = pki_dir / SITES_DIR
+    for cert_path in sorted(sites.glob(f"*/{SITE_CERT_FILE}")) if sites.is_dir() else []:
+        try:
+            identity = identity_from_pem(cert_path.read_bytes())
+        except CallerIdentityError as error:
+            raise PkiError(f"cannot read the site certificate {cert_path}: {error}") from error
+        roles[identity.site_id] = identity.roles
+    return roles
+
+
+def write_ring_roles(pki_dir: Path) -> dict[str, frozenset[Role]]:
+    """Write every site's certified roles into the key ring of ``pki_dir`` (a ring made before
+    the ring carried roles gets them; its keys stay as they are). Returns the roles written."""
+    if not (pki_dir / KEY_RING_FILE).is_file():
+        raise PkiError(f"no key ring in {pki_dir}; run `v2v pki init` first")
+    ring = _load_ring(pki_dir)
+    roles = certified_roles(pki_dir)
+    for site_id, granted in roles.items():
+        ring.set_roles(site_id, granted)
+    _write_ring(pki_dir, ring)
+    return roles
+
+
+def _with_certified_roles(pki_dir: Path, ring: KeyRing) -> KeyRing:
+    """Sites the ring names no roles for get those their certificates grant."""
+    for site_id, granted in certified_roles(pki_dir).items():
+        if not ring.roles_of(site_id):
+            ring.set_roles(site_id, granted)
+    return ring
+
+
 def _issue_site(
     pki_dir: Path,
     ca: CertificateAuthority,
@@ -316,7 +354,7 @@ def _issue_site(
     signing_key = SiteSigningKey.generate(spec.site_id)
     signing_key_path = site_dir / SIGNING_KEY_FILE
     signing_key.save(signing_key_path)
-    key_id = ring.add(spec.site_id, signing_key.public_key)
+    key_id = ring.add(spec.site_id, signing_key.public_key, spec.roles)
     return IssuedSite(
         spec.site_id,
         spec.roles,
@@ -383,7 +421,7 @@ def add_sites(
                 f"site {spec.site_id} already exists in {pki_dir / SITES_DIR}; use --force to "
                 "re-issue its certificate and signing key"
             )
-    ring = _load_ring(pki_dir)
+    ring = _with_certified_roles(pki_dir, _load_ring(pki_dir))
     issued = [_issue_site(pki_dir, ca, ring, spec, days, checked_dns) for spec in sites]
     _write_ring(pki_dir, ring)
     return issued

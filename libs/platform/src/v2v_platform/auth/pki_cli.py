@@ -22,6 +22,7 @@ from v2v_platform.auth.pki import (
     check_unique,
     init_pki,
     parse_site_spec,
+    write_ring_roles,
 )
 from v2v_platform.auth.tls import CA_CERT_FILE, KEY_RING_FILE
 
@@ -148,3 +149,15 @@ def token_command(
         typer.echo(issue_site_token(out, site, days))
     except PkiError as error:
         raise typer.BadParameter(str(error), param_hint="'--site'") from None
+
+
+@app.command("ring-roles")
+def ring_roles_command(out: OutOption) -> None:
+    """Write each site's certified roles into the key ring (a ring made before it had roles)."""
+    try:
+        roles = write_ring_roles(out)
+    except PkiError as error:
+        raise typer.BadParameter(str(error), param_hint="'--out'") from None
+    for site_id, granted in sorted(roles.items()):
+        typer.echo(f"{site_id}: {', '.join(sorted(role.value for role in granted)) or '-'}")
+    typer.echo(f"key ring: {out / KEY_RING_FILE}")

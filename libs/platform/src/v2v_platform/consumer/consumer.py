@@ -1,30 +1,50 @@
-"""Consuming envelopes from Kafka: apply once, make durable, then commit offsets.
+"""Consuming envelopes from Kafka: verify, apply once, make durable, then commit offsets.
 
-The `EnvelopeConsumer` polls a batch, hands the decoded envelopes of the batch to the
-consumer's `ConsumerStore` (which applies new ones and records them in its ledger in ONE
-transaction), and commits the Kafka offsets only after that transaction committed. A crash
-between the two redelivers the batch; the ledger makes the redelivery a no-op.
+The `EnvelopeConsumer` polls a batch and puts every record through its `EnvelopeGate`
+(decoding, hash, signature, signer, authorship). In ONE transaction of the consumer's
+`ConsumerStore` it then applies the trusted envelopes not yet applied, records them in its
+ledger and quarantines the others (`apply_verified`); it commits the Kafka offsets only after
+that transaction committed. A crash between the two redelivers the batch; the ledger and the
+quarantine (one row per location) make the redelivery a no-op. An untrusted record never stops
+the consumer: it is quarantined, counted, logged once, and the next record is taken.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from google.protobuf.message import DecodeError
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from opentelemetry import metrics
 
-from v2v.events.v1.envelope_pb2 import Envelope
-from v2v_platform import telemetry
-from v2v_platform.consumer.ledger import Ledger
+from v2v_platform.consumer.apply import Apply, ApplyStats, Delivered, apply_once
+from v2v_platform.consumer.ledger import GuardedLedger
 from v2v_platform.consumer.subscription import SubscriptionWatch
-from v2v_platform.envelope.codec import decode
+from v2v_platform.consumer.verified import Checked, apply_verified
+from v2v_platform.envelope.trust import EnvelopeGate, Untrusted
 from v2v_platform.envelope.verify import Location
 
+__all__ = [
+    "Apply",
+    "ApplyStats",
+    "ConsumerStore",
+    "Delivered",
+    "EnvelopeConsumer",
+    "apply_once",
+    "checked_records",
+]
+
 log = logging.getLogger(__name__)
+QUARANTINED = metrics.get_meter("v2v_platform.consumer").create_counter(
+    "v2v.consumer.quarantined",
+    unit="{record}",
+    description="Records a consumer refused to apply and put in its quarantine",
+)
+RELEASED_CHECK_S = 1.0  # how often an idle consumer looks for released quarantine rows
 
 CONSUMER_DEFAULTS: dict[str, object] = {
     "enable_auto_commit": False,
@@ -36,60 +56,10 @@ CONSUMER_DEFAULTS: dict[str, object] = {
 }
 
 
-@dataclass(frozen=True)
-class Delivered:
-    envelope: Envelope
-    location: Location
-    headers: Sequence[tuple[str, bytes]]
-
-
-@dataclass
-class ApplyStats:
-    applied: int = 0
-    duplicates: int = 0
-    gaps: int = 0
-    gap_details: list[str] = field(default_factory=list)
-
-    def add(self, other: ApplyStats) -> None:
-        self.applied += other.applied
-        self.duplicates += other.duplicates
-        self.gaps += other.gaps
-        self.gap_details.extend(other.gap_details)
-
-
-class Apply(Protocol):
-    def __call__(self, unit_of_work: Any, delivered: Delivered) -> None: ...
-
-
 class ConsumerStore(Protocol):
     """Opens a transaction yielding (unit of work for `apply`, ledger in that transaction)."""
 
-    def transaction(self) -> AbstractContextManager[tuple[Any, Ledger]]: ...
-
-
-def apply_once(batch: Sequence[Delivered], ledger: Ledger, unit: Any, apply: Apply) -> ApplyStats:
-    """Apply each envelope not yet applied, in order; record the new versions."""
-    stats = ApplyStats()
-    ids = {d.envelope.aggregate_id for d in batch}
-    last = ledger.last_versions(ids)
-    changed: dict[str, int] = {}
-    for delivered in batch:
-        envelope = delivered.envelope
-        seen = last.get(envelope.aggregate_id, 0)
-        if envelope.aggregate_version <= seen:
-            stats.duplicates += 1
-            continue
-        if envelope.aggregate_version != seen + 1:
-            stats.gaps += 1
-            version = envelope.aggregate_version
-            where = delivered.location
-            stats.gap_details.append(f"{envelope.aggregate_id}: v{seen} -> v{version} at {where}")
-        with telemetry.consumer_span(delivered.location.topic, delivered.headers):
-            apply(unit, delivered)
-        last[envelope.aggregate_id] = changed[envelope.aggregate_id] = envelope.aggregate_version
-        stats.applied += 1
-    ledger.record(changed)
-    return stats
+    def transaction(self) -> AbstractContextManager[tuple[Any, GuardedLedger]]: ...
 
 
 class EnvelopeConsumer:
@@ -101,10 +71,12 @@ class EnvelopeConsumer:
         topics: Sequence[str],
         store: ConsumerStore,
         apply: Apply,
+        gate: EnvelopeGate,
         **overrides: object,
     ) -> None:
         config = {**CONSUMER_DEFAULTS, **overrides}
         self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, **config)
+        self._group_id = group_id
         self._topics = list(topics)
         self._consumer.subscribe(self._topics)
         self._watch = SubscriptionWatch(
@@ -112,22 +84,39 @@ class EnvelopeConsumer:
         )
         self._store = store
         self._apply = apply
+        self._gate = gate
+        self._released_check_at = 0.0
         self.stats = ApplyStats()
 
     def poll_once(self, timeout_ms: int = 500) -> ApplyStats:
-        """Poll one batch, apply it durably, then commit its offsets."""
+        """Poll one batch, verify it, apply what is trusted and quarantine the rest durably,
+        then commit its offsets. Released quarantine rows are taken first (an idle consumer
+        looks for them every `RELEASED_CHECK_S`)."""
         self._watch.check()
         polled = self._consumer.poll(timeout_ms=timeout_ms)
-        batch = list(_deliveries(polled))
-        if not batch:
+        checked = list(checked_records(polled, self._gate))
+        if not checked and time.monotonic() < self._released_check_at:
             return ApplyStats()
+        self._released_check_at = time.monotonic() + RELEASED_CHECK_S
         with self._store.transaction() as (unit, ledger):
-            stats = apply_once(batch, ledger, unit, self._apply)
-        self._consumer.commit(_next_offsets(polled))
-        for detail in stats.gap_details:
-            log.warning("version gap: %s", detail)
+            stats = apply_verified(checked, ledger, unit, self._apply, self._gate, _now())
+        if checked:
+            self._consumer.commit(_next_offsets(polled))
+        self._report(stats)
         self.stats.add(stats)
         return stats
+
+    def _report(self, stats: ApplyStats) -> None:
+        for detail in stats.gap_details:
+            log.warning("version gap: %s", detail)
+        for detail in stats.quarantine_details:
+            log.warning("quarantined: %s", detail)
+        for record in stats.newly_quarantined:
+            for reason in record.reasons:
+                attributes = {"consumer": self._group_id, "topic": record.location.topic}
+                QUARANTINED.add(1, {**attributes, "reason": reason})
+        if stats.released:
+            log.info("applied %d released quarantined record(s)", stats.released)
 
     def rewind_to_committed(self) -> None:
         """After a failed batch: go back to the last committed offsets, so that batch is
@@ -143,19 +132,22 @@ class EnvelopeConsumer:
         self._consumer.close(autocommit=False)
 
 
-class PoisonRecord(RuntimeError):
-    """A record on a v2v topic that is not an envelope: consumption stops, nothing is skipped."""
-
-
-def _deliveries(polled: dict[TopicPartition, list[Any]]) -> Iterator[Delivered]:
+def checked_records(
+    polled: dict[TopicPartition, list[Any]], gate: EnvelopeGate
+) -> Iterator[Checked]:
+    """Each polled record through the gate: `Delivered` when trusted, else `Untrusted`."""
     for tp, records in polled.items():
         for record in records:
             location = Location(tp.topic, tp.partition, record.offset)
-            try:
-                envelope = decode(record.value)
-            except DecodeError as error:
-                raise PoisonRecord(f"record at {location} is not an envelope: {error}") from error
-            yield Delivered(envelope, location, list(record.headers or ()))
+            found = gate.check(record.value, location, record.key)
+            if isinstance(found, Untrusted):
+                yield found
+            else:
+                yield Delivered(found, location, list(record.headers or ()), record.value)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _next_offsets(

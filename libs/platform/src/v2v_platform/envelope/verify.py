@@ -1,18 +1,24 @@
 """Verification of envelopes: per-envelope checks and per-aggregate chain continuity.
 
 Every problem is reported as a `Break` naming the check that failed and where it happened;
-nothing is raised, so an auditor sees every break in one pass.
+nothing is raised, so an auditor sees every break in one pass. The consumers' gate
+(`v2v_platform.envelope.trust.EnvelopeGate`) runs the same checks on every record before it is
+applied: `verify_envelope`, the authorship policy and one author site per stream.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 
 from v2v.events.v1.envelope_pb2 import Envelope
 from v2v_platform.envelope.codec import GENESIS_PREV_HASH, decode, envelope_hash, event_id_for
 from v2v_platform.envelope.keys import KeyRing
+
+if TYPE_CHECKING:
+    from v2v_platform.envelope.authorship import AuthorshipPolicy
 
 CHECK_DECODE = "decode"
 CHECK_EVENT_ID = "event_id"
@@ -22,6 +28,9 @@ CHECK_SIGNER_SITE = "signer_site"
 CHECK_PREV_HASH = "prev_hash"
 CHECK_VERSION_GAP = "version_gap"
 CHECK_FORK = "fork"
+CHECK_EVENT_TYPE = "event_type"
+CHECK_AUTHORSHIP = "authorship"
+CHECK_STREAM_AUTHOR = "stream_author"
 
 
 @dataclass(frozen=True)
@@ -75,15 +84,30 @@ def verify_envelope(envelope: Envelope, keys: KeyRing, location: Location) -> li
     return breaks
 
 
+def stream_author_break(
+    envelope: Envelope, pinned_site: str | None, location: Location
+) -> list[Break]:
+    """One author site per aggregate stream: `pinned_site` is the site of the stream's first
+    envelope taken (None when this envelope is the first)."""
+    if pinned_site is None or pinned_site == envelope.site_id:
+        return []
+    detail = f"stream authored by site {pinned_site!r}, this envelope by {envelope.site_id!r}"
+    return [_break(CHECK_STREAM_AUTHOR, envelope, location, detail)]
+
+
 class ChainVerifier:
     """Feeds envelopes in log order; checks chains, duplicates and version continuity.
 
     Duplicates (same aggregate, version and hash) are expected with at-least-once delivery
-    and are not breaks. The same version with a different hash is a fork.
+    and are not breaks. The same version with a different hash is a fork. Given an
+    authorship policy it also checks, as every consumer does, that the author site may author
+    the topic's events and that each stream keeps the author site of its first envelope.
     """
 
-    def __init__(self, keys: KeyRing) -> None:
+    def __init__(self, keys: KeyRing, authorship: AuthorshipPolicy | None = None) -> None:
         self._keys = keys
+        self._authorship = authorship
+        self._authors: dict[str, str] = {}
         self._hashes: dict[str, list[bytes]] = {}
         self.envelopes_seen = 0
         self.duplicates_seen = 0
@@ -98,6 +122,10 @@ class ChainVerifier:
     def feed(self, envelope: Envelope, location: Location) -> list[Break]:
         self.envelopes_seen += 1
         breaks = verify_envelope(envelope, self._keys, location)
+        if self._authorship is not None:
+            breaks += self._authorship.check(envelope, location, self._keys)
+            pinned = self._authors.setdefault(envelope.aggregate_id, envelope.site_id)
+            breaks += stream_author_break(envelope, pinned, location)
         chain = self._hashes.setdefault(envelope.aggregate_id, [])
         version = envelope.aggregate_version
         if 1 <= version <= len(chain):
