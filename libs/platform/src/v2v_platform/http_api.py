@@ -4,6 +4,11 @@ Errors are RFC 9457 problem documents with a 4xx status (never 200 with an error
 an unexpected exception is logged and answered 500 without internals. Sites authenticate
 with a bearer token signed by the consortium CA (`v2v pki token`), naming the site and its
 roles; the caller's site never comes from request fields.
+
+Input is bounded (`v2v_platform.limits`): a request body above MAX_HTTP_BODY_BYTES is refused
+with 413 before it is read (by its Content-Length, or as soon as a chunked body passes the
+limit), and request models declare their fields with the types below (`IdText`, `NameText`,
+`FreeText`, `Finite`, `Items`), so a field over its limit is a 422 naming the field and limit.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import jwt
 from cryptography import x509
@@ -20,14 +25,33 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field, FiniteFloat, SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from v2v_platform.auth.identity import CallerIdentity, Role, parse_role, parse_site_id
 from v2v_platform.auth.tokens import TOKEN_ALGORITHM, TOKEN_AUDIENCE
 from v2v_platform.errors import DomainError
+from v2v_platform.limits import (
+    MAX_HTTP_BODY_BYTES,
+    MAX_ID_CHARS,
+    MAX_LIST_ITEMS,
+    MAX_NAME_CHARS,
+    MAX_PASSWORD_CHARS,
+    MAX_TEXT_CHARS,
+)
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+ItemT = TypeVar("ItemT")
+
+IdText = Annotated[str, Field(max_length=MAX_ID_CHARS)]
+NameText = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+FreeText = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+Password = Annotated[SecretStr, Field(max_length=MAX_PASSWORD_CHARS)]
+Finite = FiniteFloat
+Items = Annotated[list[ItemT], Field(max_length=MAX_LIST_ITEMS)]
+"""A list of at most MAX_LIST_ITEMS (`Items[str]`); other bounds: `Field(max_length=...)`."""
 
 
 def problem(status: int, title: str, detail: str, slug: str, **extra: Any) -> JSONResponse:
@@ -58,13 +82,75 @@ def _http_error(_: Request, error: Exception) -> JSONResponse:
     return response
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A request body above the limit (raised while it is being read)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds the limit of {limit} bytes")
+        self.limit = limit
+
+
+def _body_too_large(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, BodyTooLarge)
+    return body_too_large(error.limit)
+
+
+def body_too_large(limit: int) -> JSONResponse:
+    detail = f"the request body exceeds the limit of {limit} bytes ({limit // 1024} KiB)"
+    return problem(413, "Request body too large", detail, "body-too-large", limit_bytes=limit)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body above `limit` bytes is refused with 413 before it is
+    read: at once when its Content-Length says so, else as soon as the chunks read pass it."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_HTTP_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.limit:
+            await body_too_large(self.limit)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("unexpected error serving %s %s", request.method, request.url.path)
     return problem(500, "Internal error", "the request could not be completed", "internal")
 
 
-def create_app(title: str, version: str, description: str = "") -> FastAPI:
+def create_app(
+    title: str, version: str, description: str = "", max_body_bytes: int = MAX_HTTP_BODY_BYTES
+) -> FastAPI:
     app = FastAPI(title=title, version=version, description=description)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_exception_handler(BodyTooLarge, _body_too_large)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -12,13 +12,15 @@ A service has two eventsourcing applications:
 Both get here: find/get by id (wrong kind -> NotFound), retry on optimistic-concurrency
 conflicts (two writers of one aggregate version collide, the loser re-reads and tries again).
 The published application also gets: the site it records for and the check that a command
-comes from that site, the clock and clinical times (`when`: as given, never in the future
-beyond the allowed clock skew), the unpublished-records guard (a process that only relays is
+comes from that site (and who acts within the input limits, `limits.check_attribution`), the
+clock and clinical times (`when`: as given, never in the future beyond the allowed clock skew,
+V2V_CLOCK_SKEW_SECONDS), the unpublished-records guard (a process that only relays is
 built without them and cannot command: `NotWired`), and the attribution of events to the
 authoring site (`authored`).
 
 Identifiers from requests are parsed here too (`parse_din`, `parse_coi`, or the
-`*_or_problem` forms when a malformed label must itself be recorded).
+`*_or_problem` forms when a malformed label must itself be recorded); a label is read as its
+bounded echo (`limits.echo`), so no refusal repeats more than `MAX_LABEL_CHARS` of it.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
-from v2v_platform import telemetry
-from v2v_platform.attribution import Attribution
+from v2v_platform import limits, telemetry
+from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
+from v2v_platform.limits import CLOCK_SKEW as CLOCK_SKEW  # re-exported: the default skew
 from v2v_platform.traced_application import TracedApplication
 
 T = TypeVar("T")
@@ -43,8 +46,6 @@ AggregateT = TypeVar("AggregateT")
 RecordsT = TypeVar("RecordsT", bound="UnpublishedRecords")
 
 MAX_ATTEMPTS = 200
-CLOCK_SKEW = timedelta(minutes=5)
-"""How far a client's clock may run ahead of the server's before a time counts as future."""
 
 
 class NotWired(RuntimeError):
@@ -58,7 +59,7 @@ def utc_now() -> datetime:
 def parse_din(text: str) -> Din:
     """A DIN from a request; InvalidInput naming the problem."""
     try:
-        return Din.parse(text.strip())
+        return Din.parse(limits.echo(text).strip())
     except InvalidIdentifier as error:
         raise InvalidInput(str(error)) from None
 
@@ -66,7 +67,7 @@ def parse_din(text: str) -> Din:
 def parse_coi(text: str) -> Coi:
     """A COI from a request; InvalidInput naming the problem."""
     try:
-        return Coi.parse(text.strip())
+        return Coi.parse(limits.echo(text).strip())
     except InvalidIdentifier as error:
         raise InvalidInput(str(error)) from None
 
@@ -74,7 +75,7 @@ def parse_coi(text: str) -> Coi:
 def din_or_problem(text: str) -> tuple[Din | None, str]:
     """A scanned DIN, or None and why it is not one (for refusals that must be recorded)."""
     try:
-        return Din.parse(text.strip()), ""
+        return Din.parse(limits.echo(text).strip()), ""
     except InvalidIdentifier as error:
         return None, str(error)
 
@@ -82,7 +83,7 @@ def din_or_problem(text: str) -> tuple[Din | None, str]:
 def coi_or_problem(text: str) -> tuple[Coi | None, str]:
     """A scanned COI, or None and why it is not one (for refusals that must be recorded)."""
     try:
-        return Coi.parse(text.strip()), ""
+        return Coi.parse(limits.echo(text).strip()), ""
     except InvalidIdentifier as error:
         return None, str(error)
 
@@ -138,12 +139,14 @@ class ServiceApplication(TracedApplication, Generic[RecordsT]):
         unpublished: RecordsT | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_attempts: int = MAX_ATTEMPTS,
+        clock_skew: timedelta | None = None,
     ) -> None:
         super().__init__(env)
         self.site_id = site_id
         self._unpublished = unpublished
         self.clock = clock
         self.max_attempts = max_attempts
+        self.clock_skew = clock_skew if clock_skew is not None else limits.configured_clock_skew()
 
     @property
     def unpublished(self) -> RecordsT:
@@ -158,7 +161,9 @@ class ServiceApplication(TracedApplication, Generic[RecordsT]):
 
     def check_local(self, by: Attribution) -> Attribution:
         """`by`, when it acts for the site this service records for (with the current trace);
-        Forbidden otherwise: the outbox relay signs every event with this site's key."""
+        Forbidden otherwise: the outbox relay signs every event with this site's key.
+        InvalidInput when who acts exceeds the input limits."""
+        limits.check_attribution(by)
         if by.site_id != self.site_id:
             raise Forbidden(
                 f"this {self.context} service records for site {self.site_id}, not {by.site_id}"
@@ -169,22 +174,28 @@ class ServiceApplication(TracedApplication, Generic[RecordsT]):
 
     def authored(self, by: Attribution) -> Attribution:
         """`by`, as recorded (and signed) by this site: the envelope's site is the author;
-        the acting site stays in the payload where the event names it."""
+        the acting site stays in the payload where the event names it. InvalidInput when who
+        acts exceeds the input limits."""
+        limits.check_attribution(by)
         return replace(by, site_id=self.site_id) if self.site_id else by
 
     # time
 
     def when(self, given: datetime | None, what: str) -> datetime:
         """The clinical time a step happened: as given (with a zone, not in the future beyond
-        CLOCK_SKEW), else now. InvalidInput names the field `what`."""
+        the clock skew, `clock_skew`), else now. InvalidInput names the field `what`.
+
+        Every time a client gives goes through here."""
         now = self.clock()
         if given is None:
             return now
-        if given.tzinfo is None:
-            raise InvalidInput(f"{what} must carry a time zone (UTC)")
-        if given > now + CLOCK_SKEW:
-            raise InvalidInput(f"{what} {given.isoformat()} is in the future")
-        return given.astimezone(UTC)
+        return limits.check_not_future(given, now, self.clock_skew, what).astimezone(UTC)
+
+    def check_override(self, override: WindowOverride | None, what: str) -> None:
+        """A window override within the input limits, its signature not in the future."""
+        limits.check_override(override, what)
+        if override is not None:
+            self.when(override.signature.signed_at, f"{what}.signature.signed_at")
 
     # persistence
 

@@ -21,6 +21,7 @@ from v2v_intake.domain.values import PersonalDetails, UnitKind, parse_choice
 from v2v_intake.ports import KeyStore, ManufacturingSlots, NoKeys, NoManufacturingSlots
 from v2v_intake.unpublished_records import IntakeUnpublishedRecords
 from v2v_intake.views import CollectionInput, PackagingInput, TherapyView, therapy_view
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, NotFound, Refused
@@ -67,6 +68,8 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         by: Attribution,
     ) -> str:
         by = self.check_local(by)
+        limits.check_id(patient_pseudonym, "patient_pseudonym")
+        limits.check_id(treating_site_id, "treating_site_id")
         if not patient_pseudonym.strip():
             raise InvalidInput("a patient pseudonym is required")
         if details.birth_date > self.clock().date():
@@ -115,6 +118,7 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         self, coi: str, manufacturing_site_id: str, slot_date: date, by: Attribution
     ) -> tuple[str, str, date]:
         by = self.check_local(by)
+        limits.check_id(manufacturing_site_id, "manufacturing_site_id")
         therapy = self._therapy(coi)
         therapy.check_open()
         if slot_date < self.clock().date():
@@ -128,6 +132,7 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         by = self.check_local(by)
         started_at = self.when(collection.started_at, "collection start")
         ended_at = self.when(collection.ended_at, "collection end")
+        limits.check_id(collection.slot_id, "slot_id")
         therapy = self._therapy(coi)
         collection_id = therapy.record_collection(
             started_at=started_at,
@@ -145,7 +150,8 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         self, coi: str, collection_id: str, count: int, unit_kind: str, by: Attribution
     ) -> list[str]:
         by = self.check_local(by)
-        kind = parse_choice(UnitKind, unit_kind, "unit kind")
+        limits.check_id(collection_id, "collection_id")
+        kind = parse_choice(UnitKind, limits.check_id(unit_kind, "unit_kind"), "unit kind")
         therapy = self._therapy(coi)
         therapy.check_labelling(collection_id, count)
         year = self._year()
@@ -158,10 +164,12 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
     def verify_label(
         self, coi: str, din: str, scanned_din: str, scanned_coi: str, by: Attribution
     ) -> bool:
-        """One scan; True once two different users scanned a matching label."""
+        """One scan; True once two different users scanned a matching label. The labels are
+        read as their bounded echoes: a refusal records and repeats no more of them."""
         by = self.check_local(by)
         therapy = self._therapy(coi)
-        outcome = therapy.scan_label(parse_din(din), scanned_din, scanned_coi, by)
+        scanned = limits.echo(scanned_din), limits.echo(scanned_coi)
+        outcome = therapy.scan_label(parse_din(din), *scanned, by)
         self.save_or_conflict(therapy, what=therapy.coi)
         if isinstance(outcome, LabelMismatch):
             raise Refused(f"label refused ({outcome.reason_code.value}): {outcome.explanation}")
@@ -171,7 +179,10 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         self, coi: str, din: str, packaging: PackagingInput, by: Attribution
     ) -> datetime:
         by = self.check_local(by)
-        condition = parse_choice(Condition, packaging.condition, "condition")
+        limits.check_id(packaging.manufacturing_site_id, "manufacturing_site_id")
+        condition = parse_choice(
+            Condition, limits.check_id(packaging.condition, "condition"), "condition"
+        )
         frozen_at = packaging.frozen_at
         if frozen_at is not None:
             frozen_at = self.when(frozen_at, "freeze time")

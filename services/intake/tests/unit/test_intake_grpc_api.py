@@ -21,6 +21,7 @@ from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_testkit.intake import NOW, FakeSlots, FixedClock
 
+MB = 1024 * 1024
 SITES = ["HOSP-A:collection", "HOSP-C:collection", "AUDIT-X:auditor", "GMP-B:manufacturing"]
 OPERATOR = common_pb2.Operator(user_id="u-1", printed_name="Ada Example")
 SECOND = common_pb2.Operator(user_id="u-2", printed_name="Ben Example")
@@ -190,3 +191,43 @@ def test_health_and_reflection_are_served(pki: Path, port: int) -> None:
         health_pb2.HealthCheckRequest(service="v2v.intake.v1.IntakeService"), timeout=5
     )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _enrolment(pseudonym: str, printed_name: str = "Ada Example") -> pb.EnrolPatientRequest:
+    details = pb.PersonalDetails(
+        given_name="Ada", family_name="Example", mrn="M-1", birth_date="1970-01-01"
+    )
+    return pb.EnrolPatientRequest(
+        operator=common_pb2.Operator(user_id="u-1", printed_name=printed_name),
+        patient_pseudonym=pseudonym,
+        personal_details=details,
+        treating_site_id="HOSP-A",
+    )
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [_enrolment("PSN-G9", printed_name="N" * (3 * MB // 2)), _enrolment("P" * (2 * MB))],
+)
+def test_a_megabyte_enrolment_is_refused_at_the_message_limit(
+    pki: Path, port: int, request_: pb.EnrolPatientRequest
+) -> None:
+    with pytest.raises(grpc.RpcError) as refused:
+        stub(pki, port, "HOSP-A").EnrolPatient(request_, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize(
+    ("request_", "named"),
+    [
+        (_enrolment("P" * 300_000), "patient_pseudonym has 300000 characters; the limit is 64"),
+        (_enrolment("PSN-G10", "N" * 201), "operator.printed_name has 201 characters; the limit"),
+    ],
+)
+def test_an_enrolment_field_over_its_limit_is_invalid_argument_naming_it(
+    pki: Path, port: int, request_: pb.EnrolPatientRequest, named: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as refused:
+        stub(pki, port, "HOSP-A").EnrolPatient(request_, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert named in refused.value.details()

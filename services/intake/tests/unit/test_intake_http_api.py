@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
 from v2v_testkit.intake import NOW, FakeSlots, FixedClock
 
+MB = 1024 * 1024
 OPERATOR = {"user_id": "u-1", "printed_name": "Ada Example"}
 SECOND = {"user_id": "u-2", "printed_name": "Ben Example"}
 
@@ -42,9 +44,9 @@ def auth(pki: Path, site: str = "HOSP-A") -> dict[str, str]:
     return {"Authorization": f"Bearer {issue_site_token(pki, site)}"}
 
 
-def enrol(client: TestClient, pki: Path, pseudonym: str, site: str = "HOSP-A") -> Any:
-    body = {
-        "operator": OPERATOR,
+def enrolment(pseudonym: str, printed_name: str = "Ada Example") -> dict[str, Any]:
+    return {
+        "operator": {"user_id": "u-1", "printed_name": printed_name},
         "patient_pseudonym": pseudonym,
         "personal_details": {
             "given_name": "Ada",
@@ -54,7 +56,10 @@ def enrol(client: TestClient, pki: Path, pseudonym: str, site: str = "HOSP-A") -
         },
         "treating_site_id": "HOSP-A",
     }
-    return client.post("/v1/therapies", json=body, headers=auth(pki, site))
+
+
+def enrol(client: TestClient, pki: Path, pseudonym: str, site: str = "HOSP-A") -> Any:
+    return client.post("/v1/therapies", json=enrolment(pseudonym), headers=auth(pki, site))
 
 
 def test_the_intake_journey_over_http(client: TestClient, pki: Path) -> None:
@@ -138,3 +143,53 @@ def test_tokens_and_roles(client: TestClient, pki: Path) -> None:
 def test_openapi_is_published(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert "/v1/therapies" in paths and "/v1/therapies/{coi}/units/{din}/scans" in paths
+
+
+@pytest.mark.parametrize(
+    "body",
+    [enrolment("PSN-BIG-1", printed_name="N" * (3 * MB // 2)), enrolment("P" * (2 * MB))],
+)
+def test_a_megabyte_enrolment_is_refused_at_the_body_limit(
+    client: TestClient, pki: Path, body: dict[str, Any]
+) -> None:
+    response = client.post("/v1/therapies", json=body, headers=auth(pki))
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["limit_bytes"] == 262144
+    assert "exceeds the limit of 262144 bytes" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (
+            enrolment("PSN-L1", "N" * 201),
+            "body.operator.printed_name: String should have at most 200",
+        ),
+        (enrolment("P" * 65), "body.patient_pseudonym: String should have at most 64 characters"),
+    ],
+)
+def test_an_enrolment_field_over_its_limit_is_422_naming_it(
+    client: TestClient, pki: Path, body: dict[str, Any], named: str
+) -> None:
+    response = client.post("/v1/therapies", json=body, headers=auth(pki))
+    assert response.status_code == 422
+    assert named in response.json()["detail"]
+
+
+def test_a_nan_collection_volume_is_422_naming_the_field(client: TestClient, pki: Path) -> None:
+    coi = enrol(client, pki, "PSN-NAN").json()["coi"]
+    body = {
+        "operator": OPERATOR,
+        "started_at": "2025-03-14T06:00:00Z",
+        "ended_at": "2025-03-14T10:00:00Z",
+        "volume_ml": float("nan"),
+        "total_nucleated_cells_e9": 11.0,
+        "cd3_cells_e9": 5.5,
+    }
+    headers = {**auth(pki), "Content-Type": "application/json"}
+    text = json.dumps(body)  # NaN, as Python's (and many clients') JSON writes it
+    assert '"volume_ml": NaN' in text
+    response = client.post(f"/v1/therapies/{coi}/collections", content=text, headers=headers)
+    assert response.status_code == 422
+    assert "body.volume_ml: Input should be a finite number" in response.json()["detail"]

@@ -3,10 +3,11 @@ one application: courier tokens, problem+json with reason codes, idempotent re-s
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -20,10 +21,12 @@ from v2v.logistics.v1 import logistics_service_pb2 as pb
 from v2v.logistics.v1 import logistics_service_pb2_grpc as pb_grpc
 from v2v_logistics.adapters.courier_tokens import CourierTokens, sqlite_tokens
 from v2v_logistics.bootstrap import LogisticsService, bootstrap
+from v2v_logistics.domain.shipment import Shipment
 from v2v_logistics.settings import LogisticsSettings
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
+from v2v_platform.proto_values import timestamp
 from v2v_testkit.logistics import (
     DESTINATION,
     ORIGIN,
@@ -32,6 +35,7 @@ from v2v_testkit.logistics import (
     Clock,
     InMemoryFacts,
     din,
+    stored_events,
 )
 
 THIRD_SITE, AUDITOR = "HOSP-Z", "AUDIT-1"
@@ -43,6 +47,7 @@ SITES = [
     f"{AUDITOR}:auditor",
 ]
 NOW = Clock().now
+MB = 1024 * 1024
 OPERATOR = {"user_id": "u-nurse", "printed_name": "Nora Nurse"}
 
 
@@ -390,3 +395,145 @@ def test_a_third_site_cannot_upload_readings_to_another_pairs_shipment(
     }
     path = f"/v1/shipments/{shipment_id}/temperature-readings"
     assert client.post(path, json=body, headers=site(pki, THIRD_SITE)).status_code == 404
+
+
+def test_a_courier_scan_of_a_ten_megabyte_label_is_refused_at_the_body_limit(
+    client: TestClient, pki: Path, facts: InMemoryFacts, tokens: CourierTokens
+) -> None:
+    shipment_id = create(client, pki, [facts.package(din(1))])
+    me = bearer(tokens.issue("C-17", "Kim Courier", ORIGIN))
+    path = f"/v1/courier/shipments/{shipment_id}/scans"
+    refused = client.post(path, json=scan("L" * (10 * MB)), headers=me)
+    assert refused.status_code == 413
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["limit_bytes"] == 262144 and len(refused.content) < 1000
+    view = client.get(f"/v1/shipments/{shipment_id}", headers=site(pki, ORIGIN)).json()
+    assert view["status"] == "created"
+
+
+def test_a_refused_courier_scan_of_a_long_label_is_recorded_and_answered_cut(
+    service: LogisticsService, client: TestClient, pki: Path, facts: InMemoryFacts, tokens: Any
+) -> None:
+    shipment_id = create(client, pki, [facts.package(din(1))])
+    me = bearer(tokens.issue("C-17", "Kim Courier", ORIGIN))
+    path = f"/v1/courier/shipments/{shipment_id}/scans"
+    refused = client.post(path, json=scan("L" * 300), headers=me)
+    assert refused.status_code == 409 and refused.json()["reason_code"] == "malformed-label"
+    detail = refused.json()["detail"]
+    assert "L" * 256 + "…[cut: 300 characters in all]" in detail and "L" * 257 not in detail
+    mismatch = stored_events(service.app)[-1]
+    assert isinstance(mismatch, Shipment.ScanMismatchRecorded)
+    assert mismatch.scanned_label == "L" * 256 + "…[cut: 300 characters in all]"
+
+
+def test_a_courier_scan_in_2999_is_refused_naming_the_field(
+    client: TestClient, pki: Path, facts: InMemoryFacts, tokens: CourierTokens
+) -> None:
+    units = [facts.package(din(1))]
+    shipment_id = create(client, pki, units)
+    me = bearer(tokens.issue("C-17", "Kim Courier", ORIGIN))
+    body = {**scan(units[0]), "scanned_at": "2999-01-01T00:00:00Z"}
+    refused = client.post(f"/v1/courier/shipments/{shipment_id}/scans", json=body, headers=me)
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith("scanned_at 2999-01-01T00:00:00+00:00 is in the")
+
+
+def readings_body(count: int, temperature: Any = 5.0) -> dict[str, Any]:
+    return {
+        "operator": OPERATOR,
+        "readings": [
+            {
+                "measured_at": (NOW - timedelta(seconds=count - n)).isoformat(),
+                "temperature_c": temperature,
+                "device_id": "LOGGER-5",
+            }
+            for n in range(count)
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("count", "status", "named"),
+    [
+        (60_000, 413, "exceeds the limit of 262144 bytes"),
+        (1_001, 422, "body.readings: List should have at most 1000 items"),
+    ],
+)
+def test_an_upload_of_too_many_readings_is_refused_over_http(
+    client: TestClient, pki: Path, facts: InMemoryFacts, count: int, status: int, named: str
+) -> None:
+    shipment_id = create(client, pki, [facts.package(din(1))])
+    path = f"/v1/shipments/{shipment_id}/temperature-readings"
+    refused = client.post(path, json=readings_body(count), headers=site(pki, ORIGIN))
+    assert refused.status_code == status
+    assert named in refused.json()["detail"]
+
+
+def test_a_nan_temperature_is_refused_over_http(
+    client: TestClient, pki: Path, facts: InMemoryFacts
+) -> None:
+    shipment_id = create(client, pki, [facts.package(din(1))])
+    path = f"/v1/shipments/{shipment_id}/temperature-readings"
+    text = json.dumps(readings_body(2, float("nan")))
+    headers = {**site(pki, ORIGIN), "Content-Type": "application/json"}
+    refused = client.post(path, content=text, headers=headers)
+    assert refused.status_code == 422
+    assert "body.readings.0.temperature_c: Input should be a finite number" in refused.text
+
+
+def grpc_readings(shipment_id: str, count: int, temperature: float = 5.0) -> Any:
+    return pb.UploadTemperatureReadingsRequest(
+        operator=Operator(user_id="u-1", printed_name="Nora Nurse"),
+        shipment_id=shipment_id,
+        readings=[
+            pb.TemperatureReading(
+                measured_at=timestamp(NOW - timedelta(seconds=count - n)),
+                temperature_c=temperature,
+                device_id="LOGGER-5",
+            )
+            for n in range(count)
+        ],
+    )
+
+
+def test_readings_and_scans_are_bounded_over_grpc(
+    pki: Path, service: LogisticsService, facts: InMemoryFacts, client: TestClient
+) -> None:
+    service.start_grpc("127.0.0.1:0")
+    shipment_id = create(client, pki, [facts.package(din(1))])
+    hospital, channel = stub(pki, service, ORIGIN)
+    cases = [
+        (grpc_readings(shipment_id, 60_000), grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
+        (
+            grpc_readings(shipment_id, 10_000),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "readings has 10000 items; the limit is 1000",
+        ),
+        (
+            grpc_readings(shipment_id, 2, float("nan")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "readings[0].temperature_c must be a finite number",
+        ),
+    ]
+    with channel:
+        for request, code, named in cases:
+            with pytest.raises(grpc.RpcError) as refused:
+                hospital.UploadTemperatureReadings(request, timeout=10)
+            assert refused.value.code() == code
+            assert named in refused.value.details()
+        with pytest.raises(grpc.RpcError) as future:
+            hospital.RecordScan(
+                pb.RecordScanRequest(
+                    operator=Operator(user_id="u-1", printed_name="Nora Nurse"),
+                    shipment_id=shipment_id,
+                    idempotency_key="k-2999",
+                    scanned_at=timestamp(datetime(2999, 1, 1, tzinfo=UTC)),
+                    from_party=f"site:{ORIGIN}",
+                    label=din(1),
+                ),
+                timeout=10,
+            )
+        assert future.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert future.value.details().startswith("scanned_at 2999-01-01T00:00:00+00:00 is in")
+    view = client.get(f"/v1/shipments/{shipment_id}", headers=site(pki, ORIGIN)).json()
+    assert view["excursions"] == []

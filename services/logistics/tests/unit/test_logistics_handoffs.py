@@ -65,7 +65,8 @@ def test_a_courier_takes_the_shipment_after_scanning_every_unit(
     app.scan(shipment_id, attempt(C1, FROM_SITE, clock(), units[1]), courier())
     handed = app.hand_over(shipment_id, attempt(C1, FROM_SITE, clock()), courier())
     assert (handed.custodian, handed.status) == (C1, "picked-up")
-    onward = hand_to_courier(app, shipment_id, units, "C-2", C1, clock() + timedelta(hours=1))
+    clock.advance(hours=1)
+    onward = hand_to_courier(app, shipment_id, units, "C-2", C1, clock())
     assert (onward.custodian, onward.status) == (C2, "in-transit")
 
 
@@ -157,7 +158,8 @@ def test_a_handoff_past_the_stability_window_is_refused_and_the_breach_recorded(
     app: LogisticsApplication, shipped: tuple[str, list[str]], clock: Clock
 ) -> None:
     shipment_id, units = shipped
-    late = clock() + timedelta(hours=47)  # collection end + 49 h
+    clock.advance(hours=47)
+    late = clock()  # collection end + 49 h
     for unit in units:
         app.scan(shipment_id, attempt(C1, FROM_SITE, late, unit), courier())
     with pytest.raises(ScanRefused) as refusal:

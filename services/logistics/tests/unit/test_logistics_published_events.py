@@ -5,7 +5,7 @@ published; a whole journey relays as verifiable signed chains."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from google.protobuf import json_format
@@ -123,7 +123,7 @@ def whole_journey(app: LogisticsApplication, facts: InMemoryFacts, clock: Clock)
     receiver = site_user("GMP-B", "manufacturing")
     with pytest.raises(ScanRefused):
         app.receive_shipment(shipment_id, units, "courier:C-1", None, receiver)
-    approval = SignatureManifestation("u-qp", "Dr. Q", "approval", datetime.now(UTC))
+    approval = SignatureManifestation("u-qp", "Dr. Q", "approval", clock())
     override = WindowOverride("urgent", approval)
     app.receive_shipment(shipment_id, units, "courier:C-1", override, receiver)
     app.inspect_receipt(shipment_id, True, True, "", receiver)

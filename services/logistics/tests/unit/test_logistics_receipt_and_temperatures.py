@@ -31,7 +31,7 @@ from v2v_testkit.logistics import (
 
 C1 = "courier:C-1"
 GMP = site_user(DESTINATION, "manufacturing", "u-gmp")
-APPROVAL = SignatureManifestation("u-qp", "Dr. Q", "approval", datetime(2025, 6, 4, tzinfo=UTC))
+APPROVAL = SignatureManifestation("u-qp", "Dr. Q", "approval", datetime(2025, 6, 3, 13, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -158,6 +158,11 @@ def test_an_exception_needs_a_reason_and_stops_the_shipment(
     assert refusal.value.reason_code == "wrong-state"
 
 
+def an_hour_ago(clock: Clock) -> datetime:
+    """Readings are uploaded after they were taken (never ahead of the service's clock)."""
+    return clock() - timedelta(hours=1)
+
+
 def readings(start: datetime, *temperatures: float, device: str = "LOGGER-5") -> list[Reading]:
     return [
         Reading(start + timedelta(minutes=10 * n), t, device) for n, t in enumerate(temperatures)
@@ -167,7 +172,7 @@ def readings(start: datetime, *temperatures: float, device: str = "LOGGER-5") ->
 def test_out_of_range_readings_form_excursions(
     app: LogisticsApplication, carried: tuple[str, list[str]], clock: Clock
 ) -> None:
-    batch = readings(clock(), 5.0, 9.5, 11.0, 8.4, 5.0, 1.0)
+    batch = readings(an_hour_ago(clock), 5.0, 9.5, 11.0, 8.4, 5.0, 1.0)
     result = app.upload_readings(carried[0], batch, site_user())
     assert result.recorded == 6
     first, second = result.excursions
@@ -185,7 +190,7 @@ def test_out_of_range_readings_form_excursions(
 def test_a_batch_uploaded_again_records_nothing_new(
     app: LogisticsApplication, carried: tuple[str, list[str]], clock: Clock
 ) -> None:
-    batch = readings(clock(), 5.0, 12.0)
+    batch = readings(an_hour_ago(clock), 5.0, 12.0)
     app.upload_readings(carried[0], batch, site_user())
     again = app.upload_readings(carried[0], batch, site_user())
     assert (again.recorded, again.excursions) == (0, [])
@@ -197,7 +202,9 @@ def test_readings_of_another_device_are_refused(
 ) -> None:
     before = kinds(app)
     with pytest.raises(Refused, match="LOGGER-5"):
-        app.upload_readings(carried[0], readings(clock(), 5.0, device="X-1"), site_user())
+        app.upload_readings(
+            carried[0], readings(an_hour_ago(clock), 5.0, device="X-1"), site_user()
+        )
     with pytest.raises(InvalidInput):
         app.upload_readings(carried[0], [], site_user())
     assert kinds(app) == before
@@ -213,7 +220,9 @@ def test_the_temperature_range_is_the_one_the_protocol_rules_give(
     app = build_app(facts, clock, rules=ProtocolRules(temperature_ranges_c=wider))
     units = [facts.package(din(1))]
     shipment_id = app.create_shipment(new_shipment(units), site_user()).shipment_id
-    result = app.upload_readings(shipment_id, readings(clock(), 5.0, 11.0, 12.5), site_user())
+    result = app.upload_readings(
+        shipment_id, readings(an_hour_ago(clock), 5.0, 11.0, 12.5), site_user()
+    )
     [excursion] = result.excursions
     assert (excursion.min_c, excursion.max_c) == (12.5, 12.5)
     app.close()

@@ -162,7 +162,8 @@ def test_window_is_configurable_and_recorded(
     clock.advance(hours=5)  # 25 h
     with pytest.raises(Refused, match="24 h window"):
         start(app, din)
-    app.start_batch([din], OVERRIDE, operator())
+    signed_now = replace(OVERRIDE, signature=replace(APPROVAL, signed_at=clock()))
+    app.start_batch([din], signed_now, operator())
     assert events_of(app, Batch.Started)[0].fresh_window_hours == 24
     assert events_of(app, Batch.Started)[0].protocol_rules == rules.tag != "v1"
 

@@ -18,9 +18,11 @@ this site only; the treating physician's acceptance names the treating site in i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution, SignatureManifestation
 from v2v_platform.auth.identity import Role
 from v2v_platform.errors import Forbidden, NotFound, Refused
@@ -73,6 +75,7 @@ class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
         self, batch_id: str, report: QcReport, correction: Correction | None, by: Attribution
     ) -> RecordedResultView:
         by = self.check_local(by)
+        report = replace(report, result_at=self.when(report.result_at, "result_at"))
 
         def attempt() -> RecordedResultView:
             release = self._release_for(self._fact(batch_id), by)
@@ -97,12 +100,13 @@ class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
     def reject(
         self, batch_id: str, reason: str, signature: SignatureRequest, by: Attribution
     ) -> BatchReleaseView:
+        limits.check_free_text(reason, "reason")
         return self._decide(batch_id, signature, by.because(reason.strip()), BatchRelease.reject)
 
     def justify_oos_release(
         self, batch_id: str, justification: str, signature: SignatureRequest, by: Attribution
     ) -> BatchReleaseView:
-        because = by.because(justification.strip())
+        because = by.because(limits.check_free_text(justification, "justification").strip())
         return self._decide(batch_id, signature, because, BatchRelease.justify_oos)
 
     # the treating physician's acceptance (from the treating site)
@@ -110,6 +114,7 @@ class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
     def accept_oos_release(
         self, batch_id: str, signature: SignatureRequest, by: Attribution
     ) -> BatchReleaseView:
+        limits.check_signature_request(signature)
         fact = self._fact(batch_id)
         treating_site = self.facts.treating_site(fact.coi)
         if treating_site is None:
@@ -153,6 +158,7 @@ class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
     ) -> BatchReleaseView:
         """Open the record if needed, apply the QP-signed `decision`, save."""
         by = self.check_local(by)
+        limits.check_signature_request(signature)
         sign = self._signer(by, signature, QP)
 
         def attempt() -> BatchReleaseView:

@@ -4,7 +4,7 @@ re-authentication, problem+json, and signatures shown with their manifestation."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +285,39 @@ def test_http_oos_and_specifications(pki: Path, service: ReleaseService) -> None
     assert specs[0]["criteria"][3]["criterion"] == ">= 0.5 10^6 CAR+ cells/kg"
     paths = client.get("/openapi.json").json()["paths"]
     assert "/v1/batches/{batch_id}/oos-acceptance" in paths
+
+
+def test_a_qc_result_time_in_2999_is_refused_over_grpc_and_http(
+    pki: Path, service: ReleaseService
+) -> None:
+    future = result_request("viability")
+    future.result_at.CopyFrom(timestamp(datetime(2999, 1, 1, tzinfo=UTC)))
+    qc, channel = stub(pki, service, QC_SITE)
+    with channel:
+        code, details = status_of(qc.RecordQcResult, future)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("result_at 2999-01-01T00:00:00+00:00 is in the future")
+    client = TestClient(service.http_app, raise_server_exceptions=False)
+    body = {**http_result("viability"), "result_at": "2999-01-01T00:00:00Z"}
+    refused = client.post(
+        f"/v1/batches/{BATCH_ID}/qc-results", json=body, headers=auth(pki, QC_SITE)
+    )
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith("result_at 2999-01-01T00:00:00+00:00 is in the")
+    view = client.get(f"/v1/batches/{BATCH_ID}", headers=auth(pki, QC_SITE)).json()
+    assert view["results"] == []
+
+
+def test_a_password_over_its_limit_is_refused_before_it_is_hashed_over_http(
+    pki: Path, service: ReleaseService
+) -> None:
+    client = TestClient(service.http_app, raise_server_exceptions=False)
+    body = {
+        "operator": {"user_id": "u-analyst", "printed_name": "Ann Analyst"},
+        "signature": {"user_id": QP_USER, "password": "p" * 1025, "meaning": "approval"},
+    }
+    refused = client.post(
+        f"/v1/batches/{BATCH_ID}/provisional-certification", json=body, headers=auth(pki, QC_SITE)
+    )
+    assert refused.status_code == 422
+    assert "body.signature.password" in refused.json()["detail"]

@@ -20,7 +20,17 @@ from v2v_infusion.domain.values import InfusionRefused, ScanRefused
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.esign import SignatureRequest
-from v2v_platform.http_api import SiteTokenVerifier, create_app, problem, require_roles
+from v2v_platform.http_api import (
+    Finite,
+    FreeText,
+    IdText,
+    NameText,
+    Password,
+    SiteTokenVerifier,
+    create_app,
+    problem,
+    require_roles,
+)
 from v2v_platform.proto_values import attribution
 from v2v_platform.scope import Scope
 
@@ -28,8 +38,8 @@ SAFETY_REFUSAL = "Refused by a safety rule"
 
 
 class Operator(BaseModel):
-    user_id: str
-    printed_name: str
+    user_id: IdText
+    printed_name: NameText
 
 
 class Command(BaseModel):
@@ -41,7 +51,7 @@ class Receive(Command):
 
 
 class Store(Command):
-    location: str
+    location: NameText
     stored_at: datetime | None = None
 
 
@@ -50,33 +60,35 @@ class Thaw(Command):
 
 
 class BedsideScan(Command):
+    """Labels as scanned: a refusal records and repeats at most 256 characters of each."""
+
     wristband_coi: str
     din: str
     scanned_at: datetime | None = None
 
 
 class Infusion(Command):
-    dose_car_cells_per_kg: float
-    volume_ml: float
+    dose_car_cells_per_kg: Finite
+    volume_ml: Finite
     witnessed_by: Operator
     administered_at: datetime | None = None
 
 
 class AdverseEvent(Command):
-    kind: str
+    kind: IdText
     grade: int
     onset_at: datetime | None = None
-    notes: str = ""
+    notes: FreeText = ""
 
 
 class ESignature(BaseModel):
-    user_id: str
-    password: str
-    meaning: str
+    user_id: IdText
+    password: Password
+    meaning: IdText
 
 
 class Acknowledgement(Command):
-    decision: str
+    decision: FreeText
     signature: ESignature
 
 
@@ -158,7 +170,8 @@ def create_http_app(application: InfusionApplication, verifier: SiteTokenVerifie
     @app.post("/v1/alerts/{failure_id}/acknowledgement", status_code=201)
     def acknowledge(failure_id: str, body: Acknowledgement, caller: Nurse) -> Any:
         given = body.signature
-        signature = SignatureRequest(given.user_id, given.password, given.meaning)
+        password = given.password.get_secret_value()
+        signature = SignatureRequest(given.user_id, password, given.meaning)
         by = acting(caller, "AcknowledgeAlert", body)
         return asdict(application.acknowledge_alert(failure_id, body.decision, signature, by))
 

@@ -22,6 +22,7 @@ from v2v_infusion.domain.values import (
     parse_adverse_kind,
 )
 from v2v_infusion.views import ProductUnitView
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class InfusionAndAdverseEvents:
         by = app.check_local(by)
         kind = parse_adverse_kind(report.kind)
         grade = check_grade(report.grade)
+        limits.check_free_text(report.notes, "notes")
         onset = app.when(report.onset_at, "onset_at")
 
         def attempt() -> ProductUnitView:

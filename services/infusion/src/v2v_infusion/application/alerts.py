@@ -20,6 +20,7 @@ from v2v_infusion.domain.acknowledgement import (
 from v2v_infusion.domain.product import ProductAtSite
 from v2v_infusion.domain.values import PHYSICIAN, FailureAlert
 from v2v_infusion.views import AlertView
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.errors import Conflict, InvalidInput, NotFound, Refused
 from v2v_platform.esign import SignatureRequest
@@ -50,7 +51,8 @@ class FailureAlerts:
         """The treating physician's e-signed acknowledgement (signer role "physician")."""
         app = self.app
         by = app.check_local(by)
-        alert = self._alert(failure_id)
+        limits.check_signature_request(request)
+        alert = self._alert(limits.check_id(failure_id, "failure_id"))
         text = check_decision(decision)
         if request.user_id != by.user_id:
             raise InvalidInput(

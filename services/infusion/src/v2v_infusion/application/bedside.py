@@ -26,6 +26,7 @@ from v2v_infusion.domain.values import (
     ScanRefused,
 )
 from v2v_infusion.views import ScanView
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.ids import Din
 from v2v_platform.service_application import coi_or_problem, din_or_problem
@@ -46,6 +47,8 @@ class BedsideVerification:
         app = self.app
         by = app.check_local(by)
         moment = app.when(scanned_at, "scanned_at")
+        # the labels as a refusal records and repeats them: at most MAX_LABEL_CHARS each
+        wristband_coi, din_text = limits.echo(wristband_coi), limits.echo(din_text)
         din, din_problem = din_or_problem(din_text)
         coi, coi_problem = coi_or_problem(wristband_coi)
         product = app.facts.product_unit(din.data) if din is not None else None

@@ -17,6 +17,7 @@ from v2v_infusion.domain.mismatches import RECEIPT
 from v2v_infusion.domain.product import ProductAtSite
 from v2v_infusion.domain.values import MALFORMED_LABEL, UNKNOWN_UNIT, Mismatch, ScanRefused
 from v2v_infusion.views import ProductUnitView
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.errors import Refused
 from v2v_platform.service_application import din_or_problem
@@ -37,6 +38,7 @@ class ReceiptAndStorage:
         app = self.app
         by = app.check_local(by)
         moment = app.when(received_at, "received_at")
+        din_text = limits.echo(din_text)  # what a refusal records and repeats of the label
         din, problem = din_or_problem(din_text)
         if din is None:
             mismatch = Mismatch(MALFORMED_LABEL, f"the label {din_text!r} is not a DIN: {problem}")
@@ -61,6 +63,7 @@ class ReceiptAndStorage:
     ) -> ProductUnitView:
         by = self.app.check_local(by)
         moment = self.app.when(stored_at, "stored_at")
+        limits.check_name(location, "location")
 
         def attempt() -> ProductUnitView:
             unit = self.app.units.received(din_text)

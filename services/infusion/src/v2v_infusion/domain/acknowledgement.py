@@ -15,6 +15,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from v2v_infusion.domain.values import NAMESPACE, FailureAlert, require_text
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution, SignatureManifestation
 from v2v_platform.domain_events import AttributedCreated, attributed
 
@@ -32,6 +33,7 @@ def signed_record(alert: FailureAlert, decision: str) -> dict[str, Any]:
 
 
 def check_decision(decision: str) -> str:
+    limits.check_free_text(decision, "decision")
     return require_text("the physician's decision", decision)
 
 

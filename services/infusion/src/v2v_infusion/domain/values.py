@@ -8,8 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from v2v_platform import limits
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, Refused
+from v2v_platform.limits import MAX_ID_CHARS, echo
 
 NAMESPACE = UUID("3d9b7c21-4e6f-5a80-b1c2-9f8e7d6c5b4a")
 
@@ -123,7 +125,8 @@ def parse_adverse_kind(text: str) -> AdverseEventKind:
     try:
         return AdverseEventKind(text.strip().lower())
     except ValueError:
-        raise InvalidInput(f"adverse event kind {text!r} is not one of crs, icans") from None
+        shown = echo(text, MAX_ID_CHARS)
+        raise InvalidInput(f"adverse event kind {shown!r} is not one of crs, icans") from None
 
 
 def check_grade(grade: int) -> int:
@@ -133,6 +136,8 @@ def check_grade(grade: int) -> int:
 
 
 def check_dose(dose_car_cells_per_kg: float, volume_ml: float) -> None:
+    limits.check_finite(dose_car_cells_per_kg, "dose_car_cells_per_kg")
+    limits.check_finite(volume_ml, "volume_ml")
     if not dose_car_cells_per_kg > 0:
         raise InvalidInput(f"the dose must be > 0 CAR+ cells/kg, got {dose_car_cells_per_kg:g}")
     if not volume_ml > 0:
@@ -145,8 +150,10 @@ def require_text(name: str, value: str) -> str:
     return value.strip()
 
 
-def operator(user_id: str, printed_name: str) -> dict[str, str]:
+def operator(user_id: str, printed_name: str, field: str = "witnessed_by") -> dict[str, str]:
     """A person as events record them (user id and printed name)."""
+    limits.check_id(user_id, f"{field}.user_id")
+    limits.check_name(printed_name, f"{field}.printed_name")
     return {
         "user_id": require_text("user id", user_id),
         "printed_name": require_text("printed name", printed_name),

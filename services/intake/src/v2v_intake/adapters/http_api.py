@@ -12,42 +12,51 @@ from fastapi import Depends, FastAPI
 from pydantic import BaseModel, Field
 
 from v2v_intake.application import IntakeApplication
+from v2v_intake.domain.therapy import MAX_UNITS_PER_LABELLING
 from v2v_intake.domain.values import PersonalDetails
 from v2v_intake.views import CollectionInput, PackagingInput, TherapyView
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth import CallerIdentity, Role
-from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
+from v2v_platform.http_api import (
+    Finite,
+    FreeText,
+    IdText,
+    NameText,
+    SiteTokenVerifier,
+    create_app,
+    require_roles,
+)
 from v2v_platform.proto_values import attribution
 from v2v_platform.scope import Scope
 
 
 class OperatorBody(BaseModel):
-    user_id: str
-    printed_name: str
+    user_id: IdText
+    printed_name: NameText
 
 
 class PersonalDetailsBody(BaseModel):
-    given_name: str
-    family_name: str
-    mrn: str
+    given_name: NameText
+    family_name: NameText
+    mrn: IdText
     birth_date: date
 
 
 class EnrolBody(BaseModel):
     operator: OperatorBody
-    patient_pseudonym: str
+    patient_pseudonym: IdText
     personal_details: PersonalDetailsBody
-    treating_site_id: str
+    treating_site_id: IdText
 
 
 class EraseBody(BaseModel):
     operator: OperatorBody
-    reason: str
+    reason: FreeText
 
 
 class BookSlotBody(BaseModel):
     operator: OperatorBody
-    manufacturing_site_id: str
+    manufacturing_site_id: IdText
     slot_date: date
 
 
@@ -55,19 +64,21 @@ class CollectionBody(BaseModel):
     operator: OperatorBody
     started_at: datetime
     ended_at: datetime
-    volume_ml: float
-    total_nucleated_cells_e9: float
-    cd3_cells_e9: float
-    slot_id: str = ""
+    volume_ml: Finite
+    total_nucleated_cells_e9: Finite
+    cd3_cells_e9: Finite
+    slot_id: IdText = ""
 
 
 class LabelBody(BaseModel):
     operator: OperatorBody
-    count: int = Field(ge=1, le=20)
-    unit_kind: str = "apheresis-bag"
+    count: int = Field(ge=1, le=MAX_UNITS_PER_LABELLING)
+    unit_kind: IdText = "apheresis-bag"
 
 
 class ScanBody(BaseModel):
+    """Scanned labels as read: a refusal records and repeats at most 256 characters of each."""
+
     operator: OperatorBody
     scanned_din: str
     scanned_coi: str
@@ -75,9 +86,9 @@ class ScanBody(BaseModel):
 
 class PackageBody(BaseModel):
     operator: OperatorBody
-    condition: str
-    temperature_c: float
-    manufacturing_site_id: str
+    condition: IdText
+    temperature_c: Finite
+    manufacturing_site_id: IdText
     frozen_at: datetime | None = None
 
 

@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate
 from v2v_intake.domain.labels import LabelMismatch, check_label, same_user_mismatch
 from v2v_intake.domain.records import CollectionRecord, UnitRecord
 from v2v_intake.domain.values import BookedSlot, UnitKind, UnitStatus
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, NotFound, Refused
@@ -342,6 +343,7 @@ class Therapy(Aggregate):
             raise Refused(
                 f"no slot is booked for {self.coi} at manufacturing site {manufacturing_site_id}"
             )
+        limits.check_finite(temperature_c, "temperature_c")
         condition.check_temperature(temperature_c)
         collection = self.collections[unit.collection_id]
         window_starts_at = stability_window_start(condition, collection, frozen_at)
@@ -365,6 +367,9 @@ def check_collection_values(
     total_nucleated_cells_e9: float,
     cd3_cells_e9: float,
 ) -> None:
+    limits.check_finite(volume_ml, "volume_ml")
+    limits.check_finite(total_nucleated_cells_e9, "total_nucleated_cells_e9")
+    limits.check_finite(cd3_cells_e9, "cd3_cells_e9")
     if ended_at <= started_at:
         raise InvalidInput("collection end must be after its start")
     if not volume_ml > 0:

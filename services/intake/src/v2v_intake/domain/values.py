@@ -8,6 +8,7 @@ from datetime import date
 from enum import StrEnum
 from typing import TypeVar
 
+from v2v_platform import limits
 from v2v_platform.errors import InvalidInput
 
 E = TypeVar("E", bound=StrEnum)
@@ -46,6 +47,9 @@ class PersonalDetails:
         for name in ("given_name", "family_name", "mrn"):
             if not str(getattr(self, name)).strip():
                 raise InvalidInput(f"personal details: {name} is required")
+        limits.check_name(self.given_name, "personal_details.given_name")
+        limits.check_name(self.family_name, "personal_details.family_name")
+        limits.check_id(self.mrn, "personal_details.mrn")
 
     def to_bytes(self) -> bytes:
         fields = {

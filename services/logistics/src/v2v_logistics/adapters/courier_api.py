@@ -22,21 +22,24 @@ from v2v_logistics.domain.values import ScanAttempt, courier_party
 from v2v_logistics.views import CourierShipmentView
 from v2v_platform import telemetry
 from v2v_platform.attribution import Attribution
+from v2v_platform.http_api import IdText, NameText
 
 _courier_bearer = HTTPBearer(auto_error=False, scheme_name="CourierToken")
 
 
 class Scan(BaseModel):
-    idempotency_key: str
+    """The label as scanned: a refusal records and repeats at most 256 characters of it."""
+
+    idempotency_key: IdText
     scanned_at: datetime
-    from_party: str
+    from_party: NameText
     label: str
 
 
 class Handoff(BaseModel):
-    idempotency_key: str
+    idempotency_key: IdText
     scanned_at: datetime
-    from_party: str
+    from_party: NameText
 
 
 def courier_dependency(tokens: CourierTokens) -> Callable[..., CourierIdentity]:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from v2v_logistics.adapters.courier_api import courier_router
 from v2v_logistics.adapters.courier_page import router as courier_page_router
@@ -31,7 +31,18 @@ from v2v_logistics.domain.values import (
 from v2v_logistics.views import ShipmentView
 from v2v_platform.attribution import Attribution, SignatureManifestation, WindowOverride
 from v2v_platform.auth.identity import CallerIdentity
-from v2v_platform.http_api import SiteTokenVerifier, create_app, problem, require_roles
+from v2v_platform.http_api import (
+    Finite,
+    FreeText,
+    IdText,
+    Items,
+    NameText,
+    SiteTokenVerifier,
+    create_app,
+    problem,
+    require_roles,
+)
+from v2v_platform.limits import MAX_READINGS
 from v2v_platform.proto_values import attribution
 from v2v_platform.scope import Scope
 
@@ -39,8 +50,8 @@ CUSTODY_REFUSED = "Refused by a custody rule"
 
 
 class Operator(BaseModel):
-    user_id: str
-    printed_name: str
+    user_id: IdText
+    printed_name: NameText
 
 
 class Command(BaseModel):
@@ -48,55 +59,57 @@ class Command(BaseModel):
 
 
 class CreateShipment(Command):
-    manifest: list[str]
-    condition: str
-    destination_site_id: str
-    shipper_id: str
-    data_logger_id: str
-    courier_id: str = ""
+    manifest: Items[IdText]
+    condition: IdText
+    destination_site_id: IdText
+    shipper_id: IdText
+    data_logger_id: IdText
+    courier_id: IdText = ""
 
 
 class AssignCourier(Command):
-    courier_id: str
+    courier_id: IdText
 
 
 class Signature(BaseModel):
-    user_id: str
-    printed_name: str
-    meaning: str
+    user_id: IdText
+    printed_name: NameText
+    meaning: IdText
     signed_at: datetime
 
 
 class Override(BaseModel):
-    reason: str
+    reason: FreeText
     signature: Signature
 
 
 class ReceiveShipment(Command):
-    scanned_labels: list[str]
-    from_party: str
+    """Scanned labels as read: a refusal records and repeats at most 256 characters of each."""
+
+    scanned_labels: Items[str]
+    from_party: NameText
     window_override: Override | None = None
 
 
 class InspectReceipt(Command):
     intact: bool
     temperature_log_reviewed: bool
-    notes: str = ""
+    notes: FreeText = ""
 
 
 class RecordException(Command):
-    kind: str
-    reason: str
+    kind: IdText
+    reason: FreeText
 
 
 class TemperatureReading(BaseModel):
     measured_at: datetime
-    temperature_c: float
-    device_id: str
+    temperature_c: Finite
+    device_id: IdText
 
 
 class UploadReadings(Command):
-    readings: list[TemperatureReading]
+    readings: Annotated[list[TemperatureReading], Field(max_length=MAX_READINGS)]
 
 
 def override_of(given: Override | None) -> WindowOverride | None:

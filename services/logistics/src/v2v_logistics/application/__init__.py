@@ -41,6 +41,7 @@ from v2v_logistics.unpublished_records import LogisticsUnpublishedRecords
 from v2v_logistics.views import CourierShipmentView, ReadingsView, ShipmentView
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.errors import Forbidden, NotFound
+from v2v_platform.limits import MAX_ID_CHARS, echo
 from v2v_platform.protocol_rules import DEFAULT_RULES, ProtocolRules
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import MAX_ATTEMPTS, ServiceApplication, utc_now
@@ -175,4 +176,4 @@ def parse_shipment_id(text: str) -> UUID:
     try:
         return UUID(text)
     except ValueError:
-        raise NotFound(f"no shipment {text!r}") from None
+        raise NotFound(f"no shipment {echo(text, MAX_ID_CHARS)!r}") from None

@@ -1,5 +1,6 @@
 """The destination site: delivery (scanning exactly the manifest; past the window only with a
-signed override), receipt inspection, and exceptions recorded by either party site."""
+signed override), receipt inspection, and exceptions recorded by either party site. Scanned
+labels are read as their bounded echoes (at most as many as a manifest holds)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from v2v_logistics.domain.matching import Mismatch, ScanRefused
 from v2v_logistics.domain.shipment import Shipment
 from v2v_logistics.domain.values import ExceptionKind, ScanAttempt, parse_party, site_party
 from v2v_logistics.views import ShipmentView
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.errors import Forbidden
 
@@ -31,8 +33,10 @@ class Receipt:
         by: Attribution,
         idempotency_key: str = "",
     ) -> ShipmentView:
+        labels = [limits.echo(label) for label in limits.check_items(labels, "scanned_labels")]
+        self.app.check_override(override, "window_override")
         attempt = ScanAttempt(
-            idempotency_key or f"receipt:{uuid4()}",
+            limits.check_id(idempotency_key, "idempotency_key") or f"receipt:{uuid4()}",
             self.app.clock(),
             parse_party(from_party),
             site_party(by.site_id),
@@ -54,6 +58,8 @@ class Receipt:
     def inspect(
         self, shipment_id: str, intact: bool, log_reviewed: bool, notes: str, by: Attribution
     ) -> ShipmentView:
+        limits.check_free_text(notes, "notes")
+
         def change(shipment: Shipment) -> None:
             if by.site_id != shipment.destination_site_id:
                 raise Forbidden(f"only {shipment.destination_site_id} inspects this receipt")

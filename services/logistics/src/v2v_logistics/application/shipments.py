@@ -20,6 +20,7 @@ from v2v_logistics.domain.values import (
 )
 from v2v_logistics.domain.windows import shipment_window
 from v2v_logistics.views import ShipmentView
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, Refused
@@ -55,6 +56,9 @@ class Shipments:
     def create(self, request: NewShipment, by: Attribution) -> ShipmentView:
         if not request.manifest:
             raise InvalidInput("a shipment needs at least one unit on its manifest")
+        limits.check_items(request.manifest, "manifest")
+        limits.check_id(request.shipper_id, "shipper_id")
+        limits.check_id(request.data_logger_id, "data_logger_id")
         dins = [parse_din(text) for text in request.manifest]
         if len({din.data for din in dins}) != len(dins):
             raise InvalidInput("a unit is listed twice on the manifest")

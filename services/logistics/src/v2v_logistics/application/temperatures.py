@@ -1,13 +1,16 @@
 """The data logger's readings: recorded once each, excursions outside the range the site's
-protocol rules give for the shipment's condition (I5)."""
+protocol rules give for the shipment's condition (I5). An upload holds at most MAX_READINGS
+readings, each with a finite temperature, taken no later than now (within the clock skew)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from v2v_logistics.domain.values import Reading
 from v2v_logistics.views import ExcursionView, ReadingsView
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.errors import InvalidInput
 from v2v_platform.scope import Scope
@@ -27,6 +30,7 @@ class Temperatures:
         other site the shipment does not exist."""
         if not readings:
             raise InvalidInput("a batch of readings needs at least one reading")
+        readings = self.checked(readings)
 
         def attempt() -> ReadingsView:
             shipment = self.app.visible(shipment_id, Scope(by.site_id))
@@ -37,3 +41,17 @@ class Temperatures:
             return ReadingsView(recorded, [ExcursionView.of(e) for e in found])
 
         return self.app.retrying(attempt)
+
+    def checked(self, readings: Sequence[Reading]) -> list[Reading]:
+        limits.check_items(readings, "readings", limits.MAX_READINGS)
+        return [
+            replace(
+                reading,
+                measured_at=self.app.when(reading.measured_at, f"readings[{n}].measured_at"),
+                temperature_c=limits.check_finite(
+                    reading.temperature_c, f"readings[{n}].temperature_c"
+                ),
+                device_id=limits.check_id(reading.device_id, f"readings[{n}].device_id"),
+            )
+            for n, reading in enumerate(readings)
+        ]

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput
+from v2v_platform.limits import MAX_ID_CHARS, echo
 
 SITE_PREFIX = "site:"
 COURIER_PREFIX = "courier:"
@@ -52,7 +53,7 @@ def parse_enum(kind: type[E], text: str, what: str) -> E:
         return kind(text)
     except ValueError:
         allowed = ", ".join(member.value for member in kind)
-        raise InvalidInput(f"{what} {text!r} is not one of {allowed}") from None
+        raise InvalidInput(f"{what} {echo(text, MAX_ID_CHARS)!r} is not one of {allowed}") from None
 
 
 def parse_condition(text: str) -> Condition:
@@ -76,18 +77,20 @@ def parse_party(text: str) -> str:
         value[len(COURIER_PREFIX) :]
     ):
         return value
-    raise InvalidInput(f"party {text!r} must be 'site:<SITE_ID>' or 'courier:<COURIER_ID>'")
+    shown = echo(text, MAX_ID_CHARS)
+    raise InvalidInput(f"party {shown!r} must be 'site:<SITE_ID>' or 'courier:<COURIER_ID>'")
 
 
 def parse_courier_id(text: str) -> str:
     if COURIER_ID_PATTERN.fullmatch(text) is None:
-        raise InvalidInput(f"courier id {text!r} must be 1-64 letters, digits, '.', '_' or '-'")
+        shown = echo(text, MAX_ID_CHARS)
+        raise InvalidInput(f"courier id {shown!r} must be 1-64 letters, digits, '.', '_' or '-'")
     return text
 
 
 def parse_site(text: str, what: str = "site id") -> str:
     if SITE_ID_PATTERN.fullmatch(text) is None:
-        raise InvalidInput(f"{what} {text!r} is not a site id (A-Z, 0-9, '-')")
+        raise InvalidInput(f"{what} {echo(text, MAX_ID_CHARS)!r} is not a site id (A-Z, 0-9, '-')")
     return text
 
 

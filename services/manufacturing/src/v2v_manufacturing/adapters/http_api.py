@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from v2v_manufacturing.adapters.grpc_api import ROLES
 from v2v_manufacturing.application import ManufacturingApplication
+from v2v_manufacturing.domain.batch import MAX_PRODUCT_UNITS
 from v2v_manufacturing.domain.values import (
     ProcessStep,
     QcResult,
@@ -23,14 +24,24 @@ from v2v_manufacturing.domain.values import (
 )
 from v2v_platform.attribution import Attribution, SignatureManifestation, WindowOverride
 from v2v_platform.auth.identity import CallerIdentity
-from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
+from v2v_platform.http_api import (
+    Finite,
+    FreeText,
+    IdText,
+    Items,
+    NameText,
+    SiteTokenVerifier,
+    create_app,
+    require_roles,
+)
+from v2v_platform.limits import MAX_PARAMETERS
 from v2v_platform.proto_values import attribution
 from v2v_platform.scope import Scope
 
 
 class Operator(BaseModel):
-    user_id: str
-    printed_name: str
+    user_id: IdText
+    printed_name: NameText
 
 
 class Command(BaseModel):
@@ -42,59 +53,61 @@ class SetCapacity(Command):
 
 
 class BookSlot(Command):
-    coi: str
+    coi: IdText
 
 
 class ReleaseSlot(Command):
-    slot_id: str
-    reason: str
+    slot_id: IdText
+    reason: FreeText
 
 
 class ReceiveUnit(Command):
+    """Scanned labels as read: a refusal records and repeats at most 256 characters of each."""
+
     scanned_din: str
     scanned_coi: str
 
 
 class Signature(BaseModel):
-    user_id: str
-    printed_name: str
-    meaning: str
+    user_id: IdText
+    printed_name: NameText
+    meaning: IdText
     signed_at: datetime
 
 
 class Override(BaseModel):
-    reason: str
+    reason: FreeText
     signature: Signature
 
 
 class StartBatch(Command):
-    input_dins: list[str]
+    input_dins: Items[IdText]
     window_override: Override | None = None
 
 
 class RecordStep(Command):
-    step_kind: str
-    device_type: str
-    device_serial: str
-    reagent_lots: list[str] = []
-    vector_lot: str = ""
-    parameters: dict[str, str] = {}
+    step_kind: IdText
+    device_type: NameText
+    device_serial: IdText
+    reagent_lots: Items[IdText] = []
+    vector_lot: IdText = ""
+    parameters: Annotated[dict[IdText, NameText], Field(max_length=MAX_PARAMETERS)] = {}
 
 
 class RecordQc(Command):
-    test: str
-    value: float
-    unit: str
+    test: IdText
+    value: Finite
+    unit: IdText
     passed: bool
 
 
 class Harvest(Command):
-    product_unit_count: int
-    hold_condition: str
+    product_unit_count: int = Field(ge=1, le=MAX_PRODUCT_UNITS)
+    hold_condition: IdText
 
 
 class FailBatch(Command):
-    reason: str
+    reason: FreeText
 
 
 def override_of(body: StartBatch) -> WindowOverride | None:

@@ -12,6 +12,7 @@ from v2v_manufacturing.domain.batch import Batch, BatchInput, check_product_coun
 from v2v_manufacturing.domain.receipt import ReceivedUnit
 from v2v_manufacturing.domain.values import ProcessStep, QcResult
 from v2v_manufacturing.views import BatchView
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, Refused
@@ -33,6 +34,8 @@ class Batches:
         self, input_dins: Sequence[str], override: WindowOverride | None, by: Attribution
     ) -> BatchView:
         by = self.app.check_local(by)
+        limits.check_items(input_dins, "input_dins")
+        self.app.check_override(override, "window_override")
         dins = [parse_din(text) for text in input_dins]
         if len({din.data for din in dins}) != len(dins):
             raise InvalidInput("an input unit is listed twice")
@@ -100,7 +103,8 @@ class Batches:
         try:
             aggregate_id = UUID(batch_id)
         except ValueError:
-            raise InvalidInput(f"batch id {batch_id!r} is not a UUID") from None
+            shown = limits.echo(batch_id, limits.MAX_ID_CHARS)
+            raise InvalidInput(f"batch id {shown!r} is not a UUID") from None
         return self.app.get(Batch, aggregate_id, "batch")
 
     def _received(self, din: Din) -> ReceivedUnit:

@@ -23,6 +23,7 @@ from v2v_manufacturing.domain.receipt import (
 )
 from v2v_manufacturing.domain.slot_booking import SlotBooking, slot_booking_id
 from v2v_manufacturing.views import ExpectedUnitView, ReceiptView
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.errors import Refused
 from v2v_platform.service_application import coi_or_problem, din_or_problem
@@ -38,7 +39,9 @@ class UnitReceipt:
         self.app = app
 
     def receive(self, scanned_din: str, scanned_coi: str, by: Attribution) -> ReceiptView:
+        """Labels are read as their bounded echoes: a refusal records and repeats no more."""
         by = self.app.check_local(by)
+        scanned_din, scanned_coi = limits.echo(scanned_din), limits.echo(scanned_coi)
         din, din_problem = din_or_problem(scanned_din)
         coi, coi_problem = coi_or_problem(scanned_coi)
         expected = self.app.facts.packaged_unit(din.data) if din is not None else None

@@ -26,6 +26,7 @@ from v2v_manufacturing.domain.calendar import (
 from v2v_manufacturing.domain.slot_booking import SlotBooking, slot_booking_id
 from v2v_manufacturing.domain.values import parse_slot_date
 from v2v_manufacturing.views import BookedSlotView, BookingView, CalendarView
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.errors import Conflict, NotFound
 from v2v_platform.service_application import parse_coi
@@ -52,6 +53,7 @@ class SlotBookings:
     def book(
         self, coi: str, manufacturing_site_id: str, slot_date: str, by: Attribution
     ) -> BookingView:
+        limits.check_attribution(by)  # a booking site's command: recorded before `authored`
         booked_coi = parse_coi(coi).value
         day = parse_slot_date(slot_date)
         self._check_served(manufacturing_site_id)
@@ -77,6 +79,7 @@ class SlotBookings:
         return BookingView(reservation.slot_id, manufacturing_site_id, day.isoformat())
 
     def release(self, slot_id: str, by: Attribution) -> None:
+        limits.check_attribution(by)  # a booking site's command: recorded before `authored`
         site_id, day = parse_slot_id(slot_id)
         self._check_served(site_id)
         calendar = self.app.unpublished.calendar(site_id, day)
@@ -100,6 +103,7 @@ class SlotBookings:
         return self._calendar_view(calendar)
 
     def _check_served(self, manufacturing_site_id: str) -> None:
+        limits.check_id(manufacturing_site_id, "manufacturing_site_id")
         if manufacturing_site_id != self.app.site_id:
             raise NotFound(
                 f"this service keeps the slot calendar of {self.app.site_id},"

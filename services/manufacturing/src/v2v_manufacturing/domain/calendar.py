@@ -20,6 +20,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from v2v_manufacturing.domain.errors import SlotsExhausted
+from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.domain_events import LocalCreated, LocalEvent, local
 from v2v_platform.errors import InvalidInput, NotFound, Refused
@@ -43,6 +44,7 @@ def slot_id_for(site_id: str, day: date, number: int) -> str:
 
 def parse_slot_id(slot_id: str) -> tuple[str, date]:
     """The manufacturing site and day a slot id names (``SITE/YYYY-MM-DD/N``)."""
+    limits.check_id(slot_id, "slot_id")
     parts = slot_id.split("/")
     if len(parts) != 3 or not parts[2].isdigit():
         raise InvalidInput(f"slot id {slot_id!r} is not SITE/YYYY-MM-DD/N")

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
+from v2v_platform import limits
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput
+from v2v_platform.limits import MAX_ID_CHARS, echo
 
 
 class StepKind(StrEnum):
@@ -24,7 +26,9 @@ def parse_condition(text: str) -> Condition:
         return Condition(text)
     except ValueError:
         allowed = ", ".join(c.value for c in Condition)
-        raise InvalidInput(f"condition {text!r} is not one of {allowed}") from None
+        raise InvalidInput(
+            f"condition {echo(text, MAX_ID_CHARS)!r} is not one of {allowed}"
+        ) from None
 
 
 def parse_step_kind(text: str) -> StepKind:
@@ -32,10 +36,13 @@ def parse_step_kind(text: str) -> StepKind:
         return StepKind(text)
     except ValueError:
         allowed = ", ".join(k.value for k in StepKind)
-        raise InvalidInput(f"step kind {text!r} is not one of {allowed}") from None
+        raise InvalidInput(
+            f"step kind {echo(text, MAX_ID_CHARS)!r} is not one of {allowed}"
+        ) from None
 
 
 def parse_slot_date(text: str) -> date:
+    limits.check_id(text, "slot_date")
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -75,6 +82,16 @@ class ProcessStep:
     def __post_init__(self) -> None:
         require_text("device type", self.device_type)
         require_text("device serial", self.device_serial)
+        limits.check_name(self.device_type, "device_type")
+        limits.check_id(self.device_serial, "device_serial")
+        limits.check_id(self.vector_lot, "vector_lot")
+        limits.check_items(self.reagent_lots, "reagent_lots")
+        for n, lot in enumerate(self.reagent_lots):
+            limits.check_id(lot, f"reagent_lots[{n}]")
+        limits.check_items(self.parameters, "parameters", limits.MAX_PARAMETERS)
+        for name, value in self.parameters.items():
+            limits.check_id(name, "parameters (a name)")
+            limits.check_name(value, f"parameters[{echo(name, MAX_ID_CHARS)}]")
         if any(not lot.strip() for lot in self.reagent_lots):
             raise InvalidInput("reagent lots must not be blank")
         if self.kind is StepKind.TRANSDUCTION and not self.vector_lot.strip():
@@ -91,3 +108,6 @@ class QcResult:
     def __post_init__(self) -> None:
         require_text("QC test", self.test)
         require_text("QC unit", self.unit)
+        limits.check_id(self.test, "test")
+        limits.check_id(self.unit, "unit")
+        limits.check_finite(self.value, "value")

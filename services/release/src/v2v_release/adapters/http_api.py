@@ -10,12 +10,20 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
-from pydantic import AwareDatetime, BaseModel, SecretStr
+from pydantic import AwareDatetime, BaseModel
 
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.esign import SignatureRequest
-from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
+from v2v_platform.http_api import (
+    FreeText,
+    IdText,
+    NameText,
+    Password,
+    SiteTokenVerifier,
+    create_app,
+    require_roles,
+)
 from v2v_platform.proto_values import attribution
 from v2v_release.adapters.grpc_api import ROLES, reader
 from v2v_release.application import ReleaseApplication
@@ -24,8 +32,8 @@ from v2v_release.domain.values import Analyst, Correction, QcReport
 
 
 class Operator(BaseModel):
-    user_id: str
-    printed_name: str
+    user_id: IdText
+    printed_name: NameText
 
 
 class Command(BaseModel):
@@ -33,20 +41,20 @@ class Command(BaseModel):
 
 
 class RecordQcResult(Command):
-    test: str
-    method: str = ""
-    value: str
-    unit: str = ""
+    test: IdText
+    method: NameText = ""
+    value: IdText
+    unit: IdText = ""
     result_at: AwareDatetime
     analyst: Operator
-    corrects_result_id: str = ""
-    correction_reason: str = ""
+    corrects_result_id: IdText = ""
+    correction_reason: FreeText = ""
 
 
 class ESignature(BaseModel):
-    user_id: str
-    password: SecretStr
-    meaning: str
+    user_id: IdText
+    password: Password
+    meaning: IdText
 
 
 class SignedCommand(Command):
@@ -54,11 +62,11 @@ class SignedCommand(Command):
 
 
 class Rejection(SignedCommand):
-    reason: str
+    reason: FreeText
 
 
 class OosJustification(SignedCommand):
-    justification: str
+    justification: FreeText
 
 
 def qc_report(body: RecordQcResult) -> QcReport:

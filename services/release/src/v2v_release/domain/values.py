@@ -7,8 +7,10 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from v2v_platform import limits
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput
+from v2v_platform.limits import MAX_ID_CHARS, echo
 
 
 class ReleaseStatus(StrEnum):
@@ -39,7 +41,7 @@ def parse_batch_id(text: str) -> str:
     try:
         return str(UUID(text.strip()))
     except ValueError:
-        raise InvalidInput(f"batch id {text!r} is not a UUID") from None
+        raise InvalidInput(f"batch id {echo(text, MAX_ID_CHARS)!r} is not a UUID") from None
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class Analyst:
     def __post_init__(self) -> None:
         require_text("the analyst's user id", self.user_id)
         require_text("the analyst's printed name", self.printed_name)
+        limits.check_id(self.user_id, "analyst.user_id")
+        limits.check_name(self.printed_name, "analyst.printed_name")
 
     def as_dict(self) -> dict[str, str]:
         return {"user_id": self.user_id, "printed_name": self.printed_name}
@@ -82,6 +86,10 @@ class QcReport:
     def __post_init__(self) -> None:
         require_text("the test", self.test)
         require_text("the value", self.value)
+        limits.check_id(self.test, "test")
+        limits.check_name(self.method, "method")
+        limits.check_id(self.value, "value")
+        limits.check_id(self.unit, "unit")
         if self.result_at.tzinfo is None:
             raise InvalidInput("the result time must carry a time zone (UTC)")
 
@@ -96,6 +104,8 @@ class Correction:
     def __post_init__(self) -> None:
         require_text("the id of the corrected result", self.corrects_result_id)
         require_text("a correction reason", self.reason)
+        limits.check_id(self.corrects_result_id, "corrects_result_id")
+        limits.check_free_text(self.reason, "correction_reason")
 
 
 @dataclass(frozen=True)
