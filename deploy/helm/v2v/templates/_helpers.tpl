@@ -70,7 +70,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s/v2v-%s:%s" (trimSuffix "/" $image.repository) .name (default .root.Chart.AppVersion $image.tag) }}
 {{- end }}
 
-{{/* The exec probe command: gRPC health over mTLS as the pod's own site. */}}
+{{/*
+The exec probe command: gRPC health over mTLS as the pod's own site. Readiness asks the server
+as a whole (SERVING only while the relay and every consumer are alive and progressing);
+(dict "port" ... "live" true) asks liveness (`--live`: SERVING unless a part died, which only a
+restart mends; an outage waited out does not restart the pod).
+*/}}
 {{- define "v2v.healthcheck" -}}
 exec:
   command:
@@ -78,6 +83,9 @@ exec:
     - -m
     - v2v_platform.healthcheck
     - 127.0.0.1:{{ .port }}
+    {{- if .live }}
+    - --live
+    {{- end }}
     - --timeout
     - "3"
 {{- end }}
@@ -206,13 +214,13 @@ spec:
                   name: {{ required (printf "%s.postgres.secretName is required" $name) $svc.postgres.secretName }}
                   key: {{ $svc.postgres.secretKey | default "dsn" }}
           startupProbe:
-            {{- include "v2v.healthcheck" (dict "port" $svc.grpcPort) | nindent 12 }}
+            {{- include "v2v.healthcheck" (dict "port" $svc.grpcPort "live" true) | nindent 12 }}
             {{- toYaml $root.Values.probes.startup | nindent 12 }}
           readinessProbe:
             {{- include "v2v.healthcheck" (dict "port" $svc.grpcPort) | nindent 12 }}
             {{- toYaml $root.Values.probes.readiness | nindent 12 }}
           livenessProbe:
-            {{- include "v2v.healthcheck" (dict "port" $svc.grpcPort) | nindent 12 }}
+            {{- include "v2v.healthcheck" (dict "port" $svc.grpcPort "live" true) | nindent 12 }}
             {{- toYaml $root.Values.probes.liveness | nindent 12 }}
           {{- with $svc.resources }}
           resources:

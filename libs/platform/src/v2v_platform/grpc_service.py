@@ -3,12 +3,21 @@
 `build_server` is what every service's entry point calls; `translate_errors` wraps each
 servicer method so domain refusals become the right status code with the reason, and no
 stack trace ever reaches a caller.
+
+Health is the standard `grpc.health.v1` service. Given the service's health report
+(`v2v_platform.health`), its statuses tell the truth: the server ("") and each API service
+SERVING while the service is ready, NOT_SERVING otherwise; `v2v.liveness` SERVING while no part
+stopped. The report is evaluated on every Check (a probe never sees a stale answer) and by the
+runtime's watcher every second (so Watch streams and the log follow a change nobody asked
+about); each change is logged once, with its reasons. A Check answered NOT_SERVING carries the
+reasons in the trailing metadata `v2v-health-detail`.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from dataclasses import dataclass
@@ -18,14 +27,69 @@ import grpc  # type: ignore[import-untyped, unused-ignore]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from v2v_platform import telemetry
+from v2v_platform import limits, telemetry
 from v2v_platform.auth.identity import Role
 from v2v_platform.auth.interceptor import AuthInterceptor
 from v2v_platform.auth.tls import SiteTlsFiles, server_credentials
 from v2v_platform.errors import DomainError
+from v2v_platform.health import DETAIL_METADATA_KEY, LIVENESS_SERVICE, HealthReport
 
 log = logging.getLogger(__name__)
+health_log = logging.getLogger("v2v.health")
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+MAX_DETAIL_CHARS = 2000
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TruthfulHealthServicer(health.HealthServicer):  # type: ignore[misc, unused-ignore]
+    """The standard health servicer, its statuses following a health report (see above)."""
+
+    def __init__(self, service_names: Iterable[str], report: Callable[[], HealthReport]) -> None:
+        super().__init__()
+        self._names = ["", *service_names]
+        self._report = report
+        self._shown: tuple[tuple[str, str, str], ...] = ()
+        self._shown_lock = threading.Lock()  # the base class has its own _lock
+        for name in [*self._names, LIVENESS_SERVICE]:
+            self.set(name, SERVING)
+
+    def refresh(self) -> HealthReport:
+        """Evaluate the report; on a change, set the statuses and log the change once."""
+        report = self._report()
+        with self._shown_lock:
+            if report.key != self._shown:
+                self._shown = report.key
+                ready = SERVING if report.ready else NOT_SERVING
+                for name in self._names:
+                    self.set(name, ready)
+                self.set(LIVENESS_SERVICE, SERVING if report.live else NOT_SERVING)
+                _log_change(report)
+        return report
+
+    def Check(self, request: Any, context: Any) -> Any:
+        report = self.refresh()
+        reply = super().Check(request, context)
+        if reply.status == NOT_SERVING and report.problems:
+            context.set_trailing_metadata(((DETAIL_METADATA_KEY, _metadata_text(report)),))
+        return reply
+
+
+def _log_change(report: HealthReport) -> None:
+    if report.ready:
+        health_log.info("health: SERVING again: every part alive and progressing")
+        return
+    kinds = {problem.kind for problem in report.problems}
+    level = logging.ERROR if "stopped" in kinds else logging.WARNING
+    if kinds == {"stopping"}:
+        level = logging.INFO
+    health_log.log(level, "health: NOT_SERVING: %s", report.describe())
+
+
+def _metadata_text(report: HealthReport) -> str:
+    """Metadata values are printable ASCII: anything else becomes '?'; bounded."""
+    text = "".join(c if " " <= c <= "~" else "?" for c in report.describe())
+    return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 3] + "..."
 
 
 @dataclass
@@ -33,6 +97,11 @@ class RunningServer:
     server: Any
     port: int
     health: health.HealthServicer
+
+    def refresh_health(self) -> None:
+        """Re-evaluate the health report now (a server built without one has nothing to do)."""
+        if isinstance(self.health, TruthfulHealthServicer):
+            self.health.refresh()
 
     def stop(self, grace_s: float = 5.0) -> None:
         self.health.enter_graceful_shutdown()
@@ -72,19 +141,20 @@ def build_server(
     service_names: Iterable[str],
     address: str = "127.0.0.1:0",
     max_workers: int = 8,
+    health_report: Callable[[], HealthReport] | None = None,
 ) -> RunningServer:
-    """Start a gRPC server on `address` (port 0 picks a free one) with mTLS and auth."""
+    """Start a gRPC server on `address` (port 0 picks a free one) with mTLS and auth; its
+    health follows `health_report` (always SERVING without one)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
         interceptors=[TracingInterceptor(), AuthInterceptor(required_roles)],
+        # a larger request is refused (RESOURCE_EXHAUSTED) before any handler runs
+        options=[("grpc.max_receive_message_length", limits.MAX_GRPC_MESSAGE_BYTES)],
     )
     register(server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
-    for name in names:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_servicer = TruthfulHealthServicer(names, health_report or HealthReport)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )

@@ -1,14 +1,22 @@
-"""`python -m v2v_platform.healthcheck HOST:PORT [--pki DIR --site SITE]`: one gRPC health check.
+"""`python -m v2v_platform.healthcheck HOST:PORT [--live] [--pki DIR --site SITE]`: one gRPC
+health check.
 
 Asks the standard gRPC health service (``grpc.health.v1.Health/Check``) of a v2v service over
 mTLS, presenting the certificate of ``--site`` from the PKI directory ``--pki`` (defaults:
 ``V2V_PKI_DIR`` and ``V2V_SITE_ID``, so inside a service's container no option is needed).
 Exit status 0 when the answer is SERVING, 1 otherwise (not serving, unreachable, TLS refused,
-timeout, missing files, bad arguments), with the reason on stderr. It never exits 2, which
-Docker reserves in health checks.
+timeout, missing files, bad arguments), with the reason on stderr: for NOT_SERVING, the
+service's own reasons (e.g. "relay stopped: ..."). It never exits 2, which Docker reserves in
+health checks.
 
-Used by the compose health checks and the Kubernetes exec probes (the native ``grpc:`` probe
-cannot present a client certificate).
+By default it asks about the server as a whole: SERVING while the service is *ready* (its relay
+and every consumer alive and progressing, see `v2v_platform.health`). ``--live`` asks about
+liveness instead (service ``v2v.liveness``: SERVING unless a part died, which only a restart
+mends; an outage waited out stays live).
+
+Used by the compose health checks (readiness) and the Kubernetes exec probes (readiness, and
+``--live`` for the startup and liveness probes; the native ``grpc:`` probe cannot present a
+client certificate).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from v2v_platform.auth.tls import (
     channel_credentials,
     secure_channel,
 )
+from v2v_platform.health import DETAIL_METADATA_KEY, LIVENESS_SERVICE
 
 HEALTHY = 0
 UNHEALTHY = 1
@@ -61,10 +70,18 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("V2V_SITE_ID") or None,
         help="site whose certificate is presented (default: $V2V_SITE_ID)",
     )
-    parser.add_argument(
+    asked = parser.add_mutually_exclusive_group()
+    asked.add_argument(
         "--service",
         default="",
-        help="health service name to ask about (default: the server as a whole)",
+        help="health service name to ask about (default: the server as a whole: readiness)",
+    )
+    asked.add_argument(
+        "--live",
+        action="store_const",
+        const=LIVENESS_SERVICE,
+        dest="service",
+        help=f"ask about liveness (service {LIVENESS_SERVICE}) instead of readiness",
     )
     parser.add_argument(
         "--server-name",
@@ -97,15 +114,26 @@ def check(
     with secure_channel(target, credentials, server_name=server_name) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+            reply, call = stub.Check.with_call(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+            )
         except grpc.RpcError as error:
             code = error.code()
             name = code.name if code is not None else "UNKNOWN"
             return False, f"{label}: {name}: {error.details() or 'no details'}"
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
-        return False, f"{label}: {status}"
+        detail = _detail(call.trailing_metadata())
+        return False, f"{label}: {status}: {detail}" if detail else f"{label}: {status}"
     return True, status
+
+
+def _detail(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    """The service's reasons for not serving, from the Check's trailing metadata."""
+    for key, value in metadata or ():
+        if key == DETAIL_METADATA_KEY:
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 
 STOP_GRACE_S = 20.0
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
 LOG_TAIL_CHARS = 3000
 
 
@@ -95,10 +97,12 @@ class ServiceProcess:
             return "(no log)"
 
     def healthy(self, pki: Path, as_site: str) -> bool:
-        """Whether its gRPC health check answers SERVING and its HTTP port accepts connections
-        (services open HTTP last, after their relay and consumers). ServiceDied if it exited."""
+        """Whether it is ready: its HTTP GET /ready answers 200 (services open HTTP last, after
+        their relay and consumers) and its gRPC health check SERVING, both true only while its
+        relay and consumers are alive and progressing (`v2v_platform.health`). ServiceDied if
+        it exited."""
         self.check_alive()
-        if not self.http_listening():
+        if not self.http_ready():
             return False
         credentials = channel_credentials(SiteTlsFiles.for_site(pki, as_site))
         with secure_channel(self.grpc_target, credentials) as channel:
@@ -116,6 +120,14 @@ class ServiceProcess:
         if self.popen is not None and self.popen.poll() is None and not self.terminated:
             self.popen.send_signal(signal.SIGTERM)
             self.terminated = True
+
+    def http_ready(self) -> bool:
+        """Whether GET /ready answers 200 (503 while a part stopped or stalls)."""
+        try:
+            with DIRECT.open(f"{self.http_base}/ready", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:  # refused, timed out, or an HTTPError (503)
+            return False
 
     def http_listening(self) -> bool:
         try:

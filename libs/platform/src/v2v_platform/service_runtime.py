@@ -4,6 +4,11 @@ Every service composes one `ServiceRuntime` instead of wiring threads itself. Lo
 broker or database outage (they wait with backoff and go on; nothing was committed, so nothing
 is lost) and stop only when the process stops. A service's composition derives from
 `RuntimeService`, which starts its gRPC API, its outbox relay and its projection consumers.
+
+Each thread is a part of the runtime's `ServiceHealth` (`v2v_platform.health`): the relay and
+the consumers report every completed cycle and every error they wait out; a part that died or
+made no progress for longer than the stall bound turns gRPC health NOT_SERVING and GET /ready
+503 (GET /live too when it died), with the reason naming the part.
 """
 
 from __future__ import annotations
@@ -25,6 +30,16 @@ from v2v_platform.consumer import EnvelopeConsumer, PostgresConsumerStore, Sqlit
 from v2v_platform.consumer.consumer import Apply, ConsumerStore
 from v2v_platform.envelope.headers import topic_for
 from v2v_platform.grpc_service import RunningServer, build_server
+from v2v_platform.health import (
+    DEFAULT_STALL_AFTER_S,
+    Heartbeat,
+    Part,
+    PartStopped,
+    ServiceHealth,
+    describe_error,
+    stall_bound,
+)
+from v2v_platform.health_http import add_health_routes
 from v2v_platform.read_queries import Query, for_postgres, postgres_query, sqlite_query
 from v2v_platform.relay.process import RelayRuntime, RelaySettings, RelaySpec, build_relay
 
@@ -66,12 +81,22 @@ def relay_settings_for(context: str, settings: PublishingSettings) -> RelaySetti
 
 
 class ServiceRuntime:
-    def __init__(self, context: str, site_id: str, pki_dir: Path) -> None:
+    def __init__(
+        self,
+        context: str,
+        site_id: str,
+        pki_dir: Path,
+        *,
+        stall_after_s: float = DEFAULT_STALL_AFTER_S,
+        health_interval_s: float = 1.0,
+    ) -> None:
         self.context = context
         self.site_id = site_id
         self.pki_dir = pki_dir
         self.stop_event = threading.Event()
         self.grpc: RunningServer | None = None
+        self.health = ServiceHealth(stall_after_s)
+        self.health_interval_s = health_interval_s
         self._threads: list[threading.Thread] = []
         self._closers: list[Callable[[], None]] = []
 
@@ -83,23 +108,25 @@ class ServiceRuntime:
         service_names: Iterable[str],
         address: str,
     ) -> RunningServer:
-        self.grpc = build_server(
+        running = self.grpc = build_server(
             tls=SiteTlsFiles.for_site(self.pki_dir, self.site_id),
             required_roles=required_roles,
             register=register,
             service_names=service_names,
             address=address,
+            health_report=self.health.report,
         )
-        return self.grpc
+        self._start_thread("health", lambda: self._watch_health(running))
+        return running
 
     def start_relay(self, spec: RelaySpec, settings: RelaySettings) -> RelayRuntime:
         runtime = build_relay(spec, settings)
-        self.run_in_thread("relay", lambda: runtime.relay.run(self.stop_event))
+        self.run_part("relay", lambda beat: runtime.relay.run(self.stop_event, heartbeat=beat))
         self.on_stop(runtime.close)
         return runtime
 
     def start_consumer(self, name: str, consumer: EnvelopeConsumer) -> EnvelopeConsumer:
-        self.run_in_thread(name, lambda: self._poll(name, consumer))
+        self.run_part(name, lambda beat: self._poll(name, consumer, beat))
         self.on_stop(consumer.close)
         return consumer
 
@@ -122,15 +149,54 @@ class ServiceRuntime:
         create_tables(store.connection)
         return store
 
-    def run_in_thread(self, name: str, target: Callable[[], None]) -> None:
+    def run_part(self, name: str, target: Callable[[Heartbeat], object]) -> Part:
+        """Run `target` in thread `<context>-<name>`, a part of the health watched for
+        liveness and progress: it reports each completed cycle on the heartbeat it is given."""
+        part = self.health.part(name)
+        self._start_thread(name, lambda: self._supervise(part, lambda: target(part)), part)
+        return part
+
+    def run_in_thread(self, name: str, target: Callable[[], object]) -> Part:
+        """Run `target` in thread `<context>-<name>`, a part of the health watched for
+        liveness only (it ending before the service stops makes the service unhealthy)."""
+        part = self.health.part(name, watch_progress=False)
+        self._start_thread(name, lambda: self._supervise(part, target), part)
+        return part
+
+    def _start_thread(
+        self, name: str, target: Callable[[], None], part: Part | None = None
+    ) -> None:
         thread = threading.Thread(target=target, name=f"{self.context}-{name}", daemon=True)
+        if part is not None:
+            part.runs_in(thread)
         thread.start()
         self._threads.append(thread)
+
+    def _supervise(self, part: Part, target: Callable[[], object]) -> None:
+        """Run a part's loop; record why it ended when it ends before the service stops (an
+        unexpected error still reaches the thread's excepthook with its traceback)."""
+        try:
+            target()
+        except PartStopped as stopped:
+            part.stopped(str(stopped))  # the part logged why; no traceback for a known stop
+            return
+        except BaseException as error:
+            part.stopped(describe_error(error))
+            raise
+        if not self.stop_event.is_set():
+            part.stopped("it returned before the service stopped")
+
+    def _watch_health(self, running: RunningServer) -> None:
+        """Re-evaluate the health every `health_interval_s`: gRPC Watch streams and the log
+        follow a change even when no probe asks."""
+        while not self.stop_event.wait(self.health_interval_s):
+            running.refresh_health()
 
     def on_stop(self, closer: Callable[[], None]) -> None:
         self._closers.append(closer)
 
     def stop(self) -> None:
+        self.health.stopping()
         self.stop_event.set()
         if self.grpc is not None:
             self.grpc.stop(grace_s=2.0)
@@ -139,7 +205,13 @@ class ServiceRuntime:
         for close in reversed(self._closers):
             close()
 
-    def _poll(self, name: str, consumer: EnvelopeConsumer, max_backoff_s: float = 5.0) -> None:
+    def _poll(
+        self,
+        name: str,
+        consumer: EnvelopeConsumer,
+        heartbeat: Heartbeat,
+        max_backoff_s: float = 5.0,
+    ) -> None:
         backoff, needs_rewind = 0.1, False
         while not self.stop_event.is_set():
             try:
@@ -149,10 +221,12 @@ class ServiceRuntime:
                 consumer.poll_once(timeout_ms=200)
             except TRANSIENT as error:
                 log.warning("%s waiting %.1fs after: %s", name, backoff, error)
+                heartbeat.waiting(error)
                 needs_rewind = True  # the failed batch must be delivered again, not skipped
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, max_backoff_s)
                 continue
+            heartbeat.progressed()
             backoff = 0.1
 
 
@@ -227,7 +301,15 @@ class RuntimeService:
     runtime: ServiceRuntime
 
     def __post_init__(self) -> None:
-        self.runtime = ServiceRuntime(self.context, self.settings.site_id, self.settings.pki_dir)
+        self.runtime = ServiceRuntime(
+            self.context,
+            self.settings.site_id,
+            self.settings.pki_dir,
+            stall_after_s=stall_bound(self.settings),
+        )
+        http_app = getattr(self, "http_app", None)  # every service has one; test doubles may not
+        if http_app is not None:
+            add_health_routes(http_app, self.runtime.health)
 
     @property
     def grpc(self) -> RunningServer | None:
@@ -286,7 +368,14 @@ class RuntimeService:
     ) -> EnvelopeConsumer:
         """Consume the `contexts`' events into `projection` (built with the SQL placeholder
         style of its store: the service's PostgreSQL database, else `sqlite_path`), its state
-        kept as `consumer_name`; thread `<name>-consumer`, group `v2v-<context>-<site>-<name>`."""
+        kept as `consumer_name`; thread `<name>-consumer`, group `v2v-<context>-<site>-<name>`.
+        Every record is verified against the consortium key ring of the PKI directory (read
+        again when it changes) before it is applied; what fails is quarantined."""
+        from v2v_platform.auth.tls import KEY_RING_FILE
+        from v2v_platform.envelope.keys import KeyRingFile
+        from v2v_platform.envelope.trust import EnvelopeGate
+
+        gate = EnvelopeGate(KeyRingFile(self.settings.pki_dir / KEY_RING_FILE))
         consumer = EnvelopeConsumer(
             bootstrap=relay_settings_for(self.context, self.settings).kafka_bootstrap,
             group_id=group_id or f"v2v-{self.context}-{self.settings.site_id}-{name}",
@@ -295,5 +384,6 @@ class RuntimeService:
                 consumer_name, self.settings.postgres_dsn, sqlite_path, create_tables
             ),
             apply=projection(for_postgres if self.settings.postgres_dsn else str),
+            gate=gate,
         )
         return self.runtime.start_consumer(f"{name}-consumer", consumer)

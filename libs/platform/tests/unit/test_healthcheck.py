@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from grpc_health.v1 import health_pb2
+from kafka.errors import KafkaConnectionError
 
 from v2v_platform.auth import SiteTlsFiles
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.grpc_service import RunningServer, build_server
+from v2v_platform.health import LIVENESS_SERVICE, ServiceHealth
 from v2v_platform.healthcheck import check, main
 from v2v_platform.testing.processes import free_port
 
@@ -115,3 +117,52 @@ def test_module_reads_the_pki_and_site_from_the_environment(
     down = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert down.returncode == 1
     assert "NOT_SERVING" in down.stderr
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_not_serving_prints_the_services_reasons_and_liveness_is_asked_apart(
+    pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = Clock()
+    health = ServiceHealth(60, clock)
+    consumer = health.part("facts-consumer")
+    relay = health.part("relay")
+    running = build_server(
+        tls=SiteTlsFiles.for_site(pki, "GMP-B"),
+        required_roles={},
+        register=lambda _server: None,
+        service_names=[SERVICE],
+        health_report=health.report,
+    )
+    target = f"127.0.0.1:{running.port}"
+    asks = [target, "--pki", str(pki), "--site", "HOSP-A"]
+    try:
+        assert (main(asks), main([*asks, "--live"])) == (0, 0)
+        consumer.waiting(KafkaConnectionError("connection refused"))
+        clock.now = 75
+        relay.progressed()
+        assert main(asks) == 1
+        stall = "facts-consumer: no progress for 75 s: KafkaConnectionError: connection refused"
+        assert (
+            capsys.readouterr().err == f"healthcheck: not healthy: {target}: NOT_SERVING: {stall}\n"
+        )
+        assert main([*asks, "--service", SERVICE]) == 1
+        assert main([*asks, "--live"]) == 0  # an outage waited out: not a reason to restart
+        relay.stopped("the broker refused an event for good")
+        capsys.readouterr()
+        assert main([*asks, "--live"]) == 1
+        assert capsys.readouterr().err == (
+            f"healthcheck: not healthy: {target} ({LIVENESS_SERVICE}): NOT_SERVING:"
+            f" {stall}; relay stopped: the broker refused an event for good\n"
+        )
+        with pytest.raises(SystemExit) as exited:
+            main([*asks, "--live", "--service", SERVICE])
+        assert exited.value.code == 1
+    finally:
+        running.stop(0)

@@ -1,5 +1,9 @@
 """The composition root: `bootstrap(settings)` wires the projection core; tests start only
-what they need (gRPC, consumer, alert hub) and may pass their own consumer group."""
+what they need (gRPC, consumer, alert hub) and may pass their own consumer group.
+
+Its threads are parts of the runtime's health: the consumer reports each poll (progress) and
+each error it waits out, the alert hub is watched for liveness; gRPC health, GET /ready and
+GET /live tell the truth about them (`v2v_platform.health`)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 
 from v2v_platform.grpc_service import RunningServer
+from v2v_platform.health import Heartbeat, stall_bound
+from v2v_platform.health_http import add_health_routes
 from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.service_runtime import TRANSIENT, ServiceRuntime
 from v2v_projection.adapters import grpc_api
@@ -35,7 +41,13 @@ class ProjectionService:
     consumer: ProjectionConsumer | None = None
 
     def __post_init__(self) -> None:
-        self.runtime = ServiceRuntime("projection", self.settings.site_id, self.settings.pki_dir)
+        self.runtime = ServiceRuntime(
+            "projection",
+            self.settings.site_id,
+            self.settings.pki_dir,
+            stall_after_s=stall_bound(self.settings),
+        )
+        add_health_routes(self.http_app, self.runtime.health)
         self.runtime.on_stop(self.projection.close)
         self.runtime.on_stop(self.hub.close)
 
@@ -61,7 +73,7 @@ class ProjectionService:
             max_poll_records=self.settings.max_poll_records,
         )
         self.consumer = consumer
-        self.runtime.run_in_thread("consumer", lambda: self._consume(consumer))
+        self.runtime.run_part("consumer", lambda beat: self._consume(consumer, beat))
         self.runtime.on_stop(consumer.close)
         return consumer
 
@@ -69,17 +81,21 @@ class ProjectionService:
         stop = self.runtime.stop_event
         self.runtime.run_in_thread("alerts", lambda: self.hub.run(stop, interval_s))
 
-    def _consume(self, consumer: ProjectionConsumer, max_backoff_s: float = 5.0) -> None:
+    def _consume(
+        self, consumer: ProjectionConsumer, heartbeat: Heartbeat, max_backoff_s: float = 5.0
+    ) -> None:
         stop, backoff = self.runtime.stop_event, 0.1
         while not stop.is_set():
             try:
                 consumer.poll_once(timeout_ms=200)
             except (*TRANSIENT, StoreWriteFailed) as error:
                 log.warning("projection consumer waiting %.1fs after: %s", backoff, error)
+                heartbeat.waiting(error)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, max_backoff_s)
                 consumer.rewind_to_stored()
                 continue
+            heartbeat.progressed()
             backoff = 0.1
 
     def stop(self) -> None:

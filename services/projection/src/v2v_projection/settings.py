@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import field_validator
 
 from v2v_platform.auth.identity import parse_site_id
-from v2v_platform.config import V2VSettings
+from v2v_platform.config import StallSeconds, V2VSettings
 
 
 class ProjectionSettings(V2VSettings):
@@ -22,6 +22,7 @@ class ProjectionSettings(V2VSettings):
     http_port: int = 8066
     max_poll_records: int = 5000
     span_exporter: str = "none"
+    stall_after_s: StallSeconds = 60.0
 
     @field_validator("site_id")
     @classmethod

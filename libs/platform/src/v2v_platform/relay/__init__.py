@@ -4,9 +4,10 @@ from v2v_platform.relay.publisher import (
     KafkaPublisher,
     OutboundRecord,
     PublishFailed,
+    PublishRefused,
     ensure_topics,
 )
-from v2v_platform.relay.relay import ChainBroken, OutboxRelay, PageResult
+from v2v_platform.relay.relay import ChainBroken, OutboxRelay, PageResult, PublishingStopped
 from v2v_platform.relay.state import (
     ChainHead,
     InMemoryRelayState,
@@ -25,6 +26,8 @@ __all__ = [
     "PageResult",
     "PostgresRelayState",
     "PublishFailed",
+    "PublishRefused",
+    "PublishingStopped",
     "RelayStateStore",
     "SqliteRelayState",
     "ensure_topics",

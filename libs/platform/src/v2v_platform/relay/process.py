@@ -25,7 +25,7 @@ from v2v_platform.envelope.from_domain import EventTranslator
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_platform.envelope.keys import SiteSigningKey
 from v2v_platform.relay.publisher import KafkaPublisher, ensure_topics
-from v2v_platform.relay.relay import OutboxRelay
+from v2v_platform.relay.relay import OutboxRelay, PublishingStopped
 from v2v_platform.relay.state import PostgresRelayState, RelayStateStore, SqliteRelayState
 
 log = logging.getLogger("v2v.relay")
@@ -174,6 +174,8 @@ def run(spec_reference: str) -> None:
     log.info("relay for %s started at position %d", settings.context, runtime.state.position())
     try:
         runtime.relay.run(stop)
+    except PublishingStopped:
+        raise SystemExit(1) from None  # the relay logged the refused event and why
     finally:
         runtime.close()
         log.info("relay stopped; %d envelopes published", runtime.relay.published_total)

@@ -1,4 +1,10 @@
-"""Publishing to Kafka: idempotent producer, acks=all, and nothing counts until acknowledged."""
+"""Publishing to Kafka: idempotent producer, acks=all, and nothing counts until acknowledged.
+
+A record the broker refuses for good (too large, invalid, not authorized: an error kafka-python
+marks non-retriable) raises `PublishRefused`, naming the record: publishing it again cannot
+succeed. Every other failure raises `PublishFailed` (or the producer's own KafkaError), which
+the relay waits out with backoff.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,17 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    BrokerNotAvailableError,
+    BrokerResponseError,
+    DuplicateSequenceNumberError,
+    InvalidProducerEpochError,
+    KafkaError,
+    OutOfOrderSequenceNumberError,
+    TopicAlreadyExistsError,
+    UnknownError,
+    UnknownProducerIdError,
+)
 
 PRODUCER_DEFAULTS: dict[str, object] = {
     "acks": "all",
@@ -36,23 +52,80 @@ class PublishFailed(RuntimeError):
     """The broker did not acknowledge every record of a batch."""
 
 
+class PublishRefused(RuntimeError):
+    """The broker (or the producer, before sending) refused `record` for good."""
+
+    def __init__(self, record: OutboundRecord, error: KafkaError) -> None:
+        self.record = record
+        self.error = error
+        size = len(record.value)
+        super().__init__(f"{record.topic} key={record.key!r} ({size} bytes): {self.reason}")
+
+    @property
+    def reason(self) -> str:
+        """The error, with kafka-python's description when the broker sent no message."""
+        text = str(self.error)
+        description = getattr(self.error, "description", "")
+        if self.error.args in ((), (None,)) and description:
+            return f"{text.removesuffix(': None')}: {description}"
+        return text
+
+
+PASSING_STATES: tuple[type[KafkaError], ...] = (
+    BrokerNotAvailableError,  # a broker restarting
+    UnknownError,  # an unexpected server error says nothing about the record
+    # the idempotent producer's sequence state, not the record
+    UnknownProducerIdError,
+    OutOfOrderSequenceNumberError,
+    DuplicateSequenceNumberError,
+    InvalidProducerEpochError,
+)
+"""Broker errors kafka-python marks non-retriable that describe a passing state, not the record."""
+
+
+def refused_for_good(error: BaseException) -> bool:
+    """Whether the broker's answer is final for this record: a broker error kafka-python marks
+    non-retriable (e.g. MessageSizeTooLargeError, also raised by `send` above
+    max_request_size), other than the passing states above."""
+    return (
+        isinstance(error, BrokerResponseError)
+        and not error.retriable
+        and not isinstance(error, PASSING_STATES)
+    )
+
+
 class KafkaPublisher:
     def __init__(self, bootstrap: str, client_id: str, **overrides: object) -> None:
         config = {**PRODUCER_DEFAULTS, **overrides}
         self._producer = KafkaProducer(bootstrap_servers=bootstrap, client_id=client_id, **config)
 
     def publish(self, records: Sequence[OutboundRecord], timeout_s: float = 120.0) -> None:
-        """Send every record and return only when the broker acknowledged all of them."""
-        futures = [
-            self._producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)
-            for r in records
-        ]
+        """Send every record and return only when the broker acknowledged all of them.
+        PublishRefused for the first record refused for good, else PublishFailed for the
+        first that failed."""
+        futures = [self._send(record) for record in records]
         self._producer.flush(timeout=timeout_s)
+        failed: tuple[OutboundRecord, KafkaError] | None = None
         for record, future in zip(records, futures, strict=True):
             try:
                 future.get(timeout=timeout_s)
             except KafkaError as error:
-                raise PublishFailed(f"{record.topic} key={record.key!r}: {error}") from error
+                if refused_for_good(error):
+                    raise PublishRefused(record, error) from error
+                failed = failed or (record, error)
+        if failed is not None:
+            first, cause = failed
+            raise PublishFailed(f"{first.topic} key={first.key!r}: {cause}") from cause
+
+    def _send(self, record: OutboundRecord) -> Any:
+        try:
+            return self._producer.send(
+                record.topic, value=record.value, key=record.key, headers=record.headers
+            )
+        except KafkaError as error:
+            if refused_for_good(error):
+                raise PublishRefused(record, error) from error
+            raise
 
     def close(self) -> None:
         self._producer.close()

@@ -4,6 +4,10 @@ For each page of notifications: translate each stored event, chain it to its agg
 previous envelope, sign it, publish the page, wait for every acknowledgement, and only then
 advance the recorded position and chain heads (atomically). Delivery is at-least-once;
 republished envelopes are byte-identical, so consumers dedupe on (aggregate id, version).
+
+An event the broker refuses for good stops the relay (`PublishingStopped`, logged as an ERROR
+naming the event and its size): retrying cannot succeed, and skipping it would break its
+aggregate's hash chain. The service then reports NOT_SERVING with that reason.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from v2v_platform.envelope.headers import (
     HEADER_SCHEMA_VERSION,
 )
 from v2v_platform.envelope.keys import SiteSigningKey
-from v2v_platform.relay.publisher import OutboundRecord, PublishFailed
+from v2v_platform.health import Heartbeat, PartStopped
+from v2v_platform.relay.publisher import OutboundRecord, PublishFailed, PublishRefused
 from v2v_platform.relay.state import ChainHead, RelayStateStore
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,22 @@ class Publisher(Protocol):
 
 class ChainBroken(RuntimeError):
     """The event store holds an aggregate version the recorded chain head cannot precede."""
+
+
+class PublishingStopped(PartStopped):
+    """The broker refused an event for good: the relay publishes nothing more (later events
+    would follow a gap in their hash chains). Events of the same page may have reached the
+    broker already; they are published again, byte-identical, once the relay goes on."""
+
+
+class _Unwatched:
+    """The heartbeat of a relay nobody watches (the `v2v relay` process)."""
+
+    def progressed(self) -> None:
+        """Nobody to tell."""
+
+    def waiting(self, error: BaseException) -> None:
+        """Nobody to tell (the relay logs it)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +127,10 @@ class OutboxRelay:
             return PageResult(0, 0, position)
         outbound = [self._translate(n) for n in notifications]
         records, heads = self._seal(outbound)
-        self._publisher.publish(records)
+        try:
+            self._publisher.publish(records)
+        except PublishRefused as refused:
+            raise PublishingStopped(_refusal(refused, records, outbound)) from refused
         last = int(notifications[-1].id)
         self._state.advance(last, heads)
         self.published_total += len(records)
@@ -120,20 +144,32 @@ class OutboxRelay:
         return total
 
     def run(
-        self, stop: threading.Event, idle_wait_s: float = 0.05, max_backoff_s: float = 5.0
+        self,
+        stop: threading.Event,
+        idle_wait_s: float = 0.05,
+        max_backoff_s: float = 5.0,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
-        """Publish until `stop` is set. A broker or database outage is waited out with backoff
-        (nothing was advanced, so nothing is lost); a broken chain or an unmappable event stops
-        the relay, because skipping it would break the hash chain."""
+        """Publish until `stop` is set, telling `heartbeat` of each page done (with or without
+        work) and each error waited out. A broker or database outage is waited out with backoff
+        (nothing was advanced, so nothing is lost); a broken chain, an unmappable event or an
+        event the broker refuses for good stops the relay, because skipping it would break the
+        hash chain."""
+        beat = heartbeat or _Unwatched()
         backoff = idle_wait_s
         while not stop.is_set():
             try:
                 published = self.publish_page().notifications
             except TRANSIENT_ERRORS as error:
+                beat.waiting(error)
                 backoff = min(max(backoff * 2, 0.1), max_backoff_s)
                 log.warning("relay to %s waiting %.1fs after: %s", self._topic, backoff, error)
                 stop.wait(backoff)
                 continue
+            except PublishingStopped as stopped:
+                log.error("relay to %s stopped: %s", self._topic, stopped)
+                raise
+            beat.progressed()
             backoff = idle_wait_s
             if not published:
                 stop.wait(idle_wait_s)
@@ -185,3 +221,17 @@ class OutboxRelay:
                 f" version {expected - 1}"
             )
         return head.hash if head else GENESIS_PREV_HASH
+
+
+def _refusal(
+    refused: PublishRefused, records: list[OutboundRecord], outbound: list[OutboundEvent]
+) -> str:
+    """The refused event by type, aggregate, version and size, and the broker's reason."""
+    index = next(i for i, record in enumerate(records) if record is refused.record)
+    content = outbound[index].content
+    return (
+        f"the broker refused {content.payload.DESCRIPTOR.full_name} of {content.aggregate_type}"
+        f" {content.aggregate_id} version {content.aggregate_version}"
+        f" ({len(refused.record.value)} bytes) for good: {refused.reason}; the relay publishes"
+        " nothing more until it is resolved"
+    )
