@@ -91,8 +91,71 @@ exec:
 {{- end }}
 
 {{/*
+Kafka security (kafka.security): whether the protocol uses TLS / SASL ("true" or "").
+*/}}
+{{- define "v2v.kafkaTls" -}}
+{{- if has .Values.kafka.security.protocol (list "SSL" "SASL_SSL") }}true{{ end }}
+{{- end }}
+
+{{- define "v2v.kafkaSasl" -}}
+{{- if has .Values.kafka.security.protocol (list "SASL_PLAINTEXT" "SASL_SSL") }}true{{ end }}
+{{- end }}
+
+{{/* Where the CA of the brokers' certificates is mounted (kafka.security.caSecretName). */}}
+{{- define "v2v.kafkaCaDir" -}}
+/var/lib/v2v/kafka-ca
+{{- end }}
+
+{{/*
+The client side of Kafka security every pod shares, as a dict: V2V_KAFKA_SECURITY_PROTOCOL and,
+with TLS, the CA file (the consortium CA of the PKI Secret unless kafka.security.caSecretName),
+with SASL the mechanism. The user name and password are each pod's own.
+*/}}
+{{- define "v2v.kafkaSecurityEnv" -}}
+{{- $security := .Values.kafka.security }}
+{{- $env := dict "V2V_KAFKA_SECURITY_PROTOCOL" $security.protocol }}
+{{- if include "v2v.kafkaTls" . }}
+{{- $ca := printf "%s/ca.crt" .Values.pki.mountPath }}
+{{- if $security.caSecretName }}
+{{- $ca = printf "%s/ca.crt" (include "v2v.kafkaCaDir" .) }}
+{{- end }}
+{{- $_ := set $env "V2V_KAFKA_SSL_CAFILE" $ca }}
+{{- $_ := set $env "V2V_KAFKA_SSL_CHECK_HOSTNAME" (toString $security.checkHostname) }}
+{{- end }}
+{{- if include "v2v.kafkaSasl" . }}
+{{- $_ := set $env "V2V_KAFKA_SASL_MECHANISM" (required "kafka.security.saslMechanism is required with a SASL protocol" $security.saslMechanism) }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{/*
+The volume holding the CA of the brokers' certificates, when it is not the consortium CA.
+*/}}
+{{- define "v2v.kafkaCaVolume" -}}
+{{- $security := .Values.kafka.security }}
+{{- if and (include "v2v.kafkaTls" .) $security.caSecretName }}
+- name: kafka-ca
+  secret:
+    secretName: {{ $security.caSecretName }}
+    defaultMode: 292  # 0444: a CA certificate is public
+    items:
+      - key: {{ $security.caSecretKey | default "ca.crt" }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "v2v.kafkaCaMount" -}}
+{{- if and (include "v2v.kafkaTls" .) .Values.kafka.security.caSecretName }}
+- name: kafka-ca
+  mountPath: {{ include "v2v.kafkaCaDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
 The environment of a service, as a dict (names sorted when rendered): computed V2V_* settings,
-then the service's own `env` on top. V2V_POSTGRES_DSN always comes from the Secret.
+then the service's own `env` on top. V2V_POSTGRES_DSN always comes from the Secret, and so does
+V2V_KAFKA_SASL_PASSWORD (its Kafka user is named after the service).
 */}}
 {{- define "v2v.env" -}}
 {{- $root := .root }}
@@ -110,6 +173,10 @@ then the service's own `env` on top. V2V_POSTGRES_DSN always comes from the Secr
   "V2V_TOPIC_REPLICATION_FACTOR" (int $values.kafka.topicReplicationFactor | toString)
   "V2V_SPAN_EXPORTER" $values.telemetry.spanExporter
 }}
+{{- $env = merge $env (include "v2v.kafkaSecurityEnv" $root | fromYaml) }}
+{{- if include "v2v.kafkaSasl" $root }}
+{{- $_ := set $env "V2V_KAFKA_SASL_USERNAME" $name }}
+{{- end }}
 {{- if $svc.fin }}
 {{- $_ := set $env "V2V_FIN" $svc.fin }}
 {{- else if has $name (list "intake" "manufacturing") }}
@@ -129,6 +196,9 @@ then the service's own `env` on top. V2V_POSTGRES_DSN always comes from the Secr
 {{- end }}
 {{- if hasKey $svc.env "V2V_POSTGRES_DSN" }}
 {{- fail (printf "%s.env.V2V_POSTGRES_DSN: the DSN comes from the Secret %s.postgres.secretName" $name $name) }}
+{{- end }}
+{{- if hasKey $svc.env "V2V_KAFKA_SASL_PASSWORD" }}
+{{- fail (printf "%s.env.V2V_KAFKA_SASL_PASSWORD: the password comes from the Secret %s.kafka.secretName" $name $name) }}
 {{- end }}
 {{- range $key, $value := $svc.env }}
 {{- $_ := set $env $key (toString $value) }}
@@ -213,6 +283,13 @@ spec:
                 secretKeyRef:
                   name: {{ required (printf "%s.postgres.secretName is required" $name) $svc.postgres.secretName }}
                   key: {{ $svc.postgres.secretKey | default "dsn" }}
+            {{- if include "v2v.kafkaSasl" $root }}
+            - name: V2V_KAFKA_SASL_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ required (printf "%s.kafka.secretName is required with a SASL protocol" $name) $svc.kafka.secretName }}
+                  key: {{ $svc.kafka.secretKey | default "password" }}
+            {{- end }}
           startupProbe:
             {{- include "v2v.healthcheck" (dict "port" $svc.grpcPort "live" true) | nindent 12 }}
             {{- toYaml $root.Values.probes.startup | nindent 12 }}
@@ -234,6 +311,9 @@ spec:
               readOnly: true
             - name: tmp
               mountPath: /tmp
+            {{- with include "v2v.kafkaCaMount" $root }}
+            {{- . | trim | nindent 12 }}
+            {{- end }}
       volumes:
         - name: pki
           secret:
@@ -254,6 +334,9 @@ spec:
           emptyDir:
             medium: Memory
             sizeLimit: 64Mi
+        {{- with include "v2v.kafkaCaVolume" $root }}
+        {{- . | trim | nindent 8 }}
+        {{- end }}
       {{- if gt $replicas 1 }}
       topologySpreadConstraints:
         - maxSkew: 1

@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 
 import typer
 
+from v2v_platform import kafka_broker
 from v2v_platform.auth import pki_cli
 from v2v_platform.consumer import quarantine_cli
 from v2v_platform.esign import cli as signer_cli
@@ -17,6 +18,7 @@ app = typer.Typer(help="Vein-to-Vein platform tools.", no_args_is_help=True)
 app.add_typer(pki_cli.app, name="pki")
 app.add_typer(signer_cli.app, name="signer")
 app.add_typer(quarantine_cli.app, name="quarantine")
+app.add_typer(kafka_broker.app, name="kafka")
 for plugin in entry_points(group="v2v.cli"):
     app.add_typer(plugin.load(), name=plugin.name)
 

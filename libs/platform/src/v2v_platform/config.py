@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from v2v_platform.auth.identity import parse_site_id
@@ -99,7 +107,145 @@ def validate_context(value: str) -> str:
     return value
 
 
-class KafkaSettings(V2VSettings):
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+
+
+def _protocol(info: ValidationInfo) -> str | None:
+    """V2V_KAFKA_SECURITY_PROTOCOL as validated (None when it was itself invalid)."""
+    protocol = info.data.get("kafka_security_protocol")
+    return str(protocol) if protocol is not None else None
+
+
+def _needed_by(info: ValidationInfo, protocols: frozenset[str], value: object) -> bool:
+    """Whether the protocol needs this setting; refuses one set for a protocol that would
+    ignore it (a TLS file with PLAINTEXT is a deployment mistake, not a preference)."""
+    protocol = _protocol(info)
+    if protocol is None:
+        return False
+    if protocol not in protocols and value is not None:
+        raise ValueError(
+            f"V2V_KAFKA_SECURITY_PROTOCOL is {protocol}, which does not use it;"
+            f" set the protocol to {' or '.join(sorted(protocols))} or unset this"
+        )
+    return protocol in protocols
+
+
+def _readable_file(value: Path) -> Path:
+    if not value.is_file():
+        raise ValueError("no such file")
+    try:
+        with value.open("rb"):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot read it: {error.strerror}") from None
+    return value
+
+
+class KafkaSecuritySettings(V2VSettings):
+    """How every Kafka client of a process authenticates and encrypts (V2V_KAFKA_*).
+
+    PLAINTEXT by default (the local broker on loopback). SSL: TLS with the broker's CA
+    (V2V_KAFKA_SSL_CAFILE), optionally a client certificate (mTLS: V2V_KAFKA_SSL_CERTFILE and
+    V2V_KAFKA_SSL_KEYFILE). SASL_SSL / SASL_PLAINTEXT: SASL with V2V_KAFKA_SASL_MECHANISM,
+    V2V_KAFKA_SASL_USERNAME and V2V_KAFKA_SASL_PASSWORD or V2V_KAFKA_SASL_PASSWORD_FILE.
+    `v2v_platform.kafka_security.client_options` turns them into kafka-python options.
+    """
+
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = Field(default=None, validate_default=True)
+    kafka_ssl_certfile: Path | None = Field(default=None, validate_default=True)
+    kafka_ssl_keyfile: Path | None = Field(default=None, validate_default=True)
+    kafka_ssl_check_hostname: bool = True
+    kafka_sasl_mechanism: SaslMechanism | None = Field(default=None, validate_default=True)
+    kafka_sasl_username: str | None = Field(default=None, validate_default=True)
+    kafka_sasl_password: SecretStr | None = Field(default=None, validate_default=True)
+    kafka_sasl_password_file: Path | None = Field(default=None, validate_default=True)
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator(
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_sasl_password_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("kafka_ssl_cafile")
+    @classmethod
+    def _ca_for_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if _needed_by(info, TLS_PROTOCOLS, value) and value is None:
+            raise ValueError(
+                f"required with V2V_KAFKA_SECURITY_PROTOCOL={_protocol(info)}: the CA"
+                " certificate (PEM) that signed the brokers' certificates"
+            )
+        return _readable_file(value) if value is not None else None
+
+    @field_validator("kafka_ssl_certfile")
+    @classmethod
+    def _client_certificate(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        _needed_by(info, TLS_PROTOCOLS, value)
+        return _readable_file(value) if value is not None else None
+
+    @field_validator("kafka_ssl_keyfile")
+    @classmethod
+    def _client_key(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        _needed_by(info, TLS_PROTOCOLS, value)
+        has_certificate = info.data.get("kafka_ssl_certfile") is not None
+        if (value is None) == has_certificate and "kafka_ssl_certfile" in info.data:
+            raise ValueError("set V2V_KAFKA_SSL_CERTFILE and V2V_KAFKA_SSL_KEYFILE together")
+        return _readable_file(value) if value is not None else None
+
+    @field_validator("kafka_sasl_mechanism", "kafka_sasl_username")
+    @classmethod
+    def _sasl_identity(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if _needed_by(info, SASL_PROTOCOLS, value) and not value:
+            raise ValueError(f"required with V2V_KAFKA_SECURITY_PROTOCOL={_protocol(info)}")
+        return value
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _sasl_password(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        _needed_by(info, SASL_PROTOCOLS, value)
+        return value
+
+    @field_validator("kafka_sasl_password_file")
+    @classmethod
+    def _sasl_password_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        needed = _needed_by(info, SASL_PROTOCOLS, value)
+        if "kafka_sasl_password" not in info.data:
+            return value  # the password itself was refused (and named)
+        given = info.data["kafka_sasl_password"] is not None
+        if needed and given == (value is not None):
+            raise ValueError("set V2V_KAFKA_SASL_PASSWORD or V2V_KAFKA_SASL_PASSWORD_FILE (one)")
+        if value is not None:
+            _readable_file(value)
+            if not value.read_text().strip():
+                raise ValueError("the file is empty")
+        return value
+
+    def kafka_sasl_secret(self) -> str | None:
+        """The SASL password: V2V_KAFKA_SASL_PASSWORD, else the file's content (stripped)."""
+        if self.kafka_sasl_password is not None:
+            return self.kafka_sasl_password.get_secret_value()
+        if self.kafka_sasl_password_file is not None:
+            return self.kafka_sasl_password_file.read_text().strip()
+        return None
+
+
+class KafkaSettings(KafkaSecuritySettings):
     kafka_bootstrap: str
     topic_partitions: int = 6
     topic_replication_factor: int = 1
@@ -131,7 +277,7 @@ WindowHours = Annotated[int, between(1, 24 * 14, "hours")]
 """A time window in hours: 1 hour to 14 days."""
 
 
-class SiteServiceSettings(V2VSettings):
+class SiteServiceSettings(KafkaSecuritySettings):
     """What every service process at a site reads: its site, PKI, event store and ports.
 
     A service derives from it, adds its own fields and gives `grpc_address` and `http_port`

@@ -40,6 +40,7 @@ from v2v_platform.health import (
     stall_bound,
 )
 from v2v_platform.health_http import add_health_routes
+from v2v_platform.kafka_security import KafkaSecurityConfig, client_options, security_fields
 from v2v_platform.read_queries import Query, for_postgres, postgres_query, sqlite_query
 from v2v_platform.relay.process import RelayRuntime, RelaySettings, RelaySpec, build_relay
 
@@ -49,8 +50,9 @@ FactsT = TypeVar("FactsT")
 NoneT = TypeVar("NoneT")
 
 
-class PublishingSettings(Protocol):
-    """What a service's settings say about where it publishes (its relay's settings)."""
+class PublishingSettings(KafkaSecurityConfig, Protocol):
+    """What a service's settings say about where it publishes (its relay's settings) and how
+    its Kafka clients authenticate (V2V_KAFKA_SECURITY_PROTOCOL, ...)."""
 
     site_id: str
     kafka_bootstrap: str | None
@@ -77,6 +79,7 @@ def relay_settings_for(context: str, settings: PublishingSettings) -> RelaySetti
         sqlite_path=settings.sqlite_path,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
+        **security_fields(settings),
     )
 
 
@@ -370,7 +373,8 @@ class RuntimeService:
         style of its store: the service's PostgreSQL database, else `sqlite_path`), its state
         kept as `consumer_name`; thread `<name>-consumer`, group `v2v-<context>-<site>-<name>`.
         Every record is verified against the consortium key ring of the PKI directory (read
-        again when it changes) before it is applied; what fails is quarantined."""
+        again when it changes) before it is applied; what fails is quarantined. The consumer
+        authenticates to the broker as the settings say (`kafka_security.client_options`)."""
         from v2v_platform.auth.tls import KEY_RING_FILE
         from v2v_platform.envelope.keys import KeyRingFile
         from v2v_platform.envelope.trust import EnvelopeGate
@@ -385,5 +389,6 @@ class RuntimeService:
             ),
             apply=projection(for_postgres if self.settings.postgres_dsn else str),
             gate=gate,
+            **client_options(self.settings),
         )
         return self.runtime.start_consumer(f"{name}-consumer", consumer)

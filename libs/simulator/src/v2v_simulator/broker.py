@@ -16,6 +16,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
+from v2v_platform.kafka_security import environment_options
 from v2v_platform.testing.infra import find_repo_root
 
 TOPIC_PARTITIONS = 6  # the services' default (V2V_TOPIC_PARTITIONS)
@@ -89,9 +90,12 @@ class LocalBroker:
 def prepare_topics(bootstrap: str, partitions: int = TOPIC_PARTITIONS) -> None:
     """Create every v2v topic once, before the services start, and wait until the broker
     describes each with all its partitions: services starting together on a fresh broker
-    would otherwise race to create them."""
+    would otherwise race to create them. An external broker's V2V_KAFKA_* security settings
+    (from the environment, as the services get them) apply."""
     wanted = [topic_for(context) for context in CONTEXTS]
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="v2v-simulator-topics")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="v2v-simulator-topics", **environment_options()
+    )
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(t, partitions, 1) for t in wanted if t not in existing]

@@ -15,6 +15,8 @@ from typing import Any
 
 from kafka import KafkaAdminClient
 
+from v2v_platform.kafka_security import environment_options
+
 # The contexts whose services consume other contexts' topics, and their group names
 # (v2v_platform.service_runtime: v2v-<context>-<site>-<name>; the projection's setting).
 CONSUMING = ("manufacturing", "logistics", "release", "infusion", "projection")
@@ -27,7 +29,9 @@ def group_prefix(context: str, site_id: str) -> str:
 
 def unassigned(bootstrap: str, prefixes: Iterable[str]) -> dict[str, str]:
     """What is wrong with each expected group (by prefix); empty when all consume."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="v2v-simulator-groups")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="v2v-simulator-groups", **environment_options()
+    )
     try:
         names = [g["group_id"] for g in admin.list_groups()]
         wanted = {p: [n for n in names if n.startswith(p)] for p in prefixes}

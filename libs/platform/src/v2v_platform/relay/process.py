@@ -24,6 +24,7 @@ from v2v_platform.config import EventStoreSettings, KafkaSettings, load_or_exit,
 from v2v_platform.envelope.from_domain import EventTranslator
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_platform.envelope.keys import SiteSigningKey
+from v2v_platform.kafka_security import client_options
 from v2v_platform.relay.publisher import KafkaPublisher, ensure_topics
 from v2v_platform.relay.relay import OutboxRelay, PublishingStopped
 from v2v_platform.relay.state import PostgresRelayState, RelayStateStore, SqliteRelayState
@@ -133,13 +134,17 @@ def build_relay(spec: RelaySpec, settings: RelaySettings) -> RelayRuntime:
         )
     app = spec.application(env=settings.event_store.eventsourcing_env())
     topic = topic_for(settings.context)
+    security = client_options(settings)
     ensure_topics(
         settings.kafka_bootstrap,
         [topic_for(c) for c in CONTEXTS],
         settings.topic_partitions,
         settings.topic_replication_factor,
+        **security,
     )
-    publisher = KafkaPublisher(settings.kafka_bootstrap, client_id=f"v2v-relay-{settings.context}")
+    publisher = KafkaPublisher(
+        settings.kafka_bootstrap, client_id=f"v2v-relay-{settings.context}", **security
+    )
     state = settings.state_store()
     relay = OutboxRelay(
         source=app.recorder,

@@ -95,6 +95,9 @@ def refused_for_good(error: BaseException) -> bool:
 
 
 class KafkaPublisher:
+    """`overrides` are kafka-python producer options on top of PRODUCER_DEFAULTS, among them
+    the security options (`v2v_platform.kafka_security.client_options`)."""
+
     def __init__(self, bootstrap: str, client_id: str, **overrides: object) -> None:
         config = {**PRODUCER_DEFAULTS, **overrides}
         self._producer = KafkaProducer(bootstrap_servers=bootstrap, client_id=client_id, **config)
@@ -136,10 +139,19 @@ class TopicMismatch(RuntimeError):
 
 
 def ensure_topics(
-    bootstrap: str, topics: Iterable[str], partitions: int, replication_factor: int = 1
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int,
+    replication_factor: int = 1,
+    **client_options: object,
 ) -> None:
-    """Create the topics if absent; refuse if one exists with another partition count."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="v2v-topic-admin")
+    """Create the topics if absent; refuse if one exists with another partition count.
+    `client_options`: the admin client's security options (`kafka_security.client_options`).
+    A topic the client may not describe looks absent to it: with ACLs, every service may
+    describe every v2v topic (`v2v_platform.kafka_broker`)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="v2v-topic-admin", **client_options
+    )
     try:
         wanted = list(topics)
         existing = set(admin.list_topics())

@@ -10,6 +10,10 @@ Resolution order for each service:
 ``V2V_INFRA=docker`` or ``V2V_INFRA=local`` restricts step 2/3 to one of them. A process the
 local scripts had to start is stopped again by :meth:`Resolved.close` unless ``V2V_KEEP_INFRA=1``
 (one that was already running is always left running).
+
+:func:`start_secure_local_kafka` starts a broker of its own (its own state directory) with the
+deployment's authenticated, encrypted listener (SASL_SSL + SCRAM-SHA-512, ACLs enforced),
+always through the local script: the one integration test that needs it stops it again.
 """
 
 from __future__ import annotations
@@ -200,11 +204,13 @@ def _try_local(service: Service, root: Path, tried: list[str]) -> Resolved | Non
     )
 
 
-def _stop_local(script: Path) -> None:
-    _run(script, "down", timeout_s=SCRIPT_DOWN_TIMEOUT_S)
+def _stop_local(script: Path, env: dict[str, str] | None = None) -> None:
+    _run(script, "down", timeout_s=SCRIPT_DOWN_TIMEOUT_S, env=env)
 
 
-def _run(script: Path, command: str, *, timeout_s: float) -> subprocess.CompletedProcess[str]:
+def _run(
+    script: Path, command: str, *, timeout_s: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             ["bash", str(script), command],
@@ -213,6 +219,7 @@ def _run(script: Path, command: str, *, timeout_s: float) -> subprocess.Complete
             stdin=subprocess.DEVNULL,
             timeout=timeout_s,
             check=False,
+            env=env,
         )
     except subprocess.TimeoutExpired as error:
         stderr = _text(error.stderr) + f"\n(timed out after {timeout_s}s)"
@@ -255,6 +262,42 @@ def _advice(service: Service, mode: str, tried: Sequence[str]) -> str:
         *(f"  - {attempt}" for attempt in tried),
     ]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- a secured local broker
+
+ADMIN_USER = "admin"
+
+
+def start_secure_local_kafka(
+    pki_dir: Path, state_dir: Path, admin_password: str, repo_root: Path | None = None
+) -> Resolved:
+    """A broker of its own under `state_dir` (``kafka.sh up`` with V2V_KAFKA_TLS_DIR): its
+    certificate issued by the consortium CA of `pki_dir`, one SASL_SSL listener (SCRAM-SHA-512;
+    super user ``admin`` with `admin_password`), ACLs enforced. `Resolved.close` stops it.
+    InfraUnavailable with the script's output when it does not start."""
+    from v2v_platform.kafka_broker import issue_broker_tls
+
+    root = repo_root or find_repo_root()
+    if root is None:
+        raise InfraUnavailable(f"{KAFKA.script} not found above {Path(__file__).parent}")
+    script = root / KAFKA.script
+    tls = issue_broker_tls(pki_dir, state_dir / "tls")
+    env = {
+        **os.environ,
+        "V2V_STATE_DIR": str(state_dir.resolve()),
+        "V2V_KAFKA_TLS_DIR": str(tls.keystore.parent.resolve()),
+        "V2V_KAFKA_ADMIN_PASSWORD": admin_password,
+    }
+    result = _run(script, "up", timeout_s=SCRIPT_UP_TIMEOUT_S, env=env)
+    address = _last_line(result.stdout)
+    if result.returncode != 0 or not address:
+        raise InfraUnavailable(
+            f"`{KAFKA.script} up` with V2V_KAFKA_TLS_DIR exited {result.returncode}"
+            f" ({KAFKA.local_requirements}); its output ended with:\n{_indent(_tail(result))}"
+        )
+    how = f"{KAFKA.script} (SASL_SSL, own state directory; stopped at the end)"
+    return Resolved(address, how, lambda: _stop_local(script, env))
 
 
 # ---------------------------------------------------------------- PostgreSQL databases

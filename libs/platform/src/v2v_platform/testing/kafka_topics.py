@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -15,11 +15,17 @@ from v2v_platform.envelope.verify import Break, ChainVerifier, Location
 
 
 def read_topic(
-    bootstrap: str, topic: str, keep: Callable[[Any], bool] = lambda record: True
+    bootstrap: str,
+    topic: str,
+    keep: Callable[[Any], bool] = lambda record: True,
+    client_options: Mapping[str, object] | None = None,
 ) -> list[tuple[Location, Any]]:
     """Every record of `topic` from the beginning up to its end offsets at call time, with
-    its location, filtered by `keep`. No consumer group: nothing is committed."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    its location, filtered by `keep`. No consumer group: nothing is committed.
+    `client_options`: how it authenticates (`v2v_platform.kafka_security.client_options`)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **dict(client_options or {})
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
@@ -41,6 +47,7 @@ def read_verified_until(
     keep: Callable[[Envelope], bool],
     done: Callable[[list[Envelope]], bool],
     timeout_s: float = 60.0,
+    client_options: Mapping[str, object] | None = None,
 ) -> tuple[list[tuple[Any, Envelope]], list[Break]]:
     """The (record, envelope) pairs of `topic` that `keep` selects, each fed to a
     ChainVerifier, read from the beginning until `done(envelopes)` holds; with every break.
@@ -51,6 +58,7 @@ def read_verified_until(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=1000,
+        **dict(client_options or {}),
     )
     mine: list[tuple[Any, Envelope]] = []
     breaks: list[Break] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -31,7 +31,8 @@ def eventually(probe: Callable[[], T | None], what: str, timeout_s: float = 60.0
 
 class SignedEnvelopeProducer:
     """Publishes chained, signed envelopes on `topic` (one aggregate stream per COI), for tests
-    in which that context's own service is not the thing under test."""
+    in which that context's own service is not the thing under test. `client_options`: how
+    it authenticates to the broker (`v2v_platform.kafka_security.client_options`)."""
 
     def __init__(
         self,
@@ -40,8 +41,11 @@ class SignedEnvelopeProducer:
         signer: SiteSigningKey,
         actor: Actor,
         aggregate_type: str = "Therapy",
+        client_options: Mapping[str, object] | None = None,
     ) -> None:
-        self._producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
+        self._producer = KafkaProducer(
+            bootstrap_servers=kafka, acks="all", **dict(client_options or {})
+        )
         self._topic = topic
         self._signer = signer
         self._actor = actor
