@@ -9,8 +9,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from v2v_platform.envelope.keys import KeyRing
+from v2v_platform.envelope.trust import EnvelopeGate, Untrusted
+from v2v_platform.envelope.verify import Location
 from v2v_projection.fold import ChainFold
 from v2v_projection.history_file import read_history
+
+VERIFY_SAMPLE = 50_000  # records checked by `measure_verify` (the rate is steady long before)
 
 
 @dataclass(frozen=True)
@@ -61,3 +66,20 @@ def measure_replay(path: Path, workers: int) -> ReplayFigures:
     fold.kpis()
     seconds = time.perf_counter() - started
     return ReplayFigures(fold.events_applied, seconds, folded, len(chains), workers)
+
+
+@dataclass(frozen=True)
+class VerifyFigures:
+    events: int
+    seconds: float
+
+
+def measure_verify(records: list[tuple[str, bytes]], ring: Path) -> VerifyFigures:
+    """`EnvelopeGate.check` on the first records, in this process (one core)."""
+    gate = EnvelopeGate(KeyRing.load(ring))
+    sample = records[:VERIFY_SAMPLE]
+    started = time.perf_counter()
+    for offset, (topic, value) in enumerate(sample):
+        if isinstance(gate.check(value, Location(topic, 0, offset)), Untrusted):
+            raise AssertionError(f"record {offset} of {topic} does not verify")
+    return VerifyFigures(len(sample), time.perf_counter() - started)

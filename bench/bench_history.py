@@ -17,6 +17,7 @@ from v2v_projection.history_file import (
     write_history,
 )
 from v2v_testkit.synthetic.chains import generate_history
+from v2v_testkit.synthetic.consortium import key_ring, site_signers
 
 EVENTS_PER_PATIENT_AT_LEAST = 48  # generated journeys average ~52 events
 
@@ -43,6 +44,15 @@ def cached_history(cache: Path, seed: int, events: int) -> Path:
     )
     write_history(path, header, records)
     print(f"generated in {time.monotonic() - started:.0f} s")
+    return path
+
+
+def cached_ring(cache: Path, seed: int) -> Path:
+    """The consortium key ring of the history's sites, with their roles (what the projection
+    verifies the history against)."""
+    path = cache / f"ring-seed{seed}.json"
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text(key_ring(site_signers(seed)).to_json() + "\n")
     return path
 
 

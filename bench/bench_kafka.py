@@ -1,5 +1,7 @@
 """Kafka measurements on the same topics, in the same run: a kafka-python consumer that does
-nothing else (raw), and the projection core consuming them into its PostgreSQL store (e2e).
+nothing else (raw), and the projection core consuming them into its PostgreSQL store (e2e),
+once without verifying the records (`TrustEverything`, the bench's baseline only: the service
+always verifies) and once verifying every record as the service does.
 
 The history goes onto fresh, uniquely named copies of the five context topics (6 partitions,
 key = COI, as the relays publish), deleted afterwards. Both rates are counted from the first
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -22,6 +24,7 @@ from v2v_platform.testing.infra import create_database, drop_database
 from v2v_projection.chain_projection import ChainProjection
 from v2v_projection.consumer import CONSUMER_CONFIG, ProjectionConsumer
 from v2v_projection.store import PostgresProjectionStore
+from v2v_projection.verifier import Key, Record, RecordVerifier, Refused
 from v2v_projection.writer_process import ProcessBatchWriter
 
 PARTITIONS = 6
@@ -36,6 +39,16 @@ class Rate:
     @property
     def per_second(self) -> float:
         return self.records / self.seconds if self.seconds else 0.0
+
+
+class TrustEverything:
+    """The e2e baseline without verification (never used by the service)."""
+
+    def check(self, records: Sequence[Record], keys: Sequence[Key] | None = None) -> Refused:
+        return []
+
+    def close(self) -> None:
+        return None
 
 
 @contextmanager
@@ -86,10 +99,17 @@ def raw_consume(bootstrap: str, names: list[str], total: int) -> Rate:
     return Rate(seen - first, elapsed)
 
 
-def e2e_consume(bootstrap: str, admin_dsn: str, names: list[str], total: int) -> Rate:
+def e2e_consume(
+    bootstrap: str,
+    admin_dsn: str,
+    names: list[str],
+    total: int,
+    verifier: Callable[[], RecordVerifier],
+) -> Rate:
     database = create_database(admin_dsn, "v2v_bench")
     store = PostgresProjectionStore(database.dsn)
-    projection = ChainProjection(store, ProcessBatchWriter(database.dsn))  # as the service does
+    writer = ProcessBatchWriter(database.dsn)  # as the service does
+    projection = ChainProjection(store, writer, verifier=verifier())
     try:
         consumer = ProjectionConsumer(
             projection,
@@ -106,8 +126,11 @@ def e2e_consume(bootstrap: str, admin_dsn: str, names: list[str], total: int) ->
         projection.flush()
         elapsed = time.perf_counter() - started
         consumer.close()
-        if store.count() != total:
-            raise AssertionError(f"stored {store.count()} envelopes of {total}")
+        if store.count() != total or projection.untrusted_records:
+            raise AssertionError(
+                f"stored {store.count()} envelopes of {total},"
+                f" {projection.untrusted_records} quarantined"
+            )
         return Rate(consumer.records_seen - first, elapsed)
     finally:
         projection.close()

@@ -5,7 +5,14 @@ in the same run, written to bench/results/latest.json and printed as a table.
                                   one process (wall clock; cpu-time figure beside it)
   kafka_raw_consume_events_per_s  kafka-python reading the same topics, doing nothing else
   kafka_e2e_events_per_s          the projection core from Kafka: fold + PostgreSQL store
-                                  (COPY) with the offsets, one transaction per batch
+                                  with the offsets, one transaction per batch, WITHOUT
+                                  verifying the records (the baseline; the service always
+                                  verifies)
+  kafka_e2e_verified_events_per_s the same, verifying every record as the service does (the
+                                  platform's EnvelopeGate: hash, Ed25519 signature, signer,
+                                  authorship), in the consumer's thread (verify_workers 0) and
+                                  in 2 worker processes, same run, same history
+  verify_events_per_s_one_core    EnvelopeGate.check alone, in memory, one process
   replay_1m_seconds               1,000,000 events through ChainFold from a history file
                                   (read_history), incl. reading the file and deriving every
                                   chain view and the KPIs (derivation in one worker process
@@ -25,19 +32,29 @@ import os
 import platform
 import sys
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench_fold import measure_fold, measure_replay
-from bench_history import cached_history, load_values
-from bench_kafka import bench_topics, e2e_consume, produce, raw_consume
+from bench_fold import measure_fold, measure_replay, measure_verify
+from bench_history import cached_history, cached_ring, load_values
+from bench_kafka import (
+    TrustEverything,
+    bench_topics,
+    e2e_consume,
+    produce,
+    raw_consume,
+)
 from google.protobuf.internal import api_implementation
 
 from v2v_platform.testing.infra import find_repo_root, resolve_kafka, resolve_postgres
+from v2v_projection.audit.verification import authorship_for
+from v2v_projection.verifier import open_verifier
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 TARGETS = {"fold_events_per_s": 400_000, "e2e_vs_raw": 0.70, "replay_1m_seconds": 10.0}
+VERIFY_WORKERS = (0, 2)  # the consumer's thread; two worker processes
 
 
 def machine() -> dict[str, Any]:
@@ -59,17 +76,33 @@ def machine() -> dict[str, Any]:
 def run(events: int, seed: int) -> dict[str, Any]:
     info = machine()
     history = cached_history(ROOT / ".v2v" / "bench", seed, events)
+    ring = cached_ring(ROOT / ".v2v" / "bench", seed)
     replay = measure_replay(history, workers=os.cpu_count() or 1)  # before the records are
     single = measure_replay(history, workers=1)  # held in memory (forking copies less)
     records = load_values(history)
     fold = measure_fold([value for _, value in records])
+    verify = measure_verify(records, ring)
     root = find_repo_root(ROOT)
     kafka, postgres = resolve_kafka(root), resolve_postgres(root)
     try:
         with bench_topics(kafka.address, sorted({topic for topic, _ in records})) as names:
             produced_s = produce(kafka.address, records, names)
-            raw = raw_consume(kafka.address, list(names.values()), len(records))
-            e2e = e2e_consume(kafka.address, postgres.address, list(names.values()), len(records))
+            topics = list(names.values())
+            renamed = authorship_for(topics)  # the consortium's policy on the copies
+            raw = raw_consume(kafka.address, topics, len(records))
+            e2e = e2e_consume(
+                kafka.address, postgres.address, topics, len(records), TrustEverything
+            )
+            verified = {
+                workers: e2e_consume(
+                    kafka.address,
+                    postgres.address,
+                    topics,
+                    len(records),
+                    partial(open_verifier, ring, workers, renamed),
+                )
+                for workers in VERIFY_WORKERS
+            }
     finally:
         kafka.close()
         postgres.close()
@@ -84,6 +117,11 @@ def run(events: int, seed: int) -> dict[str, Any]:
         "kafka_raw_consume_events_per_s": round(raw.per_second),
         "kafka_e2e_events_per_s": round(e2e.per_second),
         "e2e_vs_raw": round(e2e.per_second / raw.per_second, 3),
+        "kafka_e2e_verified_events_per_s": {
+            f"verify_workers_{workers}": round(rate.per_second)
+            for workers, rate in verified.items()
+        },
+        "verify_events_per_s_one_core": round(verify.events / verify.seconds),
         "kafka_produce_events_per_s": round(len(records) / produced_s),
         "replay_events": replay.events,
         "replay_1m_seconds": round(replay.seconds * per_million, 3),
@@ -108,15 +146,25 @@ def table(result: dict[str, Any]) -> str:
         ("kafka raw consume (events/s)", f"{result['kafka_raw_consume_events_per_s']:,}", "", None),
         ("kafka e2e (events/s)", f"{result['kafka_e2e_events_per_s']:,}", "", None),
         ("  e2e / raw", f"{result['e2e_vs_raw']:.0%}", ">= 70 %", e2e_ok),
+        *[
+            (f"kafka e2e verified, {name.replace('_', ' ')}", f"{rate:,}", "", None)
+            for name, rate in result["kafka_e2e_verified_events_per_s"].items()
+        ],
+        (
+            "verify only (events/s, one core)",
+            f"{result['verify_events_per_s_one_core']:,}",
+            "",
+            None,
+        ),
         (f"replay 1M events (s){scaled}", f"{result['replay_1m_seconds']:.2f}", "<= 10", replay_ok),
         ("  in one process", f"{result['replay_1m_single_process_seconds']:.2f}", "", None),
         ("  read + fold only", f"{result['replay_1m_read_and_fold_seconds']:.2f}", "", None),
         ("derive all chains + KPIs (s)", f"{result['derive_all_chains_seconds']:.2f}", "", None),
     ]
-    lines = [f"{'measure':34} {'value':>14}  {'target':>11}  ok"]
+    lines = [f"{'measure':40} {'value':>14}  {'target':>11}  ok"]
     for name, value, target, ok in rows:
         mark = "" if ok is None else ("yes" if ok else "NO")
-        lines.append(f"{name:34} {value:>14}  {target:>11}  {mark}")
+        lines.append(f"{name:40} {value:>14}  {target:>11}  {mark}")
     info = result["machine"]
     lines.append(
         f"{result['events']:,} events, {result['chains']:,} chains; {info['cpu_model']},"

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from v2v.common.v1.common_pb2 import Operator
-from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.auth.pki import init_pki, parse_site_spec, write_ring_roles
 from v2v_platform.auth.tls import KEY_RING_FILE
 from v2v_platform.esign import Signer, SignerStore, hash_password, open_signer_store
 from v2v_platform.processes import ServiceProcess
@@ -28,7 +28,9 @@ class SetupFailed(RuntimeError):
 
 
 def ensure_pki(pki: Path, consortium: Consortium) -> bool:
-    """Create the PKI for every site unless it exists; True when it was created."""
+    """Create the PKI for every site unless it exists; True when it was created. An existing
+    PKI gets its sites' certified roles written into its key ring (a ring made before it
+    carried roles would make every consumer refuse every record as unauthorised)."""
     if (pki / KEY_RING_FILE).is_file():
         missing = [s for s in consortium.site_ids if not (pki / "sites" / s).is_dir()]
         if missing:
@@ -36,6 +38,7 @@ def ensure_pki(pki: Path, consortium: Consortium) -> bool:
                 f"the PKI in {pki} has no material for {', '.join(missing)}; add the sites with"
                 f" `v2v pki add-site --out {pki} --site ...` or start over with a new data dir"
             )
+        write_ring_roles(pki)
         return False
     init_pki(pki, [parse_site_spec(spec) for spec in consortium.site_specs()])
     return True

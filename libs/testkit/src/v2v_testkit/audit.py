@@ -1,8 +1,10 @@
-"""Test support for the audit tools (`v2v audit`): a synthetic history laid out as Kafka would
-hold it (partitions, offsets) and as a history file, and a key-ring-only PKI folder."""
+"""Test support for the audit tools (`v2v audit`) and the projection: a synthetic history laid
+out as Kafka would hold it (partitions, offsets) and as a history file, a key-ring-only PKI
+folder, and a PKI's ring extended with a synthetic history's keys."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -37,3 +39,18 @@ def write_key_ring(directory: Path, keys: KeyRing) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / KEY_RING_FILE).write_text(keys.to_json() + "\n")
     return directory
+
+
+def trust_keys(pki_dir: Path, keys: KeyRing) -> Path:
+    """Add `keys` (e.g. a generated history's, with their sites' roles) to the key ring of the
+    PKI in `pki_dir`, so its consumers verify that history; the PKI's own keys stay. A site in
+    both must hold the same roles in both."""
+    path = pki_dir / KEY_RING_FILE
+    entries = {entry["key_id"]: entry for entry in json.loads(path.read_text())["keys"]}
+    for entry in json.loads(keys.to_json())["keys"]:
+        entries.setdefault(entry["key_id"], entry)
+    merged = KeyRing.from_json(json.dumps({"keys": list(entries.values())}))
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(merged.to_json() + "\n")
+    temporary.replace(path)
+    return path

@@ -3,7 +3,8 @@ gRPC ChainQueryService, HTTP JSON under /v1, live alerts), until SIGTERM/SIGINT.
 
     python -m v2v_projection                 # serve (default)
     python -m v2v_projection serve --rebuild # forget the stored state, re-read from offset 0
-    python -m v2v_projection rebuild         # only forget it (the next start re-reads)
+    python -m v2v_projection rebuild         # only forget it (the next start re-reads and
+                                             # verifies every record again)
 
 Settings come from V2V_* variables (a missing one stops the process naming it).
 """

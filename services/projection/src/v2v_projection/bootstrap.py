@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
+from v2v_platform import kafka_security
+from v2v_platform.auth.tls import KEY_RING_FILE
 from v2v_platform.grpc_service import RunningServer
 from v2v_platform.health import Heartbeat, stall_bound
 from v2v_platform.health_http import add_health_routes
@@ -25,6 +27,7 @@ from v2v_projection.consumer import ProjectionConsumer
 from v2v_projection.queries import ChainQueries
 from v2v_projection.settings import ProjectionSettings
 from v2v_projection.store import open_store
+from v2v_projection.verifier import open_verifier
 from v2v_projection.writer_process import ProcessBatchWriter, StoreWriteFailed
 
 log = logging.getLogger("v2v.projection")
@@ -71,6 +74,7 @@ class ProjectionService:
             bootstrap=self.settings.kafka_bootstrap,
             group_id=group_id or self.settings.consumer_group,
             max_poll_records=self.settings.max_poll_records,
+            client_options=kafka_security.client_options(self.settings),
         )
         self.consumer = consumer
         self.runtime.run_part("consumer", lambda beat: self._consume(consumer, beat))
@@ -106,7 +110,8 @@ def bootstrap(settings: ProjectionSettings, *, rebuild: bool = False) -> Project
     """Open the store (cleared when `rebuild`) and rebuild the fold from it."""
     store = open_store(settings.postgres_dsn, settings.sqlite_path)
     writer = ProcessBatchWriter(settings.postgres_dsn) if settings.postgres_dsn else None
-    projection = ChainProjection(store, writer)
+    records = open_verifier(settings.pki_dir / KEY_RING_FILE, settings.verify_workers)
+    projection = ChainProjection(store, writer, verifier=records)
     if rebuild:
         projection.rebuild()
         log.info("projection store cleared: consuming every topic from offset zero")

@@ -1,11 +1,25 @@
 """`ChainProjection`: the chain fold (fold.py), its durable store (store.py) and the reads,
 guarded by one lock; what the consumer feeds and both APIs read.
 
-`ingest` takes a consumed batch: the fold takes what is new (duplicates are skipped), and the
-new envelopes with the batch's next offsets are stored in one transaction, by the batch
-writer (writer.py), synchronously or, for the consumer, pipelined with the next poll. If a
-save fails, the fold is rebuilt from the store before anything else is folded, so what the
-fold holds is never lost or doubled across the retry. Reads derive chain views lazily.
+`ingest` takes a consumed batch. Every record is verified first, outside the lock (the
+`RecordVerifier`: the platform's `EnvelopeGate`, the same checks as `v2v audit verify`); then
+the fold takes what is trusted and new (duplicates are skipped; an envelope by another site
+than its stream's author is refused), and the new envelopes, the refused records and the
+batch's next offsets are stored in one transaction, by the batch writer (writer.py),
+synchronously or, for the consumer, pipelined with the next poll. A refused record is never
+folded: it is quarantined (store.py), counted (`untrusted_records`, the platform's
+`v2v.consumer.quarantined` metric with consumer `projection`), logged once, and raised as a
+critical `untrusted-record` alert on the chain of the COI it names, when it names one
+(chain/alerts.py). If a save fails, the fold is rebuilt from the store before anything else is
+folded, so what the fold holds is never lost or doubled across the retry. Reads derive chain
+views lazily.
+
+`load` (every start, and `python -m v2v_projection serve --rebuild` after clearing) rebuilds
+the fold from the stored envelopes WITHOUT verifying them again: each was verified before it
+was stored, and the store is the projection's own. Verifying them again would cost what
+consuming them did (~70-120 µs per envelope and core: ~100 s for a million envelopes, against
+~4 s to fold them). The quarantined rows are reloaded with the envelopes, so their alerts
+survive a restart.
 """
 
 from __future__ import annotations
@@ -13,33 +27,71 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
-from v2v_projection.fold import ChainFold, UndecodableEnvelope
-from v2v_projection.store import Offsets, ProjectionStore, Row
+from google.protobuf.message import DecodeError
+
+from v2v_platform.consumer.consumer import QUARANTINED
+from v2v_platform.consumer.quarantine import QuarantinedRecord
+from v2v_platform.envelope.codec import decode
+from v2v_platform.envelope.trust import EnvelopeGate, Untrusted
+from v2v_platform.envelope.verify import CHECK_DECODE, Location
+from v2v_projection.chain.alerts import UntrustedMark
+from v2v_projection.chain.times import datetime_ns
+from v2v_projection.fold import ChainFold
+from v2v_projection.store import QUARANTINE_CONSUMER, Offsets, ProjectionStore, Row
+from v2v_projection.verifier import Key, RecordVerifier
+from v2v_projection.verifier import Record as Record
 from v2v_projection.writer import BatchWriter, Writer
 
 log = logging.getLogger("v2v.projection")
-Record = tuple[str, int, int, bytes]  # topic, partition, offset, value
+DETAIL_SHOWN = 300  # of a refusal's detail, in its alert
+
+
+class NoVerifier(RuntimeError):
+    """The projection was asked to fold records without a verifier to check them."""
 
 
 class ChainProjection:
-    def __init__(self, store: ProjectionStore, writer: Writer | None = None) -> None:
+    def __init__(
+        self,
+        store: ProjectionStore,
+        writer: Writer | None = None,
+        *,
+        verifier: RecordVerifier | None = None,
+    ) -> None:
         """`store` is read (and written by the default in-thread writer); `writer` may save
-        through a connection of its own (writer_process.py)."""
+        through a connection of its own (writer_process.py). `verifier` checks every record
+        `ingest` is given; without one, `ingest` refuses to fold anything (reads of a loaded
+        store still work)."""
         self.store = store
         self.fold = ChainFold()
         self.lock = threading.RLock()
-        self.undecodable = 0
+        self.verifier = verifier
+        self.untrusted_records = 0  # refused records quarantined since the start
+        self.undecodable = 0  # of which were not envelopes
+        self._quarantined: set[Location] = set()
         self._writer = writer or BatchWriter(store)
 
     def load(self) -> int:
-        """Rebuild the fold from the stored envelopes (the fast path on start)."""
+        """Rebuild the fold from the stored envelopes (the fast path on start; they were
+        verified before they were stored) and note the quarantined records on their chains."""
         with self.lock:
             self._writer.recover()
             self.fold = ChainFold()
             self.fold.apply_all(self.store.envelopes())
+            self._quarantined = set()
+            for row in self.store.quarantined():
+                self._note(row.location, row.coi, mark_of(row))
             return self.fold.events_applied + self.fold.events_parked
+
+    def quarantined_records(self) -> list[QuarantinedRecord]:
+        """Every record the projection refused (stored), oldest first: with or without a COI."""
+        with self.lock:
+            self._writer.drain()
+            return self.store.quarantined()
 
     def offsets(self) -> dict[tuple[str, int], int]:
         """The stored next offsets (after a failed save: once the fold is rebuilt)."""
@@ -50,21 +102,33 @@ class ChainProjection:
             return self.store.offsets()
 
     def ingest(
-        self, records: Sequence[Record], offsets: Offsets | None = None, *, wait: bool = True
+        self,
+        records: Sequence[Record],
+        offsets: Offsets | None = None,
+        *,
+        wait: bool = True,
+        keys: Sequence[Key] | None = None,
     ) -> int:
-        """Fold one consumed batch and store it; returns how many envelopes were new.
+        """Verify one consumed batch, fold what is trusted, store it; returns how many
+        envelopes were new.
 
         `offsets`: the batch's next offset per partition (computed from `records` if absent).
+        `keys`: the records' Kafka keys (the COI of a record that is not an envelope).
         `wait=False` returns once the batch is handed to the writer (the consumer's pipeline);
         a failure then surfaces at the next call, after the fold was rebuilt from the store.
         """
+        if self.verifier is None:
+            raise NoVerifier("the projection folds verified records only: give it a verifier")
+        refused = dict(self.verifier.check(records, keys))
+        now = datetime.now(UTC)
         with self.lock:
             if self._writer.failed:
                 self._recover()
-            new_rows = self._fold_batch(records)
+            new_rows, untrusted = self._fold_batch(records, refused)
+            quarantined = [(record, now) for record in untrusted if self._quarantine(record, now)]
             offsets = next_offsets(records) if offsets is None else offsets
             try:
-                self._writer.submit(new_rows, offsets)
+                self._writer.submit(new_rows, offsets, quarantined)
                 if wait:
                     self._writer.drain()
             except BaseException:
@@ -79,26 +143,54 @@ class ChainProjection:
     def close(self) -> None:
         self._writer.close()
         self.store.close()
+        if self.verifier is not None:
+            self.verifier.close()
 
     def _recover(self) -> None:
         log.warning("storing a batch failed: rebuilding the fold from the store")
         self.load()
 
-    def _fold_batch(self, records: Sequence[Record]) -> list[Row]:
+    def _fold_batch(
+        self, records: Sequence[Record], refused: dict[int, Untrusted]
+    ) -> tuple[list[Row], list[Untrusted]]:
+        """The new trusted rows of the batch, and its untrusted records (with their bytes)."""
         fold = self.fold
         apply = fold.apply_bytes
         new_rows: list[Row] = []
-        for record in records:
-            skipped = fold.duplicates_skipped
-            try:
-                apply(record[3])
-            except UndecodableEnvelope as error:
-                self.undecodable += 1
-                log.error("skipping %s[%d]@%d: %s", record[0], record[1], record[2], error)
+        untrusted: list[Untrusted] = []
+        for index, record in enumerate(records):
+            found = refused.get(index)
+            if found is not None:
+                untrusted.append(replace(found, raw=record[3]))
                 continue
-            if fold.duplicates_skipped == skipped:
+            skipped = fold.duplicates_skipped
+            author = apply(record[3])
+            if author is not None:
+                untrusted.append(not_by_stream_author(record, author))
+            elif fold.duplicates_skipped == skipped:
                 new_rows.append(record)
-        return new_rows
+        return new_rows, untrusted
+
+    def _quarantine(self, record: Untrusted, at: datetime) -> bool:
+        """Note a refused record on its chain; count and log it the first time its location
+        is refused (True: it is to be stored)."""
+        if not self._note(record.location, record.coi, mark_of(record, at)):
+            return False
+        self.untrusted_records += 1
+        self.undecodable += CHECK_DECODE in record.reasons
+        log.warning("quarantined, not folded: %s", record)
+        topic = record.location.topic
+        for reason in record.reasons:
+            QUARANTINED.add(1, {"consumer": QUARANTINE_CONSUMER, "topic": topic, "reason": reason})
+        return True
+
+    def _note(self, location: Location, coi: str, mark: UntrustedMark) -> bool:
+        if location in self._quarantined:
+            return False
+        self._quarantined.add(location)
+        if coi:
+            self.fold.distrust(coi, mark)
+        return True
 
     def rebuild(self) -> None:
         """Forget everything: the next consumer start reads every topic from offset zero."""
@@ -106,6 +198,7 @@ class ChainProjection:
             self._writer.drain()
             self.store.clear()
             self.fold = ChainFold()
+            self._quarantined = set()
 
     def read(self, reader: Callable[[ChainFold], Any]) -> Any:
         with self.lock:
@@ -133,3 +226,37 @@ def next_offsets(records: Sequence[Record]) -> Offsets:
         if offset + 1 > offsets.get(key, -1):
             offsets[key] = offset + 1
     return offsets
+
+
+def not_by_stream_author(record: Record, author: str) -> Untrusted:
+    """The refusal of an envelope whose site is not its stream's author site."""
+    topic, partition, offset, value = record
+    location = Location(topic, partition, offset)
+    found = EnvelopeGate.check_stream_author(decode(value), value, location, author)
+    assert found is not None, "the fold refused it for another site than the stream's"
+    return found
+
+
+def mark_of(record: Untrusted | QuarantinedRecord, at: datetime | None = None) -> UntrustedMark:
+    """What a refused record shows on its chain: where it was, why, who it claims wrote it."""
+    when = at if isinstance(record, Untrusted) else record.quarantined_at
+    assert when is not None
+    detail = (
+        record.detail
+        if len(record.detail) <= DETAIL_SHOWN
+        else f"{record.detail[:DETAIL_SHOWN]}..."
+    )
+    shown = (
+        f"untrusted record at {record.location} not applied ({record.reason});"
+        f" claimed author {record.claimed_site or 'unknown'}: {detail}"
+    )
+    return UntrustedMark(
+        str(record.location), datetime_ns(when), shown, claimed_event_id(record.raw)
+    )
+
+
+def claimed_event_id(raw: bytes) -> str:
+    try:
+        return decode(raw).event_id
+    except DecodeError:
+        return ""

@@ -2,7 +2,9 @@
 
 Offsets live in the projection's store, written with the batch's envelopes: on (re)assignment
 the consumer seeks each partition to its stored next offset (the beginning when none), so
-Kafka's committed offsets are never relied upon. One CONSUMER span per batch continues the
+Kafka's committed offsets are never relied upon. Every record is verified before it is folded
+(`ChainProjection.ingest`; a refused record is quarantined and the consumer goes on with the
+next one; `records_quarantined` counts them). One CONSUMER span per batch continues the
 trace of the batch's first traced record and links the others (OpenTelemetry's batch
 pattern): a span per record would cost more than folding the record.
 """
@@ -10,7 +12,7 @@ pattern): a span per record would cost more than folding the record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
@@ -62,6 +64,7 @@ class ProjectionConsumer:
         group_id: str,
         topics: Sequence[str] = TOPICS,
         max_poll_records: int = 5000,
+        client_options: Mapping[str, object] | None = None,
     ) -> None:
         self._projection = projection
         self._consumer = KafkaConsumer(
@@ -69,36 +72,43 @@ class ProjectionConsumer:
             group_id=group_id,
             max_poll_records=max_poll_records,
             **CONSUMER_CONFIG,
+            **(client_options or {}),
         )
         self._topics = list(topics)
         self._subscribe()
         self._watch = SubscriptionWatch(self._consumer, self._subscribe, "the context topics")
         self.records_seen = 0
         self.envelopes_stored = 0
+        self.records_quarantined = 0
 
     def _subscribe(self) -> None:
         listener = SeekToStoredOffsets(self._consumer, self._projection)
         self._consumer.subscribe(self._topics, listener=listener)
 
     def poll_once(self, timeout_ms: int = 500) -> int:
-        """Poll one batch, fold it and store it with its offsets; returns new envelopes."""
+        """Poll one batch, verify it, fold what is trusted, store it with its refused records
+        and its offsets; returns how many envelopes were new."""
         self._watch.check()
         polled = self._consumer.poll(timeout_ms=timeout_ms)
         if not polled:
             return 0
         records: list[Record] = []
+        keys: list[bytes | None] = []
         offsets: dict[tuple[str, int], int] = {}
         traced: list[Any] = []
         for tp, batch in polled.items():
             topic, partition = tp.topic, tp.partition
             records.extend([(topic, partition, r.offset, r.value) for r in batch])
+            keys.extend([r.key for r in batch])
             offsets[(topic, partition)] = batch[-1].offset + 1
             if len(traced) < MAX_LINKS:
                 traced.extend(traced_headers(batch, MAX_LINKS - len(traced)))
+        quarantined = self._projection.untrusted_records
         with batch_span(traced, len(records)):
-            stored = self._projection.ingest(records, offsets, wait=False)
+            stored = self._projection.ingest(records, offsets, wait=False, keys=keys)
         self.records_seen += len(records)
         self.envelopes_stored += stored
+        self.records_quarantined += self._projection.untrusted_records - quarantined
         return stored
 
     def rewind_to_stored(self) -> None:

@@ -5,21 +5,27 @@ each aggregate's versions exactly once and in order: a duplicate (version alread
 skipped, a version that arrives before its predecessor is parked and taken when the
 predecessor arrives. A taken version's prev_hash must be its predecessor's hash (else an
 integrity break is noted for its chain); its bytes go into its COI's bucket and the COI is
-marked dirty. Nothing else happens per event.
+marked dirty. Each aggregate stream keeps the author site of the first of its envelopes the
+fold saw: an envelope by another site is not taken (`apply_bytes` returns the stream's author,
+the caller quarantines it). Nothing else happens per event.
 
 Read path (`chain`, `chains`, `kpis`): a dirty chain's view is derived from its bucket (see
 chain/derive.py) in (occurred_at, event_id) order, so the view depends only on the SET of
 events, never on their arrival order. Views are cached until the chain changes; treat the
 returned dicts as read-only.
 
-Not verified here: envelope hashes and Ed25519 signatures (too slow for the fold's target;
-`v2v audit verify` does it), nor forks (a second, different envelope for a version already
-taken is skipped as a duplicate). Checked: prev_hash linkage and version continuity (open
-gaps are integrity-break alerts of their chain).
+Not verified here: envelope hashes, Ed25519 signatures and authorship. The projection's gate
+checks every record before it reaches the fold (chain_projection.py; envelopes rebuilt from
+the store were checked when they were stored); a replay of an export is checked by
+`v2v audit verify`. Nor forks (a second, different envelope for a version already taken by
+the same site is skipped as a duplicate). Checked: prev_hash linkage, version continuity (open
+gaps are integrity-break alerts of their chain) and one author site per stream. Records the
+gate refused are noted per COI (`distrust`) and raised as `untrusted-record` alerts.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -27,6 +33,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from v2v.events.v1.envelope_pb2 import Envelope
+from v2v_projection.chain.alerts import UntrustedMark
 from v2v_projection.chain.checks import ChainBreak
 from v2v_projection.chain.derive import derive_chain
 from v2v_projection.chain.kpis import summarize
@@ -58,15 +65,19 @@ class ChainFold:
         self._buckets: dict[str, list[bytes]] = {}
         self._views: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
-        self._seen: dict[str, tuple[int, int, int]] = {}  # what take_changed() last saw
+        self._seen: dict[str, tuple[int, int, int, int]] = {}  # what take_changed() last saw
         self._gapped: dict[str, set[str]] = {}
+        self._authors: dict[str, str] = {}  # aggregate stream -> its author site
+        self._untrusted: dict[str, dict[str, UntrustedMark]] = {}  # COI -> location -> mark
         self.events_applied = 0
+        self.wrong_authors = 0
         self.duplicates_skipped = 0
         self.events_parked = 0
         self.events_after_as_of = 0
 
     def apply_all(self, records: Iterable[bytes]) -> None:
-        """`apply_bytes` for every record (a replay, a rebuild from the store)."""
+        """`apply_bytes` for every record (a replay, a rebuild from the store); an envelope
+        not by its stream's author is not taken (counted in `wrong_authors`)."""
         apply = self.apply_bytes
         with gc_paused():
             for data in records:
@@ -75,16 +86,24 @@ class ChainFold:
     def apply(self, envelope: Envelope) -> None:
         self.apply_bytes(envelope.SerializeToString(deterministic=True))
 
-    def apply_bytes(self, data: bytes) -> None:
-        """Take one serialized Envelope (a duplicate is counted and skipped)."""
+    def apply_bytes(self, data: bytes) -> str | None:
+        """Take one serialized Envelope (a duplicate is counted and skipped). Returns None,
+        or, when the envelope's site is not its stream's author site, that author site (the
+        envelope is then not taken)."""
         try:
             envelope = _decode(data)
         except DecodeError as error:
             raise UndecodableEnvelope(f"not a v2v envelope ({len(data)} bytes): {error}") from None
         if self._as_of_ns is not None and stamp_ns(envelope.recorded_at) > self._as_of_ns:
             self.events_after_as_of += 1
-            return
+            return None
         aggregate_id = envelope.aggregate_id
+        author = self._authors.get(aggregate_id)
+        if author is None:
+            self._authors[aggregate_id] = sys.intern(envelope.site_id)
+        elif author != envelope.site_id:
+            self.wrong_authors += 1
+            return author
         version = envelope.aggregate_version
         taken = self._taken.get(aggregate_id, 0)
         if version == taken + 1:
@@ -105,6 +124,7 @@ class ChainFold:
             self.duplicates_skipped += 1
         else:
             self._park(aggregate_id, version, envelope.coi, data)
+        return None
 
     def _park(self, aggregate_id: str, version: int, coi: str, data: bytes) -> None:
         parked = self._parked.setdefault(aggregate_id, {})
@@ -147,6 +167,16 @@ class ChainFold:
         recorded = stamp_ns(envelope.recorded_at)
         self._breaks.setdefault(coi, []).append(ChainBreak(detail, envelope.event_id, recorded))
 
+    def distrust(self, coi: str, mark: UntrustedMark) -> bool:
+        """Note a quarantined record naming `coi` (its chain shows it as an `untrusted-record`
+        alert, now or once the chain has verified events); False when its location is known."""
+        marks = self._untrusted.setdefault(coi, {})
+        if mark.location in marks:
+            return False
+        marks[mark.location] = mark
+        self._dirty.add(coi)
+        return True
+
     def cois(self) -> list[str]:
         return sorted(self._buckets)
 
@@ -158,7 +188,12 @@ class ChainFold:
         """The COIs that took or parked events since the last call (for alert watchers; a
         scan of every COI, so the hot path pays nothing for it)."""
         now = {
-            coi: (len(bucket), len(self._breaks.get(coi, ())), len(self._gapped.get(coi, ())))
+            coi: (
+                len(bucket),
+                len(self._breaks.get(coi, ())),
+                len(self._gapped.get(coi, ())),
+                len(self._untrusted.get(coi, ())),
+            )
             for coi, bucket in self._buckets.items()
         }
         changed = {coi for coi, seen in now.items() if self._seen.get(coi) != seen}
@@ -193,7 +228,8 @@ class ChainFold:
     def derive(self, coi: str) -> dict[str, Any]:
         """The chain's view derived afresh (no caching); the COI must be known."""
         breaks = self._breaks.get(coi, []) + self._open_gaps(coi)
-        return derive_chain(coi, self._buckets[coi], breaks)
+        untrusted = self._untrusted.get(coi, {}).values()
+        return derive_chain(coi, self._buckets[coi], breaks, untrusted)
 
     def _open_gaps(self, coi: str) -> list[ChainBreak]:
         gaps = []

@@ -7,10 +7,10 @@ from pathlib import Path
 from pydantic import field_validator
 
 from v2v_platform.auth.identity import parse_site_id
-from v2v_platform.config import StallSeconds, V2VSettings
+from v2v_platform.config import KafkaSecuritySettings, StallSeconds
 
 
-class ProjectionSettings(V2VSettings):
+class ProjectionSettings(KafkaSecuritySettings):
     site_id: str
     pki_dir: Path
     postgres_dsn: str | None = None
@@ -21,6 +21,9 @@ class ProjectionSettings(V2VSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8066
     max_poll_records: int = 5000
+    verify_workers: int = 2
+    """Processes that verify consumed records (0 or 1: the consumer's own thread). Two
+    workers verify ~40 % faster than the consumer's thread on a 2-core machine (bench/)."""
     span_exporter: str = "none"
     stall_after_s: StallSeconds = 60.0
 
@@ -34,4 +37,11 @@ class ProjectionSettings(V2VSettings):
     def _poll_size(cls, value: int) -> int:
         if not 1 <= value <= 100_000:
             raise ValueError("must be between 1 and 100000")
+        return value
+
+    @field_validator("verify_workers")
+    @classmethod
+    def _verify_workers(cls, value: int) -> int:
+        if not 0 <= value <= 64:
+            raise ValueError("must be between 0 and 64")
         return value

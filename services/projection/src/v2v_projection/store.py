@@ -8,7 +8,14 @@ file (history_file.RECORD: topic index into the segment's topics, partition, off
 then the serialized envelope). One row per batch instead of one per envelope keeps the
 database's share of the work small enough for the consumer to run near Kafka's raw read rate
 (see bench/); the fold, not SQL, is the read model. The envelopes' bytea column is stored
-uncompressed (they are signed and hashed: already dense).
+uncompressed (they are signed and hashed: already dense). Every stored envelope was verified
+before it was stored (chain_projection.py).
+
+The records the projection refused (not envelopes, or envelopes that failed verification) are
+stored in the same transaction, in the platform's consumer quarantine table
+(`v2v_platform.consumer.quarantine`, consumer `projection`): location, reasons, detail, COI,
+claimed author site, raw bytes and time, one row per location. `v2v quarantine list --consumer
+projection --sqlite-path <the projection's file>` (or `--postgres-dsn`) lists them.
 
 PostgreSQL or SQLite, by configuration.
 """
@@ -18,16 +25,22 @@ from __future__ import annotations
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
 
+from v2v_platform.consumer import quarantine
+from v2v_platform.consumer.quarantine import QuarantinedRecord, SqlQuarantine
+from v2v_platform.envelope.trust import Untrusted
 from v2v_platform.read_queries import for_postgres
 from v2v_projection.history_file import RECORD
 
 Row = tuple[str, int, int, bytes]  # topic, partition, offset, serialized envelope
 Offsets = Mapping[tuple[str, int], int]  # (topic, partition) -> next offset to read
+Quarantined = Sequence[tuple[Untrusted, datetime]]  # refused records and when they were
+QUARANTINE_CONSUMER = "projection"  # the projection's name in the quarantine table
 
 _PG_TABLES = (
     """CREATE TABLE IF NOT EXISTS projection_segments (
@@ -36,6 +49,7 @@ _PG_TABLES = (
         envelope_count integer NOT NULL,
         envelopes bytea NOT NULL)""",
     "ALTER TABLE projection_segments ALTER COLUMN envelopes SET STORAGE EXTERNAL",
+    *quarantine.POSTGRES_SCHEMA,
     """CREATE TABLE IF NOT EXISTS projection_offsets (
         topic text NOT NULL,
         kafka_partition integer NOT NULL,
@@ -53,6 +67,7 @@ _SQLITE_TABLES = (
         kafka_partition INTEGER NOT NULL,
         next_offset INTEGER NOT NULL,
         PRIMARY KEY (topic, kafka_partition))""",
+    *quarantine.SQLITE_SCHEMA,
 )
 _INSERT_SEGMENT = (
     "INSERT INTO projection_segments (topics, envelope_count, envelopes) VALUES (?, ?, ?)"
@@ -63,13 +78,20 @@ _UPSERT_OFFSET = (
 )
 _SELECT_SEGMENTS = "SELECT topics, envelopes FROM projection_segments ORDER BY seq"
 _SELECT_OFFSETS = "SELECT topic, kafka_partition, next_offset FROM projection_offsets"
+_CLEAR_QUARANTINE = f"DELETE FROM {quarantine.TABLE} WHERE consumer = ?"
 TOPIC_SEPARATOR = " "
 
 
 class ProjectionStore(Protocol):
-    def save(self, rows: Sequence[Row], offsets: Offsets) -> None: ...
-    def save_segment(self, topics: str, count: int, data: bytes, offsets: Offsets) -> None: ...
+    def save(
+        self, rows: Sequence[Row], offsets: Offsets, quarantined: Quarantined = ()
+    ) -> None: ...
+
+    def save_segment(
+        self, topics: str, count: int, data: bytes, offsets: Offsets, quarantined: Quarantined = ()
+    ) -> None: ...
     def envelopes(self) -> Iterator[bytes]: ...
+    def quarantined(self) -> list[QuarantinedRecord]: ...
     def rows(self) -> Iterator[Row]: ...
     def offsets(self) -> dict[tuple[str, int], int]: ...
     def count(self) -> int: ...
@@ -104,14 +126,26 @@ class _SqlStore(ABC):
 
     _conn: Any
 
-    def save(self, rows: Sequence[Row], offsets: Offsets) -> None:
-        """The batch's new envelopes (one segment) and its next offsets, in one transaction."""
+    def save(self, rows: Sequence[Row], offsets: Offsets, quarantined: Quarantined = ()) -> None:
+        """The batch's new envelopes (one segment), its refused records and its next offsets,
+        in one transaction."""
         topics, data = encode_segment(rows) if rows else ("", b"")
-        self.save_segment(topics, len(rows), data, offsets)
+        self.save_segment(topics, len(rows), data, offsets, quarantined)
 
     @abstractmethod
-    def save_segment(self, topics: str, count: int, data: bytes, offsets: Offsets) -> None:
-        """Store one segment and the batch's next offsets in one transaction."""
+    def save_segment(
+        self, topics: str, count: int, data: bytes, offsets: Offsets, quarantined: Quarantined = ()
+    ) -> None:
+        """Store one segment, the refused records and the batch's next offsets in one
+        transaction."""
+
+    @abstractmethod
+    def _quarantine(self, executor: Any) -> SqlQuarantine:
+        """The projection's quarantine rows through `executor` (a connection or cursor)."""
+
+    def quarantined(self) -> list[QuarantinedRecord]:
+        """Every record the projection refused, oldest first."""
+        return self._quarantine(self._conn).records()
 
     @abstractmethod
     def _segments(self) -> Iterator[tuple[str, bytes]]:
@@ -148,15 +182,23 @@ class PostgresProjectionStore(_SqlStore):
         # but atomically (envelopes with their offsets): they are consumed again from Kafka.
         self._conn.execute("SET synchronous_commit = off")
 
-    def save_segment(self, topics: str, count: int, data: bytes, offsets: Offsets) -> None:
+    def save_segment(
+        self, topics: str, count: int, data: bytes, offsets: Offsets, quarantined: Quarantined = ()
+    ) -> None:
         with self._conn.transaction(), self._conn.cursor() as cursor:
             if count:
                 segment = (topics, count, data)
                 cursor.execute(for_postgres(_INSERT_SEGMENT), segment)
+            refused = self._quarantine(cursor)
+            for record, at in quarantined:
+                refused.put(record, at)
             cursor.executemany(
                 for_postgres(_UPSERT_OFFSET),
                 [(topic, partition, offset) for (topic, partition), offset in offsets.items()],
             )
+
+    def _quarantine(self, executor: Any) -> SqlQuarantine:
+        return SqlQuarantine(executor, QUARANTINE_CONSUMER, for_postgres)
 
     def _segments(self) -> Iterator[tuple[str, bytes]]:
         with self._conn.transaction(), self._conn.cursor(name="projection_load") as cursor:
@@ -167,6 +209,7 @@ class PostgresProjectionStore(_SqlStore):
     def clear(self) -> None:
         with self._conn.transaction():
             self._conn.execute("TRUNCATE projection_segments, projection_offsets")
+            self._conn.execute(for_postgres(_CLEAR_QUARANTINE), (QUARANTINE_CONSUMER,))
 
 
 class SqliteProjectionStore(_SqlStore):
@@ -177,11 +220,16 @@ class SqliteProjectionStore(_SqlStore):
         for statement in _SQLITE_TABLES:
             self._conn.execute(statement)
 
-    def save_segment(self, topics: str, count: int, data: bytes, offsets: Offsets) -> None:
+    def save_segment(
+        self, topics: str, count: int, data: bytes, offsets: Offsets, quarantined: Quarantined = ()
+    ) -> None:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             if count:
                 self._conn.execute(_INSERT_SEGMENT, (topics, count, data))
+            refused = self._quarantine(self._conn)
+            for record, at in quarantined:
+                refused.put(record, at)
             self._conn.executemany(
                 _UPSERT_OFFSET, [(t, p, offset) for (t, p), offset in offsets.items()]
             )
@@ -193,10 +241,14 @@ class SqliteProjectionStore(_SqlStore):
     def _segments(self) -> Iterator[tuple[str, bytes]]:
         yield from self._conn.execute(_SELECT_SEGMENTS)
 
+    def _quarantine(self, executor: Any) -> SqlQuarantine:
+        return SqlQuarantine(executor, QUARANTINE_CONSUMER)
+
     def clear(self) -> None:
         self._conn.execute("BEGIN IMMEDIATE")
         self._conn.execute("DELETE FROM projection_segments")
         self._conn.execute("DELETE FROM projection_offsets")
+        self._conn.execute(_CLEAR_QUARANTINE, (QUARANTINE_CONSUMER,))
         self._conn.execute("COMMIT")
 
 

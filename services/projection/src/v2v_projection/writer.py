@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import Protocol
 
-from v2v_projection.store import Offsets, ProjectionStore, Row
+from v2v_projection.store import Offsets, ProjectionStore, Quarantined, Row
 
 _STOP = None
 SWITCH_INTERVAL_S = 0.0005
@@ -34,7 +34,8 @@ def use_short_switch_interval() -> None:
 class Writer(Protocol):
     @property
     def failed(self) -> bool: ...
-    def submit(self, rows: list[Row], offsets: Offsets) -> None: ...
+    def submit(self, rows: list[Row], offsets: Offsets, quarantined: Quarantined = ()) -> None: ...
+
     def drain(self) -> None: ...
     def recover(self) -> None: ...
     def close(self) -> None: ...
@@ -43,7 +44,8 @@ class Writer(Protocol):
 class BatchWriter:
     def __init__(self, store: ProjectionStore) -> None:
         self._store = store
-        self._queue: queue.Queue[tuple[list[Row], Offsets] | None] = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[tuple[list[Row], Offsets, Quarantined] | None]
+        self._queue = queue.Queue(maxsize=1)
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="projection-writer", daemon=True)
         self._thread.start()
@@ -52,9 +54,9 @@ class BatchWriter:
     def failed(self) -> bool:
         return self._failure is not None
 
-    def submit(self, rows: list[Row], offsets: Offsets) -> None:
+    def submit(self, rows: list[Row], offsets: Offsets, quarantined: Quarantined = ()) -> None:
         self._raise_failure()
-        self._queue.put((rows, offsets))
+        self._queue.put((rows, offsets, quarantined))
 
     def drain(self) -> None:
         """Wait until every submitted batch is saved; raise if one failed."""

@@ -15,7 +15,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from v2v_projection.store import Offsets, Row, encode_segment, open_store
+from v2v_projection.store import Offsets, Quarantined, Row, encode_segment, open_store
 
 log = logging.getLogger("v2v.projection")
 MAX_IN_FLIGHT = 4
@@ -29,7 +29,8 @@ class StoreWriteFailed(RuntimeError):
 def serve_writes(
     connection: Connection, postgres_dsn: str | None, sqlite_path: Path | None
 ) -> None:
-    """The child's loop: (topics, count, offsets) then the segment bytes, per batch."""
+    """The child's loop: (topics, count, offsets, quarantined) then the segment bytes, per
+    batch."""
     try:
         store = open_store(postgres_dsn, sqlite_path)
     except Exception:
@@ -41,13 +42,13 @@ def serve_writes(
             if header == RECOVER:
                 failed = False
                 continue
-            topics, count, offsets = header
+            topics, count, offsets, quarantined = header
             data = connection.recv_bytes()
             if failed:
                 connection.send("skipped: an earlier batch failed")
                 continue
             try:
-                store.save_segment(topics, count, data, dict(offsets))
+                store.save_segment(topics, count, data, dict(offsets), quarantined)
             except Exception as error:
                 log.exception("saving a consumed batch failed")
                 failed = True
@@ -81,14 +82,15 @@ class ProcessBatchWriter:
         self._collect(block=False)
         return self._failure is not None
 
-    def submit(self, rows: list[Row], offsets: Offsets) -> None:
+    def submit(self, rows: list[Row], offsets: Offsets, quarantined: Quarantined = ()) -> None:
         self._collect(block=False)
         self._raise_failure()
         while self._in_flight >= MAX_IN_FLIGHT:
             self._receive()
         topics, data = encode_segment(rows) if rows else ("", b"")
         try:
-            self._connection.send((topics, len(rows), list(offsets.items())))
+            header = (topics, len(rows), list(offsets.items()), list(quarantined))
+            self._connection.send(header)
             self._connection.send_bytes(data)
         except OSError as error:
             self._exited = True

@@ -35,6 +35,7 @@ from v2v_platform.testing.producing import eventually
 from v2v_projection.bootstrap import ProjectionService, bootstrap
 from v2v_projection.settings import ProjectionSettings
 from v2v_projection.store import decode_segment
+from v2v_testkit.audit import trust_keys
 from v2v_testkit.synthetic.chains import GeneratedHistory, generate_history
 
 pytestmark = pytest.mark.integration
@@ -49,8 +50,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def history() -> GeneratedHistory:
-    return generate_history(random.randrange(1, 100_000), 8)
+def history(pki: Path) -> GeneratedHistory:
+    generated = generate_history(random.randrange(1, 100_000), 8)
+    trust_keys(pki, generated.keys)  # the projection verifies it against the PKI's ring
+    return generated
 
 
 def produce(kafka: str, records: list[tuple[str, bytes]]) -> None:

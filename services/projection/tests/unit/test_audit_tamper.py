@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from v2v.events.v1.envelope_pb2 import Envelope
+from v2v_platform.auth.identity import Role
 from v2v_platform.envelope.codec import decode, encode, envelope_hash, event_id_for, seal
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_projection.audit.sources import partition_for
@@ -58,6 +59,9 @@ class MemoKeyRing(KeyRing):
 
     def __contains__(self, key_id: str) -> bool:
         return key_id in self._ring
+
+    def roles_of(self, site_id: str) -> frozenset[Role]:
+        return self._ring.roles_of(site_id)
 
     def verify(self, key_id: str, digest: bytes, signature: bytes) -> bool:
         question = (key_id, digest, signature)

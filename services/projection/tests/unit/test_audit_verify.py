@@ -6,11 +6,18 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from google.protobuf.struct_pb2 import Struct
-
+from v2v.intake.events.v1 import events_pb2 as intake
+from v2v.release.events.v1 import events_pb2 as release
+from v2v_platform.envelope.authorship import AUTHORSHIP
 from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope, decode, encode
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
-from v2v_platform.envelope.verify import CHECK_DECODE, CHECK_VERSION_GAP
+from v2v_platform.envelope.verify import (
+    CHECK_AUTHORSHIP,
+    CHECK_DECODE,
+    CHECK_EVENT_TYPE,
+    CHECK_STREAM_AUTHOR,
+    CHECK_VERSION_GAP,
+)
 from v2v_projection.audit.sources import partition_for
 from v2v_projection.audit.verification import (
     CHECK_ENCODING,
@@ -19,6 +26,7 @@ from v2v_projection.audit.verification import (
     CHECK_OFFSET,
     CHECK_OPEN_GAP,
     CHECK_PARTITION,
+    authorship_for,
     describe,
     verify_history,
 )
@@ -34,7 +42,10 @@ from v2v_testkit.audit import partitioned
 TOPIC = "v2v.intake.events.v1"
 SIGNER = SiteSigningKey.from_seed("HOSP-A", bytes(range(32)))
 RING = KeyRing()
-RING.add(SIGNER.site_id, SIGNER.public_key)
+RING.add(SIGNER.site_id, SIGNER.public_key, ["collection", "infusion"])
+QC_LAB = SiteSigningKey.from_seed("QC-1", bytes(range(1, 33)))
+RING.add(QC_LAB.site_id, QC_LAB.public_key, ["qc"])
+RELEASE_TOPIC = "v2v.release.events.v1"
 COIS = ("CHA123425000017", "CHA123425000025", "CHA123425000033", "CHA123425000041")
 START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -42,8 +53,7 @@ START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 def _stream(coi: str, versions: int) -> list[bytes]:
     values, prev_hash = [], b""
     for version in range(1, versions + 1):
-        payload = Struct()
-        payload.update({"step": version})
+        payload = intake.CollectionRecorded(coi=coi, collection_id=f"c-{version}")
         content = EnvelopeContent(
             coi=coi,
             aggregate_type="Therapy",
@@ -180,3 +190,78 @@ def test_every_break_names_its_location_and_aggregate() -> None:
     text = [describe(b) for b in verify_history(header, records, RING).breaks]
     assert text
     assert all(f"{TOPIC}[" in line and "aggregate therapy-" in line for line in text)
+
+
+def _certified(signer: SiteSigningKey, coi: str = COIS[0]) -> bytes:
+    content = EnvelopeContent(
+        coi=coi,
+        aggregate_type="BatchRelease",
+        aggregate_id=f"release-{coi}",
+        aggregate_version=1,
+        payload=release.FinallyCertified(coi=coi, batch_id="b-1"),
+        schema_version=1,
+        recorded_at=START + timedelta(hours=5),
+        site_id=signer.site_id,
+        actor=Actor("u-qp", "Quinn Person", "qp"),
+    )
+    return encode(build_envelope(content, b"", signer))
+
+
+def _with(topic: str, value: bytes) -> tuple[HistoryHeader, list[HistoryRecord]]:
+    by_topic = {TOPIC: [v for coi in COIS for v in _stream(coi, 2)]}
+    by_topic.setdefault(topic, []).append(value)
+    return partitioned(by_topic, partitions=2)
+
+
+def test_a_release_decision_by_the_qc_lab_on_the_release_topic_is_clean() -> None:
+    header, records = _with(RELEASE_TOPIC, _certified(QC_LAB))
+    assert verify_history(header, records, RING).clean
+
+
+def test_a_release_decision_signed_by_a_site_without_the_qc_role_is_a_break() -> None:
+    header, records = _with(RELEASE_TOPIC, _certified(SIGNER))  # the hospital's own key
+    found = verify_history(header, records, RING).breaks
+    assert [b.check for b in found] == [CHECK_AUTHORSHIP]
+    assert "site 'HOSP-A' (roles: collection, infusion) may not author release" in found[0].detail
+    assert found[0].location.topic == RELEASE_TOPIC
+
+
+def test_a_release_decision_put_on_another_topic_is_a_break() -> None:
+    header, records = _with(TOPIC, _certified(QC_LAB))  # on the intake topic
+    checks = [b.check for b in verify_history(header, records, RING).breaks]
+    assert checks == [CHECK_EVENT_TYPE, CHECK_AUTHORSHIP]
+
+
+def test_a_stream_continued_by_another_entitled_site_is_a_break() -> None:
+    other = SiteSigningKey.from_seed("HOSP-C", bytes(range(2, 34)))
+    ring = KeyRing()
+    ring.add(SIGNER.site_id, SIGNER.public_key, ["collection"])
+    ring.add(other.site_id, other.public_key, ["collection"])
+    first = decode(_stream(COIS[0], 1)[0])
+    content = EnvelopeContent(
+        coi=COIS[0],
+        aggregate_type="Therapy",
+        aggregate_id=first.aggregate_id,
+        aggregate_version=2,
+        payload=intake.CollectionRecorded(coi=COIS[0], collection_id="c-2"),
+        schema_version=1,
+        recorded_at=START + timedelta(hours=1),
+        site_id=other.site_id,
+        actor=Actor("u-2", "Nurse Ben", "collection"),
+    )
+    second = encode(build_envelope(content, first.hash, other))
+    header, records = partitioned({TOPIC: [encode(first), second]}, partitions=1)
+    assert [b.check for b in verify_history(header, records, ring).breaks] == [CHECK_STREAM_AUTHOR]
+
+
+def test_copies_of_the_topics_under_other_names_keep_their_contexts_rules() -> None:
+    copy = "v2v.audit-1a2b-release.events.v1"
+    header, records = _with(copy, _certified(SIGNER))  # a hospital's release decision
+    assert [b.check for b in verify_history(header, records, RING).breaks] == [CHECK_AUTHORSHIP]
+    header, records = _with(copy, _certified(QC_LAB))
+    assert verify_history(header, records, RING).clean
+    policy = authorship_for([copy, "bench-9.v2v.intake.events.v1", "v2v.logbook.events.v1"])
+    assert policy.context_of(copy) == "release"
+    assert policy.context_of("bench-9.v2v.intake.events.v1") == "intake"
+    assert policy.context_of("v2v.logbook.events.v1") is None
+    assert authorship_for([TOPIC, RELEASE_TOPIC]) is AUTHORSHIP

@@ -9,10 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from v2v_platform.config import ConfigurationError, load_settings
+from v2v_platform.envelope.trust import EnvelopeGate
 from v2v_projection.__main__ import cli
 from v2v_projection.chain_projection import ChainProjection
 from v2v_projection.settings import ProjectionSettings
 from v2v_projection.store import SqliteProjectionStore
+from v2v_projection.verifier import InlineVerifier
 from v2v_testkit.synthetic.chains import generate_history
 
 
@@ -20,8 +22,9 @@ def test_rebuild_clears_the_envelopes_and_offsets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "projection.sqlite"
-    projection = ChainProjection(SqliteProjectionStore(path))
     generated = generate_history(5, 1)
+    verifier = InlineVerifier(EnvelopeGate(generated.keys))
+    projection = ChainProjection(SqliteProjectionStore(path), verifier=verifier)
     projection.ingest(
         [(topic, 0, offset, value) for topic, offset, value in generated.all_records()]
     )

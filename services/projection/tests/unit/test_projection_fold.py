@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from v2v.intake.events.v1 import events_pb2 as intake
+from v2v_projection.chain.alerts import UntrustedMark
 from v2v_projection.fold import ChainFold, UndecodableEnvelope
 from v2v_testkit.synthetic.envelopes import EnvelopeWriter
 
@@ -107,3 +108,30 @@ def test_an_unknown_coi_has_no_chain_and_views_are_cached_until_a_change() -> No
     assert fold.chain(COI) is not view
     assert fold.take_changed() == {COI}
     assert fold.take_changed() == set()
+
+
+def test_a_stream_keeps_the_author_site_of_its_first_envelope() -> None:
+    hospital, other = EnvelopeWriter(), EnvelopeWriter()
+    first, second, _ = therapy_events(hospital)
+    by_another = other.write(COI, THERAPY, intake.PatientEnrolled(coi=COI), T0, site="HOSP-C")
+    by_another_v2 = other.write(COI, THERAPY, intake.PatientEnrolled(coi=COI), T0, site="HOSP-C")
+    fold = fold_of([first])
+
+    assert fold.apply_bytes(by_another_v2) == "HOSP-A"  # the version after the taken one
+    assert fold.apply_bytes(by_another) == "HOSP-A"  # the version already taken
+    assert fold.apply_bytes(second) is None
+    assert (fold.events_applied, fold.wrong_authors, fold.duplicates_skipped) == (2, 2, 0)
+
+
+def test_a_distrusted_record_is_an_alert_of_its_chain_once_the_chain_exists() -> None:
+    first, _, _ = therapy_events(EnvelopeWriter())
+    fold = ChainFold()
+    mark = UntrustedMark("v2v.release.events.v1[0]@5", 1_000, "untrusted record at ...", "e-1")
+    assert fold.distrust(COI, mark) and not fold.distrust(COI, mark)
+    assert fold.chain(COI) is None  # no verified fact: no chain
+
+    fold.apply_bytes(first)
+
+    view = fold.chain(COI)
+    assert view is not None
+    assert [(a["kind"], a["event_id"]) for a in view["alerts"]] == [("untrusted-record", "e-1")]

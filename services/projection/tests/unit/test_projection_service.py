@@ -17,17 +17,21 @@ from v2v.intake.events.v1 import events_pb2 as intake
 from v2v_platform.auth.identity import CallerIdentity, Role
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
+from v2v_platform.envelope.trust import EnvelopeGate
 from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.scope import Scope
 from v2v_projection.adapters.http_api import create_http_app
 from v2v_projection.alert_watch import AlertHub, Watch
 from v2v_projection.chain_projection import ChainProjection, Record
 from v2v_projection.queries import ChainQueries
-from v2v_projection.store import Offsets, Row, SqliteProjectionStore
+from v2v_projection.store import Offsets, Quarantined, Row, SqliteProjectionStore
+from v2v_projection.verifier import InlineVerifier
 from v2v_testkit.synthetic.chains import GeneratedHistory, generate_history
+from v2v_testkit.synthetic.consortium import key_ring, site_signers
 from v2v_testkit.synthetic.envelopes import EnvelopeWriter
 
 SITES = ("HOSP-A:collection,infusion", "GMP-B:manufacturing", "AUDIT-1:auditor")
+VERIFIER = InlineVerifier(EnvelopeGate(key_ring(site_signers(11))))  # the keys of seed 11
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,7 @@ def test_batches_are_stored_once_with_their_offsets_and_survive_a_restart(
     tmp_path: Path, generated: GeneratedHistory
 ) -> None:
     records = records_of(generated)
-    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
+    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"), verifier=VERIFIER)
     half = len(records) // 2
 
     assert projection.ingest(records[:half]) == half
@@ -56,7 +60,7 @@ def test_batches_are_stored_once_with_their_offsets_and_survive_a_restart(
     assert projection.store.count() == generated.event_count
     last = {topic: len(values) for topic, values in generated.by_topic.items()}
     assert projection.offsets() == {(topic, 0): end for topic, end in last.items()}
-    restarted = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
+    restarted = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"), verifier=VERIFIER)
     assert restarted.load() == generated.event_count
     assert chains_json(restarted) == chains_json(projection)
     assert restarted.ingest(records) == 0  # everything again: nothing new
@@ -66,18 +70,18 @@ def test_batches_are_stored_once_with_their_offsets_and_survive_a_restart(
 class FailingOnce(SqliteProjectionStore):
     failed = False
 
-    def save(self, rows: Sequence[Row], offsets: Offsets) -> None:
+    def save(self, rows: Sequence[Row], offsets: Offsets, quarantined: Quarantined = ()) -> None:
         if not self.failed:
             self.failed = True
             raise OSError("disk full")
-        super().save(rows, offsets)
+        super().save(rows, offsets, quarantined)
 
 
 def test_a_failed_store_rebuilds_the_fold_so_the_retried_batch_is_not_lost(
     tmp_path: Path, generated: GeneratedHistory
 ) -> None:
     records = records_of(generated)
-    projection = ChainProjection(FailingOnce(tmp_path / "p.sqlite"))
+    projection = ChainProjection(FailingOnce(tmp_path / "p.sqlite"), verifier=VERIFIER)
 
     with pytest.raises(OSError, match="disk full"):
         projection.ingest(records)
@@ -89,7 +93,7 @@ def test_a_failed_store_rebuilds_the_fold_so_the_retried_batch_is_not_lost(
 def test_rebuild_forgets_the_state_and_the_offsets(
     tmp_path: Path, generated: GeneratedHistory
 ) -> None:
-    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
+    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"), verifier=VERIFIER)
     projection.ingest(records_of(generated))
 
     projection.rebuild()
@@ -97,13 +101,15 @@ def test_rebuild_forgets_the_state_and_the_offsets(
     assert (projection.store.count(), projection.offsets(), projection.chains()) == (0, {}, [])
 
 
-def test_a_record_that_is_not_an_envelope_is_skipped_and_counted(tmp_path: Path) -> None:
-    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
+def test_a_record_that_is_not_an_envelope_is_quarantined_and_counted(tmp_path: Path) -> None:
+    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"), verifier=VERIFIER)
 
     assert projection.ingest([("v2v.intake.events.v1", 0, 0, b"\xff\xfe")]) == 0
 
     assert projection.undecodable == 1
     assert projection.offsets() == {("v2v.intake.events.v1", 0): 1}
+    (row,) = projection.quarantined_records()
+    assert (row.reasons, row.raw) == (("decode",), b"\xff\xfe")
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +123,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def client(
     tmp_path: Path, pki: Path, generated: GeneratedHistory
 ) -> Iterator[tuple[TestClient, ChainProjection]]:
-    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
+    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"), verifier=VERIFIER)
     projection.ingest(records_of(generated))
     app = create_http_app(ChainQueries(projection), SiteTokenVerifier(pki / "ca.crt"))
     with TestClient(app) as test_client:
@@ -183,7 +189,7 @@ def test_a_token_is_required(client: tuple[TestClient, ChainProjection]) -> None
 def test_a_watch_receives_new_alerts_of_chains_it_may_read(
     tmp_path: Path, generated: GeneratedHistory
 ) -> None:
-    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"))
+    projection = ChainProjection(SqliteProjectionStore(tmp_path / "p.sqlite"), verifier=VERIFIER)
     projection.ingest(records_of(generated))
     hub = AlertHub(projection)
     auditor_site = CallerIdentity("AUDIT-1", frozenset({Role.AUDITOR}))

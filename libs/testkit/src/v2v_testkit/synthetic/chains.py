@@ -21,7 +21,14 @@ from v2v_platform.ids import issue_coi
 from v2v_platform.protocol_rules import DEFAULT_RULES, ProtocolRules
 from v2v_testkit.synthetic.bedside import infuse
 from v2v_testkit.synthetic.collection import Collected, book_slot, collect, enrol
-from v2v_testkit.synthetic.consortium import CRYO, FINS, GMP_SITES, HOSPITALS, site_signers
+from v2v_testkit.synthetic.consortium import (
+    CRYO,
+    FINS,
+    GMP_SITES,
+    HOSPITALS,
+    key_ring,
+    site_signers,
+)
 from v2v_testkit.synthetic.manufacturing import Made, manufacture
 from v2v_testkit.synthetic.patient import Journey
 from v2v_testkit.synthetic.release import Released, post_release, release_batch
@@ -65,9 +72,7 @@ def generate_history(
     """`patients` journeys, one starting every ~3 hours from `start`, at sites that all apply
     `rules` (the windows the events record)."""
     signers = site_signers(seed)
-    keys = KeyRing()
-    for signer in signers.values():
-        keys.add(signer.site_id, signer.public_key)
+    keys = key_ring(signers)
     namespace = uuid5(GENERATOR_NAMESPACE, f"seed:{seed}")
     drafts: list[Draft] = []
     cois: list[str] = []

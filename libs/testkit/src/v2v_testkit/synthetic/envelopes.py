@@ -1,5 +1,6 @@
 """Hand-written envelopes for tests: any payload, on its aggregate's chain, signed by the
-authoring site's generated key (the same keys as `generate_history(seed, ...)`)."""
+authoring site's generated key (the same keys as `generate_history(seed, ...)`; `keys` is the
+ring with the sites' roles, `SITE_ROLES`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 
 from v2v_platform.envelope.keys import KeyRing
-from v2v_testkit.synthetic.consortium import site_signers
+from v2v_testkit.synthetic.consortium import key_ring, site_signers
 from v2v_testkit.synthetic.sealing import Draft, StreamSealer
 
 TEST_ACTOR = ("u-test", "Tess Tester", "auditor")
@@ -17,9 +18,7 @@ TEST_ACTOR = ("u-test", "Tess Tester", "auditor")
 class EnvelopeWriter:
     def __init__(self, seed: int = 0) -> None:
         self.signers = site_signers(seed)
-        self.keys = KeyRing()
-        for signer in self.signers.values():
-            self.keys.add(signer.site_id, signer.public_key)
+        self.keys: KeyRing = key_ring(self.signers)
         self._sealer = StreamSealer(self.signers)
 
     def write(

@@ -19,6 +19,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
+from v2v_platform import kafka_security
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_projection.history_file import (
     Extent,
@@ -101,6 +102,7 @@ def _consumer(bootstrap: str) -> Any:
             group_id=None,
             client_id="v2v-audit",
             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+            **kafka_security.environment_options(),
         )
     except KafkaError as error:
         waited = f"no answer within {BOOTSTRAP_TIMEOUT_MS / 1000:g} s"

@@ -2,9 +2,12 @@
 
 Per record: decode, canonical encoding, the platform `ChainVerifier` (event id, hash,
 prev_hash chain, Ed25519 signature against the consortium key ring, signer site, version
-gaps, forks), the COI's partition (topics are keyed and co-partitioned by COI) and offset
-continuity within the exported extents. At the end: partitions whose last record is not the
-extent's last offset, and streams that still miss versions below their last one.
+gaps, forks) with the consortium's authorship policy (the event type belongs to the record's
+topic, the author site holds a role entitled to author it, one author site per stream: the
+checks every consumer runs before it applies a record), the COI's partition (topics are keyed
+and co-partitioned by COI) and offset continuity within the exported extents. At the end:
+partitions whose last record is not the extent's last offset, and streams that still miss
+versions below their last one.
 
 Nothing raises: every problem is a `Break`, so an auditor sees all of them in one pass.
 """
@@ -12,13 +15,15 @@ Nothing raises: every problem is a `Break`, so an auditor sees all of them in on
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
 from v2v.events.v1.envelope_pb2 import Envelope
+from v2v_platform.envelope.authorship import AUTHORSHIP, AuthorshipPolicy
 from v2v_platform.envelope.codec import decode, encode
+from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_platform.envelope.keys import KeyRing
 from v2v_platform.envelope.verify import CHECK_DECODE, Break, ChainVerifier, Location
 from v2v_projection.audit.sources import partition_for
@@ -32,6 +37,37 @@ CHECK_ENCODING = "encoding"
 CHECK_OPEN_GAP = "open_gap"
 
 PartitionKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class RenamedTopics(AuthorshipPolicy):
+    """The consortium's authorship policy on copies of the context topics under other names
+    (`renamed`: copy -> the context's topic): the same checks."""
+
+    renamed: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "event_packages", dict(self.renamed))
+
+    def context_of(self, topic: str) -> str | None:
+        return super().context_of(self.renamed.get(topic, topic))
+
+
+def authorship_for(topics: Iterable[str]) -> AuthorshipPolicy:
+    """The policy for the audited topics: a topic whose name ends with a context's topic name
+    after `v2v.` (`<prefix>.<context>.events.v1` or `<prefix>-<context>.events.v1`, e.g. a
+    test run's `v2v.audit-1a2b-release.events.v1`) carries that context's events; any other
+    topic has no authorship rule (each of its records is a break)."""
+    renamed = {}
+    for topic in topics:
+        for context in CONTEXTS:
+            standard = topic_for(context)
+            ending = standard.removeprefix("v2v.")
+            copy = topic != standard and topic.endswith(ending)
+            if copy and topic[: -len(ending)][-1:] in (".", "-"):
+                renamed[topic] = standard
+    return RenamedTopics(renamed=renamed) if renamed else AUTHORSHIP
 
 
 @dataclass
@@ -118,8 +154,10 @@ class OpenGaps:
 
 
 class HistoryVerifier:
-    def __init__(self, header: HistoryHeader, keys: KeyRing) -> None:
-        self._chains = ChainVerifier(keys)
+    def __init__(
+        self, header: HistoryHeader, keys: KeyRing, authorship: AuthorshipPolicy = AUTHORSHIP
+    ) -> None:
+        self._chains = ChainVerifier(keys, authorship=authorship)
         self._offsets = OffsetContinuity(header.extents)
         self._gaps = OpenGaps()
         self._partitions = Counter(extent.topic for extent in header.extents)
@@ -169,9 +207,14 @@ def verify_history(
     records: Iterable[HistoryRecord],
     keys: KeyRing,
     on_record: Callable[[], None] | None = None,
+    authorship: AuthorshipPolicy | None = None,
 ) -> VerifyOutcome:
-    """Every break in the history; a garbled file stops the reading with a `file` break."""
-    verifier = HistoryVerifier(header, keys)
+    """Every break in the history; a garbled file stops the reading with a `file` break.
+    `authorship`: who may author which topic's events (default: the consortium's policy for
+    the history's topics, `authorship_for`)."""
+    if authorship is None:
+        authorship = authorship_for(extent.topic for extent in header.extents)
+    verifier = HistoryVerifier(header, keys, authorship)
     try:
         for record in records:
             verifier.feed(record)

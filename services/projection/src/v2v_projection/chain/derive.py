@@ -1,9 +1,10 @@
 """One chain's view from its applied envelopes: decode, order by occurrence, fold, relate.
 
 The order is (occurred_at, event_id), a total order over the SET of facts, so the view is the
-same for every arrival order. Envelope signatures and hashes are NOT verified (Ed25519 is far
-too slow for the fold's target; `v2v audit verify` does that); the fold checks the hash chain
-linkage (prev_hash) and version continuity and hands its findings in as `breaks`.
+same for every arrival order. Every envelope here was verified before it was folded (hash,
+Ed25519 signature, signer, authorship: the projection's gate, see chain_projection.py); the
+fold checks the hash chain linkage (prev_hash), version continuity and one author per stream
+and hands its findings in as `breaks`; records the gate refused come in as `untrusted` marks.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from v2v_projection.chain import (  # noqa: F401  (registers the handlers)
     on_manufacturing,
     on_release,
 )
+from v2v_projection.chain.alerts import UntrustedMark, untrusted_alerts
 from v2v_projection.chain.applied_envelope import in_derivation_order
 from v2v_projection.chain.builder import ChainBuilder
 from v2v_projection.chain.checks import ChainBreak, integrity_alerts, release_alerts
@@ -26,7 +28,10 @@ from v2v_projection.chain.view import chain_view
 
 
 def derive_chain(
-    coi: str, records: list[bytes], breaks: Iterable[ChainBreak] = ()
+    coi: str,
+    records: list[bytes],
+    breaks: Iterable[ChainBreak] = (),
+    untrusted: Iterable[UntrustedMark] = (),
 ) -> dict[str, Any]:
     facts = in_derivation_order(records)
     chain = ChainBuilder(coi)
@@ -49,5 +54,6 @@ def derive_chain(
             handle(chain, fact, decode(envelope.payload))
     chain.updated_ns = updated
     integrity_alerts(chain, breaks)
+    untrusted_alerts(chain, untrusted)
     release_alerts(chain)
     return chain_view(chain)
