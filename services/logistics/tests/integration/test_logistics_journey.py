@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import uuid4
 
+import grpc  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from fastapi.testclient import TestClient
 
@@ -254,3 +255,77 @@ def test_a_fresh_shipment_passes_three_couriers_with_one_excursion(
     } <= set(types)
     [mismatch] = [e for e in envelopes if e.event_type.endswith("ScanMismatchRecorded")]
     assert mismatch.actor.user_id == "C-1" and mismatch.actor.role == "courier"
+
+
+@pytest.mark.integration
+def test_oversized_input_is_refused_at_the_api_and_the_relay_keeps_publishing(
+    pki: Path, service: LogisticsService, kafka_bootstrap: str
+) -> None:
+    """Issue 12's jamming cases: none reaches the event store, the one refusal that must be on
+    record is recorded small, and what comes after is published."""
+    coi = issue_coi("A1234", 25, random.randint(1, 999_999)).value
+    unit = str(issue_din("A1234", 25, random.randint(1, 999_999)))
+    collected = datetime.now(UTC) - timedelta(hours=2)
+    stand_in = intake_stand_in(pki, kafka_bootstrap)
+    package(stand_in, coi, unit, collected)
+    stand_in.close()
+    eventually(partial(service.app.facts.unit, unit[:13]), "intake's unit to be projected")
+    client = TestClient(service.http_app, raise_server_exceptions=False)
+    courier = Courier(client, service.tokens.issue("C-9", "Courier C-9", HOSPITAL), "C-9")
+    hospital, channel = stub(pki, service, HOSPITAL)
+    with channel:
+        shipment_id = hospital.CreateShipment(
+            pb.CreateShipmentRequest(
+                operator=NURSE,
+                manifest_dins=[unit],
+                condition=Condition.CONDITION_FRESH_COLD,
+                destination_site_id=GMP,
+                shipper_id="DEWAR-1",
+                data_logger_id="LOGGER-1",
+                courier_id="C-9",
+            ),
+            timeout=10,
+        ).shipment.shipment_id
+
+        huge = courier.post(shipment_id, "scans", from_party=f"site:{HOSPITAL}", label="X" * 10**7)
+        assert huge.status_code == 413
+        long_label = courier.post(
+            shipment_id, "scans", from_party=f"site:{HOSPITAL}", label="Y" * 300
+        )
+        assert long_label.status_code == 409 and len(long_label.text) < 4_000
+
+        def readings(count: int) -> pb.UploadTemperatureReadingsRequest:
+            start = datetime.now(UTC) - timedelta(hours=1)
+            return pb.UploadTemperatureReadingsRequest(
+                operator=NURSE,
+                shipment_id=shipment_id,
+                readings=[
+                    pb.TemperatureReading(
+                        measured_at=timestamp(start + timedelta(seconds=n)),
+                        temperature_c=4.0,
+                        device_id="LOGGER-1",
+                    )
+                    for n in range(count)
+                ],
+            )
+
+        with pytest.raises(grpc.RpcError) as too_many:
+            hospital.UploadTemperatureReadings(readings(60_000), timeout=30)
+        assert too_many.value.code() in (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert hospital.UploadTemperatureReadings(readings(10), timeout=10).recorded == 10
+
+    ring = KeyRing.from_json((pki / "signing-keys.json").read_text())
+    records, breaks = read_verified_until(
+        kafka_bootstrap,
+        "v2v.logistics.events.v1",
+        ring,
+        keep=lambda envelope: envelope.aggregate_id == shipment_id,
+        done=lambda mine: any(e.event_type.endswith("TemperatureReadingsRecorded") for e in mine),
+    )
+    assert not breaks
+    sizes = {e.event_type.rsplit(".", 1)[1]: len(r.value) for r, e in records}
+    assert {"ShipmentCreated", "ScanMismatchRecorded", "TemperatureReadingsRecorded"} <= set(sizes)
+    assert max(sizes.values()) < 16_384, sizes
