@@ -32,16 +32,10 @@ import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import SecretStr, field_validator
 
-from v2v_platform.auth.pki import (
-    CLOCK_SKEW,
-    DEFAULT_SITE_VALIDITY_DAYS,
-    ORGANIZATION,
-    PkiError,
-    load_ca,
-)
+from v2v_platform.auth.pki import DEFAULT_SITE_VALIDITY_DAYS, PkiError, leaf_builder, load_ca
 from v2v_platform.auth.tls import CA_CERT_FILE
 from v2v_platform.config import KafkaSettings, load_or_exit
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
@@ -109,27 +103,13 @@ def issue_broker_tls(
     out.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
     out.chmod(DIRECTORY_MODE)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    not_after = min(now + datetime.timedelta(days=days), ca.cert.not_valid_after_utc)
     names: list[x509.GeneralName] = [
         x509.DNSName(name) for name in dict.fromkeys([*dns_names, "localhost"])
     ]
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "::1")]
     ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, BROKER_PRINCIPAL),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
-        ]
-    )
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(not_after)
+        leaf_builder(ca, key, BROKER_PRINCIPAL, days)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
@@ -151,7 +131,7 @@ def issue_broker_tls(
     keystore_path, truststore_path = out / KEYSTORE_FILE, out / TRUSTSTORE_FILE
     _write(keystore_path, keystore, KEYSTORE_MODE)
     _write(truststore_path, (pki_dir / CA_CERT_FILE).read_bytes(), 0o644)
-    return BrokerTls(keystore_path, truststore_path, not_after)
+    return BrokerTls(keystore_path, truststore_path, cert.not_valid_after_utc)
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:

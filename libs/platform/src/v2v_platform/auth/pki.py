@@ -264,15 +264,26 @@ def issue_site_certificate(
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A new key and certificate for ``spec`` signed by ``ca`` (never outliving the CA)."""
     key = ec.generate_private_key(ec.SECP256R1())
+    builder = leaf_builder(ca, key, spec.site_id, days)
+    cert = _site_extensions(builder, spec, ca, key, dns_names).sign(ca.key, hashes.SHA256())
+    return cert, key
+
+
+def leaf_builder(
+    ca: CertificateAuthority, key: ec.EllipticCurvePrivateKey, common_name: str, days: int
+) -> x509.CertificateBuilder:
+    """A certificate for ``key`` named ``common_name`` in the consortium, issued by ``ca``,
+    valid from now (less the clock skew) for ``days``, never outliving the CA; the caller adds
+    its extensions and signs."""
     now = _now()
     not_after = min(now + datetime.timedelta(days=days), ca.cert.not_valid_after_utc)
     subject = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, spec.site_id),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
         ]
     )
-    builder = (
+    return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.cert.subject)
@@ -281,8 +292,6 @@ def issue_site_certificate(
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(not_after)
     )
-    cert = _site_extensions(builder, spec, ca, key, dns_names).sign(ca.key, hashes.SHA256())
-    return cert, key
 
 
 def _write_ring(pki_dir: Path, ring: KeyRing) -> None:
