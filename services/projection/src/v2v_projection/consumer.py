@@ -20,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 
 from v2v_platform import telemetry
+from v2v_platform.consumer.contact import ContactCheck
 from v2v_platform.consumer.subscription import SubscriptionWatch
 from v2v_platform.envelope.headers import CONTEXTS, HEADER_TRACEPARENT, topic_for
 from v2v_projection.chain_projection import ChainProjection, Record
@@ -77,6 +78,7 @@ class ProjectionConsumer:
         self._topics = list(topics)
         self._subscribe()
         self._watch = SubscriptionWatch(self._consumer, self._subscribe, "the context topics")
+        self._contact = ContactCheck(self._consumer)
         self.records_seen = 0
         self.envelopes_stored = 0
         self.records_quarantined = 0
@@ -90,6 +92,7 @@ class ProjectionConsumer:
         and its offsets; returns how many envelopes were new."""
         self._watch.check()
         polled = self._consumer.poll(timeout_ms=timeout_ms)
+        self._contact.after_poll(polled)
         if not polled:
             return 0
         records: list[Record] = []

@@ -22,6 +22,7 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from opentelemetry import metrics
 
 from v2v_platform.consumer.apply import Apply, ApplyStats, Delivered, apply_once
+from v2v_platform.consumer.contact import ContactCheck
 from v2v_platform.consumer.ledger import GuardedLedger
 from v2v_platform.consumer.subscription import SubscriptionWatch
 from v2v_platform.consumer.verified import Checked, apply_verified
@@ -86,6 +87,7 @@ class EnvelopeConsumer:
         self._apply = apply
         self._gate = gate
         self._released_check_at = 0.0
+        self._contact = ContactCheck(self._consumer)
         self.stats = ApplyStats()
 
     def poll_once(self, timeout_ms: int = 500) -> ApplyStats:
@@ -94,6 +96,7 @@ class EnvelopeConsumer:
         looks for them every `RELEASED_CHECK_S`)."""
         self._watch.check()
         polled = self._consumer.poll(timeout_ms=timeout_ms)
+        self._contact.after_poll(polled)
         checked = list(checked_records(polled, self._gate))
         if not checked and time.monotonic() < self._released_check_at:
             return ApplyStats()
@@ -127,6 +130,10 @@ class EnvelopeConsumer:
                 self._consumer.seek_to_beginning(tp)
             else:
                 self._consumer.seek(tp, committed)
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this consumer owns now (empty until its group assigned some)."""
+        return set(self._consumer.assignment())
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
