@@ -29,6 +29,7 @@ from pydantic import Field, FiniteFloat, SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from v2v_platform import access_log
 from v2v_platform.auth.identity import CallerIdentity, Role, parse_role, parse_site_id
 from v2v_platform.auth.tokens import TOKEN_ALGORITHM, TOKEN_AUDIENCE
 from v2v_platform.errors import DomainError
@@ -130,6 +131,48 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+CALLER_STATE = "v2v_caller"
+"""Where `require_roles` leaves the authenticated caller for the access log (request state)."""
+
+
+class AccessLog:
+    """ASGI middleware: every request made with a site credential (and every 401/403) goes to
+    the access log with the caller's site and roles, the route, the COI path parameter and the
+    status (`v2v_platform.access_log`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def noted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noted)
+        finally:
+            _log_access(scope, status)
+
+
+def _log_access(scope: Scope, status: int) -> None:
+    caller = (scope.get("state") or {}).get(CALLER_STATE)
+    if caller is None and status not in (401, 403):
+        return  # no site credential involved (health, OpenAPI, courier page)
+    route = scope.get("route")
+    what = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
+    coi = access_log.coi_of_params(scope.get("path_params") or {})
+    site = caller.site_id if caller is not None else ""
+    roles = caller.roles if caller is not None else ()
+    access_log.record("http", site, roles, what, coi, str(status))
+
+
 def _content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
@@ -150,6 +193,7 @@ def create_app(
 ) -> FastAPI:
     app = FastAPI(title=title, version=version, description=description)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(AccessLog)
     app.add_exception_handler(BodyTooLarge, _body_too_large)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -188,6 +232,7 @@ def require_roles(
     """A FastAPI dependency: the authenticated caller, who must hold one of `roles`."""
 
     def dependency(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> CallerIdentity:
         if credentials is None:
@@ -200,6 +245,7 @@ def require_roles(
             raise StarletteHTTPException(
                 401, f"invalid site token: {error}", {"WWW-Authenticate": "Bearer"}
             ) from None
+        setattr(request.state, CALLER_STATE, caller)
         if roles and not caller.roles & set(roles):
             needed = ", ".join(r.value for r in roles)
             raise StarletteHTTPException(403, f"site {caller.site_id} lacks a role among: {needed}")

@@ -231,3 +231,28 @@ def test_an_enrolment_field_over_its_limit_is_invalid_argument_naming_it(
         stub(pki, port, "HOSP-A").EnrolPatient(request_, timeout=5)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert named in refused.value.details()
+
+
+def test_every_call_on_a_chain_is_in_the_access_log_allowed_or_not(
+    pki: Path, port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="v2v.access")
+    coi = _enrol(stub(pki, port, "HOSP-A"), "PSN-LOG-1")
+    stub(pki, port, "AUDIT-X").GetPatient(pb.GetPatientRequest(coi=coi), timeout=5)
+    with pytest.raises(grpc.RpcError):
+        stub(pki, port, "HOSP-C").GetPatient(pb.GetPatientRequest(coi=coi), timeout=5)
+    with pytest.raises(grpc.RpcError):
+        stub(pki, port, "GMP-B").GetPatient(pb.GetPatientRequest(coi=coi), timeout=5)
+    stub(pki, port, "HOSP-A").GetPatient(pb.GetPatientRequest(coi=coi), timeout=5)
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "v2v.access"]
+    method = "/v2v.intake.v1.IntakeService/GetPatient"
+    about = [line for line in lines if f"coi={coi}" in line and method in line]
+    assert about == [
+        f"grpc site=AUDIT-X roles=auditor {method} coi={coi} outcome=OK",
+        f"grpc site=HOSP-C roles=collection {method} coi={coi} outcome=NOT_FOUND",
+        f"grpc site=GMP-B roles=- {method} coi={coi} outcome=PERMISSION_DENIED",
+        f"grpc site=HOSP-A roles=collection {method} coi={coi} outcome=OK",
+    ]
+    assert not any("Ada" in line or "M-1" in line for line in lines)  # no personal data
+    assert not any("grpc.health" in line for line in lines)

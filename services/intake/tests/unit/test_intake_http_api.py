@@ -193,3 +193,28 @@ def test_a_nan_collection_volume_is_422_naming_the_field(client: TestClient, pki
     response = client.post(f"/v1/therapies/{coi}/collections", content=text, headers=headers)
     assert response.status_code == 422
     assert "body.volume_ml: Input should be a finite number" in response.json()["detail"]
+
+
+def test_every_request_on_a_chain_is_in_the_access_log(
+    client: TestClient, pki: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="v2v.access")
+    coi = enrol(client, pki, "PSN-LOG-H").json()["coi"]
+    path = f"/v1/therapies/{coi}"
+    assert client.get(path, headers=auth(pki)).status_code == 200
+    assert client.get(path, headers=auth(pki, "GMP-B")).status_code == 403
+    assert client.get(path).status_code == 401
+    assert client.get("/openapi.json").status_code == 200
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "v2v.access"]
+    route = "GET /v1/therapies/{coi}"
+    assert [line for line in lines if route in line] == [
+        f"http site=HOSP-A roles=collection {route} coi={coi} outcome=200",
+        f"http site=GMP-B roles=manufacturing {route} coi={coi} outcome=403",
+        f"http site=- roles=- {route} coi={coi} outcome=401",
+    ]
+    assert any(
+        line.startswith("http site=HOSP-A") and "POST /v1/therapies" in line for line in lines
+    )
+    assert not any("openapi" in line for line in lines)
+    assert not any("Ada" in line for line in lines)

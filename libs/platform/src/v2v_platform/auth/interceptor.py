@@ -17,10 +17,12 @@ from typing import Any, NoReturn
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
 
+from v2v_platform import access_log
 from v2v_platform.auth.identity import (
     CallerIdentity,
     CallerIdentityError,
     Role,
+    current_caller,
     identity_from_pem,
     set_current_caller,
 )
@@ -91,7 +93,9 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc, unused-igno
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        return _wrap_handler(handler, self._guard(str(handler_call_details.method)))
+        method = str(handler_call_details.method)
+        logged = None if method in self._open_methods else method
+        return _wrap_handler(handler, self._guard(method), logged)
 
     def _guard(self, method: str) -> Callable[[Any], contextvars.Context]:
         def guard(context: Any) -> contextvars.Context:
@@ -153,11 +157,43 @@ def _iterate_in(run_context: contextvars.Context, iterator: Iterator[Any]) -> It
         yield item
 
 
-def _unary_unary(behavior: Behavior, guard: Guard) -> Behavior:
+def _unary_unary(behavior: Behavior, guard: Guard, method: str | None) -> Behavior:
+    """`method` is logged to the access log (None: an open method such as health, not)."""
+    if method is None:
+
+        def unlogged(request: Any, context: Any) -> Any:
+            return guard(context).run(behavior, request, context)
+
+        return unlogged
+
     def wrapped(request: Any, context: Any) -> Any:
-        return guard(context).run(behavior, request, context)
+        coi = access_log.coi_of_message(request)
+        try:
+            run_context = guard(context)
+        except Exception:
+            access_log.record("grpc", _peer_site(context), (), method, coi, _outcome(context))
+            raise
+        caller = run_context.run(current_caller)
+        try:
+            return run_context.run(behavior, request, context)
+        finally:
+            outcome = _outcome(context)
+            access_log.record("grpc", caller.site_id, caller.roles, method, coi, outcome)
 
     return wrapped
+
+
+def _outcome(context: Any) -> str:
+    code = context.code() if hasattr(context, "code") else None
+    return str(code.name) if code is not None else "OK"
+
+
+def _peer_site(context: Any) -> str:
+    certificates = context.auth_context().get(PEER_CERT_KEY) or []
+    try:
+        return identity_from_pem(bytes(certificates[0])).site_id if certificates else ""
+    except CallerIdentityError:
+        return ""
 
 
 def _unary_stream(behavior: Behavior, guard: Guard) -> Behavior:
@@ -177,14 +213,14 @@ def _stream_stream(behavior: Behavior, guard: Guard) -> Behavior:
     return wrapped
 
 
-def _wrap_handler(handler: Any, guard: Guard) -> Any:
+def _wrap_handler(handler: Any, guard: Guard, method: str | None) -> Any:
     kwargs = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            _unary_unary(handler.unary_unary, guard), **kwargs
+            _unary_unary(handler.unary_unary, guard, method), **kwargs
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
@@ -192,7 +228,7 @@ def _wrap_handler(handler: Any, guard: Guard) -> Any:
         )
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
-            _unary_unary(handler.stream_unary, guard), **kwargs
+            _unary_unary(handler.stream_unary, guard, method), **kwargs
         )
     return grpc.stream_stream_rpc_method_handler(
         _stream_stream(handler.stream_stream, guard), **kwargs

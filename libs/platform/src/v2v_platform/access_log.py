@@ -1,0 +1,54 @@
+"""Who looked at, or acted on, which chain: one line per call, allowed or refused.
+
+Logger `v2v.access`, level INFO, one line per gRPC call and per HTTP request made with a site
+credential: the channel, the caller's site and roles, the method or route, the COI the call
+names (a `coi`-like request field or path parameter; `-` when it names none) and the outcome
+(gRPC status name or HTTP status). Never personal data: request bodies are not logged. An
+auditor answers "who looked at this chain" by searching the COI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+log = logging.getLogger("v2v.access")
+
+COI_FIELDS = ("coi", "wristband_coi", "scanned_coi")
+
+
+def coi_of_message(request: Any) -> str:
+    """The COI a protobuf request names in one of `COI_FIELDS` ('' for none or no message)."""
+    descriptor = getattr(request, "DESCRIPTOR", None)
+    if descriptor is None:
+        return ""
+    for name in COI_FIELDS:
+        if name in descriptor.fields_by_name:
+            value = getattr(request, name)
+            if isinstance(value, str) and value:
+                return value
+    return ""
+
+
+def coi_of_params(params: Mapping[str, Any]) -> str:
+    for name in COI_FIELDS:
+        value = params.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def record(
+    channel: str, site: str, roles: Iterable[Any], what: str, coi: str, outcome: str
+) -> None:
+    shown = ",".join(sorted(str(getattr(role, "value", role)) for role in roles)) or "-"
+    log.info(
+        "%s site=%s roles=%s %s coi=%s outcome=%s",
+        channel,
+        site or "-",
+        shown,
+        what,
+        coi[:64] or "-",
+        outcome,
+    )
