@@ -64,10 +64,13 @@ def issue_courier_token(
     """Issue a courier token and print it ONCE (only its SHA-256 hash is stored)."""
     tokens = durable_tokens()
     try:
-        print(tokens.issue(courier, name, site))
+        token = tokens.issue(courier, name, site)
     except InvalidInput as error:
         print(f"issue-courier-token: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
+    expires = tokens.expires_at(token)
+    print(f"valid until {expires.isoformat() if expires else '?'}", file=sys.stderr)
+    print(token)
 
 
 @cli.command("revoke-courier-token")

@@ -45,9 +45,10 @@ class LogisticsService(RuntimeService):
 
 def courier_tokens_for(settings: LogisticsSettings) -> CourierTokens:
     """Durable with PostgreSQL or SQLite; in memory only when neither is configured."""
+    lifetime = settings.courier_token_lifetime
     if settings.postgres_dsn:
-        return postgres_tokens(settings.postgres_dsn)
-    return sqlite_tokens(settings.side_sqlite_path("courier-tokens") or ":memory:")
+        return postgres_tokens(settings.postgres_dsn, lifetime)
+    return sqlite_tokens(settings.side_sqlite_path("courier-tokens") or ":memory:", lifetime)
 
 
 def bootstrap(

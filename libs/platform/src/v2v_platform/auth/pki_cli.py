@@ -140,7 +140,7 @@ def add_site_command(
 def token_command(
     out: OutOption,
     site: Annotated[str, typer.Option("--site", help="The site the token is for.")],
-    days: Annotated[int, typer.Option("--days", min=1, max=366, help="Validity in days.")] = 30,
+    days: Annotated[int, typer.Option("--days", min=1, max=366, help="Validity in days.")] = 1,
 ) -> None:
     """Print a bearer token for a site's HTTP API calls (roles from its certificate)."""
     from v2v_platform.auth.tokens import issue_site_token

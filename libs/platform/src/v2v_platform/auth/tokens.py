@@ -20,7 +20,7 @@ TOKEN_AUDIENCE = "v2v-site-api"
 TOKEN_ALGORITHM = "ES256"
 
 
-def issue_site_token(pki_dir: Path, site_id: str, days: int = 30) -> str:
+def issue_site_token(pki_dir: Path, site_id: str, days: int = 1) -> str:
     """A bearer token for `site_id`, valid for `days`, carrying its certificate's roles."""
     files = SiteTlsFiles.for_site(pki_dir, site_id)
     if not files.cert.is_file():
