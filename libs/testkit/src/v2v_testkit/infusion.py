@@ -29,6 +29,7 @@ from v2v_platform.esign import (
 )
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.scope import Scope
+from v2v_testkit.clock import ManualClock
 
 SITE = "HOSP-A"
 OTHER_SITE = "HOSP-B"
@@ -54,14 +55,8 @@ def product_din(n: int) -> str:
 
 
 @dataclass
-class Clock:
+class Clock(ManualClock):
     now: datetime = RELEASED_AT + timedelta(hours=2)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from v2v_platform.attribution import Attribution
 from v2v_platform.auth import Role
 from v2v_platform.errors import Refused
 from v2v_platform.scope import Scope
+from v2v_testkit.clock import ManualClock
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 SITE = "HOSP-A"
@@ -26,11 +27,8 @@ DETAILS = PersonalDetails("Marguerite", "Zylberstein", "MRN-778899", date(1971, 
 
 
 @dataclass
-class FixedClock:
+class FixedClock(ManualClock):
     now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

@@ -21,6 +21,7 @@ from v2v_platform.auth import Role
 from v2v_platform.conditions import Condition
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.scope import Scope
+from v2v_testkit.clock import ManualClock
 
 SERVICE_SITE = "LOGI-1"
 ORIGIN = "HOSP-A"
@@ -36,14 +37,8 @@ def din(n: int) -> str:
 
 
 @dataclass
-class Clock:
+class Clock(ManualClock):
     now: datetime = COLLECTION_END + timedelta(hours=2)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from v2v_manufacturing.unpublished_records import ManufacturingUnpublishedRecord
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
 from v2v_platform.ids import issue_coi, issue_din
+from v2v_testkit.clock import ManualClock
 
 GMP = "GMP-B"
 OTHER_GMP = "GMP-C"
@@ -63,14 +64,8 @@ def apheresis_din(n: int) -> str:
 
 
 @dataclass
-class Clock:
+class Clock(ManualClock):
     now: datetime = COLLECTION_END + timedelta(hours=20)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass

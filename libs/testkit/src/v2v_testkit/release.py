@@ -20,6 +20,7 @@ from v2v_release.domain.specification import SpecificationCatalog
 from v2v_release.domain.values import Analyst, BatchFact, QcReport
 from v2v_release.ports import ReleaseFacts
 from v2v_release.views import RecordedResultView
+from v2v_testkit.clock import ManualClock
 
 QC_SITE = "QC-1"
 GMP = "GMP-B"
@@ -59,14 +60,8 @@ POST_RELEASE = ["sterility", "vcn", "rcl"]
 
 
 @dataclass
-class Clock:
+class Clock(ManualClock):
     now: datetime = STARTED_AT + timedelta(days=9)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass
