@@ -7,6 +7,7 @@ never a stack trace.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -273,6 +274,9 @@ def between(low: int, high: int, unit: str) -> AfterValidator:
 
 SiteId = Annotated[str, AfterValidator(parse_site_id)]
 StallSeconds = Annotated[float, Field(gt=0, le=3600)]
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far a client's clock may run ahead of the server's before a time counts as future."""
+SkewSeconds = Annotated[int, between(0, 3600, "seconds")]
 WindowHours = Annotated[int, between(1, 24 * 14, "hours")]
 """A time window in hours: 1 hour to 14 days."""
 
@@ -293,9 +297,15 @@ class SiteServiceSettings(KafkaSecuritySettings):
     http_host: str = "127.0.0.1"
     http_port: int
     span_exporter: str = "none"
+    clock_skew_seconds: SkewSeconds = int(CLOCK_SKEW.total_seconds())
+    """V2V_CLOCK_SKEW_SECONDS: client times further ahead than this are refused."""
     stall_after_s: StallSeconds = 60.0
     """V2V_STALL_AFTER_S: a relay or consumer without progress this long makes the service
     unhealthy (NOT_SERVING, /ready 503)."""
+
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_seconds)
 
     @property
     def event_store(self) -> EventStoreSettings:

@@ -32,10 +32,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sized
 from datetime import datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from v2v_platform.attribution import Attribution, SignatureManifestation, WindowOverride
-from v2v_platform.config import V2VSettings, between, load_settings
+from v2v_platform.config import CLOCK_SKEW as CLOCK_SKEW  # re-exported: the default skew
 from v2v_platform.envelope.codec import EnvelopeContent, build_envelope, encode
 from v2v_platform.envelope.from_domain import OutboundEvent
 from v2v_platform.envelope.keys import SiteSigningKey
@@ -54,7 +54,6 @@ MAX_HTTP_BODY_BYTES = 256 * 1024
 MAX_GRPC_MESSAGE_BYTES = 512 * 1024
 MAX_EVENT_BYTES = 256 * 1024
 """What every sealed envelope must stay below (a quarter of the broker's 1 MiB)."""
-CLOCK_SKEW = timedelta(minutes=5)
 """How far a client's clock may run ahead of the server's before a time counts as future."""
 
 SizedT = TypeVar("SizedT", bound=Sized)
@@ -147,23 +146,6 @@ def check_signature_request(request: SignatureRequest, field: str = "signature")
     check_id(request.user_id, f"{field}.user_id")
     check_text(request.password, f"{field}.password", MAX_PASSWORD_CHARS)
     check_id(request.meaning, f"{field}.meaning")
-
-
-class LimitsSettings(V2VSettings):
-    """The limits a site may set: the clock skew (V2V_CLOCK_SKEW_SECONDS)."""
-
-    clock_skew_seconds: Annotated[int, between(0, 3600, "seconds")] = int(
-        CLOCK_SKEW.total_seconds()
-    )
-
-    @property
-    def clock_skew(self) -> timedelta:
-        return timedelta(seconds=self.clock_skew_seconds)
-
-
-def configured_clock_skew() -> timedelta:
-    """The clock skew this process allows (V2V_CLOCK_SKEW_SECONDS, else 5 min)."""
-    return load_settings(LimitsSettings).clock_skew
 
 
 def sealed_size(content: EnvelopeContent) -> int:

@@ -139,14 +139,14 @@ class ServiceApplication(TracedApplication, Generic[RecordsT]):
         unpublished: RecordsT | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_attempts: int = MAX_ATTEMPTS,
-        clock_skew: timedelta | None = None,
+        clock_skew: timedelta = CLOCK_SKEW,
     ) -> None:
         super().__init__(env)
         self.site_id = site_id
         self._unpublished = unpublished
         self.clock = clock
         self.max_attempts = max_attempts
-        self.clock_skew = clock_skew if clock_skew is not None else limits.configured_clock_skew()
+        self.clock_skew = clock_skew  # a service's bootstrap passes settings.clock_skew
 
     @property
     def unpublished(self) -> RecordsT:

@@ -16,7 +16,7 @@ from v2v_platform import limits
 from v2v_platform.attribution import Attribution, SignatureManifestation, WindowOverride
 from v2v_platform.auth import Role, SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
-from v2v_platform.config import ConfigurationError
+from v2v_platform.config import ConfigurationError, SiteServiceSettings, load_settings
 from v2v_platform.errors import InvalidInput
 from v2v_platform.grpc_service import build_server
 from v2v_platform.http_api import FreeText, IdText, Items, NameText, create_app
@@ -84,17 +84,23 @@ def test_a_time_in_2999_is_refused_naming_the_field() -> None:
         app().when(datetime(2999, 1, 1, tzinfo=UTC), "result_at")
 
 
-def test_the_clock_skew_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_clock_skew_is_a_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     ahead = NOW + timedelta(minutes=8)
     with pytest.raises(InvalidInput, match=r"scanned_at .* is in the future"):
         app().when(ahead, "scanned_at")
     monkeypatch.setenv("V2V_CLOCK_SKEW_SECONDS", "600")
-    assert app().when(ahead, "scanned_at") == ahead
+    settings = load_settings(SkewSettings, site_id="HOSP-A", pki_dir=tmp_path)
+    assert app(clock_skew=settings.clock_skew).when(ahead, "scanned_at") == ahead
     assert app(clock_skew=timedelta(0)).clock_skew == timedelta(0)
     monkeypatch.setenv("V2V_CLOCK_SKEW_SECONDS", "86400")
     with pytest.raises(ConfigurationError) as bad:
-        app()
+        load_settings(SkewSettings, site_id="HOSP-A", pki_dir=tmp_path)
     assert "V2V_CLOCK_SKEW_SECONDS" in str(bad.value)
+
+
+class SkewSettings(SiteServiceSettings):
+    grpc_address: str = "127.0.0.1:0"
+    http_port: int = 0
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,7 @@ def bootstrap(
     store = signers or open_signer_store(settings.postgres_dsn, settings.sqlite_path)
     app = InfusionApplication(
         env=settings.event_store.eventsourcing_env(),
+        clock_skew=settings.clock_skew,
         unpublished=unpublished,
         site_id=settings.site_id,
         facts=facts or FACTS_FEED.facts_for(settings, NoInfusionFacts()),

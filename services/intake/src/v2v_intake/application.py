@@ -10,7 +10,7 @@ sealed with the COI's own key (`KeyStore`), so destroying the key erases them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from eventsourcing.persistence import IntegrityError
 
@@ -28,6 +28,7 @@ from v2v_platform.errors import InvalidInput, NotFound, Refused
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import (
+    CLOCK_SKEW,
     MAX_ATTEMPTS,
     ServiceApplication,
     parse_coi,
@@ -50,9 +51,15 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         keys: KeyStore | None = None,
         manufacturing: ManufacturingSlots | None = None,
         max_attempts: int = MAX_ATTEMPTS,
+        clock_skew: timedelta = CLOCK_SKEW,
     ) -> None:
         super().__init__(
-            env, site_id=site_id, unpublished=unpublished, clock=clock, max_attempts=max_attempts
+            env,
+            site_id=site_id,
+            unpublished=unpublished,
+            clock=clock,
+            max_attempts=max_attempts,
+            clock_skew=clock_skew,
         )
         self.fin = fin
         self.keys: KeyStore = keys if keys is not None else NoKeys()

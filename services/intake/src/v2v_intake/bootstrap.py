@@ -74,6 +74,7 @@ def bootstrap(
     unpublished = IntakeUnpublishedRecords(env=settings.registers_env())
     app = IntakeApplication(
         env=settings.event_store.eventsourcing_env(),
+        clock_skew=settings.clock_skew,
         site_id=settings.site_id,
         unpublished=unpublished,
         clock=clock,

@@ -62,6 +62,7 @@ def bootstrap(
     unpublished = LogisticsUnpublishedRecords(env=settings.registers_env())
     app = LogisticsApplication(
         env=settings.event_store.eventsourcing_env(),
+        clock_skew=settings.clock_skew,
         site_id=settings.site_id,
         unpublished=unpublished,
         facts=facts or FACTS_FEED.facts_for(settings, NoLogisticsFacts()),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from v2v_platform import limits
@@ -29,6 +29,7 @@ from v2v_platform.errors import Forbidden, NotFound, Refused
 from v2v_platform.esign import ESigner, InMemorySignerStore, SignatureRequest, SignerStore
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import (
+    CLOCK_SKEW,
     MAX_ATTEMPTS,
     ServiceApplication,
     UnpublishedRecords,
@@ -63,8 +64,11 @@ class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
         specifications: SpecificationCatalog | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_attempts: int = MAX_ATTEMPTS,
+        clock_skew: timedelta = CLOCK_SKEW,
     ) -> None:
-        super().__init__(env, site_id=site_id, clock=clock, max_attempts=max_attempts)
+        super().__init__(
+            env, site_id=site_id, clock=clock, max_attempts=max_attempts, clock_skew=clock_skew
+        )
         self.facts: ReleaseFacts = facts or NoReleaseFacts()
         self.esigner = ESigner(signer_store or InMemorySignerStore(), clock)
         self.specifications = specifications or SpecificationCatalog()

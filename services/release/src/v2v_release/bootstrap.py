@@ -53,6 +53,7 @@ def bootstrap(
     signers = signer_store or open_signer_store(settings.postgres_dsn, settings.sqlite_path)
     app = ReleaseApplication(
         env=settings.event_store.eventsourcing_env(),
+        clock_skew=settings.clock_skew,
         site_id=settings.site_id,
         facts=facts or FACTS_FEED.facts_for(settings, NoReleaseFacts()),
         signer_store=signers,

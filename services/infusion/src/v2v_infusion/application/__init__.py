@@ -24,7 +24,7 @@ of it (NotFound, as if absent; no alerts); an auditor reads everything.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from v2v_infusion.application.administration import (
     Administration,
@@ -43,6 +43,7 @@ from v2v_platform.esign import ESigner, SignatureRequest
 from v2v_platform.protocol_rules import DEFAULT_RULES, ProtocolRules
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import (
+    CLOCK_SKEW,
     MAX_ATTEMPTS,
     NotWired,
     ServiceApplication,
@@ -66,9 +67,15 @@ class InfusionApplication(ServiceApplication[InfusionUnpublishedRecords]):
         clock: Callable[[], datetime] = utc_now,
         rules: ProtocolRules = DEFAULT_RULES,
         max_attempts: int = MAX_ATTEMPTS,
+        clock_skew: timedelta = CLOCK_SKEW,
     ) -> None:
         super().__init__(
-            env, site_id=site_id, unpublished=unpublished, clock=clock, max_attempts=max_attempts
+            env,
+            site_id=site_id,
+            unpublished=unpublished,
+            clock=clock,
+            max_attempts=max_attempts,
+            clock_skew=clock_skew,
         )
         self.facts: InfusionFacts = facts or NoInfusionFacts()
         self.rules = rules

@@ -20,7 +20,7 @@ Each group of use cases is a class in a sibling module; the commands below deleg
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from v2v_logistics.application.handoffs import Handoffs
@@ -44,7 +44,7 @@ from v2v_platform.errors import Forbidden, NotFound
 from v2v_platform.limits import MAX_ID_CHARS, echo
 from v2v_platform.protocol_rules import DEFAULT_RULES, ProtocolRules
 from v2v_platform.scope import Scope
-from v2v_platform.service_application import MAX_ATTEMPTS, ServiceApplication, utc_now
+from v2v_platform.service_application import CLOCK_SKEW, MAX_ATTEMPTS, ServiceApplication, utc_now
 
 __all__ = ["LogisticsApplication", "NewShipment", "ScanRefusedAtCreation"]
 
@@ -62,10 +62,16 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
         clock: Callable[[], datetime] = utc_now,
         rules: ProtocolRules = DEFAULT_RULES,
         max_attempts: int = MAX_ATTEMPTS,
+        clock_skew: timedelta = CLOCK_SKEW,
         courier_index: CourierShipmentIndexOver | None = None,
     ) -> None:
         super().__init__(
-            env, site_id=site_id, unpublished=unpublished, clock=clock, max_attempts=max_attempts
+            env,
+            site_id=site_id,
+            unpublished=unpublished,
+            clock=clock,
+            max_attempts=max_attempts,
+            clock_skew=clock_skew,
         )
         self.facts: LogisticsFacts = facts or NoLogisticsFacts()
         self.rules = rules

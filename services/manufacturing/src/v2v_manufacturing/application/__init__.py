@@ -17,7 +17,7 @@ Each group of use cases is a class in a sibling module, given this application:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from v2v_manufacturing.application.batches import Batches
 from v2v_manufacturing.application.receipt import UnitReceipt
@@ -36,7 +36,7 @@ from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.protocol_rules import DEFAULT_RULES, ProtocolRules
 from v2v_platform.scope import Scope
-from v2v_platform.service_application import MAX_ATTEMPTS, ServiceApplication, utc_now
+from v2v_platform.service_application import CLOCK_SKEW, MAX_ATTEMPTS, ServiceApplication, utc_now
 
 
 class ManufacturingApplication(ServiceApplication[ManufacturingUnpublishedRecords]):
@@ -53,9 +53,15 @@ class ManufacturingApplication(ServiceApplication[ManufacturingUnpublishedRecord
         fin: str = "",
         rules: ProtocolRules = DEFAULT_RULES,
         max_attempts: int = MAX_ATTEMPTS,
+        clock_skew: timedelta = CLOCK_SKEW,
     ) -> None:
         super().__init__(
-            env, site_id=site_id, unpublished=unpublished, clock=clock, max_attempts=max_attempts
+            env,
+            site_id=site_id,
+            unpublished=unpublished,
+            clock=clock,
+            max_attempts=max_attempts,
+            clock_skew=clock_skew,
         )
         self.facts: ManufacturingFacts = facts or NoManufacturingFacts()
         self.fin = fin
