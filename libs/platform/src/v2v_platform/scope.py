@@ -10,7 +10,11 @@ from request fields. Applications ask it two questions:
   read is reported exactly like one that does not exist (no oracle for guessed COIs).
 
 Acting is narrower: a service records for its own site only (`ServiceApplication.
-check_local`); `acts_for(site)` says whether the caller is that site.
+check_local`); `acts_for(site)` says whether the caller is that site. A site that acts on a
+COI's records at another site's service (books a slot, accepts an OOS release, scans a
+shipment) must itself be related to them: `require_related(related_sites, what)` (NotFound,
+as if absent; `reads_all` grants no acting). The declared policy of each method and route
+is `v2v_platform.access_policy`.
 """
 
 from __future__ import annotations
@@ -46,6 +50,14 @@ class Scope:
 
     def sees(self, related_sites: Iterable[str | None]) -> bool:
         return self.sees_everything or self.site_id in set(related_sites)
+
+    def relates_to(self, related_sites: Iterable[str | None]) -> bool:
+        return self.site_id in set(related_sites)
+
+    def require_related(self, related_sites: Iterable[str | None], what: str) -> None:
+        """Raise NotFound unless the caller itself is one of `related_sites` (to act)."""
+        if not self.relates_to(related_sites):
+            raise NotFound(f"no {what} is visible to site {self.site_id}")
 
     def require_sees(self, related_sites: Iterable[str | None], what: str) -> None:
         if not self.sees(related_sites):

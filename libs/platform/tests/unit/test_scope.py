@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from v2v_platform.access_policy import EXTENSION, Access, Relation, reads, required_roles, writes
 from v2v_platform.auth.identity import CallerIdentity, Role
 from v2v_platform.errors import NotFound
 from v2v_platform.scope import Scope
@@ -34,3 +35,28 @@ def test_acting_for_a_site() -> None:
     scope = Scope("GMP-1", frozenset({Role.MANUFACTURING}))
     assert scope.acts_for("GMP-1") and not scope.acts_for("GMP-2")
     assert scope.has(Role.MANUFACTURING) and not scope.has(Role.QC)
+
+
+def test_acting_needs_the_caller_itself_related_even_an_auditor() -> None:
+    auditor = Scope("AUDIT-1", frozenset({Role.AUDITOR}))
+    hospital = Scope("HOSP-A", frozenset({Role.COLLECTION}))
+    assert hospital.relates_to(["HOSP-A", "GMP-1"])
+    hospital.require_related(["HOSP-A", None], "COI")
+    with pytest.raises(NotFound, match="no COI is visible to site AUDIT-1"):
+        auditor.require_related(["HOSP-A", "GMP-1"], "COI")
+    assert auditor.sees(["HOSP-A"]) and not auditor.relates_to(["HOSP-A"])
+
+
+def test_a_declared_access_round_trips_through_its_openapi_extension() -> None:
+    declared = writes(Relation.PATIENT, Role.COLLECTION, Role.INFUSION)
+    operation = {"operationId": "book", **declared.openapi()}
+    assert operation[EXTENSION] == {
+        "roles": ["collection", "infusion"],
+        "relation": "patient",
+        "writes": True,
+    }
+    assert Access.from_openapi(operation) == declared
+    assert Access.from_openapi({"operationId": "undeclared"}) is None
+    assert required_roles("v2v.x.v1.X", {"Get": reads(Relation.FILTERED, Role.AUDITOR)}) == {
+        "/v2v.x.v1.X/Get": frozenset({Role.AUDITOR})
+    }
