@@ -52,7 +52,9 @@ class SignatureManifestation:
     signed_at: datetime
     record_hash: str = ""
 
-    MEANINGS = ("authorship", "review", "approval", "responsibility")
+    MEANINGS = ("authorship", "review", "approval", "responsibility", "verification", "witness")
+    """`verification` and `witness`: the second person of a two-person check, proven by
+    re-authentication (label verification, bedside scans, infusion witness)."""
 
     def __post_init__(self) -> None:
         if self.meaning not in self.MEANINGS:

@@ -24,6 +24,8 @@ MEANINGS: dict[str, SignatureMeaning.ValueType] = {
     "review": SignatureMeaning.SIGNATURE_MEANING_REVIEW,
     "approval": SignatureMeaning.SIGNATURE_MEANING_APPROVAL,
     "responsibility": SignatureMeaning.SIGNATURE_MEANING_RESPONSIBILITY,
+    "verification": SignatureMeaning.SIGNATURE_MEANING_VERIFICATION,
+    "witness": SignatureMeaning.SIGNATURE_MEANING_WITNESS,
 }
 
 
