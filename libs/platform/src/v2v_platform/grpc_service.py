@@ -11,6 +11,12 @@ stopped. The report is evaluated on every Check (a probe never sees a stale answ
 runtime's watcher every second (so Watch streams and the log follow a change nobody asked
 about); each change is logged once, with its reasons. A Check answered NOT_SERVING carries the
 reasons in the trailing metadata `v2v-health-detail`.
+
+Revocation: the server follows the CRL beside the consortium CA certificate it trusts
+(`<pki>/ca.crl`, `v2v_platform.auth.revocation_watch`): a revoked client certificate is refused
+(UNAUTHENTICATED); while the CRL or the revoked-token list of that directory cannot be trusted
+the server refuses every call but health, and health is NOT_SERVING with the reason (part
+`revocation`), so the fault is neither ignored nor silent.
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ from grpc_reflection.v1alpha import reflection
 from v2v_platform import limits, telemetry
 from v2v_platform.auth.identity import Role
 from v2v_platform.auth.interceptor import AuthInterceptor
+from v2v_platform.auth.revocation_watch import Revocations, revocations_for
 from v2v_platform.auth.tls import SiteTlsFiles, server_credentials
 from v2v_platform.errors import DomainError
-from v2v_platform.health import DETAIL_METADATA_KEY, LIVENESS_SERVICE, HealthReport
+from v2v_platform.health import DETAIL_METADATA_KEY, LIVENESS_SERVICE, HealthReport, Problem
 
 log = logging.getLogger(__name__)
 health_log = logging.getLogger("v2v.health")
@@ -40,6 +47,10 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 MAX_DETAIL_CHARS = 2000
 F = TypeVar("F", bound=Callable[..., Any])
+REVOCATION_PART = "revocation"
+REFUSING = "refusing"
+"""The kind of health problem of a service refusing calls on purpose (fail closed): not ready,
+still live (a restart would not fix the file)."""
 
 
 class TruthfulHealthServicer(health.HealthServicer):  # type: ignore[misc, unused-ignore]
@@ -80,7 +91,7 @@ def _log_change(report: HealthReport) -> None:
         health_log.info("health: SERVING again: every part alive and progressing")
         return
     kinds = {problem.kind for problem in report.problems}
-    level = logging.ERROR if "stopped" in kinds else logging.WARNING
+    level = logging.ERROR if kinds & {"stopped", REFUSING} else logging.WARNING
     if kinds == {"stopping"}:
         level = logging.INFO
     health_log.log(level, "health: NOT_SERVING: %s", report.describe())
@@ -90,6 +101,27 @@ def _metadata_text(report: HealthReport) -> str:
     """Metadata values are printable ASCII: anything else becomes '?'; bounded."""
     text = "".join(c if " " <= c <= "~" else "?" for c in report.describe())
     return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 3] + "..."
+
+
+def revocation_problems(revocations: Revocations) -> tuple[Problem, ...]:
+    """A `revocation` health problem for each revocation list that cannot be used now."""
+    return tuple(
+        Problem(REVOCATION_PART, REFUSING, reason, f"{REVOCATION_PART}: {reason}")
+        for reason in revocations.problems()
+    )
+
+
+def with_revocation(
+    report: Callable[[], HealthReport], revocations: Revocations
+) -> Callable[[], HealthReport]:
+    """`report` plus the revocation problems it does not already hold."""
+
+    def combined() -> HealthReport:
+        base = report()
+        new = tuple(p for p in revocation_problems(revocations) if p not in base.problems)
+        return HealthReport((*base.problems, *new)) if new else base
+
+    return combined
 
 
 @dataclass
@@ -142,23 +174,31 @@ def build_server(
     address: str = "127.0.0.1:0",
     max_workers: int = 8,
     health_report: Callable[[], HealthReport] | None = None,
+    revocations: Revocations | None = None,
 ) -> RunningServer:
     """Start a gRPC server on `address` (port 0 picks a free one) with mTLS and auth; its
-    health follows `health_report` (always SERVING without one)."""
+    health follows `health_report` (SERVING without one) and the revocation lists beside the
+    CA certificate of `tls` (or `revocations`)."""
+    credentials = server_credentials(tls)  # missing files named before anything else
+    revocations = revocations or revocations_for(tls.ca)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
-        interceptors=[TracingInterceptor(), AuthInterceptor(required_roles)],
+        interceptors=[
+            TracingInterceptor(),
+            AuthInterceptor(required_roles, revocations=revocations),
+        ],
         # a larger request is refused (RESOURCE_EXHAUSTED) before any handler runs
         options=[("grpc.max_receive_message_length", limits.MAX_GRPC_MESSAGE_BYTES)],
     )
     register(server)
     names = list(service_names)
-    health_servicer = TruthfulHealthServicer(names, health_report or HealthReport)
+    report = with_revocation(health_report or HealthReport, revocations)
+    health_servicer = TruthfulHealthServicer(names, report)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    port = server.add_secure_port(address, server_credentials(tls))
+    port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"could not bind gRPC server to {address}")
     server.start()

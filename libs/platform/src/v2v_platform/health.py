@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -151,6 +151,7 @@ class ServiceHealth:
         self.stall_after_s = stall_after_s
         self._clock = clock
         self._parts: list[Part] = []
+        self._conditions: list[Callable[[], Iterable[Problem]]] = []
         self._stopping = False
 
     def part(self, name: str, *, watch_progress: bool = True) -> Part:
@@ -158,6 +159,11 @@ class ServiceHealth:
         part = Part(name, self._clock, watch_progress)
         self._parts.append(part)
         return part
+
+    def condition(self, check: Callable[[], Iterable[Problem]]) -> None:
+        """A check outside the parts (e.g. untrustworthy revocation lists) whose problems the
+        report includes."""
+        self._conditions.append(check)
 
     def stopping(self) -> None:
         """The service is stopping: not ready (parts end on purpose now), still live."""
@@ -167,7 +173,9 @@ class ServiceHealth:
         if self._stopping:
             return HealthReport((Problem("service", "stopping", "", "the service is stopping"),))
         now = self._clock()
-        found = (part.problem(now, self.stall_after_s) for part in list(self._parts))
+        found = [part.problem(now, self.stall_after_s) for part in list(self._parts)]
+        for check in list(self._conditions):
+            found.extend(check())
         return HealthReport(tuple(problem for problem in found if problem is not None))
 
 

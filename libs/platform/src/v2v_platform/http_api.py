@@ -3,7 +3,9 @@
 Errors are RFC 9457 problem documents with a 4xx status (never 200 with an error inside);
 an unexpected exception is logged and answered 500 without internals. Sites authenticate
 with a bearer token signed by the consortium CA (`v2v pki token`), naming the site and its
-roles; the caller's site never comes from request fields.
+roles; the caller's site never comes from request fields. A revoked token (`v2v pki
+revoke-token`), or one of a revoked site certificate (`v2v pki revoke`), is answered 401
+"token revoked"; while a revocation list cannot be trusted, every token is refused with 503.
 
 Input is bounded (`v2v_platform.limits`): a request body above MAX_HTTP_BODY_BYTES is refused
 with 413 before it is read (by its Content-Length, or as soon as a chunked body passes the
@@ -31,7 +33,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from v2v_platform import access_log
 from v2v_platform.auth.identity import CallerIdentity, Role, parse_role, parse_site_id
-from v2v_platform.auth.tokens import TOKEN_ALGORITHM, TOKEN_AUDIENCE
+from v2v_platform.auth.revocation_watch import (
+    RevocationListUnusable,
+    Revocations,
+    TokenRevoked,
+    revocations_for,
+)
+from v2v_platform.auth.tokens import read_site_token
 from v2v_platform.errors import DomainError
 from v2v_platform.limits import (
     MAX_HTTP_BODY_BYTES,
@@ -203,24 +211,25 @@ def create_app(
 
 
 class SiteTokenVerifier:
-    """Verifies site bearer tokens against the consortium CA certificate."""
+    """Verifies site bearer tokens against the consortium CA certificate, and against the
+    revocation lists beside it (`<pki>/revoked-tokens.jwt`, `<pki>/ca.crl`, followed without a
+    restart: `v2v_platform.auth.revocation_watch`): a revoked token, or one issued for a revoked
+    site certificate, raises TokenRevoked; a list that cannot be trusted,
+    RevocationListUnusable (every token is refused then: fail closed)."""
 
-    def __init__(self, ca_cert: Path) -> None:
+    def __init__(self, ca_cert: Path, revocations: Revocations | None = None) -> None:
         key = x509.load_pem_x509_certificate(ca_cert.read_bytes()).public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise ValueError(f"{ca_cert} is not an EC (ES256) consortium CA certificate")
         self._public_key = key
+        self._revocations = revocations or revocations_for(ca_cert)
 
     def identity(self, token: str) -> CallerIdentity:
-        claims = jwt.decode(
-            token,
-            self._public_key,
-            algorithms=[TOKEN_ALGORITHM],
-            audience=TOKEN_AUDIENCE,
-            options={"require": ["sub", "exp", "aud", "roles"]},
-        )
+        claims = read_site_token(token, self._public_key)
+        site_id = parse_site_id(claims["sub"])
         roles = frozenset(parse_role(r) for r in claims["roles"])
-        return CallerIdentity(site_id=parse_site_id(claims["sub"]), roles=roles)
+        self._revocations.check_token(claims["jti"], claims["cert_serial"], site_id)
+        return CallerIdentity(site_id=site_id, roles=roles)
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -241,6 +250,14 @@ def require_roles(
             )
         try:
             caller = verifier().identity(credentials.credentials)
+        except TokenRevoked as error:
+            raise StarletteHTTPException(
+                401, f"token revoked: {error}", {"WWW-Authenticate": "Bearer"}
+            ) from None
+        except RevocationListUnusable as error:
+            raise StarletteHTTPException(
+                503, f"site tokens cannot be checked for revocation: {error}"
+            ) from None
         except (jwt.PyJWTError, ValueError) as error:
             raise StarletteHTTPException(
                 401, f"invalid site token: {error}", {"WWW-Authenticate": "Bearer"}

@@ -25,11 +25,12 @@ from eventsourcing.persistence import OperationalError as EventStoreOperationalE
 from kafka.errors import KafkaError
 
 from v2v_platform.auth.identity import Role
+from v2v_platform.auth.revocation_watch import revocations_for
 from v2v_platform.auth.tls import SiteTlsFiles
 from v2v_platform.consumer import EnvelopeConsumer, PostgresConsumerStore, SqliteConsumerStore
 from v2v_platform.consumer.consumer import Apply, ConsumerStore
 from v2v_platform.envelope.headers import topic_for
-from v2v_platform.grpc_service import RunningServer, build_server
+from v2v_platform.grpc_service import RunningServer, build_server, revocation_problems
 from v2v_platform.health import (
     DEFAULT_STALL_AFTER_S,
     Heartbeat,
@@ -111,8 +112,11 @@ class ServiceRuntime:
         service_names: Iterable[str],
         address: str,
     ) -> RunningServer:
+        tls = SiteTlsFiles.for_site(self.pki_dir, self.site_id)
+        revocations = revocations_for(tls.ca)
+        self.health.condition(lambda: revocation_problems(revocations))
         running = self.grpc = build_server(
-            tls=SiteTlsFiles.for_site(self.pki_dir, self.site_id),
+            tls=tls,
             required_roles=required_roles,
             register=register,
             service_names=service_names,

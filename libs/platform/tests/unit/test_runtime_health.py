@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -224,3 +225,27 @@ def test_the_stall_bound_comes_from_the_settings(pki: Path) -> None:
     values = {"site_id": "HOSP-A", "pki_dir": pki}
     service = DemoService(load_settings(DemoSettings, **values, stall_after_s=7), app=None)
     assert service.runtime.health.stall_after_s == 7.0
+
+
+def test_an_untrustworthy_revocation_list_turns_http_ready_unhealthy_naming_it(
+    tmp_path: Path, pki: Path
+) -> None:
+    own = tmp_path / "pki"
+    shutil.copytree(pki, own)
+    values = {"site_id": "HOSP-A", "pki_dir": own, "kafka_bootstrap": "127.0.0.1:9092"}
+    running = DemoService(load_settings(DemoSettings, **values), app=None)
+    try:
+        running.start_grpc()
+        http = TestClient(running.http_app)
+        assert http.get("/ready").status_code == 200
+
+        (own / "ca.crl").write_bytes(b"not a CRL")
+
+        def ready_reasons() -> list[str] | None:
+            answer = http.get("/ready")
+            return answer.json()["reasons"] if answer.status_code == 503 else None
+
+        reasons = eventually(ready_reasons, "GET /ready 503 naming the revocation list", 15.0)
+        assert [r for r in reasons if r.startswith("revocation: ")], reasons
+    finally:
+        running.runtime.stop()

@@ -12,6 +12,10 @@ Layout of a PKI directory::
                                  usable as both gRPC server and client certificate
     sites/<SITE_ID>/tls.key      its private key (0600)
     sites/<SITE_ID>/signing.key  the site's Ed25519 envelope signing key (0600)
+    ca.crl                       revoked site certificates: X.509 CRL signed by the CA
+                                 (`v2v pki revoke`; 0600; absent: none revoked)
+    revoked-tokens.jwt           revoked site bearer tokens, signed by the CA
+                                 (`v2v pki revoke-token`; 0600; absent: none revoked)
 
 Re-issuing a site (``add-site --force``) adds its new signing key to the ring and keeps
 the old one, so events it signed before stay verifiable; the roles it is re-issued with become
@@ -49,7 +53,9 @@ from v2v_platform.auth.identity import (
 from v2v_platform.auth.tls import (
     CA_CERT_FILE,
     CA_KEY_FILE,
+    CRL_FILE,
     KEY_RING_FILE,
+    REVOKED_TOKENS_FILE,
     SIGNING_KEY_FILE,
     SITE_CERT_FILE,
     SITE_KEY_FILE,
@@ -386,7 +392,7 @@ def init_pki(
     """Create a new CA, key ring and site material in ``pki_dir``.
 
     Refuses if a CA already exists there unless ``force``, which replaces the whole PKI
-    (CA, key ring and every ``sites/`` directory).
+    (CA, key ring, every ``sites/`` directory and the old CA's revocation lists).
     """
     check_unique(sites)
     checked_dns = _check_dns_names(dns_names)
@@ -398,6 +404,8 @@ def init_pki(
             )
         shutil.rmtree(pki_dir / SITES_DIR, ignore_errors=True)
         (pki_dir / KEY_RING_FILE).unlink(missing_ok=True)
+        for revocations in (CRL_FILE, REVOKED_TOKENS_FILE):  # the old CA's lists
+            (pki_dir / revocations).unlink(missing_ok=True)
     pki_dir.mkdir(parents=True, exist_ok=True)
     ca = create_ca(max(CA_VALIDITY_DAYS, days))
     _write_private(pki_dir / CA_KEY_FILE, _private_pem(ca.key))

@@ -24,7 +24,9 @@ from v2v_platform.auth.pki import (
     parse_site_spec,
     write_ring_roles,
 )
+from v2v_platform.auth.revocation import REASONS
 from v2v_platform.auth.tls import CA_CERT_FILE, KEY_RING_FILE
+from v2v_platform.auth.tokens import serial_text
 
 app = typer.Typer(
     help="Consortium PKI: a CA, per-site mTLS certificates (site id and roles inside) and "
@@ -142,13 +144,72 @@ def token_command(
     site: Annotated[str, typer.Option("--site", help="The site the token is for.")],
     days: Annotated[int, typer.Option("--days", min=1, max=366, help="Validity in days.")] = 1,
 ) -> None:
-    """Print a bearer token for a site's HTTP API calls (roles from its certificate)."""
+    """Print a bearer token for a site's HTTP API calls (roles from its certificate); its id
+    (jti, what `revoke-token` takes) goes to stderr."""
+    import jwt
+
     from v2v_platform.auth.tokens import issue_site_token
 
     try:
-        typer.echo(issue_site_token(out, site, days))
+        token = issue_site_token(out, site, days)
     except PkiError as error:
         raise typer.BadParameter(str(error), param_hint="'--site'") from None
+    typer.echo(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    typer.echo(f"token id (jti): {claims['jti']}", err=True)
+
+
+@app.command("revoke-token")
+def revoke_token_command(
+    out: OutOption,
+    token: Annotated[
+        str,
+        typer.Argument(help="The token id (jti), the token, or a file holding the token."),
+    ],
+) -> None:
+    """Revoke a site bearer token: the services refuse it (401) within seconds, no restart."""
+    from v2v_platform.auth.revocation import revoke_token
+
+    try:
+        done = revoke_token(out, token)
+    except PkiError as error:
+        raise typer.BadParameter(str(error), param_hint="TOKEN") from None
+    site = f" of site {done.token.sub}" if done.token.sub else ""
+    state = "was already revoked" if done.already else "revoked"
+    typer.echo(f"token {done.token.jti}{site} {state}")
+    typer.echo(f"revoked-token list number {done.number}, {done.entries} token(s): {done.path}")
+
+
+@app.command("revoke")
+def revoke_command(
+    out: OutOption,
+    certificate: Annotated[
+        str,
+        typer.Argument(
+            help="A site certificate file, a site id of this PKI (its current certificate), "
+            "or a certificate serial (hex)."
+        ),
+    ],
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help=f"RFC 5280 reason: {', '.join(REASONS)}."),
+    ] = None,
+) -> None:
+    """Revoke a site certificate (the CA's CRL, ca.crl): the gRPC servers refuse it and the
+    HTTP APIs the site's tokens within seconds, no restart. Re-issue with `add-site --force`."""
+    from v2v_platform.auth.revocation import revoke_certificate
+
+    if reason is not None and reason not in REASONS:
+        raise typer.BadParameter(f"one of {', '.join(REASONS)}", param_hint="'--reason'")
+    try:
+        done = revoke_certificate(out, certificate, REASONS[reason] if reason else None)
+    except PkiError as error:
+        raise typer.BadParameter(str(error), param_hint="CERTIFICATE") from None
+    site = f" of site {done.site_id}" if done.site_id else ""
+    state = "was already revoked" if done.already else "revoked"
+    when = done.revoked_at.strftime("%Y-%m-%d %H:%M")
+    typer.echo(f"certificate serial {serial_text(done.serial)}{site} {state} ({when} UTC)")
+    typer.echo(f"CRL number {done.crl_number}, {done.entries} certificate(s): {done.path}")
 
 
 @app.command("ring-roles")

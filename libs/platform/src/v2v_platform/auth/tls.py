@@ -17,6 +17,8 @@ SITE_CERT_FILE = "tls.crt"
 SITE_KEY_FILE = "tls.key"
 SIGNING_KEY_FILE = "signing.key"
 KEY_RING_FILE = "signing-keys.json"
+CRL_FILE = "ca.crl"
+REVOKED_TOKENS_FILE = "revoked-tokens.jwt"
 
 ChannelOption = tuple[str, str | int]
 
