@@ -157,7 +157,15 @@ def _check_deployment(
         mounts = {m["name"]: m for m in container.get("volumeMounts", [])}
         yield mounts.get("pki", {}).get("readOnly") is True, f"{where}: PKI not mounted read-only"
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    yield "secret" in volumes.get("pki", {}), f"{name}: PKI volume is not a Secret"
+    yield _only_secrets(volumes.get("pki", {})), f"{name}: PKI volume is not a Secret"
+
+
+def _only_secrets(volume: dict[str, Any]) -> bool:
+    """A Secret, or a projection of Secrets only (the PKI plus its revocation lists)."""
+    if "secret" in volume:
+        return True
+    sources = volume.get("projected", {}).get("sources", [])
+    return bool(sources) and all(set(source) == {"secret"} for source in sources)
 
 
 def check_helm(path: Path, replicas: int | None, replication_factor: int | None) -> Violations:

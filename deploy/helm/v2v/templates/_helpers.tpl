@@ -316,20 +316,32 @@ spec:
             {{- end }}
       volumes:
         - name: pki
-          secret:
-            secretName: {{ required (printf "%s.pki.secretName is required" $name) $svc.pki.secretName }}
+          projected:
             defaultMode: 288  # 0440: owner root, group fsGroup (10001)
-            items:
-              - key: ca.crt
-                path: ca.crt
-              - key: signing-keys.json
-                path: signing-keys.json
-              - key: tls.crt
-                path: sites/{{ $site }}/tls.crt
-              - key: tls.key
-                path: sites/{{ $site }}/tls.key
-              - key: signing.key
-                path: sites/{{ $site }}/signing.key
+            sources:
+              - secret:
+                  name: {{ required (printf "%s.pki.secretName is required" $name) $svc.pki.secretName }}
+                  items:
+                    - key: ca.crt
+                      path: ca.crt
+                    - key: signing-keys.json
+                      path: signing-keys.json
+                    - key: tls.crt
+                      path: sites/{{ $site }}/tls.crt
+                    - key: tls.key
+                      path: sites/{{ $site }}/tls.key
+                    - key: signing.key
+                      path: sites/{{ $site }}/signing.key
+              # the consortium's revocation lists (v2v pki revoke / revoke-token, ADR 0008):
+              # optional, absent = nothing revoked; the kubelet refreshes them in place
+              - secret:
+                  name: {{ $root.Values.pki.revocationSecretName }}
+                  optional: true
+                  items:
+                    - key: ca.crl
+                      path: ca.crl
+                    - key: revoked-tokens.jwt
+                      path: revoked-tokens.jwt
         - name: tmp
           emptyDir:
             medium: Memory
