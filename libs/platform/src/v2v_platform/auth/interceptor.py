@@ -236,10 +236,24 @@ def _peer_site(context: Any) -> str:
         return ""
 
 
-def _unary_stream(behavior: Behavior, guard: Guard) -> Behavior:
+def _unary_stream(behavior: Behavior, guard: Guard, method: str | None) -> Behavior:
+    """A server stream (e.g. a watch) is logged when it is refused and when it ends."""
+
     def wrapped(request: Any, context: Any) -> Iterator[Any]:
-        run_context = guard(context)
-        yield from _iterate_in(run_context, iter(run_context.run(behavior, request, context)))
+        coi = access_log.coi_of_message(request)
+        try:
+            run_context = guard(context)
+        except Exception:
+            if method is not None:
+                access_log.record("grpc", _peer_site(context), (), method, coi, _outcome(context))
+            raise
+        caller = run_context.run(current_caller)
+        try:
+            yield from _iterate_in(run_context, iter(run_context.run(behavior, request, context)))
+        finally:
+            if method is not None:
+                outcome = _outcome(context)
+                access_log.record("grpc", caller.site_id, caller.roles, method, coi, outcome)
 
     return wrapped
 
@@ -264,7 +278,7 @@ def _wrap_handler(handler: Any, guard: Guard, method: str | None) -> Any:
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            _unary_stream(handler.unary_stream, guard), **kwargs
+            _unary_stream(handler.unary_stream, guard, method), **kwargs
         )
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
