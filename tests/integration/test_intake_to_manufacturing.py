@@ -120,7 +120,7 @@ def test_a_collection_becomes_product_units_with_lineage(
         intake_pb.BookSlotRequest(
             operator=NURSE_1, coi=coi, manufacturing_site_id=GMP, slot_date=slot_day
         ),
-        timeout=10,
+        timeout=35,  # above intake's retry while PatientEnrolled reaches manufacturing
     ).slot
     ended = datetime.now(UTC) - timedelta(hours=1)
     token = issue_site_token(pki, HOSPITAL)

@@ -70,9 +70,18 @@ def condition_from_proto(value: common_pb2.Condition.ValueType) -> Condition:
     return condition
 
 
+_ROLE_ORDER = {role: index for index, role in enumerate(Role)}
+
+
 def acting_role(caller: CallerIdentity, allowed: Iterable[Role]) -> Role:
-    """The first of the method's roles (in preference order) the caller holds."""
-    for role in allowed:
+    """The first of the method's roles the caller holds: in the order given, or for a set
+    (a declared `Access`) in `Role`'s order, so the role recorded never depends on hashing."""
+    ordered = (
+        allowed
+        if isinstance(allowed, list | tuple)
+        else sorted(allowed, key=_ROLE_ORDER.__getitem__)
+    )
+    for role in ordered:
         if role in caller.roles:
             return role
     raise Forbidden(f"site {caller.site_id} holds none of the roles this command needs")

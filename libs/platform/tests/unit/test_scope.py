@@ -7,6 +7,7 @@ import pytest
 from v2v_platform.access_policy import EXTENSION, Access, Relation, reads, required_roles, writes
 from v2v_platform.auth.identity import CallerIdentity, Role
 from v2v_platform.errors import NotFound
+from v2v_platform.proto_values import acting_role
 from v2v_platform.scope import Scope
 
 
@@ -60,3 +61,10 @@ def test_a_declared_access_round_trips_through_its_openapi_extension() -> None:
     assert required_roles("v2v.x.v1.X", {"Get": reads(Relation.FILTERED, Role.AUDITOR)}) == {
         "/v2v.x.v1.X/Get": frozenset({Role.AUDITOR})
     }
+
+
+def test_the_role_recorded_for_a_declared_access_does_not_depend_on_hashing() -> None:
+    both = CallerIdentity("GMP-1", frozenset({Role.MANUFACTURING, Role.COLLECTION}))
+    declared = writes(Relation.PATIENT, Role.MANUFACTURING, Role.COLLECTION)
+    assert acting_role(both, declared.roles) is Role.COLLECTION  # Role's order
+    assert acting_role(both, (Role.MANUFACTURING, Role.COLLECTION)) is Role.MANUFACTURING

@@ -55,7 +55,7 @@ def open_slots(world: World, plans: Sequence[PatientPlan]) -> None:
             station.GetSlotCalendar,
             mfg_pb.GetSlotCalendarRequest(manufacturing_site_id=site_id, slot_date=day),
         )
-        capacity = max(calendar.capacity, len(calendar.booked) + count)
+        capacity = max(calendar.capacity, calendar.booked_count + count)
         if capacity != calendar.capacity:
             call(
                 station.SetSlotCapacity,

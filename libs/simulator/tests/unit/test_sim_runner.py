@@ -31,7 +31,9 @@ class FakeStation:
             pb.BookedSlot(slot_id=str(n)) for n in range(self.booked.get(request.slot_date, 0))
         ]
         return pb.GetSlotCalendarResponse(
-            capacity=self.capacity.get(request.slot_date, 0), booked=booked
+            capacity=self.capacity.get(request.slot_date, 0),
+            booked=booked,
+            booked_count=len(booked),
         )
 
     def SetSlotCapacity(self, request: Any, **_: Any) -> pb.SetSlotCapacityResponse:

@@ -1,6 +1,6 @@
 """Manufacturing test support (tests only): fixed identifiers, a settable clock, in-memory
-facts (what manufacturing learns from intake's events), and the application wired to
-in-memory (or given) event stores."""
+facts (what manufacturing learns from intake's events), callers' scopes, and the application
+wired to in-memory (or given) event stores."""
 
 from __future__ import annotations
 
@@ -13,17 +13,21 @@ from typing import Any
 from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.errors import SlotsExhausted
 from v2v_manufacturing.domain.slot_booking import SlotBooking, slot_booking_id
-from v2v_manufacturing.domain.values import ExpectedUnit
+from v2v_manufacturing.domain.values import Enrolment, ExpectedUnit
 from v2v_manufacturing.ports import ManufacturingFacts
 from v2v_manufacturing.unpublished_records import ManufacturingUnpublishedRecords
 from v2v_platform.attribution import Attribution
+from v2v_platform.auth.identity import Role
 from v2v_platform.conditions import Condition
 from v2v_platform.ids import issue_coi, issue_din
+from v2v_platform.scope import Scope
 from v2v_testkit.clock import ManualClock
 
 GMP = "GMP-B"
 OTHER_GMP = "GMP-C"
 HOSPITAL = "HOSP-A"
+OTHER_HOSPITAL = "HOSP-B"
+AUDITOR = "AUDIT-1"
 FIN = "W1234"
 DAY = "2025-06-02"
 COLLECTION_END = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
@@ -59,6 +63,15 @@ def operator(site: str = GMP, role: str = "manufacturing", user: str = "u-op") -
     return Attribution(user, f"Operator {user}", role, site)
 
 
+def reader(site: str = GMP, role: Role = Role.MANUFACTURING) -> Scope:
+    """The scope of a caller at `site` with `role`, as the adapters build it."""
+    return Scope(site, frozenset({role}))
+
+
+AT_GMP = reader()
+"""This GMP site itself (it sees every booking and unit of its own)."""
+
+
 def apheresis_din(n: int) -> str:
     return str(issue_din("A1234", 25, n))
 
@@ -74,6 +87,10 @@ class InMemoryManufacturingFacts:
 
     units: dict[str, ExpectedUnit] = field(default_factory=dict)
     slots: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    enrolments: dict[str, Enrolment] = field(default_factory=dict)
+
+    def enrolment(self, coi: str) -> Enrolment | None:
+        return self.enrolments.get(coi)
 
     def packaged_unit(self, din_data: str) -> ExpectedUnit | None:
         return self.units.get(din_data)
@@ -97,10 +114,19 @@ class InMemoryManufacturingFacts:
     def slot_booked(self, coi: str, site: str, slot_id: str) -> None:
         self.slots.setdefault((coi, site), []).append(slot_id)
 
+    def enrolled(
+        self, coi: str = COI, site: str = HOSPITAL, treating_site: str | None = None
+    ) -> None:
+        """Intake at `site` enrolled the patient of `coi` (treated there unless said)."""
+        self.enrolments[coi] = Enrolment(coi, site, treating_site or site)
+
 
 def book(app: ManufacturingApplication, facts: InMemoryManufacturingFacts, coi: str = COI) -> str:
-    """Open the day (if needed), book a slot for `coi` at GMP and tell the facts about it."""
-    if app.slot_calendar(GMP, DAY).capacity == 0:
+    """Open the day (if needed), book a slot for `coi` at GMP (enrolled at HOSPITAL unless
+    the facts know it already) and tell the facts about it."""
+    if facts.enrolment(coi) is None:
+        facts.enrolled(coi)
+    if app.slot_calendar(GMP, DAY, AT_GMP).capacity == 0:
         app.set_slot_capacity(GMP, DAY, 5, operator())
     slot_id = app.book_slot(coi, GMP, DAY, operator(HOSPITAL, "collection")).slot_id
     facts.slot_booked(coi, GMP, slot_id)
@@ -124,13 +150,20 @@ def receive(
 
 
 def check_concurrent_bookings_never_overbook(
-    app: ManufacturingApplication, day: str = DAY, requests: int = 20, capacity: int = 5
+    app: ManufacturingApplication,
+    facts: InMemoryManufacturingFacts,
+    day: str = DAY,
+    requests: int = 20,
+    capacity: int = 5,
 ) -> None:
-    """`requests` collection requests (one COI each) race for the `capacity` slots of a day:
-    exactly `capacity` win, the others are told the day is full, and the internal calendar and
-    the published bookings agree. Run on memory (unit) and on PostgreSQL (integration)."""
+    """`requests` collection requests (one COI each, enrolled at HOSPITAL) race for the
+    `capacity` slots of a day: exactly `capacity` win, the others are told the day is full,
+    and the internal calendar and the published bookings agree. Run on memory (unit) and on
+    PostgreSQL (integration)."""
     app.set_slot_capacity(GMP, day, capacity, operator())
     cois = [issue_coi("A1234", 25, 100 + n).value for n in range(requests)]
+    for coi in cois:
+        facts.enrolled(coi)
     collector = operator(HOSPITAL, "collection", "u-nurse")
     start = threading.Barrier(requests)
     booked: dict[str, str] = {}
@@ -154,7 +187,7 @@ def check_concurrent_bookings_never_overbook(
     for thread in threads:
         thread.join()
     assert len(booked) == capacity and len(exhausted) == requests - capacity
-    view = app.slot_calendar(GMP, day)
+    view = app.slot_calendar(GMP, day, AT_GMP)
     assert view.booked == capacity and not view.unrecorded
     assert {b.slot_id: b.coi for b in view.bookings} == booked
     for slot_id, coi in booked.items():

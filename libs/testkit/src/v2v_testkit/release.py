@@ -15,7 +15,7 @@ from v2v_platform.conditions import Condition
 from v2v_platform.esign import InMemorySignerStore, SignatureRequest, Signer, hash_password
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.scope import Scope
-from v2v_release.application import READS_ALL, ReleaseApplication
+from v2v_release.application import ReleaseApplication
 from v2v_release.domain.specification import SpecificationCatalog
 from v2v_release.domain.values import Analyst, BatchFact, QcReport
 from v2v_release.ports import ReleaseFacts
@@ -138,7 +138,7 @@ def physician(site: str = TREATING_SITE) -> Attribution:
 
 def reader(site: str = QC_SITE, role: Role = Role.QC) -> Scope:
     """The scope of a caller at `site` with `role`, as the adapters build it."""
-    return Scope(site, frozenset({role}), READS_ALL)
+    return Scope(site, frozenset({role}))
 
 
 def qp_signature(password: str = PASSWORD, user: str = QP_USER) -> SignatureRequest:

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from v2v_manufacturing.domain.values import ExpectedUnit
+from v2v_manufacturing.domain.values import Enrolment, ExpectedUnit
 
 
 class ManufacturingFacts(Protocol):
-    """The units intake packaged (for which COI and manufacturing site) and the slots intake
-    booked for a COI, as manufacturing learned them from Kafka."""
+    """The units intake packaged (for which COI and manufacturing site), the slots intake
+    booked for a COI, and who enrolled (and treats) each COI's patient, as manufacturing
+    learned them from Kafka."""
 
     def packaged_unit(self, din_data: str) -> ExpectedUnit | None: ...
     def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]: ...
     def units_for(self, coi: str) -> list[ExpectedUnit]: ...
+    def enrolment(self, coi: str) -> Enrolment | None: ...
 
 
 class NoManufacturingFacts:
-    """Knows nothing: every receipt is refused (for processes that only relay)."""
+    """Knows nothing: every receipt and every booking is refused (for processes that only
+    relay)."""
 
     def packaged_unit(self, din_data: str) -> ExpectedUnit | None:
         return None
@@ -31,3 +34,6 @@ class NoManufacturingFacts:
 
     def units_for(self, coi: str) -> list[ExpectedUnit]:
         return []
+
+    def enrolment(self, coi: str) -> Enrolment | None:
+        return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from v2v_manufacturing.domain.batch import Batch
@@ -34,14 +34,18 @@ class BookedSlotView:
 
 @dataclass(frozen=True)
 class CalendarView:
+    """A site's day: its capacity, how many slots are booked (by every site), and the bookings
+    shown to the caller (`booked_by`: only its own)."""
+
     manufacturing_site_id: str
     slot_date: str
     capacity: int
+    booked: int = 0
     bookings: list[BookedSlotView] = field(default_factory=list)
 
-    @property
-    def booked(self) -> int:
-        return len(self.bookings)
+    def booked_by(self, site_id: str) -> CalendarView:
+        """The same day, its bookings narrowed to those `site_id` booked (the count stays)."""
+        return replace(self, bookings=[b for b in self.bookings if b.booking_site_id == site_id])
 
     @property
     def unrecorded(self) -> list[BookedSlotView]:

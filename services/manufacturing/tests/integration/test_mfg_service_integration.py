@@ -3,6 +3,9 @@ gRPC (mTLS) and HTTP, and the manufacturing events published as verifiable signe
 keyed by its valid COI; the unpublished records in their own tables of the same database.
 
 Intake is not under test: signed intake-like envelopes are produced onto its topic directly.
+Each site acts only on its own patients (issue 13): slots only for COIs the caller enrolled
+(as intake's `PatientEnrolled` told manufacturing through Kafka), calendars with the caller's
+own bookings only, expected units only to this GMP site and auditors.
 """
 
 from __future__ import annotations
@@ -39,9 +42,14 @@ from v2v_platform.ids import Coi, issue_coi, issue_din
 from v2v_platform.proto_values import timestamp
 from v2v_platform.testing.infra import PostgresDatabase
 from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
-from v2v_testkit.manufacturing import build_app, check_concurrent_bookings_never_overbook
+from v2v_testkit.manufacturing import (
+    InMemoryManufacturingFacts,
+    build_app,
+    check_concurrent_bookings_never_overbook,
+)
 
 GMP, HOSPITAL = "GMP-B", "HOSP-A"
+OTHER_GMP, OTHER_HOSPITAL = "GMP-C", "HOSP-B"
 FIRST_DAY = date(2026, 1, 1)
 OPERATOR = Operator(user_id="u-op", printed_name="Grace Operator")
 T = TypeVar("T")
@@ -56,7 +64,13 @@ def intake_stand_in(pki: Path, kafka: str) -> SignedEnvelopeProducer:
 
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
-    sites = [f"{HOSPITAL}:collection", f"{GMP}:manufacturing", "AUDIT-1:auditor"]
+    sites = [
+        f"{HOSPITAL}:collection",
+        f"{OTHER_HOSPITAL}:collection",
+        f"{GMP}:manufacturing",
+        f"{OTHER_GMP}:manufacturing",
+        "AUDIT-1:auditor",
+    ]
     init_pki(tmp_path / "pki", [parse_site_spec(s) for s in sites])
     return tmp_path / "pki"
 
@@ -79,6 +93,18 @@ def service(
     running.start_facts_consumer(group_id=f"mfg-it-{random.getrandbits(32):08x}")
     yield running
     running.stop()
+
+
+def enrolled(pki: Path, kafka: str, service: ManufacturingService, coi: str) -> None:
+    """Intake at HOSPITAL enrolled the patient of `coi`, and manufacturing learnt it."""
+    stand_in = intake_stand_in(pki, kafka)
+    enrolment = intake.PatientEnrolled(
+        coi=coi, patient_pseudonym="PSN-1", enrolling_site_id=HOSPITAL, treating_site_id=HOSPITAL
+    )
+    stand_in.publish(coi, enrolment)
+    stand_in.close()
+    facts = service.app.facts
+    eventually(lambda: facts.enrolment(coi), "intake's enrolment to be projected")
 
 
 def stub(pki: Path, service: ManufacturingService, site: str) -> tuple[Any, Any]:
@@ -138,6 +164,7 @@ def test_batch_with_lineage_from_intake_events(
     dins = [str(issue_din("A1234", 25, random.randint(1, 999_999))) for _ in range(2)]
     gmp, gmp_channel = stub(pki, service, GMP)
     hospital, hospital_channel = stub(pki, service, HOSPITAL)
+    enrolled(pki, kafka_bootstrap, service, coi)
     with gmp_channel, hospital_channel:
         gmp.SetSlotCapacity(
             pb.SetSlotCapacityRequest(
@@ -301,9 +328,109 @@ def test_concurrent_bookings_never_overbook_on_postgres(
 ) -> None:
     """The unit test's race, on PostgreSQL: the calendar's optimistic concurrency holds."""
     env = EventStoreSettings(postgres_dsn=postgres_database.dsn).eventsourcing_env()
-    app = build_app(env=env, unpublished_env=env)
+    facts = InMemoryManufacturingFacts()
+    app = build_app(facts, env=env, unpublished_env=env)
     try:
-        check_concurrent_bookings_never_overbook(app)
+        check_concurrent_bookings_never_overbook(app, facts)
     finally:
         app.close()
         app.unpublished.close()
+
+
+def refused_code(call: Any, request: Any) -> Any:
+    with pytest.raises(grpc.RpcError) as refused:
+        call(request, timeout=10)
+    return refused.value.code()
+
+
+@pytest.mark.integration
+def test_each_site_books_sees_and_releases_only_its_own_patients_slots(
+    pki: Path, service: ManufacturingService, kafka_bootstrap: str
+) -> None:
+    """Issue 13: HOSP-B booked a GMP slot for HOSP-A's patient and for a COI never issued,
+    read HOSP-A's COIs in the calendar, and another GMP site read HOSP-A's DINs."""
+    hers, never_issued = (
+        issue_coi("A1234", 25, n).value for n in random.sample(range(1, 10**6), 2)
+    )
+    day = (FIRST_DAY + timedelta(days=random.randint(0, 30_000))).isoformat()
+    enrolled(pki, kafka_bootstrap, service, hers)  # at HOSPITAL, through Kafka
+    stubs = {site: stub(pki, service, site) for site in (GMP, HOSPITAL, OTHER_HOSPITAL, OTHER_GMP)}
+    gmp, hospital, other_hospital, other_gmp = (stubs[s][0] for s in stubs)
+    client = TestClient(service.http_app, raise_server_exceptions=False)
+
+    def token(site: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_site_token(pki, site)}"}
+
+    def booking(coi: str) -> pb.BookSlotRequest:
+        return pb.BookSlotRequest(
+            operator=OPERATOR, coi=coi, manufacturing_site_id=GMP, slot_date=day
+        )
+
+    def calendar(station: Any) -> Any:
+        request = pb.GetSlotCalendarRequest(manufacturing_site_id=GMP, slot_date=day)
+        return station.GetSlotCalendar(request, timeout=10)
+
+    try:
+        gmp.SetSlotCapacity(
+            pb.SetSlotCapacityRequest(
+                operator=OPERATOR, manufacturing_site_id=GMP, slot_date=day, capacity=2
+            ),
+            timeout=10,
+        )
+        # the unrelated hospital: as if the COI did not exist, nothing held
+        assert refused_code(other_hospital.BookSlot, booking(hers)) == grpc.StatusCode.NOT_FOUND
+        for coi in (hers, never_issued):
+            response = client.post(
+                f"/v1/calendars/{GMP}/{day}/bookings",
+                json={"operator": {"user_id": "u-n", "printed_name": "Nurse B"}, "coi": coi},
+                headers=token(OTHER_HOSPITAL),
+            )
+            assert response.status_code == 404, response.text
+        assert refused_code(hospital.BookSlot, booking(never_issued)) == grpc.StatusCode.NOT_FOUND
+        assert calendar(gmp).booked_count == 0
+        # the enrolling hospital books
+        slot = hospital.BookSlot(booking(hers), timeout=10)
+        seen = calendar(other_hospital)
+        assert (seen.capacity, seen.booked_count, list(seen.booked)) == (2, 1, [])
+        assert hers not in str(seen)
+        assert [b.slot_id for b in calendar(hospital).booked] == [slot.slot_id]
+        assert [b.coi for b in calendar(gmp).booked] == [hers]
+        audited = client.get(f"/v1/calendars/{GMP}/{day}", headers=token("AUDIT-1")).json()
+        assert [b["coi"] for b in audited["bookings"]] == [hers]
+        shown = client.get(f"/v1/calendars/{GMP}/{day}", headers=token(OTHER_HOSPITAL)).json()
+        assert (shown["booked"], shown["bookings"]) == (1, [])
+        release = pb.ReleaseSlotRequest(operator=OPERATOR, slot_id=slot.slot_id, reason="mine")
+        assert refused_code(other_hospital.ReleaseSlot, release) == grpc.StatusCode.NOT_FOUND
+        assert calendar(gmp).booked_count == 1
+
+        # units bound for this GMP site: to it and auditors only
+        din = str(issue_din("A1234", 25, random.randint(1, 999_999)))
+        stand_in = intake_stand_in(pki, kafka_bootstrap)
+        collected = datetime.now(UTC) - timedelta(hours=6)
+        stand_in.publish(
+            hers,
+            intake.UnitPackaged(
+                coi=hers,
+                din=din,
+                condition=Condition.CONDITION_FRESH_COLD,
+                window_starts_at=timestamp(collected),
+                packaged_at=timestamp(collected + timedelta(hours=1)),
+                manufacturing_site_id=GMP,
+            ),
+        )
+        stand_in.close()
+        facts = service.app.facts
+        eventually(lambda: facts.packaged_unit(din[:13]), "intake's unit to be projected")
+        expected = pb.ListExpectedUnitsRequest(coi=hers)
+        assert refused_code(other_gmp.ListExpectedUnits, expected) == grpc.StatusCode.NOT_FOUND
+        elsewhere = client.get(f"/v1/expected-units/{hers}", headers=token(OTHER_GMP))
+        assert elsewhere.status_code == 404 and din not in elsewhere.text
+        assert [u.din for u in gmp.ListExpectedUnits(expected, timeout=10).units] == [din]
+        audited_units = client.get(f"/v1/expected-units/{hers}", headers=token("AUDIT-1"))
+        assert [u["din"] for u in audited_units.json()] == [din]
+
+        hospital.ReleaseSlot(release, timeout=10)
+        assert calendar(gmp).booked_count == 0
+    finally:
+        for _, channel in stubs.values():
+            channel.close()

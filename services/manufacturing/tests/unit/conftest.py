@@ -1,4 +1,5 @@
-"""Fixtures for manufacturing unit tests: in-memory event stores, a settable clock, intake facts."""
+"""Fixtures for manufacturing unit tests: in-memory event stores, a settable clock, intake facts
+(two patients enrolled at HOSPITAL)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from v2v_manufacturing.application import ManufacturingApplication
-from v2v_testkit.manufacturing import Clock, InMemoryManufacturingFacts, build_app
+from v2v_testkit.manufacturing import COI, OTHER_COI, Clock, InMemoryManufacturingFacts, build_app
 
 
 @pytest.fixture
@@ -17,7 +18,11 @@ def clock() -> Clock:
 
 @pytest.fixture
 def facts() -> InMemoryManufacturingFacts:
-    return InMemoryManufacturingFacts()
+    """Intake's facts: the patients of COI and OTHER_COI enrolled at HOSPITAL."""
+    known = InMemoryManufacturingFacts()
+    known.enrolled(COI)
+    known.enrolled(OTHER_COI)
+    return known
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Consumer side of intake's contract: intake's golden vectors folded into our projection."""
+"""Consumer side of intake's contract: intake's golden vectors folded into our projection, and
+who enrolled each COI (the verified author of its first `PatientEnrolled`)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,29 @@ from v2v_manufacturing.adapters.facts_projection import (
     FactsProjection,
     SqlManufacturingFacts,
 )
+from v2v_manufacturing.domain.values import Enrolment
 from v2v_platform.conditions import Condition
 from v2v_platform.consumer import Delivered, SqliteConsumerStore, apply_once
 from v2v_platform.envelope import Location
 from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope
 from v2v_platform.envelope.keys import SiteSigningKey
 from v2v_testkit.golden.manufacturing import GOLDEN_DIR
-from v2v_testkit.manufacturing import COI, DAY, GMP, HOSPITAL, build_app, operator
+from v2v_testkit.manufacturing import (
+    COI,
+    DAY,
+    GMP,
+    HOSPITAL,
+    OTHER_COI,
+    OTHER_HOSPITAL,
+    build_app,
+    operator,
+)
 
 INTAKE_GOLDEN = GOLDEN_DIR.parents[1] / "intake" / "v1"
-SIGNER = SiteSigningKey.from_seed(HOSPITAL, bytes(range(32)))
+SIGNERS = {
+    site: SiteSigningKey.from_seed(site, bytes([n]) * 32)
+    for n, site in enumerate((HOSPITAL, OTHER_HOSPITAL))
+}
 COLLECTED = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
 
 
@@ -39,7 +53,9 @@ def golden_messages() -> list[Message]:
     return messages
 
 
-def delivered(payload: Message, aggregate: str = "agg-1", version: int = 1) -> Delivered:
+def delivered(
+    payload: Message, aggregate: str = "agg-1", version: int = 1, site: str = HOSPITAL
+) -> Delivered:
     content = EnvelopeContent(
         coi=getattr(payload, "coi", COI),
         aggregate_type="Therapy",
@@ -48,10 +64,23 @@ def delivered(payload: Message, aggregate: str = "agg-1", version: int = 1) -> D
         payload=payload,
         schema_version=1,
         recorded_at=COLLECTED,
-        site_id=HOSPITAL,
+        site_id=site,
         actor=Actor("u-1", "Nurse One", "collection"),
     )
-    return Delivered(build_envelope(content, b"", SIGNER), Location("v2v.intake.events.v1"), [])
+    return Delivered(
+        build_envelope(content, b"", SIGNERS[site]), Location("v2v.intake.events.v1"), []
+    )
+
+
+def enrolment(
+    coi: str = COI, enrolling_site: str = HOSPITAL, treating_site: str = HOSPITAL
+) -> intake.PatientEnrolled:
+    return intake.PatientEnrolled(
+        coi=coi,
+        patient_pseudonym="PSN-1",
+        enrolling_site_id=enrolling_site,
+        treating_site_id=treating_site,
+    )
 
 
 def fold(store: SqliteConsumerStore, *batch: Delivered) -> int:
@@ -94,6 +123,35 @@ def test_every_intake_golden_vector_is_folded(store: SqliteConsumerStore, db: Pa
     assert unit.window_starts_at == packaged.window_starts_at.ToDatetime(tzinfo=UTC)
     booked = next(m for m in messages if isinstance(m, intake.SlotBooked))
     assert facts.booked_slot_ids(booked.coi, booked.manufacturing_site_id) == [booked.slot_id]
+    enrolled = next(m for m in messages if isinstance(m, intake.PatientEnrolled))
+    assert enrolled.enrolling_site_id == HOSPITAL  # the author of the envelopes built here
+    assert facts.enrolment(enrolled.coi) == Enrolment(
+        enrolled.coi, HOSPITAL, enrolled.treating_site_id
+    )
+
+
+def test_the_enrolling_site_is_the_verified_author_and_the_first_enrolment_stands(
+    store: SqliteConsumerStore, db: Path
+) -> None:
+    facts = FACTS_FEED.sqlite_facts(db)
+    assert facts.enrolment(COI) is None
+    fold(store, delivered(enrolment(treating_site="HOSP-T"), "therapy-1"))
+    assert facts.enrolment(COI) == Enrolment(COI, HOSPITAL, "HOSP-T")
+    claim = enrolment(enrolling_site=OTHER_HOSPITAL, treating_site=OTHER_HOSPITAL)
+    assert fold(store, delivered(claim, "therapy-2", site=OTHER_HOSPITAL)) == 1
+    assert facts.enrolment(COI) == Enrolment(COI, HOSPITAL, "HOSP-T")  # unchanged
+
+
+def test_an_enrolment_naming_another_site_than_its_author_is_skipped(
+    store: SqliteConsumerStore, db: Path
+) -> None:
+    facts = FACTS_FEED.sqlite_facts(db)
+    forged = enrolment(OTHER_COI, enrolling_site=HOSPITAL)
+    assert fold(store, delivered(forged, "therapy-3", site=OTHER_HOSPITAL)) == 1
+    assert facts.enrolment(OTHER_COI) is None
+    no_coi = enrolment("CH-NOT-A-COI")
+    fold(store, delivered(no_coi, "therapy-4"))
+    assert facts.enrolment("CH-NOT-A-COI") is None
 
 
 def test_redelivery_is_applied_once(store: SqliteConsumerStore) -> None:
@@ -131,6 +189,7 @@ def test_projected_facts_let_an_expected_unit_be_received(
     facts: SqlManufacturingFacts = FACTS_FEED.sqlite_facts(db)
     app = build_app(facts, lambda: COLLECTED.replace(hour=20))
     app.set_slot_capacity(GMP, DAY, 2, operator())
+    fold(store, delivered(enrolment(), "therapy", 1))
     slot = app.book_slot(COI, GMP, DAY, operator(HOSPITAL, "collection"))
     din = "A12342500000800"
     fold(

@@ -46,6 +46,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def service(pki: Path) -> Iterator[tuple[ManufacturingService, InMemoryManufacturingFacts]]:
     facts = InMemoryManufacturingFacts()
+    facts.enrolled(COI, HOSPITAL)
     settings = ManufacturingSettings(
         site_id=GMP, fin=FIN, pki_dir=pki, postgres_dsn=None, sqlite_path=None
     )

@@ -25,6 +25,7 @@ from v2v_platform.limits import (
     sealed_sizes,
 )
 from v2v_testkit.manufacturing import (
+    AT_GMP,
     COI,
     DAY,
     GMP,
@@ -115,7 +116,7 @@ def test_a_booking_by_a_megabyte_printed_name_is_refused_before_any_capacity_is_
     nurse = Attribution("u-nurse", "N" * MB, "collection", HOSPITAL)
     with pytest.raises(InvalidInput, match=r"operator\.printed_name has 1048576 characters"):
         app.book_slot(COI, GMP, DAY, nurse)
-    assert app.slot_calendar(GMP, DAY).bookings == []
+    assert app.slot_calendar(GMP, DAY, AT_GMP).bookings == []
 
 
 def test_a_failure_reason_is_bounded(

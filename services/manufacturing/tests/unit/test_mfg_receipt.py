@@ -16,6 +16,7 @@ from v2v_platform.conditions import Condition
 from v2v_platform.errors import Refused
 from v2v_platform.ids import Coi
 from v2v_testkit.manufacturing import (
+    AT_GMP,
     COI,
     DAY,
     GMP,
@@ -221,7 +222,7 @@ def test_expected_units_show_what_intake_packaged_here_and_the_slot(
     here, elsewhere = apheresis_din(11), apheresis_din(12)
     facts.package(here, COI)
     facts.package(elsewhere, COI, site=OTHER_GMP)
-    assert [(u.din, u.slot_id) for u in app.expected_units(COI)] == [(here, "")]
+    assert [(u.din, u.slot_id) for u in app.expected_units(COI, AT_GMP)] == [(here, "")]
     slot_id = book(app, facts)
-    assert [(u.din, u.slot_id) for u in app.expected_units(COI)] == [(here, slot_id)]
-    assert app.expected_units(OTHER_COI) == []
+    assert [(u.din, u.slot_id) for u in app.expected_units(COI, AT_GMP)] == [(here, slot_id)]
+    assert app.expected_units(OTHER_COI, AT_GMP) == []

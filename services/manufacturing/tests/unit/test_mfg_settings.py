@@ -11,7 +11,16 @@ from v2v_manufacturing.bootstrap import bootstrap
 from v2v_manufacturing.domain.slot_booking import SlotBooking
 from v2v_manufacturing.settings import ManufacturingSettings
 from v2v_platform.auth.pki import init_pki, parse_site_spec
-from v2v_testkit.manufacturing import COI, DAY, FIN, GMP, HOSPITAL, build_app, operator
+from v2v_testkit.manufacturing import (
+    COI,
+    DAY,
+    FIN,
+    GMP,
+    HOSPITAL,
+    InMemoryManufacturingFacts,
+    build_app,
+    operator,
+)
 
 DSN = "postgresql://v2v:secret@db.example:5432/mfg"
 
@@ -60,7 +69,9 @@ def test_in_memory_without_a_store(tmp_path: Path) -> None:
 
 def test_on_sqlite_only_per_coi_events_reach_the_outbox(tmp_path: Path) -> None:
     init_pki(tmp_path / "pki", [parse_site_spec(f"{GMP}:manufacturing")])
-    service = bootstrap(settings(tmp_path, sqlite_path=tmp_path / "mfg.sqlite"))
+    enrolled = InMemoryManufacturingFacts()
+    enrolled.enrolled(COI, HOSPITAL)
+    service = bootstrap(settings(tmp_path, sqlite_path=tmp_path / "mfg.sqlite"), facts=enrolled)
     try:
         service.app.set_slot_capacity(GMP, DAY, 2, operator())
         service.app.book_slot(COI, GMP, DAY, operator(HOSPITAL, "collection"))

@@ -12,7 +12,11 @@ a fresh read when another change won the race (two first commands for a batch co
 record's id derived from the batch id).
 
 Events are authored by this service's site (which signs them on Kafka): QC commands come from
-this site only; the treating physician's acceptance names the treating site in its payload.
+this site only; the treating physician's acceptance comes from the COI's treating site only
+(as intake's `PatientEnrolled` told this service; NotFound, as if the batch did not exist, to
+any other site) and names the treating site in its payload. A batch's release record is read
+by the sites `readers` names (this QC site, the batch's manufacturing site, the COI's
+treating site) and auditors; NotFound to any other site.
 """
 
 from __future__ import annotations
@@ -24,8 +28,7 @@ from typing import Any
 
 from v2v_platform import limits
 from v2v_platform.attribution import Attribution, SignatureManifestation
-from v2v_platform.auth.identity import Role
-from v2v_platform.errors import Forbidden, NotFound, Refused
+from v2v_platform.errors import NotFound, Refused
 from v2v_platform.esign import ESigner, InMemorySignerStore, SignatureRequest, SignerStore
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import (
@@ -44,9 +47,6 @@ from v2v_release.views import BatchReleaseView, RecordedResultView
 Decide = Callable[[BatchRelease, BatchFact, Sign, datetime, Attribution], None]
 QP = "qp"
 PHYSICIAN = "physician"
-READS_ALL = frozenset({Role.QC, Role.AUDITOR})
-"""Who reads every batch's release record (adapters build `Scope.of(caller, READS_ALL)`);
-any other reader sees only the batches of COIs treated at its site."""
 
 
 class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
@@ -120,14 +120,9 @@ class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
     ) -> BatchReleaseView:
         limits.check_signature_request(signature)
         fact = self._fact(batch_id)
-        treating_site = self.facts.treating_site(fact.coi)
-        if treating_site is None:
-            raise Refused(f"the treating site of COI {fact.coi} is not known yet")
-        if by.site_id != treating_site:
-            raise Forbidden(
-                f"COI {fact.coi} is treated at {treating_site}; {by.site_id} cannot accept"
-                " its OOS release"
-            )
+        treating_sites = [self.facts.treating_site(fact.coi)]  # [None] while unknown here
+        Scope(by.site_id).require_related(treating_sites, f"batch {fact.batch_id}")
+        treating_site = by.site_id  # related: the caller is the COI's treating site
         authored = self.authored(by)
 
         def attempt() -> BatchReleaseView:
@@ -142,15 +137,20 @@ class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
     # queries
 
     def batch_release(self, batch_id: str, scope: Scope) -> BatchReleaseView:
-        """The batch's release record, to its treating site and to readers of every batch
-        (QC sites, auditors: `READS_ALL`); NotFound to anyone else, as if unknown."""
+        """The batch's release record, to its `readers` and auditors; NotFound to anyone
+        else, as if unknown."""
         fact = self._fact(batch_id)
-        scope.require_sees([self.facts.treating_site(fact.coi)], f"batch {fact.batch_id}")
+        scope.require_sees(self.readers(fact), f"batch {fact.batch_id}")
         release = self.find(BatchRelease, release_id(fact.batch_id))
         if release is None:  # nothing recorded yet: every test of its version is pending
             spec = self.specifications.in_force_at(fact.started_at)
             return BatchReleaseView.unrecorded(fact, spec)
         return BatchReleaseView.of(release, fact)
+
+    def readers(self, fact: BatchFact) -> list[str | None]:
+        """The sites that read a batch's release record (besides auditors): this QC site,
+        the batch's manufacturing site and the COI's treating site (None while unknown)."""
+        return [self.site_id, fact.manufacturing_site_id, self.facts.treating_site(fact.coi)]
 
     def list_specifications(self) -> list[ReleaseSpecification]:
         return list(self.specifications.newest_first)

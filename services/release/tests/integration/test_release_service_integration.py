@@ -4,6 +4,9 @@ sterility result through HTTP, and both decisions read back from v2v.release.eve
 verifiable signed chain keyed by the COI.
 
 Manufacturing and intake are not under test: signed envelopes are produced onto their topics.
+Each site acts only on its own patients (issue 13): a batch's release record is read by this
+QC site, the COI's treating site (from intake's `PatientEnrolled`) and auditors only, and the
+OOS acceptance comes from the treating site only; any other site gets NOT_FOUND (404).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from fastapi.testclient import TestClient
 from google.protobuf.message import DecodeError
@@ -44,6 +48,7 @@ from v2v_release.settings import ReleaseSettings
 from v2v_testkit.release import PASSING, PRE_RELEASE
 
 QC, GMP, HOSPITAL = "QC-1", "GMP-B", "HOSP-A"
+OTHER_QC, OTHER_HOSPITAL = "QC-9", "HOSP-C"
 PASSWORD = "qp signing password"
 OPERATOR = Operator(user_id="u-analyst", printed_name="Ann Analyst")
 ANALYST = Operator(user_id="u-lab", printed_name="Lee Lab")
@@ -52,7 +57,14 @@ RELEASE_TOPIC = "v2v.release.events.v1"
 
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
-    sites = [f"{QC}:qc", f"{GMP}:manufacturing", f"{HOSPITAL}:collection,infusion"]
+    sites = [
+        f"{QC}:qc",
+        f"{OTHER_QC}:qc",
+        f"{GMP}:manufacturing",
+        f"{HOSPITAL}:collection,infusion",
+        f"{OTHER_HOSPITAL}:collection,infusion",
+        "AUDIT-1:auditor",
+    ]
     init_pki(tmp_path / "pki", [parse_site_spec(s) for s in sites])
     return tmp_path / "pki"
 
@@ -70,6 +82,10 @@ def service(
     running = bootstrap(settings)
     qp = Signer(QC, "u-qp", "Dr. Quinn Person", frozenset({"qp"}), hash_password(PASSWORD))
     running.signers.put(qp)  # as `v2v signer add` does, in the service's own database
+    doctor = Signer(
+        HOSPITAL, "u-doc", "Dr. Tara Treat", frozenset({"physician"}), hash_password(PASSWORD)
+    )
+    running.signers.put(doctor)
     running.start_grpc("127.0.0.1:0")
     running.start_relay()
     running.start_facts_consumer(group_id=f"release-it-{random.getrandbits(32):08x}")
@@ -121,8 +137,9 @@ def publish_facts(pki: Path, kafka: str, coi: str, batch_id: str) -> None:
     clinic.close()
 
 
-def result_request(batch_id: str, test: str) -> pb.RecordQcResultRequest:
-    value, unit, method = PASSING[test]
+def result_request(batch_id: str, test: str, value: str = "") -> pb.RecordQcResultRequest:
+    passing, unit, method = PASSING[test]
+    value = value or passing
     return pb.RecordQcResultRequest(
         operator=OPERATOR,
         batch_id=batch_id,
@@ -247,3 +264,71 @@ def test_provisional_release_and_post_release_failure_reach_kafka(
         "sterility",
         "provisional",
     )
+
+
+def call_as(pki: Path, service: ReleaseService, site: str, method: str, request: Any) -> Any:
+    """Call `method` with `site`'s certificate; the response, or the refusal's status code."""
+    assert service.grpc is not None
+    credentials = channel_credentials(SiteTlsFiles.for_site(pki, site))
+    with secure_channel(f"127.0.0.1:{service.grpc.port}", credentials) as channel:
+        try:
+            return getattr(pb_grpc.ReleaseServiceStub(channel), method)(request, timeout=10)
+        except grpc.RpcError as error:
+            return error.code()
+
+
+@pytest.mark.integration
+def test_only_the_related_sites_read_a_release_and_the_treating_site_accepts_oos(
+    pki: Path, service: ReleaseService, kafka_bootstrap: str
+) -> None:
+    """Issue 13: any QC site read every batch's release record; the OOS acceptance of another
+    hospital was PERMISSION_DENIED (an oracle), not NOT_FOUND."""
+    coi = issue_coi("A1234", 25, random.randint(1, 999_999)).value
+    batch_id = str(uuid.uuid4())
+    publish_facts(pki, kafka_bootstrap, coi, batch_id)  # treated at HOSPITAL
+    facts = service.app.facts
+    eventually(lambda: facts.batch(batch_id), "manufacturing's batch facts to be projected")
+    eventually(lambda: facts.treating_site(coi), "the treating site to be projected")
+
+    read = pb.GetBatchReleaseRequest(batch_id=batch_id)
+    for stranger in (OTHER_QC, OTHER_HOSPITAL):
+        assert call_as(pki, service, stranger, "GetBatchRelease", read) == (
+            grpc.StatusCode.NOT_FOUND
+        ), stranger
+    for related in (QC, HOSPITAL, "AUDIT-1"):
+        assert call_as(pki, service, related, "GetBatchRelease", read).release.coi == coi
+    client = TestClient(service.http_app, raise_server_exceptions=False)
+
+    def token(site: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_site_token(pki, site)}"}
+
+    refused = client.get(f"/v1/batches/{batch_id}", headers=token(OTHER_QC))
+    assert refused.status_code == 404 and coi not in refused.text
+
+    for test in PRE_RELEASE:  # viability out of specification: an OOS batch
+        value = "60" if test == "viability" else ""
+        request = result_request(batch_id, test, value)
+        assert call_as(pki, service, QC, "RecordQcResult", request).result_id
+    qp = ESignatureRequest(user_id="u-qp", password=PASSWORD, meaning="approval")
+    justify = pb.JustifyOosReleaseRequest(
+        operator=OPERATOR, batch_id=batch_id, justification="no alternative", signature=qp
+    )
+    assert call_as(pki, service, QC, "JustifyOosRelease", justify).release.status == (
+        "oos-justified"
+    )
+    doctor = Operator(user_id="u-doc", printed_name="Dr. Tara Treat")
+    physician = ESignatureRequest(user_id="u-doc", password=PASSWORD, meaning="responsibility")
+    accept = pb.AcceptOosReleaseRequest(operator=doctor, batch_id=batch_id, signature=physician)
+    assert call_as(pki, service, OTHER_HOSPITAL, "AcceptOosRelease", accept) == (
+        grpc.StatusCode.NOT_FOUND
+    )
+    body = {
+        "operator": {"user_id": "u-doc", "printed_name": "Dr. Tara Treat"},
+        "signature": {"user_id": "u-doc", "password": PASSWORD, "meaning": "responsibility"},
+    }
+    elsewhere = client.post(
+        f"/v1/batches/{batch_id}/oos-acceptance", json=body, headers=token(OTHER_HOSPITAL)
+    )
+    assert elsewhere.status_code == 404
+    accepted = call_as(pki, service, HOSPITAL, "AcceptOosRelease", accept)
+    assert accepted.release.status == "oos-released"

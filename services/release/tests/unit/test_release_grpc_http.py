@@ -162,7 +162,7 @@ def test_grpc_oos_acceptance_by_the_treating_site(pki: Path, service: ReleaseSer
         )
         accept = pb.AcceptOosReleaseRequest(operator=doctor, batch_id=BATCH_ID, signature=signature)
         assert status_of(qc.AcceptOosRelease, accept)[0] == grpc.StatusCode.PERMISSION_DENIED
-        assert status_of(other.AcceptOosRelease, accept)[0] == grpc.StatusCode.PERMISSION_DENIED
+        assert status_of(other.AcceptOosRelease, accept)[0] == grpc.StatusCode.NOT_FOUND
         release = ward.AcceptOosRelease(accept, timeout=5).release
         assert release.status == "oos-released"
         assert release.decisions[-1].signature.meaning == "responsibility"
@@ -275,7 +275,7 @@ def test_http_oos_and_specifications(pki: Path, service: ReleaseService) -> None
         "signature": {"user_id": PHYSICIAN_USER, "password": PASSWORD, "meaning": "responsibility"},
     }
     elsewhere = client.post(f"{batch}/oos-acceptance", json=acceptance, headers=auth(pki, "HOSP-C"))
-    assert elsewhere.status_code == 403 and "treated at HOSP-A" in elsewhere.json()["detail"]
+    assert elsewhere.status_code == 404 and "visible to site HOSP-C" in elsewhere.json()["detail"]
     accepted = client.post(
         f"{batch}/oos-acceptance", json=acceptance, headers=auth(pki, TREATING_SITE)
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from v2v_platform.conditions import Condition
-from v2v_platform.errors import Forbidden, InvalidInput, ReauthenticationFailed, Refused
+from v2v_platform.errors import Forbidden, InvalidInput, NotFound, ReauthenticationFailed, Refused
 from v2v_platform.esign import SignatureRequest, record_hash
 from v2v_release.application import ReleaseApplication
 from v2v_testkit.release import (
@@ -138,9 +138,12 @@ def test_the_treating_physician_accepts_and_the_batch_is_oos_released(
 
 
 def test_acceptance_only_from_the_treating_site(app: ReleaseApplication) -> None:
+    """Any other site is told the batch does not exist (issue 13), and nothing is recorded."""
     justified(app)
-    with pytest.raises(Forbidden, match=f"treated at {TREATING_SITE}; {OTHER_SITE} cannot"):
+    recorded = kinds(app)
+    with pytest.raises(NotFound, match=f"no batch {BATCH_ID} is visible to site {OTHER_SITE}"):
         app.accept_oos_release(BATCH_ID, physician_signature(), physician(OTHER_SITE))
+    assert kinds(app) == recorded
 
 
 def test_acceptance_refused_while_the_treating_site_is_unknown(
@@ -148,7 +151,7 @@ def test_acceptance_refused_while_the_treating_site_is_unknown(
 ) -> None:
     justified(app)
     facts.treating_sites.clear()
-    with pytest.raises(Refused, match=f"treating site of COI {COI} is not known yet"):
+    with pytest.raises(NotFound, match=f"no batch {BATCH_ID} is visible to site {TREATING_SITE}"):
         app.accept_oos_release(BATCH_ID, physician_signature(), physician())
 
 

@@ -22,10 +22,12 @@ from v2v_release.domain.values import Correction
 from v2v_testkit.release import (
     BATCH_ID,
     COI,
+    GMP,
     OTHER_BATCH_ID,
     OTHER_SITE,
     POST_RELEASE,
     PRE_RELEASE,
+    QC_SITE,
     TREATING_SITE,
     Clock,
     InMemoryReleaseFacts,
@@ -123,9 +125,14 @@ def test_an_unknown_or_malformed_batch_is_refused(app: ReleaseApplication) -> No
 def test_a_batch_is_read_by_its_treating_site_qc_and_auditors_only(
     app: ReleaseApplication,
 ) -> None:
+    """Its QC site (this one), manufacturing site, treating site and auditors; another QC
+    site reads it no more (issue 13)."""
     assert app.batch_release(BATCH_ID, reader(TREATING_SITE, Role.INFUSION)).coi == COI
-    assert app.batch_release(BATCH_ID, reader("QC-9", Role.QC)).coi == COI
+    assert app.batch_release(BATCH_ID, reader(QC_SITE, Role.QC)).coi == COI
+    assert app.batch_release(BATCH_ID, reader(GMP, Role.QC)).coi == COI
     assert app.batch_release(BATCH_ID, reader("AUDIT-1", Role.AUDITOR)).coi == COI
+    with pytest.raises(NotFound, match=f"no batch {BATCH_ID} is visible to site QC-9"):
+        app.batch_release(BATCH_ID, reader("QC-9", Role.QC))
     with pytest.raises(NotFound, match=f"no batch {BATCH_ID} is visible to site {OTHER_SITE}"):
         app.batch_release(BATCH_ID, reader(OTHER_SITE, Role.INFUSION))
 

@@ -2,10 +2,13 @@
 `ports.ManufacturingFacts` the application reads.
 
 It keeps what receipt needs: which units were packaged for which COI and manufacturing site
-(DIN, condition, stability window start), and which slots intake booked for which COI. The
-projection is written in the consumer store's transaction (with its ledger), in PostgreSQL
-or SQLite; manufacturing never calls intake or reads its database. The consumer's name and
-the tables keep their names from before the rename, so stores written before are read on.
+(DIN, condition, stability window start), and which slots intake booked for which COI; and
+what booking needs: which site enrolled (and treats) each COI's patient. The enrolling site
+is the verified author of the `PatientEnrolled` envelope, and the first enrolment of a COI
+stands (a later one by any site changes nothing). The projection is written in the consumer
+store's transaction (with its ledger), in PostgreSQL or SQLite; manufacturing never calls
+intake or reads its database. The consumer's name and the tables keep their names from
+before the rename, so stores written before are read on.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from v2v.intake.events.v1 import events_pb2 as intake
-from v2v_manufacturing.domain.values import ExpectedUnit
+from v2v_manufacturing.domain.values import Enrolment, ExpectedUnit
 from v2v_platform.conditions import Condition
 from v2v_platform.consumer import Delivered
 from v2v_platform.errors import InvalidInput
@@ -29,9 +32,13 @@ from v2v_platform.service_runtime import FactsFeed
 
 log = logging.getLogger(__name__)
 
-CONSUMER_NAME = "manufacturing-intake-facts"
+CONSUMER_NAME = "manufacturing-intake-facts-v2"
+"""v2 since the enrolments are learned (issue 13): a new ledger and consumer group, so a store
+made before reads intake's topic once more from its start and learns the enrolments of COIs
+enrolled before the upgrade (every other fact here is an upsert: replaying it is harmless)."""
 UNIT_PACKAGED = "v2v.intake.events.v1.UnitPackaged"
 SLOT_BOOKED = "v2v.intake.events.v1.SlotBooked"
+PATIENT_ENROLLED = "v2v.intake.events.v1.PatientEnrolled"
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS mfg_intake_packaged_units ("
@@ -40,6 +47,8 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS mfg_intake_booked_slots ("
     " slot_id TEXT PRIMARY KEY, coi TEXT NOT NULL, manufacturing_site_id TEXT NOT NULL,"
     " slot_date TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS mfg_intake_enrolments ("
+    " coi TEXT PRIMARY KEY, enrolling_site_id TEXT NOT NULL, treating_site_id TEXT NOT NULL)",
 )
 UPSERT_UNIT = (
     "INSERT INTO mfg_intake_packaged_units VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (din_data)"
@@ -52,6 +61,7 @@ UPSERT_SLOT = (
     " DO UPDATE SET coi = excluded.coi, manufacturing_site_id = excluded.manufacturing_site_id,"
     " slot_date = excluded.slot_date"
 )
+INSERT_ENROLMENT = "INSERT INTO mfg_intake_enrolments VALUES (?, ?, ?) ON CONFLICT (coi) DO NOTHING"
 SELECT_UNIT = (
     "SELECT din, coi, condition, window_starts_at, manufacturing_site_id"
     " FROM mfg_intake_packaged_units WHERE din_data = ?"
@@ -63,6 +73,9 @@ SELECT_UNITS_FOR_COI = (
 SELECT_SLOTS = (
     "SELECT slot_id FROM mfg_intake_booked_slots WHERE coi = ? AND manufacturing_site_id = ?"
     " ORDER BY slot_id"
+)
+SELECT_ENROLMENT = (
+    "SELECT enrolling_site_id, treating_site_id FROM mfg_intake_enrolments WHERE coi = ?"
 )
 
 
@@ -79,6 +92,9 @@ class FactsProjection:
                 self._unit_packaged(unit_of_work, intake.UnitPackaged.FromString(envelope.payload))
             elif envelope.event_type == SLOT_BOOKED:
                 self._slot_booked(unit_of_work, intake.SlotBooked.FromString(envelope.payload))
+            elif envelope.event_type == PATIENT_ENROLLED:
+                event = intake.PatientEnrolled.FromString(envelope.payload)
+                self._enrolled(unit_of_work, event, envelope.site_id)
         except (DecodeError, InvalidIdentifier, InvalidInput) as error:
             log.warning("skipped %s at %s: %s", envelope.event_type, delivered.location, error)
 
@@ -98,6 +114,17 @@ class FactsProjection:
         coi = Coi.parse(event.coi).value
         row = (event.slot_id, coi, event.manufacturing_site_id, event.slot_date)
         unit_of_work.execute(self._sql(UPSERT_SLOT), row)
+
+    def _enrolled(self, unit_of_work: Any, event: intake.PatientEnrolled, author: str) -> None:
+        """The enrolling site is the envelope's verified author; a payload naming another
+        enrolling site is skipped (a claim its signer cannot make)."""
+        coi = Coi.parse(event.coi).value
+        if event.enrolling_site_id and event.enrolling_site_id != author:
+            raise InvalidInput(
+                f"enrolment of {coi} by {author} names {event.enrolling_site_id!r} as enrolling"
+            )
+        row = (coi, author, event.treating_site_id or author)
+        unit_of_work.execute(self._sql(INSERT_ENROLMENT), row)
 
 
 def create_tables(connection: Any) -> None:
@@ -129,9 +156,16 @@ class SqlManufacturingFacts:
             for din, unit_coi, condition, start, site in self._query(SELECT_UNITS_FOR_COI, (coi,))
         ]
 
+    def enrolment(self, coi: str) -> Enrolment | None:
+        rows = self._query(SELECT_ENROLMENT, (coi,))
+        if not rows:
+            return None
+        enrolling_site_id, treating_site_id = rows[0]
+        return Enrolment(coi, str(enrolling_site_id), str(treating_site_id))
+
 
 FACTS_FEED = FactsFeed(
-    name="intake",
+    name="intake-v2",
     contexts=("intake",),
     projection=FactsProjection,
     consumer_name=CONSUMER_NAME,

@@ -1,7 +1,9 @@
 """gRPC API (v2v.manufacturing.v1.ManufacturingService) over the application.
 
 The caller's site and roles come from its client certificate (`current_caller()`), never
-from request fields; domain refusals become status codes via `translate_errors`.
+from request fields; domain refusals become status codes via `translate_errors`. `ACCESS`
+declares, per method, the roles it needs and the relationship to the records it touches
+(`v2v_platform.access_policy`); the HTTP routes declare the same.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from v2v_manufacturing.domain.values import (
     parse_step_kind,
 )
 from v2v_manufacturing.views import BatchView, CalendarView
+from v2v_platform.access_policy import Access, Relation, reads, required_roles, writes
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.auth.identity import Role, current_caller
 from v2v_platform.grpc_service import translate_errors
@@ -32,27 +35,37 @@ from v2v_platform.proto_values import (
 from v2v_platform.scope import Scope
 
 SERVICE_NAME = "v2v.manufacturing.v1.ManufacturingService"
-MANUFACTURING = (Role.MANUFACTURING,)
-ROLES: dict[str, tuple[Role, ...]] = {
-    "SetSlotCapacity": MANUFACTURING,
-    "BookSlot": (Role.COLLECTION,),
-    "ReleaseSlot": (Role.COLLECTION, Role.MANUFACTURING),
-    "GetSlotCalendar": (Role.MANUFACTURING, Role.COLLECTION, Role.AUDITOR),
-    "ReceiveUnit": MANUFACTURING,
-    "StartBatch": MANUFACTURING,
-    "RecordProcessStep": MANUFACTURING,
-    "RecordInProcessQc": MANUFACTURING,
-    "Harvest": MANUFACTURING,
-    "FailBatch": MANUFACTURING,
-    "GetBatch": (Role.MANUFACTURING, Role.AUDITOR),
-    "ListExpectedUnits": (Role.MANUFACTURING, Role.AUDITOR),
+OWN_SITE_WORK = writes(Relation.OWN_SITE, Role.MANUFACTURING)
+ACCESS: dict[str, Access] = {
+    # this site's own calendar, receipts and batches (another site: PERMISSION_DENIED)
+    "SetSlotCapacity": OWN_SITE_WORK,
+    "ReceiveUnit": OWN_SITE_WORK,
+    "StartBatch": OWN_SITE_WORK,
+    "RecordProcessStep": OWN_SITE_WORK,
+    "RecordInProcessQc": OWN_SITE_WORK,
+    "Harvest": OWN_SITE_WORK,
+    "FailBatch": OWN_SITE_WORK,
+    # the COI's enrolling site (from intake's PatientEnrolled) books; its booking site or
+    # this site releases; anyone else: NOT_FOUND
+    "BookSlot": writes(Relation.PATIENT, Role.COLLECTION),
+    "ReleaseSlot": writes(Relation.PATIENT, Role.COLLECTION, Role.MANUFACTURING),
+    # capacity and number booked to all; bookings only to the site that made them
+    "GetSlotCalendar": reads(Relation.FILTERED, Role.MANUFACTURING, Role.COLLECTION, Role.AUDITOR),
+    # this site's batches and the units bound for it: this site and auditors only
+    "GetBatch": reads(Relation.PATIENT, Role.MANUFACTURING, Role.AUDITOR),
+    "ListExpectedUnits": reads(Relation.PATIENT, Role.MANUFACTURING, Role.AUDITOR),
 }
-REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(roles) for name, roles in ROLES.items()}
+REQUIRED_ROLES = required_roles(SERVICE_NAME, ACCESS)
+
+
+def acting_roles(method: str) -> list[Role]:
+    """The method's roles in a fixed order: a caller holding several acts in the first."""
+    return sorted(ACCESS[method].roles)
 
 
 def acting(method: str, operator: common_pb2.Operator, reason: str = "") -> Attribution:
     return attribution(
-        current_caller(), ROLES[method], operator.user_id, operator.printed_name, reason
+        current_caller(), acting_roles(method), operator.user_id, operator.printed_name, reason
     )
 
 
@@ -68,6 +81,7 @@ def calendar_response(view: CalendarView) -> pb.GetSlotCalendarResponse:
         manufacturing_site_id=view.manufacturing_site_id,
         slot_date=view.slot_date,
         capacity=view.capacity,
+        booked_count=view.booked,
         booked=[
             pb.BookedSlot(
                 slot_id=b.slot_id,
@@ -154,7 +168,8 @@ class ManufacturingServicer(pb_grpc.ManufacturingServiceServicer):
 
     @translate_errors
     def GetSlotCalendar(self, request: pb.GetSlotCalendarRequest, context: Any) -> Any:
-        view = self._app.slot_calendar(request.manufacturing_site_id, request.slot_date)
+        scope = Scope.of(current_caller())
+        view = self._app.slot_calendar(request.manufacturing_site_id, request.slot_date, scope)
         return calendar_response(view)
 
     @translate_errors
@@ -215,7 +230,7 @@ class ManufacturingServicer(pb_grpc.ManufacturingServiceServicer):
 
     @translate_errors
     def ListExpectedUnits(self, request: pb.ListExpectedUnitsRequest, context: Any) -> Any:
-        units = self._app.expected_units(request.coi)
+        units = self._app.expected_units(request.coi, Scope.of(current_caller()))
         return pb.ListExpectedUnitsResponse(
             units=[
                 pb.ExpectedUnit(

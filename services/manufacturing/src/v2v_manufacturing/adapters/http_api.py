@@ -1,7 +1,9 @@
 """HTTP API (FastAPI) over the same application as gRPC; OpenAPI at /openapi.json.
 
 Sites authenticate with consortium-signed bearer tokens; the caller's site comes from the
-token, never from the body. Refusals are problem+json documents with a 4xx status.
+token, never from the body. Refusals are problem+json documents with a 4xx status. Every
+route declares the `Access` of its gRPC twin (`x-v2v-access` in its OpenAPI operation) and
+checks the same roles.
 (No `from __future__ import annotations` here: FastAPI resolves the dependencies below.)
 """
 
@@ -13,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel, Field
 
-from v2v_manufacturing.adapters.grpc_api import ROLES
+from v2v_manufacturing.adapters.grpc_api import ACCESS, acting_roles
 from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.batch import MAX_PRODUCT_UNITS
 from v2v_manufacturing.domain.values import (
@@ -130,54 +132,71 @@ def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> Fas
     verifier = SiteTokenVerifier(pki_dir / "ca.crt")
 
     def caller_for(method: str) -> Any:
-        return require_roles(lambda: verifier, *ROLES[method])
+        return require_roles(lambda: verifier, *ACCESS[method].roles)
 
     SetCapacityCaller = Annotated[CallerIdentity, Depends(caller_for("SetSlotCapacity"))]
     BookCaller = Annotated[CallerIdentity, Depends(caller_for("BookSlot"))]
     ReleaseCaller = Annotated[CallerIdentity, Depends(caller_for("ReleaseSlot"))]
     CalendarReader = Annotated[CallerIdentity, Depends(caller_for("GetSlotCalendar"))]
-    Manufacturer = Annotated[CallerIdentity, Depends(caller_for("ReceiveUnit"))]
+    ReceiptCaller = Annotated[CallerIdentity, Depends(caller_for("ReceiveUnit"))]
+    StartCaller = Annotated[CallerIdentity, Depends(caller_for("StartBatch"))]
+    StepCaller = Annotated[CallerIdentity, Depends(caller_for("RecordProcessStep"))]
+    QcCaller = Annotated[CallerIdentity, Depends(caller_for("RecordInProcessQc"))]
+    HarvestCaller = Annotated[CallerIdentity, Depends(caller_for("Harvest"))]
+    FailCaller = Annotated[CallerIdentity, Depends(caller_for("FailBatch"))]
     BatchReader = Annotated[CallerIdentity, Depends(caller_for("GetBatch"))]
     ExpectedReader = Annotated[CallerIdentity, Depends(caller_for("ListExpectedUnits"))]
 
     def acting(caller: CallerIdentity, method: str, body: Command, reason: str = "") -> Attribution:
         operator = body.operator
-        return attribution(caller, ROLES[method], operator.user_id, operator.printed_name, reason)
+        roles = acting_roles(method)
+        return attribution(caller, roles, operator.user_id, operator.printed_name, reason)
+
+    def declared(method: str) -> dict[str, Any]:
+        return ACCESS[method].openapi()
 
     app = create_app("v2v manufacturing", "1", "Slot calendars, unit receipt, batches and lineage.")
 
-    @app.put("/v1/calendars/{site_id}/{slot_date}")
+    @app.put("/v1/calendars/{site_id}/{slot_date}", openapi_extra=declared("SetSlotCapacity"))
     def set_capacity(
         site_id: str, slot_date: str, body: SetCapacity, caller: SetCapacityCaller
     ) -> Any:
         by = acting(caller, "SetSlotCapacity", body)
         return as_json(application.set_slot_capacity(site_id, slot_date, body.capacity, by))
 
-    @app.get("/v1/calendars/{site_id}/{slot_date}")
+    @app.get("/v1/calendars/{site_id}/{slot_date}", openapi_extra=declared("GetSlotCalendar"))
     def calendar(site_id: str, slot_date: str, caller: CalendarReader) -> Any:
-        return as_json(application.slot_calendar(site_id, slot_date))
+        return as_json(application.slot_calendar(site_id, slot_date, Scope.of(caller)))
 
-    @app.post("/v1/calendars/{site_id}/{slot_date}/bookings", status_code=201)
+    @app.post(
+        "/v1/calendars/{site_id}/{slot_date}/bookings",
+        status_code=201,
+        openapi_extra=declared("BookSlot"),
+    )
     def book(site_id: str, slot_date: str, body: BookSlot, caller: BookCaller) -> Any:
         by = acting(caller, "BookSlot", body)
         return as_json(application.book_slot(body.coi, site_id, slot_date, by))
 
-    @app.post("/v1/slot-releases", status_code=204)
+    @app.post("/v1/slot-releases", status_code=204, openapi_extra=declared("ReleaseSlot"))
     def release(body: ReleaseSlot, caller: ReleaseCaller) -> None:
         application.release_slot(body.slot_id, acting(caller, "ReleaseSlot", body, body.reason))
 
-    @app.post("/v1/receipts", status_code=201)
-    def receive(body: ReceiveUnit, caller: Manufacturer) -> Any:
+    @app.post("/v1/receipts", status_code=201, openapi_extra=declared("ReceiveUnit"))
+    def receive(body: ReceiveUnit, caller: ReceiptCaller) -> Any:
         by = acting(caller, "ReceiveUnit", body)
         return as_json(application.receive_unit(body.scanned_din, body.scanned_coi, by))
 
-    @app.post("/v1/batches", status_code=201)
-    def start_batch(body: StartBatch, caller: Manufacturer) -> Any:
+    @app.post("/v1/batches", status_code=201, openapi_extra=declared("StartBatch"))
+    def start_batch(body: StartBatch, caller: StartCaller) -> Any:
         by = acting(caller, "StartBatch", body)
         return as_json(application.start_batch(body.input_dins, override_of(body), by))
 
-    @app.post("/v1/batches/{batch_id}/steps", status_code=204)
-    def record_step(batch_id: str, body: RecordStep, caller: Manufacturer) -> None:
+    @app.post(
+        "/v1/batches/{batch_id}/steps",
+        status_code=204,
+        openapi_extra=declared("RecordProcessStep"),
+    )
+    def record_step(batch_id: str, body: RecordStep, caller: StepCaller) -> None:
         step = ProcessStep(
             parse_step_kind(body.step_kind),
             body.device_type,
@@ -188,29 +207,35 @@ def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> Fas
         )
         application.record_process_step(batch_id, step, acting(caller, "RecordProcessStep", body))
 
-    @app.post("/v1/batches/{batch_id}/qc-results", status_code=204)
-    def record_qc(batch_id: str, body: RecordQc, caller: Manufacturer) -> None:
+    @app.post(
+        "/v1/batches/{batch_id}/qc-results",
+        status_code=204,
+        openapi_extra=declared("RecordInProcessQc"),
+    )
+    def record_qc(batch_id: str, body: RecordQc, caller: QcCaller) -> None:
         result = QcResult(body.test, body.value, body.unit, body.passed)
         application.record_in_process_qc(
             batch_id, result, acting(caller, "RecordInProcessQc", body)
         )
 
-    @app.post("/v1/batches/{batch_id}/harvest", status_code=201)
-    def harvest(batch_id: str, body: Harvest, caller: Manufacturer) -> Any:
+    @app.post("/v1/batches/{batch_id}/harvest", status_code=201, openapi_extra=declared("Harvest"))
+    def harvest(batch_id: str, body: Harvest, caller: HarvestCaller) -> Any:
         hold = parse_condition(body.hold_condition)
         by = acting(caller, "Harvest", body)
         dins = application.harvest(batch_id, body.product_unit_count, hold, by)
         return {"product_dins": dins}
 
-    @app.post("/v1/batches/{batch_id}/failure", status_code=204)
-    def fail(batch_id: str, body: FailBatch, caller: Manufacturer) -> None:
+    @app.post(
+        "/v1/batches/{batch_id}/failure", status_code=204, openapi_extra=declared("FailBatch")
+    )
+    def fail(batch_id: str, body: FailBatch, caller: FailCaller) -> None:
         application.fail_batch(batch_id, acting(caller, "FailBatch", body, body.reason))
 
-    @app.get("/v1/expected-units/{coi}")
+    @app.get("/v1/expected-units/{coi}", openapi_extra=declared("ListExpectedUnits"))
     def expected_units(coi: str, caller: ExpectedReader) -> Any:
-        return [as_json(unit) for unit in application.expected_units(coi)]
+        return [as_json(unit) for unit in application.expected_units(coi, Scope.of(caller))]
 
-    @app.get("/v1/batches/{batch_id}")
+    @app.get("/v1/batches/{batch_id}", openapi_extra=declared("GetBatch"))
     def batch(batch_id: str, caller: BatchReader) -> Any:
         return as_json(application.batch(batch_id, Scope.of(caller)))
 

@@ -1,9 +1,12 @@
 """The manufacturing application: commands and queries over plain values.
 
 Methods take plain values plus the acting `Attribution` (or, for reads, the caller's `Scope`),
-raise `DomainError`s, and return the plain values of `views`. Refusals that must be recorded
-(receipt mismatches, I2) are saved before the refusal is raised. Every change is saved under
-optimistic concurrency and retried from a fresh read when another change won the race.
+raise `DomainError`s, and return the plain values of `views`. Who may act or read on which
+COI is decided here, from verified facts (intake's events, this service's own records),
+never from a request field; the adapters' `ACCESS` table declares it per method. Refusals
+that must be recorded (receipt mismatches, I2) are saved before the refusal is raised. Every
+change is saved under optimistic concurrency and retried from a fresh read when another
+change won the race.
 
 This application's notification log is the outbox: every aggregate here belongs to ONE chain
 of identity and every event it stores carries that chain's valid COI (its Kafka key). State
@@ -85,16 +88,18 @@ class ManufacturingApplication(ServiceApplication[ManufacturingUnpublishedRecord
     def release_slot(self, slot_id: str, by: Attribution) -> None:
         self.slots.release(slot_id, by)
 
-    def slot_calendar(self, manufacturing_site_id: str, slot_date: str) -> CalendarView:
-        return self.slots.calendar(manufacturing_site_id, slot_date)
+    def slot_calendar(
+        self, manufacturing_site_id: str, slot_date: str, scope: Scope
+    ) -> CalendarView:
+        return self.slots.calendar(manufacturing_site_id, slot_date, scope)
 
     # receipt
 
     def receive_unit(self, scanned_din: str, scanned_coi: str, by: Attribution) -> ReceiptView:
         return self.receipt.receive(scanned_din, scanned_coi, by)
 
-    def expected_units(self, coi: str) -> list[ExpectedUnitView]:
-        return self.receipt.expected_units(coi)
+    def expected_units(self, coi: str, scope: Scope) -> list[ExpectedUnitView]:
+        return self.receipt.expected_units(coi, scope)
 
     # batches
 

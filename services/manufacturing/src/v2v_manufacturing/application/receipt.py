@@ -26,6 +26,7 @@ from v2v_manufacturing.views import ExpectedUnitView, ReceiptView
 from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.errors import Refused
+from v2v_platform.scope import Scope
 from v2v_platform.service_application import coi_or_problem, din_or_problem
 
 if TYPE_CHECKING:
@@ -63,10 +64,13 @@ class UnitReceipt:
             raise Refused(f"unit {din} was already received") from None
         return ReceiptView(expected.coi, expected.din, slot_id, expected.condition)
 
-    def expected_units(self, coi: str) -> list[ExpectedUnitView]:
-        """Units intake packaged for this site for `coi`, as known from intake's events (to any
-        caller the adapters let in: it has no per-caller restriction)."""
+    def expected_units(self, coi: str, scope: Scope) -> list[ExpectedUnitView]:
+        """Units intake packaged for this site for `coi`, as known from intake's events: to the
+        site they are bound for (this one) and auditors; NotFound, as if absent, to any other
+        site."""
+        limits.check_id(coi, "coi")
         site_id = self.app.site_id
+        scope.require_sees([site_id], f"COI {coi}")
         slot_id = self.booked_slot(coi, site_id)
         return [
             ExpectedUnitView(u.din, u.coi, u.condition, u.window_starts_at, slot_id or "")

@@ -1,5 +1,12 @@
 """Slot calendars (capacity, in the unpublished records) and slot bookings (on the COI's chain).
 
+Who may do what (issue 13): a slot is booked only by the site that enrolled the COI's patient,
+as intake's verified `PatientEnrolled` told this service (`ManufacturingFacts.enrolment`);
+any other site, and a COI not (yet) known here, is told NotFound, as if the COI did not exist,
+before anything is reserved. A slot is released by its booking site or this site (NotFound to
+any other). The calendar shows every caller the day's capacity and number booked, but the
+bookings themselves only to the site that made them (all of them to this site and auditors).
+
 Booking a slot takes two saves: the capacity is reserved in the calendar (unpublished
 records), then the `SlotBooking` is recorded on the COI's chain (published). A retry of a
 booking interrupted between the two (same COI, same requesting site, same day) completes the
@@ -29,6 +36,7 @@ from v2v_manufacturing.views import BookedSlotView, BookingView, CalendarView
 from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.errors import Conflict, NotFound
+from v2v_platform.scope import Scope
 from v2v_platform.service_application import parse_coi
 
 if TYPE_CHECKING:
@@ -57,6 +65,7 @@ class SlotBookings:
         booked_coi = parse_coi(coi).value
         day = parse_slot_date(slot_date)
         self._check_served(manufacturing_site_id)
+        self._check_enrolled_by(booked_coi, by.site_id)
         reservation = self._unrecorded_reservation(manufacturing_site_id, day, booked_coi, by)
         if reservation is None:
             reservation = self.app.unpublished.reserve_slot(
@@ -92,15 +101,19 @@ class SlotBookings:
         # `book` checks the other way round, so one of the two always sees the other
         self._release_on_chain(slot_id, by)
 
-    def calendar(self, manufacturing_site_id: str, slot_date: str) -> CalendarView:
-        """The day's calendar of this site, to any caller the adapters let in (the sites that
-        book, the site itself, auditors): it has no per-caller restriction."""
+    def calendar(self, manufacturing_site_id: str, slot_date: str, scope: Scope) -> CalendarView:
+        """The day's calendar of this site, to any caller the adapters let in: its capacity
+        and number booked, with the caller's own bookings only (every booking to this site
+        and to auditors)."""
         self._check_served(manufacturing_site_id)
         day = parse_slot_date(slot_date)
         calendar = self.app.unpublished.calendar(manufacturing_site_id, day)
         if calendar is None:
             return CalendarView(manufacturing_site_id, day.isoformat(), 0)
-        return self._calendar_view(calendar)
+        view = self._calendar_view(calendar)
+        if scope.sees_everything or scope.acts_for(self.app.site_id):
+            return view
+        return view.booked_by(scope.site_id)
 
     def _check_served(self, manufacturing_site_id: str) -> None:
         limits.check_id(manufacturing_site_id, "manufacturing_site_id")
@@ -110,11 +123,18 @@ class SlotBookings:
                 f" not {manufacturing_site_id}"
             )
 
+    def _check_enrolled_by(self, coi: str, site_id: str) -> None:
+        """NotFound, as if the COI did not exist, unless `site_id` enrolled its patient."""
+        enrolment = self.app.facts.enrolment(coi)
+        enrolling_site = enrolment.enrolling_site_id if enrolment is not None else None
+        Scope(site_id).require_related([enrolling_site], f"COI {coi}")
+
     def _calendar_view(self, calendar: SlotCalendar) -> CalendarView:
         return CalendarView(
             calendar.manufacturing_site_id,
             calendar.slot_date.isoformat(),
             calendar.capacity,
+            calendar.booked,
             [
                 BookedSlotView(r.slot_id, r.coi, r.booking_site_id, self._is_recorded(r))
                 for r in calendar.reservations.values()

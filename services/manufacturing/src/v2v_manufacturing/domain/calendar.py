@@ -62,12 +62,10 @@ def check_capacity(capacity: int) -> None:
 def check_may_release(
     reservation: Reservation, manufacturing_site_id: str, requesting_site_id: str, reason: str
 ) -> None:
-    """Only the booking site or the manufacturing site releases a slot, and always says why."""
+    """Only the booking site or the manufacturing site releases a slot, and always says why.
+    To any other site the slot is not booked (NotFound, exactly as for a free slot)."""
     if requesting_site_id not in (reservation.booking_site_id, manufacturing_site_id):
-        raise Refused(
-            f"slot {reservation.slot_id} was booked by {reservation.booking_site_id}; only that"
-            f" site or {manufacturing_site_id} may release it"
-        )
+        raise NotFound(f"slot {reservation.slot_id} is not booked")
     if not reason.strip():
         raise InvalidInput("releasing a slot needs a reason")
 

@@ -71,6 +71,16 @@ class ExpectedUnit:
 
 
 @dataclass(frozen=True)
+class Enrolment:
+    """A COI as intake enrolled it (from its verified `PatientEnrolled`): the site that
+    enrolled the patient (the one that books the COI's slots) and the treating site."""
+
+    coi: str
+    enrolling_site_id: str
+    treating_site_id: str
+
+
+@dataclass(frozen=True)
 class ProcessStep:
     kind: StepKind
     device_type: str

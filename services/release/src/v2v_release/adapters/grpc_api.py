@@ -3,6 +3,8 @@
 The caller's site and roles come from its client certificate (`current_caller()`), never
 from request fields; domain refusals become status codes via `translate_errors` (a failed
 re-authentication is UNAUTHENTICATED, a signer without the signing role PERMISSION_DENIED).
+`ACCESS` declares, per method, the roles it needs and the relationship to the records it
+touches (`v2v_platform.access_policy`); the HTTP routes declare the same.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from v2v.common.v1 import common_pb2
 from v2v.release.v1 import release_service_pb2 as pb
 from v2v.release.v1 import release_service_pb2_grpc as pb_grpc
+from v2v_platform.access_policy import Access, Relation, reads, required_roles, writes
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import CallerIdentity, Role, current_caller
 from v2v_platform.esign import SignatureRequest
@@ -24,33 +27,44 @@ from v2v_platform.proto_values import (
     timestamp,
 )
 from v2v_platform.scope import Scope
-from v2v_release.application import READS_ALL, ReleaseApplication
+from v2v_release.application import ReleaseApplication
 from v2v_release.domain.specification import ReleaseSpecification
 from v2v_release.domain.values import Analyst, Correction, QcReport
 from v2v_release.views import BatchReleaseView
 
 SERVICE_NAME = "v2v.release.v1.ReleaseService"
-QC = (Role.QC,)
-ROLES: dict[str, tuple[Role, ...]] = {
-    "RecordQcResult": QC,
-    "CertifyProvisionally": QC,
-    "CertifyFinally": QC,
-    "RejectBatch": QC,
-    "JustifyOosRelease": QC,
-    "AcceptOosRelease": (Role.INFUSION,),
-    "GetBatchRelease": (Role.QC, Role.INFUSION, Role.AUDITOR),
-    "ListSpecifications": (Role.QC, Role.AUDITOR),
+QC_WORK = writes(Relation.OWN_SITE, Role.QC)
+ACCESS: dict[str, Access] = {
+    # this QC site's own results and QP decisions (another site: PERMISSION_DENIED)
+    "RecordQcResult": QC_WORK,
+    "CertifyProvisionally": QC_WORK,
+    "CertifyFinally": QC_WORK,
+    "RejectBatch": QC_WORK,
+    "JustifyOosRelease": QC_WORK,
+    # the COI's treating site (from intake's PatientEnrolled) only; anyone else: NOT_FOUND
+    "AcceptOosRelease": writes(Relation.PATIENT, Role.INFUSION),
+    # this QC site, the batch's manufacturing site, the COI's treating site, auditors
+    "GetBatchRelease": reads(Relation.PATIENT, Role.QC, Role.INFUSION, Role.AUDITOR),
+    "ListSpecifications": reads(Relation.NO_PATIENT_DATA, Role.QC, Role.AUDITOR),
 }
-REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(roles) for name, roles in ROLES.items()}
+REQUIRED_ROLES = required_roles(SERVICE_NAME, ACCESS)
+
+
+def acting_roles(method: str) -> list[Role]:
+    """The method's roles in a fixed order: a caller holding several acts in the first."""
+    return sorted(ACCESS[method].roles)
 
 
 def acting(method: str, operator: common_pb2.Operator) -> Attribution:
-    return attribution(current_caller(), ROLES[method], operator.user_id, operator.printed_name)
+    return attribution(
+        current_caller(), acting_roles(method), operator.user_id, operator.printed_name
+    )
 
 
 def reader(caller: CallerIdentity) -> Scope:
-    """A treating site reads only its own patients' batches; QC sites and auditors read all."""
-    return Scope.of(caller, reads_all=READS_ALL)
+    """The caller as a reader: its own site's records (as the application relates them to
+    sites), everything for auditors."""
+    return Scope.of(caller)
 
 
 def signature_request(message: common_pb2.ESignatureRequest) -> SignatureRequest:

@@ -2,7 +2,8 @@
 
 Sites authenticate with consortium-signed bearer tokens; the caller's site comes from the
 token, never from the body. Refusals are problem+json documents with a 4xx status (a failed
-re-authentication is 401, a signer without the signing role 403).
+re-authentication is 401, a signer without the signing role 403). Every route declares the
+`Access` of its gRPC twin (`x-v2v-access` in its OpenAPI operation) and checks the same roles.
 (No `from __future__ import annotations` here: FastAPI resolves the dependencies below.)
 """
 
@@ -25,7 +26,7 @@ from v2v_platform.http_api import (
     require_roles,
 )
 from v2v_platform.proto_values import attribution
-from v2v_release.adapters.grpc_api import ROLES, reader
+from v2v_release.adapters.grpc_api import ACCESS, acting_roles, reader
 from v2v_release.application import ReleaseApplication
 from v2v_release.domain.specification import ReleaseSpecification
 from v2v_release.domain.values import Analyst, Correction, QcReport
@@ -104,16 +105,23 @@ def specification_json(spec: ReleaseSpecification) -> dict[str, Any]:
 
 def create_http_app(application: ReleaseApplication, verifier: SiteTokenVerifier) -> FastAPI:
     def caller_for(method: str) -> Any:
-        return require_roles(lambda: verifier, *ROLES[method])
+        return require_roles(lambda: verifier, *ACCESS[method].roles)
 
-    QcCaller = Annotated[CallerIdentity, Depends(caller_for("RecordQcResult"))]
+    def declared(method: str) -> dict[str, Any]:
+        return ACCESS[method].openapi()
+
+    ResultCaller = Annotated[CallerIdentity, Depends(caller_for("RecordQcResult"))]
+    ProvisionalCaller = Annotated[CallerIdentity, Depends(caller_for("CertifyProvisionally"))]
+    FinalCaller = Annotated[CallerIdentity, Depends(caller_for("CertifyFinally"))]
+    RejectCaller = Annotated[CallerIdentity, Depends(caller_for("RejectBatch"))]
+    JustifyCaller = Annotated[CallerIdentity, Depends(caller_for("JustifyOosRelease"))]
     PhysicianCaller = Annotated[CallerIdentity, Depends(caller_for("AcceptOosRelease"))]
     ReleaseReader = Annotated[CallerIdentity, Depends(caller_for("GetBatchRelease"))]
     SpecReader = Annotated[CallerIdentity, Depends(caller_for("ListSpecifications"))]
 
     def acting(caller: CallerIdentity, method: str, body: Command) -> Attribution:
         operator = body.operator
-        return attribution(caller, ROLES[method], operator.user_id, operator.printed_name)
+        return attribution(caller, acting_roles(method), operator.user_id, operator.printed_name)
 
     app = create_app(
         "v2v release",
@@ -122,45 +130,67 @@ def create_http_app(application: ReleaseApplication, verifier: SiteTokenVerifier
         " certification, rejection and OOS exceptional release.",
     )
 
-    @app.post("/v1/batches/{batch_id}/qc-results", status_code=201)
-    def record_qc_result(batch_id: str, body: RecordQcResult, caller: QcCaller) -> Any:
+    @app.post(
+        "/v1/batches/{batch_id}/qc-results",
+        status_code=201,
+        openapi_extra=declared("RecordQcResult"),
+    )
+    def record_qc_result(batch_id: str, body: RecordQcResult, caller: ResultCaller) -> Any:
         by = acting(caller, "RecordQcResult", body)
         view = application.record_qc_result(batch_id, qc_report(body), correction(body), by)
         return asdict(view)
 
-    @app.post("/v1/batches/{batch_id}/provisional-certification", status_code=201)
-    def certify_provisionally(batch_id: str, body: SignedCommand, caller: QcCaller) -> Any:
+    @app.post(
+        "/v1/batches/{batch_id}/provisional-certification",
+        status_code=201,
+        openapi_extra=declared("CertifyProvisionally"),
+    )
+    def certify_provisionally(batch_id: str, body: SignedCommand, caller: ProvisionalCaller) -> Any:
         by = acting(caller, "CertifyProvisionally", body)
         return asdict(application.certify_provisionally(batch_id, signature_request(body), by))
 
-    @app.post("/v1/batches/{batch_id}/final-certification", status_code=201)
-    def certify_finally(batch_id: str, body: SignedCommand, caller: QcCaller) -> Any:
+    @app.post(
+        "/v1/batches/{batch_id}/final-certification",
+        status_code=201,
+        openapi_extra=declared("CertifyFinally"),
+    )
+    def certify_finally(batch_id: str, body: SignedCommand, caller: FinalCaller) -> Any:
         by = acting(caller, "CertifyFinally", body)
         return asdict(application.certify_finally(batch_id, signature_request(body), by))
 
-    @app.post("/v1/batches/{batch_id}/rejection", status_code=201)
-    def reject(batch_id: str, body: Rejection, caller: QcCaller) -> Any:
+    @app.post(
+        "/v1/batches/{batch_id}/rejection", status_code=201, openapi_extra=declared("RejectBatch")
+    )
+    def reject(batch_id: str, body: Rejection, caller: RejectCaller) -> Any:
         by = acting(caller, "RejectBatch", body)
         view = application.reject(batch_id, body.reason, signature_request(body), by)
         return asdict(view)
 
-    @app.post("/v1/batches/{batch_id}/oos-justification", status_code=201)
-    def justify_oos(batch_id: str, body: OosJustification, caller: QcCaller) -> Any:
+    @app.post(
+        "/v1/batches/{batch_id}/oos-justification",
+        status_code=201,
+        openapi_extra=declared("JustifyOosRelease"),
+    )
+    def justify_oos(batch_id: str, body: OosJustification, caller: JustifyCaller) -> Any:
         by = acting(caller, "JustifyOosRelease", body)
         signature = signature_request(body)
         view = application.justify_oos_release(batch_id, body.justification, signature, by)
         return asdict(view)
 
-    @app.post("/v1/batches/{batch_id}/oos-acceptance", status_code=201)
+    @app.post(
+        "/v1/batches/{batch_id}/oos-acceptance",
+        status_code=201,
+        openapi_extra=declared("AcceptOosRelease"),
+    )
     def accept_oos(batch_id: str, body: SignedCommand, caller: PhysicianCaller) -> Any:
         by = acting(caller, "AcceptOosRelease", body)
         return asdict(application.accept_oos_release(batch_id, signature_request(body), by))
 
-    @app.get("/v1/batches/{batch_id}")
+    @app.get("/v1/batches/{batch_id}", openapi_extra=declared("GetBatchRelease"))
     def batch_release(batch_id: str, caller: ReleaseReader) -> Any:
         return asdict(application.batch_release(batch_id, reader(caller)))
 
-    @app.get("/v1/specifications")
+    @app.get("/v1/specifications", openapi_extra=declared("ListSpecifications"))
     def specifications(caller: SpecReader) -> Any:
         return [specification_json(s) for s in application.list_specifications()]
 
