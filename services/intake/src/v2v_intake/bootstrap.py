@@ -64,6 +64,7 @@ def bootstrap(
             settings.manufacturing_target,
             SiteTlsFiles.for_site(settings.pki_dir, settings.site_id),
             settings.manufacturing_timeout_s,
+            settings.manufacturing_retry_s,
         )
         opened.append(client)
         manufacturing = client

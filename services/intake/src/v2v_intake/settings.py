@@ -7,7 +7,7 @@ window's length; temperatures at packaging are checked against the conditions' d
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from v2v_platform.config import PublishingServiceSettings
 from v2v_platform.ids.coi import CoiIssuer
@@ -17,6 +17,9 @@ class IntakeSettings(PublishingServiceSettings):
     fin: str
     manufacturing_target: str
     manufacturing_timeout_s: float = 5.0
+    manufacturing_retry_s: float = Field(default=30.0, ge=0)
+    """How long a slot booking retries manufacturing's NOT_FOUND (it has not learnt the COI's
+    enrolment from Kafka yet), with exponential backoff, before failing naming the COI."""
     grpc_address: str = "127.0.0.1:50061"
     http_port: int = 8061
 

@@ -1,6 +1,8 @@
 """The reads both APIs serve, with the caller's `Scope` applied: a site reads the chains it
-takes part in (its site is among the chain's `sites`), an auditor reads every chain; a chain
-the caller may not read is reported exactly like a chain that does not exist."""
+is related to (its site is among the chain's `sites`, the sites its relationship facts name:
+chain/relationships.py), an auditor reads every chain; a chain the caller may not read is
+reported exactly like a chain that does not exist. KPIs are aggregated over the chains the
+caller reads (an auditor's: the consortium's)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from v2v_platform.errors import InvalidInput, NotFound
 from v2v_platform.scope import Scope
+from v2v_projection.chain.kpis import summarize
 from v2v_projection.chain_projection import ChainProjection
 
 DEFAULT_PAGE = 100
@@ -109,5 +112,9 @@ class ChainQueries:
         ]
         return sorted(found, key=lambda a: (a["at"], a["coi"], a["event_id"]))
 
-    def kpis(self) -> dict[str, Any]:
-        return self.projection.kpis()
+    def kpis(self, scope: Scope) -> dict[str, Any]:
+        """KPIs over the chains the caller reads: per-site figures of a handful of chains
+        describe patients, and other sites' volumes are theirs to share."""
+        if scope.sees_everything:
+            return self.projection.kpis()
+        return summarize(self.readable(scope))

@@ -175,11 +175,16 @@ def check_grpc(pki: Path, service: ProjectionService, history: GeneratedHistory)
         assert refused.value.code() == grpc.StatusCode.NOT_FOUND
         listed = every_chain(queries, pb.ListChainsRequest(site_id="HOSP-A", page_size=50))
         assert own in listed and foreign not in listed
-        kpis = queries.GetKpis(pb.GetKpisRequest(), timeout=10)
-        assert kpis.consortium.chains >= len(history.cois)
+        kpis = queries.GetKpis(pb.GetKpisRequest(), timeout=10)  # over HOSP-A's chains only
+        assert kpis.consortium.chains >= sum(
+            bool(v and "HOSP-A" in v["sites"]) for v in views.values()
+        )
+        assert kpis.consortium.chains == len(every_chain(queries, pb.ListChainsRequest()))
     with channel(pki, "AUDIT-1", service.grpc.port) as auditor:
         queries = pb_grpc.ChainQueryServiceStub(auditor)
         assert queries.GetChain(pb.GetChainRequest(coi=foreign), timeout=10).chain.coi == foreign
+        kpis = queries.GetKpis(pb.GetKpisRequest(), timeout=10)
+        assert kpis.consortium.chains >= len(history.cois)
         check_watch(queries, views)
 
 

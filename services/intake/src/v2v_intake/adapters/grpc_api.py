@@ -1,7 +1,10 @@
 """The intake gRPC API (v2v.intake.v1.IntakeService) over the intake application.
 
 The caller's site and roles come from its client certificate (`current_caller()`), never from
-request fields; reads are decided by the application from the caller's `Scope`.
+request fields; reads are decided by the application from the caller's `Scope`. `ACCESS`
+declares each method's roles and relationship: commands are this intake site's own
+(OWN_SITE: `check_local`), a therapy is read by its enrolling and treating sites and auditors
+(PATIENT: NOT_FOUND to any other site).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from v2v.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from v2v_intake.application import IntakeApplication
 from v2v_intake.domain.values import PersonalDetails
 from v2v_intake.views import CollectionInput, PackagingInput, TherapyView
+from v2v_platform.access_policy import Access, Relation, reads, required_roles, writes
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth import Role, current_caller
 from v2v_platform.grpc_service import translate_errors
@@ -30,25 +34,25 @@ from v2v_platform.proto_values import (
 from v2v_platform.scope import Scope
 
 SERVICE_NAME = "v2v.intake.v1.IntakeService"
-COMMANDS = (
-    "EnrolPatient",
-    "ErasePersonalDetails",
-    "BookSlot",
-    "RecordCollection",
-    "LabelUnits",
-    "VerifyLabel",
-    "PackageUnit",
-)
-REQUIRED_ROLES: dict[str, frozenset[Role]] = {
-    **{f"/{SERVICE_NAME}/{m}": frozenset({Role.COLLECTION}) for m in COMMANDS},
-    f"/{SERVICE_NAME}/GetPatient": frozenset({Role.COLLECTION, Role.AUDITOR}),
+COMMAND = writes(Relation.OWN_SITE, Role.COLLECTION)
+ACCESS: dict[str, Access] = {
+    "EnrolPatient": COMMAND,
+    "GetPatient": reads(Relation.PATIENT, Role.COLLECTION, Role.INFUSION, Role.AUDITOR),
+    "ErasePersonalDetails": COMMAND,
+    "BookSlot": COMMAND,
+    "RecordCollection": COMMAND,
+    "LabelUnits": COMMAND,
+    "VerifyLabel": COMMAND,
+    "PackageUnit": COMMAND,
 }
+REQUIRED_ROLES = required_roles(SERVICE_NAME, ACCESS)
 
 
-def _by(operator: Operator, reason: str = "") -> Attribution:
-    """The acting operator; site and role from the caller's certificate."""
+def acting(method: str, operator: Operator, reason: str = "") -> Attribution:
+    """The acting operator of `method`; site and role from the caller's certificate."""
     caller = current_caller()
-    return attribution(caller, (Role.COLLECTION,), operator.user_id, operator.printed_name, reason)
+    roles = sorted(ACCESS[method].roles)
+    return attribution(caller, roles, operator.user_id, operator.printed_name, reason)
 
 
 def personal_details(message: pb.PersonalDetails) -> PersonalDetails:
@@ -117,7 +121,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.patient_pseudonym,
             personal_details(request.personal_details),
             request.treating_site_id,
-            _by(request.operator),
+            acting("EnrolPatient", request.operator),
         )
         return pb.EnrolPatientResponse(coi=coi)
 
@@ -128,7 +132,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
 
     @translate_errors
     def ErasePersonalDetails(self, request: pb.ErasePersonalDetailsRequest, context: Any) -> Any:
-        by = _by(request.operator, request.reason)
+        by = acting("ErasePersonalDetails", request.operator, request.reason)
         self._app.erase_personal_details(request.coi, by)
         return pb.ErasePersonalDetailsResponse()
 
@@ -138,7 +142,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.coi,
             request.manufacturing_site_id,
             iso_date(request.slot_date, "slot_date"),
-            _by(request.operator),
+            acting("BookSlot", request.operator),
         )
         slot = pb.BookedSlot(
             slot_id=slot_id, manufacturing_site_id=site_id, slot_date=slot_date.isoformat()
@@ -155,7 +159,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.cd3_cells_e9,
             request.slot_id,
         )
-        by = _by(request.operator)
+        by = acting("RecordCollection", request.operator)
         collection_id = self._app.record_collection(request.coi, collection, by)
         return pb.RecordCollectionResponse(collection_id=collection_id)
 
@@ -166,7 +170,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.collection_id,
             request.count,
             request.unit_kind,
-            _by(request.operator),
+            acting("LabelUnits", request.operator),
         )
         return pb.LabelUnitsResponse(dins=dins)
 
@@ -177,7 +181,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.din,
             request.scanned_din,
             request.scanned_coi,
-            _by(request.operator),
+            acting("VerifyLabel", request.operator),
         )
         return pb.VerifyLabelResponse(verified=verified)
 
@@ -189,7 +193,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.manufacturing_site_id,
             optional_time(request, "frozen_at"),
         )
-        by = _by(request.operator)
+        by = acting("PackageUnit", request.operator)
         window = self._app.package_unit(request.coi, request.din, packaging, by)
         return pb.PackageUnitResponse(window_starts_at=timestamp(window))
 

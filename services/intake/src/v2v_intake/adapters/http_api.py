@@ -1,22 +1,24 @@
 """The intake HTTP API (FastAPI) over the same application as gRPC.
 
-Sites authenticate with a consortium-signed bearer token; errors are problem+json.
+Sites authenticate with a consortium-signed bearer token; errors are problem+json. Every
+route declares the access of its gRPC twin (`grpc_api.ACCESS`) and requires its roles.
 No ``from __future__ import annotations`` here: FastAPI must resolve the dependency
 annotations, which refer to variables local to ``create_http_app``.
 """
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel, Field
 
+from v2v_intake.adapters.grpc_api import ACCESS
 from v2v_intake.application import IntakeApplication
 from v2v_intake.domain.therapy import MAX_UNITS_PER_LABELLING
 from v2v_intake.domain.values import PersonalDetails
 from v2v_intake.views import CollectionInput, PackagingInput, TherapyView
 from v2v_platform.attribution import Attribution
-from v2v_platform.auth import CallerIdentity, Role
+from v2v_platform.auth import CallerIdentity
 from v2v_platform.http_api import (
     Finite,
     FreeText,
@@ -92,41 +94,66 @@ class PackageBody(BaseModel):
     frozen_at: datetime | None = None
 
 
-def _by(operator: OperatorBody, caller: CallerIdentity, reason: str = "") -> Attribution:
-    """The acting operator; site and role from the caller's token."""
-    return attribution(caller, (Role.COLLECTION,), operator.user_id, operator.printed_name, reason)
+def acting(
+    method: str, operator: OperatorBody, caller: CallerIdentity, reason: str = ""
+) -> Attribution:
+    """The acting operator of `method`; site and role from the caller's token."""
+    roles = sorted(ACCESS[method].roles)
+    return attribution(caller, roles, operator.user_id, operator.printed_name, reason)
+
+
+def declared(method: str) -> dict[str, Any]:
+    """The route's `openapi_extra`: its gRPC twin's access."""
+    return ACCESS[method].openapi()
 
 
 def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> FastAPI:
     api = create_app("v2v intake", "1", "Enrolment, COI, slots, collections, labels, packaging")
-    collection = require_roles(lambda: verifier, Role.COLLECTION)
-    reader = require_roles(lambda: verifier, Role.COLLECTION, Role.AUDITOR)
-    Collector = Annotated[CallerIdentity, Depends(collection)]
-    Reading = Annotated[CallerIdentity, Depends(reader)]
 
-    @api.post("/v1/therapies", status_code=201)
-    def enrol_patient(body: EnrolBody, caller: Collector) -> dict[str, str]:
+    def caller_for(method: str) -> Any:
+        return require_roles(lambda: verifier, *sorted(ACCESS[method].roles))
+
+    Enroller = Annotated[CallerIdentity, Depends(caller_for("EnrolPatient"))]
+    Reading = Annotated[CallerIdentity, Depends(caller_for("GetPatient"))]
+    Eraser = Annotated[CallerIdentity, Depends(caller_for("ErasePersonalDetails"))]
+    Booker = Annotated[CallerIdentity, Depends(caller_for("BookSlot"))]
+    Collector = Annotated[CallerIdentity, Depends(caller_for("RecordCollection"))]
+    Labeller = Annotated[CallerIdentity, Depends(caller_for("LabelUnits"))]
+    Verifier = Annotated[CallerIdentity, Depends(caller_for("VerifyLabel"))]
+    Packager = Annotated[CallerIdentity, Depends(caller_for("PackageUnit"))]
+
+    @api.post("/v1/therapies", status_code=201, openapi_extra=declared("EnrolPatient"))
+    def enrol_patient(body: EnrolBody, caller: Enroller) -> dict[str, str]:
         d = body.personal_details
         details = PersonalDetails(d.given_name, d.family_name, d.mrn, d.birth_date)
-        by = _by(body.operator, caller)
+        by = acting("EnrolPatient", body.operator, caller)
         coi = app.enrol_patient(body.patient_pseudonym, details, body.treating_site_id, by)
         return {"coi": coi}
 
-    @api.get("/v1/therapies/{coi}")
+    @api.get("/v1/therapies/{coi}", openapi_extra=declared("GetPatient"))
     def get_patient(coi: str, caller: Reading) -> TherapyView:
         return app.get_patient(coi, Scope.of(caller))
 
-    @api.post("/v1/therapies/{coi}/erasure", status_code=204)
-    def erase_personal_details(coi: str, body: EraseBody, caller: Collector) -> None:
-        app.erase_personal_details(coi, _by(body.operator, caller, body.reason))
+    @api.post(
+        "/v1/therapies/{coi}/erasure",
+        status_code=204,
+        openapi_extra=declared("ErasePersonalDetails"),
+    )
+    def erase_personal_details(coi: str, body: EraseBody, caller: Eraser) -> None:
+        by = acting("ErasePersonalDetails", body.operator, caller, body.reason)
+        app.erase_personal_details(coi, by)
 
-    @api.post("/v1/therapies/{coi}/slots", status_code=201)
-    def book_slot(coi: str, body: BookSlotBody, caller: Collector) -> dict[str, str]:
-        by = _by(body.operator, caller)
+    @api.post("/v1/therapies/{coi}/slots", status_code=201, openapi_extra=declared("BookSlot"))
+    def book_slot(coi: str, body: BookSlotBody, caller: Booker) -> dict[str, str]:
+        by = acting("BookSlot", body.operator, caller)
         slot_id, site, day = app.book_slot(coi, body.manufacturing_site_id, body.slot_date, by)
         return {"slot_id": slot_id, "manufacturing_site_id": site, "slot_date": day.isoformat()}
 
-    @api.post("/v1/therapies/{coi}/collections", status_code=201)
+    @api.post(
+        "/v1/therapies/{coi}/collections",
+        status_code=201,
+        openapi_extra=declared("RecordCollection"),
+    )
     def record_collection(coi: str, body: CollectionBody, caller: Collector) -> dict[str, str]:
         values = CollectionInput(
             body.started_at,
@@ -136,28 +163,33 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
             body.cd3_cells_e9,
             body.slot_id,
         )
-        return {"collection_id": app.record_collection(coi, values, _by(body.operator, caller))}
+        by = acting("RecordCollection", body.operator, caller)
+        return {"collection_id": app.record_collection(coi, values, by)}
 
-    @api.post("/v1/therapies/{coi}/collections/{collection_id}/units", status_code=201)
+    @api.post(
+        "/v1/therapies/{coi}/collections/{collection_id}/units",
+        status_code=201,
+        openapi_extra=declared("LabelUnits"),
+    )
     def label_units(
-        coi: str, collection_id: str, body: LabelBody, caller: Collector
+        coi: str, collection_id: str, body: LabelBody, caller: Labeller
     ) -> dict[str, list[str]]:
-        by = _by(body.operator, caller)
+        by = acting("LabelUnits", body.operator, caller)
         return {"dins": app.label_units(coi, collection_id, body.count, body.unit_kind, by)}
 
-    @api.post("/v1/therapies/{coi}/units/{din}/scans")
-    def verify_label(coi: str, din: str, body: ScanBody, caller: Collector) -> dict[str, bool]:
-        by = _by(body.operator, caller)
+    @api.post("/v1/therapies/{coi}/units/{din}/scans", openapi_extra=declared("VerifyLabel"))
+    def verify_label(coi: str, din: str, body: ScanBody, caller: Verifier) -> dict[str, bool]:
+        by = acting("VerifyLabel", body.operator, caller)
         return {"verified": app.verify_label(coi, din, body.scanned_din, body.scanned_coi, by)}
 
-    @api.post("/v1/therapies/{coi}/units/{din}/packaging")
+    @api.post("/v1/therapies/{coi}/units/{din}/packaging", openapi_extra=declared("PackageUnit"))
     def package_unit(
-        coi: str, din: str, body: PackageBody, caller: Collector
+        coi: str, din: str, body: PackageBody, caller: Packager
     ) -> dict[str, datetime]:
         packaging = PackagingInput(
             body.condition, body.temperature_c, body.manufacturing_site_id, body.frozen_at
         )
-        window = app.package_unit(coi, din, packaging, _by(body.operator, caller))
+        window = app.package_unit(coi, din, packaging, acting("PackageUnit", body.operator, caller))
         return {"window_starts_at": window}
 
     return api

@@ -2,7 +2,9 @@
 
 The caller's site and roles come from its client certificate (`current_caller()`) and become
 its `Scope`; a chain the caller may not read is NOT_FOUND. WatchAlerts streams until the
-client cancels or the service stops.
+client cancels or the service stops. Every method reads (`ACCESS`): one chain (PATIENT: its
+related sites and auditors), or a listing, a stream or KPIs over the chains the caller reads
+(FILTERED).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import grpc  # type: ignore[import-untyped, unused-ignore]
 
 from v2v.projection.v1 import projection_service_pb2 as pb
 from v2v.projection.v1 import projection_service_pb2_grpc as pb_grpc
+from v2v_platform.access_policy import Access, Relation, reads, required_roles
 from v2v_platform.auth.identity import Role, current_caller
 from v2v_platform.errors import DomainError
 from v2v_platform.grpc_service import translate_errors
@@ -33,8 +36,16 @@ READERS = (
 )
 """The roles that may call the reads; what each caller sees is its `Scope`."""
 SERVICE_NAME = "v2v.projection.v1.ChainQueryService"
-METHODS = ("GetChain", "ListChains", "GetCustodyTimeline", "WatchAlerts", "GetKpis")
-REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(READERS) for name in METHODS}
+ACCESS: dict[str, Access] = {
+    "GetChain": reads(Relation.PATIENT, *READERS),
+    "ListChains": reads(Relation.FILTERED, *READERS),
+    "GetCustodyTimeline": reads(Relation.PATIENT, *READERS),
+    # A watch names one chain (NOT_FOUND unless the caller reads it) or streams the alerts
+    # of every chain the caller reads.
+    "WatchAlerts": reads(Relation.PATIENT, *READERS),
+    "GetKpis": reads(Relation.FILTERED, *READERS),
+}
+REQUIRED_ROLES = required_roles(SERVICE_NAME, ACCESS)
 WATCH_POLL_S = 0.5
 
 
@@ -78,7 +89,7 @@ class ChainQueryServicer(pb_grpc.ChainQueryServiceServicer):
 
     @translate_errors
     def GetKpis(self, request: pb.GetKpisRequest, context: Any) -> pb.GetKpisResponse:
-        return proto_views.kpis(self._queries.kpis())
+        return proto_views.kpis(self._queries.kpis(caller_scope()))
 
     def WatchAlerts(
         self, request: pb.WatchAlertsRequest, context: Any

@@ -2,6 +2,7 @@
 
 Sites authenticate with consortium-signed bearer tokens (site and roles from the token); a
 chain the caller may not read is 404, like one that does not exist. Errors are problem+json.
+Every route declares its access (`openapi_extra`: the gRPC twin's `ACCESS`, or `ALERTS`).
 (No `from __future__ import annotations` here: FastAPI resolves the dependencies below.)
 """
 
@@ -10,31 +11,43 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query
 
+from v2v_platform.access_policy import Access, Relation, reads
 from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
 from v2v_platform.scope import Scope
-from v2v_projection.adapters.grpc_api import READERS
+from v2v_projection.adapters.grpc_api import ACCESS, READERS
 from v2v_projection.queries import ChainFilter, ChainQueries
 
 DESCRIPTION = (
     "Chain of identity and custody per COI, folded from every context topic: units and"
     " lineage, custody intervals, stage, release and infusion status, e-signatures, alerts"
-    " and KPIs. A site reads the chains it takes part in; an auditor reads all."
+    " and KPIs. A site reads the chains its relationship facts relate it to (enrolling,"
+    " treating, GMP, QC, shipment origin, destination and carrier); an auditor reads all."
 )
+ALERTS = reads(Relation.FILTERED, *READERS)
+"""`GET /v1/alerts` (no gRPC twin): the alerts of the chains the caller reads."""
 
 
 def create_http_app(queries: ChainQueries, verifier: SiteTokenVerifier) -> FastAPI:
     app = create_app("v2v projection core", "1", DESCRIPTION)
-    reader = require_roles(lambda: verifier, *READERS)
 
-    def scope_of(caller: Annotated[CallerIdentity, Depends(reader)]) -> Scope:
-        return Scope.of(caller)
+    def scope_for(access: Access) -> Any:
+        caller_of = require_roles(lambda: verifier, *access.roles)
 
-    Reader = Annotated[Scope, Depends(scope_of)]
+        def scope_of(caller: Annotated[CallerIdentity, Depends(caller_of)]) -> Scope:
+            return Scope.of(caller)
 
-    @app.get("/v1/chains")
+        return scope_of
+
+    Lister = Annotated[Scope, Depends(scope_for(ACCESS["ListChains"]))]
+    Reader = Annotated[Scope, Depends(scope_for(ACCESS["GetChain"]))]
+    CustodyReader = Annotated[Scope, Depends(scope_for(ACCESS["GetCustodyTimeline"]))]
+    KpiReader = Annotated[Scope, Depends(scope_for(ACCESS["GetKpis"]))]
+    AlertReader = Annotated[Scope, Depends(scope_for(ALERTS))]
+
+    @app.get("/v1/chains", openapi_extra=ACCESS["ListChains"].openapi())
     def list_chains(
-        scope: Reader,
+        scope: Lister,
         stage: str = "",
         site_id: str = "",
         has_alerts: bool | None = None,
@@ -47,24 +60,24 @@ def create_http_app(queries: ChainQueries, verifier: SiteTokenVerifier) -> FastA
         page = queries.list_chains(scope, wanted, limit, after)
         return {"chains": page.chains, "next_after": page.next_after}
 
-    @app.get("/v1/chains/{coi}")
+    @app.get("/v1/chains/{coi}", openapi_extra=ACCESS["GetChain"].openapi())
     def get_chain(scope: Reader, coi: str) -> dict[str, Any]:
         """One chain with everything known about it."""
         return queries.chain(scope, coi)
 
-    @app.get("/v1/chains/{coi}/custody")
-    def get_custody(scope: Reader, coi: str) -> dict[str, Any]:
+    @app.get("/v1/chains/{coi}/custody", openapi_extra=ACCESS["GetCustodyTimeline"].openapi())
+    def get_custody(scope: CustodyReader, coi: str) -> dict[str, Any]:
         """Every unit of the chain with its custody intervals."""
         return {"coi": coi, "units": queries.custody(scope, coi)}
 
-    @app.get("/v1/kpis")
-    def get_kpis(scope: Reader) -> dict[str, Any]:
-        """KPIs for the consortium and per site."""
-        return queries.kpis()
+    @app.get("/v1/kpis", openapi_extra=ACCESS["GetKpis"].openapi())
+    def get_kpis(scope: KpiReader) -> dict[str, Any]:
+        """KPIs over the chains the caller reads (an auditor: the consortium), and per site."""
+        return queries.kpis(scope)
 
-    @app.get("/v1/alerts")
+    @app.get("/v1/alerts", openapi_extra=ALERTS.openapi())
     def list_alerts(
-        scope: Reader, kind: str = "", since: datetime | None = None, coi: str = ""
+        scope: AlertReader, kind: str = "", since: datetime | None = None, coi: str = ""
     ) -> dict[str, Any]:
         """Alerts of the chains the caller may read, oldest first."""
         return {"alerts": queries.alerts(scope, kind, since, coi)}

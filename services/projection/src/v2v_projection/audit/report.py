@@ -89,7 +89,7 @@ def _summary(chain: dict[str, Any]) -> str:
     rows = [
         ("Stage", chain["stage"]),
         ("Treating site", chain["treating_site_id"]),
-        ("Sites taking part", chain["sites"]),
+        ("Related sites (who may read it)", chain["sites"]),
         ("Release", release_statuses(chain)),
         ("Infusion", infusion_status(chain)),
         ("Infused unit", infusion.get("din")),

@@ -110,6 +110,15 @@ class Administration(NamedTuple):
     din: str
     at_ns: int
     event_id: str
+    site_id: str = ""  # the site that recorded it
+
+
+class Link(NamedTuple):
+    """A relationship fact: it relates `named` to the chain when one of `vouchers` is related
+    (see relationships.py)."""
+
+    vouchers: tuple[str, ...]
+    named: tuple[str, ...]
 
 
 class ChainBuilder:
@@ -119,7 +128,20 @@ class ChainBuilder:
         self.treating_site_id = ""
         self.enrolling_site_id = ""
         self.enrolled_ns: int | None = None
+        self.authors: set[str] = set()
+        """Every site that authored one of the chain's facts (whether related or not)."""
+        self.enrolments: set[str] = set()
+        """The enrolling and treating sites of its enrolment(s): where visibility starts."""
+        self.links: list[Link] = []
+        self.batch_authors: dict[str, set[str]] = {}
+        """batch id -> the sites that recorded the batch (its GMP site)."""
+        self.releasers: list[tuple[str, str]] = []
+        """(batch id, site) of each release record: the QC site of that batch."""
+        self.infusion_authors: set[str] = set()
+        """The sites that recorded the chain's infusion events (its treating site only, unless
+        something is wrong)."""
         self.sites: set[str] = set()
+        """The sites the chain is visible to (relationships.py), once all facts are in."""
         self.updated_ns = 0
         self.units: dict[str, Unit] = {}
         self.collections: dict[str, tuple[int, int]] = {}
@@ -152,6 +174,10 @@ class ChainBuilder:
 
     def alert(self, kind: str, at_ns: int, detail: str, event_id: str) -> None:
         self.alerts.append((at_ns, kind, detail, event_id))
+
+    def link(self, voucher: str, *named: str) -> None:
+        """`named` sites are related to the chain if the `voucher` site is."""
+        self.links.append(Link((voucher,), named))
 
     def unit(self, din: str, kind: str) -> Unit:
         found = self.units.get(din)

@@ -19,11 +19,17 @@ from v2v_projection.chain import (  # noqa: F401  (registers the handlers)
     on_manufacturing,
     on_release,
 )
-from v2v_projection.chain.alerts import UntrustedMark, untrusted_alerts
+from v2v_projection.chain.alerts import (
+    UntrustedMark,
+    double_infusion_alerts,
+    unrelated_author_alerts,
+    untrusted_alerts,
+)
 from v2v_projection.chain.applied_envelope import in_derivation_order
 from v2v_projection.chain.builder import ChainBuilder
 from v2v_projection.chain.checks import ChainBreak, integrity_alerts, release_alerts
 from v2v_projection.chain.registry import HANDLERS, STAGE_ONLY
+from v2v_projection.chain.relationships import visible_sites
 from v2v_projection.chain.view import chain_view
 
 
@@ -36,11 +42,11 @@ def derive_chain(
     facts = in_derivation_order(records)
     chain = ChainBuilder(coi)
     handlers, stage_only = HANDLERS, STAGE_ONLY
-    sites = chain.sites
+    authors = chain.authors
     updated = 0
     for fact in facts:
         _, _, event_type, site_id, recorded_ns, envelope = fact
-        sites.add(site_id)
+        authors.add(site_id)
         if recorded_ns > updated:
             updated = recorded_ns
         stage = stage_only.get(event_type)
@@ -53,6 +59,9 @@ def derive_chain(
             decode, handle = found
             handle(chain, fact, decode(envelope.payload))
     chain.updated_ns = updated
+    chain.sites = visible_sites(chain)
+    unrelated_author_alerts(chain, facts)
+    double_infusion_alerts(chain)
     integrity_alerts(chain, breaks)
     untrusted_alerts(chain, untrusted)
     release_alerts(chain)

@@ -12,16 +12,20 @@ from v2v_projection.chain.times import stamp_ns
 
 @handles(pb.PatientEnrolled)
 def enrolled(chain: ChainBuilder, fact: Fact, event: pb.PatientEnrolled) -> None:
+    """Taken from the enrolling site only: another site's claim to enrol the COI is not an
+    enrolment (its author stays unrelated, see relationships.py)."""
+    if fact.site_id != event.enrolling_site_id:
+        return
     chain.treating_site_id = event.treating_site_id
     chain.enrolling_site_id = event.enrolling_site_id
     chain.enrolled_ns = fact.occurred_ns
-    chain.sites.update((event.enrolling_site_id, event.treating_site_id))
+    chain.enrolments.update((event.enrolling_site_id, event.treating_site_id))
     chain.reach("enrolled")
 
 
 @handles(pb.SlotBooked)
 def slot_booked(chain: ChainBuilder, fact: Fact, event: pb.SlotBooked) -> None:
-    chain.sites.add(event.manufacturing_site_id)
+    chain.link(fact.site_id, event.manufacturing_site_id)
     chain.reach("enrolled")
 
 
@@ -29,7 +33,6 @@ def slot_booked(chain: ChainBuilder, fact: Fact, event: pb.SlotBooked) -> None:
 def collection_recorded(chain: ChainBuilder, fact: Fact, event: pb.CollectionRecorded) -> None:
     started, ended = stamp_ns(event.started_at), stamp_ns(event.ended_at)
     chain.collections[event.collection_id] = (started, ended)
-    chain.sites.add(event.collection_site_id)
     chain.reach("collection")
 
 
@@ -62,5 +65,5 @@ def unit_packaged(chain: ChainBuilder, fact: Fact, event: pb.UnitPackaged) -> No
     unit = chain.unit(event.din, "apheresis")
     unit.condition = condition_name(event.condition)
     unit.window_starts_ns = stamp_ns(event.window_starts_at)
-    chain.sites.add(event.manufacturing_site_id)
+    chain.link(fact.site_id, event.manufacturing_site_id)
     chain.reach("collection")

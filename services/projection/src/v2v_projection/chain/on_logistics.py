@@ -23,7 +23,7 @@ def shipment_created(chain: ChainBuilder, fact: Fact, event: pb.ShipmentCreated)
     chain.shipments[event.shipment_id] = Shipment(
         event.shipment_id, dins, event.origin_site_id, event.destination_site_id
     )
-    chain.sites.update((event.origin_site_id, event.destination_site_id, fact.site_id))
+    chain.link(event.origin_site_id, event.destination_site_id, fact.site_id)
     created = stamp_ns(event.created_at) or fact.occurred_ns
     chain.move(fact, "claim", dins, created, to_party=event.custodian)
     products = any(
@@ -84,7 +84,6 @@ def delivered(chain: ChainBuilder, fact: Fact, event: pb.ShipmentDelivered) -> N
     dins = manifest(chain, event.shipment_id)
     site = f"site:{event.destination_site_id}"
     chain.move(fact, "transfer", dins, at, from_party=event.from_party, to_party=site)
-    chain.sites.add(event.destination_site_id)
     chain.sign(fact, event.override_signature)
 
 

@@ -13,13 +13,14 @@ from v2v_projection.chain.times import NS_PER_HOUR, iso, stamp_ns
 
 @handles(pb.SlotBooked)
 def slot_booked(chain: ChainBuilder, fact: Fact, event: pb.SlotBooked) -> None:
-    chain.sites.update((event.manufacturing_site_id, event.booking_site_id))
+    """The GMP site's own record of a booking: related when the booking site is (never the
+    other way round: booking a slot relates no hospital to a COI)."""
+    if event.manufacturing_site_id == fact.site_id:
+        chain.link(event.booking_site_id, fact.site_id)
     chain.reach("enrolled")
 
 
-@handles(pb.SlotReleased)
-def slot_released(chain: ChainBuilder, fact: Fact, event: pb.SlotReleased) -> None:
-    chain.sites.add(event.manufacturing_site_id)
+marks(pb.SlotReleased, "")
 
 
 @handles(pb.UnitReceived)
@@ -29,7 +30,6 @@ def unit_received(chain: ChainBuilder, fact: Fact, event: pb.UnitReceived) -> No
     if unit.window_starts_ns is None and event.HasField("window_starts_at"):
         unit.window_starts_ns = stamp_ns(event.window_starts_at)
     site = event.manufacturing_site_id
-    chain.sites.add(site)
     chain.move(fact, "claim", [event.din], stamp_ns(event.received_at), to_party=f"site:{site}")
     chain.reach("manufacturing")
 
@@ -57,7 +57,7 @@ def batch_started(chain: ChainBuilder, fact: Fact, event: pb.BatchStarted) -> No
     chain.batches[event.batch_id] = Batch(
         event.batch_id, event.manufacturing_site_id, inputs, started
     )
-    chain.sites.add(event.manufacturing_site_id)
+    recorded_by(chain, fact, event.batch_id)
     for din in inputs:
         chain.unit(din, "apheresis").batch_id = event.batch_id
     chain.move(fact, "end", inputs, started)
@@ -100,6 +100,7 @@ marks(pb.InProcessQcRecorded, "manufacturing")
 def products_created(chain: ChainBuilder, fact: Fact, event: pb.ProductUnitsCreated) -> None:
     created = stamp_ns(event.created_at)
     batch = known_batch(chain, fact, event.batch_id, list(event.input_dins))
+    recorded_by(chain, fact, event.batch_id)
     batch.product_dins = list(event.product_dins)
     batch.status, batch.ended_ns = "harvested", created
     site = batch.site_id
@@ -115,8 +116,17 @@ def products_created(chain: ChainBuilder, fact: Fact, event: pb.ProductUnitsCrea
 @handles(pb.BatchFailed)
 def batch_failed(chain: ChainBuilder, fact: Fact, event: pb.BatchFailed) -> None:
     batch = known_batch(chain, fact, event.batch_id, [])
+    recorded_by(chain, fact, event.batch_id)
     batch.status, batch.ended_ns = "failed", fact.occurred_ns
     chain.reach("batch-failed")
+
+
+def recorded_by(chain: ChainBuilder, fact: Fact, batch_id: str) -> None:
+    """The GMP site recorded the batch: it vouches for the batch's QC site."""
+    authors = chain.batch_authors.get(batch_id)
+    if authors is None:
+        authors = chain.batch_authors[batch_id] = set()
+    authors.add(fact.site_id)
 
 
 def known_batch(chain: ChainBuilder, fact: Fact, batch_id: str, inputs: list[str]) -> Batch:

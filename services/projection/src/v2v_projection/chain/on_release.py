@@ -40,7 +40,7 @@ def opened(chain: ChainBuilder, fact: Fact, event: pb.BatchReleaseOpened) -> Non
     release.spec_version = event.spec_version
     release.product_dins = list(event.product_dins)
     release.condition = condition_name(event.condition)
-    chain.sites.update((event.manufacturing_site_id, fact.site_id))
+    chain.releasers.append((event.batch_id, fact.site_id))
     chain.reach("release")
 
 
@@ -79,7 +79,6 @@ def oos_accepted(chain: ChainBuilder, fact: Fact, event: pb.OosReleaseAccepted) 
     products(chain, event.batch_id, list(event.product_dins))
     signature = event.physician_signature
     decide(chain, fact, event.batch_id, "oos-accepted", event.accepted_at, signature)
-    chain.sites.add(event.treating_site_id)
     chain.reach("released")
 
 

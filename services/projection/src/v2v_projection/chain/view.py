@@ -26,7 +26,7 @@ def chain_view(chain: ChainBuilder) -> dict[str, Any]:
         "coi": chain.coi,
         "stage": chain.stage,
         "treating_site_id": chain.treating_site_id,
-        "sites": sorted(site for site in chain.sites if site),
+        "sites": sorted(chain.sites),
         "updated_at": iso(chain.updated_ns),
         "units": [unit_view(unit, custody) for unit in sorted_units(chain)],
         "batches": [
