@@ -42,6 +42,9 @@ def enrol(journey: Journey) -> None:
         ).coi
     journey.world.record_enrolment(journey.coi)
 
+BOOKING_TIMEOUT_S = 45.0
+"""Above intake's wait (30 s) for the GMP site to learn the enrolment before it books."""
+
 
 def collect(journey: Journey, cycle: int) -> None:
     """One apheresis: slot, collection, labels (two-person verified), packaging."""
@@ -57,6 +60,7 @@ def collect(journey: Journey, cycle: int) -> None:
                 manufacturing_site_id=plan.hospital.gmp.site_id,
                 slot_date=slot_day(plan.number, cycle),
             ),
+            timeout_s=BOOKING_TIMEOUT_S,
         ).slot.slot_id
     ended = datetime.now(UTC) - timedelta(hours=1, minutes=plan.number % 50)
     with journey.step(f"record apheresis (cycle {cycle})"):
