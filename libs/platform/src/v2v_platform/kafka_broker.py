@@ -70,7 +70,9 @@ ACCESS: Mapping[str, Access] = {
     "manufacturing": Access(("manufacturing",), ("intake",), "v2v-manufacturing-"),
     "logistics": Access(("logistics",), ("intake", "manufacturing"), "v2v-logistics-"),
     "release": Access(("release",), ("manufacturing", "intake"), "v2v-release-"),
-    "infusion": Access(("infusion",), ("manufacturing", "release", "intake"), "v2v-infusion-"),
+    "infusion": Access(
+        ("infusion",), ("manufacturing", "release", "intake", "infusion"), "v2v-infusion-"
+    ),
     "projection": Access((), CONTEXTS, "v2v-projection"),
     "audit": Access((), CONTEXTS, None),
 }

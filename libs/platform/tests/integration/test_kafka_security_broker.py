@@ -186,6 +186,7 @@ def test_a_service_consumes_and_publishes_through_the_authenticated_tls_listener
         lambda: facts.release_of(batch_id).status is ReleaseStatus.FINAL,
         "the certification, read and verified through SASL_SSL, to reach the facts",
     )
+    eventually(lambda: facts.treating_site_of(coi) == HOSPITAL, "intake's enrolment")
 
     assert service.grpc is not None
     credentials = channel_credentials(SiteTlsFiles.for_site(pki, HOSPITAL))

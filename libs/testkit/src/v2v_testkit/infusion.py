@@ -1,6 +1,7 @@
-"""Infusion test wiring (tests only): fixed identifiers, a settable clock, in-memory facts, an
-in-memory signer store with one physician, the readers' scopes, and the application wired to
-in-memory (or given) event stores."""
+"""Infusion test wiring (tests only): fixed identifiers, a settable clock, in-memory facts
+(product units' COIs enrolled for this site unless told otherwise; infusions at other sites),
+an in-memory signer store with one physician, the readers' scopes, and the application wired
+to in-memory (or given) event stores."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from v2v_infusion.application import InfusionApplication
 from v2v_infusion.domain.values import (
     FailureAlert,
+    KnownInfusion,
     KnownProduct,
     ReleaseState,
     ReleaseStatus,
@@ -67,6 +69,7 @@ class InMemoryFacts:
     releases: dict[str, ReleaseState] = field(default_factory=dict)
     alerts: dict[str, FailureAlert] = field(default_factory=dict)
     treating_sites: dict[str, str] = field(default_factory=dict)
+    infusions: dict[str, list[KnownInfusion]] = field(default_factory=dict)
 
     def product_unit(self, din_data: str) -> KnownProduct | None:
         return self.units.get(din_data)
@@ -86,15 +89,23 @@ class InMemoryFacts:
     def treating_site_of(self, coi: str) -> str | None:
         return self.treating_sites.get(coi)
 
+    def infusions_of(self, din_data: str) -> list[KnownInfusion]:
+        return list(self.infusions.get(din_data, []))
+
     def create_products(
         self,
         dins: Iterable[str],
         coi: str = COI,
         batch_id: str = BATCH,
         condition: Condition = Condition.FRESH_COLD,
+        treating_site_id: str | None = SITE,
     ) -> None:
+        """Manufacturing's units of `coi`; the COI enrolled for `treating_site_id` (this site
+        by default; None: no enrolment known) unless an enrolment is already known."""
         for din in dins:
             self.units[din[:13]] = KnownProduct(din, coi, batch_id, condition)
+        if treating_site_id is not None:
+            self.treating_sites.setdefault(coi, treating_site_id)
 
     def release(
         self,
@@ -128,6 +139,19 @@ class InMemoryFacts:
 
     def enrol(self, coi: str = COI, treating_site_id: str = SITE) -> None:
         self.treating_sites[coi] = treating_site_id
+
+    def infuse(
+        self,
+        din: str,
+        site_id: str = OTHER_SITE,
+        coi: str = COI,
+        administered_at: datetime = RELEASED_AT + timedelta(hours=1),
+    ) -> KnownInfusion:
+        """An infusion of `din` at `site_id` (another site by default), as infusion's own
+        topic tells it."""
+        infusion = KnownInfusion(din, coi, site_id, administered_at)
+        self.infusions.setdefault(din[:13], []).append(infusion)
+        return infusion
 
 
 def physician_store(site: str = SITE) -> InMemorySignerStore:

@@ -25,7 +25,7 @@ from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.service_application import utc_now
 from v2v_platform.service_runtime import Closable, RuntimeService
 
-FACT_TOPICS = ("manufacturing", "release", "intake")
+FACT_TOPICS = FACTS_FEED.contexts
 
 
 @dataclass

@@ -2,15 +2,16 @@
 
 `InfusionFacts`: what infusion knows from other contexts' Kafka events, read from its own
 projection (`adapters.facts_projection`): manufacturing's product units, release's decisions
-and post-release failures, intake's treating sites. Infusion never calls those services or
-reads their databases.
+and post-release failures, intake's treating sites, and the infusions every treating site
+published (infusion's own topic). Infusion never calls those services or reads their
+databases.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from v2v_infusion.domain.values import FailureAlert, KnownProduct, ReleaseState
+from v2v_infusion.domain.values import FailureAlert, KnownInfusion, KnownProduct, ReleaseState
 
 
 class InfusionFacts(Protocol):
@@ -27,6 +28,10 @@ class InfusionFacts(Protocol):
         ...
 
     def treating_site_of(self, coi: str) -> str | None: ...
+
+    def infusions_of(self, din_data: str) -> list[KnownInfusion]:
+        """The unit's infusions at any site (one, unless something went badly wrong)."""
+        ...
 
 
 class NoInfusionFacts:
@@ -49,3 +54,6 @@ class NoInfusionFacts:
 
     def treating_site_of(self, coi: str) -> str | None:
         return None
+
+    def infusions_of(self, din_data: str) -> list[KnownInfusion]:
+        return []

@@ -48,7 +48,9 @@ def test_failures_of_cois_treated_here_or_of_batches_received_here_are_alerts(
     assert [a.failure_id for a in app.list_alerts(WARD_SCOPE)] == ["f-treated-here"]
     din = product_din(5)
     facts.create_products([din], OTHER_COI, OTHER_BATCH)
+    facts.enrol(OTHER_COI)  # treated here when its unit was received (issue 13: only then) ...
     app.receive_product(din, None, nurse())  # a unit of the other batch is here now
+    facts.enrol(OTHER_COI, OTHER_SITE)  # ... then its treatment moved: the unit is still here
     facts.alerts["f-elsewhere"] = facts.fail(
         "f-elsewhere", OTHER_BATCH, OTHER_COI, dins=[din], raised_at=treated_here.raised_at
     )

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from v2v_infusion.application import Administration, InfusionApplication
+from v2v_infusion.domain.acknowledgement import FailureAcknowledgement
 from v2v_infusion.domain.mismatches import BedsideMismatch, UnattributableScan
 from v2v_infusion.domain.product import ProductAtSite
 from v2v_infusion.domain.values import ReleaseStatus, ScanRefused
-from v2v_platform.attribution import Attribution
+from v2v_platform.attribution import Attribution, SignatureManifestation
 from v2v_platform.conditions import Condition
 from v2v_platform.ids import Coi
 from v2v_platform.protocol_rules import ProtocolRules
@@ -25,6 +26,8 @@ from v2v_testkit.infusion import (
     FIRST_NURSE,
     OTHER_COI,
     OTHER_SITE,
+    PHYSICIAN_ID,
+    PHYSICIAN_NAME,
     RELEASED_AT,
     SECOND_NURSE,
     SIGNATURE_REQUEST,
@@ -125,8 +128,9 @@ def test_a_further_good_scan_of_a_verified_unit_changes_nothing(
 
 
 def test_malformed_unit_label_with_a_valid_wristband_is_recorded_on_the_wristband_chain(
-    app: InfusionApplication,
+    app: InfusionApplication, facts: InMemoryFacts
 ) -> None:
+    facts.enrol()  # the wristband's patient is treated here (another site's: unpublished)
     mismatch = refused_scan(app, COI, "not-a-din", "malformed-label")
     assert isinstance(mismatch, BedsideMismatch.Recorded) and mismatch.coi == COI
 
@@ -155,7 +159,10 @@ def test_a_scan_naming_no_chain_is_kept_in_the_unpublished_records_only(
     )
 
 
-def test_an_unknown_unit_is_refused_on_the_wristband_chain(app: InfusionApplication) -> None:
+def test_an_unknown_unit_is_refused_on_the_wristband_chain(
+    app: InfusionApplication, facts: InMemoryFacts
+) -> None:
+    facts.enrol(OTHER_COI)  # the wristband's patient is treated here (another site's: unpublished)
     mismatch = refused_scan(app, OTHER_COI, product_din(9), "unknown-unit")
     assert isinstance(mismatch, BedsideMismatch.Recorded) and mismatch.coi == OTHER_COI
 
@@ -205,12 +212,16 @@ def test_an_unacknowledged_post_release_failure_is_refused_until_acknowledged_he
 
 
 def test_an_acknowledgement_at_another_site_does_not_count_here(
-    app: InfusionApplication, facts: InMemoryFacts
+    app: InfusionApplication, facts: InMemoryFacts, clock: Clock
 ) -> None:
-    """Acknowledgements are per site: one at another site's service is not in this store."""
+    """Acknowledgements are per site: one by another site (even were it in this store) does
+    not unblock this site's units. (Before issue 13 the patient was enrolled for the other
+    site here; such a unit is now refused as `not-treating-site` before any failure check.)"""
     din = receive_released(app, facts)
-    facts.enrol(treating_site_id=OTHER_SITE)
-    facts.fail(dins=[din])
+    alert = facts.fail(dins=[din])
+    signature = SignatureManifestation(PHYSICIAN_ID, PHYSICIAN_NAME, "responsibility", clock.now)
+    elsewhere = Attribution(PHYSICIAN_ID, PHYSICIAN_NAME, "infusion", OTHER_SITE)
+    app.save(FailureAcknowledgement.acknowledge(alert, "noted", signature, clock.now, elsewhere))
     refused_scan(app, COI, din, "unacknowledged-failure")
 
 

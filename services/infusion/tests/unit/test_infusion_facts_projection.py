@@ -1,9 +1,11 @@
-"""Infusion's projection of manufacturing, release and intake events: decoded from real
-protobuf payloads, folded once per (aggregate, version), idempotent on redelivery and
-insensitive to the order in which the topics arrive."""
+"""Infusion's projection of manufacturing, release and intake events, and of every treating
+site's infusions (its own topic): decoded from real protobuf payloads, folded once per
+(aggregate, version), idempotent on redelivery and insensitive to the order in which the
+topics arrive."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from v2v.common.v1.common_pb2 import Condition
+from v2v.infusion.events.v1 import events_pb2 as infusion
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v.release.events.v1 import events_pb2 as release
@@ -28,7 +31,8 @@ from v2v_platform.consumer import Delivered, SqliteConsumerStore, apply_once
 from v2v_platform.envelope import Location
 from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope
 from v2v_platform.envelope.keys import SiteSigningKey
-from v2v_testkit.infusion import BATCH, COI, SITE, product_din
+from v2v_testkit.golden.infusion import GOLDEN_DIR
+from v2v_testkit.infusion import BATCH, COI, OTHER_SITE, SITE, product_din
 
 AT = datetime(2025, 6, 4, 8, 0, tzinfo=UTC)
 PROJECTED_AT = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
@@ -188,6 +192,22 @@ def test_enrolment_names_the_treating_site(projected: Projected) -> None:
     assert facts.treating_site_of("CHA123425000099") is None
 
 
+def test_the_first_enrolment_by_its_enrolling_site_names_the_treating_site(
+    projected: Projected,
+) -> None:
+    def enrolment(by: str, treating: str) -> intake.PatientEnrolled:
+        return intake.PatientEnrolled(
+            coi=COI, patient_pseudonym="p-1", enrolling_site_id=by, treating_site_id=treating
+        )
+
+    claimed = enrolment("HOSP-C", "HOSP-X")  # signed by HOSP-X, claiming HOSP-C enrolled
+    projected.feed(delivered("therapy-0", 1, claimed, "HOSP-X"))
+    assert projected.facts().treating_site_of(COI) is None
+    projected.feed(delivered("therapy-1", 1, enrolment("HOSP-C", SITE), "HOSP-C"))
+    projected.feed(delivered("therapy-2", 1, enrolment("HOSP-X", "HOSP-X"), "HOSP-X"))
+    assert projected.facts().treating_site_of(COI) == SITE
+
+
 def test_malformed_events_are_skipped_not_projected(projected: Projected) -> None:
     bad_units = manufacturing.ProductUnitsCreated(
         coi="not a coi", batch_id=BATCH, product_dins=DINS
@@ -202,3 +222,36 @@ def test_malformed_events_are_skipped_not_projected(projected: Projected) -> Non
     facts = projected.facts()
     assert facts.product_unit(DINS[0][:13]) is None
     assert facts.release_of(BATCH).status is ReleaseStatus.NONE
+
+
+def golden_infusion() -> infusion.InfusionAdministered:
+    """Infusion's own published contract (its golden vector)."""
+    payload = (GOLDEN_DIR / "InfusionAdministered.bin").read_bytes()
+    return infusion.InfusionAdministered.FromString(payload)
+
+
+def test_an_infusion_at_any_site_is_known_by_its_unit(projected: Projected) -> None:
+    administered = golden_infusion()
+    assert projected.feed(delivered("unit-1", 5, administered, OTHER_SITE)) == (1, 0)
+    [known] = projected.facts().infusions_of(administered.din[:13])
+    assert (known.din, known.coi, known.site_id) == (administered.din, administered.coi, OTHER_SITE)
+    assert known.administered_at == administered.administered_at.ToDatetime(UTC)
+    assert projected.facts().infusions_of(product_din(99)[:13]) == []
+
+
+def test_a_second_sites_infusion_of_one_unit_is_a_critical_double_infusion(
+    projected: Projected, caplog: pytest.LogCaptureFixture
+) -> None:
+    administered = golden_infusion()
+    projected.feed(delivered("unit-1", 5, administered, SITE))
+    projected.feed(delivered("unit-1", 5, administered, SITE))  # redelivery: nothing new
+    assert not [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    projected.feed(delivered("unit-9", 5, administered, OTHER_SITE))
+    sites = [known.site_id for known in projected.facts().infusions_of(administered.din[:13])]
+    assert sorted(sites) == sorted([SITE, OTHER_SITE])
+    [critical] = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert "double-infusion" in critical.getMessage() and OTHER_SITE in critical.getMessage()
+
+
+def test_infusion_reads_its_own_topic() -> None:
+    assert "infusion" in FACTS_FEED.contexts

@@ -15,9 +15,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from v2v.common.v1.common_pb2 import Condition, ESignatureRequest, Operator
 from v2v.infusion.v1 import infusion_service_pb2 as pb
 from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
+from v2v_infusion.adapters.grpc_api import ACCESS, REQUIRED_ROLES, SERVICE_NAME
 from v2v_infusion.bootstrap import InfusionService, bootstrap
 from v2v_infusion.settings import InfusionSettings
+from v2v_platform.access_policy import Access, Relation
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
+from v2v_platform.auth.identity import Role
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
 from v2v_testkit.infusion import (
@@ -280,3 +283,63 @@ def test_http_another_treating_site_reads_nothing_recorded_here(
         assert foreign.headers["content-type"] == "application/problem+json"
     assert len(client.get("/v1/alerts", headers=ward).json()["alerts"]) == 1
     assert client.get("/v1/alerts", headers=other).json() == {"alerts": []}
+
+
+def test_every_method_and_route_declares_its_access(
+    service: tuple[InfusionService, InMemoryFacts],
+) -> None:
+    methods = {m.name for m in pb.DESCRIPTOR.services_by_name["InfusionService"].methods}
+    assert set(ACCESS) == methods
+    assert {
+        f"/{SERVICE_NAME}/{name}": access.roles for name, access in ACCESS.items()
+    } == REQUIRED_ROLES
+    writes = {name for name, access in ACCESS.items() if access.writes}
+    assert all(ACCESS[name].relation is Relation.OWN_SITE for name in writes)
+    assert all(Role.AUDITOR not in ACCESS[name].roles for name in writes)
+    assert ACCESS["GetProductUnit"].relation is Relation.PATIENT
+    assert ACCESS["ListAlerts"].relation is Relation.FILTERED
+    app = service[0].http_app
+    operations = [
+        operation
+        for path in app.openapi()["paths"].values()
+        for operation in path.values()
+        if isinstance(operation, dict) and "responses" in operation
+    ]
+    declared = [Access.from_openapi(operation) for operation in operations]
+    assert None not in declared and len(declared) == len(ACCESS)
+    assert set(declared) == set(ACCESS.values())
+
+
+def test_another_site_may_not_write_at_this_wards_service(
+    pki: Path, service: tuple[InfusionService, InMemoryFacts]
+) -> None:
+    running, _ = service
+    din = product_din(1)
+    other, channel = stub(pki, running, OTHER_SITE)
+    with channel:
+        receipt = pb.ReceiveProductRequest(operator=NORA, din=din)
+        assert status_of(other.ReceiveProduct, receipt)[0] == grpc.StatusCode.PERMISSION_DENIED
+        scan = pb.ScanAtBedsideRequest(operator=NORA, wristband_coi=COI, din=din)
+        assert status_of(other.ScanAtBedside, scan)[0] == grpc.StatusCode.PERMISSION_DENIED
+    client = TestClient(running.http_app, raise_server_exceptions=False)
+    nora = {"user_id": "u-nurse", "printed_name": "Nora Nurse"}
+    refused = client.post(
+        f"/v1/units/{din}/receipt", json={"operator": nora}, headers=auth(pki, OTHER_SITE)
+    )
+    assert refused.status_code == 403
+    assert running.app.recorder.max_notification_id() in (None, 0)
+
+
+def test_a_unit_infused_elsewhere_is_refused_storage_over_http_with_its_reason(
+    pki: Path, service: tuple[InfusionService, InMemoryFacts]
+) -> None:
+    running, facts = service
+    client = TestClient(running.http_app, raise_server_exceptions=False)
+    ward = auth(pki, SITE)
+    nora = {"user_id": "u-nurse", "printed_name": "Nora Nurse"}
+    din = product_din(1)
+    assert client.post(f"/v1/units/{din}/receipt", json={"operator": nora}, headers=ward).is_success
+    facts.infuse(din, OTHER_SITE)
+    body = {"operator": nora, "location": "FRIDGE-1"}
+    refused = client.post(f"/v1/units/{din}/storage", json=body, headers=ward)
+    assert refused.status_code == 409 and refused.json()["reason_code"] == "already-infused"

@@ -44,7 +44,9 @@ def golden(context: str, name: str) -> Message:
     return message
 
 
-def delivered(payload: Message, version: int = 1, reason: str = "") -> Delivered:
+def delivered(
+    payload: Message, version: int = 1, reason: str = "", site: str = "GMP-B"
+) -> Delivered:
     content = EnvelopeContent(
         coi=COI,
         aggregate_type="Batch",
@@ -53,11 +55,12 @@ def delivered(payload: Message, version: int = 1, reason: str = "") -> Delivered
         payload=payload,
         schema_version=1,
         recorded_at=datetime(2025, 6, 2, tzinfo=UTC),
-        site_id="GMP-B",
+        site_id=site,
         actor=Actor("u-op", "Grace Operator", "manufacturing"),
         reason=reason,
     )
-    return Delivered(build_envelope(content, b"", SIGNER), Location("t"), [])
+    signer = SIGNER if site == "GMP-B" else SiteSigningKey.from_seed(site, bytes(range(32)))
+    return Delivered(build_envelope(content, b"", signer), Location("t"), [])
 
 
 def fold(store: SqliteConsumerStore, *batch: Delivered) -> int:
@@ -109,7 +112,23 @@ def test_the_treating_site_comes_from_intake(
     store: SqliteConsumerStore, facts: SqlReleaseFacts
 ) -> None:
     assert facts.treating_site(COI) is None
-    fold(store, delivered(golden("intake", "PatientEnrolled")))
+    fold(store, delivered(golden("intake", "PatientEnrolled"), site="HOSP-A"))
+    assert facts.treating_site(COI) == "HOSP-T"
+
+
+def test_only_the_first_enrolment_by_its_enrolling_site_names_the_treating_site(
+    store: SqliteConsumerStore, facts: SqlReleaseFacts
+) -> None:
+    enrolled = golden("intake", "PatientEnrolled")
+    assert isinstance(enrolled, intake.PatientEnrolled)
+    claimed = intake.PatientEnrolled()
+    claimed.CopyFrom(enrolled)
+    claimed.treating_site_id = "HOSP-X"
+    fold(store, delivered(claimed, site="HOSP-X"))  # HOSP-X claims HOSP-A enrolled it
+    assert facts.treating_site(COI) is None
+    fold(store, delivered(enrolled, version=2, site="HOSP-A"))
+    claimed.enrolling_site_id = "HOSP-X"
+    fold(store, delivered(claimed, version=3, site="HOSP-X"))
     assert facts.treating_site(COI) == "HOSP-T"
 
 

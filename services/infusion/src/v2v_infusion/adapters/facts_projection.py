@@ -1,7 +1,7 @@
-"""Infusion's own projection of other contexts' Kafka events (`FactsProjection`, the
-consumer's `apply`), and `SqlInfusionFacts`, the application's `ports.InfusionFacts` read from
-its tables (SQLite or PostgreSQL; SQL written once with `?` placeholders). Infusion never calls
-those services or reads their databases.
+"""Infusion's own projection of other contexts' (and every treating site's) Kafka events
+(`FactsProjection`, the consumer's `apply`), and `SqlInfusionFacts`, the application's
+`ports.InfusionFacts` read from its tables (SQLite or PostgreSQL; SQL written once with `?`
+placeholders). Infusion never calls those services or reads their databases.
 
 - `v2v.manufacturing.events.v1.ProductUnitsCreated`: product units (DIN -> COI, batch, hold
   condition);
@@ -11,7 +11,10 @@ those services or reads their databases.
   release decision);
 - `v2v.release.events.v1.PostReleaseFailureRecorded`: an alert row, raised when first
   projected (redelivery keeps the first);
-- `v2v.intake.events.v1.PatientEnrolled`: the COI's treating site.
+- `v2v.intake.events.v1.PatientEnrolled`: the COI's treating site;
+- `v2v.infusion.events.v1.InfusionAdministered`, from every treating site (this one
+  included; the site is the envelope's verified author): one row per (unit, site). A unit
+  is infused once: a second site's row is logged as a critical double infusion.
 
 Written in the consumer store's transaction (with its ledger). Every write is an upsert, so
 redelivery changes nothing, and no row depends on another, so the order of arrival across
@@ -28,10 +31,17 @@ from typing import Any
 from google.protobuf.message import DecodeError, Message
 
 from v2v.events.v1.envelope_pb2 import Envelope
+from v2v.infusion.events.v1 import events_pb2 as infusion
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v.release.events.v1 import events_pb2 as release
-from v2v_infusion.domain.values import FailureAlert, KnownProduct, ReleaseState, ReleaseStatus
+from v2v_infusion.domain.values import (
+    FailureAlert,
+    KnownInfusion,
+    KnownProduct,
+    ReleaseState,
+    ReleaseStatus,
+)
 from v2v_platform.conditions import Condition
 from v2v_platform.consumer import Delivered
 from v2v_platform.errors import InvalidInput
@@ -61,6 +71,9 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS infusion_failures_batch ON infusion_failures (batch_id)",
     "CREATE TABLE IF NOT EXISTS infusion_treating_sites ("
     " coi TEXT PRIMARY KEY, treating_site_id TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS infusion_administrations ("
+    " din_data TEXT NOT NULL, site_id TEXT NOT NULL, din TEXT NOT NULL, coi TEXT NOT NULL,"
+    " administered_at TEXT NOT NULL, PRIMARY KEY (din_data, site_id))",
 )
 UPSERT_UNIT = (
     "INSERT INTO infusion_product_units VALUES (?, ?, ?, ?, ?) ON CONFLICT (din_data)"
@@ -77,9 +90,16 @@ INSERT_FAILURE = (
     "INSERT INTO infusion_failures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (failure_id) DO NOTHING"
 )
-UPSERT_TREATING_SITE = (
-    "INSERT INTO infusion_treating_sites VALUES (?, ?) ON CONFLICT (coi)"
-    " DO UPDATE SET treating_site_id = excluded.treating_site_id"
+INSERT_TREATING_SITE = (  # the first enrolment of a COI stands: a later one moves nothing
+    "INSERT INTO infusion_treating_sites VALUES (?, ?) ON CONFLICT (coi) DO NOTHING"
+)
+INSERT_ADMINISTRATION = (
+    "INSERT INTO infusion_administrations VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (din_data, site_id) DO NOTHING"
+)
+SELECT_ADMINISTRATIONS = (
+    "SELECT din, coi, site_id, administered_at FROM infusion_administrations"
+    " WHERE din_data = ? ORDER BY administered_at, site_id"
 )
 SELECT_UNIT = "SELECT din, coi, batch_id, condition FROM infusion_product_units WHERE din_data = ?"
 SELECT_BATCH_DINS = "SELECT din FROM infusion_product_units WHERE batch_id = ? ORDER BY din_data"
@@ -151,6 +171,10 @@ class FactsProjection:
                 self._failure,
             ),
             _name(intake.PatientEnrolled): (intake.PatientEnrolled, self._enrolled),
+            _name(infusion.InfusionAdministered): (
+                infusion.InfusionAdministered,
+                self._infused,
+            ),
         }
 
     def __call__(self, unit_of_work: Any, delivered: Delivered) -> None:
@@ -198,9 +222,34 @@ class FactsProjection:
         )
         unit_of_work.execute(self._sql(INSERT_FAILURE), row)
 
-    def _enrolled(self, unit_of_work: Any, event: intake.PatientEnrolled, _: Envelope) -> None:
+    def _enrolled(
+        self, unit_of_work: Any, event: intake.PatientEnrolled, envelope: Envelope
+    ) -> None:
+        """Only an enrolment by its enrolling site (the envelope's verified author) counts."""
+        if event.enrolling_site_id != envelope.site_id:
+            log.warning(
+                "enrolment of %s by %s names %r as its enrolling site: not a fact here",
+                event.coi,
+                envelope.site_id,
+                event.enrolling_site_id,
+            )
+            return
         row = (Coi.parse(event.coi).value, _required("treating_site_id", event.treating_site_id))
-        unit_of_work.execute(self._sql(UPSERT_TREATING_SITE), row)
+        unit_of_work.execute(self._sql(INSERT_TREATING_SITE), row)
+
+    def _infused(
+        self, unit_of_work: Any, event: infusion.InfusionAdministered, envelope: Envelope
+    ) -> None:
+        """An infusion at the envelope's (verified) author site."""
+        din = Din.parse(event.din)
+        site_id = _required("site_id", envelope.site_id)
+        administered_at = stored_time(_time(event, "administered_at", envelope))
+        row = (din.data, site_id, str(din), Coi.parse(event.coi).value, administered_at)
+        unit_of_work.execute(self._sql(INSERT_ADMINISTRATION), row)
+        infused = unit_of_work.execute(self._sql(SELECT_ADMINISTRATIONS), (din.data,)).fetchall()
+        if len(infused) > 1:
+            sites = ", ".join(str(site) for _, _, site, _ in infused)
+            log.critical("double-infusion: unit %s was infused at %s", din, sites)
 
 
 def _name(message_class: type[Message]) -> str:
@@ -260,6 +309,14 @@ class SqlInfusionFacts:
         rows = self._query(SELECT_TREATING_SITE, (coi,))
         return str(rows[0][0]) if rows else None
 
+    def infusions_of(self, din_data: str) -> list[KnownInfusion]:
+        return [
+            KnownInfusion(din, coi, site_id, datetime.fromisoformat(administered_at))
+            for din, coi, site_id, administered_at in self._query(
+                SELECT_ADMINISTRATIONS, (din_data,)
+            )
+        ]
+
     def _alert(self, row: tuple[Any, ...]) -> FailureAlert:
         failure_id, coi, batch_id, dins, test, value, criterion, result_at, raised_at = row
         named = [din for din in dins.split(",") if din]
@@ -279,7 +336,7 @@ class SqlInfusionFacts:
 
 FACTS_FEED = FactsFeed(
     name="facts",
-    contexts=("manufacturing", "release", "intake"),
+    contexts=("manufacturing", "release", "intake", "infusion"),
     projection=FactsProjection,
     consumer_name=CONSUMER_NAME,
     sqlite_suffix="facts",

@@ -4,6 +4,12 @@ The caller's site and roles come from its client certificate (`current_caller()`
 from request fields; domain refusals become status codes via `translate_errors` (a refused
 bedside scan is FAILED_PRECONDITION, its reason code first in the details). Reads are given
 the caller's `Scope`.
+
+`ACCESS` declares each method's roles and relationship (`v2v_platform.access_policy`): every
+write records for this treating site only (OWN_SITE: another site is PERMISSION_DENIED); a
+product unit is read by this site for its own patients' units and the units it holds, and by
+auditors (PATIENT: anyone else NOT_FOUND, as if absent); the alert list holds this site's
+alerts for this site, every alert for an auditor, and nothing for another site (FILTERED).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from v2v.infusion.v1 import infusion_service_pb2 as pb
 from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
 from v2v_infusion.application import Administration, AdverseEventReport, InfusionApplication
 from v2v_infusion.views import AlertView, ProductUnitView
+from v2v_platform.access_policy import Access, Relation, reads, required_roles, writes
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import Role, current_caller
 from v2v_platform.esign import SignatureRequest
@@ -30,24 +37,23 @@ from v2v_platform.proto_values import (
 from v2v_platform.scope import Scope
 
 SERVICE_NAME = "v2v.infusion.v1.InfusionService"
-INFUSION = (Role.INFUSION,)
-READERS = (Role.INFUSION, Role.AUDITOR)
-ROLES: dict[str, tuple[Role, ...]] = {
-    "ReceiveProduct": INFUSION,
-    "StoreProduct": INFUSION,
-    "StartThaw": INFUSION,
-    "ScanAtBedside": INFUSION,
-    "AdministerInfusion": INFUSION,
-    "RecordAdverseEvent": INFUSION,
-    "ListAlerts": READERS,
-    "AcknowledgeAlert": INFUSION,
-    "GetProductUnit": READERS,
+ACCESS: dict[str, Access] = {
+    "ReceiveProduct": writes(Relation.OWN_SITE, Role.INFUSION),
+    "StoreProduct": writes(Relation.OWN_SITE, Role.INFUSION),
+    "StartThaw": writes(Relation.OWN_SITE, Role.INFUSION),
+    "ScanAtBedside": writes(Relation.OWN_SITE, Role.INFUSION),
+    "AdministerInfusion": writes(Relation.OWN_SITE, Role.INFUSION),
+    "RecordAdverseEvent": writes(Relation.OWN_SITE, Role.INFUSION),
+    "AcknowledgeAlert": writes(Relation.OWN_SITE, Role.INFUSION),
+    "ListAlerts": reads(Relation.FILTERED, Role.INFUSION, Role.AUDITOR),
+    "GetProductUnit": reads(Relation.PATIENT, Role.INFUSION, Role.AUDITOR),
 }
-REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(roles) for name, roles in ROLES.items()}
+REQUIRED_ROLES = required_roles(SERVICE_NAME, ACCESS)
 
 
 def acting(method: str, operator: common_pb2.Operator) -> Attribution:
-    return attribution(current_caller(), ROLES[method], operator.user_id, operator.printed_name)
+    roles = ACCESS[method].roles
+    return attribution(current_caller(), roles, operator.user_id, operator.printed_name)
 
 
 def optional_timestamp(moment: datetime | None) -> Any:

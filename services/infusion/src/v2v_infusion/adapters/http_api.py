@@ -1,9 +1,11 @@
 """HTTP API (FastAPI) over the same application as gRPC; OpenAPI at /openapi.json.
 
 Sites authenticate with consortium-signed bearer tokens; the caller's site comes from the
-token, never from the body. Refusals are problem+json documents with a 4xx status; a refused
-scan or infusion (409) carries its `reason_code`. (No `from __future__ import annotations`
-here: FastAPI resolves the dependencies below.)
+token, never from the body. Refusals are problem+json documents with a 4xx status; a step
+refused by a safety rule (scan, storage, thaw, infusion: 409) carries its `reason_code`.
+Every route declares its gRPC twin's access (`grpc_api.ACCESS`: roles and relationship) in
+its OpenAPI operation (`x-v2v-access`) and requires those roles. (No `from __future__ import
+annotations` here: FastAPI resolves the dependencies below.)
 """
 
 from dataclasses import asdict
@@ -14,9 +16,9 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from v2v_infusion.adapters.grpc_api import ROLES
+from v2v_infusion.adapters.grpc_api import ACCESS
 from v2v_infusion.application import Administration, AdverseEventReport, InfusionApplication
-from v2v_infusion.domain.values import InfusionRefused, ScanRefused
+from v2v_infusion.domain.values import SafetyRefused
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.esign import SignatureRequest
@@ -93,20 +95,31 @@ class Acknowledgement(Command):
 
 
 def safety_refusal(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, ScanRefused | InfusionRefused)
+    assert isinstance(error, SafetyRefused)
     return problem(409, SAFETY_REFUSAL, str(error), "refused", reason_code=error.reason_code)
 
 
 def create_http_app(application: InfusionApplication, verifier: SiteTokenVerifier) -> FastAPI:
     def caller_for(method: str) -> Any:
-        return require_roles(lambda: verifier, *ROLES[method])
+        return require_roles(lambda: verifier, *ACCESS[method].roles)
 
-    Nurse = Annotated[CallerIdentity, Depends(caller_for("ScanAtBedside"))]
-    Reader = Annotated[CallerIdentity, Depends(caller_for("GetProductUnit"))]
+    Receiver = Annotated[CallerIdentity, Depends(caller_for("ReceiveProduct"))]
+    Storer = Annotated[CallerIdentity, Depends(caller_for("StoreProduct"))]
+    Thawer = Annotated[CallerIdentity, Depends(caller_for("StartThaw"))]
+    Scanner = Annotated[CallerIdentity, Depends(caller_for("ScanAtBedside"))]
+    Administrator = Annotated[CallerIdentity, Depends(caller_for("AdministerInfusion"))]
+    Reporter = Annotated[CallerIdentity, Depends(caller_for("RecordAdverseEvent"))]
+    Physician = Annotated[CallerIdentity, Depends(caller_for("AcknowledgeAlert"))]
+    UnitReader = Annotated[CallerIdentity, Depends(caller_for("GetProductUnit"))]
+    AlertReader = Annotated[CallerIdentity, Depends(caller_for("ListAlerts"))]
+
+    def declared(method: str) -> dict[str, Any]:
+        return ACCESS[method].openapi()
 
     def acting(caller: CallerIdentity, method: str, body: Command) -> Attribution:
         operator = body.operator
-        return attribution(caller, ROLES[method], operator.user_id, operator.printed_name)
+        roles = ACCESS[method].roles
+        return attribution(caller, roles, operator.user_id, operator.printed_name)
 
     app = create_app(
         "v2v infusion",
@@ -114,32 +127,33 @@ def create_http_app(application: InfusionApplication, verifier: SiteTokenVerifie
         "Receipt, storage, thaw, two-person bedside verification, infusion, adverse events and"
         " post-release failure alerts at a treating site.",
     )
-    app.add_exception_handler(ScanRefused, safety_refusal)
-    app.add_exception_handler(InfusionRefused, safety_refusal)
+    app.add_exception_handler(SafetyRefused, safety_refusal)
 
-    @app.post("/v1/units/{din}/receipt", status_code=201)
-    def receive(din: str, body: Receive, caller: Nurse) -> Any:
+    @app.post("/v1/units/{din}/receipt", status_code=201, openapi_extra=declared("ReceiveProduct"))
+    def receive(din: str, body: Receive, caller: Receiver) -> Any:
         by = acting(caller, "ReceiveProduct", body)
         return asdict(application.receive_product(din, body.received_at, by))
 
-    @app.post("/v1/units/{din}/storage")
-    def store(din: str, body: Store, caller: Nurse) -> Any:
+    @app.post("/v1/units/{din}/storage", openapi_extra=declared("StoreProduct"))
+    def store(din: str, body: Store, caller: Storer) -> Any:
         by = acting(caller, "StoreProduct", body)
         return asdict(application.store_product(din, body.location, body.stored_at, by))
 
-    @app.post("/v1/units/{din}/thaw")
-    def thaw(din: str, body: Thaw, caller: Nurse) -> Any:
+    @app.post("/v1/units/{din}/thaw", openapi_extra=declared("StartThaw"))
+    def thaw(din: str, body: Thaw, caller: Thawer) -> Any:
         by = acting(caller, "StartThaw", body)
         return asdict(application.start_thaw(din, body.thaw_started_at, by))
 
-    @app.post("/v1/bedside-scans")
-    def scan(body: BedsideScan, caller: Nurse) -> Any:
+    @app.post("/v1/bedside-scans", openapi_extra=declared("ScanAtBedside"))
+    def scan(body: BedsideScan, caller: Scanner) -> Any:
         by = acting(caller, "ScanAtBedside", body)
         view = application.scan_at_bedside(body.wristband_coi, body.din, body.scanned_at, by)
         return asdict(view)
 
-    @app.post("/v1/units/{din}/infusion", status_code=201)
-    def infuse(din: str, body: Infusion, caller: Nurse) -> Any:
+    @app.post(
+        "/v1/units/{din}/infusion", status_code=201, openapi_extra=declared("AdministerInfusion")
+    )
+    def infuse(din: str, body: Infusion, caller: Administrator) -> Any:
         witness = body.witnessed_by
         given = Administration(
             din,
@@ -152,23 +166,31 @@ def create_http_app(application: InfusionApplication, verifier: SiteTokenVerifie
         by = acting(caller, "AdministerInfusion", body)
         return asdict(application.administer_infusion(given, by))
 
-    @app.post("/v1/units/{din}/adverse-events", status_code=201)
-    def adverse_event(din: str, body: AdverseEvent, caller: Nurse) -> Any:
+    @app.post(
+        "/v1/units/{din}/adverse-events",
+        status_code=201,
+        openapi_extra=declared("RecordAdverseEvent"),
+    )
+    def adverse_event(din: str, body: AdverseEvent, caller: Reporter) -> Any:
         report = AdverseEventReport(din, body.kind, body.grade, body.onset_at, body.notes)
         by = acting(caller, "RecordAdverseEvent", body)
         return asdict(application.record_adverse_event(report, by))
 
-    @app.get("/v1/units/{din}")
-    def unit(din: str, caller: Reader) -> Any:
+    @app.get("/v1/units/{din}", openapi_extra=declared("GetProductUnit"))
+    def unit(din: str, caller: UnitReader) -> Any:
         return asdict(application.product_unit(din, Scope.of(caller)))
 
-    @app.get("/v1/alerts")
-    def alerts(caller: Reader, unacknowledged_only: bool = False) -> Any:
+    @app.get("/v1/alerts", openapi_extra=declared("ListAlerts"))
+    def alerts(caller: AlertReader, unacknowledged_only: bool = False) -> Any:
         alerts = application.list_alerts(Scope.of(caller), unacknowledged_only)
         return {"alerts": [asdict(a) for a in alerts]}
 
-    @app.post("/v1/alerts/{failure_id}/acknowledgement", status_code=201)
-    def acknowledge(failure_id: str, body: Acknowledgement, caller: Nurse) -> Any:
+    @app.post(
+        "/v1/alerts/{failure_id}/acknowledgement",
+        status_code=201,
+        openapi_extra=declared("AcknowledgeAlert"),
+    )
+    def acknowledge(failure_id: str, body: Acknowledgement, caller: Physician) -> Any:
         given = body.signature
         password = given.password.get_secret_value()
         signature = SignatureRequest(given.user_id, password, given.meaning)

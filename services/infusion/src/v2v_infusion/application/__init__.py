@@ -12,13 +12,19 @@ class in a sibling module, given this application when it is built:
 
 Every change is saved under optimistic concurrency and retried from a fresh read when another
 change won the race. Facts from other contexts (product units, release status, post-release
-failures, treating sites) come only from this service's own projection of their Kafka events
-(`ports.InfusionFacts`). The windows applied are the site's `ProtocolRules`, recorded (`tag`)
-on the events that apply them. This application's notification log is the outbox: each
-aggregate belongs to ONE chain of identity and each event carries its valid COI, the Kafka key.
+failures, treating sites) and every treating site's infusions come only from this service's
+own projection of their Kafka events (`ports.InfusionFacts`). The windows applied are the
+site's `ProtocolRules`, recorded (`tag`) on the events that apply them. This application's
+notification log is the outbox: each aggregate belongs to ONE chain of identity and each event
+carries its valid COI, the Kafka key.
 
-What is recorded here relates to this (treating) site: a caller from another site reads none
-of it (NotFound, as if absent; no alerts); an auditor reads everything.
+Each site acts only on its own patients. A unit is received, stored, thawed, verified and
+infused here only when intake's enrolment names this site as its patient's treating site and
+no site has infused it (`domain.site_rules`, checked at every step); a refused scan is never
+published under a COI this site does not treat. What is recorded here relates to this
+(treating) site: a caller from another site reads none of it (NotFound, as if absent; no
+alerts), this site reads the units it holds and its own patients' units; an auditor reads
+everything.
 """
 
 from __future__ import annotations

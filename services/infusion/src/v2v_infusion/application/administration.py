@@ -1,9 +1,10 @@
 """Infusion of a bedside-verified unit (I4) and the adverse events that follow it.
 
-The infusion is by one verifier witnessed by the other, with a dose and a volume; release,
-post-release failures and the window are checked again when it is administered (they may have
-changed since the bedside verification). Adverse events (ASTCT CRS / ICANS grades 1-4) are
-recorded only after the infusion.
+The infusion is by one verifier witnessed by the other, with a dose and a volume. Whether the
+unit still belongs here (its patient treated here, never infused anywhere: `domain.site_rules`),
+its release, post-release failures and window are checked again when it is administered (they
+may have changed since the bedside verification). Adverse events (ASTCT CRS / ICANS grades
+1-4) are recorded only after the infusion (not refused for an infused unit).
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ class InfusionAndAdverseEvents:
             unacknowledged = app.units.unacknowledged(unit.batch_id)
             checked_at = max(moment, app.clock())
             fresh_window = app.rules.fresh_product
-            refused = check_infusable(unit, release, unacknowledged, checked_at, fresh_window)
+            refused = app.units.misplaced(unit.din, unit.coi) or check_infusable(
+                unit, release, unacknowledged, checked_at, fresh_window
+            )
             if refused is not None:
                 log.warning("infusion of %s refused at %s: %s", unit.din, app.site_id, refused)
                 raise InfusionRefused(refused)

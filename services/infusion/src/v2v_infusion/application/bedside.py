@@ -1,12 +1,15 @@
 """The two-person bedside verification (I2, I4, I5): the patient's wristband (COI) and the
 product unit (DIN) are scanned by two different users before the unit may be infused.
 
-The rules (which check fails first, the windows) are in `domain.bedside`; here the scan is
-read, checked and recorded. A refused scan is recorded BEFORE `ScanRefused` is raised: on the
-unit when it was received here, else on the chain at risk (a `BedsideMismatch` under the
-unit's COI, else the wristband's), else, naming no chain at all, in the unpublished records.
-Nothing else changes. The second good scan records `BedsideVerified` with the deadline this
-site applied (`infuse_by`) and the rules' tag.
+The rules (which check fails first, the windows) are in `domain.site_rules` (does the unit
+belong here at all) and `domain.bedside`; here the scan is read, checked and recorded. A
+refused scan is recorded BEFORE `ScanRefused` is raised: on the unit when it was received here,
+else on a chain at risk that this site treats (`domain.mismatches.chain_at_risk`: a
+`BedsideMismatch` under the unit's COI, else the wristband's, when intake's enrolment names
+this site as its treating site), else in the unpublished records (never published: a refused
+scan must not relate this site to another site's patient). Nothing else changes. The second
+good scan records `BedsideVerified` with the deadline this site applied (`infuse_by`) and the
+rules' tag.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
 from v2v_infusion.domain.bedside import check_scan, infuse_by
-from v2v_infusion.domain.mismatches import BEDSIDE, BedsideMismatch
+from v2v_infusion.domain.mismatches import BEDSIDE, BedsideMismatch, chain_at_risk
 from v2v_infusion.domain.product import ProductAtSite, UnitStatus
 from v2v_infusion.domain.values import (
     MALFORMED_LABEL,
@@ -52,20 +55,21 @@ class BedsideVerification:
         din, din_problem = din_or_problem(din_text)
         coi, coi_problem = coi_or_problem(wristband_coi)
         product = app.facts.product_unit(din.data) if din is not None else None
+        unit_coi = product.coi if product else None
+        chain = chain_at_risk([unit_coi, coi.value if coi else None], app.units.treats)
         if din is None or coi is None:
-            chain = product.coi if product else (coi.value if coi else None)
             problems = _malformed(din_text, din_problem, wristband_coi, coi_problem)
             mismatch = Mismatch(MALFORMED_LABEL, problems)
             self._refuse(din, din_text, wristband_coi, mismatch, moment, chain, by)
         if product is None:
             mismatch = Mismatch(UNKNOWN_UNIT, f"no product unit {din} is known: STOP")
-            self._refuse(din, din_text, wristband_coi, mismatch, moment, coi.value, by)
+            self._refuse(din, din_text, wristband_coi, mismatch, moment, chain, by)
 
         def attempt() -> ScanView:
             unit = app.units.find(din)
             if unit is None:
                 mismatch = Mismatch(NOT_RECEIVED, f"unit {din} was not received at {app.site_id}")
-                self._refuse(din, din_text, wristband_coi, mismatch, moment, product.coi, by)
+                self._refuse(din, din_text, wristband_coi, mismatch, moment, chain, by)
             return self._check_and_record(unit, din_text, coi.value, moment, by)
 
         return app.retrying(attempt)
@@ -78,7 +82,7 @@ class BedsideVerification:
         unacknowledged = app.units.unacknowledged(unit.batch_id)
         checked_at = max(moment, app.clock())
         fresh_window = app.rules.fresh_product
-        mismatch = check_scan(
+        mismatch = app.units.misplaced(unit.din, unit.coi) or check_scan(
             unit, wristband, by.user_id, release, unacknowledged, checked_at, fresh_window
         )
         if mismatch is not None:
@@ -106,7 +110,8 @@ class BedsideVerification:
         chain: str | None,
         by: Attribution,
     ) -> NoReturn:
-        """Record the refused scan on the unit here, else the chain at risk, else locally."""
+        """Record the refused scan on the unit here, else on `chain` (a chain at risk this site
+        treats), else locally (unpublished)."""
         app = self.app
 
         def attempt() -> None:

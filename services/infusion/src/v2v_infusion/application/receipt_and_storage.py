@@ -1,8 +1,11 @@
 """Receipt, storage and thaw of product units at this treating site.
 
-Only a unit known from manufacturing's events is received, once. A refused receipt scan is
-recorded in the unpublished records BEFORE `ScanRefused` is raised (a receipt scan names only
-a DIN: no chain to publish it on). The post-thaw window is the site's `rules.post_thaw`.
+Only a unit known from manufacturing's events is received, once, and only when it belongs
+here (`domain.site_rules`: its patient is treated at this site, it was never infused
+anywhere). A refused receipt scan is recorded in the unpublished records BEFORE `ScanRefused`
+is raised (a receipt scan names only a DIN: no chain to publish it on, and a refused receipt
+relates this site to no chain). Storage and thaw check again that the unit still belongs here
+(`StepRefused`). The post-thaw window is the site's `rules.post_thaw`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ from eventsourcing.persistence import IntegrityError
 
 from v2v_infusion.domain.mismatches import RECEIPT
 from v2v_infusion.domain.product import ProductAtSite
-from v2v_infusion.domain.values import MALFORMED_LABEL, UNKNOWN_UNIT, Mismatch, ScanRefused
+from v2v_infusion.domain.values import (
+    MALFORMED_LABEL,
+    UNKNOWN_UNIT,
+    Mismatch,
+    ScanRefused,
+    StepRefused,
+)
 from v2v_infusion.views import ProductUnitView
 from v2v_platform import limits
 from v2v_platform.attribution import Attribution
@@ -49,6 +58,9 @@ class ReceiptAndStorage:
                 UNKNOWN_UNIT, f"no product unit {din} is known from manufacturing: STOP"
             )
             self._refuse(din_text, mismatch, moment, by)
+        misplaced = app.units.misplaced(product.din, product.coi)
+        if misplaced is not None:
+            self._refuse(din_text, misplaced, moment, by)
         if app.units.find(din) is not None:
             raise Refused(f"unit {din} was already received at {app.site_id}")
         unit = ProductAtSite.receive(product, app.site_id, moment, by)
@@ -66,7 +78,7 @@ class ReceiptAndStorage:
         limits.check_name(location, "location")
 
         def attempt() -> ProductUnitView:
-            unit = self.app.units.received(din_text)
+            unit = self._still_here(din_text, "storage")
             unit.store(location, moment, by)
             self.app.save(unit)
             return self.app.units.view(unit)
@@ -80,12 +92,21 @@ class ReceiptAndStorage:
         moment = self.app.when(thaw_started_at, "thaw_started_at")
 
         def attempt() -> ProductUnitView:
-            unit = self.app.units.received(din_text)
+            unit = self._still_here(din_text, "thaw")
             unit.start_thaw(moment, self.app.rules, by)
             self.app.save(unit)
             return self.app.units.view(unit)
 
         return self.app.retrying(attempt)
+
+    def _still_here(self, din_text: str, step: str) -> ProductAtSite:
+        """The unit received here, when it still belongs here; StepRefused otherwise."""
+        unit = self.app.units.received(din_text)
+        misplaced = self.app.units.misplaced(unit.din, unit.coi)
+        if misplaced is not None:
+            log.warning("%s of %s refused at %s: %s", step, unit.din, self.app.site_id, misplaced)
+            raise StepRefused(misplaced, step)
+        return unit
 
     def _refuse(
         self, scanned_din: str, mismatch: Mismatch, moment: datetime, by: Attribution

@@ -1,14 +1,17 @@
 """Refused scans that cannot be recorded on a unit at this site (I2).
 
 A refused bedside scan of a unit received here is recorded on its `ProductAtSite`. One that
-names a unit not received here (its COI is known) or no known unit but a valid wristband COI
-is a `BedsideMismatch` of its own, published on the chain at risk. A scan that names neither
-a known unit nor a valid COI (and every refused receipt: a receipt scan names only a DIN)
-belongs to no chain: it is an `UnattributableScan` of the unpublished records, never published.
+names a unit not received here, or no known unit, is a `BedsideMismatch` of its own, published
+on the chain at risk when this site treats that patient (`chain_at_risk`: the unit's COI, else
+the wristband's; the scanned labels are fields). A scan that names no chain this site treats
+(another site's patient, a malformed or unknown label; and every refused receipt: a receipt
+scan names only a DIN) is an `UnattributableScan` of the unpublished records, never published:
+a refusal recorded here must not relate this site to another site's patient.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
@@ -24,7 +27,9 @@ BEDSIDE = "bedside"
 
 
 class BedsideMismatch(Aggregate):
-    """One refused bedside scan on the chain at risk, for a unit not at this site."""
+    """One refused bedside scan on the chain at risk, for a unit not at this site: `coi` is a
+    patient this site treats (`chain_at_risk`; before issue 13 it could be the scanned
+    wristband's COI of any patient), `wristband_coi` the label as scanned."""
 
     class Recorded(AttributedCreated):
         scanned_din: str
@@ -98,3 +103,14 @@ class UnattributableScan(Aggregate):
             **local(by),
         )
         return recorded
+
+
+def chain_at_risk(cois: Iterable[str | None], treated_here: Callable[[str], bool]) -> str | None:
+    """The chain a refused scan of a unit not received here is published on: the first of
+    `cois` (the unit's, then the wristband's) whose patient this site treats; None (keep it
+    unpublished) when it treats none of them. A scanned COI of another site's patient never
+    names the chain: a refusal must not relate this site to that patient."""
+    for coi in cois:
+        if coi is not None and treated_here(coi):
+            return coi
+    return None

@@ -25,6 +25,7 @@ UNACKNOWLEDGED_FAILURE = "unacknowledged-failure"
 WINDOW_EXPIRED = "window-expired"
 ALREADY_INFUSED = "already-infused"
 SAME_USER = "same-user"
+NOT_TREATING_SITE = "not-treating-site"
 
 PHYSICIAN = "physician"
 
@@ -52,28 +53,35 @@ class Mismatch:
     explanation: str
 
 
-class ScanRefused(Refused):
+class SafetyRefused(Refused):
+    """A step refused by a safety rule, with the rule's reason code (`mismatch`)."""
+
+    def __init__(self, mismatch: Mismatch, what: str) -> None:
+        super().__init__(f"{what} refused ({mismatch.reason_code}): {mismatch.explanation}")
+        self.mismatch = mismatch
+
+    @property
+    def reason_code(self) -> str:
+        return self.mismatch.reason_code
+
+
+class ScanRefused(SafetyRefused):
     """A receipt or bedside scan was refused by a safety rule; it was recorded (I2)."""
 
     def __init__(self, mismatch: Mismatch, where: str = "scan") -> None:
-        super().__init__(f"{where} refused ({mismatch.reason_code}): {mismatch.explanation}")
-        self.mismatch = mismatch
-
-    @property
-    def reason_code(self) -> str:
-        return self.mismatch.reason_code
+        super().__init__(mismatch, where)
 
 
-class InfusionRefused(Refused):
-    """The infusion of a verified unit was refused: its release, failures or window changed."""
+class InfusionRefused(SafetyRefused):
+    """The infusion of a verified unit was refused: it no longer belongs here, or its
+    release, failures or window changed."""
 
     def __init__(self, mismatch: Mismatch) -> None:
-        super().__init__(f"infusion refused ({mismatch.reason_code}): {mismatch.explanation}")
-        self.mismatch = mismatch
+        super().__init__(mismatch, "infusion")
 
-    @property
-    def reason_code(self) -> str:
-        return self.mismatch.reason_code
+
+class StepRefused(SafetyRefused):
+    """Storage or thaw of a unit that no longer belongs here (`domain.site_rules`)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,17 @@ class KnownProduct:
     @property
     def din_data(self) -> str:
         return self.din[:13]
+
+
+@dataclass(frozen=True)
+class KnownInfusion:
+    """A unit infused at some site (from InfusionAdministered on infusion's own topic, by any
+    site: the envelope's verified author)."""
+
+    din: str
+    coi: str
+    site_id: str
+    administered_at: datetime
 
 
 @dataclass(frozen=True)

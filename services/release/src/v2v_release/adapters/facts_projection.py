@@ -57,9 +57,8 @@ UPSERT_PRODUCTS = (
     " hold_condition = excluded.hold_condition"
 )
 UPSERT_FAILED = f"{INSERT} DO UPDATE SET failure_reason = excluded.failure_reason"
-UPSERT_TREATING_SITE = (
-    "INSERT INTO release_treating_sites VALUES (?, ?) ON CONFLICT (coi)"
-    " DO UPDATE SET treating_site_id = excluded.treating_site_id"
+INSERT_TREATING_SITE = (  # the first enrolment of a COI stands: a later one moves nothing
+    "INSERT INTO release_treating_sites VALUES (?, ?) ON CONFLICT (coi) DO NOTHING"
 )
 SELECT_BATCH = (
     "SELECT batch_id, coi, manufacturing_site_id, started_at, product_dins, hold_condition,"
@@ -112,9 +111,18 @@ class FactsProjection:
         unit_of_work.execute(self._sql(UPSERT_FAILED), (*row, envelope.site_id, "", "", "", reason))
 
     def _enrolled(self, unit_of_work: Any, payload: bytes, envelope: Any) -> None:
+        """Only an enrolment by its enrolling site (the envelope's verified author) counts."""
         event = intake.PatientEnrolled.FromString(payload)
+        if event.enrolling_site_id != envelope.site_id:
+            log.warning(
+                "enrolment of %s by %s names %r as its enrolling site: not a fact here",
+                event.coi,
+                envelope.site_id,
+                event.enrolling_site_id,
+            )
+            return
         row = (Coi.parse(event.coi).value, event.treating_site_id)
-        unit_of_work.execute(self._sql(UPSERT_TREATING_SITE), row)
+        unit_of_work.execute(self._sql(INSERT_TREATING_SITE), row)
 
 
 def create_tables(connection: Any) -> None:
