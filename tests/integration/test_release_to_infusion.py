@@ -271,6 +271,15 @@ def _ship(system: System, dins: list[str], coi: str) -> None:
         assert scanned.status_code == 200, scanned.text
     handed = courier.post("/handoff", json=_scan(f"site:{GMP}"))
     assert handed.status_code == 200, handed.text
+    offered = courier.post(  # the holder offers; the destination then takes it
+        "/offer",
+        json={
+            "idempotency_key": str(uuid4()),
+            "scanned_at": datetime.now(UTC).isoformat(),
+            "to_party": f"site:{HOSPITAL}",
+        },
+    )
+    assert offered.status_code == 200, offered.text
     delivered = hospital.ReceiveShipment(
         log_pb.ReceiveShipmentRequest(
             operator=NURSE_1,

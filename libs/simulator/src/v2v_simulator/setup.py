@@ -1,6 +1,7 @@
 """What the consortium needs before the first patient, set up only when missing: the PKI
 (CA, site certificates, signing keys), the e-signature signers in the services' own signer
-stores, and the couriers' tokens (issued by the logistics site administrator's command)."""
+stores, and the couriers' tokens (issued by the logistics site administrator's command, each
+with the courier's password, which the courier signs in with once)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from v2v_simulator.consortium import COURIERS, SIGNING_PASSWORD, Consortium
 from v2v_simulator.system import System
 
 TOKENS_FILE = "courier-tokens.json"
+COURIER_PASSWORD = "courier shift password"  # demo couriers only; never a real password
 
 
 class SetupFailed(RuntimeError):
@@ -79,10 +81,11 @@ def ensure_signers(system: System) -> int:
 def issue_courier_token(logistics: ServiceProcess, courier_id: str, name: str, site: str) -> str:
     """`python -m v2v_logistics issue-courier-token` with the logistics service's settings."""
     command = [sys.executable, "-m", "v2v_logistics", "issue-courier-token"]
-    command += ["--courier", courier_id, "--name", name, "--site", site]
+    command += ["--courier", courier_id, "--name", name, "--site", site, "--password-stdin"]
     done = subprocess.run(
         command,
         env={**os.environ, **logistics.env},
+        input=f"{COURIER_PASSWORD}\n",
         capture_output=True,
         text=True,
         check=False,
@@ -106,12 +109,26 @@ def ensure_courier_tokens(system: System, data_dir: Path) -> dict[str, str]:
         token = tokens.get(courier_id)
         if token is None or not _accepted(logistics, token):
             site = system.consortium.logistics_site
-            tokens[courier_id] = issue_courier_token(logistics, courier_id, name, site)
+            token = issue_courier_token(logistics, courier_id, name, site)
+            sign_in(logistics, courier_id, token)
+            tokens[courier_id] = token
             changed = True
     if changed:
         path.write_text(json.dumps(tokens, indent=2))
         path.chmod(0o600)
     return tokens
+
+
+def sign_in(logistics: ServiceProcess, courier_id: str, token: str) -> None:
+    """The courier signs in with the new token and their password (as on the courier page)."""
+    reply = httpx.post(
+        f"{logistics.http_base}/v1/courier/login",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"password": COURIER_PASSWORD},
+        timeout=10,
+    )
+    if reply.status_code != 200:
+        raise SetupFailed(f"courier {courier_id} could not sign in: {reply.status_code}")
 
 
 def _accepted(logistics: ServiceProcess, token: str) -> bool:

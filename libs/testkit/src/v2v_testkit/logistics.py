@@ -1,6 +1,7 @@
 """Builders for logistics tests: fixed identifiers, a settable clock, in-memory facts (units
-learned from other contexts), the application wired to in-memory (or given) event stores,
-and the scopes sites read with."""
+learned from other contexts), which sites couriers work for, the application wired to
+in-memory (or given) event stores, the scopes sites read with, and custody steps (a courier
+takes a shipment; a holder offers it on)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,20 @@ class InMemoryFacts:
         return unit_din
 
 
+@dataclass
+class InMemoryCouriers:
+    """A stand-in for the courier tokens' roster (the `CourierRoster` port): which sites
+    each courier works for."""
+
+    companies: dict[str, set[str]] = field(default_factory=dict)
+
+    def employ(self, courier_id: str, site: str) -> None:
+        self.companies.setdefault(courier_id, set()).add(site)
+
+    def companies_of(self, courier_id: str) -> frozenset[str]:
+        return frozenset(self.companies.get(courier_id, set()))
+
+
 def build_app(
     facts: LogisticsFacts | None = None,
     clock: Callable[[], datetime] | None = None,
@@ -117,6 +132,25 @@ def attempt(
     key: str | None = None,
 ) -> ScanAttempt:
     return ScanAttempt(key or str(uuid4()), at, giver, receiver, label)
+
+
+def acting_as(party: str) -> Attribution:
+    """Who acts as `party` (`courier:<ID>` with its token, `site:<ID>` with its certificate)."""
+    if party.startswith("courier:"):
+        return courier(party.removeprefix("courier:"))
+    return site_user(party.removeprefix("site:"))
+
+
+def offer(
+    app: LogisticsApplication,
+    shipment_id: str,
+    giver: str,
+    to_party: str,
+    at: datetime,
+    key: str | None = None,
+) -> ScanOutcome:
+    """The custodian `giver`, authenticated as itself, offers the shipment to `to_party`."""
+    return app.offer_handoff(shipment_id, attempt(to_party, giver, at, key=key), acting_as(giver))
 
 
 def hand_to_courier(

@@ -3,10 +3,13 @@ the site administrator's courier token commands.
 
     python -m v2v_logistics                      # serve (default)
     python -m v2v_logistics issue-courier-token --courier C-17 --name "Kim Courier" --site HOSP-A
+    python -m v2v_logistics issue-courier-token ... --password-stdin < password-file
     python -m v2v_logistics revoke-courier-token --courier C-17 --site HOSP-A
 
 Settings come from V2V_* variables (a missing one stops the process naming it); SIGTERM or
-SIGINT stops everything cleanly. Tokens are printed once; only their hash is stored.
+SIGINT stops everything cleanly. Tokens are printed once; only their hash is stored. A token
+issued with the courier's password (`--password-stdin`: the first line of standard input) is
+accepted once the courier signed in with it on the courier page.
 """
 
 from __future__ import annotations
@@ -60,11 +63,15 @@ def issue_courier_token(
     courier: Annotated[str, typer.Option(help="courier id, e.g. C-17")],
     name: Annotated[str, typer.Option(help="the courier's printed name")],
     site: Annotated[str, typer.Option(help="the site the courier works for")],
+    password_stdin: Annotated[
+        bool, typer.Option(help="read the courier's password (8+ characters) from stdin")
+    ] = False,
 ) -> None:
     """Issue a courier token and print it ONCE (only its SHA-256 hash is stored)."""
     tokens = durable_tokens()
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else ""
     try:
-        token = tokens.issue(courier, name, site)
+        token = tokens.issue(courier, name, site, password)
     except InvalidInput as error:
         print(f"issue-courier-token: {error}", file=sys.stderr)
         raise typer.Exit(2) from None

@@ -60,6 +60,7 @@ def bootstrap(
     **application_overrides: Any,
 ) -> LogisticsService:
     unpublished = LogisticsUnpublishedRecords(env=settings.registers_env())
+    courier_tokens = tokens or courier_tokens_for(settings)
     app = LogisticsApplication(
         env=settings.event_store.eventsourcing_env(),
         clock_skew=settings.clock_skew,
@@ -69,9 +70,9 @@ def bootstrap(
         clock=clock,
         rules=settings.protocol_rules(),
         courier_index=EventStoreCourierShipmentIndex,
+        couriers=courier_tokens,
         **application_overrides,
     )
-    courier_tokens = tokens or courier_tokens_for(settings)
     verifier = SiteTokenVerifier(settings.pki_dir / "ca.crt")
     http_app = create_http_app(app, verifier, courier_tokens)
     return LogisticsService(settings, app, unpublished, courier_tokens, http_app)

@@ -34,5 +34,19 @@ class NoCourierShipmentIndex:
         return []
 
 
+class CourierRoster(Protocol):
+    """Which sites each courier works for (the sites their courier tokens were issued for,
+    from the logistics site administrator's own records)."""
+
+    def companies_of(self, courier_id: str) -> frozenset[str]: ...
+
+
+class NoCourierRoster:
+    """No courier works for any site: no site acts as a courier company."""
+
+    def companies_of(self, courier_id: str) -> frozenset[str]:
+        return frozenset()
+
+
 CourierShipmentIndexOver = Callable[[Any, Any], CourierShipmentIndex]
 """Builds the index over the application's own event store (its recorder and mapper)."""

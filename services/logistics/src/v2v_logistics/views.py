@@ -47,6 +47,8 @@ class ShipmentView:
     window_breached: bool
     excursions: list[ExcursionView]
     exception_kind: str
+    offered_to: str = ""
+    """The party the custodian offered the shipment to ("" when no handoff is offered)."""
 
     @classmethod
     def of(cls, shipment: Shipment) -> ShipmentView:
@@ -66,6 +68,7 @@ class ShipmentView:
             shipment.window_breached,
             [ExcursionView.of(e) for e in shipment.excursions],
             shipment.exception_kind.value if shipment.exception_kind else "",
+            shipment.offered_to,
         )
 
 

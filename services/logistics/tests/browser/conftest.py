@@ -29,6 +29,7 @@ from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.testing.infra import PostgresDatabase
 from v2v_testkit.logistics import (
+    DESTINATION,
     ORIGIN,
     SERVICE_SITE,
     InMemoryFacts,
@@ -49,6 +50,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+PASSWORD = "kim's courier password"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 START_TIMEOUT_S = 20.0
 
@@ -144,7 +146,7 @@ def courier_scenario(
     )
     service = bootstrap(settings, facts=facts)
     try:
-        token = service.tokens.issue("C-17", "Kim Courier", ORIGIN)
+        token = service.tokens.issue("C-17", "Kim Courier", ORIGIN, PASSWORD)
         shipment = service.app.create_shipment(
             new_shipment(manifest, courier_id="C-17"), site_user()
         )
@@ -158,6 +160,8 @@ def courier_scenario(
                 ORIGIN,
                 manifest,
                 other,
+                DESTINATION,
+                PASSWORD,
             )
     finally:
         service.stop()

@@ -15,6 +15,8 @@ class CourierScenario:
     origin_site_id: str
     manifest: list[str]
     other_coi_din: str
+    destination_site_id: str
+    password: str
 
     @property
     def origin_party(self) -> str:

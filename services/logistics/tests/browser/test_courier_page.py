@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.integration]
 def log_in(page: Page, scenario: CourierScenario) -> None:
     page.goto(f"{scenario.url}/courier")
     page.fill("#token-input", scenario.token)
+    page.fill("#password-input", scenario.password)
     page.click("#login-form button[type=submit]")
     expect(page.locator("#who-name")).to_have_text(scenario.courier_name)
 
@@ -50,6 +51,30 @@ def server_shipment(scenario: CourierScenario) -> dict[str, object]:
     return shipment
 
 
+def test_the_page_asks_the_couriers_password_at_login_only(
+    phone: Page, courier_scenario: CourierScenario
+) -> None:
+    """Issue 13: the token names the courier; the password proves the person, once."""
+    me = f"{courier_scenario.url}/v1/courier/me"
+    token = {"Authorization": f"Bearer {courier_scenario.token}"}
+    phone.goto(f"{courier_scenario.url}/courier")
+    phone.fill("#token-input", courier_scenario.token)
+    phone.fill("#password-input", "not my password")
+    phone.click("#login-form button[type=submit]")
+    expect(phone.locator("#login-error")).to_have_text(
+        "This courier token or password is not valid (wrong, revoked or expired)."
+    )
+    expect(phone.locator("#courier-view")).to_be_hidden()
+    assert httpx.get(me, headers=token, timeout=5).status_code == 401  # not signed in
+
+    log_in(phone, courier_scenario)
+    assert httpx.get(me, headers=token, timeout=5).status_code == 200
+    open_shipment(phone, courier_scenario)
+    scan(phone, courier_scenario.manifest[0])
+    expect(phone.locator("#result-title")).to_have_text("ACCEPTED")
+    expect(phone.locator("input[type=password]:visible")).to_have_count(0)
+
+
 def test_a_courier_scans_every_bag_and_takes_custody(
     phone: Page, courier_scenario: CourierScenario, tmp_path: Path
 ) -> None:
@@ -74,6 +99,40 @@ def test_a_courier_scans_every_bag_and_takes_custody(
     )
     expect(phone.locator("#shipment-custodian")).to_have_text(courier_scenario.courier_party)
     assert server_shipment(courier_scenario)["custodian"] == courier_scenario.courier_party
+
+
+def test_the_courier_holding_a_shipment_hands_it_over_to_its_destination(
+    phone: Page, courier_scenario: CourierScenario, tmp_path: Path
+) -> None:
+    """Issue 13: custody passes only from the holder who offered it, by the holder's own call."""
+    log_in(phone, courier_scenario)
+    open_shipment(phone, courier_scenario)
+    expect(phone.locator("#offer-form")).to_be_hidden()
+    for din in courier_scenario.manifest:
+        scan(phone, din)
+        dismiss(phone)
+    phone.click("#handoff")
+    dismiss(phone)
+
+    destination = f"site:{courier_scenario.destination_site_id}"
+    expect(phone.locator("#offer-form")).to_be_visible()
+    expect(phone.locator("#scan-form")).to_be_hidden()
+    expect(phone.locator("#offer-to")).to_have_value(destination)
+    phone.click("#offer-form button[type=submit]")
+
+    expect(phone.locator("#result")).to_have_class("result accepted")
+    expect(phone.locator("#result-title")).to_have_text("HANDED OVER")
+    expect(phone.locator("#result-message")).to_have_text(
+        f"Handed over to {destination}: they take it by scanning every bag."
+    )
+    phone.screenshot(path=tmp_path / "handed-over.png")
+    dismiss(phone)
+    expect(phone.locator("#offered-note")).to_have_text(f"Handed over to {destination}.")
+    shipment = server_shipment(courier_scenario)
+    assert (shipment["custodian"], shipment["offered_to"]) == (
+        courier_scenario.courier_party,
+        destination,
+    )
 
 
 def test_a_bag_of_another_patient_shows_a_full_screen_stop(

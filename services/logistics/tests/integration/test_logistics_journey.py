@@ -1,7 +1,8 @@
 """Logistics on PostgreSQL + Kafka: a fresh apheresis shipment learned from intake's events
 passes three couriers (site -> C1 -> C2 -> C3 -> destination site) through the courier HTTP API
-and the site gRPC API, with one temperature excursion, delivery and receipt inspection; the
-logistics events are published as verifiable signed chains keyed by the COI.
+and the site gRPC API, each holder offering it to the next, with one temperature excursion,
+delivery and receipt inspection; the logistics events are published as verifiable signed
+chains keyed by the COI.
 
 Intake is not under test: signed intake envelopes are produced onto its topic directly.
 """
@@ -9,7 +10,6 @@ Intake is not under test: signed intake envelopes are produced onto its topic di
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -24,15 +24,13 @@ from v2v.common.v1.common_pb2 import Condition, Operator
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.logistics.v1 import logistics_service_pb2 as pb
 from v2v.logistics.v1 import logistics_service_pb2_grpc as pb_grpc
-from v2v_logistics.bootstrap import LogisticsService, bootstrap
-from v2v_logistics.settings import LogisticsSettings
+from v2v_logistics.bootstrap import LogisticsService
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.envelope.codec import Actor
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.ids import Coi, issue_coi, issue_din
 from v2v_platform.proto_values import timestamp
-from v2v_platform.testing.infra import PostgresDatabase
 from v2v_platform.testing.kafka_topics import read_verified_until
 from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
 
@@ -47,24 +45,6 @@ def pki(tmp_path: Path) -> Path:
     sites = [f"{HOSPITAL}:collection,infusion", f"{GMP}:manufacturing", f"{LOGISTICS}:courier"]
     init_pki(tmp_path / "pki", [parse_site_spec(s) for s in sites])
     return tmp_path / "pki"
-
-
-@pytest.fixture
-def service(
-    pki: Path, postgres_database: PostgresDatabase, kafka_bootstrap: str
-) -> Iterator[LogisticsService]:
-    settings = LogisticsSettings(
-        site_id=LOGISTICS,
-        pki_dir=pki,
-        postgres_dsn=postgres_database.dsn,
-        kafka_bootstrap=kafka_bootstrap,
-    )
-    running = bootstrap(settings)
-    running.start_grpc("127.0.0.1:0")
-    running.start_relay()
-    running.start_facts_consumer(group_id=f"logistics-it-{random.getrandbits(32):08x}")
-    yield running
-    running.stop()
 
 
 def intake_stand_in(pki: Path, kafka: str) -> SignedEnvelopeProducer:
@@ -112,6 +92,11 @@ class Courier:
         }
         path = f"/v1/courier/shipments/{shipment_id}/{what}"
         return self.client.post(path, json=full, headers=self.headers)
+
+    def offer(self, shipment_id: str, to_party: str) -> None:
+        offered = self.post(shipment_id, "offer", to_party=to_party)
+        assert offered.status_code == 200, offered.text
+        assert offered.json()["offered_to"] == to_party
 
     def take(self, shipment_id: str, units: list[str], giver: str) -> Any:
         [listed] = self.client.get("/v1/courier/shipments", headers=self.headers).json()[
@@ -190,6 +175,7 @@ def test_a_fresh_shipment_passes_three_couriers_with_one_excursion(
                 pb.AssignCourierRequest(operator=NURSE, shipment_id=shipment_id, courier_id=taker),
                 timeout=10,
             )
+            couriers[giver].offer(shipment_id, f"courier:{taker}")
             handed = couriers[taker].take(shipment_id, units, f"courier:{giver}")
             assert handed == {
                 "outcome": "accepted",
@@ -217,6 +203,7 @@ def test_a_fresh_shipment_passes_three_couriers_with_one_excursion(
         [excursion] = upload.excursions
         assert (excursion.min_c, excursion.max_c, excursion.duration_seconds) == (9.5, 10.5, 900)
 
+        couriers["C-3"].offer(shipment_id, f"site:{GMP}")
         delivered = gmp.ReceiveShipment(
             pb.ReceiveShipmentRequest(
                 operator=GRACE,
@@ -244,6 +231,7 @@ def test_a_fresh_shipment_passes_three_couriers_with_one_excursion(
         assert envelope.site_id == LOGISTICS
     types = [e.event_type.rsplit(".", 1)[1] for e in envelopes]
     assert types.count("CustodyHandedOver") == 3 and types.count("UnitScanned") == 6
+    assert types.count("HandoffOffered") == 3
     assert {
         "ShipmentCreated",
         "ScanMismatchRecorded",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,8 @@ from v2v.common.v1.common_pb2 import Condition, Operator
 from v2v.logistics.v1 import logistics_service_pb2 as pb
 from v2v.logistics.v1 import logistics_service_pb2_grpc as pb_grpc
 from v2v_logistics.adapters.courier_tokens import CourierTokens, sqlite_tokens
-from v2v_logistics.bootstrap import LogisticsService, bootstrap
+from v2v_logistics.bootstrap import LogisticsService
 from v2v_logistics.domain.shipment import Shipment
-from v2v_logistics.settings import LogisticsSettings
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
@@ -56,29 +54,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pki")
     init_pki(directory, [parse_site_spec(s) for s in SITES])
     return directory
-
-
-@pytest.fixture
-def facts() -> InMemoryFacts:
-    return InMemoryFacts()
-
-
-@pytest.fixture
-def tokens(tmp_path: Path) -> CourierTokens:
-    return sqlite_tokens(tmp_path / "tokens.sqlite")
-
-
-@pytest.fixture
-def service(pki: Path, facts: InMemoryFacts, tokens: CourierTokens) -> Iterator[LogisticsService]:
-    settings = LogisticsSettings(site_id=SERVICE_SITE, pki_dir=pki)
-    running = bootstrap(settings, facts=facts, tokens=tokens, clock=Clock())
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def client(service: LogisticsService) -> TestClient:
-    return TestClient(service.http_app, raise_server_exceptions=False)
 
 
 def site(pki: Path, site_id: str) -> dict[str, str]:
@@ -215,6 +190,15 @@ def test_site_receipt_and_inspection_over_http(
     base = f"/v1/courier/shipments/{shipment_id}"
     client.post(f"{base}/scans", json=scan(units[0]), headers=me)
     client.post(f"{base}/handoff", json=scan(""), headers=me)
+    to_gmp = {**scan(""), "to_party": f"site:{DESTINATION}"}
+    offered = client.post(f"{base}/offer", json=to_gmp, headers=me)
+    assert offered.status_code == 200, offered.text
+    assert offered.json() == {
+        "outcome": "offered",
+        "custodian": "courier:C-17",
+        "offered_to": f"site:{DESTINATION}",
+        "status": "picked-up",
+    }
     gmp = site(pki, DESTINATION)
     receipt = {"operator": OPERATOR, "scanned_labels": units, "from_party": "courier:C-17"}
     wrong = client.post(
@@ -353,8 +337,9 @@ def test_late_scans_are_flagged_over_http(
 
 
 def test_over_http_a_shipment_is_read_by_its_sites_and_auditors_only(
-    client: TestClient, pki: Path, facts: InMemoryFacts
+    client: TestClient, pki: Path, facts: InMemoryFacts, tokens: CourierTokens
 ) -> None:
+    tokens.issue("C-17", "Kim Courier", SERVICE_SITE)  # LOGI-1 is C-17's courier company
     shipment_id = create(client, pki, [facts.package(din(1))])
     path = f"/v1/shipments/{shipment_id}"
     for reader in (ORIGIN, DESTINATION, SERVICE_SITE, AUDITOR):

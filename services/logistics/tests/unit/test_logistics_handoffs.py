@@ -1,5 +1,7 @@
 """Courier scans and custody handoffs (I2, I3): every refusal is recorded, nothing else changes;
-each idempotency key is applied once; late scans are flagged, not reordered."""
+each idempotency key is applied once; late scans are flagged, not reordered. Custody passes
+only from the holder who offered it, to a party of the shipment (issue 13): anyone else finds
+no shipment and leaves no record."""
 
 from __future__ import annotations
 
@@ -9,17 +11,22 @@ import pytest
 
 from v2v_logistics.application import LogisticsApplication
 from v2v_logistics.domain.matching import ScanRefused
+from v2v_platform.errors import NotFound
 from v2v_testkit.logistics import (
+    DESTINATION,
     ORIGIN,
     OTHER_COI,
     Clock,
+    InMemoryCouriers,
     InMemoryFacts,
     attempt,
+    build_app,
     courier,
     din,
     hand_to_courier,
     kinds,
     new_shipment,
+    offer,
     site_scope,
     site_user,
     stored_events,
@@ -66,6 +73,9 @@ def test_a_courier_takes_the_shipment_after_scanning_every_unit(
     handed = app.hand_over(shipment_id, attempt(C1, FROM_SITE, clock()), courier())
     assert (handed.custodian, handed.status) == (C1, "picked-up")
     clock.advance(hours=1)
+    app.assign_courier(shipment_id, "C-2", site_user())
+    offered = offer(app, shipment_id, C1, C2, clock())
+    assert (offered.custodian, offered.offered_to) == (C1, C2)
     onward = hand_to_courier(app, shipment_id, units, "C-2", C1, clock())
     assert (onward.custodian, onward.status) == (C2, "in-transit")
 
@@ -137,6 +147,7 @@ def test_a_handoff_from_a_non_custodian_is_refused(
 ) -> None:
     shipment_id, units = shipped
     hand_to_courier(app, shipment_id, units, "C-1", FROM_SITE, clock())
+    app.assign_courier(shipment_id, "C-2", site_user())  # C-2 is a party: refused, recorded
     with pytest.raises(ScanRefused) as refusal:
         app.hand_over(shipment_id, attempt(C2, FROM_SITE, clock()), courier("C-2"))
     assert refusal.value.reason_code == "wrong-custodian"
@@ -148,9 +159,10 @@ def test_no_scan_or_handoff_after_delivery(
 ) -> None:
     shipment_id, units = shipped
     hand_to_courier(app, shipment_id, units, "C-1", FROM_SITE, clock())
+    offer(app, shipment_id, C1, f"site:{DESTINATION}", clock())
     app.receive_shipment(shipment_id, units, C1, None, site_user("GMP-B", "manufacturing"))
     with pytest.raises(ScanRefused) as refusal:
-        app.hand_over(shipment_id, attempt(C2, "site:GMP-B", clock()), courier("C-2"))
+        app.hand_over(shipment_id, attempt(C1, "site:GMP-B", clock()), courier("C-1"))
     assert refusal.value.reason_code == "wrong-state"
 
 
@@ -220,7 +232,115 @@ def test_couriers_see_what_is_assigned_to_them_until_delivery(
     app.assign_courier(shipment_id, "C-2", site_user())
     assert [s.shipment.shipment_id for s in app.courier_shipments("C-2")] == [shipment_id]
     hand_to_courier(app, shipment_id, units, "C-2", FROM_SITE, clock())
+    offer(app, shipment_id, C2, f"site:{DESTINATION}", clock())
     app.receive_shipment(
         shipment_id, units, "courier:C-2", None, site_user("GMP-B", "manufacturing")
     )
     assert app.courier_shipments("C-2") == []
+
+
+def assert_nothing_recorded(app: LogisticsApplication, before: list[str]) -> None:
+    assert kinds(app) == before
+
+
+def test_a_courier_the_shipment_is_not_assigned_to_finds_no_shipment(
+    app: LogisticsApplication, shipped: tuple[str, list[str]], clock: Clock
+) -> None:
+    """Issue 13: courier C-3 on a shipment assigned to C-1 scanned, confirmed and held it."""
+    shipment_id, units = shipped
+    before = kinds(app)
+    c3 = "courier:C-3"
+    with pytest.raises(NotFound):
+        app.scan(shipment_id, attempt(c3, FROM_SITE, clock(), units[0]), courier("C-3"))
+    with pytest.raises(NotFound):
+        app.hand_over(shipment_id, attempt(c3, FROM_SITE, clock()), courier("C-3"))
+    with pytest.raises(NotFound):
+        app.courier_shipment(shipment_id, "C-3")
+    assert_nothing_recorded(app, before)
+    assert app.shipment(shipment_id, site_scope()).custodian == FROM_SITE
+
+
+def test_custody_passes_only_when_the_holder_offered_it(
+    app: LogisticsApplication, shipped: tuple[str, list[str]], clock: Clock
+) -> None:
+    """Issue 13: `from_party` was a claim; the giver never authenticated."""
+    shipment_id, units = shipped
+    hand_to_courier(app, shipment_id, units, "C-1", FROM_SITE, clock())
+    app.assign_courier(shipment_id, "C-2", site_user())  # the origin no longer holds it
+    with pytest.raises(ScanRefused) as refusal:
+        hand_to_courier(app, shipment_id, units, "C-2", C1, clock())
+    assert refusal.value.reason_code == "not-offered"
+    assert app.shipment(shipment_id, site_scope()).custodian == C1
+    assert kinds(app)[-1] == "ScanMismatchRecorded"
+    offer(app, shipment_id, C1, C2, clock())
+    taken = app.hand_over(shipment_id, attempt(C2, "", clock()), courier("C-2"))
+    assert (taken.custodian, taken.status) == (C2, "in-transit")
+    handed = stored_events(app)[-1]
+    assert (type(handed).__name__, handed.from_party, handed.to_party) == (
+        "CustodyHandedOver",
+        C1,
+        C2,
+    )
+
+
+def test_only_the_holder_offers_and_only_to_a_party(
+    app: LogisticsApplication, shipped: tuple[str, list[str]], clock: Clock
+) -> None:
+    shipment_id, units = shipped
+    hand_to_courier(app, shipment_id, units, "C-1", FROM_SITE, clock())
+    with pytest.raises(ScanRefused) as not_holder:
+        offer(app, shipment_id, FROM_SITE, f"site:{DESTINATION}", clock())
+    assert not_holder.value.reason_code == "wrong-custodian"
+    with pytest.raises(ScanRefused) as stranger:
+        offer(app, shipment_id, C1, "courier:C-3", clock())
+    assert stranger.value.reason_code == "not-a-party"
+    before = kinds(app)
+    with pytest.raises(NotFound):
+        offer(app, shipment_id, "courier:C-3", "courier:C-3", clock())
+    with pytest.raises(NotFound):
+        offer(app, shipment_id, "site:HOSP-Z", "site:HOSP-Z", clock())
+    assert_nothing_recorded(app, before)
+    assert app.shipment(shipment_id, site_scope()).offered_to == ""
+
+
+def test_an_offer_sent_again_is_applied_once(
+    app: LogisticsApplication, shipped: tuple[str, list[str]], clock: Clock
+) -> None:
+    shipment_id, units = shipped
+    hand_to_courier(app, shipment_id, units, "C-1", FROM_SITE, clock())
+    first = offer(app, shipment_id, C1, f"site:{DESTINATION}", clock(), key="o-1")
+    again = offer(app, shipment_id, C1, f"site:{DESTINATION}", clock(), key="o-1")
+    assert first == again and first.offered_to == f"site:{DESTINATION}"
+    assert kinds(app).count("HandoffOffered") == 1
+
+
+def test_the_origin_offers_the_shipment_to_the_courier_it_assigns_while_holding_it(
+    app: LogisticsApplication, shipped: tuple[str, list[str]], clock: Clock
+) -> None:
+    shipment_id, units = shipped
+    assert app.shipment(shipment_id, site_scope()).offered_to == C1  # named at creation
+    view = app.assign_courier(shipment_id, "C-2", site_user())
+    assert view.offered_to == C2 and kinds(app)[-2:] == ["CourierAssigned", "HandoffOffered"]
+    assert hand_to_courier(app, shipment_id, units, "C-2", FROM_SITE, clock()).custodian == C2
+
+
+def test_a_courier_company_site_takes_the_shipment_of_its_courier(
+    facts: InMemoryFacts, clock: Clock
+) -> None:
+    couriers = InMemoryCouriers()
+    couriers.employ("C-1", "LOGI-1")
+    company = build_app(facts, clock, couriers=couriers)
+    try:
+        units = [facts.package(din(1))]
+        shipment_id = company.create_shipment(new_shipment(units), site_user()).shipment_id
+        offer(company, shipment_id, FROM_SITE, "site:LOGI-1", clock())
+        by = site_user("LOGI-1", "courier", "u-dispatch")
+        company.scan(shipment_id, attempt("site:LOGI-1", "", clock(), units[0]), by)
+        taken = company.hand_over(shipment_id, attempt("site:LOGI-1", "", clock()), by)
+        assert taken.custodian == "site:LOGI-1"
+        other = site_user("COURIER-2", "courier", "u-other")
+        with pytest.raises(NotFound):
+            company.scan(shipment_id, attempt("site:COURIER-2", "", clock(), units[0]), other)
+    finally:
+        company.close()
+        company.unpublished.close()

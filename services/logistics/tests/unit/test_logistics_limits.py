@@ -171,13 +171,16 @@ def test_no_accepted_command_comes_near_the_record_limit(
     plan = new_shipment(units)
     plan = plan.__class__(**{**plan.__dict__, "shipper_id": "D" * 64, "data_logger_id": "L" * 64})
     shipment_id = app.create_shipment(plan, shipper).shipment_id
-    app.assign_courier(shipment_id, "C" * 64, shipper)
+    app.assign_courier(shipment_id, "C" * 64, shipper)  # and offered to that courier
+    app.assign_courier(shipment_id, "C-1", shipper)
     key = "k" * MAX_ID_CHARS
     with pytest.raises(ScanRefused):
         app.scan(shipment_id, attempt(C1, FROM_SITE, clock(), "L" * MB, key), carrier)
     with pytest.raises(ScanRefused):  # missing units: 19 of them named
         app.hand_over(shipment_id, attempt(C1, FROM_SITE, clock()), carrier)
     hand_to_courier(app, shipment_id, units, "C-1", FROM_SITE, clock())
+    to_receiver = attempt(f"site:{DESTINATION}", C1, clock(), key="o" * MAX_ID_CHARS)
+    app.offer_handoff(shipment_id, to_receiver, carrier)
     logged = [
         Reading(clock() - timedelta(seconds=n), 5.0 if n % 2 else 30.0, "L" * 64)
         for n in range(MAX_READINGS)

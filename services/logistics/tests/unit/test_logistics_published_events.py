@@ -38,6 +38,7 @@ from v2v_testkit.logistics import (
     din,
     hand_to_courier,
     new_shipment,
+    offer,
     site_user,
 )
 
@@ -111,9 +112,11 @@ def whole_journey(app: LogisticsApplication, facts: InMemoryFacts, clock: Clock)
     units = [facts.package(din(1)), facts.package(din(2))]
     shipment_id = app.create_shipment(new_shipment(units), site_user()).shipment_id
     app.assign_courier(shipment_id, "C-2", site_user())
+    app.assign_courier(shipment_id, "C-1", site_user())  # offered to C-1 again
     with pytest.raises(ScanRefused):
         app.scan(shipment_id, attempt("courier:C-1", f"site:{ORIGIN}", clock(), din(50)), courier())
     hand_to_courier(app, shipment_id, units, "C-1", f"site:{ORIGIN}", clock())
+    offer(app, shipment_id, "courier:C-1", "site:GMP-B", clock())
     app.upload_readings(
         shipment_id,
         [Reading(clock() + timedelta(minutes=n), t, "LOGGER-5") for n, t in enumerate([5, 12, 5])],

@@ -1,4 +1,5 @@
-"""Delivery to the destination site, receipt inspection, exceptions, temperatures (I3, I5)."""
+"""Delivery to the destination site, receipt inspection, exceptions, temperatures (I3, I5);
+only the shipment's parties do any of it (issue 13): to another site it does not exist."""
 
 from __future__ import annotations
 
@@ -11,19 +12,21 @@ from v2v_logistics.domain.matching import ScanRefused
 from v2v_logistics.domain.values import ExceptionKind, Reading
 from v2v_platform.attribution import SignatureManifestation, WindowOverride
 from v2v_platform.conditions import Condition
-from v2v_platform.errors import Forbidden, InvalidInput, Refused
+from v2v_platform.errors import Forbidden, InvalidInput, NotFound, Refused
 from v2v_platform.protocol_rules import V1_TEMPERATURE_RANGES_C, ProtocolRules
 from v2v_testkit.logistics import (
     DESTINATION,
     ORIGIN,
     OTHER_COI,
     Clock,
+    InMemoryCouriers,
     InMemoryFacts,
     build_app,
     din,
     hand_to_courier,
     kinds,
     new_shipment,
+    offer,
     site_scope,
     site_user,
     stored_events,
@@ -39,6 +42,7 @@ def carried(app: LogisticsApplication, facts: InMemoryFacts, clock: Clock) -> tu
     units = [facts.package(din(1)), facts.package(din(2))]
     shipment_id = app.create_shipment(new_shipment(units), site_user()).shipment_id
     hand_to_courier(app, shipment_id, units, "C-1", f"site:{ORIGIN}", clock())
+    offer(app, shipment_id, C1, f"site:{DESTINATION}", clock())
     return shipment_id, units
 
 
@@ -95,8 +99,31 @@ def test_a_receipt_from_a_party_that_does_not_hold_it_is_refused(
 def test_only_the_destination_site_receives(
     app: LogisticsApplication, carried: tuple[str, list[str]]
 ) -> None:
-    other = site_user("HOSP-Z", "infusion")
-    assert refused_receipt(app, *carried, by=other).reason_code == "wrong-destination"
+    assert refused_receipt(app, *carried, by=site_user()).reason_code == "wrong-destination"
+
+
+def test_a_site_that_is_no_party_finds_no_shipment_to_receive_and_leaves_no_record(
+    app: LogisticsApplication, carried: tuple[str, list[str]]
+) -> None:
+    """Issue 13: a stranger's refused receipt was recorded on the chain, naming it."""
+    before = kinds(app)
+    with pytest.raises(NotFound):
+        app.receive_shipment(*carried, C1, None, site_user("HOSP-Z", "infusion"))
+    assert kinds(app) == before
+
+
+def test_no_delivery_before_the_courier_offers_it(
+    app: LogisticsApplication, facts: InMemoryFacts, clock: Clock
+) -> None:
+    units = [facts.package(din(1))]
+    shipment_id = app.create_shipment(new_shipment(units), site_user()).shipment_id
+    hand_to_courier(app, shipment_id, units, "C-1", f"site:{ORIGIN}", clock())
+    refusal = refused_receipt(app, shipment_id, units)
+    assert refusal.reason_code == "not-offered" and C1 in str(refusal)
+    offer(app, shipment_id, C1, f"site:{DESTINATION}", clock())
+    view = app.receive_shipment(shipment_id, units, "", None, GMP)  # no claim needed
+    assert (view.status, view.custodian) == ("delivered", f"site:{DESTINATION}")
+    assert stored_events(app)[-1].from_party == C1
 
 
 def test_a_receipt_past_the_window_needs_a_signed_override(
@@ -149,13 +176,27 @@ def test_an_exception_needs_a_reason_and_stops_the_shipment(
     shipment_id, units = carried
     with pytest.raises(InvalidInput):
         app.record_exception(shipment_id, ExceptionKind.LOST, site_user())
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):  # issue 13: not a party (was Forbidden)
         app.record_exception(shipment_id, ExceptionKind.LOST, site_user("HOSP-Z").because("?"))
     view = app.record_exception(shipment_id, ExceptionKind.LOST, site_user().because("no trace"))
     assert (view.status, view.exception_kind) == ("exception", "lost")
     with pytest.raises(ScanRefused) as refusal:
-        hand_to_courier(app, shipment_id, units, "C-2", C1, clock())
+        app.receive_shipment(shipment_id, units, C1, None, GMP)
     assert refusal.value.reason_code == "wrong-state"
+
+
+def test_a_site_that_is_no_party_finds_no_shipment_to_inspect_or_assign(
+    app: LogisticsApplication, carried: tuple[str, list[str]]
+) -> None:
+    shipment_id, units = carried
+    app.receive_shipment(shipment_id, units, C1, None, GMP)
+    before = kinds(app)
+    stranger = site_user("HOSP-Z", "infusion")
+    with pytest.raises(NotFound):
+        app.inspect_receipt(shipment_id, True, True, "", stranger)
+    with pytest.raises(NotFound):
+        app.assign_courier(shipment_id, "C-9", stranger)
+    assert kinds(app) == before
 
 
 def an_hour_ago(clock: Clock) -> datetime:
@@ -227,3 +268,30 @@ def test_the_temperature_range_is_the_one_the_protocol_rules_give(
     assert (excursion.min_c, excursion.max_c) == (12.5, 12.5)
     app.close()
     app.unpublished.close()
+
+
+def test_only_the_parties_upload_readings(facts: InMemoryFacts, clock: Clock) -> None:
+    """Issue 13: anyone uploaded readings to any shipment (false excursions)."""
+    couriers = InMemoryCouriers()
+    couriers.employ("C-1", "LOGI-1")
+    app = build_app(facts, clock, couriers=couriers)
+    try:
+        units = [facts.package(din(1))]
+        shipment_id = app.create_shipment(new_shipment(units), site_user()).shipment_id
+        batch = readings(an_hour_ago(clock), 5.0, 12.0)
+        before = kinds(app)
+        strangers = [
+            site_user("HOSP-Z", "infusion"),
+            site_user("COURIER-2", "courier"),  # a courier company, not C-1's
+            site_user("LOGI-1", "collection"),  # C-1's company, not acting as a courier
+        ]
+        for stranger in strangers:
+            with pytest.raises(NotFound):
+                app.upload_readings(shipment_id, batch, stranger)
+        assert kinds(app) == before
+        company = site_user("LOGI-1", "courier", "u-dispatch")
+        assert app.upload_readings(shipment_id, batch[:1], company).recorded == 1
+        assert app.upload_readings(shipment_id, batch, GMP).recorded == 1
+    finally:
+        app.close()
+        app.unpublished.close()

@@ -1,4 +1,5 @@
-"""Creating shipments: one COI, known units in the shipper's custody, one condition, windows."""
+"""Creating shipments: one COI, units related to the shipper and in its custody, one condition,
+windows; a shipment is read by its parties and auditors only."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from uuid import uuid4
 
 import pytest
 
-from v2v_logistics.application import LogisticsApplication, ScanRefusedAtCreation
+from v2v_logistics.application import LogisticsApplication, ScanRefusedAtCreation, UnitNotFound
 from v2v_logistics.domain.values import UnitKind
+from v2v_platform.auth import Role
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, NotFound, Refused
 from v2v_platform.protocol_rules import ProtocolRules
+from v2v_platform.scope import Scope
 from v2v_testkit.logistics import (
     COI,
     COLLECTION_END,
@@ -20,12 +23,14 @@ from v2v_testkit.logistics import (
     OTHER_COI,
     SERVICE_SITE,
     Clock,
+    InMemoryCouriers,
     InMemoryFacts,
     auditor_scope,
     build_app,
     din,
     hand_to_courier,
     new_shipment,
+    offer,
     site_scope,
     site_user,
     stored_events,
@@ -68,9 +73,11 @@ def test_fresh_product_window_is_72_hours_and_cryo_has_none(
 
 
 def test_unknown_unit_is_refused(app: LogisticsApplication) -> None:
-    with pytest.raises(ScanRefusedAtCreation) as refused:
+    """Issue 13: as if absent (NotFound, was a custody refusal), with the same reason code."""
+    with pytest.raises(UnitNotFound) as refused:
         app.create_shipment(new_shipment([din(9)]), site_user())
     assert refused.value.reason_code == "unknown-unit"
+    assert str(refused.value).startswith("unknown-unit: no unit with DIN")
 
 
 def test_units_of_two_cois_are_refused(app: LogisticsApplication, facts: InMemoryFacts) -> None:
@@ -80,13 +87,19 @@ def test_units_of_two_cois_are_refused(app: LogisticsApplication, facts: InMemor
     assert refused.value.reason_code == "other-coi"
 
 
-def test_units_held_by_another_site_are_refused(
+def test_units_of_another_site_are_refused_as_if_unknown(
     app: LogisticsApplication, facts: InMemoryFacts
 ) -> None:
+    """Issue 13: the refusal named the other site's custody (and so the unit's existence);
+    a unit verified facts do not relate to the shipper is now refused like an unknown one."""
     unit = facts.package(din(1), site="HOSP-Z")
-    with pytest.raises(ScanRefusedAtCreation) as refused:
+    with pytest.raises(UnitNotFound) as refused:
         app.create_shipment(new_shipment([unit]), site_user())
-    assert refused.value.reason_code == "wrong-custodian"
+    with pytest.raises(UnitNotFound) as unknown:
+        app.create_shipment(new_shipment([din(2)]), site_user())
+    assert refused.value.reason_code == unknown.value.reason_code == "unknown-unit"
+    assert str(refused.value) == str(unknown.value).replace(din(2), unit)
+    assert stored_events(app) == []
 
 
 def test_a_unit_on_an_open_shipment_cannot_be_shipped_again(
@@ -105,6 +118,7 @@ def test_after_delivery_the_destination_ships_the_unit_on(
     unit = facts.package(din(1))
     shipment = app.create_shipment(new_shipment([unit]), site_user()).shipment_id
     hand_to_courier(app, shipment, [unit], "C-1", f"site:{ORIGIN}", clock())
+    offer(app, shipment, "courier:C-1", f"site:{DESTINATION}", clock())
     receiver = site_user(DESTINATION, "manufacturing", "u-gmp")
     app.receive_shipment(shipment, [unit], "courier:C-1", None, receiver)
     with pytest.raises(ScanRefusedAtCreation):
@@ -162,13 +176,35 @@ def test_the_created_event_records_the_protocol_rules_that_set_the_window(
     shorter.unpublished.close()
 
 
-def test_a_shipment_is_read_by_its_sites_the_operator_and_auditors_only(
+def test_a_shipment_is_read_by_its_parties_and_auditors_only(
+    facts: InMemoryFacts, clock: Clock
+) -> None:
+    """Issue 13: the logistics operator's site read every shipment; now a courier company
+    reads the shipments of its couriers only (in its courier role)."""
+    couriers = InMemoryCouriers()
+    couriers.employ("C-1", SERVICE_SITE)
+    app = build_app(facts, clock, couriers=couriers)
+    ours = app.create_shipment(new_shipment([facts.package(din(7))]), site_user()).shipment_id
+    theirs = new_shipment([facts.package(din(8))], courier_id="C-5")
+    not_ours = app.create_shipment(theirs, site_user()).shipment_id
+    company = Scope(SERVICE_SITE, frozenset({Role.COURIER}))
+    assert app.shipment(ours, company).shipment_id == ours
+    for hidden_from in (company, site_scope(SERVICE_SITE)):
+        with pytest.raises(NotFound):
+            app.shipment(not_ours, hidden_from)
+    with pytest.raises(NotFound):
+        app.shipment(ours, site_scope(SERVICE_SITE))  # not acting as a courier company
+    app.close()
+    app.unpublished.close()
+
+
+def test_a_shipment_is_read_by_its_sites_and_auditors(
     app: LogisticsApplication, facts: InMemoryFacts
 ) -> None:
     shipment_id = app.create_shipment(
         new_shipment([facts.package(din(1))]), site_user()
     ).shipment_id
-    for scope in (site_scope(ORIGIN), site_scope(DESTINATION), site_scope(SERVICE_SITE)):
+    for scope in (site_scope(ORIGIN), site_scope(DESTINATION)):
         assert app.shipment(shipment_id, scope).shipment_id == shipment_id
     assert app.shipment(shipment_id, auditor_scope()).shipment_id == shipment_id
     with pytest.raises(NotFound) as hidden:

@@ -1,7 +1,8 @@
 """A shipment between two sites through the logistics service: the origin site creates it
-(once logistics knows the units from Kafka), the courier scans every bag and takes custody
-over the courier HTTP API, the destination uploads the data logger's readings, receives the
-shipment scanning exactly the manifest, and inspects it."""
+(once logistics knows the units from Kafka), which offers it to its courier; the courier
+scans every bag and takes custody over the courier HTTP API, and at the destination hands it
+over (offers it to the destination site); the destination uploads the data logger's
+readings, receives the shipment scanning exactly the manifest, and inspects it."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def ship(journey: Journey, leg: Leg) -> None:
             f"logistics to know the {leg.what} units",
         )
     hand_to_courier(journey, leg, shipment.shipment_id, courier_id)
+    hand_to_destination(journey, leg, shipment.shipment_id, courier_id)
     deliver(journey, leg, shipment.shipment_id, f"courier:{courier_id}")
 
 
@@ -79,6 +81,25 @@ def hand_to_courier(journey: Journey, leg: Leg, shipment_id: str, courier_id: st
             handed = courier.post(f"/shipments/{shipment_id}/handoff", scan(giver))
             if handed.get("custodian") != courier.party:
                 raise Unexpected(f"after the handoff the custodian is {handed.get('custodian')}")
+    finally:
+        courier.close()
+
+
+def hand_to_destination(journey: Journey, leg: Leg, shipment_id: str, courier_id: str) -> None:
+    """The courier, holding the shipment, offers it to the destination site (who takes it by
+    scanning every bag at receipt)."""
+    courier = journey.world.clients.courier(courier_id)
+    receiver = f"site:{leg.destination}"
+    try:
+        with journey.step(f"courier hands the {leg.what} shipment over"):
+            offer = {
+                "idempotency_key": str(uuid4()),
+                "scanned_at": datetime.now(UTC).isoformat(),
+                "to_party": receiver,
+            }
+            offered = courier.post(f"/shipments/{shipment_id}/offer", offer)
+            if offered.get("offered_to") != receiver:
+                raise Unexpected(f"the shipment is offered to {offered.get('offered_to')}")
     finally:
         courier.close()
 

@@ -166,6 +166,15 @@ def golden_events() -> list[Any]:
             recorded_at=WINDOW_END,
             **_attributed(NURSE, "flight cancelled"),
         ),
+        _event(
+            Shipment.HandoffOffered,
+            12,
+            from_party="courier:C-17",
+            to_party="site:GMP-B",
+            offered_at=WINDOW_END - timedelta(hours=1),
+            idempotency_key="3a2b1c0d-4e5f-4a6b-9c2d-8e9f0a1b2c34",
+            **_attributed(COURIER),
+        ),
     ]
 
 

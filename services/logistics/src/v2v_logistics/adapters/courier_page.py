@@ -3,6 +3,8 @@
 Plain HTML, ES modules and CSS from the `static` folder next to this module, no build step.
 Only the files listed in `STATIC_FILES` are served (no path from the request reaches the
 file system). The service worker may control `/courier` so the page opens while offline.
+Public (`PAGE_ACCESS`: no role, no patient's data): the page holds no data until a courier
+logs in with their token, and then reads it over the courier API.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
+
+from v2v_platform.access_policy import Relation, reads
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE_SCOPE = "/courier"
@@ -24,16 +28,17 @@ STATIC_FILES: dict[str, str] = {
     "icon.svg": "image/svg+xml",
 }
 NO_CACHE = {"Cache-Control": "no-cache"}
+PAGE_ACCESS = reads(Relation.NO_PATIENT_DATA)
 
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/courier")
+@router.get("/courier", openapi_extra=PAGE_ACCESS.openapi())
 def courier_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=NO_CACHE)
 
 
-@router.get("/courier/static/{name}")
+@router.get("/courier/static/{name}", openapi_extra=PAGE_ACCESS.openapi())
 def courier_static(name: str) -> FileResponse:
     media_type = STATIC_FILES.get(name)
     if media_type is None:

@@ -2,8 +2,10 @@
 
 The caller's site and roles come from its client certificate (`current_caller()`), never
 from request fields; domain refusals become status codes via `translate_errors`, custody
-refusals FAILED_PRECONDITION with "<reason-code>: <explanation>". Reads go through the
-caller's `Scope`: a shipment between two other sites is NOT_FOUND, as if absent.
+refusals FAILED_PRECONDITION with "<reason-code>: <explanation>". Every method declares its
+`Access` (roles and relation) in `ACCESS`: the shipment's parties only (origin, destination,
+the site holding it, in the courier role the assigned courier's company); to anyone else a
+shipment is NOT_FOUND, as if absent; auditors read every shipment.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from v2v_logistics.domain.values import (
     site_party,
 )
 from v2v_logistics.views import ExcursionView, ShipmentView
+from v2v_platform.access_policy import Access, Relation, reads, required_roles, writes
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.auth.identity import Role, current_caller
 from v2v_platform.errors import Refused
@@ -41,18 +44,27 @@ from v2v_platform.scope import Scope
 SERVICE_NAME = "v2v.logistics.v1.LogisticsService"
 SHIPPERS = (Role.COLLECTION, Role.MANUFACTURING)
 SITES = (Role.COLLECTION, Role.MANUFACTURING, Role.INFUSION)
-ROLES: dict[str, tuple[Role, ...]] = {
-    "CreateShipment": SHIPPERS,
-    "AssignCourier": SITES,
-    "RecordScan": (*SITES, Role.COURIER),
-    "ConfirmHandoff": (*SITES, Role.COURIER),
-    "ReceiveShipment": SITES,
-    "InspectReceipt": SITES,
-    "RecordException": SITES,
-    "UploadTemperatureReadings": (*SITES, Role.COURIER),
-    "GetShipment": (*SITES, Role.COURIER, Role.AUDITOR),
+CARRIERS = (*SITES, Role.COURIER)
+ACCESS: dict[str, Access] = {
+    # The origin is the caller; the units must be ones verified facts relate to it (any
+    # other unit is answered exactly like a unit nobody knows: NOT_FOUND "unknown-unit").
+    "CreateShipment": writes(Relation.PATIENT, *SHIPPERS),
+    "AssignCourier": writes(Relation.SHIPMENT, *SITES),
+    "OfferHandoff": writes(Relation.SHIPMENT, *CARRIERS),
+    "RecordScan": writes(Relation.SHIPMENT, *CARRIERS),
+    "ConfirmHandoff": writes(Relation.SHIPMENT, *CARRIERS),
+    "ReceiveShipment": writes(Relation.SHIPMENT, *SITES),
+    "InspectReceipt": writes(Relation.SHIPMENT, *SITES),
+    "RecordException": writes(Relation.SHIPMENT, *SITES),
+    "UploadTemperatureReadings": writes(Relation.SHIPMENT, *CARRIERS),
+    "GetShipment": reads(Relation.SHIPMENT, *CARRIERS, Role.AUDITOR),
 }
-REQUIRED_ROLES = {f"/{SERVICE_NAME}/{name}": frozenset(roles) for name, roles in ROLES.items()}
+REQUIRED_ROLES = required_roles(SERVICE_NAME, ACCESS)
+
+
+def roles_of(method: str) -> list[Role]:
+    """The method's roles in a fixed order (the first the caller holds is its acting role)."""
+    return sorted(ACCESS[method].roles)
 
 
 class CustodyRefused(Refused):
@@ -65,7 +77,7 @@ def coded(error: ScanRefused | ScanRefusedAtCreation) -> CustodyRefused:
 
 def acting(method: str, operator: common_pb2.Operator, reason: str = "") -> Attribution:
     return attribution(
-        current_caller(), ROLES[method], operator.user_id, operator.printed_name, reason
+        current_caller(), roles_of(method), operator.user_id, operator.printed_name, reason
     )
 
 
@@ -97,6 +109,7 @@ def shipment_message(view: ShipmentView) -> pb.Shipment:
         window_breached=view.window_breached,
         excursions=[excursion_message(e) for e in view.excursions],
         exception_kind=view.exception_kind,
+        offered_to=view.offered_to,
     )
 
 
@@ -141,6 +154,22 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
         by = acting("AssignCourier", request.operator)
         view = self.app.assign_courier(request.shipment_id, request.courier_id, by)
         return pb.AssignCourierResponse(shipment=shipment_message(view))
+
+    @translate_errors
+    def OfferHandoff(
+        self, request: pb.OfferHandoffRequest, context: Any
+    ) -> pb.OfferHandoffResponse:
+        by = acting("OfferHandoff", request.operator)
+        offer = ScanAttempt(
+            request.idempotency_key,
+            required_time(request, "offered_at"),
+            site_party(by.site_id),
+            request.to_party,
+        )
+        outcome = custody_rule(lambda: self.app.offer_handoff(request.shipment_id, offer, by))
+        return pb.OfferHandoffResponse(
+            custodian=outcome.custodian, offered_to=outcome.offered_to, status=outcome.status
+        )
 
     @translate_errors
     def RecordScan(self, request: pb.RecordScanRequest, context: Any) -> pb.RecordScanResponse:

@@ -4,7 +4,8 @@ Sites authenticate with consortium-signed bearer tokens (the caller's site comes
 token, never from the body); couriers with courier tokens (`courier_api`). The courier web
 page (`/courier`, `/courier/static/...`) is public: it holds no data until a courier logs in.
 Refusals are problem+json documents with a 4xx status; custody refusals carry `reason_code`.
-Reads go through the caller's `Scope`: a shipment between two other sites is 404, as if absent.
+Every route declares its `Access` (`openapi_extra`, the gRPC twin's from `grpc_api.ACCESS`):
+only the shipment's parties act on or read it; to any other site it is 404, as if absent.
 (No `from __future__ import annotations` here: FastAPI resolves the dependencies below.)
 """
 
@@ -16,11 +17,17 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from v2v_logistics.adapters.courier_access import CourierAccessLog, note_coi
 from v2v_logistics.adapters.courier_api import courier_router
 from v2v_logistics.adapters.courier_page import router as courier_page_router
 from v2v_logistics.adapters.courier_tokens import CourierTokens
-from v2v_logistics.adapters.grpc_api import ROLES
-from v2v_logistics.application import LogisticsApplication, NewShipment, ScanRefusedAtCreation
+from v2v_logistics.adapters.grpc_api import ACCESS, roles_of
+from v2v_logistics.application import (
+    LogisticsApplication,
+    NewShipment,
+    ScanRefusedAtCreation,
+    UnitNotFound,
+)
 from v2v_logistics.domain.matching import ScanRefused
 from v2v_logistics.domain.values import (
     ExceptionKind,
@@ -87,7 +94,8 @@ class ReceiveShipment(Command):
     """Scanned labels as read: a refusal records and repeats at most 256 characters of each."""
 
     scanned_labels: Items[str]
-    from_party: NameText
+    from_party: NameText = ""
+    """Optional: when given, it must name the custodian (who offered the shipment)."""
     window_override: Override | None = None
 
 
@@ -121,13 +129,20 @@ def override_of(given: Override | None) -> WindowOverride | None:
     )
 
 
-def custody_refused(_: Request, error: Exception) -> JSONResponse:
+def custody_refused(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ScanRefused | ScanRefusedAtCreation)
+    if isinstance(error, ScanRefused):
+        note_coi(request, error.coi)
     missing = list(error.mismatch.missing_dins) if isinstance(error, ScanRefused) else []
     extra: dict[str, Any] = {"reason_code": error.reason_code}
     if missing:
         extra["missing"] = missing
     return problem(409, CUSTODY_REFUSED, str(error), "custody-refused", **extra)
+
+
+def unit_not_found(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, UnitNotFound)
+    return problem(404, error.title, str(error), error.slug, reason_code=error.reason_code)
 
 
 def shipment_json(view: ShipmentView) -> dict[str, Any]:
@@ -138,26 +153,36 @@ def create_http_app(
     application: LogisticsApplication, verifier: SiteTokenVerifier, tokens: CourierTokens
 ) -> FastAPI:
     def caller_for(method: str) -> Any:
-        return require_roles(lambda: verifier, *ROLES[method])
+        return require_roles(lambda: verifier, *roles_of(method))
 
     Shipper = Annotated[CallerIdentity, Depends(caller_for("CreateShipment"))]
-    Site = Annotated[CallerIdentity, Depends(caller_for("ReceiveShipment"))]
+    Assigner = Annotated[CallerIdentity, Depends(caller_for("AssignCourier"))]
+    Receiver = Annotated[CallerIdentity, Depends(caller_for("ReceiveShipment"))]
+    Inspector = Annotated[CallerIdentity, Depends(caller_for("InspectReceipt"))]
+    Reporter = Annotated[CallerIdentity, Depends(caller_for("RecordException"))]
     Uploader = Annotated[CallerIdentity, Depends(caller_for("UploadTemperatureReadings"))]
     Reader = Annotated[CallerIdentity, Depends(caller_for("GetShipment"))]
 
     def acting(caller: CallerIdentity, method: str, body: Command, reason: str = "") -> Attribution:
         operator = body.operator
-        return attribution(caller, ROLES[method], operator.user_id, operator.printed_name, reason)
+        return attribution(
+            caller, roles_of(method), operator.user_id, operator.printed_name, reason
+        )
+
+    def declared(method: str) -> dict[str, Any]:
+        return ACCESS[method].openapi()
 
     app = create_app(
         "v2v logistics", "1", "Shipments, custody handoffs, temperatures and courier scanning."
     )
+    app.add_middleware(CourierAccessLog)
     app.add_exception_handler(ScanRefused, custody_refused)
     app.add_exception_handler(ScanRefusedAtCreation, custody_refused)
+    app.add_exception_handler(UnitNotFound, unit_not_found)
     app.include_router(courier_router(application, tokens))
     app.include_router(courier_page_router)
 
-    @app.post("/v1/shipments", status_code=201)
+    @app.post("/v1/shipments", status_code=201, openapi_extra=declared("CreateShipment"))
     def create(body: CreateShipment, caller: Shipper) -> Any:
         plan = NewShipment(
             body.manifest,
@@ -170,38 +195,41 @@ def create_http_app(
         view = application.create_shipment(plan, acting(caller, "CreateShipment", body))
         return shipment_json(view)
 
-    @app.get("/v1/shipments/{shipment_id}")
+    @app.get("/v1/shipments/{shipment_id}", openapi_extra=declared("GetShipment"))
     def get(shipment_id: str, caller: Reader) -> Any:
         return shipment_json(application.shipment(shipment_id, Scope.of(caller)))
 
-    @app.post("/v1/shipments/{shipment_id}/courier")
-    def assign(shipment_id: str, body: AssignCourier, caller: Site) -> Any:
+    @app.post("/v1/shipments/{shipment_id}/courier", openapi_extra=declared("AssignCourier"))
+    def assign(shipment_id: str, body: AssignCourier, caller: Assigner) -> Any:
         by = acting(caller, "AssignCourier", body)
         return shipment_json(application.assign_courier(shipment_id, body.courier_id, by))
 
-    @app.post("/v1/shipments/{shipment_id}/receipt")
-    def receive(shipment_id: str, body: ReceiveShipment, caller: Site) -> Any:
+    @app.post("/v1/shipments/{shipment_id}/receipt", openapi_extra=declared("ReceiveShipment"))
+    def receive(shipment_id: str, body: ReceiveShipment, caller: Receiver) -> Any:
         by = acting(caller, "ReceiveShipment", body)
         view = application.receive_shipment(
             shipment_id, body.scanned_labels, body.from_party, override_of(body.window_override), by
         )
         return shipment_json(view)
 
-    @app.post("/v1/shipments/{shipment_id}/inspection")
-    def inspect(shipment_id: str, body: InspectReceipt, caller: Site) -> Any:
+    @app.post("/v1/shipments/{shipment_id}/inspection", openapi_extra=declared("InspectReceipt"))
+    def inspect(shipment_id: str, body: InspectReceipt, caller: Inspector) -> Any:
         by = acting(caller, "InspectReceipt", body)
         view = application.inspect_receipt(
             shipment_id, body.intact, body.temperature_log_reviewed, body.notes, by
         )
         return shipment_json(view)
 
-    @app.post("/v1/shipments/{shipment_id}/exception")
-    def exception(shipment_id: str, body: RecordException, caller: Site) -> Any:
+    @app.post("/v1/shipments/{shipment_id}/exception", openapi_extra=declared("RecordException"))
+    def exception(shipment_id: str, body: RecordException, caller: Reporter) -> Any:
         kind = parse_enum(ExceptionKind, body.kind, "exception kind")
         by = acting(caller, "RecordException", body, body.reason)
         return shipment_json(application.record_exception(shipment_id, kind, by))
 
-    @app.post("/v1/shipments/{shipment_id}/temperature-readings")
+    @app.post(
+        "/v1/shipments/{shipment_id}/temperature-readings",
+        openapi_extra=declared("UploadTemperatureReadings"),
+    )
     def upload(shipment_id: str, body: UploadReadings, caller: Uploader) -> Any:
         readings = [Reading(r.measured_at, r.temperature_c, r.device_id) for r in body.readings]
         by = acting(caller, "UploadTemperatureReadings", body)

@@ -58,6 +58,16 @@ def unit_scanned(event: Shipment.UnitScanned) -> pb.UnitScanned:
     )
 
 
+def handoff_offered(event: Shipment.HandoffOffered) -> pb.HandoffOffered:
+    return pb.HandoffOffered(
+        **_ids(event),
+        from_party=event.from_party,
+        to_party=event.to_party,
+        offered_at=timestamp(event.offered_at),
+        idempotency_key=event.idempotency_key,
+    )
+
+
 def custody_handed_over(event: Shipment.CustodyHandedOver) -> pb.CustodyHandedOver:
     return pb.CustodyHandedOver(
         **_ids(event),
@@ -158,6 +168,7 @@ PAYLOAD_MAPPERS: dict[type, Mapper] = {
     Shipment.Created: shipment_created,
     Shipment.CourierAssigned: courier_assigned,
     Shipment.UnitScanned: unit_scanned,
+    Shipment.HandoffOffered: handoff_offered,
     Shipment.CustodyHandedOver: custody_handed_over,
     Shipment.ScanMismatchRecorded: scan_mismatch,
     Shipment.StabilityWindowBreached: window_breached,

@@ -11,8 +11,9 @@ identity (all its units share one COI) and each of its events carries that valid
 Kafka key. Which shipments each unit was listed on lives in `LogisticsUnpublishedRecords`.
 Events are authored by this service's site (which signs them); the acting user, their role
 and, in the payload, the acting site say who did it. Logistics records for the consortium's
-sites (origin and destination), so a command's site is checked against the shipment, not
-against this service's site.
+sites, so a command's caller is checked against the shipment's parties (`domain.parties`:
+origin, destination, assigned courier or its company, custodian), not against this service's
+site: to anyone else a shipment does not exist (NotFound, nothing recorded).
 
 Each group of use cases is a class in a sibling module; the commands below delegate to it.
 """
@@ -26,27 +27,37 @@ from uuid import UUID
 from v2v_logistics.application.handoffs import Handoffs
 from v2v_logistics.application.queries import ShipmentQueries
 from v2v_logistics.application.receipt import Receipt
-from v2v_logistics.application.shipments import NewShipment, ScanRefusedAtCreation, Shipments
+from v2v_logistics.application.shipments import (
+    NewShipment,
+    ScanRefusedAtCreation,
+    Shipments,
+    UnitNotFound,
+)
 from v2v_logistics.application.temperatures import Temperatures
+from v2v_logistics.domain.matching import Mismatch
+from v2v_logistics.domain.parties import Caller, Parties, party_of
 from v2v_logistics.domain.shipment import ScanOutcome, Shipment
 from v2v_logistics.domain.values import ExceptionKind, Reading, ScanAttempt
 from v2v_logistics.ports import (
+    CourierRoster,
     CourierShipmentIndex,
     CourierShipmentIndexOver,
     LogisticsFacts,
+    NoCourierRoster,
     NoCourierShipmentIndex,
     NoLogisticsFacts,
 )
 from v2v_logistics.unpublished_records import LogisticsUnpublishedRecords
 from v2v_logistics.views import CourierShipmentView, ReadingsView, ShipmentView
 from v2v_platform.attribution import Attribution, WindowOverride
+from v2v_platform.auth.identity import Role
 from v2v_platform.errors import Forbidden, NotFound
 from v2v_platform.limits import MAX_ID_CHARS, echo
 from v2v_platform.protocol_rules import DEFAULT_RULES, ProtocolRules
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import CLOCK_SKEW, MAX_ATTEMPTS, ServiceApplication, utc_now
 
-__all__ = ["LogisticsApplication", "NewShipment", "ScanRefusedAtCreation"]
+__all__ = ["LogisticsApplication", "NewShipment", "ScanRefusedAtCreation", "UnitNotFound"]
 
 
 class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
@@ -64,6 +75,7 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
         max_attempts: int = MAX_ATTEMPTS,
         clock_skew: timedelta = CLOCK_SKEW,
         courier_index: CourierShipmentIndexOver | None = None,
+        couriers: CourierRoster | None = None,
     ) -> None:
         super().__init__(
             env,
@@ -75,6 +87,7 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
         )
         self.facts: LogisticsFacts = facts or NoLogisticsFacts()
         self.rules = rules
+        self.couriers: CourierRoster = couriers or NoCourierRoster()
         self.courier_index: CourierShipmentIndex = (
             courier_index(self.recorder, self.mapper) if courier_index else NoCourierShipmentIndex()
         )
@@ -99,6 +112,11 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
 
     def hand_over(self, shipment_id: str, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
         return self.handoffs.hand_over(shipment_id, attempt, by)
+
+    def offer_handoff(self, shipment_id: str, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
+        """The custodian (`attempt.from_party`, as authenticated) offers the shipment to
+        `attempt.receiving_party`."""
+        return self.handoffs.offer(shipment_id, attempt, by)
 
     # the destination site
 
@@ -139,6 +157,7 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
         return self.queries.courier_shipments(courier_id)
 
     def courier_shipment(self, shipment_id: str, courier_id: str) -> CourierShipmentView:
+        """The shipment as its courier sees it; NotFound to any other courier."""
         return self.queries.courier_shipment(shipment_id, courier_id)
 
     # shared by the use cases
@@ -148,26 +167,51 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
         return self.get(Shipment, parse_shipment_id(shipment_id), "shipment")
 
     def visible(self, shipment_id: str, scope: Scope) -> Shipment:
-        """The shipment, when `scope` sees it; NotFound, exactly as if absent, otherwise."""
-        what = f"shipment {shipment_id}"
+        """The shipment, when `scope` reads everything or is a party to it; NotFound, exactly
+        as if absent, otherwise."""
+        caller = Caller.site(scope.site_id, courier_role=scope.has(Role.COURIER))
+        return self.related(shipment_id, caller, reads_all=scope.sees_everything)
+
+    def related(self, shipment_id: str, caller: Caller, reads_all: bool = False) -> Shipment:
+        """The shipment, when `caller` is one of its parties; NotFound, exactly as if absent,
+        otherwise (a stranger's call is never recorded)."""
         shipment = self.find(Shipment, parse_shipment_id(shipment_id))
-        scope.require_sees(self.related_sites(shipment) if shipment else (), what)
-        if shipment is None:
-            raise NotFound(f"no {what}")
+        if shipment is None or not (reads_all or self.is_party(shipment, caller)):
+            raise NotFound(f"no shipment {shipment_id} is visible to {caller.party}")
         return shipment
 
-    def related_sites(self, shipment: Shipment) -> tuple[str, str, str]:
-        """The sites that may read the shipment: its two parties and this logistics operator."""
-        return shipment.origin_site_id, shipment.destination_site_id, self.site_id
+    def is_party(self, shipment: Shipment, caller: Caller) -> bool:
+        return not isinstance(party_of(self.parties_of(shipment), caller), Mismatch)
 
-    def change(self, shipment_id: str, change: Callable[[Shipment], None]) -> ShipmentView:
+    def parties_of(self, shipment: Shipment) -> Parties:
+        courier = shipment.assigned_courier_id
+        return shipment.parties(self.couriers.companies_of(courier) if courier else frozenset())
+
+    def shipment_coi(self, shipment_id: str) -> str:
+        """The shipment's COI, "" when there is none (for the access log only)."""
+        try:
+            shipment = self.find(Shipment, parse_shipment_id(shipment_id))
+        except NotFound:
+            return ""
+        return shipment.coi if shipment else ""
+
+    def change(
+        self, shipment_id: str, caller: Caller, change: Callable[[Shipment], None]
+    ) -> ShipmentView:
+        """Apply `change` to the shipment, when `caller` is one of its parties."""
+
         def attempt() -> ShipmentView:
-            shipment = self.load(shipment_id)
+            shipment = self.related(shipment_id, caller)
             change(shipment)
             self.save(shipment)
             return ShipmentView.of(shipment)
 
         return self.retrying(attempt)
+
+    @staticmethod
+    def site_caller(by: Attribution) -> Caller:
+        """A site calling with its certificate or site token (in its acting role)."""
+        return Caller.site(by.site_id, courier_role=by.role == Role.COURIER.value)
 
     @staticmethod
     def check_party_site(shipment: Shipment, by: Attribution, what: str) -> None:

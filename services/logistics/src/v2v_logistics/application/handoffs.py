@@ -1,7 +1,10 @@
-"""Scans and custody handoffs (couriers over HTTP, sites over gRPC): a refusal is saved on the
-shipment's chain before `ScanRefused` is raised; a key sent again gets the same outcome.
-The scan time is the device's (never in the future beyond the clock skew); the label is read
-as its bounded echo, so a refused scan records and answers at most 256 characters of it."""
+"""Scans, offers and custody handoffs (couriers over HTTP, sites over gRPC): only a party to
+the shipment acts on it (to anyone else it does not exist, and nothing is recorded); custody
+passes when the custodian offered the shipment to the receiving party by its own call and
+that party scanned every unit. A refusal is saved on the shipment's chain before
+`ScanRefused` is raised; a key sent again gets the same outcome. The scan time is the
+device's (never in the future beyond the clock skew); the label is read as its bounded echo,
+so a refused scan records and answers at most 256 characters of it."""
 
 from __future__ import annotations
 
@@ -10,10 +13,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from v2v_logistics.domain.matching import ScanRefused
+from v2v_logistics.domain.parties import Caller
 from v2v_logistics.domain.shipment import ScanOutcome, Shipment
 from v2v_logistics.domain.values import ScanAttempt, parse_party
 from v2v_platform import limits
 from v2v_platform.attribution import Attribution
+from v2v_platform.auth.identity import Role
 
 if TYPE_CHECKING:
     from v2v_logistics.application import LogisticsApplication
@@ -24,39 +29,71 @@ class Handoffs:
         self.app = app
 
     def scan(self, shipment_id: str, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
+        """The receiving party (as authenticated) scans one unit."""
         attempt = self.checked(attempt)
         authored = self.app.authored(by)
-        return self._scan_or_hand_over(
-            shipment_id, lambda s: s.scan(attempt, self.app.facts.unit, authored)
+        return self._act(
+            shipment_id,
+            caller(attempt.receiving_party, by),
+            lambda s: s.scan(attempt, self.app.facts.unit, authored),
         )
 
     def hand_over(self, shipment_id: str, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
+        """The receiving party (as authenticated) takes the shipment offered to it."""
         attempt = self.checked(attempt)
         authored = self.app.authored(by)
-        return self._scan_or_hand_over(shipment_id, lambda s: s.hand_over(attempt, authored))
+        return self._act(
+            shipment_id,
+            caller(attempt.receiving_party, by),
+            lambda s: s.hand_over(attempt, authored),
+        )
+
+    def offer(self, shipment_id: str, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
+        """The custodian (`attempt.from_party`, as authenticated) offers the shipment to
+        `attempt.receiving_party`."""
+        attempt = self.checked(attempt)
+        authored = self.app.authored(by)
+        return self._act(
+            shipment_id,
+            caller(attempt.from_party, by),
+            lambda s: s.offer_handoff(attempt, self.app.parties_of(s), authored),
+        )
 
     def checked(self, attempt: ScanAttempt) -> ScanAttempt:
         """The attempt within the limits: its parties, key and time checked, its label echoed."""
         check_parties(attempt)
         limits.check_id(attempt.idempotency_key, "idempotency_key")
         scanned_at = self.app.when(attempt.scanned_at, "scanned_at")
-        return replace(attempt, scanned_at=scanned_at, label=limits.echo(attempt.label))
+        return replace(
+            attempt,
+            from_party=attempt.from_party.strip(),
+            scanned_at=scanned_at,
+            label=limits.echo(attempt.label),
+        )
 
-    def _scan_or_hand_over(
-        self, shipment_id: str, act: Callable[[Shipment], ScanOutcome]
+    def _act(
+        self, shipment_id: str, by: Caller, act: Callable[[Shipment], ScanOutcome]
     ) -> ScanOutcome:
-        def attempt() -> ScanOutcome:
-            shipment = self.app.load(shipment_id)
+        def attempt() -> tuple[ScanOutcome, str]:
+            shipment = self.app.related(shipment_id, by)
             outcome = act(shipment)
             self.app.save(shipment)
-            return outcome
+            return outcome, shipment.coi
 
-        outcome = self.app.retrying(attempt)
+        outcome, coi = self.app.retrying(attempt)
         if outcome.mismatch is not None:
-            raise ScanRefused(outcome.mismatch)
+            raise ScanRefused(outcome.mismatch, coi)
         return outcome
 
 
+def caller(party: str, by: Attribution) -> Caller:
+    """The authenticated party acting (a site in its courier role may be a courier company)."""
+    return Caller(party, courier_role=by.role == Role.COURIER.value)
+
+
 def check_parties(attempt: ScanAttempt) -> None:
-    parse_party(attempt.from_party)
+    """The receiving party, and the giver when one is named (a claim, checked against the
+    custodian), are well-formed parties."""
+    if attempt.from_party.strip():
+        parse_party(attempt.from_party)
     parse_party(attempt.receiving_party)

@@ -1,15 +1,16 @@
 """What sites and couriers read.
 
-A site reads a shipment it relates to (origin, destination, or this logistics operator's own
-site); auditors read every shipment; to any other site a shipment does not exist (`Scope`).
-A courier's identity is their courier token: they read the shipments assigned to or held by
-them (and the one they scan for)."""
+A site reads a shipment it is a party to (origin, destination, or, in its courier role, the
+company of the assigned courier); auditors read every shipment; to any other site a shipment
+does not exist (`Scope`, `domain.parties`). A courier's identity is their courier token: they
+read the shipments assigned to or held by them."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from v2v_logistics.domain.parties import Caller
 from v2v_logistics.domain.shipment import Shipment
 from v2v_logistics.domain.values import courier_party
 from v2v_logistics.views import CourierShipmentView, ShipmentView
@@ -40,7 +41,7 @@ class ShipmentQueries:
         return found
 
     def courier_shipment(self, shipment_id: str, courier_id: str) -> CourierShipmentView:
-        shipment = self.app.load(shipment_id)
+        shipment = self.app.related(shipment_id, Caller.courier(courier_id))
         return CourierShipmentView(
             ShipmentView.of(shipment), shipment.scanned_by(courier_party(courier_id))
         )

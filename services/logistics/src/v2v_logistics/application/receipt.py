@@ -1,6 +1,8 @@
-"""The destination site: delivery (scanning exactly the manifest; past the window only with a
-signed override), receipt inspection, and exceptions recorded by either party site. Scanned
-labels are read as their bounded echoes (at most as many as a manifest holds)."""
+"""The destination site: delivery (the custodian offered it the shipment; it scanned exactly
+the manifest; past the window only with a signed override), receipt inspection, and
+exceptions recorded by either party site. Only a party to the shipment calls these: to any
+other site the shipment does not exist (nothing recorded). Scanned labels are read as their
+bounded echoes (at most as many as a manifest holds)."""
 
 from __future__ import annotations
 
@@ -38,21 +40,22 @@ class Receipt:
         attempt = ScanAttempt(
             limits.check_id(idempotency_key, "idempotency_key") or f"receipt:{uuid4()}",
             self.app.clock(),
-            parse_party(from_party),
+            parse_party(from_party) if from_party.strip() else "",
             site_party(by.site_id),
             " ".join(labels),
         )
         authored = self.app.authored(by)
+        caller = self.app.site_caller(by)
 
         def act() -> tuple[ShipmentView, Mismatch | None]:
-            shipment = self.app.load(shipment_id)
+            shipment = self.app.related(shipment_id, caller)
             mismatch = shipment.receive(attempt, labels, self.app.facts.unit, override, authored)
             self.app.save(shipment)
             return ShipmentView.of(shipment), mismatch
 
         view, mismatch = self.app.retrying(act)
         if mismatch is not None:
-            raise ScanRefused(mismatch)
+            raise ScanRefused(mismatch, view.coi)
         return view
 
     def inspect(
@@ -66,7 +69,7 @@ class Receipt:
             authored = self.app.authored(by)
             shipment.inspect(intact, log_reviewed, notes, self.app.clock(), authored)
 
-        return self.app.change(shipment_id, change)
+        return self.app.change(shipment_id, self.app.site_caller(by), change)
 
     def record_exception(
         self, shipment_id: str, kind: ExceptionKind, by: Attribution
@@ -75,4 +78,4 @@ class Receipt:
             self.app.check_party_site(shipment, by, "record an exception of")
             shipment.record_exception(kind, self.app.clock(), self.app.authored(by))
 
-        return self.app.change(shipment_id, change)
+        return self.app.change(shipment_id, self.app.site_caller(by), change)

@@ -1,5 +1,6 @@
-"""Creating shipments (one COI, known units in the shipper's custody, one condition, the
-earliest stability window of the units) and assigning their courier."""
+"""Creating shipments (one COI, units verified facts relate to the shipper and in its custody,
+one condition, the earliest stability window of the units) and assigning their courier (the
+custodian site that assigns the courier offers it the shipment)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
-from v2v_logistics.domain.matching import OTHER_COI, UNKNOWN_UNIT, WRONG_CUSTODIAN
+from v2v_logistics.domain.matching import OTHER_COI, UNKNOWN_UNIT, Mismatch
+from v2v_logistics.domain.parties import UnitCustody, check_shippable
 from v2v_logistics.domain.shipment import Shipment, ShipmentPlan
 from v2v_logistics.domain.values import (
     KnownUnit,
+    ScanAttempt,
     ShipmentStatus,
+    courier_party,
     parse_courier_id,
     parse_site,
     require_text,
@@ -23,7 +27,7 @@ from v2v_logistics.views import ShipmentView
 from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
-from v2v_platform.errors import InvalidInput, Refused
+from v2v_platform.errors import InvalidInput, NotFound, Refused
 from v2v_platform.ids import Din
 from v2v_platform.service_application import parse_din
 
@@ -47,6 +51,16 @@ class ScanRefusedAtCreation(Refused):
     def __init__(self, reason_code: str, explanation: str) -> None:
         super().__init__(explanation)
         self.reason_code = reason_code
+
+
+class UnitNotFound(NotFound):
+    """A unit on a new shipment's manifest that nobody knows here, or that verified facts do
+    not relate to the shipper: both answered alike, as if absent (NOT_FOUND / 404, reason
+    code `unknown-unit`), and nothing is recorded."""
+
+    def __init__(self, mismatch: Mismatch) -> None:
+        super().__init__(f"{mismatch.reason_code}: {mismatch.explanation}")
+        self.reason_code = mismatch.reason_code
 
 
 class Shipments:
@@ -80,14 +94,13 @@ class Shipments:
 
     def _shippable(self, din: Din, origin_site_id: str) -> KnownUnit:
         unit = self.app.facts.unit(din.data)
-        if unit is None:
-            raise ScanRefusedAtCreation(UNKNOWN_UNIT, f"no unit with DIN {din} is known here")
-        custodian = self.unit_custodian(unit)
-        if custodian != site_party(origin_site_id):
-            raise ScanRefusedAtCreation(
-                WRONG_CUSTODIAN, f"unit {din} is in the custody of {custodian}, not this site"
-            )
-        return unit
+        custody = self.unit_custody(unit) if unit is not None else None
+        found = check_shippable(str(din), unit, custody, site_party(origin_site_id))
+        if isinstance(found, Mismatch):
+            if found.reason_code == UNKNOWN_UNIT:
+                raise UnitNotFound(found)
+            raise ScanRefusedAtCreation(found.reason_code, found.explanation)
+        return found
 
     def _plan(
         self, units: Sequence[KnownUnit], request: NewShipment, origin: str, destination: str
@@ -118,26 +131,39 @@ class Shipments:
             protocol_rules=self.app.rules.tag,
         )
 
-    def unit_custodian(self, unit: KnownUnit) -> str:
-        """Who holds the unit now: an open shipment's custodian, else the last receiver."""
+    def unit_custody(self, unit: KnownUnit) -> UnitCustody:
+        """Who holds the unit now (an open shipment's custodian, else the last receiver) and
+        every site that held it (its first custodian, the origins and the receivers of its
+        shipments): the sites verified facts and this service's records relate to it."""
         custodian = unit.first_custodian
+        held = {custodian}
         for shipment_id in self.app.unpublished.shipments_of(unit.din_data):
             shipment = self.app.find(Shipment, UUID(shipment_id))
             if shipment is None:
                 continue  # listed, but its shipment was never saved
+            held.add(site_party(shipment.origin_site_id))
             if shipment.status.is_moving:
-                return f"shipment:{shipment.shipment_id}"
-            if shipment.status in (ShipmentStatus.DELIVERED, ShipmentStatus.RECEIPT_INSPECTED):
+                custodian = f"shipment:{shipment.shipment_id}"
+            elif shipment.status in (ShipmentStatus.DELIVERED, ShipmentStatus.RECEIPT_INSPECTED):
                 custodian = site_party(shipment.destination_site_id)
+                held.add(custodian)
             else:
                 custodian = shipment.custodian
-        return custodian
+        return UnitCustody(custodian, frozenset(held))
 
     def assign_courier(self, shipment_id: str, courier_id: str, by: Attribution) -> ShipmentView:
+        """Origin or destination assigns the courier; when the assigning site holds the
+        shipment, it offers it to that courier too."""
         parse_courier_id(courier_id)
 
         def change(shipment: Shipment) -> None:
             self.app.check_party_site(shipment, by, "assign a courier to")
-            shipment.assign_courier(courier_id, self.app.authored(by))
+            authored = self.app.authored(by)
+            shipment.assign_courier(courier_id, authored)
+            courier = courier_party(courier_id)
+            giver = site_party(by.site_id)
+            if shipment.custodian == giver and shipment.offered_to != courier:
+                offer = ScanAttempt(f"assign:{uuid4()}", self.app.clock(), giver, courier)
+                shipment.offer_handoff(offer, self.app.parties_of(shipment), authored)
 
-        return self.app.change(shipment_id, change)
+        return self.app.change(shipment_id, self.app.site_caller(by), change)

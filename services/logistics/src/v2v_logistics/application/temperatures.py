@@ -13,7 +13,6 @@ from v2v_logistics.views import ExcursionView, ReadingsView
 from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.errors import InvalidInput
-from v2v_platform.scope import Scope
 
 if TYPE_CHECKING:
     from v2v_logistics.application import LogisticsApplication
@@ -26,14 +25,15 @@ class Temperatures:
     def upload(
         self, shipment_id: str, readings: Sequence[Reading], by: Attribution
     ) -> ReadingsView:
-        """Only a site the shipment relates to uploads (and learns the excursions); to any
-        other site the shipment does not exist."""
+        """Only a party to the shipment uploads (and learns the excursions): its origin or
+        destination site, or its assigned courier's company; to any other site the shipment
+        does not exist (nothing is recorded)."""
         if not readings:
             raise InvalidInput("a batch of readings needs at least one reading")
         readings = self.checked(readings)
 
         def attempt() -> ReadingsView:
-            shipment = self.app.visible(shipment_id, Scope(by.site_id))
+            shipment = self.app.related(shipment_id, self.app.site_caller(by))
             before = len(shipment.reading_times)
             found = shipment.record_readings(readings, self.app.rules, self.app.authored(by))
             self.app.save(shipment)

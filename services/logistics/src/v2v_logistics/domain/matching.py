@@ -23,6 +23,8 @@ WRONG_STATE = "wrong-state"
 WRONG_DESTINATION = "wrong-destination"
 MALFORMED_LABEL = "malformed-label"
 WINDOW_BREACHED = "window-breached"
+NOT_OFFERED = "not-offered"
+NOT_A_PARTY = "not-a-party"
 
 UnitLookup = Callable[[str], KnownUnit | None]
 
@@ -39,9 +41,11 @@ class Mismatch:
 class ScanRefused(Refused):
     """A scan, handoff or receipt was refused by a custody rule; it was recorded (I2)."""
 
-    def __init__(self, mismatch: Mismatch) -> None:
+    def __init__(self, mismatch: Mismatch, coi: str = "") -> None:
         super().__init__(mismatch.explanation)
         self.mismatch = mismatch
+        self.coi = coi
+        """The shipment's COI, for the access log."""
 
     @property
     def reason_code(self) -> str:

@@ -1,11 +1,13 @@
 """A shipment of units of ONE COI from an origin site to a destination site (I2, I3, I5).
 
 Custody has exactly one holder at a time (`custodian`: `site:<ID>` or `courier:<ID>`) and
-passes only by an accepted handoff: the giver is the current custodian and the receiving party
-scanned exactly the manifest. Every refused scan, handoff or receipt is recorded as a
-`ScanMismatchRecorded` event with its reason code, and nothing else changes. Each courier scan
-and handoff carries a client-generated idempotency key, recorded on its event: the outcome of
-a key already seen is re-derived from the events, never applied twice.
+passes only by an accepted handoff: the custodian offered the shipment to the receiving party
+by its own call (`HandoffOffered`; a shipment created with a courier is offered to that
+courier) and the receiving party scanned exactly the manifest (`domain.parties`). Every
+refused scan, offer, handoff or receipt is recorded as a `ScanMismatchRecorded` event with its
+reason code, and nothing else changes. Each courier scan, offer and handoff carries a
+client-generated idempotency key, recorded on its event: the outcome of a key already seen is
+re-derived from the events, never applied twice.
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ from eventsourcing.domain import Aggregate
 
 from v2v_logistics.domain.matching import (
     WINDOW_BREACHED,
-    WRONG_CUSTODIAN,
     WRONG_DESTINATION,
     WRONG_STATE,
     Mismatch,
     UnitLookup,
     match_label,
     missing_units,
+)
+from v2v_logistics.domain.parties import (
+    Offer,
+    Parties,
+    check_claimed_giver,
+    check_offer,
+    giver_of_handoff,
 )
 from v2v_logistics.domain.temperatures import Excursion, excursions
 from v2v_logistics.domain.values import (
@@ -35,6 +43,7 @@ from v2v_logistics.domain.values import (
     Reading,
     ScanAttempt,
     ShipmentStatus,
+    courier_party,
     site_party,
 )
 from v2v_platform.attribution import Attribution, WindowOverride
@@ -55,6 +64,7 @@ class ScanOutcome:
     custodian: str = ""
     status: str = ""
     mismatch: Mismatch | None = None
+    offered_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,21 @@ class Shipment(Aggregate):
                 True, self.din, remaining, self.late, aggregate.custodian, aggregate.status.value
             )
 
+    class HandoffOffered(AttributedEvent):
+        from_party: str
+        to_party: str
+        offered_at: datetime
+        idempotency_key: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.offer = Offer(self.from_party, self.to_party)
+            aggregate.outcomes[self.idempotency_key] = ScanOutcome(
+                True,
+                custodian=aggregate.custodian,
+                status=aggregate.status.value,
+                offered_to=self.to_party,
+            )
+
     class CustodyHandedOver(AttributedEvent):
         from_party: str
         to_party: str
@@ -126,6 +151,7 @@ class Shipment(Aggregate):
             aggregate.custodian = self.to_party
             aggregate.status = ShipmentStatus(self.status)
             aggregate.pending = {}
+            aggregate.offer = None
             aggregate.note_scan_time(self.scanned_at)
             aggregate.handoffs += 1
             if self.idempotency_key:
@@ -189,6 +215,7 @@ class Shipment(Aggregate):
             aggregate.custodian = site_party(self.destination_site_id)
             aggregate.status = ShipmentStatus.DELIVERED
             aggregate.pending = {}
+            aggregate.offer = None
 
     class ReceiptInspected(AttributedEvent):
         intact: bool
@@ -208,6 +235,7 @@ class Shipment(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.status = ShipmentStatus.EXCEPTION
             aggregate.exception_kind = ExceptionKind(self.kind)
+            aggregate.offer = None
 
     def __init__(
         self,
@@ -235,6 +263,11 @@ class Shipment(Aggregate):
         self.window_ends_at = window_ends_at
         self.status = ShipmentStatus.CREATED
         self.pending: dict[str, list[str]] = {}
+        self.offer: Offer | None = (
+            Offer(custodian, courier_party(assigned_courier_id)) if assigned_courier_id else None
+        )
+        """The custodian's pending offer; the origin offers the shipment to the courier it
+        names when it creates it."""
         self.outcomes: dict[str, ScanOutcome] = {}
         self.latest_scan_at: datetime | None = None
         self.window_breached = False
@@ -280,6 +313,22 @@ class Shipment(Aggregate):
     def scanned_by(self, party: str) -> list[str]:
         return list(self.pending.get(party, []))
 
+    def parties(self, courier_companies: frozenset[str] = frozenset()) -> Parties:
+        """Who the shipment relates to; `courier_companies`: the sites its assigned courier
+        works for."""
+        return Parties(
+            self.origin_site_id,
+            self.destination_site_id,
+            self.assigned_courier_id,
+            self.custodian,
+            courier_companies,
+        )
+
+    @property
+    def offered_to(self) -> str:
+        offer = self.offer
+        return offer.to_party if offer is not None and offer.from_party == self.custodian else ""
+
     # courier (or site) scans and handoffs
 
     def scan(self, attempt: ScanAttempt, known: UnitLookup, by: Attribution) -> ScanOutcome:
@@ -295,7 +344,7 @@ class Shipment(Aggregate):
         self.trigger_event(
             self.UnitScanned,
             din=found,
-            from_party=attempt.from_party,
+            from_party=self.custodian,
             receiving_party=attempt.receiving_party,
             scanned_at=attempt.scanned_at,
             late=self.is_late(attempt.scanned_at),
@@ -304,13 +353,36 @@ class Shipment(Aggregate):
         )
         return self.outcomes[attempt.idempotency_key]
 
-    def hand_over(self, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
-        """Pass custody to the receiving party, who scanned every unit, or record why not."""
+    def offer_handoff(self, attempt: ScanAttempt, parties: Parties, by: Attribution) -> ScanOutcome:
+        """The custodian (`attempt.from_party`, authenticated) offers the shipment to
+        `attempt.receiving_party`, who takes it by scanning every unit; or record why not."""
         if attempt.idempotency_key in self.outcomes:
             return self.outcomes[attempt.idempotency_key]
+        offer = self._state_problem() or check_offer(
+            parties, attempt.from_party, attempt.receiving_party
+        )
+        if isinstance(offer, Mismatch):
+            return self._refuse(attempt, offer, by)
+        self.trigger_event(
+            self.HandoffOffered,
+            from_party=offer.from_party,
+            to_party=offer.to_party,
+            offered_at=attempt.scanned_at,
+            idempotency_key=attempt.idempotency_key,
+            **attributed(by, self.coi),
+        )
+        return self.outcomes[attempt.idempotency_key]
+
+    def hand_over(self, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
+        """Pass custody to the receiving party, who scanned every unit, from the custodian
+        who offered it to them; or record why not."""
+        if attempt.idempotency_key in self.outcomes:
+            return self.outcomes[attempt.idempotency_key]
+        giver = self._state_problem() or self._giver(attempt)
         mismatch = (
-            self._custody_problem(attempt)
-            or missing_units(self.manifest, self.scanned_by(attempt.receiving_party))
+            giver
+            if isinstance(giver, Mismatch)
+            else missing_units(self.manifest, self.scanned_by(attempt.receiving_party))
             or self._window_problem(attempt.scanned_at, "handoff", by)
         )
         if mismatch is not None:
@@ -319,7 +391,7 @@ class Shipment(Aggregate):
         status = ShipmentStatus.PICKED_UP if from_site else ShipmentStatus.IN_TRANSIT
         self.trigger_event(
             self.CustodyHandedOver,
-            from_party=attempt.from_party,
+            from_party=self.custodian,
             to_party=attempt.receiving_party,
             status=status.value,
             scanned_at=attempt.scanned_at,
@@ -329,17 +401,25 @@ class Shipment(Aggregate):
         )
         return self.outcomes[attempt.idempotency_key]
 
-    def _custody_problem(self, attempt: ScanAttempt) -> Mismatch | None:
+    def _state_problem(self) -> Mismatch | None:
         if not self.status.is_moving:
             return Mismatch(WRONG_STATE, f"shipment is {self.status.value}: no handoff allowed")
-        if attempt.from_party != self.custodian:
-            return Mismatch(
-                WRONG_CUSTODIAN,
-                f"{attempt.from_party} is not the custodian of this shipment ({self.custodian})",
-            )
+        return None
+
+    def _custody_problem(self, attempt: ScanAttempt) -> Mismatch | None:
+        """Why the receiving party may not scan for a handoff (a claimed giver must be the
+        custodian)."""
+        problem = self._state_problem() or check_claimed_giver(self.custodian, attempt.from_party)
+        if problem is not None:
+            return problem
         if attempt.receiving_party == self.custodian:
             return Mismatch(WRONG_STATE, f"{attempt.receiving_party} already holds the shipment")
         return None
+
+    def _giver(self, attempt: ScanAttempt) -> Mismatch | str:
+        return giver_of_handoff(
+            self.custodian, self.offer, attempt.receiving_party, attempt.from_party
+        )
 
     def _window_problem(self, at: datetime, checkpoint: str, by: Attribution) -> Mismatch | None:
         if self.window_ends_at is None or at <= self.window_ends_at:
@@ -413,7 +493,7 @@ class Shipment(Aggregate):
         signed = override if self.window_breached else None
         self.trigger_event(
             self.Delivered,
-            from_party=attempt.from_party,
+            from_party=self.custodian,
             destination_site_id=self.destination_site_id,
             received_at=attempt.scanned_at,
             window_overridden=signed is not None,
@@ -440,9 +520,9 @@ class Shipment(Aggregate):
                 f"this shipment goes to {self.destination_site_id}, not"
                 f" {attempt.receiving_party.removeprefix('site:')}",
             )
-        problem = self._custody_problem(attempt)
-        if problem is not None:
-            return problem
+        giver = self._state_problem() or self._giver(attempt)
+        if isinstance(giver, Mismatch):
+            return giver
         scanned: list[str] = []
         for label in labels:
             found = match_label(label, self.coi, self.manifest, scanned, known)

@@ -33,6 +33,7 @@ def shipment_created(chain: ChainBuilder, fact: Fact, event: pb.ShipmentCreated)
 
 
 marks(pb.CourierAssigned, "")
+marks(pb.HandoffOffered, "")  # custody passes only when the receiver confirms
 
 
 marks(pb.UnitScanned, "")

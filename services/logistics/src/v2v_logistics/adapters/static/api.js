@@ -22,6 +22,7 @@ export async function call(token, method, path, body) {
 }
 
 export const me = (token) => call(token, "GET", "/v1/courier/me");
+export const login = (token, password) => call(token, "POST", "/v1/courier/login", { password });
 export const shipments = (token) => call(token, "GET", "/v1/courier/shipments");
 
 export function send(action) {
@@ -32,7 +33,7 @@ export function send(action) {
 export function newAction(token, kind, shipmentId, fields) {
   return {
     token,
-    kind, // "scans" or "handoff"
+    kind, // "scans", "handoff" or "offer"
     shipmentId,
     body: {
       idempotency_key: crypto.randomUUID(),

@@ -1,4 +1,5 @@
-// The courier page: log in, pick a shipment, scan bags, confirm the handoff; works offline.
+// The courier page: log in, pick a shipment, scan bags, confirm the handoff, hand a held
+// shipment over to the party who takes it next; works offline.
 
 import * as api from "./api.js";
 import * as queue from "./queue.js";
@@ -65,6 +66,11 @@ function showAnswer(action, answer) {
     showResult("accepted", "ACCEPTED", "Handoff confirmed: you now hold this shipment.");
     return;
   }
+  if (action.kind === "offer") {
+    showResult("accepted", "HANDED OVER",
+      `Handed over to ${answer.data.offered_to}: they take it by scanning every bag.`);
+    return;
+  }
   const remaining = answer.data.remaining || [];
   const message = remaining.length
     ? `Bag ${answer.data.din} checked. ${remaining.length} still to scan: ${remaining.join(", ")}`
@@ -81,6 +87,10 @@ function cachedShipments() {
 
 function selected() {
   return cachedShipments().find((s) => s.shipment_id === state.selectedId);
+}
+
+function myParty() {
+  return `courier:${(store.get("me") || {}).courier_id || ""}`;
 }
 
 async function loadShipments() {
@@ -127,6 +137,7 @@ function renderShipments() {
 function openShipment(shipmentId) {
   state.selectedId = shipmentId;
   $("from-party").value = selected()?.custodian || "";
+  $("offer-to").value = selected() ? `site:${selected().destination_site_id}` : "";
   $("shipments-view").hidden = true;
   $("shipment-view").hidden = false;
   renderShipment();
@@ -148,6 +159,12 @@ function renderShipment() {
   $("shipment-condition").textContent = s.condition;
   $("shipment-route").textContent = `${s.origin_site_id} → ${s.destination_site_id}`;
   $("shipment-custodian").textContent = s.custodian;
+  const holding = s.custodian === myParty();
+  $("offer-form").hidden = !holding;
+  $("scan-form").hidden = holding;
+  $("handoff").hidden = holding;
+  $("offered-note").hidden = !(holding && s.offered_to);
+  $("offered-note").textContent = s.offered_to ? `Handed over to ${s.offered_to}.` : "";
   $("shipment-window").textContent = localTime(s.window_ends_at);
   const manifest = $("manifest");
   manifest.replaceChildren();
@@ -165,6 +182,7 @@ function noteAccepted(action, answer) {
   if (!s || !answer.ok) return;
   if (action.kind === "scans" && !s.scanned.includes(answer.data.din)) s.scanned.push(answer.data.din);
   if (action.kind === "handoff") Object.assign(s, { custodian: answer.data.custodian, status: answer.data.status });
+  if (action.kind === "offer") s.offered_to = answer.data.offered_to;
   store.set("shipments", shipments);
   renderShipment();
 }
@@ -178,7 +196,7 @@ async function submit(action) {
     setConnection(true);
     noteAccepted(action, answer);
     showAnswer(action, answer);
-    if (answer.ok && action.kind === "handoff") loadShipments();
+    if (answer.ok && action.kind !== "scans") loadShipments();
   } catch (error) {
     if (!(error instanceof api.Offline)) throw error;
     setConnection(false);
@@ -189,7 +207,8 @@ async function submit(action) {
 function keep(action) {
   queue.enqueue(action);
   renderPending();
-  const what = action.kind === "handoff" ? "Handoff" : `Scan of ${action.body.label}`;
+  const what = { handoff: "Handoff", offer: `Handover to ${action.body.to_party}` }[action.kind]
+    || `Scan of ${action.body.label}`;
   showResult("queued", "SAVED — NOT YET CHECKED", `${what} is kept on this phone.`,
     "It will be checked when the connection returns. Keep the bags apart until then.");
   if (isOnline()) sync();
@@ -204,6 +223,13 @@ function scanLabel(event) {
   submit(api.newAction(state.token, "scans", state.selectedId, { from_party: fromParty, label }));
 }
 
+function offerHandoff(event) {
+  event.preventDefault();
+  const toParty = $("offer-to").value.trim();
+  if (!state.selectedId || !toParty) return;
+  submit(api.newAction(state.token, "offer", state.selectedId, { to_party: toParty }));
+}
+
 function confirmHandoff() {
   if (!state.selectedId) return;
   const fromParty = $("from-party").value.trim();
@@ -212,7 +238,8 @@ function confirmHandoff() {
 
 function describe(action) {
   const time = new Date(action.body.scanned_at).toLocaleTimeString();
-  const what = action.kind === "handoff" ? "handoff" : `scan ${action.body.label}`;
+  const what = { handoff: "handoff", offer: `hand over to ${action.body.to_party}` }[action.kind]
+    || `scan ${action.body.label}`;
   return `${time} · ${action.shipmentId} · ${what}`;
 }
 
@@ -266,11 +293,14 @@ function announceSync(answers) {
 async function login(event) {
   event.preventDefault();
   const token = $("token-input").value.trim();
+  const password = $("password-input").value;
   $("login-error").textContent = "";
   try {
-    const answer = await api.me(token);
+    const answer = await api.login(token, password);
+    $("password-input").value = "";
     if (!answer.ok) {
-      $("login-error").textContent = "This courier token is not valid (unknown or revoked).";
+      $("login-error").textContent =
+        "This courier token or password is not valid (wrong, revoked or expired).";
       return;
     }
     state.token = token;
@@ -324,6 +354,7 @@ function start() {
   $("back").addEventListener("click", closeShipment);
   $("scan-form").addEventListener("submit", scanLabel);
   $("handoff").addEventListener("click", confirmHandoff);
+  $("offer-form").addEventListener("submit", offerHandoff);
   $("result-dismiss").addEventListener("click", hideResult);
   window.addEventListener("online", () => { setConnection(true); sync(); });
   window.addEventListener("offline", () => setConnection(false));

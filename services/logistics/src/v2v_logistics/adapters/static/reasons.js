@@ -12,6 +12,12 @@ const SENTENCES = {
   "wrong-state": "STOP — this shipment cannot be handed over in its current state.",
   "malformed-label": "STOP — this is not a readable unit label. Scan again or type the number.",
   "missing-unit": "STOP — not every bag on the manifest has been scanned. Do not leave yet.",
+  "not-offered":
+    "STOP — the holder has not handed this shipment over to you yet. " +
+    "Ask them to hand it over on their phone or system first.",
+  "not-a-party":
+    "STOP — this shipment cannot be handed to that party. Hand it only to its " +
+    "destination or its assigned courier.",
   "window-breached":
     "STOP — the product's stability window has been exceeded. Do not continue; " +
     "call the dispatcher.",
