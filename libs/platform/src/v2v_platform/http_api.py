@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -169,13 +170,45 @@ class AccessLog:
             _log_access(scope, status)
 
 
+NOTED_CALLER_STATE = "v2v_noted_caller"
+NOTED_COI_STATE = "v2v_noted_coi"
+MAX_SHOWN = 64
+
+
+@dataclass(frozen=True)
+class NotedCaller:
+    """A caller authenticated by a service's own credential (e.g. a courier token)."""
+
+    site_id: str
+    roles: frozenset[Role]
+    detail: str = ""  # e.g. "courier=C-1": who, beyond the site, without personal data
+
+
+def note_caller(request: Request, caller: NotedCaller) -> None:
+    """Log this request as `caller`'s (for credentials the platform does not verify itself)."""
+    setattr(request.state, NOTED_CALLER_STATE, caller)
+
+
+def note_coi(request: Request, coi: str) -> None:
+    """The COI the request acted on or read, when its path names none (e.g. a shipment's)."""
+    setattr(request.state, NOTED_COI_STATE, coi)
+
+
 def _log_access(scope: Scope, status: int) -> None:
-    caller = (scope.get("state") or {}).get(CALLER_STATE)
+    state = scope.get("state") or {}
+    caller: CallerIdentity | NotedCaller | None = state.get(CALLER_STATE)
+    caller = caller or state.get(NOTED_CALLER_STATE)
     if caller is None and status not in (401, 403):
-        return  # no site credential involved (health, OpenAPI, courier page)
+        return  # no credential involved (health, OpenAPI, courier page)
     route = scope.get("route")
     what = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
-    coi = access_log.coi_of_params(scope.get("path_params") or {})
+    params = scope.get("path_params") or {}
+    for name, value in sorted(params.items()):
+        if name.endswith("_id"):
+            what += f" {name.removesuffix('_id')}={str(value)[:MAX_SHOWN]}"
+    if isinstance(caller, NotedCaller) and caller.detail:
+        what += f" {caller.detail}"
+    coi = access_log.coi_of_params(params) or str(state.get(NOTED_COI_STATE) or "")
     site = caller.site_id if caller is not None else ""
     roles = caller.roles if caller is not None else ()
     access_log.record("http", site, roles, what, coi, str(status))

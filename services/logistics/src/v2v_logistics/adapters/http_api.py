@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from v2v_logistics.adapters.courier_access import CourierAccessLog, note_coi
+from v2v_logistics.adapters.courier_access import note_coi
 from v2v_logistics.adapters.courier_api import courier_router
 from v2v_logistics.adapters.courier_page import router as courier_page_router
 from v2v_logistics.adapters.courier_tokens import CourierTokens
@@ -175,7 +175,6 @@ def create_http_app(
     app = create_app(
         "v2v logistics", "1", "Shipments, custody handoffs, temperatures and courier scanning."
     )
-    app.add_middleware(CourierAccessLog)
     app.add_exception_handler(ScanRefused, custody_refused)
     app.add_exception_handler(ScanRefusedAtCreation, custody_refused)
     app.add_exception_handler(UnitNotFound, unit_not_found)
