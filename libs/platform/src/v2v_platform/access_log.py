@@ -11,9 +11,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 log = logging.getLogger("v2v.access")
+_NOTED_COI: ContextVar[str] = ContextVar("v2v_access_noted_coi", default="")
+
+
+def note_coi(coi: str) -> None:
+    """The COI a gRPC call acted on or read when its request names none (e.g. a shipment's):
+    the handler notes it, the interceptor's line shows it."""
+    _NOTED_COI.set(coi)
+
+
+def noted_coi() -> str:
+    return _NOTED_COI.get()
+
 
 COI_FIELDS = ("coi", "wristband_coi", "scanned_coi")
 

@@ -26,6 +26,7 @@ from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.proto_values import timestamp
 from v2v_testkit.logistics import (
+    COI,
     DESTINATION,
     ORIGIN,
     OTHER_COI,
@@ -522,3 +523,38 @@ def test_readings_and_scans_are_bounded_over_grpc(
         assert future.value.details().startswith("scanned_at 2999-01-01T00:00:00+00:00 is in")
     view = client.get(f"/v1/shipments/{shipment_id}", headers=site(pki, ORIGIN)).json()
     assert view["excursions"] == []
+
+
+def test_grpc_calls_on_a_shipment_name_its_coi_in_the_access_log(
+    pki: Path, service: LogisticsService, facts: InMemoryFacts, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Requests name a shipment, not a COI: the log names the shipment's COI, allowed or not."""
+    service.start_grpc("127.0.0.1:0")
+    unit = facts.package(din(1))
+    coi = COI  # the COI `package` files the unit under
+    hospital, channel = stub(pki, service, ORIGIN)
+    stranger, stranger_channel = stub(pki, service, THIRD_SITE)
+    with channel, stranger_channel:
+        created = hospital.CreateShipment(
+            pb.CreateShipmentRequest(
+                operator=Operator(user_id="u-1", printed_name="Nora Nurse"),
+                manifest_dins=[unit],
+                condition=Condition.CONDITION_FRESH_COLD,
+                destination_site_id=DESTINATION,
+                shipper_id="DEWAR-9",
+                data_logger_id="LOGGER-5",
+            ),
+            timeout=10,
+        ).shipment
+        caplog.set_level("INFO", logger="v2v.access")
+        asked = pb.GetShipmentRequest(shipment_id=created.shipment_id)
+        hospital.GetShipment(asked, timeout=10)
+        with pytest.raises(grpc.RpcError) as refused:
+            stranger.GetShipment(asked, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    method = "/v2v.logistics.v1.LogisticsService/GetShipment"
+    lines = [r.getMessage() for r in caplog.records if r.name == "v2v.access"]
+    assert lines == [
+        f"grpc site={ORIGIN} roles=collection {method} coi={coi} outcome=OK",
+        f"grpc site={THIRD_SITE} roles=collection,infusion {method} coi={coi} outcome=NOT_FOUND",
+    ]

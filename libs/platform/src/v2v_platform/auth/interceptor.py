@@ -218,6 +218,7 @@ def _unary_unary(behavior: Behavior, guard: Guard, method: str | None) -> Behavi
             return run_context.run(behavior, request, context)
         finally:
             outcome = _outcome(context)
+            coi = coi or run_context.run(access_log.noted_coi)
             access_log.record("grpc", caller.site_id, caller.roles, method, coi, outcome)
 
     return wrapped

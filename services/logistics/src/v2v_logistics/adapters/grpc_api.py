@@ -10,8 +10,9 @@ shipment is NOT_FOUND, as if absent; auditors read every shipment.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from v2v.common.v1 import common_pb2
 from v2v.logistics.v1 import logistics_service_pb2 as pb
@@ -26,6 +27,7 @@ from v2v_logistics.domain.values import (
     site_party,
 )
 from v2v_logistics.views import ExcursionView, ShipmentView
+from v2v_platform import access_log
 from v2v_platform.access_policy import Access, Relation, reads, required_roles, writes
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.auth.identity import Role, current_caller
@@ -127,6 +129,23 @@ def custody_rule(call: Callable[[], Any]) -> Any:
         raise coded(error) from None
 
 
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def logs_shipment_coi(handler: Handler) -> Handler:
+    """The access log names the COI of the shipment a call touched, allowed or refused (the
+    requests name a shipment id, not a COI; the log is the auditor's, never the caller's)."""
+
+    @functools.wraps(handler)
+    def logged(servicer: LogisticsServicer, request: Any, context: Any) -> Any:
+        try:
+            return handler(servicer, request, context)
+        finally:
+            access_log.note_coi(servicer.app.shipment_coi(request.shipment_id))
+
+    return logged  # type: ignore[return-value]
+
+
 class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
     def __init__(self, app: LogisticsApplication) -> None:
         self.app = app
@@ -148,6 +167,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
         return pb.CreateShipmentResponse(shipment=shipment_message(view))
 
     @translate_errors
+    @logs_shipment_coi
     def AssignCourier(
         self, request: pb.AssignCourierRequest, context: Any
     ) -> pb.AssignCourierResponse:
@@ -156,6 +176,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
         return pb.AssignCourierResponse(shipment=shipment_message(view))
 
     @translate_errors
+    @logs_shipment_coi
     def OfferHandoff(
         self, request: pb.OfferHandoffRequest, context: Any
     ) -> pb.OfferHandoffResponse:
@@ -172,6 +193,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
         )
 
     @translate_errors
+    @logs_shipment_coi
     def RecordScan(self, request: pb.RecordScanRequest, context: Any) -> pb.RecordScanResponse:
         by = acting("RecordScan", request.operator)
         scan = ScanAttempt(
@@ -187,6 +209,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
         )
 
     @translate_errors
+    @logs_shipment_coi
     def ConfirmHandoff(
         self, request: pb.ConfirmHandoffRequest, context: Any
     ) -> pb.ConfirmHandoffResponse:
@@ -203,6 +226,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
         )
 
     @translate_errors
+    @logs_shipment_coi
     def ReceiveShipment(
         self, request: pb.ReceiveShipmentRequest, context: Any
     ) -> pb.ReceiveShipmentResponse:
@@ -216,6 +240,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
         return pb.ReceiveShipmentResponse(shipment=shipment_message(view))
 
     @translate_errors
+    @logs_shipment_coi
     def InspectReceipt(
         self, request: pb.InspectReceiptRequest, context: Any
     ) -> pb.InspectReceiptResponse:
@@ -230,6 +255,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
         return pb.InspectReceiptResponse(shipment=shipment_message(view))
 
     @translate_errors
+    @logs_shipment_coi
     def RecordException(
         self, request: pb.RecordExceptionRequest, context: Any
     ) -> pb.RecordExceptionResponse:
@@ -239,6 +265,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
         return pb.RecordExceptionResponse(shipment=shipment_message(view))
 
     @translate_errors
+    @logs_shipment_coi
     def UploadTemperatureReadings(
         self, request: pb.UploadTemperatureReadingsRequest, context: Any
     ) -> pb.UploadTemperatureReadingsResponse:
@@ -254,6 +281,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
         )
 
     @translate_errors
+    @logs_shipment_coi
     def GetShipment(self, request: pb.GetShipmentRequest, context: Any) -> pb.GetShipmentResponse:
         view = self.app.shipment(request.shipment_id, Scope.of(current_caller()))
         return pb.GetShipmentResponse(shipment=shipment_message(view))

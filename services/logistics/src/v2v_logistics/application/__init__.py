@@ -51,7 +51,7 @@ from v2v_logistics.unpublished_records import LogisticsUnpublishedRecords
 from v2v_logistics.views import CourierShipmentView, ReadingsView, ShipmentView
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.auth.identity import Role
-from v2v_platform.errors import Forbidden, NotFound
+from v2v_platform.errors import DomainError, Forbidden, NotFound
 from v2v_platform.limits import MAX_ID_CHARS, echo
 from v2v_platform.protocol_rules import DEFAULT_RULES, ProtocolRules
 from v2v_platform.scope import Scope
@@ -191,7 +191,7 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
         """The shipment's COI, "" when there is none (for the access log only)."""
         try:
             shipment = self.find(Shipment, parse_shipment_id(shipment_id))
-        except NotFound:
+        except DomainError:  # a malformed id names no shipment
             return ""
         return shipment.coi if shipment else ""
 
