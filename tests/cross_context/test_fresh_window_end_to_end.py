@@ -38,6 +38,7 @@ from v2v_testkit.infusion import (
     receive_released,
     stored_events,
     verify_at_bedside,
+    witnessing,
 )
 from v2v_testkit.synthetic.envelopes import EnvelopeWriter
 
@@ -61,7 +62,7 @@ def ward(tmp_path: Path, window_hours: int) -> tuple[InfusionApplication, InMemo
 
 
 def infuse(app: InfusionApplication, din: str) -> None:
-    given = Administration(din, None, 1.0, 80.0, "u-nurse-2", "Nurse Two")
+    given = Administration(din, None, 1.0, 80.0, "u-nurse-2", "Nurse Two", witnessing("u-nurse-2"))
     app.administer_infusion(given, nurse())
 
 

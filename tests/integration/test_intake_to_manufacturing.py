@@ -21,7 +21,7 @@ import grpc  # type: ignore[import-untyped, unused-ignore]
 import httpx
 import pytest
 
-from v2v.common.v1.common_pb2 import CONDITION_FRESH_COLD, Operator
+from v2v.common.v1.common_pb2 import CONDITION_FRESH_COLD, ESignatureRequest, Operator
 from v2v.intake.v1 import intake_service_pb2 as intake_pb
 from v2v.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from v2v.manufacturing.v1 import manufacturing_service_pb2 as mfg_pb
@@ -30,6 +30,7 @@ from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.envelope import ChainVerifier, KeyRing, Location, decode
+from v2v_platform.esign import Signer, hash_password, open_signer_store
 from v2v_platform.ids import Coi
 from v2v_platform.testing.kafka_topics import read_topic
 from v2v_platform.testing.processes import ServiceProcess, fresh_database, start_service
@@ -41,6 +42,8 @@ DEADLINE_S = 60
 HOSPITAL, GMP = "HOSP-A", "GMP-B"
 NURSE_1 = Operator(user_id="n-1", printed_name="Nurse One")
 NURSE_2 = Operator(user_id="n-2", printed_name="Nurse Two")
+PASSWORDS = {"n-1": "nurse one's own password", "n-2": "nurse two's own password"}
+"""Each label scanner's own password (intake's signer store, signer role "collection")."""
 OPERATOR = Operator(user_id="m-1", printed_name="GMP Operator")
 
 
@@ -64,6 +67,11 @@ def system(
         tmp_path,
     )
     eventually(lambda: manufacturing.healthy(pki, HOSPITAL), "manufacturing to serve")
+    signers = open_signer_store(postgres_database.dsn, None)  # `v2v signer add` does this
+    for nurse in (NURSE_1, NURSE_2):
+        hashed = hash_password(PASSWORDS[nurse.user_id])
+        roles = frozenset({"collection"})
+        signers.put(Signer(HOSPITAL, nurse.user_id, nurse.printed_name, roles, hashed))
     intake = start_service(
         "v2v_intake",
         {
@@ -156,7 +164,16 @@ def test_a_collection_becomes_product_units_with_lineage(
         for nurse in (NURSE_1, NURSE_2):
             intake.VerifyLabel(
                 intake_pb.VerifyLabelRequest(
-                    operator=nurse, coi=coi, din=din, scanned_din=din, scanned_coi=coi
+                    operator=nurse,
+                    coi=coi,
+                    din=din,
+                    scanned_din=din,
+                    scanned_coi=coi,
+                    signature=ESignatureRequest(
+                        user_id=nurse.user_id,
+                        password=PASSWORDS[nurse.user_id],
+                        meaning="verification",
+                    ),
                 ),
                 timeout=5,
             )

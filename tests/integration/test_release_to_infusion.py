@@ -55,6 +55,8 @@ PHYSICIAN = ("dr-1", "Dr Petra Physician")
 PASSWORD = "correct horse battery"
 NURSE_1 = Operator(user_id="n-1", printed_name="Nurse One")
 NURSE_2 = Operator(user_id="n-2", printed_name="Nurse Two")
+NURSE_PASSWORDS = {"n-1": "nurse one's own password", "n-2": "nurse two's own password"}
+"""Each nurse's own password (infusion's signer store, signer role "nurse")."""
 ANALYST = Operator(user_id="qc-7", printed_name="Ana Lyst")
 GMP_OPERATOR = Operator(user_id="m-1", printed_name="GMP Operator")
 PRE_RELEASE = [
@@ -80,8 +82,10 @@ class System:
         return stub_class(secure_channel(process.grpc_target, credentials))
 
 
-def _add_signer(module_env: dict[str, str], site: str, who: tuple[str, str], role: str) -> None:
-    env = {**os.environ, **module_env, "V2V_SIGNER_PASSWORD": PASSWORD}
+def _add_signer(
+    module_env: dict[str, str], site: str, who: tuple[str, str], role: str, password: str = PASSWORD
+) -> None:
+    env = {**os.environ, **module_env, "V2V_SIGNER_PASSWORD": password}
     command = [sys.executable, "-m", "v2v_platform.cli", "signer", "add", "--site", site]
     command += ["--user", who[0], "--name", who[1], "--role", role]
     subprocess.run(command, env=env, check=True, capture_output=True)
@@ -103,6 +107,9 @@ def system(tmp_path: Path, kafka_bootstrap: str, postgres_database: Any) -> Iter
     infusion_env = service("v2v_infusion", HOSPITAL, "inf")
     _add_signer(release_env, GMP, QP, "qp")
     _add_signer(infusion_env, HOSPITAL, PHYSICIAN, "physician")
+    for nurse in (NURSE_1, NURSE_2):
+        who = (nurse.user_id, nurse.printed_name)
+        _add_signer(infusion_env, HOSPITAL, who, "nurse", NURSE_PASSWORDS[nurse.user_id])
     processes = [
         start_service("v2v_logistics", service("v2v_logistics", COURIERS, "log"), tmp_path),
         start_service("v2v_release", release_env, tmp_path),
@@ -301,10 +308,20 @@ def _scan(from_party: str, **body: str) -> dict[str, str]:
     }
 
 
+def _signed(nurse: Operator, meaning: str) -> ESignatureRequest:
+    """`nurse` re-authenticating with their own password."""
+    password = NURSE_PASSWORDS[nurse.user_id]
+    return ESignatureRequest(user_id=nurse.user_id, password=password, meaning=meaning)
+
+
 def _bedside(ward: Any, coi: str, din: str, nurse: Operator) -> Any:
     return ward.ScanAtBedside(
         inf_pb.ScanAtBedsideRequest(
-            operator=nurse, wristband_coi=coi, din=din, scanned_at=timestamp(datetime.now(UTC))
+            operator=nurse,
+            wristband_coi=coi,
+            din=din,
+            scanned_at=timestamp(datetime.now(UTC)),
+            signature=_signed(nurse, "verification"),
         ),
         timeout=5,
     )
@@ -335,6 +352,7 @@ def _infuse(ward: Any, coi: str, din: str) -> None:
             dose_car_cells_per_kg=1.0e6,
             volume_ml=68.0,
             witnessed_by=NURSE_2,
+            witness_signature=_signed(NURSE_2, "witness"),
         ),
         timeout=5,
     ).unit

@@ -24,7 +24,7 @@ import pytest
 from kafka import KafkaProducer
 from typer.testing import CliRunner
 
-from v2v.common.v1.common_pb2 import Condition, Operator
+from v2v.common.v1.common_pb2 import Condition, ESignatureRequest, Operator
 from v2v.infusion.v1 import infusion_service_pb2 as pb
 from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
 from v2v.intake.events.v1 import events_pb2 as intake
@@ -39,6 +39,7 @@ from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.cli import app as v2v
 from v2v_platform.consumer import EnvelopeConsumer
 from v2v_platform.envelope import Actor, SiteSigningKey
+from v2v_platform.esign import Signer, hash_password, open_signer_store
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.proto_values import timestamp
 from v2v_platform.relay import ensure_topics
@@ -50,6 +51,7 @@ pytestmark = pytest.mark.integration
 HOSPITAL, GMP, QC = "HOSP-A", "GMP-B", "QC-1"
 RELEASE_TOPIC, INTAKE_TOPIC = "v2v.release.events.v1", "v2v.intake.events.v1"
 NORA = Operator(user_id="u-nurse", printed_name="Nora Nurse")
+NORA_PASSWORD = "nora's own pass phrase"
 
 
 @pytest.fixture
@@ -71,6 +73,11 @@ def service(
         pki_dir=pki,
         postgres_dsn=postgres_database.dsn,
         kafka_bootstrap=kafka_bootstrap,
+    )
+    signers = open_signer_store(postgres_database.dsn, None)  # `v2v signer add` does this
+    nurse = frozenset({"nurse"})
+    signers.put(
+        Signer(HOSPITAL, NORA.user_id, NORA.printed_name, nurse, hash_password(NORA_PASSWORD))
     )
     running = bootstrap(settings)
     running.start_grpc("127.0.0.1:0")
@@ -171,7 +178,10 @@ def test_forged_and_poison_records_are_quarantined_and_the_consumer_goes_on(
         ward = pb_grpc.InfusionServiceStub(channel)
         unit = ward.ReceiveProduct(pb.ReceiveProductRequest(operator=NORA, din=din), timeout=10)
         assert unit.unit.release_status == "none"
-        scan = pb.ScanAtBedsideRequest(operator=NORA, wristband_coi=coi, din=din)
+        proven = ESignatureRequest(
+            user_id=NORA.user_id, password=NORA_PASSWORD, meaning="verification"
+        )
+        scan = pb.ScanAtBedsideRequest(operator=NORA, wristband_coi=coi, din=din, signature=proven)
         with pytest.raises(grpc.RpcError) as refused:
             ward.ScanAtBedside(scan, timeout=10)
         assert "not-released" in (refused.value.details() or "")

@@ -1,6 +1,11 @@
 """Who takes part: hospitals that collect and infuse, GMP sites that manufacture and release,
 the couriers' logistics site and the auditor; the people acting at each site.
 
+The persons of the two-person checks are distinct people with their own passwords: at each
+hospital two collection staff (label verification at intake, signer role "collection") and
+two nurses (bedside scans and the infusion's witness at infusion, signer role "nurse"), each
+re-authenticating with their own password (`Hospital.reauthentication`).
+
 The default is the issue's consortium: HOSP-A and HOSP-B (collection + infusion), GMP-1
 (manufacturing + QC), LOGI-1 (couriers) and AUDIT (auditor, the projection core's site).
 """
@@ -9,12 +14,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from v2v.common.v1.common_pb2 import Operator
+from v2v.common.v1.common_pb2 import ESignatureRequest, Operator
 
 HOSPITAL_LETTERS = "ABCDEFGHJKLMN"  # FIN first characters for hospitals (never O)
 GMP_LETTERS = "PQRSTUVWXYZ"
 SIGNING_PASSWORD = "correct horse battery staple"  # demo signers only; never a real password
 COURIERS = (("C-1", "Kim Courier"), ("C-2", "Lou Courier"), ("C-3", "Max Courier"))
+COLLECTION_SIGNER = "collection"
+"""The signer role intake's label verification needs (its signer store)."""
+NURSE_SIGNER = "nurse"
+"""The signer role infusion's bedside scans and witnesses need (its signer store)."""
+
+
+def personal_password(site_id: str, user_id: str) -> str:
+    """A demo person's own password (demo people only; never a real password)."""
+    return f"{SIGNING_PASSWORD}: {user_id} at {site_id}"
 
 
 class ConsortiumError(ValueError):
@@ -47,10 +61,38 @@ class Hospital:
 
     @property
     def nurses(self) -> tuple[Operator, Operator]:
+        """The ward's two nurses: the bedside scans and the infusion's witness."""
         suffix = self.site_id
         return (
             Operator(user_id="n-1", printed_name=f"Nora Nurse ({suffix})"),
             Operator(user_id="n-2", printed_name=f"Ned Nurse ({suffix})"),
+        )
+
+    @property
+    def collection_staff(self) -> tuple[Operator, Operator]:
+        """The apheresis unit's two staff: enrolment to packaging, and the two label scans."""
+        suffix = self.site_id
+        return (
+            Operator(user_id="c-1", printed_name=f"Cora Collector ({suffix})"),
+            Operator(user_id="c-2", printed_name=f"Cal Collector ({suffix})"),
+        )
+
+    def checking_persons(self) -> dict[str, tuple[tuple[Operator, str], ...]]:
+        """The persons of each service's two-person checks here, with their signer role:
+        intake's label verification, infusion's bedside scans and witness."""
+        return {
+            "intake": tuple((staff, COLLECTION_SIGNER) for staff in self.collection_staff),
+            "infusion": tuple((nurse, NURSE_SIGNER) for nurse in self.nurses),
+        }
+
+    def password(self, person: Operator) -> str:
+        """`person`'s own password at this hospital."""
+        return personal_password(self.site_id, person.user_id)
+
+    def reauthentication(self, person: Operator, meaning: str) -> ESignatureRequest:
+        """`person` re-authenticating with their own password (a two-person check's person)."""
+        return ESignatureRequest(
+            user_id=person.user_id, password=self.password(person), meaning=meaning
         )
 
     @property

@@ -54,13 +54,16 @@ def open_store(process: ServiceProcess) -> SignerStore:
 
 
 def ensure_signers(system: System) -> int:
-    """QPs and treating physicians in the release stores, physicians in the infusion stores
-    (added or re-registered: the same password, failures cleared). Returns how many."""
+    """QPs and treating physicians in the release stores; at each hospital its physician and
+    its two nurses (bedside scans, infusion witness) in its infusion store and its two
+    collection staff (label verification) in its intake store, each nurse and collector with
+    their own password (added or re-registered: the same password, failures cleared).
+    Returns how many."""
     consortium = system.consortium
     password_hash = hash_password(SIGNING_PASSWORD)
 
-    def signer(site_id: str, who: Operator, role: str) -> Signer:
-        return Signer(site_id, who.user_id, who.printed_name, frozenset({role}), password_hash)
+    def signer(site_id: str, who: Operator, role: str, hashed: str = password_hash) -> Signer:
+        return Signer(site_id, who.user_id, who.printed_name, frozenset({role}), hashed)
 
     placed: list[Signer] = []
     for gmp in consortium.gmp_sites:
@@ -71,10 +74,19 @@ def ensure_signers(system: System) -> int:
             store.put(each)
         placed += signers
     for hospital in consortium.hospitals:
-        store = open_store(system.service("infusion", hospital.site_id))
-        doctor = signer(hospital.site_id, hospital.physician, "physician")
-        store.put(doctor)
-        placed.append(doctor)
+        site = hospital.site_id
+        checking = hospital.checking_persons()
+        doctor = signer(site, hospital.physician, "physician")
+        for context in ("infusion", "intake"):
+            signers = [doctor] if context == "infusion" else []
+            signers += [
+                signer(site, who, role, hash_password(hospital.password(who)))
+                for who, role in checking[context]
+            ]
+            store = open_store(system.service(context, site))
+            for each in signers:
+                store.put(each)
+            placed += signers
     return len(placed)
 
 

@@ -1,16 +1,18 @@
 """Infusion test wiring (tests only): fixed identifiers, a settable clock, in-memory facts
 (product units' COIs enrolled for this site unless told otherwise; infusions at other sites),
-an in-memory signer store with one physician, the readers' scopes, and the application wired
-to in-memory (or given) event stores."""
+an in-memory signer store with one physician and the ward's nurses (each with their own
+password), their re-authentications, the readers' scopes, and the application wired to
+in-memory (or given) event stores."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from v2v_infusion.application import InfusionApplication
+from v2v_infusion.application import Administration, InfusionApplication
 from v2v_infusion.domain.values import (
     FailureAlert,
     KnownInfusion,
@@ -19,6 +21,7 @@ from v2v_infusion.domain.values import (
     ReleaseStatus,
 )
 from v2v_infusion.unpublished_records import InfusionUnpublishedRecords
+from v2v_infusion.views import ScanView
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import Role
 from v2v_platform.conditions import Condition
@@ -154,13 +157,49 @@ class InMemoryFacts:
         return infusion
 
 
+NURSES = ("u-nurse", "u-nurse-2", "u-third", "u-stranger")
+"""The ward's nurses (signer role "nurse": bedside scans and witnesses), printed names as
+`nurse` gives them."""
+
+
+def password_of(user_id: str) -> str:
+    """Each person's own password (tests only): the physician's is `PASSWORD`, and so is the
+    first nurse's (a nurse who knows it is still not a physician)."""
+    return PASSWORD if user_id in (PHYSICIAN_ID, "u-nurse") else f"{user_id} own password"
+
+
+@cache
+def _password_hash(user_id: str) -> str:
+    return hash_password(password_of(user_id))
+
+
 def physician_store(site: str = SITE) -> InMemorySignerStore:
-    """One physician (and one nurse without signing rights) at `site`."""
+    """One physician and the ward's nurses (`NURSES`, without physician signing rights) at
+    `site`."""
     store = InMemorySignerStore()
-    password_hash = hash_password(PASSWORD)
-    store.put(Signer(site, PHYSICIAN_ID, PHYSICIAN_NAME, frozenset({"physician"}), password_hash))
-    store.put(Signer(site, "u-nurse", "Nora Nurse", frozenset({"nurse"}), password_hash))
+    physician_hash = _password_hash(PHYSICIAN_ID)
+    store.put(Signer(site, PHYSICIAN_ID, PHYSICIAN_NAME, frozenset({"physician"}), physician_hash))
+    for user_id in NURSES:
+        name = f"Nurse {user_id}"
+        store.put(Signer(site, user_id, name, frozenset({"nurse"}), _password_hash(user_id)))
     return store
+
+
+def nurse_signer(user_id: str, printed_name: str, site: str = SITE) -> Signer:
+    """Another nurse at `site`, with their own password (`password_of`)."""
+    return Signer(site, user_id, printed_name, frozenset({"nurse"}), _password_hash(user_id))
+
+
+def scanning(user_id: str = "u-nurse", password: str | None = None) -> SignatureRequest:
+    """`user_id`'s re-authentication for a bedside scan (their own password unless given)."""
+    given = password_of(user_id) if password is None else password
+    return SignatureRequest(user_id, given, "verification")
+
+
+def witnessing(user_id: str = "u-nurse-2", password: str | None = None) -> SignatureRequest:
+    """`user_id`'s re-authentication as an infusion's witness (own password unless given)."""
+    given = password_of(user_id) if password is None else password
+    return SignatureRequest(user_id, given, "witness")
 
 
 def build_app(
@@ -226,7 +265,37 @@ def receive_released(
     return din
 
 
+def scan(
+    app: InfusionApplication,
+    din: str,
+    user_id: str = FIRST_NURSE,
+    wristband_coi: str = COI,
+    scanned_at: datetime | None = None,
+) -> ScanView:
+    """`user_id` scans the wristband and unit `din` with their own re-authentication."""
+    return app.scan_at_bedside(wristband_coi, din, scanned_at, scanning(user_id), nurse(user_id))
+
+
 def verify_at_bedside(app: InfusionApplication, din: str) -> None:
-    """Two different nurses scan the patient's wristband and the unit."""
-    app.scan_at_bedside(COI, din, None, nurse(FIRST_NURSE))
-    app.scan_at_bedside(COI, din, None, nurse(SECOND_NURSE))
+    """Two different nurses scan the patient's wristband and the unit, each proven."""
+    scan(app, din, FIRST_NURSE)
+    scan(app, din, SECOND_NURSE)
+
+
+def administration(
+    din: str,
+    witness: str = SECOND_NURSE,
+    dose_car_cells_per_kg: float = 1.0e6,
+    volume_ml: float = 70.0,
+    administered_at: datetime | None = None,
+) -> Administration:
+    """An infusion of `din` witnessed by `witness`, with the witness's own re-authentication."""
+    return Administration(
+        din,
+        administered_at,
+        dose_car_cells_per_kg,
+        volume_ml,
+        witness,
+        f"Nurse {witness}",
+        witnessing(witness),
+    )

@@ -1,11 +1,13 @@
 """Builders for intake tests: in-memory persistence, a fake of the manufacturing slot port,
-operators, readers and therapies at each step."""
+operators, readers, the site's signer store (collection staff, each with their own password),
+their re-authentications, and therapies at each step."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from v2v_intake.adapters.key_store import InMemoryKeyStore
@@ -16,6 +18,14 @@ from v2v_intake.views import CollectionInput
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth import Role
 from v2v_platform.errors import Refused
+from v2v_platform.esign import (
+    ESigner,
+    InMemorySignerStore,
+    SignatureRequest,
+    Signer,
+    SignerStore,
+    hash_password,
+)
 from v2v_platform.scope import Scope
 from v2v_testkit.clock import ManualClock
 
@@ -24,6 +34,46 @@ SITE = "HOSP-A"
 FIN = "A1234"
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 DETAILS = PersonalDetails("Marguerite", "Zylberstein", "MRN-778899", date(1971, 5, 2))
+STAFF = ("u-1", "u-2", "u-3")
+"""The collection staff registered as signers (role "collection") at the site."""
+CLERK = "u-clerk"
+"""A signer at the site without the "collection" signer role."""
+
+
+def password_of(user_id: str) -> str:
+    """Each person's own password (tests only)."""
+    return f"{user_id} own password"
+
+
+@cache
+def _password_hash(user_id: str) -> str:
+    return hash_password(password_of(user_id))
+
+
+def signer_store(site_id: str = SITE) -> InMemorySignerStore:
+    """The site's collection staff (`STAFF`, printed names as `operator` gives them) and a
+    clerk who may not verify labels."""
+    store = InMemorySignerStore()
+    for user_id in STAFF:
+        name = f"Operator {user_id}"
+        store.put(
+            Signer(site_id, user_id, name, frozenset({"collection"}), _password_hash(user_id))
+        )
+    store.put(Signer(site_id, CLERK, "Clara Clerk", frozenset({"records"}), _password_hash(CLERK)))
+    return store
+
+
+def register_signer(intake: Intake, user_id: str, printed_name: str) -> None:
+    """Another collection signer at the site, with their own password (`password_of`)."""
+    roles = frozenset({"collection"})
+    signer = Signer(intake.app.site_id, user_id, printed_name, roles, _password_hash(user_id))
+    intake.signers.put(signer)
+
+
+def proof(user_id: str = "u-1", password: str | None = None) -> SignatureRequest:
+    """`user_id`'s re-authentication for a label scan (their own password unless given)."""
+    given = password_of(user_id) if password is None else password
+    return SignatureRequest(user_id, given, "verification")
 
 
 @dataclass
@@ -58,11 +108,13 @@ class Intake:
     slots: FakeSlots
     clock: FixedClock
     unpublished: IntakeUnpublishedRecords
+    signers: SignerStore
 
 
 def build_intake(site_id: str = SITE) -> Intake:
     keys, slots, clock = InMemoryKeyStore(), FakeSlots(), FixedClock()
     unpublished = IntakeUnpublishedRecords(env=POPO)
+    signers = signer_store(site_id)
     app = IntakeApplication(
         env=POPO,
         site_id=site_id,
@@ -71,8 +123,9 @@ def build_intake(site_id: str = SITE) -> Intake:
         fin=FIN,
         keys=keys,
         manufacturing=slots,
+        signer=ESigner(signers, clock),
     )
-    return Intake(app, keys, slots, clock, unpublished)
+    return Intake(app, keys, slots, clock, unpublished, signers)
 
 
 def operator(user_id: str = "u-1", site_id: str = SITE, reason: str = "") -> Attribution:
@@ -104,10 +157,20 @@ def labelled(intake: Intake, count: int = 1) -> tuple[str, list[str]]:
     return coi, intake.app.label_units(coi, collection_id, count, "apheresis-bag", operator())
 
 
+def scan(
+    intake: Intake, coi: str, din: str, user_id: str, scanned: tuple[str, str] | None = None
+) -> bool:
+    """`user_id` scans unit `din`'s label (as `scanned`: DIN and COI bar codes; the unit's own
+    by default) with their own re-authentication."""
+    scanned_din, scanned_coi = scanned or (din, coi)
+    by = operator(user_id)
+    return intake.app.verify_label(coi, din, scanned_din, scanned_coi, proof(user_id), by)
+
+
 def verified(intake: Intake) -> tuple[str, str]:
     coi, [din] = labelled(intake)
-    intake.app.verify_label(coi, din, din, coi, operator("u-1"))
-    intake.app.verify_label(coi, din, din, coi, operator("u-2"))
+    scan(intake, coi, din, "u-1")
+    scan(intake, coi, din, "u-2")
     return coi, din
 
 

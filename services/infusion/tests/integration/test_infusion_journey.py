@@ -22,6 +22,7 @@ from uuid import uuid4
 import pytest
 
 from v2v.common.v1.common_pb2 import Condition, ESignatureRequest, Operator
+from v2v.infusion.events.v1 import events_pb2 as infusion
 from v2v.infusion.v1 import infusion_service_pb2 as pb
 from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
 from v2v.intake.events.v1 import events_pb2 as intake
@@ -40,6 +41,7 @@ from v2v_platform.proto_values import timestamp
 from v2v_platform.testing.infra import PostgresDatabase
 from v2v_platform.testing.kafka_topics import read_verified_until
 from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
+from v2v_testkit.infusion import nurse_signer, password_of
 
 HOSPITAL, GMP, QC = "HOSP-A", "GMP-B", "QC-1"
 NORA = Operator(user_id="u-nurse", printed_name="Nora Nurse")
@@ -71,12 +73,20 @@ def service(
     signers.put(
         Signer(HOSPITAL, DOCTOR.user_id, DOCTOR.printed_name, roles, hash_password(PASSWORD))
     )
+    for nurse in (NORA, NED):  # each with their own password
+        signers.put(nurse_signer(nurse.user_id, nurse.printed_name, HOSPITAL))
     running = bootstrap(settings)
     running.start_grpc("127.0.0.1:0")
     running.start_relay()
     running.start_facts_consumer(group_id=f"infusion-it-{random.getrandbits(32):08x}")
     yield running
     running.stop()
+
+
+def signed(nurse: Operator, meaning: str = "verification") -> ESignatureRequest:
+    """`nurse` re-authenticating with their own password."""
+    password = password_of(nurse.user_id)
+    return ESignatureRequest(user_id=nurse.user_id, password=password, meaning=meaning)
 
 
 def stand_in(pki: Path, kafka: str, site: str, context: str, role: str, kind: str) -> Any:
@@ -160,7 +170,9 @@ def test_a_provisionally_released_unit_is_infused_then_its_failure_alerts_at_onc
         unit = ward.ReceiveProduct(pb.ReceiveProductRequest(operator=NORA, din=din), timeout=10)
         assert (unit.unit.coi, unit.unit.release_status) == (coi, "provisional")
         for nurse in (NORA, NED):
-            scan = pb.ScanAtBedsideRequest(operator=nurse, wristband_coi=coi, din=din)
+            scan = pb.ScanAtBedsideRequest(
+                operator=nurse, wristband_coi=coi, din=din, signature=signed(nurse)
+            )
             outcome = ward.ScanAtBedside(scan, timeout=10).outcome
         assert outcome == "verified"
         infused = ward.AdministerInfusion(
@@ -170,6 +182,7 @@ def test_a_provisionally_released_unit_is_infused_then_its_failure_alerts_at_onc
                 dose_car_cells_per_kg=1.0e6,
                 volume_ml=62.0,
                 witnessed_by=NED,
+                witness_signature=signed(NED, "witness"),
             ),
             timeout=10,
         ).unit
@@ -235,3 +248,14 @@ def test_a_provisionally_released_unit_is_infused_then_its_failure_alerts_at_onc
     acknowledgement = records[-1][1]
     assert acknowledgement.actor.user_id == DOCTOR.user_id
     assert acknowledgement.signature_meaning == 4  # responsibility
+    by_type = {envelope.event_type.rsplit(".", 1)[1]: envelope for _, envelope in records}
+    verified = infusion.BedsideVerified.FromString(by_type["BedsideVerified"].payload)
+    assert (verified.first_signature.user_id, verified.second_signature.user_id) == (
+        NORA.user_id,
+        NED.user_id,
+    )
+    assert by_type["BedsideVerified"].signature_meaning == 5  # verification
+    administered = by_type["InfusionAdministered"]
+    witness = infusion.InfusionAdministered.FromString(administered.payload).witness_signature
+    assert (witness.user_id, witness.meaning) == (NED.user_id, "witness")
+    assert administered.signature_meaning == 6  # witness

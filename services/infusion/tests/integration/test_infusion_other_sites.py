@@ -29,7 +29,7 @@ import grpc  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from fastapi.testclient import TestClient
 
-from v2v.common.v1.common_pb2 import Condition, Operator
+from v2v.common.v1.common_pb2 import Condition, ESignatureRequest, Operator
 from v2v.infusion.events.v1 import events_pb2 as infusion
 from v2v.infusion.v1 import infusion_service_pb2 as pb
 from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
@@ -44,11 +44,13 @@ from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.envelope.codec import Actor
 from v2v_platform.envelope.keys import SiteSigningKey
+from v2v_platform.esign import open_signer_store
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.proto_values import timestamp
 from v2v_platform.testing import infra
 from v2v_platform.testing.infra import PostgresDatabase
 from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
+from v2v_testkit.infusion import nurse_signer, password_of
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +59,9 @@ NORA = Operator(user_id="u-nurse", printed_name="Nora Nurse")
 NED = Operator(user_id="u-nurse-2", printed_name="Ned Nurse")
 BERT = Operator(user_id="b-nurse", printed_name="Bert Nurse")
 BEA = Operator(user_id="b-nurse-2", printed_name="Bea Nurse")
+THIRD = Operator(user_id="b-3", printed_name="Third Nurse")
+WARD_NURSES = {HOSP_A: (NORA, NED), HOSP_B: (BERT, BEA, THIRD)}
+"""Registered in each ward's signer store, each with their own password."""
 
 
 @pytest.fixture
@@ -75,6 +80,9 @@ def pki(tmp_path: Path) -> Path:
 
 def started(pki: Path, site: str, dsn: str, kafka: str) -> InfusionService:
     settings = InfusionSettings(site_id=site, pki_dir=pki, postgres_dsn=dsn, kafka_bootstrap=kafka)
+    signers = open_signer_store(dsn, None)  # `v2v signer add` does this
+    for nurse in WARD_NURSES[site]:
+        signers.put(nurse_signer(nurse.user_id, nurse.printed_name, site))
     running = bootstrap(settings)
     running.start_grpc("127.0.0.1:0")
     running.start_relay()
@@ -191,14 +199,30 @@ def refused(call: Any, request: Any) -> tuple[Any, str]:
     return raised.value.code(), raised.value.details()
 
 
+def signed(nurse: Operator, meaning: str = "verification") -> ESignatureRequest:
+    """`nurse` re-authenticating with their own password."""
+    password = password_of(nurse.user_id)
+    return ESignatureRequest(user_id=nurse.user_id, password=password, meaning=meaning)
+
+
+def bedside(nurse: Operator, coi: str, din: str) -> pb.ScanAtBedsideRequest:
+    return pb.ScanAtBedsideRequest(
+        operator=nurse, wristband_coi=coi, din=din, signature=signed(nurse)
+    )
+
+
 def scan(ward: Any, nurse: Operator, coi: str, din: str) -> Any:
-    request = pb.ScanAtBedsideRequest(operator=nurse, wristband_coi=coi, din=din)
-    return ward.ScanAtBedside(request, timeout=10)
+    return ward.ScanAtBedside(bedside(nurse, coi, din), timeout=10)
 
 
 def administration(first: Operator, second: Operator, din: str) -> pb.AdministerInfusionRequest:
     return pb.AdministerInfusionRequest(
-        operator=first, din=din, dose_car_cells_per_kg=1.0e6, volume_ml=60.0, witnessed_by=second
+        operator=first,
+        din=din,
+        dose_car_cells_per_kg=1.0e6,
+        volume_ml=60.0,
+        witnessed_by=second,
+        witness_signature=signed(second, "witness"),
     )
 
 
@@ -308,8 +332,7 @@ def test_a_bag_infused_at_its_treating_site_is_refused_at_another_ward(
         code, details = refused(b_ward.ReceiveProduct, receipt)
         assert code == grpc.StatusCode.FAILED_PRECONDITION and "not-treating-site" in details
         for nurse in (BERT, BEA):
-            bedside = pb.ScanAtBedsideRequest(operator=nurse, wristband_coi=theirs.coi, din=din)
-            code, details = refused(b_ward.ScanAtBedside, bedside)
+            code, details = refused(b_ward.ScanAtBedside, bedside(nurse, theirs.coi, din))
             assert code == grpc.StatusCode.FAILED_PRECONDITION and "not-received" in details
         code, _ = refused(b_ward.AdministerInfusion, administration(BERT, BEA, din))
         assert code == grpc.StatusCode.NOT_FOUND  # never received at HOSP-B
@@ -353,12 +376,10 @@ def test_a_unit_infused_at_any_other_site_is_refused_at_every_step(
             )
         elsewhere.close()
 
-        third = Operator(user_id="b-3", printed_name="Third Nurse")
-
         def refused_at_bedside() -> str:
             """A further good scan changes nothing; once the infusion is known it is refused."""
             try:
-                scan(ward, third, mine.coi, verified_here)
+                scan(ward, THIRD, mine.coi, verified_here)
             except grpc.RpcError as error:
                 return str(error.details())
             return ""

@@ -23,15 +23,17 @@ from v2v_testkit.infusion import (
     nurse,
     product_din,
     receive_released,
+    scanning,
     stored_events,
     verify_at_bedside,
+    witnessing,
 )
 
 WITNESS = (SECOND_NURSE, "Nurse u-nurse-2")
 
 
 def administration(din: str, dose: float = 1.2e6, volume: float = 68.5) -> Administration:
-    return Administration(din, None, dose, volume, *WITNESS)
+    return Administration(din, None, dose, volume, *WITNESS, witnessing(SECOND_NURSE))
 
 
 @pytest.fixture
@@ -64,7 +66,7 @@ def test_a_verified_unit_is_infused(
 
 def test_an_unverified_unit_is_not_infused(app: InfusionApplication, facts: InMemoryFacts) -> None:
     din = receive_released(app, facts)
-    app.scan_at_bedside(COI, din, None, nurse(FIRST_NURSE))
+    app.scan_at_bedside(COI, din, None, scanning(FIRST_NURSE), nurse(FIRST_NURSE))
     refused_without_change(app, administration(din), "not bedside-verified")
 
 
@@ -74,9 +76,13 @@ def test_an_unreceived_unit_is_not_found(app: InfusionApplication) -> None:
 
 
 def test_the_witness_must_be_the_other_verifier(app: InfusionApplication, verified: str) -> None:
-    stranger = Administration(verified, None, 1.0e6, 60.0, "u-stranger", "Sam Stranger")
+    stranger = Administration(
+        verified, None, 1.0e6, 60.0, "u-stranger", "Sam Stranger", witnessing("u-stranger")
+    )
     refused_without_change(app, stranger, "one of them administers")
-    myself = Administration(verified, None, 1.0e6, 60.0, FIRST_NURSE, "Nurse u-nurse")
+    myself = Administration(
+        verified, None, 1.0e6, 60.0, FIRST_NURSE, "Nurse u-nurse", witnessing(FIRST_NURSE)
+    )
     refused_without_change(app, myself, "one of them administers")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from v2v_infusion.application import Administration, InfusionApplication
+from v2v_infusion.application import InfusionApplication
 from v2v_infusion.domain.acknowledgement import FailureAcknowledgement
 from v2v_infusion.domain.mismatches import BedsideMismatch, UnattributableScan
 from v2v_infusion.domain.product import ProductAtSite
@@ -33,11 +33,13 @@ from v2v_testkit.infusion import (
     SIGNATURE_REQUEST,
     Clock,
     InMemoryFacts,
+    administration,
     build_app,
     nurse,
     physician,
     product_din,
     receive_released,
+    scanning,
     stored_events,
     verify_at_bedside,
 )
@@ -54,7 +56,8 @@ def refused_scan(
     unit_id = ProductAtSite.create_id("HOSP-A", din[:13])
     status = app.repository.get(unit_id).status if unit_id in app.repository else None
     with pytest.raises(ScanRefused, match=code) as refused:
-        app.scan_at_bedside(wristband, din, None, by or nurse())
+        by = by or nurse()
+        app.scan_at_bedside(wristband, din, None, scanning(by.user_id), by)
     assert refused.value.reason_code == code
     new = stored_events(app)[len(before) :]
     [mismatch] = new
@@ -74,9 +77,9 @@ def test_two_different_users_verify_a_fresh_unit(
     app: InfusionApplication, facts: InMemoryFacts, clock: Clock
 ) -> None:
     din = receive_released(app, facts)
-    first = app.scan_at_bedside(COI, din, None, nurse(FIRST_NURSE))
+    first = app.scan_at_bedside(COI, din, None, scanning(FIRST_NURSE), nurse(FIRST_NURSE))
     assert (first.outcome, first.unit.status) == ("first-scan-recorded", "first-scan-recorded")
-    second = app.scan_at_bedside(COI, din, None, nurse(SECOND_NURSE))
+    second = app.scan_at_bedside(COI, din, None, scanning(SECOND_NURSE), nurse(SECOND_NURSE))
     assert (second.outcome, second.unit.status) == ("verified", "verified")
     recorded, verified = stored_events(app)[-2:]
     assert isinstance(recorded, ProductAtSite.BedsideScanRecorded)
@@ -123,7 +126,10 @@ def test_a_further_good_scan_of_a_verified_unit_changes_nothing(
     din = receive_released(app, facts)
     verify_at_bedside(app, din)
     count = len(stored_events(app))
-    assert app.scan_at_bedside(COI, din, None, nurse("u-third")).outcome == "verified"
+    assert (
+        app.scan_at_bedside(COI, din, None, scanning("u-third"), nurse("u-third")).outcome
+        == "verified"
+    )
     assert len(stored_events(app)) == count
 
 
@@ -147,7 +153,7 @@ def test_a_scan_naming_no_chain_is_kept_in_the_unpublished_records_only(
     app: InfusionApplication,
 ) -> None:
     with pytest.raises(ScanRefused, match="malformed-label"):
-        app.scan_at_bedside("CH-bad", "bad-din", None, nurse())
+        app.scan_at_bedside("CH-bad", "bad-din", None, scanning(), nurse())
     assert stored_events(app) == []
     notifications = app.unpublished.recorder.select_notifications(1, 10)
     [scan] = [app.unpublished.mapper.to_domain_event(n) for n in notifications]
@@ -208,7 +214,7 @@ def test_an_unacknowledged_post_release_failure_is_refused_until_acknowledged_he
     assert alert.failure_id in mismatch.explanation
     decision = "infuse with antibiotic cover"
     app.acknowledge_alert(alert.failure_id, decision, SIGNATURE_REQUEST, physician())
-    assert app.scan_at_bedside(COI, din, None, nurse()).outcome == "first-scan-recorded"
+    assert app.scan_at_bedside(COI, din, None, scanning(), nurse()).outcome == "first-scan-recorded"
 
 
 def test_an_acknowledgement_at_another_site_does_not_count_here(
@@ -249,7 +255,7 @@ def test_a_cryo_unit_past_its_post_thaw_window_is_refused(
     app: InfusionApplication, facts: InMemoryFacts, clock: Clock
 ) -> None:
     din = receive_released(app, facts, condition=Condition.CRYO)
-    app.scan_at_bedside(COI, din, None, nurse(FIRST_NURSE))
+    app.scan_at_bedside(COI, din, None, scanning(FIRST_NURSE), nurse(FIRST_NURSE))
     clock.advance(minutes=31)
     refused_scan(app, COI, din, "window-expired", nurse(SECOND_NURSE))
 
@@ -257,7 +263,7 @@ def test_a_cryo_unit_past_its_post_thaw_window_is_refused(
 def test_an_infused_unit_is_refused(app: InfusionApplication, facts: InMemoryFacts) -> None:
     din = receive_released(app, facts)
     verify_at_bedside(app, din)
-    given = Administration(din, None, 1.0e6, 70.0, SECOND_NURSE, "Nurse u-nurse-2")
+    given = administration(din)
     app.administer_infusion(given, nurse(FIRST_NURSE))
     refused_scan(app, COI, din, "already-infused")
 
@@ -266,9 +272,12 @@ def test_the_same_user_cannot_make_both_scans(
     app: InfusionApplication, facts: InMemoryFacts
 ) -> None:
     din = receive_released(app, facts)
-    app.scan_at_bedside(COI, din, None, nurse(FIRST_NURSE))
+    app.scan_at_bedside(COI, din, None, scanning(FIRST_NURSE), nurse(FIRST_NURSE))
     refused_scan(app, COI, din, "same-user", nurse(FIRST_NURSE))
-    assert app.scan_at_bedside(COI, din, None, nurse(SECOND_NURSE)).outcome == "verified"
+    assert (
+        app.scan_at_bedside(COI, din, None, scanning(SECOND_NURSE), nurse(SECOND_NURSE)).outcome
+        == "verified"
+    )
 
 
 @pytest.mark.parametrize(
@@ -302,7 +311,7 @@ def test_two_nurses_scanning_at_once_record_one_first_scan_and_one_verification(
 
     def scan(user: str) -> None:
         start.wait()
-        outcomes.append(app.scan_at_bedside(COI, din, None, nurse(user)).outcome)
+        outcomes.append(app.scan_at_bedside(COI, din, None, scanning(user), nurse(user)).outcome)
 
     threads = [threading.Thread(target=scan, args=(u,)) for u in (FIRST_NURSE, SECOND_NURSE)]
     for thread in threads:

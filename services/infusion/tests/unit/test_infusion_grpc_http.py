@@ -33,6 +33,7 @@ from v2v_testkit.infusion import (
     SITE,
     Clock,
     InMemoryFacts,
+    password_of,
     physician_store,
     product_din,
 )
@@ -47,6 +48,17 @@ SITES = [
 NORA = Operator(user_id="u-nurse", printed_name="Nora Nurse")
 NED = Operator(user_id="u-nurse-2", printed_name="Ned Nurse")
 DOCTOR = Operator(user_id=PHYSICIAN_ID, printed_name=PHYSICIAN_NAME)
+
+
+def signed(who: Operator, meaning: str = "verification", password: str = "") -> ESignatureRequest:
+    """`who`'s re-authentication (their own password unless given)."""
+    given = password or password_of(who.user_id)
+    return ESignatureRequest(user_id=who.user_id, password=given, meaning=meaning)
+
+
+def signed_body(who: dict[str, str], meaning: str = "verification") -> dict[str, str]:
+    password = password_of(who["user_id"])
+    return {"user_id": who["user_id"], "password": password, "meaning": meaning}
 
 
 @pytest.fixture(scope="module")
@@ -106,19 +118,30 @@ def test_grpc_receipt_bedside_infusion_and_alert(
         code, details = status_of(ward.StartThaw, thaw)
         assert code == grpc.StatusCode.FAILED_PRECONDITION and "only cryo" in details
 
-        wrong = pb.ScanAtBedsideRequest(operator=NORA, wristband_coi=OTHER_COI, din=din)
+        wrong = pb.ScanAtBedsideRequest(
+            operator=NORA, wristband_coi=OTHER_COI, din=din, signature=signed(NORA)
+        )
         code, details = status_of(ward.ScanAtBedside, wrong)
         assert code == grpc.StatusCode.FAILED_PRECONDITION and "coi-mismatch" in details
-        first = pb.ScanAtBedsideRequest(operator=NORA, wristband_coi=COI, din=din)
+        first = pb.ScanAtBedsideRequest(
+            operator=NORA, wristband_coi=COI, din=din, signature=signed(NORA)
+        )
         assert ward.ScanAtBedside(first, timeout=5).outcome == "first-scan-recorded"
         code, details = status_of(ward.ScanAtBedside, first)
         assert code == grpc.StatusCode.FAILED_PRECONDITION and "same-user" in details
-        second = pb.ScanAtBedsideRequest(operator=NED, wristband_coi=COI, din=din)
+        second = pb.ScanAtBedsideRequest(
+            operator=NED, wristband_coi=COI, din=din, signature=signed(NED)
+        )
         verified = ward.ScanAtBedside(second, timeout=5)
         assert verified.outcome == "verified" and verified.unit.HasField("infuse_by")
 
         infusion = pb.AdministerInfusionRequest(
-            operator=NORA, din=din, dose_car_cells_per_kg=0, volume_ml=60, witnessed_by=NED
+            operator=NORA,
+            din=din,
+            dose_car_cells_per_kg=0,
+            volume_ml=60,
+            witnessed_by=NED,
+            witness_signature=signed(NED, "witness"),
         )
         code, _ = status_of(ward.AdministerInfusion, infusion)
         assert code == grpc.StatusCode.INVALID_ARGUMENT
@@ -164,6 +187,85 @@ def test_grpc_receipt_bedside_infusion_and_alert(
         assert health.Check(request, timeout=5).status == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_grpc_bedside_persons_are_proven(
+    pki: Path, service: tuple[InfusionService, InMemoryFacts]
+) -> None:
+    """Issue 13 item 2: no bedside scan and no witness without the person's own
+    re-authentication; what one nurse sends as the other verifies and infuses nothing."""
+    running, _ = service
+    ward, channel = stub(pki, running, SITE)
+    din = product_din(1)
+    with channel:
+        ward.ReceiveProduct(pb.ReceiveProductRequest(operator=NORA, din=din), timeout=5)
+
+        def scan(operator: Operator, **signature: Any) -> Any:
+            return pb.ScanAtBedsideRequest(
+                operator=operator, wristband_coi=COI, din=din, **signature
+            )
+
+        assert ward.ScanAtBedside(scan(NORA, signature=signed(NORA)), timeout=5).outcome == (
+            "first-scan-recorded"
+        )
+        refusals = [
+            (scan(NED), grpc.StatusCode.INVALID_ARGUMENT, "signature is required"),
+            (
+                scan(NED, signature=signed(NED, password=password_of(NORA.user_id))),
+                grpc.StatusCode.UNAUTHENTICATED,
+                "re-authentication of 'u-nurse-2' failed",
+            ),
+            (
+                scan(NED, signature=signed(NORA)),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "operator.user_id 'u-nurse-2' is not the re-authenticated signer 'u-nurse'",
+            ),
+            (
+                scan(DOCTOR, signature=signed(DOCTOR)),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "may not sign as nurse",
+            ),
+        ]
+        for request, code, details in refusals:
+            got_code, got_details = status_of(ward.ScanAtBedside, request)
+            assert got_code == code and details in got_details
+        unit = ward.GetProductUnit(pb.GetProductUnitRequest(din=din), timeout=5).unit
+        assert unit.status == "first-scan-recorded"
+        assert ward.ScanAtBedside(scan(NED, signature=signed(NED)), timeout=5).outcome == (
+            "verified"
+        )
+        infusion = pb.AdministerInfusionRequest(
+            operator=NORA, din=din, dose_car_cells_per_kg=1.0e6, volume_ml=60, witnessed_by=NED
+        )
+        unwitnessed = [
+            (infusion, grpc.StatusCode.INVALID_ARGUMENT, "witness_signature is required"),
+            (
+                with_witness(infusion, signed(NED, "witness", password="guessed password")),
+                grpc.StatusCode.UNAUTHENTICATED,
+                "re-authentication of 'u-nurse-2' failed",
+            ),
+            (
+                with_witness(infusion, signed(NORA, "witness")),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "witnessed_by.user_id 'u-nurse-2' is not the re-authenticated signer 'u-nurse'",
+            ),
+        ]
+        for request, code, details in unwitnessed:
+            got_code, got_details = status_of(ward.AdministerInfusion, request)
+            assert got_code == code and details in got_details
+        unit = ward.GetProductUnit(pb.GetProductUnitRequest(din=din), timeout=5).unit
+        assert unit.status == "verified"
+        witnessed = with_witness(infusion, signed(NED, "witness"))
+        assert ward.AdministerInfusion(witnessed, timeout=5).unit.status == "infused"
+
+
+def with_witness(
+    request: pb.AdministerInfusionRequest, signature: ESignatureRequest
+) -> pb.AdministerInfusionRequest:
+    copy = pb.AdministerInfusionRequest()
+    copy.CopyFrom(request)
+    copy.witness_signature.CopyFrom(signature)
+    return copy
+
+
 def test_grpc_missing_operator_is_invalid(
     pki: Path, service: tuple[InfusionService, InMemoryFacts]
 ) -> None:
@@ -203,14 +305,20 @@ def test_http_routes_problems_and_openapi(
     assert (
         client.post("/v1/bedside-scans", json={"operator": nora}, headers=ward).status_code == 422
     )
-    scan = {"operator": nora, "wristband_coi": OTHER_COI, "din": din}
+    scan: dict[str, Any] = {
+        "operator": nora,
+        "wristband_coi": OTHER_COI,
+        "din": din,
+        "signature": signed_body(nora),
+    }
     refused = client.post("/v1/bedside-scans", json=scan, headers=ward)
     assert refused.status_code == 409 and refused.json()["reason_code"] == "coi-mismatch"
     scan["wristband_coi"] = COI
     assert client.post("/v1/bedside-scans", json=scan, headers=ward).json()["outcome"] == (
         "first-scan-recorded"
     )
-    verified = client.post("/v1/bedside-scans", json={**scan, "operator": ned}, headers=ward)
+    by_ned = {**scan, "operator": ned, "signature": signed_body(ned)}
+    verified = client.post("/v1/bedside-scans", json=by_ned, headers=ward)
     assert verified.json()["outcome"] == "verified"
     facts.fail("failure-2", dins=[din])  # raised after verification: infusion refused
     infusion = {
@@ -218,6 +326,7 @@ def test_http_routes_problems_and_openapi(
         "dose_car_cells_per_kg": 1.0e6,
         "volume_ml": 55.0,
         "witnessed_by": ned,
+        "witness_signature": signed_body(ned, "witness"),
     }
     blocked = client.post(f"/v1/units/{din}/infusion", json=infusion, headers=ward)
     assert blocked.status_code == 409 and blocked.json()["reason_code"] == "unacknowledged-failure"

@@ -29,13 +29,18 @@ from v2v_testkit.infusion import (
     SIGNATURE_REQUEST,
     SITE,
     InMemoryFacts,
+    build_app,
     kinds,
     nurse,
+    nurse_signer,
     physician,
+    physician_store,
     product_din,
     receive_released,
+    scanning,
     stored_events,
     verify_at_bedside,
+    witnessing,
 )
 
 MB = 1024 * 1024
@@ -50,6 +55,7 @@ def administration(din: str, **changes: object) -> Administration:
         "volume_ml": 68.0,
         "witness_user_id": "u-nurse-2",
         "witness_printed_name": "Nurse Two",
+        "witness_signature": witnessing("u-nurse-2"),
     }
     return Administration(**{**given, **changes})  # type: ignore[arg-type]
 
@@ -72,7 +78,10 @@ def test_a_dose_or_volume_that_is_not_a_finite_number_is_refused(
     [
         (lambda app, din: app.receive_product(din, YEAR_2999, nurse()), "received_at 2999"),
         (lambda app, din: app.start_thaw(din, YEAR_2999, nurse()), "thaw_started_at 2999"),
-        (lambda app, din: app.scan_at_bedside(COI, din, YEAR_2999, nurse()), "scanned_at 2999"),
+        (
+            lambda app, din: app.scan_at_bedside(COI, din, YEAR_2999, scanning(), nurse()),
+            "scanned_at 2999",
+        ),
         (
             lambda app, din: app.administer_infusion(
                 administration(din, administered_at=YEAR_2999), nurse()
@@ -98,7 +107,7 @@ def test_a_refused_bedside_scan_of_long_labels_is_recorded_and_answered_cut(
 ) -> None:
     din = receive_released(app, facts)
     with pytest.raises(ScanRefused) as refused:
-        app.scan_at_bedside("W" * (10 * MB), din, None, nurse())
+        app.scan_at_bedside("W" * (10 * MB), din, None, scanning(), nurse())
     assert len(str(refused.value)) < 1000
     mismatch = stored_events(app)[-1]
     assert mismatch.wristband_coi == "W" * 256 + "…[cut: 10485760 characters in all]"
@@ -139,14 +148,17 @@ def test_an_acknowledgement_is_bounded(app: InfusionApplication, facts: InMemory
         app.acknowledge_alert(alert.failure_id, "hold", huge, physician())
 
 
-def test_no_accepted_command_comes_near_the_record_limit(
-    app: InfusionApplication, facts: InMemoryFacts
-) -> None:
+def test_no_accepted_command_comes_near_the_record_limit(facts: InMemoryFacts) -> None:
     """The largest accepted value of every field, each command once: every envelope stays
     far below MAX_EVENT_BYTES (and the broker's 1 MiB)."""
     reason = "r" * MAX_TEXT_CHARS
     first = Attribution("u" * MAX_ID_CHARS, "N" * MAX_NAME_CHARS, "infusion", SITE, reason)
     second = Attribution("v" * MAX_ID_CHARS, "N" * MAX_NAME_CHARS, "infusion", SITE, reason)
+    signers = physician_store()
+    for person in (first, second):  # proven persons with the longest registered names
+        signers.put(nurse_signer(person.user_id, person.printed_name))
+    app = build_app(facts, signers=signers)
+    signed_first = scanning(first.user_id)
     din = product_din(1)
     facts.create_products([din], condition=Condition.CRYO)
     facts.release()
@@ -155,15 +167,19 @@ def test_no_accepted_command_comes_near_the_record_limit(
     app.store_product(din, "L" * MAX_NAME_CHARS, None, first)
     app.start_thaw(din, None, first)
     with pytest.raises(ScanRefused):
-        app.scan_at_bedside("W" * MB, din, None, first)
-    app.scan_at_bedside(COI, din, None, first)
-    app.scan_at_bedside(COI, din, None, second)
-    witness = {"witness_user_id": "v" * MAX_ID_CHARS, "witness_printed_name": "W" * 200}
+        app.scan_at_bedside("W" * MB, din, None, signed_first, first)
+    app.scan_at_bedside(COI, din, None, signed_first, first)
+    app.scan_at_bedside(COI, din, None, scanning(second.user_id), second)
+    witness = {
+        "witness_user_id": second.user_id,
+        "witness_printed_name": "W" * 200,
+        "witness_signature": witnessing(second.user_id),
+    }
     app.administer_infusion(administration(din, **witness), first)
     app.record_adverse_event(AdverseEventReport(din, "crs", 4, None, "n" * 2000), first)
     facts.create_products([product_din(2)])
     with pytest.raises(ScanRefused):  # a unit not received here: on the chain at risk
-        app.scan_at_bedside("W" * MB, product_din(2), None, first)
+        app.scan_at_bedside("W" * MB, product_din(2), None, signed_first, first)
     alert = facts.fail(dins=[din])
     doctor = Attribution(PHYSICIAN_ID, "N" * MAX_NAME_CHARS, "infusion", SITE, reason)
     request = SignatureRequest(PHYSICIAN_ID, PASSWORD, "responsibility")

@@ -39,7 +39,9 @@ from v2v_testkit.infusion import (
     physician,
     product_din,
     receive_released,
+    scanning,
     verify_at_bedside,
+    witnessing,
 )
 
 PUBLISHED_AGGREGATES: set[type] = {ProductAtSite, BedsideMismatch, FailureAcknowledgement}
@@ -104,16 +106,19 @@ def full_history(app: InfusionApplication, facts: InMemoryFacts, clock: Clock) -
     facts.enrol()
     din = receive_released(app, facts, condition=Condition.CRYO)
     with pytest.raises(Refused):
-        app.scan_at_bedside(OTHER_COI, din, None, nurse())  # on the unit
+        app.scan_at_bedside(OTHER_COI, din, None, scanning(), nurse())  # on the unit
     with pytest.raises(Refused):
-        app.scan_at_bedside(COI, product_din(99), None, nurse())  # on the wristband's chain
+        app.scan_at_bedside(
+            COI, product_din(99), None, scanning(), nurse()
+        )  # on the wristband's chain
     with pytest.raises(Refused):
-        app.scan_at_bedside("bad", "bad", None, nurse())  # unpublished records only
+        app.scan_at_bedside("bad", "bad", None, scanning(), nurse())  # unpublished records only
     stored = receive_released(app, facts, 2)
     app.store_product(stored, "FRIDGE-2", None, nurse())
     verify_at_bedside(app, din)
     witness = (SECOND_NURSE, "Nurse u-nurse-2")
-    app.administer_infusion(Administration(din, None, 1.0e6, 60.0, *witness), nurse(FIRST_NURSE))
+    given = Administration(din, None, 1.0e6, 60.0, *witness, witnessing(SECOND_NURSE))
+    app.administer_infusion(given, nurse(FIRST_NURSE))
     clock.advance(hours=30)
     app.record_adverse_event(AdverseEventReport(din, "icans", 1, None), nurse())
     alert = facts.fail(dins=[din])

@@ -37,8 +37,10 @@ from v2v_testkit.infusion import (
     nurse,
     product_din,
     receive_released,
+    scanning,
     stored_events,
     verify_at_bedside,
+    witnessing,
 )
 
 DIN = product_din(1)
@@ -111,7 +113,9 @@ def verified(app: InfusionApplication, facts: InMemoryFacts) -> str:
 
 
 def administration(din: str) -> Administration:
-    return Administration(din, None, 1.0e6, 70.0, SECOND_NURSE, "Nurse u-nurse-2")
+    return Administration(
+        din, None, 1.0e6, 70.0, SECOND_NURSE, "Nurse u-nurse-2", witnessing(SECOND_NURSE)
+    )
 
 
 def test_a_unit_infused_elsewhere_after_its_verification_here_is_not_infused_here(
@@ -145,11 +149,11 @@ def test_a_misplaced_unit_is_refused_at_the_bedside_and_recorded_on_its_own_chai
     app: InfusionApplication, facts: InMemoryFacts, change: Any, code: str
 ) -> None:
     din = receive_released(app, facts)
-    app.scan_at_bedside(COI, din, None, nurse(FIRST_NURSE))
+    app.scan_at_bedside(COI, din, None, scanning(FIRST_NURSE), nurse(FIRST_NURSE))
     change(facts, din)
     before = published(app)
     with pytest.raises(ScanRefused, match=code):
-        app.scan_at_bedside(COI, din, None, nurse(SECOND_NURSE))
+        app.scan_at_bedside(COI, din, None, scanning(SECOND_NURSE), nurse(SECOND_NURSE))
     [mismatch] = published(app)[len(before) :]
     assert isinstance(mismatch, ProductAtSite.BedsideMismatchRecorded)
     assert (mismatch.coi, mismatch.reason_code, mismatch.wristband_coi) == (COI, code, COI)
@@ -189,7 +193,7 @@ def test_adverse_events_of_a_unit_infused_here_are_still_recorded(
     report = AdverseEventReport(verified, "crs", 1, None)
     assert app.record_adverse_event(report, nurse()).adverse_events[0].kind == "crs"
     with pytest.raises(ScanRefused, match=ALREADY_INFUSED):
-        app.scan_at_bedside(COI, verified, None, nurse("u-third"))
+        app.scan_at_bedside(COI, verified, None, scanning("u-third"), nurse("u-third"))
 
 
 # refused bedside scans: never published under a chain this site does not treat
@@ -200,7 +204,7 @@ def test_an_unknown_unit_against_another_sites_patient_is_kept_unpublished(
 ) -> None:
     facts.enrol(OTHER_COI, OTHER_SITE)
     with pytest.raises(ScanRefused, match="unknown-unit"):
-        app.scan_at_bedside(OTHER_COI, product_din(9), None, nurse())
+        app.scan_at_bedside(OTHER_COI, product_din(9), None, scanning(), nurse())
     assert published(app) == []
     [scan] = unpublished(app)
     assert isinstance(scan, UnattributableScan.Recorded)
@@ -215,7 +219,7 @@ def test_a_malformed_label_against_a_patient_of_no_known_enrolment_is_kept_unpub
     app: InfusionApplication,
 ) -> None:
     with pytest.raises(ScanRefused, match="malformed-label"):
-        app.scan_at_bedside(OTHER_COI, "not-a-din", None, nurse())
+        app.scan_at_bedside(OTHER_COI, "not-a-din", None, scanning(), nurse())
     assert published(app) == []
     [scan] = unpublished(app)
     assert isinstance(scan, UnattributableScan.Recorded) and scan.wristband_coi == OTHER_COI
@@ -228,7 +232,7 @@ def test_another_sites_unit_not_received_here_is_kept_unpublished(
     facts.create_products([din], OTHER_COI, OTHER_BATCH, treating_site_id=OTHER_SITE)
     for wristband in (OTHER_COI, "CHA123425999999"):
         with pytest.raises(ScanRefused, match="not-received"):
-            app.scan_at_bedside(wristband, din, None, nurse())
+            app.scan_at_bedside(wristband, din, None, scanning(), nurse())
     assert published(app) == []
     assert [scan.reason_code for scan in unpublished(app)] == ["not-received"] * 2
 
@@ -242,7 +246,7 @@ def test_a_scan_naming_this_sites_patient_is_published_on_that_patients_chain(
     din = product_din(2)
     facts.create_products([din], OTHER_COI, OTHER_BATCH, treating_site_id=OTHER_SITE)
     with pytest.raises(ScanRefused, match="not-received"):
-        app.scan_at_bedside(COI, din, None, nurse())
+        app.scan_at_bedside(COI, din, None, scanning(), nurse())
     [mismatch] = published(app)
     assert isinstance(mismatch, BedsideMismatch.Recorded)
     assert (mismatch.coi, mismatch.wristband_coi, mismatch.scanned_din) == (COI, COI, din)

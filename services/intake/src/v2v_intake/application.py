@@ -1,10 +1,12 @@
 """The intake application: use cases over the Therapy aggregate, in plain values.
 
 Refusals that must be on record (label mismatches, invariant I2) are saved before the
-refusal is raised. Commands come only from the site this intake service runs for
-(`check_local`): the outbox relay signs every event with that site's key. COI and DIN numbers
-and the open therapy of each pseudonym are the unpublished records'; personal details are
-sealed with the COI's own key (`KeyStore`), so destroying the key erases them.
+refusal is raised. Each scan of the two-person label verification is made by a proven person:
+they re-authenticate against this site's signer store (`ESigner`) before anything is recorded.
+Commands come only from the site this intake service runs for (`check_local`): the outbox
+relay signs every event with that site's key. COI and DIN numbers and the open therapy of each
+pseudonym are the unpublished records'; personal details are sealed with the COI's own key
+(`KeyStore`), so destroying the key erases them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import date, datetime, timedelta
 from eventsourcing.persistence import IntegrityError
 
 from v2v_intake.domain import personal_data
-from v2v_intake.domain.labels import LabelMismatch
+from v2v_intake.domain.labels import LABEL_CHECK, LabelMismatch, verification_record
 from v2v_intake.domain.therapy import Therapy, therapy_id
 from v2v_intake.domain.values import PersonalDetails, UnitKind, parse_choice
 from v2v_intake.ports import KeyStore, ManufacturingSlots, NoKeys, NoManufacturingSlots
@@ -25,11 +27,14 @@ from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, NotFound, Refused
+from v2v_platform.esign import ESigner, SignatureRequest
+from v2v_platform.esign.persons import as_proven, prove
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import (
     CLOCK_SKEW,
     MAX_ATTEMPTS,
+    NotWired,
     ServiceApplication,
     parse_coi,
     parse_din,
@@ -50,6 +55,7 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         fin: str = "",
         keys: KeyStore | None = None,
         manufacturing: ManufacturingSlots | None = None,
+        signer: ESigner | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         clock_skew: timedelta = CLOCK_SKEW,
     ) -> None:
@@ -66,6 +72,15 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         self.manufacturing: ManufacturingSlots = (
             manufacturing if manufacturing is not None else NoManufacturingSlots()
         )
+        self._signer = signer
+
+    @property
+    def signer(self) -> ESigner:
+        """The e-signer that proves the persons of label verification (this site's signer
+        store); NotWired in a process built only to relay."""
+        if self._signer is None:
+            raise NotWired("the intake application was built without its e-signer")
+        return self._signer
 
     def enrol_patient(
         self,
@@ -169,14 +184,28 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         return [str(din) for din in dins]
 
     def verify_label(
-        self, coi: str, din: str, scanned_din: str, scanned_coi: str, by: Attribution
+        self,
+        coi: str,
+        din: str,
+        scanned_din: str,
+        scanned_coi: str,
+        signature: SignatureRequest | None,
+        by: Attribution,
     ) -> bool:
-        """One scan; True once two different users scanned a matching label. The labels are
-        read as their bounded echoes: a refusal records and repeats no more of them."""
+        """One scan by a proven person; True once two different people scanned a matching
+        label. The scanner re-authenticates (`signature`, meaning "verification", signer role
+        "collection": `labels.LABEL_CHECK`) before anything is recorded, and is recorded as the
+        proven signer. The labels are read as their bounded echoes: a refusal records and
+        repeats no more of them."""
         by = self.check_local(by)
         therapy = self._therapy(coi)
+        unit_din = parse_din(din)
+        unit = therapy.unit(str(unit_din))
+        record = verification_record(therapy.coi, unit.din)
+        proof = prove(self.signer, self.site_id, signature, LABEL_CHECK, by.user_id, record)
+        by = as_proven(by, proof)
         scanned = limits.echo(scanned_din), limits.echo(scanned_coi)
-        outcome = therapy.scan_label(parse_din(din), *scanned, by)
+        outcome = therapy.scan_label(unit_din, *scanned, proof, by)
         self.save_or_conflict(therapy, what=therapy.coi)
         if isinstance(outcome, LabelMismatch):
             raise Refused(f"label refused ({outcome.reason_code.value}): {outcome.explanation}")

@@ -1,7 +1,10 @@
 """The composition root: `bootstrap(settings, **overrides)` wires the intake service.
 
-Tests override its parameters (the manufacturing slot port, the key store, the clock) and
-start only what they need. Intake learns nothing from Kafka: it starts no consumer.
+Tests override its parameters (the manufacturing slot port, the key store, the signer store,
+the clock) and start only what they need. The signer store (who may verify labels: signer
+role "collection", managed with `v2v signer add|unlock`) is the service's own: its PostgreSQL
+database, or a SQLite file next to its event store. Intake learns nothing from Kafka: it
+starts no consumer.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from v2v_intake.relay_spec import RELAY_SPEC
 from v2v_intake.settings import IntakeSettings
 from v2v_intake.unpublished_records import IntakeUnpublishedRecords
 from v2v_platform.auth import SiteTlsFiles
+from v2v_platform.esign import ESigner, SignerStore, SqlSignerStore, open_signer_store
 from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.service_application import utc_now
 from v2v_platform.service_runtime import Closable, RuntimeService
@@ -37,7 +41,8 @@ class IntakeService(RuntimeService):
     unpublished: IntakeUnpublishedRecords
     http_app: FastAPI
     opened: list[Closable] = field(default_factory=list)
-    """What bootstrap opened besides the applications (key store, manufacturing channel)."""
+    """What bootstrap opened besides the applications (key store, signer store, manufacturing
+    channel)."""
 
     def closing(self) -> Iterable[Closable]:
         return (self.unpublished, *reversed(self.opened))
@@ -56,6 +61,7 @@ def bootstrap(
     *,
     manufacturing: ManufacturingSlots | None = None,
     keys: KeyStore | None = None,
+    signers: SignerStore | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> IntakeService:
     opened: list[Closable] = []
@@ -72,6 +78,10 @@ def bootstrap(
         store = key_store_for(settings)
         opened.append(store)
         keys = store
+    if signers is None:
+        signers = open_signer_store(settings.postgres_dsn, settings.sqlite_path)
+        if isinstance(signers, SqlSignerStore):
+            opened.append(signers)
     unpublished = IntakeUnpublishedRecords(env=settings.registers_env())
     app = IntakeApplication(
         env=settings.event_store.eventsourcing_env(),
@@ -82,6 +92,7 @@ def bootstrap(
         fin=settings.fin,
         keys=keys,
         manufacturing=manufacturing,
+        signer=ESigner(signers, clock),
     )
     verifier = SiteTokenVerifier(settings.pki_dir / "ca.crt")
     return IntakeService(settings, app, unpublished, create_http_app(app, verifier), opened)

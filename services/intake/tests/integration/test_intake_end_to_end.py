@@ -32,9 +32,11 @@ from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.envelope.codec import decode
 from v2v_platform.envelope.keys import KeyRing
 from v2v_platform.envelope.verify import ChainVerifier
+from v2v_platform.esign import Signer, hash_password, open_signer_store
 from v2v_platform.grpc_service import build_server, translate_errors
 from v2v_platform.relay.process import RelaySettings, build_relay
 from v2v_platform.testing.kafka_topics import read_topic
+from v2v_testkit.intake import password_of
 
 TOPIC = "v2v.intake.events.v1"
 OPERATOR = common_pb2.Operator(user_id="u-1", printed_name="Ada Example")
@@ -108,6 +110,10 @@ def settings(
 
 @pytest.fixture
 def service(settings: IntakeSettings) -> Iterator[IntakeService]:
+    signers = open_signer_store(settings.postgres_dsn, None)  # `v2v signer add` does this
+    for user_id, name in (("u-1", "Ada Example"), ("u-2", "Ben Example")):
+        roles = frozenset({"collection"})
+        signers.put(Signer("HOSP-A", user_id, name, roles, hash_password(password_of(user_id))))
     service = bootstrap(settings)
     yield service
     service.stop()
@@ -170,15 +176,30 @@ def verify_over_http(service: IntakeService, pki: Path, coi: str, din: str) -> N
     headers = {"Authorization": f"Bearer {issue_site_token(pki, 'HOSP-A')}"}
     url = f"/v1/therapies/{coi}/units/{din}/scans"
     first = {"user_id": "u-1", "printed_name": "Ada Example"}
+
+    def signed(user_id: str) -> dict[str, str]:
+        return {"user_id": user_id, "password": password_of(user_id), "meaning": "verification"}
+
     wrong = client.post(
         url,
-        json={"operator": first, "scanned_din": din, "scanned_coi": "CHA123425999999"},
+        json={
+            "operator": first,
+            "scanned_din": din,
+            "scanned_coi": "CHA123425999999",
+            "signature": signed("u-1"),
+        },
         headers=headers,
     )
     assert wrong.status_code == 409 and "coi-mismatch" in wrong.json()["detail"]
-    good = {"operator": first, "scanned_din": din, "scanned_coi": coi}
+    good: dict[str, Any] = {
+        "operator": first,
+        "scanned_din": din,
+        "scanned_coi": coi,
+        "signature": signed("u-1"),
+    }
     assert client.post(url, json=good, headers=headers).json() == {"verified": False}
     good["operator"] = {"user_id": "u-2", "printed_name": "Ben Example"}
+    good["signature"] = signed("u-2")
     assert client.post(url, json=good, headers=headers).json() == {"verified": True}
 
 

@@ -19,7 +19,7 @@ from v2v_intake.bootstrap import bootstrap
 from v2v_intake.settings import IntakeSettings
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
-from v2v_testkit.intake import NOW, FakeSlots, FixedClock
+from v2v_testkit.intake import CLERK, NOW, FakeSlots, FixedClock, password_of, signer_store
 
 MB = 1024 * 1024
 SITES = ["HOSP-A:collection", "HOSP-C:collection", "AUDIT-X:auditor", "GMP-B:manufacturing"]
@@ -40,7 +40,11 @@ def port(pki: Path) -> Iterator[int]:
         site_id="HOSP-A", fin="A1234", pki_dir=pki, manufacturing_target="127.0.0.1:1"
     )
     service = bootstrap(
-        settings, manufacturing=FakeSlots(), keys=InMemoryKeyStore(), clock=FixedClock()
+        settings,
+        manufacturing=FakeSlots(),
+        keys=InMemoryKeyStore(),
+        signers=signer_store("HOSP-A"),
+        clock=FixedClock(),
     )
     running = service.start_grpc("127.0.0.1:0")
     yield running.port
@@ -58,6 +62,37 @@ def _ts(hours_before_now: int) -> Timestamp:
     value = Timestamp()
     value.FromDatetime(NOW.replace(hour=NOW.hour - hours_before_now))
     return value
+
+
+def _proof(user_id: str, password: str | None = None) -> common_pb2.ESignatureRequest:
+    given = password_of(user_id) if password is None else password
+    return common_pb2.ESignatureRequest(user_id=user_id, password=given, meaning="verification")
+
+
+def _labelled(intake: Any, pseudonym: str) -> tuple[str, str]:
+    coi = _enrol(intake, pseudonym)
+    slot = intake.BookSlot(
+        pb.BookSlotRequest(
+            operator=OPERATOR, coi=coi, manufacturing_site_id="GMP-B", slot_date="2025-03-20"
+        ),
+        timeout=5,
+    ).slot
+    collection = pb.RecordCollectionRequest(
+        operator=OPERATOR,
+        coi=coi,
+        started_at=_ts(6),
+        ended_at=_ts(2),
+        volume_ml=200,
+        total_nucleated_cells_e9=10,
+        cd3_cells_e9=5,
+        slot_id=slot.slot_id,
+    )
+    collection_id = intake.RecordCollection(collection, timeout=5).collection_id
+    labels = pb.LabelUnitsRequest(
+        operator=OPERATOR, coi=coi, collection_id=collection_id, count=1, unit_kind="apheresis-bag"
+    )
+    [din] = intake.LabelUnits(labels, timeout=5).dins
+    return coi, din
 
 
 def _enrol(intake: Any, pseudonym: str) -> str:
@@ -107,7 +142,12 @@ def test_the_whole_intake_journey_over_grpc(pki: Path, port: int) -> None:
         timeout=5,
     ).dins
     scan = pb.VerifyLabelRequest(
-        operator=OPERATOR, coi=coi, din=din, scanned_din=din, scanned_coi=coi
+        operator=OPERATOR,
+        coi=coi,
+        din=din,
+        scanned_din=din,
+        scanned_coi=coi,
+        signature=_proof(OPERATOR.user_id),
     )
     assert intake.VerifyLabel(scan, timeout=5).verified is False
     with pytest.raises(grpc.RpcError) as refused:
@@ -115,6 +155,7 @@ def test_the_whole_intake_journey_over_grpc(pki: Path, port: int) -> None:
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "same-user" in refused.value.details()
     scan.operator.CopyFrom(SECOND)
+    scan.signature.CopyFrom(_proof(SECOND.user_id))
     assert intake.VerifyLabel(scan, timeout=5).verified is True
     packaged = intake.PackageUnit(
         pb.PackageUnitRequest(
@@ -131,6 +172,46 @@ def test_the_whole_intake_journey_over_grpc(pki: Path, port: int) -> None:
     patient = intake.GetPatient(pb.GetPatientRequest(coi=coi), timeout=5)
     assert patient.personal_details.mrn == "M-1"
     assert [u.status for u in patient.units] == ["packaged"]
+
+
+def test_each_label_scan_over_grpc_proves_its_person(pki: Path, port: int) -> None:
+    """Issue 13 item 2: no scan without the person's own re-authentication; the first scan by
+    u-1 stands, and nothing u-1 sends as u-2 verifies the label."""
+    intake = stub(pki, port, "HOSP-A")
+    coi, din = _labelled(intake, "PSN-PROVEN-1")
+
+    def scan(operator: common_pb2.Operator, **signed: Any) -> Any:
+        request = pb.VerifyLabelRequest(
+            operator=operator, coi=coi, din=din, scanned_din=din, scanned_coi=coi, **signed
+        )
+        return intake.VerifyLabel(request, timeout=5)
+
+    assert scan(OPERATOR, signature=_proof("u-1")).verified is False
+    refusals = [
+        (dict(), grpc.StatusCode.INVALID_ARGUMENT, "signature is required"),
+        (
+            dict(signature=_proof("u-2", password_of("u-1"))),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "re-authentication of 'u-2' failed",
+        ),
+        (
+            dict(signature=_proof("u-1")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "operator.user_id 'u-2' is not the re-authenticated signer 'u-1'",
+        ),
+    ]
+    for signed, code, details in refusals:
+        with pytest.raises(grpc.RpcError) as refused:
+            scan(SECOND, **signed)
+        assert refused.value.code() == code
+        assert details in refused.value.details()
+    clerk = common_pb2.Operator(user_id=CLERK, printed_name="Clara Clerk")
+    with pytest.raises(grpc.RpcError) as no_signing_role:
+        scan(clerk, signature=_proof(CLERK))
+    assert no_signing_role.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    patient = intake.GetPatient(pb.GetPatientRequest(coi=coi), timeout=5)
+    assert [u.status for u in patient.units] == ["first-scan-done"]
+    assert scan(SECOND, signature=_proof("u-2")).verified is True
 
 
 def test_error_codes(pki: Path, port: int) -> None:

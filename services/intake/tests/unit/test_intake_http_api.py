@@ -14,7 +14,7 @@ from v2v_intake.bootstrap import bootstrap
 from v2v_intake.settings import IntakeSettings
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
-from v2v_testkit.intake import NOW, FakeSlots, FixedClock
+from v2v_testkit.intake import NOW, FakeSlots, FixedClock, password_of, signer_store
 
 MB = 1024 * 1024
 OPERATOR = {"user_id": "u-1", "printed_name": "Ada Example"}
@@ -35,7 +35,11 @@ def client(pki: Path) -> TestClient:
         site_id="HOSP-A", fin="A1234", pki_dir=pki, manufacturing_target="x:1"
     )
     service = bootstrap(
-        settings, manufacturing=FakeSlots(), keys=InMemoryKeyStore(), clock=FixedClock()
+        settings,
+        manufacturing=FakeSlots(),
+        keys=InMemoryKeyStore(),
+        signers=signer_store("HOSP-A"),
+        clock=FixedClock(),
     )
     return TestClient(service.http_app, raise_server_exceptions=False)
 
@@ -56,6 +60,13 @@ def enrolment(pseudonym: str, printed_name: str = "Ada Example") -> dict[str, An
         },
         "treating_site_id": "HOSP-A",
     }
+
+
+def proof(operator: dict[str, str], password: str | None = None) -> dict[str, str]:
+    """The operator's re-authentication for a label scan (their own password unless given)."""
+    user_id = operator["user_id"]
+    given = password_of(user_id) if password is None else password
+    return {"user_id": user_id, "password": given, "meaning": "verification"}
 
 
 def enrol(client: TestClient, pki: Path, pseudonym: str, site: str = "HOSP-A") -> Any:
@@ -87,13 +98,23 @@ def test_the_intake_journey_over_http(client: TestClient, pki: Path) -> None:
         json={"operator": OPERATOR, "count": 1},
         headers=auth(pki),
     ).json()["dins"]
-    scan = {"operator": OPERATOR, "scanned_din": din, "scanned_coi": "CHA123425000999"}
+    scan = {
+        "operator": OPERATOR,
+        "scanned_din": din,
+        "scanned_coi": "CHA123425000999",
+        "signature": proof(OPERATOR),
+    }
     refused = client.post(f"/v1/therapies/{coi}/units/{din}/scans", json=scan, headers=auth(pki))
     assert refused.status_code == 409
     assert refused.headers["content-type"] == "application/problem+json"
     assert "coi-mismatch" in refused.json()["detail"]
     for operator, verified in ((OPERATOR, False), (SECOND, True)):
-        scan = {"operator": operator, "scanned_din": din, "scanned_coi": coi}
+        scan = {
+            "operator": operator,
+            "scanned_din": din,
+            "scanned_coi": coi,
+            "signature": proof(operator),
+        }
         response = client.post(
             f"/v1/therapies/{coi}/units/{din}/scans", json=scan, headers=auth(pki)
         )
@@ -114,6 +135,47 @@ def test_the_intake_journey_over_http(client: TestClient, pki: Path) -> None:
     assert view["personal_details"]["mrn"] == "M-9" and view["units"][0]["status"] == "packaged"
     audit = client.get(f"/v1/therapies/{coi}", headers=auth(pki, "AUDIT-X")).json()
     assert audit["personal_details"] is None
+
+
+def test_a_label_scan_over_http_proves_its_person(client: TestClient, pki: Path) -> None:
+    """Issue 13 item 2: a scan without the person's re-authentication is 422, with a wrong
+    password 401, by someone other than the operator 422; none of them is recorded."""
+    coi = enrol(client, pki, "PSN-H-PROVEN").json()["coi"]
+    client.post(
+        f"/v1/therapies/{coi}/slots",
+        json={"operator": OPERATOR, "manufacturing_site_id": "GMP-B", "slot_date": "2025-03-20"},
+        headers=auth(pki),
+    )
+    collection = client.post(
+        f"/v1/therapies/{coi}/collections",
+        json={
+            "operator": OPERATOR,
+            "started_at": "2025-03-14T06:00:00Z",
+            "ended_at": "2025-03-14T10:00:00Z",
+            "volume_ml": 210.0,
+            "total_nucleated_cells_e9": 11.0,
+            "cd3_cells_e9": 5.5,
+        },
+        headers=auth(pki),
+    ).json()["collection_id"]
+    [din] = client.post(
+        f"/v1/therapies/{coi}/collections/{collection}/units",
+        json={"operator": OPERATOR, "count": 1},
+        headers=auth(pki),
+    ).json()["dins"]
+    url = f"/v1/therapies/{coi}/units/{din}/scans"
+    unsigned = {"operator": SECOND, "scanned_din": din, "scanned_coi": coi}
+    assert client.post(url, json=unsigned, headers=auth(pki)).status_code == 422
+    wrong = {**unsigned, "signature": proof(SECOND, password_of("u-1"))}
+    failed = client.post(url, json=wrong, headers=auth(pki))
+    assert failed.status_code == 401
+    assert failed.json()["type"] == "urn:v2v:problem:reauthentication-failed"
+    assert password_of("u-1") not in failed.text
+    other = {**unsigned, "signature": proof(OPERATOR)}
+    mismatch = client.post(url, json=other, headers=auth(pki))
+    assert mismatch.status_code == 422 and "operator.user_id 'u-2'" in mismatch.json()["detail"]
+    view = client.get(f"/v1/therapies/{coi}", headers=auth(pki)).json()
+    assert view["units"][0]["status"] == "labelled"
 
 
 def test_errors_are_problem_documents_without_internals(client: TestClient, pki: Path) -> None:

@@ -15,6 +15,7 @@ from v2v_testkit.intake import (
     collected,
     labelled,
     operator,
+    proof,
     reader,
     stored_events,
 )
@@ -72,9 +73,9 @@ def test_labelling_refusals(
 def test_two_different_users_verify_a_label() -> None:
     intake = build_intake()
     coi, [din] = labelled(intake)
-    assert intake.app.verify_label(coi, din, din, coi, operator("u-1")) is False
+    assert intake.app.verify_label(coi, din, din, coi, proof("u-1"), operator("u-1")) is False
     assert _unit_status(intake, coi, din) == "first-scan-done"
-    assert intake.app.verify_label(coi, din, din, coi, operator("u-2")) is True
+    assert intake.app.verify_label(coi, din, din, coi, proof("u-2"), operator("u-2")) is True
     assert _unit_status(intake, coi, din) == "verified"
     verified = stored_events(intake)[-1]
     assert (verified.first_user_id, verified.second_user_id) == ("u-1", "u-2")
@@ -84,7 +85,7 @@ def test_a_scan_with_the_check_character_matches_the_unit() -> None:
     intake = build_intake()
     coi, [din] = labelled(intake)
     printed = Din.parse(din).with_check_character()
-    assert intake.app.verify_label(coi, din, printed, coi, operator("u-1")) is False
+    assert intake.app.verify_label(coi, din, printed, coi, proof("u-1"), operator("u-1")) is False
 
 
 @pytest.mark.parametrize(
@@ -103,7 +104,9 @@ def test_a_mismatching_scan_is_refused_recorded_and_changes_nothing_else(
     coi, [din] = labelled(intake)
     before = len(stored_events(intake))
     with pytest.raises(Refused, match=f"label refused \\({reason}\\)"):
-        intake.app.verify_label(coi, din, scanned_din or din, scanned_coi or coi, operator("u-1"))
+        intake.app.verify_label(
+            coi, din, scanned_din or din, scanned_coi or coi, proof("u-1"), operator("u-1")
+        )
     events = stored_events(intake)
     assert len(events) == before + 1
     mismatch = events[-1]
@@ -115,36 +118,36 @@ def test_a_mismatching_scan_is_refused_recorded_and_changes_nothing_else(
 def test_the_same_user_twice_is_refused_and_recorded() -> None:
     intake = build_intake()
     coi, [din] = labelled(intake)
-    intake.app.verify_label(coi, din, din, coi, operator("u-1"))
+    intake.app.verify_label(coi, din, din, coi, proof("u-1"), operator("u-1"))
     with pytest.raises(Refused, match=r"same-user.*a second, different user"):
-        intake.app.verify_label(coi, din, din, coi, operator("u-1"))
+        intake.app.verify_label(coi, din, din, coi, proof("u-1"), operator("u-1"))
     assert type(stored_events(intake)[-1]).__name__ == "LabelMismatchRecorded"
     assert _unit_status(intake, coi, din) == "first-scan-done"
-    assert intake.app.verify_label(coi, din, din, coi, operator("u-2")) is True
+    assert intake.app.verify_label(coi, din, din, coi, proof("u-2"), operator("u-2")) is True
 
 
 def test_a_mismatch_after_the_first_scan_keeps_the_first_scan() -> None:
     intake = build_intake()
     coi, [din, other] = labelled(intake, count=2)
-    intake.app.verify_label(coi, din, din, coi, operator("u-1"))
+    intake.app.verify_label(coi, din, din, coi, proof("u-1"), operator("u-1"))
     with pytest.raises(Refused, match="din-mismatch"):
-        intake.app.verify_label(coi, din, other, coi, operator("u-2"))
+        intake.app.verify_label(coi, din, other, coi, proof("u-2"), operator("u-2"))
     assert _unit_status(intake, coi, din) == "first-scan-done"
 
 
 def test_a_verified_unit_is_not_scanned_again() -> None:
     intake = build_intake()
     coi, [din] = labelled(intake)
-    intake.app.verify_label(coi, din, din, coi, operator("u-1"))
-    intake.app.verify_label(coi, din, din, coi, operator("u-2"))
+    intake.app.verify_label(coi, din, din, coi, proof("u-1"), operator("u-1"))
+    intake.app.verify_label(coi, din, din, coi, proof("u-2"), operator("u-2"))
     with pytest.raises(Refused, match="already verified"):
-        intake.app.verify_label(coi, din, din, coi, operator("u-3"))
+        intake.app.verify_label(coi, din, din, coi, proof("u-3"), operator("u-3"))
 
 
 def test_verifying_an_unknown_or_malformed_unit() -> None:
     intake = build_intake()
     coi, _ = labelled(intake)
     with pytest.raises(NotFound, match="no unit"):
-        intake.app.verify_label(coi, "A12342599999900", "x", coi, operator())
+        intake.app.verify_label(coi, "A12342599999900", "x", coi, proof(), operator())
     with pytest.raises(InvalidInput):
-        intake.app.verify_label(coi, "bad", "x", coi, operator())
+        intake.app.verify_label(coi, "bad", "x", coi, proof(), operator())

@@ -32,6 +32,8 @@ from v2v_testkit.intake import (
     enrolled,
     labelled,
     operator,
+    proof,
+    register_signer,
     stored_events,
 )
 
@@ -98,8 +100,8 @@ def test_a_collection_in_2999_is_refused_naming_the_field() -> None:
 def test_a_nan_packaging_temperature_is_refused_naming_the_field() -> None:
     intake = build_intake()
     coi, [din] = labelled(intake)
-    intake.app.verify_label(coi, din, din, coi, operator("u-1"))
-    intake.app.verify_label(coi, din, din, coi, operator("u-2"))
+    intake.app.verify_label(coi, din, din, coi, proof("u-1"), operator("u-1"))
+    intake.app.verify_label(coi, din, din, coi, proof("u-2"), operator("u-2"))
     with pytest.raises(InvalidInput, match="temperature_c must be a finite number"):
         intake.app.package_unit(coi, din, PackagingInput("cryo", float("nan"), "GMP-B"), operator())
 
@@ -109,7 +111,7 @@ def test_a_refused_scan_of_a_long_label_is_recorded_and_answered_cut() -> None:
     coi, [din] = labelled(intake)
     label = "X" * 300
     with pytest.raises(Refused) as refused:
-        intake.app.verify_label(coi, din, label, "C" * (10 * MB), operator())
+        intake.app.verify_label(coi, din, label, "C" * (10 * MB), proof(), operator())
     [mismatch] = [e for e in stored_events(intake) if isinstance(e, Therapy.LabelMismatchRecorded)]
     assert mismatch.scanned_label == "X" * 256 + "…[cut: 300 characters in all]"
     assert mismatch.scanned_coi.endswith("…[cut: 10485760 characters in all]")
@@ -129,10 +131,13 @@ def test_no_accepted_command_comes_near_the_record_limit() -> None:
     intake.app.book_slot(coi, "GMP-B", date(2025, 3, 20), first)
     collection_id = intake.app.record_collection(coi, collection(), first)
     dins = intake.app.label_units(coi, collection_id, 20, "apheresis-bag", first)
+    register_signer(intake, first.user_id, longest)
+    register_signer(intake, second.user_id, longest)
+    signed = proof(first.user_id)
     with pytest.raises(Refused):
-        intake.app.verify_label(coi, dins[0], "X" * (10 * MB), "C" * (10 * MB), first)
-    intake.app.verify_label(coi, dins[0], dins[0], coi, first)
-    intake.app.verify_label(coi, dins[0], dins[0], coi, second)
+        intake.app.verify_label(coi, dins[0], "X" * (10 * MB), "C" * (10 * MB), signed, first)
+    intake.app.verify_label(coi, dins[0], dins[0], coi, signed, first)
+    intake.app.verify_label(coi, dins[0], dins[0], coi, proof(second.user_id), second)
     frozen = NOW - timedelta(minutes=30)
     intake.app.package_unit(coi, dins[0], PackagingInput("cryo", -180.0, "GMP-B", frozen), first)
     intake.app.erase_personal_details(coi, first)

@@ -8,7 +8,7 @@ import pytest
 
 from v2v_intake.views import PackagingInput
 from v2v_platform.errors import InvalidInput, Refused
-from v2v_testkit.intake import NOW, build_intake, labelled, operator, reader, verified
+from v2v_testkit.intake import NOW, build_intake, labelled, operator, proof, reader, verified
 
 COLLECTION_END = NOW - timedelta(hours=2)
 
@@ -41,7 +41,7 @@ def test_cryopreservation_starts_the_window_at_the_freeze_time() -> None:
 def test_an_unverified_unit_cannot_be_packaged() -> None:
     intake = build_intake()
     coi, [din] = labelled(intake)
-    intake.app.verify_label(coi, din, din, coi, operator("u-1"))
+    intake.app.verify_label(coi, din, din, coi, proof("u-1"), operator("u-1"))
     with pytest.raises(Refused, match="not verified"):
         intake.app.package_unit(coi, din, PackagingInput("fresh-cold", 4.0, "GMP-B"), operator())
 

@@ -23,11 +23,15 @@ THERAPY_EVENTS = [
     if issubclass(c, Therapy.Event) and c not in (Therapy.Event, Therapy.Created)
 ]
 EVENT_MESSAGES = [d.name for d in events_pb2.DESCRIPTOR.message_types_by_name.values()]
+CLASS_VERSIONS = {Therapy.LabelScanned: 2, Therapy.LabelVerified: 2}
+"""Version 2: the scanners' manifestations (issue 13 item 2; version 1 is upcast)."""
 
 
 def test_every_stored_event_class_has_a_payload_mapper() -> None:
     assert set(THERAPY_EVENTS) == set(PAYLOAD_MAPPERS)
-    assert all(getattr(c, "class_version", None) == 1 for c in THERAPY_EVENTS)
+    assert all(
+        getattr(c, "class_version", None) == CLASS_VERSIONS.get(c, 1) for c in THERAPY_EVENTS
+    )
 
 
 def test_every_event_message_has_a_golden_vector() -> None:
@@ -70,7 +74,8 @@ def test_every_recorded_event_translates_with_who_where_why_and_trace() -> None:
         content = outbound.content
         assert content.coi == coi and content.site_id == "HOSP-A"
         assert content.actor.role == "collection" and content.actor.user_id.startswith("u-")
-        assert content.aggregate_type == "Therapy" and content.schema_version == 1
+        assert content.aggregate_type == "Therapy"
+        assert content.schema_version == CLASS_VERSIONS.get(type(event), 1)
         kinds.add(content.payload.DESCRIPTOR.full_name)
     assert "v2v.intake.events.v1.UnitPackaged" in kinds
     erased = TRANSLATOR.translate(events[-1])

@@ -1,7 +1,8 @@
 """The treating site: once it knows the release (from Kafka), the product is shipped to it,
-received, stored (and thawed when cryopreserved), verified at the bedside by two nurses
-(a scan with another patient's wristband is refused), infused, and followed up (adverse
-events; acknowledgement of a post-release failure by the treating physician)."""
+received, stored (and thawed when cryopreserved), verified at the bedside by two nurses, each
+re-authenticating with their own password (a scan with another patient's wristband is
+refused), infused with the second nurse as the (re-authenticated) witness, and followed up
+(adverse events; acknowledgement of a post-release failure by the treating physician)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ def deliver_product(journey: Journey) -> None:
 
 def infuse(journey: Journey) -> None:
     plan = journey.plan
-    ward = journey.world.clients.infusion(plan.hospital.site_id)
-    first, second = plan.hospital.nurses
+    hospital = plan.hospital
+    ward = journey.world.clients.infusion(hospital.site_id)
+    first, second = hospital.nurses
     din = journey.product_dins[0]
     with journey.step("receive product at the ward"):
         receipt = pb.ReceiveProductRequest(operator=first, din=din, received_at=now())
@@ -76,7 +78,11 @@ def infuse(journey: Journey) -> None:
     for nurse, outcome in ((first, "first-scan-recorded"), (second, "verified")):
         with journey.step("bedside scan"):
             bedside = pb.ScanAtBedsideRequest(
-                operator=nurse, wristband_coi=journey.coi, din=din, scanned_at=now()
+                operator=nurse,
+                wristband_coi=journey.coi,
+                din=din,
+                scanned_at=now(),
+                signature=hospital.reauthentication(nurse, "verification"),
             )
             scanned = call(ward.ScanAtBedside, bedside)
             if scanned.outcome != outcome:
@@ -89,6 +95,7 @@ def infuse(journey: Journey) -> None:
             dose_car_cells_per_kg=1.0e6,
             volume_ml=68.0,
             witnessed_by=second,
+            witness_signature=hospital.reauthentication(second, "witness"),
         )
         status = call(ward.AdministerInfusion, infusion).unit.status
         if status != "infused":
@@ -108,13 +115,18 @@ def infuse(journey: Journey) -> None:
 
 def refuse_wrong_wristband(journey: Journey, ward: Any, din: str) -> None:
     """Another patient's wristband with this bag: the scan must be refused (and recorded)."""
-    fin = journey.plan.hospital.fin
+    hospital = journey.plan.hospital
     other = (
         journey.world.another_patient(journey.coi)
-        or issue_coi(fin, date.today().year % 100, 999_999).value
+        or issue_coi(hospital.fin, date.today().year % 100, 999_999).value
     )
+    nurse = hospital.nurses[0]
     request = pb.ScanAtBedsideRequest(
-        operator=journey.plan.hospital.nurses[0], wristband_coi=other, din=din, scanned_at=now()
+        operator=nurse,
+        wristband_coi=other,
+        din=din,
+        scanned_at=now(),
+        signature=hospital.reauthentication(nurse, "verification"),
     )
     with journey.step("bedside: wrong wristband refused"):
         try:

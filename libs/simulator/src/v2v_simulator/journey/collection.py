@@ -1,6 +1,7 @@
 """Intake at the collection site: enrol the patient (COI issued), book a manufacturing slot,
-record the apheresis, label the bags, verify each label by two nurses, package the bags
-fresh (2-8 °C) or cryopreserved (<= -150 °C)."""
+record the apheresis, label the bags, verify each label by the two collection staff (each
+re-authenticating with their own password), package the bags fresh (2-8 °C) or
+cryopreserved (<= -150 °C)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ def slot_day(patient_number: int, cycle: int) -> str:
 
 def enrol(journey: Journey) -> None:
     plan = journey.plan
-    nurse = plan.hospital.nurses[0]
+    collector = plan.hospital.collection_staff[0]
     with journey.step("enrol patient"):
         journey.coi = call(
             journey.world.clients.intake(plan.hospital.site_id).EnrolPatient,
             pb.EnrolPatientRequest(
-                operator=nurse,
+                operator=collector,
                 patient_pseudonym=f"PSN-{uuid4()}",
                 personal_details=pb.PersonalDetails(
                     given_name=GIVEN_NAMES[plan.number % len(GIVEN_NAMES)],
@@ -42,6 +43,7 @@ def enrol(journey: Journey) -> None:
         ).coi
     journey.world.record_enrolment(journey.coi)
 
+
 BOOKING_TIMEOUT_S = 45.0
 """Above intake's wait (30 s) for the GMP site to learn the enrolment before it books."""
 
@@ -49,13 +51,14 @@ BOOKING_TIMEOUT_S = 45.0
 def collect(journey: Journey, cycle: int) -> None:
     """One apheresis: slot, collection, labels (two-person verified), packaging."""
     plan = journey.plan
-    intake = journey.world.clients.intake(plan.hospital.site_id)
-    nurse, second_nurse = plan.hospital.nurses
+    hospital = plan.hospital
+    intake = journey.world.clients.intake(hospital.site_id)
+    collector, second_collector = hospital.collection_staff
     with journey.step(f"book slot (cycle {cycle})"):
         journey.slot_id = call(
             intake.BookSlot,
             pb.BookSlotRequest(
-                operator=nurse,
+                operator=collector,
                 coi=journey.coi,
                 manufacturing_site_id=plan.hospital.gmp.site_id,
                 slot_date=slot_day(plan.number, cycle),
@@ -67,7 +70,7 @@ def collect(journey: Journey, cycle: int) -> None:
         collection_id = call(
             intake.RecordCollection,
             pb.RecordCollectionRequest(
-                operator=nurse,
+                operator=collector,
                 coi=journey.coi,
                 started_at=timestamp(ended - timedelta(hours=4)),
                 ended_at=timestamp(ended),
@@ -82,7 +85,7 @@ def collect(journey: Journey, cycle: int) -> None:
             call(
                 intake.LabelUnits,
                 pb.LabelUnitsRequest(
-                    operator=nurse,
+                    operator=collector,
                     coi=journey.coi,
                     collection_id=collection_id,
                     count=plan.apheresis_bags,
@@ -91,10 +94,15 @@ def collect(journey: Journey, cycle: int) -> None:
             ).dins
         )
     for din in dins:
-        for who in (nurse, second_nurse):
+        for who in (collector, second_collector):
             with journey.step("verify label"):
                 request = pb.VerifyLabelRequest(
-                    operator=who, coi=journey.coi, din=din, scanned_din=din, scanned_coi=journey.coi
+                    operator=who,
+                    coi=journey.coi,
+                    din=din,
+                    scanned_din=din,
+                    scanned_coi=journey.coi,
+                    signature=hospital.reauthentication(who, "verification"),
                 )
                 call(intake.VerifyLabel, request)
         with journey.step("package bag"):
@@ -105,7 +113,7 @@ def collect(journey: Journey, cycle: int) -> None:
 def _packaging(journey: Journey, din: str, collection_ended: datetime) -> pb.PackageUnitRequest:
     plan = journey.plan
     request = pb.PackageUnitRequest(
-        operator=plan.hospital.nurses[0],
+        operator=plan.hospital.collection_staff[0],
         coi=journey.coi,
         din=din,
         manufacturing_site_id=plan.hospital.gmp.site_id,

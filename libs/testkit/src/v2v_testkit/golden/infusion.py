@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from v2v_infusion.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_infusion.domain.acknowledgement import FailureAcknowledgement
+from v2v_infusion.domain.bedside import bedside_record
 from v2v_infusion.domain.mismatches import BedsideMismatch
 from v2v_infusion.domain.product import ProductAtSite
 from v2v_platform.esign import record_hash
@@ -36,6 +37,11 @@ SECOND_NURSE = {"user_id": "u-nurse-2", "printed_name": "Ned Nurse", "role": "in
 PRODUCT_TOPIC = "v2v_infusion.domain.product:ProductAtSite"
 
 
+def bedside(scanned_at: datetime) -> dict[str, Any]:
+    """What a bedside scanner of the golden unit signs."""
+    return bedside_record(DIN, COI, scanned_at)
+
+
 def _person(actor: dict[str, str]) -> dict[str, str]:
     return {"user_id": actor["user_id"], "printed_name": actor["printed_name"]}
 
@@ -51,6 +57,17 @@ def _attributed(actor: dict[str, str] = NURSE, coi: str = COI, reason: str = "")
     }
 
 
+def _signed(actor: dict[str, str], meaning: str, at: datetime, record: dict[str, Any]) -> Any:
+    """A person's manifestation (re-authenticated), as events store it."""
+    return {
+        "user_id": actor["user_id"],
+        "printed_name": actor["printed_name"],
+        "meaning": meaning,
+        "signed_at": at.isoformat(),
+        "record_hash": record_hash(record),
+    }
+
+
 def _event(event_class: type, aggregate_id: UUID, version: int, /, **fields: Any) -> Any:
     return event_class(originator_id=aggregate_id, originator_version=version, **fields)
 
@@ -58,6 +75,20 @@ def _event(event_class: type, aggregate_id: UUID, version: int, /, **fields: Any
 def _unit_events() -> list[Any]:
     thawed = AT + timedelta(hours=1)
     infuse_by = thawed + timedelta(minutes=30)
+    first_scan, second_scan = thawed + timedelta(minutes=5), thawed + timedelta(minutes=6)
+    infused_at = thawed + timedelta(minutes=10)
+    first = _signed(NURSE, "verification", first_scan, bedside(first_scan))
+    second = _signed(SECOND_NURSE, "verification", second_scan, bedside(second_scan))
+    infusion = {
+        "check": "infusion-witness",
+        "coi": COI,
+        "din": DIN,
+        "administered_at": infused_at,
+        "dose_car_cells_per_kg": 1.0e6,
+        "volume_ml": 68.5,
+        "administered_by": NURSE["user_id"],
+    }
+    witness = _signed(SECOND_NURSE, "witness", infused_at, infusion)
     return [
         _event(
             ProductAtSite.Received,
@@ -98,7 +129,9 @@ def _unit_events() -> list[Any]:
             4,
             din=DIN,
             wristband_coi=COI,
-            scanned_at=thawed + timedelta(minutes=5),
+            scanned_at=first_scan,
+            signature=first,
+            signature_meaning="verification",
             **_attributed(),
         ),
         _event(
@@ -108,10 +141,13 @@ def _unit_events() -> list[Any]:
             din=DIN,
             first_user=_person(NURSE),
             second_user=_person(SECOND_NURSE),
-            verified_at=thawed + timedelta(minutes=6),
+            verified_at=second_scan,
             release_basis="provisional",
             infuse_by=infuse_by,
             protocol_rules="v1",
+            first_signature=first,
+            second_signature=second,
+            signature_meaning="verification",
             **_attributed(SECOND_NURSE),
         ),
         _event(
@@ -119,12 +155,14 @@ def _unit_events() -> list[Any]:
             UNIT,
             6,
             din=DIN,
-            administered_at=thawed + timedelta(minutes=10),
+            administered_at=infused_at,
             dose_car_cells_per_kg=1.0e6,
             volume_ml=68.5,
             administered_by=_person(NURSE),
             witnessed_by=_person(SECOND_NURSE),
             release_basis="provisional",
+            witness_signature=witness,
+            signature_meaning="witness",
             **_attributed(),
         ),
         _event(

@@ -14,11 +14,13 @@ from pathlib import Path
 from google.protobuf.message import Message
 
 from v2v_intake.adapters.payloads import PAYLOAD_MAPPERS
+from v2v_intake.domain.labels import verification_record
 from v2v_intake.domain.therapy import Therapy
 from v2v_intake.domain.values import BookedSlot, UnitKind
-from v2v_platform.attribution import Attribution
+from v2v_platform.attribution import Attribution, SignatureManifestation
 from v2v_platform.conditions import Condition
-from v2v_platform.ids import issue_din
+from v2v_platform.esign import record_hash
+from v2v_platform.ids import Din, issue_din
 from v2v_testkit.contracts import golden_dir
 from v2v_testkit.golden.vectors import payloads_by_name, vector_files
 from v2v_testkit.golden.vectors import to_bytes as to_bytes  # re-exported for the producer test
@@ -30,6 +32,14 @@ SITE = "HOSP-A"
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 FIRST = Attribution("u-1042", "Dr. Ada Example", "collection", SITE, "", None)
 SECOND = Attribution("u-2077", "Nurse Ben Example", "collection", SITE, "", None)
+
+
+def scanned_by(person: Attribution, din: Din) -> SignatureManifestation:
+    """The scanner's re-authentication, as the signer store proves it."""
+    record = verification_record(COI, str(din))
+    return SignatureManifestation(
+        person.user_id, person.printed_name, "verification", NOW, record_hash(record)
+    )
 
 
 def golden_events() -> list[object]:
@@ -53,9 +63,9 @@ def golden_events() -> list[object]:
     )
     din = issue_din("A1234", 25, 42)
     therapy.label_units(collection_id, [din], UnitKind.APHERESIS_BAG, FIRST)
-    therapy.scan_label(din, str(din), COI, FIRST)
-    therapy.scan_label(din, str(din), COI, FIRST)
-    therapy.scan_label(din, str(din), COI, SECOND)
+    therapy.scan_label(din, str(din), COI, scanned_by(FIRST, din), FIRST)
+    therapy.scan_label(din, str(din), COI, scanned_by(FIRST, din), FIRST)
+    therapy.scan_label(din, str(din), COI, scanned_by(SECOND, din), SECOND)
     therapy.package_unit(
         din=din,
         condition=Condition.FRESH_COLD,

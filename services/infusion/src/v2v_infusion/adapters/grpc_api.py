@@ -10,6 +10,13 @@ write records for this treating site only (OWN_SITE: another site is PERMISSION_
 product unit is read by this site for its own patients' units and the units it holds, and by
 auditors (PATIENT: anyone else NOT_FOUND, as if absent); the alert list holds this site's
 alerts for this site, every alert for an auditor, and nothing for another site (FILTERED).
+
+The persons of the two-person checks are proven: each bedside scan carries the scanner's
+re-authentication (`signature`, meaning "verification") and an infusion its witness's
+(`witness_signature`, meaning "witness"), against this site's signer store (signer role
+"nurse"). A failed re-authentication is UNAUTHENTICATED (counted towards the signer's lock-out),
+a signer without the role PERMISSION_DENIED, a signer other than the person the request names
+(operator, witnessed_by) INVALID_ARGUMENT; nothing is recorded.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from v2v_platform.access_policy import Access, Relation, reads, required_roles, 
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import Role, current_caller
 from v2v_platform.esign import SignatureRequest
+from v2v_platform.esign.persons import requested
 from v2v_platform.grpc_service import translate_errors
 from v2v_platform.proto_values import (
     attribution,
@@ -54,6 +62,11 @@ REQUIRED_ROLES = required_roles(SERVICE_NAME, ACCESS)
 def acting(method: str, operator: common_pb2.Operator) -> Attribution:
     roles = ACCESS[method].roles
     return attribution(current_caller(), roles, operator.user_id, operator.printed_name)
+
+
+def proof(message: common_pb2.ESignatureRequest) -> SignatureRequest | None:
+    """A person's re-authentication (None when the request carries none)."""
+    return requested(message.user_id, message.password, message.meaning)
 
 
 def optional_timestamp(moment: datetime | None) -> Any:
@@ -128,7 +141,9 @@ class InfusionServicer(pb_grpc.InfusionServiceServicer):
     def ScanAtBedside(self, request: pb.ScanAtBedsideRequest, context: Any) -> Any:
         by = acting("ScanAtBedside", request.operator)
         scanned_at = optional_time(request, "scanned_at")
-        scan = self._app.scan_at_bedside(request.wristband_coi, request.din, scanned_at, by)
+        signed = proof(request.signature)
+        labels = request.wristband_coi, request.din
+        scan = self._app.scan_at_bedside(*labels, scanned_at, signed, by)
         return pb.ScanAtBedsideResponse(outcome=scan.outcome, unit=unit_message(scan.unit))
 
     @translate_errors
@@ -141,6 +156,7 @@ class InfusionServicer(pb_grpc.InfusionServiceServicer):
             request.volume_ml,
             request.witnessed_by.user_id,
             request.witnessed_by.printed_name,
+            proof(request.witness_signature),
         )
         view = self._app.administer_infusion(given, by)
         return pb.AdministerInfusionResponse(unit=unit_message(view))

@@ -1,11 +1,13 @@
 """HTTP API (FastAPI) over the same application as gRPC; OpenAPI at /openapi.json.
 
 Sites authenticate with consortium-signed bearer tokens; the caller's site comes from the
-token, never from the body. Refusals are problem+json documents with a 4xx status; a step
-refused by a safety rule (scan, storage, thaw, infusion: 409) carries its `reason_code`.
-Every route declares its gRPC twin's access (`grpc_api.ACCESS`: roles and relationship) in
-its OpenAPI operation (`x-v2v-access`) and requires those roles. (No `from __future__ import
-annotations` here: FastAPI resolves the dependencies below.)
+token, never from the body; the persons of a bedside scan and an infusion's witness
+re-authenticate in the body (a failed re-authentication: 401). Refusals are problem+json
+documents with a 4xx status; a step refused by a safety rule (scan, storage, thaw, infusion:
+409) carries its `reason_code`. Every route declares its gRPC twin's access
+(`grpc_api.ACCESS`: roles and relationship) in its OpenAPI operation (`x-v2v-access`) and
+requires those roles. (No `from __future__ import annotations` here: FastAPI resolves the
+dependencies below.)
 """
 
 from dataclasses import asdict
@@ -22,6 +24,7 @@ from v2v_infusion.domain.values import SafetyRefused
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.esign import SignatureRequest
+from v2v_platform.esign.persons import requested
 from v2v_platform.http_api import (
     Finite,
     FreeText,
@@ -61,19 +64,36 @@ class Thaw(Command):
     thaw_started_at: datetime | None = None
 
 
+class ESignature(BaseModel):
+    user_id: IdText
+    password: Password
+    meaning: IdText
+
+    def request(self) -> SignatureRequest | None:
+        password = self.password.get_secret_value()
+        return requested(self.user_id, password, self.meaning)
+
+
 class BedsideScan(Command):
-    """Labels as scanned: a refusal records and repeats at most 256 characters of each."""
+    """Labels as scanned: a refusal records and repeats at most 256 characters of each.
+    `signature`: the scanning person's re-authentication (meaning "verification"); the
+    operator must be that person."""
 
     wristband_coi: str
     din: str
     scanned_at: datetime | None = None
+    signature: ESignature
 
 
 class Infusion(Command):
+    """`witness_signature`: the witness's re-authentication (meaning "witness"); the witness
+    must be that person."""
+
     dose_car_cells_per_kg: Finite
     volume_ml: Finite
     witnessed_by: Operator
     administered_at: datetime | None = None
+    witness_signature: ESignature
 
 
 class AdverseEvent(Command):
@@ -81,12 +101,6 @@ class AdverseEvent(Command):
     grade: int
     onset_at: datetime | None = None
     notes: FreeText = ""
-
-
-class ESignature(BaseModel):
-    user_id: IdText
-    password: Password
-    meaning: IdText
 
 
 class Acknowledgement(Command):
@@ -147,7 +161,9 @@ def create_http_app(application: InfusionApplication, verifier: SiteTokenVerifie
     @app.post("/v1/bedside-scans", openapi_extra=declared("ScanAtBedside"))
     def scan(body: BedsideScan, caller: Scanner) -> Any:
         by = acting(caller, "ScanAtBedside", body)
-        view = application.scan_at_bedside(body.wristband_coi, body.din, body.scanned_at, by)
+        proof = body.signature.request()
+        labels = body.wristband_coi, body.din
+        view = application.scan_at_bedside(*labels, body.scanned_at, proof, by)
         return asdict(view)
 
     @app.post(
@@ -162,6 +178,7 @@ def create_http_app(application: InfusionApplication, verifier: SiteTokenVerifie
             body.volume_ml,
             witness.user_id,
             witness.printed_name,
+            body.witness_signature.request(),
         )
         by = acting(caller, "AdministerInfusion", body)
         return asdict(application.administer_infusion(given, by))

@@ -65,6 +65,7 @@ def bedside_scan_recorded(event: ProductAtSite.BedsideScanRecorded) -> pb.Bedsid
         din=event.din,
         wristband_coi=event.wristband_coi,
         scanned_at=timestamp(event.scanned_at),
+        signature=signature_to_proto(event.signature),
     )
 
 
@@ -78,6 +79,8 @@ def bedside_verified(event: ProductAtSite.BedsideVerified) -> pb.BedsideVerified
         release_basis=event.release_basis,
         infuse_by=timestamp(event.infuse_by),
         protocol_rules=event.protocol_rules,
+        first_signature=signature_to_proto(event.first_signature),
+        second_signature=signature_to_proto(event.second_signature),
     )
 
 
@@ -104,6 +107,7 @@ def infusion_administered(event: ProductAtSite.InfusionAdministered) -> pb.Infus
         administered_by=operator_message(event.administered_by),
         witnessed_by=operator_message(event.witnessed_by),
         release_basis=event.release_basis,
+        witness_signature=signature_to_proto(event.witness_signature),
     )
 
 

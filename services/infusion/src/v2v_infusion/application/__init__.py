@@ -5,8 +5,10 @@ raise `DomainError`s and return the plain values of `views`. Each group of use c
 class in a sibling module, given this application when it is built:
 
     receipt_and_storage.py  receipt, storage and thaw of product units (refused receipts kept)
-    bedside.py              the two-person bedside check (I2, I4, I5) and its recorded refusals
-    administration.py       infusion of a bedside-verified unit, adverse events
+    bedside.py              the two-person bedside check (I2, I4, I5) by proven persons, and its
+                            recorded refusals
+    administration.py       infusion of a bedside-verified unit (a proven witness), adverse
+                            events
     alerts.py               post-release failure alerts and their e-signed acknowledgement
     units_here.py           the units at this site: lookups, their view, the product unit read
 
@@ -119,9 +121,14 @@ class InfusionApplication(ServiceApplication[InfusionUnpublishedRecords]):
     # the two-person bedside check
 
     def scan_at_bedside(
-        self, wristband_coi: str, din_text: str, scanned_at: datetime | None, by: Attribution
+        self,
+        wristband_coi: str,
+        din_text: str,
+        scanned_at: datetime | None,
+        signature: SignatureRequest | None,
+        by: Attribution,
     ) -> ScanView:
-        return self.bedside.scan(wristband_coi, din_text, scanned_at, by)
+        return self.bedside.scan(wristband_coi, din_text, scanned_at, signature, by)
 
     # infusion and adverse events
 

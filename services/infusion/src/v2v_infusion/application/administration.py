@@ -1,10 +1,13 @@
 """Infusion of a bedside-verified unit (I4) and the adverse events that follow it.
 
-The infusion is by one verifier witnessed by the other, with a dose and a volume. Whether the
-unit still belongs here (its patient treated here, never infused anywhere: `domain.site_rules`),
-its release, post-release failures and window are checked again when it is administered (they
-may have changed since the bedside verification). Adverse events (ASTCT CRS / ICANS grades
-1-4) are recorded only after the infusion (not refused for an infused unit).
+The infusion is by one verifier witnessed by the other, with a dose and a volume; the witness
+is proven: they re-authenticate against this site's signer store (signer role "nurse", meaning
+"witness": `domain.bedside.WITNESS_CHECK`), and their signature, bound to the infusion's
+record, is on the event. Whether the unit still belongs here (its patient treated here, never
+infused anywhere: `domain.site_rules`), its release, post-release failures and window are
+checked again when it is administered (they may have changed since the bedside verification).
+Adverse events (ASTCT CRS / ICANS grades 1-4) are recorded only after the infusion (not
+refused for an infused unit).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from v2v_infusion.domain.bedside import check_infusable
+from v2v_infusion.domain.bedside import WITNESS_CHECK, check_infusable, infusion_record
 from v2v_infusion.domain.values import (
     InfusionRefused,
     check_dose,
@@ -25,6 +28,8 @@ from v2v_infusion.domain.values import (
 from v2v_infusion.views import ProductUnitView
 from v2v_platform import limits
 from v2v_platform.attribution import Attribution
+from v2v_platform.esign import SignatureRequest
+from v2v_platform.esign.persons import prove
 
 if TYPE_CHECKING:
     from v2v_infusion.application import InfusionApplication
@@ -40,6 +45,8 @@ class Administration:
     volume_ml: float
     witness_user_id: str
     witness_printed_name: str
+    witness_signature: SignatureRequest | None
+    """The witness's re-authentication (meaning "witness"), proving the second person."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +68,16 @@ class InfusionAndAdverseEvents:
         check_dose(given.dose_car_cells_per_kg, given.volume_ml)
         witness = operator(given.witness_user_id, given.witness_printed_name)
         moment = app.when(given.administered_at, "administered_at")
+        dose, volume = given.dose_car_cells_per_kg, given.volume_ml
+        unit = app.units.received(given.din)
+        unit.check_administration(by.user_id, witness["user_id"])
+        record = infusion_record(unit, moment, dose, volume, by.user_id)
+        request = given.witness_signature
+        proof = prove(app.signer, app.site_id, request, WITNESS_CHECK, witness["user_id"], record)
 
         def attempt() -> ProductUnitView:
             unit = app.units.received(given.din)
-            unit.check_administration(by.user_id, witness["user_id"])
+            unit.check_administration(by.user_id, proof.user_id)
             release = app.facts.release_of(unit.batch_id)
             unacknowledged = app.units.unacknowledged(unit.batch_id)
             checked_at = max(moment, app.clock())
@@ -75,8 +88,7 @@ class InfusionAndAdverseEvents:
             if refused is not None:
                 log.warning("infusion of %s refused at %s: %s", unit.din, app.site_id, refused)
                 raise InfusionRefused(refused)
-            dose, volume = given.dose_car_cells_per_kg, given.volume_ml
-            unit.administer(moment, dose, volume, witness, release.status.value, by)
+            unit.administer(moment, dose, volume, proof, release.status.value, by)
             app.save(unit)
             return app.units.view(unit)
 

@@ -1,5 +1,8 @@
 """The two-person bedside verification (I2, I4, I5): the patient's wristband (COI) and the
-product unit (DIN) are scanned by two different users before the unit may be infused.
+product unit (DIN) are scanned by two different persons before the unit may be infused. Each
+scanner is proven: they re-authenticate against this site's signer store (signer role "nurse",
+meaning "verification": `domain.bedside.BEDSIDE_CHECK`) before anything is recorded, and the
+person recorded (on a scan, a verification or a refusal) is the proven signer.
 
 The rules (which check fails first, the windows) are in `domain.site_rules` (does the unit
 belong here at all) and `domain.bedside`; here the scan is read, checked and recorded. A
@@ -18,7 +21,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
-from v2v_infusion.domain.bedside import check_scan, infuse_by
+from v2v_infusion.domain.bedside import BEDSIDE_CHECK, bedside_record, check_scan, infuse_by
 from v2v_infusion.domain.mismatches import BEDSIDE, BedsideMismatch, chain_at_risk
 from v2v_infusion.domain.product import ProductAtSite, UnitStatus
 from v2v_infusion.domain.values import (
@@ -30,7 +33,9 @@ from v2v_infusion.domain.values import (
 )
 from v2v_infusion.views import ScanView
 from v2v_platform import limits
-from v2v_platform.attribution import Attribution
+from v2v_platform.attribution import Attribution, SignatureManifestation
+from v2v_platform.esign import SignatureRequest
+from v2v_platform.esign.persons import as_proven, prove
 from v2v_platform.ids import Din
 from v2v_platform.service_application import coi_or_problem, din_or_problem
 
@@ -45,7 +50,12 @@ class BedsideVerification:
         self.app = app
 
     def scan(
-        self, wristband_coi: str, din_text: str, scanned_at: datetime | None, by: Attribution
+        self,
+        wristband_coi: str,
+        din_text: str,
+        scanned_at: datetime | None,
+        signature: SignatureRequest | None,
+        by: Attribution,
     ) -> ScanView:
         app = self.app
         by = app.check_local(by)
@@ -54,6 +64,11 @@ class BedsideVerification:
         wristband_coi, din_text = limits.echo(wristband_coi), limits.echo(din_text)
         din, din_problem = din_or_problem(din_text)
         coi, coi_problem = coi_or_problem(wristband_coi)
+        scanned = bedside_record(
+            str(din) if din else din_text, coi.value if coi else wristband_coi, moment
+        )
+        proof = prove(app.signer, app.site_id, signature, BEDSIDE_CHECK, by.user_id, scanned)
+        by = as_proven(by, proof)
         product = app.facts.product_unit(din.data) if din is not None else None
         unit_coi = product.coi if product else None
         chain = chain_at_risk([unit_coi, coi.value if coi else None], app.units.treats)
@@ -70,12 +85,18 @@ class BedsideVerification:
             if unit is None:
                 mismatch = Mismatch(NOT_RECEIVED, f"unit {din} was not received at {app.site_id}")
                 self._refuse(din, din_text, wristband_coi, mismatch, moment, chain, by)
-            return self._check_and_record(unit, din_text, coi.value, moment, by)
+            return self._check_and_record(unit, din_text, coi.value, moment, proof, by)
 
         return app.retrying(attempt)
 
     def _check_and_record(
-        self, unit: ProductAtSite, din_text: str, wristband: str, moment: datetime, by: Attribution
+        self,
+        unit: ProductAtSite,
+        din_text: str,
+        wristband: str,
+        moment: datetime,
+        proof: SignatureManifestation,
+        by: Attribution,
     ) -> ScanView:
         app = self.app
         release = app.facts.release_of(unit.batch_id)
@@ -94,9 +115,9 @@ class BedsideVerification:
         if unit.status is UnitStatus.FIRST_SCAN_RECORDED:
             deadline = infuse_by(unit, release, fresh_window)
             assert deadline is not None, "check_window refuses a unit without a window"
-            unit.verify(moment, release.status.value, deadline, app.rules, by)
+            unit.verify(moment, release.status.value, deadline, app.rules, proof, by)
         else:
-            unit.record_first_scan(wristband, moment, by)
+            unit.record_first_scan(wristband, moment, proof, by)
         app.save(unit)
         return ScanView(unit.status.value, app.units.view(unit))
 

@@ -5,18 +5,24 @@ coi-mismatch, rejected / not-released, unacknowledged-failure, window-expired,
 already-infused, same-user. (Malformed labels, unknown and not-received units are found
 before there is a unit to check: see the application.) The release, failure and window checks
 run again when the infusion is administered, in case they changed after verification.
+
+Each scan and the infusion's witness are made by proven persons (`BEDSIDE_CHECK`,
+`WITNESS_CHECK`): re-authenticated against this site's signer store, their signatures bound to
+`bedside_record` / `infusion_record`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from v2v_infusion.domain.product import ProductAtSite, UnitStatus
 from v2v_infusion.domain.values import (
     ALREADY_INFUSED,
     COI_MISMATCH,
     NOT_RELEASED,
+    NURSE,
     REJECTED,
     SAME_USER,
     UNACKNOWLEDGED_FAILURE,
@@ -25,6 +31,52 @@ from v2v_infusion.domain.values import (
     ReleaseState,
     ReleaseStatus,
 )
+from v2v_platform.esign.persons import PersonCheck
+
+BEDSIDE_CHECK = PersonCheck(
+    meaning="verification",
+    signing_role=NURSE,
+    signature_field="signature",
+    person_field="operator.user_id",
+)
+"""Each bedside scan: by a proven person (re-authenticated) who may sign as a nurse."""
+WITNESS_CHECK = PersonCheck(
+    meaning="witness",
+    signing_role=NURSE,
+    signature_field="witness_signature",
+    person_field="witnessed_by.user_id",
+)
+"""The infusion's witness: a proven person (re-authenticated) who may sign as a nurse."""
+
+
+def bedside_record(din: str, wristband_coi: str, scanned_at: datetime) -> dict[str, Any]:
+    """What a bedside scanner signs: this unit label with this wristband at `scanned_at`, as
+    scanned (canonical when they parse; BedsideScanRecorded / BedsideVerified carry them)."""
+    return {
+        "check": "bedside",
+        "din": din,
+        "wristband_coi": wristband_coi,
+        "scanned_at": scanned_at,
+    }
+
+
+def infusion_record(
+    unit: ProductAtSite,
+    administered_at: datetime,
+    dose_car_cells_per_kg: float,
+    volume_ml: float,
+    administered_by: str,
+) -> dict[str, Any]:
+    """What the witness signs: the infusion as InfusionAdministered records it."""
+    return {
+        "check": "infusion-witness",
+        "coi": unit.coi,
+        "din": unit.din,
+        "administered_at": administered_at,
+        "dose_car_cells_per_kg": dose_car_cells_per_kg,
+        "volume_ml": volume_ml,
+        "administered_by": administered_by,
+    }
 
 
 def check_release(unit: ProductAtSite, release: ReleaseState) -> Mismatch | None:

@@ -2,7 +2,9 @@
 bedside verification -> infusion -> adverse events. One aggregate per (site, DIN).
 
 The aggregate enforces the order of the steps; whether the unit may be infused (release,
-post-release failures, windows) is decided by `bedside` from facts learned from Kafka.
+post-release failures, windows) is decided by `bedside` from facts learned from Kafka. The
+persons of the two-person checks (both bedside scans, the infusion's witness) are proven: each
+event carries the manifestation of their re-authentication.
 A refused bedside scan of this unit is recorded here too (I2): it changes nothing else.
 """
 
@@ -22,7 +24,7 @@ from v2v_infusion.domain.values import (
     check_dose,
     require_text,
 )
-from v2v_platform.attribution import Attribution
+from v2v_platform.attribution import Attribution, SignatureManifestation
 from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.errors import InvalidInput, Refused
@@ -43,6 +45,11 @@ BEFORE_BEDSIDE = (UnitStatus.RECEIVED, UnitStatus.STORED, UnitStatus.THAWING)
 
 def person(by: Attribution) -> dict[str, str]:
     return {"user_id": by.user_id, "printed_name": by.printed_name}
+
+
+def check_signed_by(signature: SignatureManifestation, by: Attribution) -> None:
+    if signature.user_id != by.user_id:
+        raise InvalidInput(f"the scan is signed by {signature.user_id}, not by {by.user_id}")
 
 
 class ProductAtSite(Aggregate):
@@ -76,25 +83,46 @@ class ProductAtSite(Aggregate):
             aggregate.status = UnitStatus.THAWING
 
     class BedsideScanRecorded(AttributedEvent):
+        class_version = 2
         din: str
         wristband_coi: str
         scanned_at: datetime
+        signature: dict[str, str] | None
+        signature_meaning: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Scanned before nurses re-authenticated: no manifestation (as published)."""
+            state["signature"] = None
+            state["signature_meaning"] = ""
 
         def apply(self, aggregate: Any) -> None:
             aggregate.first_user = {
                 "user_id": self.actor["user_id"],
                 "printed_name": self.actor["printed_name"],
             }
+            aggregate.first_signature = self.signature
             aggregate.status = UnitStatus.FIRST_SCAN_RECORDED
 
     class BedsideVerified(AttributedEvent):
+        class_version = 2
         din: str
         first_user: dict[str, str]
         second_user: dict[str, str]
         verified_at: datetime
         release_basis: str
         infuse_by: datetime
+        first_signature: dict[str, str] | None
+        second_signature: dict[str, str] | None
+        signature_meaning: str
         protocol_rules: str = ""  # the rules' tag ("" on events stored before it was recorded)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Verified before nurses re-authenticated: no manifestations (as published)."""
+            state["first_signature"] = None
+            state["second_signature"] = None
+            state["signature_meaning"] = ""
 
         def apply(self, aggregate: Any) -> None:
             aggregate.second_user = dict(self.second_user)
@@ -110,6 +138,7 @@ class ProductAtSite(Aggregate):
         scanned_at: datetime
 
     class InfusionAdministered(AttributedEvent):
+        class_version = 2
         din: str
         administered_at: datetime
         dose_car_cells_per_kg: float
@@ -117,6 +146,14 @@ class ProductAtSite(Aggregate):
         administered_by: dict[str, str]
         witnessed_by: dict[str, str]
         release_basis: str
+        witness_signature: dict[str, str] | None
+        signature_meaning: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Infused before witnesses re-authenticated: no manifestation (as published)."""
+            state["witness_signature"] = None
+            state["signature_meaning"] = ""
 
         def apply(self, aggregate: Any) -> None:
             aggregate.administered_at = self.administered_at
@@ -153,6 +190,7 @@ class ProductAtSite(Aggregate):
         self.thaw_started_at: datetime | None = None
         self.thaw_infuse_by: datetime | None = None
         self.first_user: dict[str, str] | None = None
+        self.first_signature: dict[str, str] | None = None
         self.second_user: dict[str, str] | None = None
         self.release_basis = ""
         self.verified_infuse_by: datetime | None = None
@@ -213,13 +251,23 @@ class ProductAtSite(Aggregate):
             **attributed(by, self.coi),
         )
 
-    def record_first_scan(self, wristband_coi: str, scanned_at: datetime, by: Attribution) -> None:
+    def record_first_scan(
+        self,
+        wristband_coi: str,
+        scanned_at: datetime,
+        signature: SignatureManifestation,
+        by: Attribution,
+    ) -> None:
+        """The first good scan, by the proven person `by` (`signature`)."""
         assert self.status in BEFORE_BEDSIDE, "checked by bedside.check_scan"
+        check_signed_by(signature, by)
         self.trigger_event(
             self.BedsideScanRecorded,
             din=self.din,
             wristband_coi=wristband_coi,
             scanned_at=scanned_at,
+            signature=signature.as_dict(),
+            signature_meaning=signature.meaning,
             **attributed(by, self.coi),
         )
 
@@ -229,10 +277,13 @@ class ProductAtSite(Aggregate):
         release_basis: str,
         infuse_by: datetime,
         rules: ProtocolRules,
+        signature: SignatureManifestation,
         by: Attribution,
     ) -> None:
-        """Verified for infusion by `infuse_by`, the deadline `rules` gave (see `bedside`)."""
+        """Verified for infusion by `infuse_by`, the deadline `rules` gave (see `bedside`), by
+        the proven person `by` (`signature`) after the first scan's."""
         assert self.first_user is not None, "checked by bedside.check_scan"
+        check_signed_by(signature, by)
         self.trigger_event(
             self.BedsideVerified,
             din=self.din,
@@ -242,6 +293,9 @@ class ProductAtSite(Aggregate):
             release_basis=release_basis,
             infuse_by=infuse_by,
             protocol_rules=rules.tag,
+            first_signature=self.first_signature,
+            second_signature=signature.as_dict(),
+            signature_meaning=signature.meaning,
             **attributed(by, self.coi),
         )
 
@@ -268,12 +322,13 @@ class ProductAtSite(Aggregate):
         administered_at: datetime,
         dose_car_cells_per_kg: float,
         volume_ml: float,
-        witnessed_by: dict[str, str],
+        witness_signature: SignatureManifestation,
         release_basis: str,
         by: Attribution,
     ) -> None:
+        """Infused by `by`, witnessed by the proven person who signed `witness_signature`."""
         check_dose(dose_car_cells_per_kg, volume_ml)
-        self.check_administration(by.user_id, witnessed_by["user_id"])
+        self.check_administration(by.user_id, witness_signature.user_id)
         self.trigger_event(
             self.InfusionAdministered,
             din=self.din,
@@ -281,8 +336,13 @@ class ProductAtSite(Aggregate):
             dose_car_cells_per_kg=dose_car_cells_per_kg,
             volume_ml=volume_ml,
             administered_by=person(by),
-            witnessed_by=dict(witnessed_by),
+            witnessed_by={
+                "user_id": witness_signature.user_id,
+                "printed_name": witness_signature.printed_name,
+            },
             release_basis=release_basis,
+            witness_signature=witness_signature.as_dict(),
+            signature_meaning=witness_signature.meaning,
             **attributed(by, self.coi),
         )
 

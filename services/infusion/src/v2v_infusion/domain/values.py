@@ -28,6 +28,9 @@ SAME_USER = "same-user"
 NOT_TREATING_SITE = "not-treating-site"
 
 PHYSICIAN = "physician"
+NURSE = "nurse"
+"""The signer role (in infusion's signer store) of the persons of the two-person checks: both
+bedside scans and the infusion's witness."""
 
 
 class ReleaseStatus(StrEnum):

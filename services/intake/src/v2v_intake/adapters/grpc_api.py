@@ -4,7 +4,10 @@ The caller's site and roles come from its client certificate (`current_caller()`
 request fields; reads are decided by the application from the caller's `Scope`. `ACCESS`
 declares each method's roles and relationship: commands are this intake site's own
 (OWN_SITE: `check_local`), a therapy is read by its enrolling and treating sites and auditors
-(PATIENT: NOT_FOUND to any other site).
+(PATIENT: NOT_FOUND to any other site). Each label scan carries the scanning person's
+re-authentication (`signature`): a failed one is UNAUTHENTICATED (counted towards the signer's
+lock-out), a signer without the signer role "collection" PERMISSION_DENIED, a signer other than
+the operator INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from v2v_intake.views import CollectionInput, PackagingInput, TherapyView
 from v2v_platform.access_policy import Access, Relation, reads, required_roles, writes
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth import Role, current_caller
+from v2v_platform.esign.persons import requested
 from v2v_platform.grpc_service import translate_errors
 from v2v_platform.proto_values import (
     attribution,
@@ -176,11 +180,13 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
 
     @translate_errors
     def VerifyLabel(self, request: pb.VerifyLabelRequest, context: Any) -> Any:
+        given = request.signature
         verified = self._app.verify_label(
             request.coi,
             request.din,
             request.scanned_din,
             request.scanned_coi,
+            requested(given.user_id, given.password, given.meaning),
             acting("VerifyLabel", request.operator),
         )
         return pb.VerifyLabelResponse(verified=verified)

@@ -1,7 +1,8 @@
 """The intake HTTP API (FastAPI) over the same application as gRPC.
 
-Sites authenticate with a consortium-signed bearer token; errors are problem+json. Every
-route declares the access of its gRPC twin (`grpc_api.ACCESS`) and requires its roles.
+Sites authenticate with a consortium-signed bearer token; errors are problem+json (a failed
+re-authentication of a label scan's person: 401). Every route declares the access of its gRPC
+twin (`grpc_api.ACCESS`) and requires its roles.
 No ``from __future__ import annotations`` here: FastAPI must resolve the dependency
 annotations, which refer to variables local to ``create_http_app``.
 """
@@ -19,11 +20,13 @@ from v2v_intake.domain.values import PersonalDetails
 from v2v_intake.views import CollectionInput, PackagingInput, TherapyView
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth import CallerIdentity
+from v2v_platform.esign.persons import requested
 from v2v_platform.http_api import (
     Finite,
     FreeText,
     IdText,
     NameText,
+    Password,
     SiteTokenVerifier,
     create_app,
     require_roles,
@@ -78,12 +81,23 @@ class LabelBody(BaseModel):
     unit_kind: IdText = "apheresis-bag"
 
 
+class ESignature(BaseModel):
+    """A person's re-authentication (the password is never stored or logged)."""
+
+    user_id: IdText
+    password: Password
+    meaning: IdText
+
+
 class ScanBody(BaseModel):
-    """Scanned labels as read: a refusal records and repeats at most 256 characters of each."""
+    """Scanned labels as read: a refusal records and repeats at most 256 characters of each.
+    `signature`: the scanning person's re-authentication (meaning "verification"); the
+    operator must be that person."""
 
     operator: OperatorBody
     scanned_din: str
     scanned_coi: str
+    signature: ESignature
 
 
 class PackageBody(BaseModel):
@@ -180,7 +194,11 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
     @api.post("/v1/therapies/{coi}/units/{din}/scans", openapi_extra=declared("VerifyLabel"))
     def verify_label(coi: str, din: str, body: ScanBody, caller: Verifier) -> dict[str, bool]:
         by = acting("VerifyLabel", body.operator, caller)
-        return {"verified": app.verify_label(coi, din, body.scanned_din, body.scanned_coi, by)}
+        given = body.signature
+        password = given.password.get_secret_value()
+        proof = requested(given.user_id, password, given.meaning)
+        scanned = body.scanned_din, body.scanned_coi
+        return {"verified": app.verify_label(coi, din, *scanned, proof, by)}
 
     @api.post("/v1/therapies/{coi}/units/{din}/packaging", openapi_extra=declared("PackageUnit"))
     def package_unit(

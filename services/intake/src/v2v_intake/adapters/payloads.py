@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from v2v.intake.events.v1 import events_pb2 as pb
 from v2v_intake.domain.therapy import Therapy
 from v2v_platform.envelope.from_domain import AttributedEventTranslator
-from v2v_platform.proto_values import condition_to_proto, timestamp
+from v2v_platform.proto_values import condition_to_proto, signature_to_proto, timestamp
 
 
 def patient_enrolled(event: Therapy.Enrolled) -> pb.PatientEnrolled:
@@ -61,7 +61,12 @@ def unit_labelled(event: Therapy.UnitLabelled) -> pb.UnitLabelled:
 
 
 def label_scanned(event: Therapy.LabelScanned) -> pb.LabelScanned:
-    return pb.LabelScanned(coi=event.coi, din=event.din, user_id=event.user_id)
+    return pb.LabelScanned(
+        coi=event.coi,
+        din=event.din,
+        user_id=event.user_id,
+        signature=signature_to_proto(event.signature),
+    )
 
 
 def label_verified(event: Therapy.LabelVerified) -> pb.LabelVerified:
@@ -70,6 +75,8 @@ def label_verified(event: Therapy.LabelVerified) -> pb.LabelVerified:
         din=event.din,
         first_user_id=event.first_user_id,
         second_user_id=event.second_user_id,
+        first_signature=signature_to_proto(event.first_signature),
+        second_signature=signature_to_proto(event.second_signature),
     )
 
 

@@ -1,11 +1,23 @@
-"""Label scans (invariant I2): what a scan must match, and the precise reason when it does not."""
+"""Label scans (invariant I2): what a scan must match, and the precise reason when it does not;
+who may make one (a proven person: `LABEL_CHECK`) and what their signature is bound to."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
+from v2v_platform.esign.persons import PersonCheck
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
+
+COLLECTION_SIGNER = "collection"
+"""The signer role (in intake's signer store) of the staff who verify labels."""
+LABEL_CHECK = PersonCheck(
+    meaning="verification",
+    signing_role=COLLECTION_SIGNER,
+    signature_field="signature",
+    person_field="operator.user_id",
+)
+"""Each scan of a two-person label verification: by a proven person (re-authenticated)."""
 
 
 class MismatchReason(StrEnum):
@@ -54,3 +66,10 @@ def same_user_mismatch(user_id: str, din: Din) -> LabelMismatch:
         f"user {user_id} already made the first scan of unit {din.data}; a second, different"
         " user must verify it",
     )
+
+
+def verification_record(coi: str, din: str) -> dict[str, str]:
+    """What the scanning person signs: "the label of unit `din` is checked against `coi`"
+    (the `coi` and `din` of LabelScanned, LabelVerified and LabelMismatchRecorded's
+    `expected_din` name it)."""
+    return {"check": "label-verification", "coi": coi, "din": din}

@@ -28,6 +28,8 @@ class UnitRecord:
     unit_kind: UnitKind
     status: UnitStatus = UnitStatus.LABELLED
     first_scan_user_id: str = ""
+    first_scan_signature: dict[str, str] | None = None
+    """The first scanner's manifestation (None on scans recorded before it was)."""
     condition: Condition | None = None
     manufacturing_site_id: str = ""
     window_starts_at: datetime | None = None

@@ -19,7 +19,7 @@ from v2v_intake.domain.labels import LabelMismatch, check_label, same_user_misma
 from v2v_intake.domain.records import CollectionRecord, UnitRecord
 from v2v_intake.domain.values import BookedSlot, UnitKind, UnitStatus
 from v2v_platform import limits
-from v2v_platform.attribution import Attribution
+from v2v_platform.attribution import Attribution, SignatureManifestation
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, NotFound, Refused
 from v2v_platform.ids import Din
@@ -106,20 +106,39 @@ class Therapy(Aggregate):
             )
 
     class LabelScanned(Event):
-        class_version = 1
+        class_version = 2
         din: str
         user_id: str
+        signature: dict[str, str] | None
+        signature_meaning: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Scanned before scanners re-authenticated: no manifestation (as published)."""
+            state["signature"] = None
+            state["signature_meaning"] = ""
 
         def apply(self, aggregate: Therapy) -> None:
             unit = aggregate.units[Din.parse(self.din).data]
             unit.status = UnitStatus.FIRST_SCAN_DONE
             unit.first_scan_user_id = self.user_id
+            unit.first_scan_signature = self.signature
 
     class LabelVerified(Event):
-        class_version = 1
+        class_version = 2
         din: str
         first_user_id: str
         second_user_id: str
+        first_signature: dict[str, str] | None
+        second_signature: dict[str, str] | None
+        signature_meaning: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Verified before scanners re-authenticated: no manifestations (as published)."""
+            state["first_signature"] = None
+            state["second_signature"] = None
+            state["signature_meaning"] = ""
 
         def apply(self, aggregate: Therapy) -> None:
             aggregate.units[Din.parse(self.din).data].status = UnitStatus.VERIFIED
@@ -286,9 +305,18 @@ class Therapy(Aggregate):
         return unit
 
     def scan_label(
-        self, din: Din, scanned_din: str, scanned_coi: str, by: Attribution
+        self,
+        din: Din,
+        scanned_din: str,
+        scanned_coi: str,
+        signature: SignatureManifestation,
+        by: Attribution,
     ) -> LabelMismatch | bool:
-        """One label scan. Returns the recorded mismatch, or whether the unit is now verified."""
+        """One label scan by the proven person `by` (re-authenticated: `signature`, bound to
+        `labels.verification_record`). Returns the recorded mismatch, or whether the unit is
+        now verified."""
+        if signature.user_id != by.user_id:
+            raise InvalidInput(f"the scan is signed by {signature.user_id}, not by {by.user_id}")
         self.check_open()
         unit = self.unit(str(din))
         if unit.status in (UnitStatus.VERIFIED, UnitStatus.PACKAGED):
@@ -299,8 +327,16 @@ class Therapy(Aggregate):
         if mismatch is not None:
             self._record_mismatch(din, scanned_din, scanned_coi, mismatch, by)
             return mismatch
+        signed = {"signature_meaning": signature.meaning}
         if unit.status is UnitStatus.LABELLED:
-            self._record(self.LabelScanned, by, din=unit.din, user_id=by.user_id)
+            self._record(
+                self.LabelScanned,
+                by,
+                din=unit.din,
+                user_id=by.user_id,
+                signature=signature.as_dict(),
+                **signed,
+            )
             return False
         self._record(
             self.LabelVerified,
@@ -308,6 +344,9 @@ class Therapy(Aggregate):
             din=unit.din,
             first_user_id=unit.first_scan_user_id,
             second_user_id=by.user_id,
+            first_signature=unit.first_scan_signature,
+            second_signature=signature.as_dict(),
+            **signed,
         )
         return True
 
