@@ -6,7 +6,7 @@ Tests override parameters (clock, facts, signer store) and start only the parts 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from v2v_infusion.ports import InfusionFacts, NoInfusionFacts
 from v2v_infusion.relay_spec import RELAY_SPEC
 from v2v_infusion.settings import InfusionSettings
 from v2v_infusion.unpublished_records import InfusionUnpublishedRecords
-from v2v_platform.esign import ESigner, SignerStore, open_signer_store
+from v2v_platform.esign import ESigner, SignerStore, SqlSignerStore, open_signer_store
 from v2v_platform.http_api import SiteTokenVerifier
 from v2v_platform.service_application import utc_now
 from v2v_platform.service_runtime import Closable, RuntimeService
@@ -38,9 +38,11 @@ class InfusionService(RuntimeService):
     app: InfusionApplication
     unpublished: InfusionUnpublishedRecords
     http_app: FastAPI
+    opened: list[Closable] = field(default_factory=list)
+    """What bootstrap opened besides the applications (the signer store)."""
 
     def closing(self) -> Iterable[Closable]:
-        return (self.unpublished,)
+        return (self.unpublished, *reversed(self.opened))
 
 
 def bootstrap(
@@ -52,7 +54,12 @@ def bootstrap(
     **application_overrides: Any,
 ) -> InfusionService:
     unpublished = InfusionUnpublishedRecords(env=settings.registers_env())
-    store = signers or open_signer_store(settings.postgres_dsn, settings.sqlite_path)
+    opened: list[Closable] = []
+    store = signers
+    if store is None:
+        store = open_signer_store(settings.postgres_dsn, settings.sqlite_path)
+        if isinstance(store, SqlSignerStore):
+            opened.append(store)
     app = InfusionApplication(
         env=settings.event_store.eventsourcing_env(),
         clock_skew=settings.clock_skew,
@@ -65,4 +72,4 @@ def bootstrap(
         **application_overrides,
     )
     verifier = SiteTokenVerifier(settings.pki_dir / "ca.crt")
-    return InfusionService(settings, app, unpublished, create_http_app(app, verifier))
+    return InfusionService(settings, app, unpublished, create_http_app(app, verifier), opened)
