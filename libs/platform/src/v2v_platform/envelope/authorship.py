@@ -20,6 +20,7 @@ from v2v_platform.auth.identity import Role
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_platform.envelope.keys import KeyRing
 from v2v_platform.envelope.verify import CHECK_AUTHORSHIP, CHECK_EVENT_TYPE, Break, Location
+from v2v_platform.errors import InvalidInput
 
 AUTHORS: Mapping[str, frozenset[Role]] = {
     "intake": frozenset({Role.COLLECTION}),
@@ -90,3 +91,11 @@ def _short(text: str, limit: int = 80) -> str:
 
 def _break(check: str, envelope: Envelope, location: Location, detail: str) -> Break:
     return Break(check, location, envelope.aggregate_id, envelope.aggregate_version, detail)
+
+
+def check_names_its_author(what: str, named_site: str, author: str) -> None:
+    """A fact that names the site that did it (e.g. the enrolling site of an enrolment) is a
+    fact only when that site signed it: InvalidInput (the consumers skip it, logged) when a
+    verified envelope's author names another site."""
+    if named_site != author:
+        raise InvalidInput(f"{what} by {author} names {named_site!r} as the site that did it")

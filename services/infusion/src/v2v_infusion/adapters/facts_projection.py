@@ -44,6 +44,7 @@ from v2v_infusion.domain.values import (
 )
 from v2v_platform.conditions import Condition
 from v2v_platform.consumer import Delivered
+from v2v_platform.envelope.authorship import check_names_its_author
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
 from v2v_platform.proto_values import condition_from_proto, from_timestamp, optional_time
@@ -226,14 +227,9 @@ class FactsProjection:
         self, unit_of_work: Any, event: intake.PatientEnrolled, envelope: Envelope
     ) -> None:
         """Only an enrolment by its enrolling site (the envelope's verified author) counts."""
-        if event.enrolling_site_id != envelope.site_id:
-            log.warning(
-                "enrolment of %s by %s names %r as its enrolling site: not a fact here",
-                event.coi,
-                envelope.site_id,
-                event.enrolling_site_id,
-            )
-            return
+        check_names_its_author(
+            f"enrolment of {event.coi}", event.enrolling_site_id, envelope.site_id
+        )
         row = (Coi.parse(event.coi).value, _required("treating_site_id", event.treating_site_id))
         unit_of_work.execute(self._sql(INSERT_TREATING_SITE), row)
 

@@ -24,6 +24,7 @@ from v2v.intake.events.v1 import events_pb2 as intake
 from v2v_manufacturing.domain.values import Enrolment, ExpectedUnit
 from v2v_platform.conditions import Condition
 from v2v_platform.consumer import Delivered
+from v2v_platform.envelope.authorship import check_names_its_author
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
 from v2v_platform.proto_values import condition_from_proto, from_timestamp
@@ -119,10 +120,7 @@ class FactsProjection:
         """The enrolling site is the envelope's verified author; a payload naming another
         enrolling site is skipped (a claim its signer cannot make)."""
         coi = Coi.parse(event.coi).value
-        if event.enrolling_site_id and event.enrolling_site_id != author:
-            raise InvalidInput(
-                f"enrolment of {coi} by {author} names {event.enrolling_site_id!r} as enrolling"
-            )
+        check_names_its_author(f"enrolment of {coi}", event.enrolling_site_id, author)
         row = (coi, author, event.treating_site_id or author)
         unit_of_work.execute(self._sql(INSERT_ENROLMENT), row)
 
