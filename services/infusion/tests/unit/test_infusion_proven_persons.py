@@ -71,7 +71,7 @@ def test_two_proven_nurses_verify_and_a_proven_witness_attends_the_infusion(
     witness = infused.witness_signature
     assert witness is not None and witness["user_id"] == SECOND_NURSE
     assert witness["meaning"] == "witness"
-    unit = app.repository.get(ProductAtSite.create_id("HOSP-A", din[:13]))
+    unit: ProductAtSite = app.repository.get(ProductAtSite.create_id("HOSP-A", din[:13]))
     infusion = infusion_record(unit, clock.now, 1.0e6, 70.0, FIRST_NURSE)
     assert witness["record_hash"] == record_hash(infusion)
     assert infused.witnessed_by == {"user_id": SECOND_NURSE, "printed_name": "Nurse u-nurse-2"}
