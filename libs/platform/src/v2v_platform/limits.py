@@ -103,6 +103,16 @@ def echo(text: str, limit: int = MAX_LABEL_CHARS) -> str:
     return f"{text[:limit]}…[cut: {len(text)} characters in all]"
 
 
+def check_not_before(moment: datetime, field: str, earliest: datetime | None, what: str) -> None:
+    """Causality within a chain: InvalidInput naming `field` when `moment` precedes
+    `earliest`, the clinical time of `what` (nothing to check when it is not known)."""
+    if earliest is not None and moment < earliest:
+        raise InvalidInput(
+            f"{field} {moment.isoformat()} is before {what} at {earliest.isoformat()}:"
+            " a step cannot precede what it follows"
+        )
+
+
 def check_not_future(given: datetime, now: datetime, skew: timedelta, field: str) -> datetime:
     """`given` (with its zone) unless it is more than `skew` ahead of `now`."""
     if given.tzinfo is None:

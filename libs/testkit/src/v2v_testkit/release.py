@@ -30,6 +30,7 @@ BATCH_ID = "3f6c2b1a-9d4e-4c7b-8a15-0e2d4f6a8b9c"
 OTHER_BATCH_ID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 COI = issue_coi("A1234", 25, 17).value
 STARTED_AT = datetime(2025, 6, 2, 8, 30, tzinfo=UTC)
+HARVESTED_AT = STARTED_AT + timedelta(days=7)
 PRODUCT_DINS = (str(issue_din("W1234", 25, 1)), str(issue_din("W1234", 25, 2)))
 PASSWORD = "correct horse battery"
 QP_USER = "u-qp"
@@ -83,10 +84,15 @@ class InMemoryReleaseFacts:
         self.batches[batch_id] = BatchFact(batch_id, coi, GMP, started_at)
 
     def harvested(
-        self, batch_id: str = BATCH_ID, condition: Condition = Condition.FRESH_COLD
+        self,
+        batch_id: str = BATCH_ID,
+        condition: Condition = Condition.FRESH_COLD,
+        harvested_at: datetime | None = HARVESTED_AT,
     ) -> None:
         fact = self.batches[batch_id]
-        self.batches[batch_id] = replace(fact, product_dins=PRODUCT_DINS, hold_condition=condition)
+        self.batches[batch_id] = replace(
+            fact, product_dins=PRODUCT_DINS, hold_condition=condition, harvested_at=harvested_at
+        )
 
     def failed(self, batch_id: str = BATCH_ID, reason: str = "no expansion") -> None:
         self.batches[batch_id] = replace(self.batches[batch_id], failure_reason=reason)

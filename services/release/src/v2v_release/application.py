@@ -7,9 +7,12 @@ projection); the specification version is the one in force when the batch starte
 
 Decisions are e-signed: the record named in the events proto is signed by `ESigner` (which
 re-authenticates the signer against this service's signer store) and the manifestation is
-stored with the decision. Every change is saved under optimistic concurrency and retried from
-a fresh read when another change won the race (two first commands for a batch collide on the
-record's id derived from the batch id).
+stored with the decision. Every result and decision carries its clinical time (`when`: as
+given, not in the future beyond the clock skew, else now), kept apart from the recorded time
+and from the signature's `signed_at` (the server's time); `domain.rules` keeps them causal.
+Every change is saved under optimistic concurrency and retried from a fresh read when another
+change won the race (two first commands for a batch collide on the record's id derived from
+the batch id).
 
 Events are authored by this service's site (which signs them on Kafka): QC commands come from
 this site only; the treating physician's acceptance comes from the COI's treating site only
@@ -92,33 +95,62 @@ class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
     # decisions (signed by a qualified person)
 
     def certify_provisionally(
-        self, batch_id: str, signature: SignatureRequest, by: Attribution
+        self,
+        batch_id: str,
+        signature: SignatureRequest,
+        by: Attribution,
+        certified_at: datetime | None = None,
     ) -> BatchReleaseView:
-        return self._decide(batch_id, signature, by, BatchRelease.certify_provisionally)
+        decision = BatchRelease.certify_provisionally
+        return self._decide(batch_id, signature, by, decision, certified_at, "certified_at")
 
     def certify_finally(
-        self, batch_id: str, signature: SignatureRequest, by: Attribution
+        self,
+        batch_id: str,
+        signature: SignatureRequest,
+        by: Attribution,
+        certified_at: datetime | None = None,
     ) -> BatchReleaseView:
-        return self._decide(batch_id, signature, by, BatchRelease.certify_finally)
+        decision = BatchRelease.certify_finally
+        return self._decide(batch_id, signature, by, decision, certified_at, "certified_at")
 
     def reject(
-        self, batch_id: str, reason: str, signature: SignatureRequest, by: Attribution
+        self,
+        batch_id: str,
+        reason: str,
+        signature: SignatureRequest,
+        by: Attribution,
+        rejected_at: datetime | None = None,
     ) -> BatchReleaseView:
         limits.check_free_text(reason, "reason")
-        return self._decide(batch_id, signature, by.because(reason.strip()), BatchRelease.reject)
+        because = by.because(reason.strip())
+        return self._decide(
+            batch_id, signature, because, BatchRelease.reject, rejected_at, "rejected_at"
+        )
 
     def justify_oos_release(
-        self, batch_id: str, justification: str, signature: SignatureRequest, by: Attribution
+        self,
+        batch_id: str,
+        justification: str,
+        signature: SignatureRequest,
+        by: Attribution,
+        justified_at: datetime | None = None,
     ) -> BatchReleaseView:
         because = by.because(limits.check_free_text(justification, "justification").strip())
-        return self._decide(batch_id, signature, because, BatchRelease.justify_oos)
+        decision = BatchRelease.justify_oos
+        return self._decide(batch_id, signature, because, decision, justified_at, "justified_at")
 
     # the treating physician's acceptance (from the treating site)
 
     def accept_oos_release(
-        self, batch_id: str, signature: SignatureRequest, by: Attribution
+        self,
+        batch_id: str,
+        signature: SignatureRequest,
+        by: Attribution,
+        accepted_at: datetime | None = None,
     ) -> BatchReleaseView:
         limits.check_signature_request(signature)
+        moment = self.when(accepted_at, "accepted_at")
         fact = self._fact(batch_id)
         treating_sites = [self.facts.treating_site(fact.coi)]  # [None] while unknown here
         Scope(by.site_id).require_related(treating_sites, f"batch {fact.batch_id}")
@@ -128,7 +160,7 @@ class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
         def attempt() -> BatchReleaseView:
             release = self._existing(fact.batch_id)
             sign = self._signer(by, signature, PHYSICIAN)
-            release.accept_oos(fact, treating_site, sign, self.clock(), authored)
+            release.accept_oos(fact, treating_site, sign, moment, authored)
             self.save(release)
             return BatchReleaseView.of(release, fact)
 
@@ -158,17 +190,25 @@ class ReleaseApplication(ServiceApplication[UnpublishedRecords]):
     # helpers
 
     def _decide(
-        self, batch_id: str, signature: SignatureRequest, by: Attribution, decision: Decide
+        self,
+        batch_id: str,
+        signature: SignatureRequest,
+        by: Attribution,
+        decision: Decide,
+        given: datetime | None,
+        field: str,
     ) -> BatchReleaseView:
-        """Open the record if needed, apply the QP-signed `decision`, save."""
+        """Open the record if needed, apply the QP-signed `decision` made at `given` (its
+        clinical time, named `field`; now when not given), save."""
         by = self.check_local(by)
         limits.check_signature_request(signature)
+        moment = self.when(given, field)
         sign = self._signer(by, signature, QP)
 
         def attempt() -> BatchReleaseView:
             fact = self._fact(batch_id)
             release = self._release_for(fact, by)
-            decision(release, fact, sign, self.clock(), by)
+            decision(release, fact, sign, moment, by)
             self.save(release)
             return BatchReleaseView.of(release, fact)
 

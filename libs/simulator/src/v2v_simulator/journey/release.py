@@ -6,7 +6,7 @@ certification) or sterility turns positive (a post-release failure)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from v2v.common.v1.common_pb2 import ESignatureRequest, Operator
@@ -38,7 +38,7 @@ def signature(who: Operator, meaning: str) -> ESignatureRequest:
     return ESignatureRequest(user_id=who.user_id, password=SIGNING_PASSWORD, meaning=meaning)
 
 
-def record_result(journey: Journey, result: Result, hours_ago: float = 1.0) -> str:
+def record_result(journey: Journey, result: Result) -> str:
     """Record one QC result (waiting until release knows the batch); a post-release failure
     id when this result is one."""
     gmp = journey.plan.hospital.gmp
@@ -51,7 +51,7 @@ def record_result(journey: Journey, result: Result, hours_ago: float = 1.0) -> s
         method=method,
         value=value,
         unit=unit,
-        result_at=timestamp(datetime.now(UTC) - timedelta(hours=hours_ago)),
+        result_at=timestamp(datetime.now(UTC)),
         analyst=gmp.analyst,
     )
     with journey.step(f"QC result {test}"):
@@ -143,7 +143,7 @@ def complete_fresh_release(journey: Journey) -> str:
     failure_id = ""
     for result in POST_RELEASE:
         positive = plan.sterility_failure and result[0] == "sterility"
-        found = record_result(journey, STERILITY_POSITIVE if positive else result, 0.1)
+        found = record_result(journey, STERILITY_POSITIVE if positive else result)
         failure_id = failure_id or found
     if plan.sterility_failure and not failure_id:
         problem = "a positive sterility after release was not recorded as a post-release failure"

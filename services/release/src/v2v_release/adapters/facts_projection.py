@@ -3,7 +3,9 @@
 
 - `v2v.manufacturing.events.v1.BatchStarted`: the batch, its COI, site and start time (which
   decides the specification version);
-- `...ProductUnitsCreated`: the product DINs and hold condition (fresh or cryo);
+- `...ProductUnitsCreated`: the product DINs and hold condition (fresh or cryo), and its
+  `created_at`, the batch's harvest (in a table of its own, so a store made before harvest
+  times were kept needs no migration: a batch it projected then has no harvest time);
 - `...BatchFailed`: manufacturing gave the batch up (no release decision any more);
 - `v2v.intake.events.v1.PatientEnrolled`: the COI's treating site (who accepts OOS product).
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -27,7 +29,7 @@ from v2v_platform.consumer import Delivered
 from v2v_platform.envelope.authorship import check_names_its_author
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
-from v2v_platform.proto_values import condition_from_proto, from_timestamp
+from v2v_platform.proto_values import condition_from_proto, from_timestamp, optional_time
 from v2v_platform.read_queries import Query
 from v2v_platform.service_runtime import FactsFeed
 from v2v_release.domain.values import BatchFact, parse_batch_id
@@ -47,6 +49,8 @@ SCHEMA = (
     " failure_reason TEXT)",
     "CREATE TABLE IF NOT EXISTS release_treating_sites ("
     " coi TEXT PRIMARY KEY, treating_site_id TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS release_batch_harvests ("
+    " batch_id TEXT PRIMARY KEY, harvested_at TEXT NOT NULL)",
 )
 INSERT = "INSERT INTO release_batch_facts VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id)"
 UPSERT_STARTED = (
@@ -61,11 +65,22 @@ UPSERT_FAILED = f"{INSERT} DO UPDATE SET failure_reason = excluded.failure_reaso
 INSERT_TREATING_SITE = (  # the first enrolment of a COI stands: a later one moves nothing
     "INSERT INTO release_treating_sites VALUES (?, ?) ON CONFLICT (coi) DO NOTHING"
 )
+UPSERT_HARVEST = (  # the first harvest of a batch stands
+    "INSERT INTO release_batch_harvests VALUES (?, ?) ON CONFLICT (batch_id) DO UPDATE SET"
+    " harvested_at = CASE WHEN excluded.harvested_at < release_batch_harvests.harvested_at"
+    " THEN excluded.harvested_at ELSE release_batch_harvests.harvested_at END"
+)
 SELECT_BATCH = (
-    "SELECT batch_id, coi, manufacturing_site_id, started_at, product_dins, hold_condition,"
-    " failure_reason FROM release_batch_facts WHERE batch_id = ?"
+    "SELECT f.batch_id, coi, manufacturing_site_id, started_at, product_dins, hold_condition,"
+    " failure_reason, h.harvested_at FROM release_batch_facts f"
+    " LEFT JOIN release_batch_harvests h ON h.batch_id = f.batch_id WHERE f.batch_id = ?"
 )
 SELECT_TREATING_SITE = "SELECT treating_site_id FROM release_treating_sites WHERE coi = ?"
+
+
+def stored_time(moment: datetime) -> str:
+    """Fixed-width UTC ISO 8601, so that text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class FactsProjection:
@@ -104,6 +119,9 @@ class FactsProjection:
         row = (parse_batch_id(event.batch_id), Coi.parse(event.coi).value)
         values = (*row, envelope.site_id, "", dins, held, None)
         unit_of_work.execute(self._sql(UPSERT_PRODUCTS), values)
+        harvested = optional_time(event, "created_at") or from_timestamp(envelope.occurred_at)
+        harvest = (row[0], stored_time(harvested))
+        unit_of_work.execute(self._sql(UPSERT_HARVEST), harvest)
 
     def _failed(self, unit_of_work: Any, payload: bytes, envelope: Any) -> None:
         event = manufacturing.BatchFailed.FromString(payload)
@@ -136,7 +154,7 @@ class SqlReleaseFacts:
         rows = self._query(SELECT_BATCH, (batch_id,))
         if not rows or not rows[0][3]:  # not started as far as release knows
             return None
-        batch, coi, site, started_at, dins, held, failure_reason = rows[0]
+        batch, coi, site, started_at, dins, held, failure_reason, harvested_at = rows[0]
         return BatchFact(
             batch,
             coi,
@@ -145,6 +163,7 @@ class SqlReleaseFacts:
             tuple(filter(None, dins.split(","))),
             Condition(held) if held else None,
             failure_reason,
+            datetime.fromisoformat(harvested_at) if harvested_at else None,
         )
 
     def treating_site(self, coi: str) -> str | None:

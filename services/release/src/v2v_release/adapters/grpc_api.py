@@ -22,6 +22,7 @@ from v2v_platform.grpc_service import translate_errors
 from v2v_platform.proto_values import (
     attribution,
     condition_to_proto,
+    optional_time,
     required_time,
     signature_to_proto,
     timestamp,
@@ -168,35 +169,41 @@ class ReleaseServicer(pb_grpc.ReleaseServiceServicer):
     def CertifyProvisionally(self, request: pb.CertifyProvisionallyRequest, context: Any) -> Any:
         by = acting("CertifyProvisionally", request.operator)
         signature = signature_request(request.signature)
-        view = self._app.certify_provisionally(request.batch_id, signature, by)
+        at = optional_time(request, "certified_at")
+        view = self._app.certify_provisionally(request.batch_id, signature, by, at)
         return pb.CertifyProvisionallyResponse(release=release_message(view))
 
     @translate_errors
     def CertifyFinally(self, request: pb.CertifyFinallyRequest, context: Any) -> Any:
         by = acting("CertifyFinally", request.operator)
         signature = signature_request(request.signature)
-        view = self._app.certify_finally(request.batch_id, signature, by)
+        at = optional_time(request, "certified_at")
+        view = self._app.certify_finally(request.batch_id, signature, by, at)
         return pb.CertifyFinallyResponse(release=release_message(view))
 
     @translate_errors
     def RejectBatch(self, request: pb.RejectBatchRequest, context: Any) -> Any:
         by = acting("RejectBatch", request.operator)
         signature = signature_request(request.signature)
-        view = self._app.reject(request.batch_id, request.reason, signature, by)
+        at = optional_time(request, "rejected_at")
+        view = self._app.reject(request.batch_id, request.reason, signature, by, at)
         return pb.RejectBatchResponse(release=release_message(view))
 
     @translate_errors
     def JustifyOosRelease(self, request: pb.JustifyOosReleaseRequest, context: Any) -> Any:
         by = acting("JustifyOosRelease", request.operator)
         signature = signature_request(request.signature)
-        view = self._app.justify_oos_release(request.batch_id, request.justification, signature, by)
+        at = optional_time(request, "justified_at")
+        justification = request.justification
+        view = self._app.justify_oos_release(request.batch_id, justification, signature, by, at)
         return pb.JustifyOosReleaseResponse(release=release_message(view))
 
     @translate_errors
     def AcceptOosRelease(self, request: pb.AcceptOosReleaseRequest, context: Any) -> Any:
         by = acting("AcceptOosRelease", request.operator)
         signature = signature_request(request.signature)
-        view = self._app.accept_oos_release(request.batch_id, signature, by)
+        at = optional_time(request, "accepted_at")
+        view = self._app.accept_oos_release(request.batch_id, signature, by, at)
         return pb.AcceptOosReleaseResponse(release=release_message(view))
 
     @translate_errors

@@ -1,8 +1,11 @@
 """HTTP API (FastAPI) over the same application as gRPC; OpenAPI at /openapi.json.
 
 Sites authenticate with consortium-signed bearer tokens; the caller's site comes from the
-token, never from the body. Refusals are problem+json documents with a 4xx status (a failed
-re-authentication is 401, a signer without the signing role 403). Every route declares the
+token, never from the body. Each result and decision may carry its clinical time (`result_at`,
+`certified_at`, `rejected_at`, `justified_at`, `accepted_at`; a decision's is optional, default
+now); a time in the future beyond the clock skew or out of sequence is 422 naming the field.
+Refusals are problem+json documents with a 4xx status (a failed re-authentication is 401, a
+signer without the signing role 403). Every route declares the
 `Access` of its gRPC twin (`x-v2v-access` in its OpenAPI operation) and checks the same roles.
 (No `from __future__ import annotations` here: FastAPI resolves the dependencies below.)
 """
@@ -62,12 +65,26 @@ class SignedCommand(Command):
     signature: ESignature
 
 
+class Certification(SignedCommand):
+    certified_at: AwareDatetime | None = None
+    """When the QP certified (clinical time; absent: now)."""
+
+
 class Rejection(SignedCommand):
     reason: FreeText
+    rejected_at: AwareDatetime | None = None
+    """When the QP rejected the batch (clinical time; absent: now)."""
 
 
 class OosJustification(SignedCommand):
     justification: FreeText
+    justified_at: AwareDatetime | None = None
+    """When the QP justified the release (clinical time; absent: now)."""
+
+
+class OosAcceptance(SignedCommand):
+    accepted_at: AwareDatetime | None = None
+    """When the treating physician accepted (clinical time; absent: now)."""
 
 
 def qc_report(body: RecordQcResult) -> QcReport:
@@ -145,25 +162,29 @@ def create_http_app(application: ReleaseApplication, verifier: SiteTokenVerifier
         status_code=201,
         openapi_extra=declared("CertifyProvisionally"),
     )
-    def certify_provisionally(batch_id: str, body: SignedCommand, caller: ProvisionalCaller) -> Any:
+    def certify_provisionally(batch_id: str, body: Certification, caller: ProvisionalCaller) -> Any:
         by = acting(caller, "CertifyProvisionally", body)
-        return asdict(application.certify_provisionally(batch_id, signature_request(body), by))
+        signature = signature_request(body)
+        view = application.certify_provisionally(batch_id, signature, by, body.certified_at)
+        return asdict(view)
 
     @app.post(
         "/v1/batches/{batch_id}/final-certification",
         status_code=201,
         openapi_extra=declared("CertifyFinally"),
     )
-    def certify_finally(batch_id: str, body: SignedCommand, caller: FinalCaller) -> Any:
+    def certify_finally(batch_id: str, body: Certification, caller: FinalCaller) -> Any:
         by = acting(caller, "CertifyFinally", body)
-        return asdict(application.certify_finally(batch_id, signature_request(body), by))
+        signature = signature_request(body)
+        return asdict(application.certify_finally(batch_id, signature, by, body.certified_at))
 
     @app.post(
         "/v1/batches/{batch_id}/rejection", status_code=201, openapi_extra=declared("RejectBatch")
     )
     def reject(batch_id: str, body: Rejection, caller: RejectCaller) -> Any:
         by = acting(caller, "RejectBatch", body)
-        view = application.reject(batch_id, body.reason, signature_request(body), by)
+        signature = signature_request(body)
+        view = application.reject(batch_id, body.reason, signature, by, body.rejected_at)
         return asdict(view)
 
     @app.post(
@@ -174,7 +195,8 @@ def create_http_app(application: ReleaseApplication, verifier: SiteTokenVerifier
     def justify_oos(batch_id: str, body: OosJustification, caller: JustifyCaller) -> Any:
         by = acting(caller, "JustifyOosRelease", body)
         signature = signature_request(body)
-        view = application.justify_oos_release(batch_id, body.justification, signature, by)
+        justification, at = body.justification, body.justified_at
+        view = application.justify_oos_release(batch_id, justification, signature, by, at)
         return asdict(view)
 
     @app.post(
@@ -182,9 +204,10 @@ def create_http_app(application: ReleaseApplication, verifier: SiteTokenVerifier
         status_code=201,
         openapi_extra=declared("AcceptOosRelease"),
     )
-    def accept_oos(batch_id: str, body: SignedCommand, caller: PhysicianCaller) -> Any:
+    def accept_oos(batch_id: str, body: OosAcceptance, caller: PhysicianCaller) -> Any:
         by = acting(caller, "AcceptOosRelease", body)
-        return asdict(application.accept_oos_release(batch_id, signature_request(body), by))
+        signature = signature_request(body)
+        return asdict(application.accept_oos_release(batch_id, signature, by, body.accepted_at))
 
     @app.get("/v1/batches/{batch_id}", openapi_extra=declared("GetBatchRelease"))
     def batch_release(batch_id: str, caller: ReleaseReader) -> Any:

@@ -73,6 +73,10 @@ class BatchRelease(Aggregate):
         corrects_result_id: str
         pending_tests: list[str]
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.result_at
+
         def apply(self, aggregate: Any) -> None:
             result = RecordedResult(
                 self.result_id,
@@ -98,6 +102,10 @@ class BatchRelease(Aggregate):
         result_at: datetime
         released_as: str
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.result_at
+
         def apply(self, aggregate: Any) -> None:
             aggregate.post_release_failure_ids.append(self.failure_id)
 
@@ -108,6 +116,10 @@ class BatchRelease(Aggregate):
         qp_signature: dict[str, str]
         signature_meaning: str
         pending_tests: list[str]
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.certified_at
 
         def apply(self, aggregate: Any) -> None:
             decision = Decision(DecisionKind.PROVISIONAL, self.certified_at, "", self.qp_signature)
@@ -120,6 +132,10 @@ class BatchRelease(Aggregate):
         qp_signature: dict[str, str]
         signature_meaning: str
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.certified_at
+
         def apply(self, aggregate: Any) -> None:
             decision = Decision(DecisionKind.FINAL, self.certified_at, "", self.qp_signature)
             aggregate.add_decision(decision, self.product_dins)
@@ -131,6 +147,10 @@ class BatchRelease(Aggregate):
         failed_tests: list[str]
         qp_signature: dict[str, str]
         signature_meaning: str
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.rejected_at
 
         def apply(self, aggregate: Any) -> None:
             decision = Decision(
@@ -147,6 +167,10 @@ class BatchRelease(Aggregate):
         qp_signature: dict[str, str]
         signature_meaning: str
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.justified_at
+
         def apply(self, aggregate: Any) -> None:
             decision = Decision(
                 DecisionKind.OOS_JUSTIFIED, self.justified_at, self.justification, self.qp_signature
@@ -161,6 +185,10 @@ class BatchRelease(Aggregate):
         accepted_at: datetime
         physician_signature: dict[str, str]
         signature_meaning: str
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.accepted_at
 
         def apply(self, aggregate: Any) -> None:
             decision = Decision(
@@ -259,6 +287,7 @@ class BatchRelease(Aggregate):
         """The recorded result and, when it is a post-release failure, its failure id."""
         judgement = self.criterion(report.test).judge(report.value, report.unit, report.method)
         rules.check_may_add_result(report.test, correction, self.current, bool(self.decisions))
+        rules.check_result_time(report.result_at, self.batch_started_at)
         result_id = str(uuid4())
         self.trigger_event(
             self.QcResultRecorded,
@@ -305,6 +334,7 @@ class BatchRelease(Aggregate):
         self, fact: BatchFact, sign: Sign, at: datetime, by: Attribution
     ) -> None:
         rules.check_provisional(self, fact)
+        self._check_time(fact, at, "certified_at", self.tests(Phase.PRE_RELEASE))
         signature = sign(self._certified_record(DecisionKind.PROVISIONAL, fact))
         self.trigger_event(
             self.ProvisionallyCertified,
@@ -315,6 +345,7 @@ class BatchRelease(Aggregate):
 
     def certify_finally(self, fact: BatchFact, sign: Sign, at: datetime, by: Attribution) -> None:
         rules.check_final(self, fact)
+        self._check_time(fact, at, "certified_at", self.tests())
         signature = sign(self._certified_record(DecisionKind.FINAL, fact))
         self.trigger_event(
             self.FinallyCertified, certified_at=at, **self._signed(fact, signature, by)
@@ -324,6 +355,7 @@ class BatchRelease(Aggregate):
         """Rejected for `by.reason`."""
         rules.check_rejection(self, fact, by.reason)
         failed = self.failed_tests
+        self._check_time(fact, at, "rejected_at", failed)
         record = self._record(DecisionKind.REJECTED, fact, reason=by.reason, failed_tests=failed)
         self.trigger_event(
             self.Rejected,
@@ -337,6 +369,8 @@ class BatchRelease(Aggregate):
         justification = by.reason.strip()
         rules.check_oos_justification(self, fact, justification)
         failed = self.failed_tests
+        fresh = fact.hold_condition is not Condition.CRYO
+        self._check_time(fact, at, "justified_at", self.tests(Phase.PRE_RELEASE if fresh else None))
         record = self._record(
             DecisionKind.OOS_JUSTIFIED, fact, failed_tests=failed, justification=justification
         )
@@ -352,6 +386,7 @@ class BatchRelease(Aggregate):
         self, fact: BatchFact, treating_site_id: str, sign: Sign, at: datetime, by: Attribution
     ) -> None:
         rules.check_decision(self, fact, "accepted for OOS release")
+        self._check_time(fact, at, "accepted_at", [])
         record = self._record(
             DecisionKind.OOS_ACCEPTED,
             fact,
@@ -363,6 +398,14 @@ class BatchRelease(Aggregate):
         self.trigger_event(
             self.OosReleaseAccepted, treating_site_id=treating_site_id, accepted_at=at, **fields
         )
+
+    def _check_time(self, fact: BatchFact, at: datetime, field: str, basis: list[str]) -> None:
+        """A decision at `at` (its field `field`) follows the batch's start and harvest, the
+        previous decision and the current results of the tests in `basis`."""
+        last = self.decisions[-1] if self.decisions else None
+        previous = (last.decision.value, last.decided_at) if last else None
+        results = {t: self.current_result(t).result_at for t in basis if t in self.current}
+        rules.check_decision_time(at, field, fact, previous, results)
 
     def _record(self, decision: DecisionKind, fact: BatchFact, **content: Any) -> dict[str, Any]:
         """The signed record of a decision (fields per message in the events proto)."""

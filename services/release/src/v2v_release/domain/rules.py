@@ -1,12 +1,20 @@
-"""The release rules every decision and result is checked against, as small pure functions."""
+"""The release rules every decision and result is checked against, as small pure functions.
+
+Clinical times (when a result was read, when a decision was made in the lab) keep the chain
+causal: no QC result before the batch started; no decision before the batch started or was
+harvested, before the results it rests on, or before the decision it follows. A time out of
+sequence is invalid input naming its field (INVALID_ARGUMENT / 422), like a time in the future.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import Protocol
 
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, Refused
+from v2v_platform.limits import check_not_before
 from v2v_release.domain.specification import Phase
 from v2v_release.domain.values import BatchFact, Correction, DecisionKind, ReleaseStatus
 
@@ -52,6 +60,31 @@ class ReleaseState(Protocol):
     def failed_tests(self) -> list[str]: ...
 
     def tests(self, phase: Phase | None = None) -> list[str]: ...
+
+
+def check_result_time(result_at: datetime, batch_started_at: datetime) -> None:
+    """A QC result is read once the batch has started."""
+    check_not_before(result_at, "result_at", batch_started_at, "the batch's start")
+
+
+def check_decision_time(
+    at: datetime,
+    field: str,
+    fact: BatchFact,
+    previous: tuple[str, datetime] | None,
+    results: Mapping[str, datetime],
+) -> None:
+    """A decision at `at` follows the batch's start and harvest, the previous decision
+    (kind, time) and every result it rests on (`results`: test -> result time, in the
+    specification's order)."""
+    check_not_before(at, field, fact.started_at, "the batch's start")
+    check_not_before(at, field, fact.harvested_at, "the batch's harvest")
+    if previous is not None:
+        kind, decided_at = previous
+        check_not_before(at, field, decided_at, f"the {kind} decision")
+    if results:  # the latest (the first of the specification's order among equals)
+        test, result_at = max(results.items(), key=lambda item: item[1])
+        check_not_before(at, field, result_at, f"the {test} result")
 
 
 def listed(tests: Collection[str]) -> str:

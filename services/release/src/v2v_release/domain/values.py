@@ -55,6 +55,8 @@ class BatchFact:
     product_dins: tuple[str, ...] = ()
     hold_condition: Condition | None = None
     failure_reason: str | None = None
+    harvested_at: datetime | None = None
+    """When its product units were created (None while not harvested, or not known here)."""
 
 
 @dataclass(frozen=True)
