@@ -29,6 +29,7 @@ from v2v.manufacturing.v1 import manufacturing_service_pb2_grpc as mfg_grpc
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
+from v2v_platform.din_allocation import IssuingService, declare_all
 from v2v_platform.envelope import ChainVerifier, KeyRing, Location, decode
 from v2v_platform.esign import Signer, hash_password, open_signer_store
 from v2v_platform.ids import Coi
@@ -59,6 +60,13 @@ def system(
             parse_site_spec(f"{GMP}:manufacturing,qc"),
         ],
     )
+    # A fresh facility number per run: COIs are unique for good, even on a reused broker.
+    fin = f"{random.choice('ABCDEFGHJKLMN')}{random.randrange(10_000):04d}"
+    issuers = [
+        ("B1234", IssuingService(GMP, "manufacturing")),
+        (fin, IssuingService(HOSPITAL, "intake")),
+    ]
+    declare_all(pki, issuers)  # each DIN issuer's declared block
     common = {"V2V_PKI_DIR": str(pki), "V2V_KAFKA_BOOTSTRAP": kafka_bootstrap}
     mfg_db = fresh_database(postgres_database.dsn, f"{postgres_database.dbname}_mfg")
     manufacturing = start_service(
@@ -77,8 +85,7 @@ def system(
         {
             **common,
             "V2V_SITE_ID": HOSPITAL,
-            # A fresh facility number per run: COIs are unique for good, even on a reused broker.
-            "V2V_FIN": f"{random.choice('ABCDEFGHJKLMN')}{random.randrange(10_000):04d}",
+            "V2V_FIN": fin,
             "V2V_POSTGRES_DSN": postgres_database.dsn,
             "V2V_MANUFACTURING_TARGET": f"127.0.0.1:{manufacturing.grpc_port}",
         },

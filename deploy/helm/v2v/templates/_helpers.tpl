@@ -342,6 +342,17 @@ spec:
                       path: ca.crl
                     - key: revoked-tokens.jwt
                       path: revoked-tokens.jwt
+              {{- if has $name (list "intake" "manufacturing") }}
+              # the consortium's DIN blocks (din-allocations.json of the site's PKI Secret): the
+              # service numbers DINs only from its own block under its fin, and without one (or
+              # with one overlapping another's) it does not start, saying why
+              - secret:
+                  name: {{ $svc.pki.secretName }}
+                  optional: true
+                  items:
+                    - key: din-allocations.json
+                      path: din-allocations.json
+              {{- end }}
         - name: tmp
           emptyDir:
             medium: Memory

@@ -12,6 +12,7 @@ import typer
 from v2v_platform import kafka_broker
 from v2v_platform.auth import pki_cli
 from v2v_platform.consumer import quarantine_cli
+from v2v_platform.din_allocation import cli as din_allocation_cli
 from v2v_platform.esign import cli as signer_cli
 
 app = typer.Typer(help="Vein-to-Vein platform tools.", no_args_is_help=True)
@@ -19,6 +20,7 @@ app.add_typer(pki_cli.app, name="pki")
 app.add_typer(signer_cli.app, name="signer")
 app.add_typer(quarantine_cli.app, name="quarantine")
 app.add_typer(kafka_broker.app, name="kafka")
+app.add_typer(din_allocation_cli.app, name="dins")
 for plugin in entry_points(group="v2v.cli"):
     app.add_typer(plugin.load(), name=plugin.name)
 

@@ -67,7 +67,7 @@ class Access:
 
 ACCESS: Mapping[str, Access] = {
     "intake": Access(("intake",), (), None),
-    "manufacturing": Access(("manufacturing",), ("intake",), "v2v-manufacturing-"),
+    "manufacturing": Access(("manufacturing",), ("intake", "manufacturing"), "v2v-manufacturing-"),
     "logistics": Access(("logistics",), ("intake", "manufacturing"), "v2v-logistics-"),
     "release": Access(("release",), ("manufacturing", "intake"), "v2v-release-"),
     "infusion": Access(

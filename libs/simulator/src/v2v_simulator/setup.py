@@ -1,5 +1,6 @@
 """What the consortium needs before the first patient, set up only when missing: the PKI
-(CA, site certificates, signing keys), the e-signature signers in the services' own signer
+(CA, site certificates, signing keys, the DIN blocks each DIN-issuing service numbers from),
+the e-signature signers in the services' own signer
 stores, and the couriers' tokens (issued by the logistics site administrator's command, each
 with the courier's password, which the courier signs in with once)."""
 
@@ -16,10 +17,11 @@ import httpx
 from v2v.common.v1.common_pb2 import Operator
 from v2v_platform.auth.pki import init_pki, parse_site_spec, write_ring_roles
 from v2v_platform.auth.tls import KEY_RING_FILE
+from v2v_platform.din_allocation import declare_all
 from v2v_platform.esign import Signer, SignerStore, hash_password, open_signer_store
 from v2v_platform.processes import ServiceProcess
 from v2v_simulator.consortium import COURIERS, SIGNING_PASSWORD, Consortium
-from v2v_simulator.system import System
+from v2v_simulator.system import System, din_issuers
 
 TOKENS_FILE = "courier-tokens.json"
 COURIER_PASSWORD = "courier shift password"  # demo couriers only; never a real password
@@ -32,7 +34,9 @@ class SetupFailed(RuntimeError):
 def ensure_pki(pki: Path, consortium: Consortium) -> bool:
     """Create the PKI for every site unless it exists; True when it was created. An existing
     PKI gets its sites' certified roles written into its key ring (a ring made before it
-    carried roles would make every consumer refuse every record as unauthorised)."""
+    carried roles would make every consumer refuse every record as unauthorised). Either way
+    every DIN-issuing service (intake, manufacturing) has its DIN block declared under its
+    FIN (`din-allocations.json`; disjoint per FIN: an in-house site's two get two blocks)."""
     if (pki / KEY_RING_FILE).is_file():
         missing = [s for s in consortium.site_ids if not (pki / "sites" / s).is_dir()]
         if missing:
@@ -41,8 +45,10 @@ def ensure_pki(pki: Path, consortium: Consortium) -> bool:
                 f" `v2v pki add-site --out {pki} --site ...` or start over with a new data dir"
             )
         write_ring_roles(pki)
+        declare_all(pki, din_issuers(consortium))
         return False
     init_pki(pki, [parse_site_spec(spec) for spec in consortium.site_specs()])
+    declare_all(pki, din_issuers(consortium))
     return True
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from v2v_platform.din_allocation import IssuingService
 from v2v_platform.processes import ServiceDied, ServiceProcess, free_ports
 from v2v_simulator.broker import prepare_topics
 from v2v_simulator.consortium import Consortium, GmpSite, Hospital
@@ -37,6 +38,25 @@ def services_of(consortium: Consortium) -> list[tuple[str, str]]:
         *(("infusion", h.site_id) for h in consortium.hospitals),
         ("projection", consortium.auditor_site),
         *(("intake", h.site_id) for h in consortium.hospitals),
+    ]
+
+
+DIN_ISSUING = ("intake", "manufacturing")
+"""The services that number DINs under their site's FIN (V2V_FIN), each from its own block."""
+
+
+def fin_of(consortium: Consortium, site_id: str) -> str:
+    sites: list[Hospital | GmpSite] = [*consortium.hospitals, *consortium.gmp_sites]
+    return next(site.fin for site in sites if site.site_id == site_id)
+
+
+def din_issuers(consortium: Consortium) -> list[tuple[str, IssuingService]]:
+    """(FIN, issuer) of every service that numbers DINs, as `define_all` gives them V2V_FIN:
+    what the PKI directory's DIN allocations must declare (`setup.ensure_pki`)."""
+    return [
+        (fin_of(consortium, site_id), IssuingService(site_id, context))
+        for context, site_id in services_of(consortium)
+        if context in DIN_ISSUING
     ]
 
 
@@ -89,13 +109,9 @@ class System:
         """Every service of the consortium (settings and stores), not started yet."""
         for context, site_id in services_of(self.consortium):
             settings: dict[str, str] = {}
-            if context in ("manufacturing", "intake"):
-                settings["V2V_FIN"] = self._fin(site_id)
+            if context in DIN_ISSUING:  # each from its block declared in the PKI directory
+                settings["V2V_FIN"] = fin_of(self.consortium, site_id)
             self._define(context, site_id, **settings)
-
-    def _fin(self, site_id: str) -> str:
-        sites: list[Hospital | GmpSite] = [*self.consortium.hospitals, *self.consortium.gmp_sites]
-        return next(site.fin for site in sites if site.site_id == site_id)
 
     # ------------------------------------------------------------ lifecycle
 

@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from v2v_intake.adapters.key_store import InMemoryKeyStore
@@ -17,6 +18,7 @@ from v2v_intake.unpublished_records import IntakeUnpublishedRecords
 from v2v_intake.views import CollectionInput
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth import Role
+from v2v_platform.din_allocation import DinBlock, IssuingService, declare_all
 from v2v_platform.errors import Refused
 from v2v_platform.esign import (
     ESigner,
@@ -111,16 +113,35 @@ class Intake:
     signers: SignerStore
 
 
-def build_intake(site_id: str = SITE) -> Intake:
+def din_block(site_id: str = SITE, first: int | None = None, last: int | None = None) -> DinBlock:
+    """The site's intake's DIN block under FIN (its default, 1-499999, unless given)."""
+    block = DinBlock.default(FIN, IssuingService(site_id, "intake"))
+    return DinBlock(FIN, block.issuer, first or block.first, last or block.last)
+
+
+def declare_din_block(pki_dir: Path, fin: str = FIN, site_id: str = SITE) -> DinBlock:
+    """Declare the site's intake's default DIN block under `fin` in the PKI directory (what a
+    service needs to start: `v2v_platform.din_allocation`)."""
+    pki_dir.mkdir(parents=True, exist_ok=True)
+    issuer = IssuingService(site_id, "intake")
+    block = declare_all(pki_dir, [(fin, issuer)]).block_of(fin, issuer)
+    assert block is not None
+    return block
+
+
+def build_intake(site_id: str = SITE, block: DinBlock | None = None) -> Intake:
+    """Intake at `site_id`, numbering DINs from `block` under its FIN (by default the site's
+    default block under FIN A1234)."""
     keys, slots, clock = InMemoryKeyStore(), FakeSlots(), FixedClock()
-    unpublished = IntakeUnpublishedRecords(env=POPO)
+    block = block or din_block(site_id)
+    unpublished = IntakeUnpublishedRecords(env=POPO, din_block=block)
     signers = signer_store(site_id)
     app = IntakeApplication(
         env=POPO,
         site_id=site_id,
         unpublished=unpublished,
         clock=clock,
-        fin=FIN,
+        fin=block.fin,
         keys=keys,
         manufacturing=slots,
         signer=ESigner(signers, clock),

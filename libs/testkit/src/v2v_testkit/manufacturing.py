@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from v2v_manufacturing.application import ManufacturingApplication
@@ -19,7 +20,9 @@ from v2v_manufacturing.unpublished_records import ManufacturingUnpublishedRecord
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import Role
 from v2v_platform.conditions import Condition
+from v2v_platform.din_allocation import DinBlock, IssuingService, declare_all
 from v2v_platform.ids import issue_coi, issue_din
+from v2v_platform.ids.bindings import DinBindings, DinConflict
 from v2v_platform.scope import Scope
 from v2v_testkit.clock import ManualClock
 
@@ -36,21 +39,36 @@ OTHER_COI = issue_coi("A1234", 25, 18).value
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
 
+DIN_BLOCK = DinBlock.default(FIN, IssuingService(GMP, "manufacturing"))
+"""GMP's product DIN block under FIN W1234 (the default: 500000-999999)."""
+
+
+def declare_din_block(pki_dir: Path, fin: str = FIN, site_id: str = GMP) -> DinBlock:
+    """Declare the site's manufacturing's default DIN block under `fin` in the PKI directory
+    (what the service needs to start: `v2v_platform.din_allocation`)."""
+    pki_dir.mkdir(parents=True, exist_ok=True)
+    issuer = IssuingService(site_id, "manufacturing")
+    block = declare_all(pki_dir, [(fin, issuer)]).block_of(fin, issuer)
+    assert block is not None
+    return block
+
+
 def build_app(
     facts: ManufacturingFacts | None = None,
     clock: Callable[[], datetime] | None = None,
     *,
     env: dict[str, str] | None = None,
     unpublished_env: dict[str, str] | None = None,
+    din_block: DinBlock = DIN_BLOCK,
     **overrides: Any,
 ) -> ManufacturingApplication:
-    """The application at GMP (FIN W1234) with its unpublished records; both in memory by
-    default.
+    """The application at GMP (FIN W1234, product DINs from `din_block`) with its unpublished
+    records; both in memory by default.
 
     `app.close()` leaves the unpublished records open: close `app.unpublished` too when they
     are durable.
     """
-    unpublished = ManufacturingUnpublishedRecords(env=unpublished_env or POPO)
+    unpublished = ManufacturingUnpublishedRecords(env=unpublished_env or POPO, din_block=din_block)
     settings: dict[str, Any] = {"site_id": GMP, "fin": FIN, **overrides}
     if clock is not None:
         settings["clock"] = clock
@@ -88,6 +106,8 @@ class InMemoryManufacturingFacts:
     units: dict[str, ExpectedUnit] = field(default_factory=dict)
     slots: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     enrolments: dict[str, Enrolment] = field(default_factory=dict)
+    bindings: dict[str, list[str]] = field(default_factory=dict)
+    """Every COI each DIN is bound to (DIN data -> COIs, first first)."""
 
     def enrolment(self, coi: str) -> Enrolment | None:
         return self.enrolments.get(coi)
@@ -101,6 +121,20 @@ class InMemoryManufacturingFacts:
     def units_for(self, coi: str) -> list[ExpectedUnit]:
         return [unit for unit in self.units.values() if unit.coi == coi]
 
+    def identity_conflict(self, din_data: str) -> DinConflict | None:
+        return DinBindings(din_data, tuple(self.bindings.get(din_data, ()))).conflict
+
+    def bind(self, din: str, coi: str) -> None:
+        """Verified facts bind `din` to `coi` too (a second COI makes it an identity
+        conflict: the packaged unit, if any, names it among its other COIs)."""
+        cois = self.bindings.setdefault(din[:13], [])
+        if coi not in cois:
+            cois.append(coi)
+        unit = self.units.get(din[:13])
+        if unit is not None:
+            others = tuple(c for c in cois if c != unit.coi)
+            self.units[din[:13]] = replace(unit, other_cois=others)
+
     def package(
         self,
         din: str,
@@ -110,6 +144,7 @@ class InMemoryManufacturingFacts:
         window_starts_at: datetime = COLLECTION_END,
     ) -> None:
         self.units[din[:13]] = ExpectedUnit(din, coi, condition, window_starts_at, site)
+        self.bind(din, coi)
 
     def slot_booked(self, coi: str, site: str, slot_id: str) -> None:
         self.slots.setdefault((coi, site), []).append(slot_id)

@@ -177,7 +177,7 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         therapy = self._therapy(coi)
         therapy.check_labelling(collection_id, count)
         year = self._year()
-        numbers = self.unpublished.issue_numbers("DIN", self.fin, year, count)
+        numbers = self.unpublished.issue_dins(self.fin, year, count)
         dins = [issue_din(self.fin, year, n) for n in numbers]
         therapy.label_units(collection_id, dins, kind, by)
         self.save_or_conflict(therapy, what=therapy.coi)

@@ -82,7 +82,9 @@ def bootstrap(
         signers = open_signer_store(settings.postgres_dsn, settings.sqlite_path)
         if isinstance(signers, SqlSignerStore):
             opened.append(signers)
-    unpublished = IntakeUnpublishedRecords(env=settings.registers_env())
+    unpublished = IntakeUnpublishedRecords(
+        env=settings.registers_env(), din_block=settings.din_block()
+    )
     app = IntakeApplication(
         env=settings.event_store.eventsourcing_env(),
         clock_skew=settings.clock_skew,

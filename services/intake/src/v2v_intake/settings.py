@@ -1,5 +1,11 @@
 """Intake settings from V2V_* environment variables.
 
+V2V_FIN is the site's facility identification number; intake numbers COIs under it, and DINs
+from the block the consortium declared for this site's intake under it (`din-allocations.json`
+in the PKI directory, `v2v_platform.din_allocation`): without a block of its own, or with one
+that overlaps another issuer's under the same FIN, the settings are refused and the service
+does not start.
+
 Intake applies no protocol rule of `ProtocolRules`: packaging records when a unit's stability
 window starts (collection end, or freeze time), and the services downstream apply the
 window's length; temperatures at packaging are checked against the conditions' definitions.
@@ -7,10 +13,13 @@ window's length; temperatures at packaging are checked against the conditions' d
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from v2v_platform.config import PublishingServiceSettings
+from v2v_platform.din_allocation import DinBlock, declared_block
 from v2v_platform.ids.coi import CoiIssuer
+
+CONTEXT = "intake"
 
 
 class IntakeSettings(PublishingServiceSettings):
@@ -25,6 +34,12 @@ class IntakeSettings(PublishingServiceSettings):
 
     @field_validator("fin")
     @classmethod
-    def _fin(cls, value: str) -> str:
+    def _fin(cls, value: str, info: ValidationInfo) -> str:
         CoiIssuer(value, 0)
+        if "pki_dir" in info.data and "site_id" in info.data:  # else their own error names them
+            declared_block(info.data["pki_dir"], value, info.data["site_id"], CONTEXT)
         return value
+
+    def din_block(self) -> DinBlock:
+        """This site's intake's declared DIN block under V2V_FIN (checked when loaded)."""
+        return declared_block(self.pki_dir, self.fin, self.site_id, CONTEXT)

@@ -36,7 +36,7 @@ from v2v_platform.esign import Signer, hash_password, open_signer_store
 from v2v_platform.grpc_service import build_server, translate_errors
 from v2v_platform.relay.process import RelaySettings, build_relay
 from v2v_platform.testing.kafka_topics import read_topic
-from v2v_testkit.intake import password_of
+from v2v_testkit.intake import declare_din_block, password_of
 
 TOPIC = "v2v.intake.events.v1"
 OPERATOR = common_pb2.Operator(user_id="u-1", printed_name="Ada Example")
@@ -98,6 +98,7 @@ def settings(
     pki: Path, manufacturing_port: int, postgres_database: Any, kafka_bootstrap: str
 ) -> IntakeSettings:
     fin = f"B{random.randint(0, 9999):04d}"  # fresh COIs: the broker may hold earlier runs
+    declare_din_block(pki, fin)
     return IntakeSettings(
         site_id="HOSP-A",
         fin=fin,

@@ -34,7 +34,7 @@ from v2v_platform.envelope.keys import KeyRing
 from v2v_platform.esign import open_signer_store, record_hash
 from v2v_platform.testing.infra import PostgresDatabase
 from v2v_platform.testing.kafka_topics import read_verified_until
-from v2v_testkit.intake import FakeSlots
+from v2v_testkit.intake import FakeSlots, declare_din_block
 
 pytestmark = pytest.mark.integration
 SITE = "HOSP-A"
@@ -61,9 +61,11 @@ def pki(tmp_path: Path) -> Path:
 def service(
     pki: Path, postgres_database: PostgresDatabase, kafka_bootstrap: str
 ) -> Iterator[IntakeService]:
+    fin = f"B{random.randint(0, 9999):04d}"  # fresh COIs: the broker may hold earlier runs
+    declare_din_block(pki, fin, SITE)
     settings = IntakeSettings(
         site_id=SITE,
-        fin=f"B{random.randint(0, 9999):04d}",  # fresh COIs: the broker may hold earlier runs
+        fin=fin,
         pki_dir=pki,
         manufacturing_target="127.0.0.1:1",
         postgres_dsn=postgres_database.dsn,

@@ -24,7 +24,7 @@ from v2v_platform.access_policy import Access, Relation, required_roles
 from v2v_platform.auth import Role, SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
-from v2v_testkit.intake import FakeSlots, FixedClock
+from v2v_testkit.intake import FakeSlots, FixedClock, declare_din_block
 
 SITES = [
     "HOSP-A:collection",
@@ -63,6 +63,7 @@ def test_every_method_declares_its_access() -> None:
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pki")
     init_pki(directory, [parse_site_spec(s) for s in SITES])
+    declare_din_block(directory)
     return directory
 
 

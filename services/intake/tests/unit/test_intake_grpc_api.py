@@ -19,7 +19,15 @@ from v2v_intake.bootstrap import bootstrap
 from v2v_intake.settings import IntakeSettings
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
-from v2v_testkit.intake import CLERK, NOW, FakeSlots, FixedClock, password_of, signer_store
+from v2v_testkit.intake import (
+    CLERK,
+    NOW,
+    FakeSlots,
+    FixedClock,
+    declare_din_block,
+    password_of,
+    signer_store,
+)
 
 MB = 1024 * 1024
 SITES = ["HOSP-A:collection", "HOSP-C:collection", "AUDIT-X:auditor", "GMP-B:manufacturing"]
@@ -31,6 +39,7 @@ SECOND = common_pb2.Operator(user_id="u-2", printed_name="Ben Example")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pki")
     init_pki(directory, [parse_site_spec(s) for s in SITES])
+    declare_din_block(directory)
     return directory
 
 

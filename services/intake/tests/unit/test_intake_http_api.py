@@ -14,7 +14,14 @@ from v2v_intake.bootstrap import bootstrap
 from v2v_intake.settings import IntakeSettings
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
-from v2v_testkit.intake import NOW, FakeSlots, FixedClock, password_of, signer_store
+from v2v_testkit.intake import (
+    NOW,
+    FakeSlots,
+    FixedClock,
+    declare_din_block,
+    password_of,
+    signer_store,
+)
 
 MB = 1024 * 1024
 OPERATOR = {"user_id": "u-1", "printed_name": "Ada Example"}
@@ -26,6 +33,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pki")
     sites = ["HOSP-A:collection", "AUDIT-X:auditor", "GMP-B:manufacturing"]
     init_pki(directory, [parse_site_spec(s) for s in sites])
+    declare_din_block(directory)
     return directory
 
 

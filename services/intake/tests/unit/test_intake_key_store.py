@@ -17,7 +17,7 @@ from v2v_intake.adapters.key_store import SqliteKeyStore
 from v2v_intake.bootstrap import IntakeService, bootstrap
 from v2v_intake.settings import IntakeSettings
 from v2v_platform.auth.pki import init_pki, parse_site_spec
-from v2v_testkit.intake import DETAILS, FakeSlots, FixedClock, operator, reader
+from v2v_testkit.intake import DETAILS, FakeSlots, FixedClock, declare_din_block, operator, reader
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +32,7 @@ def umask_022() -> Iterator[None]:
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pki")
     init_pki(directory, [parse_site_spec("HOSP-A:collection")])
+    declare_din_block(directory)
     return directory
 
 

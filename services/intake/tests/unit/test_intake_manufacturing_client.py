@@ -35,7 +35,7 @@ from v2v_platform.auth.identity import identity_from_pem
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tls import server_credentials
 from v2v_platform.errors import Refused
-from v2v_testkit.intake import FixedClock, operator
+from v2v_testkit.intake import FixedClock, declare_din_block, operator
 
 COI = "CHA123425000017"
 SERVICE = "v2v.manufacturing.v1.ManufacturingService"
@@ -158,6 +158,7 @@ def test_a_refusal_is_not_retried(manufacturing: Running) -> None:
 
 
 def test_the_retry_time_is_a_setting_of_half_a_minute_by_default(tmp_path: Path) -> None:
+    declare_din_block(tmp_path)
     settings = IntakeSettings(
         site_id="HOSP-A", fin="A1234", pki_dir=tmp_path, manufacturing_target="x:1"
     )
@@ -183,6 +184,7 @@ def test_booking_over_intakes_api_waits_for_manufacturing_to_learn_the_enrolment
     manufacturing site (mTLS, certificate of GMP-B) answers NOT_FOUND twice, then books."""
     pki = tmp_path / "pki"
     init_pki(pki, [parse_site_spec(spec) for spec in SITES])
+    declare_din_block(pki)
     gmp = serve(
         Manufacturing([NOT_FOUND, NOT_FOUND, None]),
         server_credentials(SiteTlsFiles.for_site(pki, "GMP-B")),

@@ -49,7 +49,9 @@ def bootstrap(
     clock: Callable[[], datetime] = utc_now,
     **application_overrides: Any,
 ) -> ManufacturingService:
-    unpublished = ManufacturingUnpublishedRecords(env=settings.registers_env())
+    unpublished = ManufacturingUnpublishedRecords(
+        env=settings.registers_env(), din_block=settings.din_block()
+    )
     app = ManufacturingApplication(
         env=settings.event_store.eventsourcing_env(),
         clock_skew=settings.clock_skew,

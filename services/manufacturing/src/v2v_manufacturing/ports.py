@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from v2v_manufacturing.domain.values import Enrolment, ExpectedUnit
+from v2v_platform.ids.bindings import DinConflict
 
 
 class ManufacturingFacts(Protocol):
@@ -20,6 +21,9 @@ class ManufacturingFacts(Protocol):
     def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]: ...
     def units_for(self, coi: str) -> list[ExpectedUnit]: ...
     def enrolment(self, coi: str) -> Enrolment | None: ...
+    def identity_conflict(self, din_data: str) -> DinConflict | None:
+        """Whether verified facts bind the DIN to more than one COI (issue 14)."""
+        ...
 
 
 class NoManufacturingFacts:
@@ -36,4 +40,7 @@ class NoManufacturingFacts:
         return []
 
     def enrolment(self, coi: str) -> Enrolment | None:
+        return None
+
+    def identity_conflict(self, din_data: str) -> DinConflict | None:
         return None

@@ -7,6 +7,9 @@ aggregates have none. The unpublished records have their own event store: in Pos
 same database with their own tables (prefixed by the application's `name`), in SQLite their
 own file (see `ManufacturingSettings.registers_env`), in memory (POPO) in unit tests.
 
+Product DINs come only from this service's declared block under its FIN (`din_block`, from the
+consortium's DIN allocations, `v2v_platform.din_allocation`); without one none is issued.
+
 Optimistic concurrency does the work: two writers of the same aggregate version collide in
 the event store (IntegrityError), the loser reloads and tries again (`retrying`, from the
 kernel's `UnpublishedRecords`), so a day is never overbooked and no product DIN is issued
@@ -23,8 +26,10 @@ from v2v_manufacturing.domain.din_sequence import ProductDinSequence
 from v2v_manufacturing.domain.errors import SlotsExhausted
 from v2v_manufacturing.domain.receipt import Mismatch, UnattributableScan
 from v2v_platform.attribution import Attribution
+from v2v_platform.din_allocation import DinBlock
+from v2v_platform.errors import Refused
 from v2v_platform.ids import Din
-from v2v_platform.service_application import UnpublishedRecords
+from v2v_platform.service_application import MAX_ATTEMPTS, UnpublishedRecords
 
 
 class ManufacturingUnpublishedRecords(UnpublishedRecords):
@@ -33,6 +38,16 @@ class ManufacturingUnpublishedRecords(UnpublishedRecords):
     (`manufacturingregisters_events`), so stores written before keep being read."""
 
     snapshotting_intervals = {ProductDinSequence: 100}
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+        *,
+        din_block: DinBlock | None = None,
+    ) -> None:
+        super().__init__(env, max_attempts)
+        self.din_block = din_block
 
     # slot calendars
 
@@ -83,8 +98,11 @@ class ManufacturingUnpublishedRecords(UnpublishedRecords):
     def reserve_product_dins(
         self, fin: str, year: int, count: int, batch_id: str, coi: str, by: Attribution
     ) -> list[Din]:
-        """`count` product DINs never issued before, or the batch's earlier reservation of
-        `count` DINs (so that a retried harvest gets the same DINs)."""
+        """`count` product DINs of this service's block never issued before, or the batch's
+        earlier reservation of `count` DINs (so that a retried harvest gets the same DINs)."""
+        block = self.din_block
+        if block is None:
+            raise Refused(f"this manufacturing service has no DIN block under FIN {fin}")
 
         def attempt() -> list[Din]:
             sequence_id = ProductDinSequence.create_id(fin, year)
@@ -94,7 +112,7 @@ class ManufacturingUnpublishedRecords(UnpublishedRecords):
             earlier = sequence.reserved_for(batch_id, count)
             if earlier is not None:
                 return earlier
-            dins = sequence.reserve(count, batch_id, coi, by)
+            dins = sequence.reserve(count, batch_id, coi, block, by)
             self.save(sequence)
             return dins
 

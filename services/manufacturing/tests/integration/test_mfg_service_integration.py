@@ -46,6 +46,7 @@ from v2v_testkit.manufacturing import (
     InMemoryManufacturingFacts,
     build_app,
     check_concurrent_bookings_never_overbook,
+    declare_din_block,
 )
 
 GMP, HOSPITAL = "GMP-B", "HOSP-A"
@@ -72,6 +73,7 @@ def pki(tmp_path: Path) -> Path:
         "AUDIT-1:auditor",
     ]
     init_pki(tmp_path / "pki", [parse_site_spec(s) for s in sites])
+    declare_din_block(tmp_path / "pki", "W1234")
     return tmp_path / "pki"
 
 

@@ -44,6 +44,7 @@ from v2v_testkit.manufacturing import (
     Clock,
     InMemoryManufacturingFacts,
     apheresis_din,
+    declare_din_block,
 )
 
 SITES = [
@@ -62,6 +63,7 @@ Running = tuple[ManufacturingService, InMemoryManufacturingFacts]
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pki")
     init_pki(directory, [parse_site_spec(s) for s in SITES])
+    declare_din_block(directory)
     return directory
 
 

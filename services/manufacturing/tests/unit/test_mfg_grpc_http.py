@@ -30,6 +30,7 @@ from v2v_testkit.manufacturing import (
     Clock,
     InMemoryManufacturingFacts,
     apheresis_din,
+    declare_din_block,
 )
 
 SITES = [f"{HOSPITAL}:collection", f"{GMP}:manufacturing", "AUDIT-1:auditor"]
@@ -40,6 +41,7 @@ OPERATOR = Operator(user_id="u-op", printed_name="Grace Operator")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pki")
     init_pki(directory, [parse_site_spec(s) for s in SITES])
+    declare_din_block(directory)
     return directory
 
 

@@ -15,6 +15,7 @@ from v2v.manufacturing.events.v1 import events_pb2
 from v2v_manufacturing.adapters.payloads import PAYLOAD_MAPPERS, batch_started
 from v2v_manufacturing.application import ManufacturingApplication
 from v2v_manufacturing.domain.batch import Batch
+from v2v_manufacturing.domain.batch_mismatch import BatchInputsMismatch
 from v2v_manufacturing.domain.calendar import SlotCalendar
 from v2v_manufacturing.domain.din_sequence import ProductDinSequence
 from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit, UnattributableScan
@@ -45,6 +46,7 @@ from v2v_testkit.manufacturing import (
     DAY,
     GMP,
     HOSPITAL,
+    OTHER_COI,
     Clock,
     InMemoryManufacturingFacts,
     apheresis_din,
@@ -52,7 +54,13 @@ from v2v_testkit.manufacturing import (
     receive,
 )
 
-PUBLISHED_AGGREGATES: set[type] = {SlotBooking, ReceivedUnit, ReceiptMismatch, Batch}
+PUBLISHED_AGGREGATES: set[type] = {
+    SlotBooking,
+    ReceivedUnit,
+    ReceiptMismatch,
+    Batch,
+    BatchInputsMismatch,
+}
 INTERNAL_AGGREGATES: set[type] = {SlotCalendar, ProductDinSequence, UnattributableScan}
 PRODIGY = ProcessStep(StepKind.SELECTION, "CliniMACS Prodigy", "PRD-0042", ("CD4/CD8-L1",))
 SIGNER = SiteSigningKey.from_seed("GMP-B", bytes(range(32)))
@@ -162,6 +170,10 @@ def full_history(
     collector = operator(HOSPITAL, "collection")
     app.unpublished.reserve_slot(GMP, date.fromisoformat(DAY), COI, HOSPITAL, collector)
     app.book_slot(COI, GMP, DAY, collector)
+    # a batch of two patients' units: refused, recorded on both chains (issue 14)
+    theirs = receive(app, facts, 4, coi=OTHER_COI)
+    with pytest.raises(Refused, match="mixed-coi"):
+        app.start_batch([receive(app, facts, 5), theirs], None, operator())
 
 
 def test_relay_publishes_the_whole_history_as_verifiable_chains(
@@ -197,7 +209,9 @@ def test_relay_publishes_the_whole_history_as_verifiable_chains(
     assert {e.coi for e in batch_events} == {COI}
     assert {e.aggregate_type for e in envelopes} == {p.__name__ for p in PUBLISHED_AGGREGATES}
     bookings = [e for e in envelopes if e.aggregate_type == "SlotBooking"]
-    assert len(bookings) == 4 and {e.coi for e in bookings} == {COI}
+    assert len(bookings) == 5 and {e.coi for e in bookings} == {COI, OTHER_COI}
+    mismatches = [e for e in envelopes if e.aggregate_type == "BatchInputsMismatch"]
+    assert sorted(e.coi for e in mismatches) == sorted([COI, OTHER_COI])
     assert {e.site_id for e in bookings} == {GMP}  # authored and signed by this site
 
 

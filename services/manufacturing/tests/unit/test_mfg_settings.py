@@ -19,6 +19,7 @@ from v2v_testkit.manufacturing import (
     HOSPITAL,
     InMemoryManufacturingFacts,
     build_app,
+    declare_din_block,
     operator,
 )
 
@@ -28,6 +29,7 @@ DSN = "postgresql://v2v:secret@db.example:5432/mfg"
 def settings(
     tmp_path: Path, postgres_dsn: str | None = None, sqlite_path: Path | None = None
 ) -> ManufacturingSettings:
+    declare_din_block(tmp_path / "pki")
     return ManufacturingSettings(
         site_id=GMP,
         fin=FIN,

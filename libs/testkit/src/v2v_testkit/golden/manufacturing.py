@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 
 from v2v_manufacturing.adapters.payloads import PAYLOAD_MAPPERS
 from v2v_manufacturing.domain.batch import Batch
+from v2v_manufacturing.domain.batch_mismatch import BatchInputsMismatch
 from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit
 from v2v_manufacturing.domain.slot_booking import SlotBooking
 from v2v_testkit.contracts import golden_dir
@@ -67,6 +68,24 @@ def golden_events() -> list[Any]:
             4,
             failure_reason="mycoplasma positive",
             **_attributed(COI, "mycoplasma positive"),
+        ),
+        _event(
+            BatchInputsMismatch.Recorded,
+            UUID("8e2f4a6c-0b1d-4e3f-9a5c-7d9e1b3f5a2c"),
+            1,
+            originator_topic="v2v_manufacturing.domain.batch_mismatch:BatchInputsMismatch",
+            input_dins=INPUT_DINS,
+            input_cois=[COI, OTHER_COI],
+            reason_code="mixed-coi",
+            explanation=(
+                f"input units belong to different COIs ({COI}, {OTHER_COI}):"
+                f" {INPUT_DINS[0]} ({COI}), {INPUT_DINS[1]} ({OTHER_COI}); a batch is made"
+                " from ONE patient's cells (I1): STOP, refused and recorded on each"
+                " patient's chain"
+            ),
+            manufacturing_site_id=SITE,
+            refused_at=AT,
+            **_attributed(COI),
         ),
         _event(
             Batch.Started,

@@ -1,14 +1,19 @@
-"""Manufacturing's own projection of intake's Kafka events (`v2v.intake.events.v1`): the
+"""Manufacturing's own projection of intake's Kafka events (`v2v.intake.events.v1`), and of
+the product units every GMP site made (`v2v.manufacturing.events.v1`): the
 `ports.ManufacturingFacts` the application reads.
 
 It keeps what receipt needs: which units were packaged for which COI and manufacturing site
 (DIN, condition, stability window start), and which slots intake booked for which COI; and
 what booking needs: which site enrolled (and treats) each COI's patient. The enrolling site
 is the verified author of the `PatientEnrolled` envelope, and the first enrolment of a COI
-stands (a later one by any site changes nothing). The projection is written in the consumer
+stands (a later one by any site changes nothing). And which COIs each DIN is bound to (labels
+and packaging at intake, product units and their inputs at manufacturing:
+`v2v_platform.ids.bindings`): the first binding stands, and a unit whose DIN is bound to a
+second COI is refused at receipt (`identity-conflict`); a packaged unit keeps the COI it was
+first packaged for. The projection is written in the consumer
 store's transaction (with its ledger), in PostgreSQL or SQLite; manufacturing never calls
-intake or reads its database. The consumer's name and the tables keep their names from
-before the rename, so stores written before are read on.
+intake or reads its database. The tables keep their names from before the rename, so stores
+written before are read on.
 """
 
 from __future__ import annotations
@@ -27,16 +32,20 @@ from v2v_platform.consumer import Delivered
 from v2v_platform.envelope.authorship import check_names_its_author
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
+from v2v_platform.ids.bindings import BindingTable, DinConflict
 from v2v_platform.proto_values import condition_from_proto, from_timestamp
 from v2v_platform.read_queries import Query
 from v2v_platform.service_runtime import FactsFeed
 
 log = logging.getLogger(__name__)
 
-CONSUMER_NAME = "manufacturing-intake-facts-v2"
-"""v2 since the enrolments are learned (issue 13): a new ledger and consumer group, so a store
-made before reads intake's topic once more from its start and learns the enrolments of COIs
-enrolled before the upgrade (every other fact here is an upsert: replaying it is harmless)."""
+CONSUMER_NAME = "manufacturing-facts-v3"
+"""v2 since the enrolments are learned (issue 13), v3 since the DIN bindings are, from
+manufacturing's topic too (issue 14): a new ledger and consumer group, so a store made before
+reads both topics once more from their start and learns the bindings of units labelled and
+made before the upgrade (every other fact here is an upsert or keeps its first row: replaying
+it is harmless)."""
+BINDINGS = BindingTable("mfg_din_bindings")
 UNIT_PACKAGED = "v2v.intake.events.v1.UnitPackaged"
 SLOT_BOOKED = "v2v.intake.events.v1.SlotBooked"
 PATIENT_ENROLLED = "v2v.intake.events.v1.PatientEnrolled"
@@ -50,12 +59,14 @@ SCHEMA = (
     " slot_date TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS mfg_intake_enrolments ("
     " coi TEXT PRIMARY KEY, enrolling_site_id TEXT NOT NULL, treating_site_id TEXT NOT NULL)",
+    BINDINGS.schema,
 )
-UPSERT_UNIT = (
+UPSERT_UNIT = (  # the first COI a unit was packaged for stands (a second one is a conflict)
     "INSERT INTO mfg_intake_packaged_units VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (din_data)"
-    " DO UPDATE SET din = excluded.din, coi = excluded.coi, condition = excluded.condition,"
+    " DO UPDATE SET din = excluded.din, condition = excluded.condition,"
     " window_starts_at = excluded.window_starts_at,"
     " manufacturing_site_id = excluded.manufacturing_site_id"
+    " WHERE mfg_intake_packaged_units.coi = excluded.coi"
 )
 UPSERT_SLOT = (
     "INSERT INTO mfg_intake_booked_slots VALUES (?, ?, ?, ?) ON CONFLICT (slot_id)"
@@ -89,6 +100,7 @@ class FactsProjection:
     def __call__(self, unit_of_work: Any, delivered: Delivered) -> None:
         envelope = delivered.envelope
         try:
+            BINDINGS.learn(unit_of_work, self._sql, envelope)
             if envelope.event_type == UNIT_PACKAGED:
                 self._unit_packaged(unit_of_work, intake.UnitPackaged.FromString(envelope.payload))
             elif envelope.event_type == SLOT_BOOKED:
@@ -141,9 +153,18 @@ class SqlManufacturingFacts:
         if not rows:
             return None
         din, coi, condition, window_starts_at, site = rows[0]
+        bound = BINDINGS.read(self._query, din_data).cois
         return ExpectedUnit(
-            din, coi, Condition(condition), datetime.fromisoformat(window_starts_at), site
+            din,
+            coi,
+            Condition(condition),
+            datetime.fromisoformat(window_starts_at),
+            site,
+            tuple(other for other in bound if other != coi),
         )
+
+    def identity_conflict(self, din_data: str) -> DinConflict | None:
+        return BINDINGS.read(self._query, din_data).conflict
 
     def booked_slot_ids(self, coi: str, manufacturing_site_id: str) -> list[str]:
         return [row[0] for row in self._query(SELECT_SLOTS, (coi, manufacturing_site_id))]
@@ -163,8 +184,8 @@ class SqlManufacturingFacts:
 
 
 FACTS_FEED = FactsFeed(
-    name="intake-v2",
-    contexts=("intake",),
+    name="facts-v3",
+    contexts=("intake", "manufacturing"),
     projection=FactsProjection,
     consumer_name=CONSUMER_NAME,
     sqlite_suffix="intake-facts",

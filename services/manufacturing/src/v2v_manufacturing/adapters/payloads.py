@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 
 from v2v.manufacturing.events.v1 import events_pb2 as pb
 from v2v_manufacturing.domain.batch import Batch
+from v2v_manufacturing.domain.batch_mismatch import BatchInputsMismatch
 from v2v_manufacturing.domain.receipt import ReceiptMismatch, ReceivedUnit
 from v2v_manufacturing.domain.slot_booking import SlotBooking
 from v2v_platform.envelope.from_domain import AttributedEventTranslator
@@ -66,6 +67,20 @@ def receipt_mismatch(event: ReceiptMismatch.Recorded) -> pb.UnitReceiptMismatchR
         reason_code=event.reason_code,
         explanation=event.explanation,
         manufacturing_site_id=event.manufacturing_site_id,
+    )
+
+
+def batch_inputs_mismatch(
+    event: BatchInputsMismatch.Recorded,
+) -> pb.BatchInputsMismatchRecorded:
+    return pb.BatchInputsMismatchRecorded(
+        coi=event.coi,
+        input_dins=event.input_dins,
+        input_cois=event.input_cois,
+        reason_code=event.reason_code,
+        explanation=event.explanation,
+        manufacturing_site_id=event.manufacturing_site_id,
+        refused_at=timestamp(event.refused_at),
     )
 
 
@@ -135,6 +150,7 @@ PAYLOAD_MAPPERS: dict[type, Mapper] = {
     ReceivedUnit.Received: unit_received,
     ReceivedUnit.AllocatedToBatch: unit_allocated,
     ReceiptMismatch.Recorded: receipt_mismatch,
+    BatchInputsMismatch.Recorded: batch_inputs_mismatch,
     Batch.Started: batch_started,
     Batch.ProcessStepRecorded: step_recorded,
     Batch.InProcessQcRecorded: qc_recorded,

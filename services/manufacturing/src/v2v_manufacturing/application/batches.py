@@ -1,6 +1,9 @@
 """Batches: start from received units of one COI (within the fresh apheresis window, or
 overridden), process steps and in-process QC, failure, harvest into product units, and the
-batch read (the batch's manufacturing site and auditors)."""
+batch read (the batch's manufacturing site and auditors).
+
+A start from units of several COIs is refused and recorded first, on the chain of each of
+those COIs (`BatchInputsMismatch`, I1 and I2); nothing else changes."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from v2v_manufacturing.domain.batch import Batch, BatchInput, check_product_count
+from v2v_manufacturing.domain.batch_mismatch import BatchInputsMismatch, match_inputs
 from v2v_manufacturing.domain.receipt import ReceivedUnit
 from v2v_manufacturing.domain.values import ProcessStep, QcResult
 from v2v_manufacturing.views import BatchView
@@ -43,6 +47,7 @@ class Batches:
         def attempt() -> BatchView:
             units = [self._received(din) for din in dins]
             inputs = [BatchInput(u.din, u.coi, u.condition, u.window_starts_at) for u in units]
+            self._refuse_mixed_cois(inputs, by)
             batch = Batch.start(inputs, self.app.clock(), self.app.rules, override, by)
             for unit in units:
                 unit.allocate(batch.batch_id, by)
@@ -50,6 +55,15 @@ class Batches:
             return BatchView.of(batch)
 
         return self.app.retrying(attempt)
+
+    def _refuse_mixed_cois(self, inputs: list[BatchInput], by: Attribution) -> None:
+        """Inputs of several COIs: recorded on each chain at risk, then refused (I1, I2)."""
+        mismatch = match_inputs(inputs)
+        if mismatch is None:
+            return
+        now = self.app.clock()
+        self.app.save(*BatchInputsMismatch.on_each_chain(inputs, mismatch, now, by))
+        raise Refused(f"batch start refused ({mismatch.reason_code}): {mismatch.explanation}")
 
     def record_step(self, batch_id: str, step: ProcessStep, by: Attribution) -> None:
         self._change(batch_id, by, lambda b, by: b.record_step(step, self.app.clock(), by))

@@ -1,5 +1,12 @@
 """The never-repeating sequence of product DINs of this service's facility (FIN), per year.
 
+Numbers come only from this manufacturing service's declared block under the FIN (`DinBlock`,
+from the consortium's DIN allocations, `v2v_platform.din_allocation`): at an in-house site
+intake numbers its apheresis bags under the same FIN from another block, so a product DIN never
+repeats an apheresis bag's. The sequence goes on after its last reserved number (from the
+block's start when none of it was reserved yet: e.g. a store that numbered from 1 before
+blocks were declared) and refuses to go past the block's end (`DinBlockExhausted`).
+
 INTERNAL: the sequence serves every COI, so it lives in the unpublished records and is
 never published (the DINs a batch received are published in its `ProductUnitsCreated`).
 Reservations race on the aggregate's version, so two harvests are never given the same
@@ -15,12 +22,12 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from v2v_platform.attribution import Attribution
+from v2v_platform.din_allocation import DinBlock
 from v2v_platform.domain_events import LocalCreated, LocalEvent, local
 from v2v_platform.errors import Refused
 from v2v_platform.ids import Din, issue_din
 
 NAMESPACE = UUID("a3e1f7c2-6d0b-5e49-8c3f-71b2d9e4a605")
-LAST_SEQUENCE = 999_999
 
 
 class ProductDinSequence(Aggregate):
@@ -63,9 +70,16 @@ class ProductDinSequence(Aggregate):
             return None
         return self.dins(earlier[0], count)
 
-    def reserve(self, count: int, batch_id: str, coi: str, by: Attribution) -> list[Din]:
-        check_room(self.last_sequence, count)
-        first = self.last_sequence + 1
+    def reserve(
+        self, count: int, batch_id: str, coi: str, block: DinBlock, by: Attribution
+    ) -> list[Din]:
+        """`count` new DINs from `block` (this facility's block: its FIN is this sequence's)."""
+        if block.fin != self.fin:
+            raise Refused(
+                f"the DIN block of {block.issuer} is under FIN {block.fin}, not this"
+                f" facility's {self.fin}"
+            )
+        first = block.next_numbers(self.last_sequence, count)[0]
         self.trigger_event(
             self.DinsReserved,
             first_sequence=first,
@@ -78,8 +92,3 @@ class ProductDinSequence(Aggregate):
 
     def dins(self, first: int, count: int) -> list[Din]:
         return [issue_din(self.fin, self.year, n) for n in range(first, first + count)]
-
-
-def check_room(last_sequence: int, count: int) -> None:
-    if last_sequence + count > LAST_SEQUENCE:
-        raise Refused("the product DIN sequence of this facility is exhausted for this year")

@@ -1,7 +1,8 @@
 """Receiving units at a manufacturing site (invariant I2) and their allocation to batches.
 
-A scan is accepted only for a unit intake packaged for this site, whose COI matches the
-scanned COI label and has a booked slot here. Anything else is refused with its reason and
+A scan is accepted only for a unit intake packaged for this site, whose DIN verified facts bind
+to no other COI (`identity-conflict`, issue 14), whose COI matches the scanned COI label and
+has a booked slot here. Anything else is refused with its reason and
 recorded; nothing else changes. A refused scan is recorded on the chain it puts at risk: the
 COI of the expected unit when the scanned DIN is known, else the scanned COI when it is a
 valid COI (a published `ReceiptMismatch`). A scan with neither cannot be attributed to any
@@ -28,6 +29,7 @@ from v2v_platform.domain_events import (
     local,
 )
 from v2v_platform.errors import Refused
+from v2v_platform.ids.bindings import IDENTITY_CONFLICT, DinConflict
 
 NAMESPACE = UUID("c41d9e27-8b6a-5f13-9e0d-2a7c5b8f1e34")
 
@@ -60,6 +62,9 @@ def match_receipt(
     """None when the scan matches a unit expected here for a COI with a booked slot."""
     if expected is None:
         return Mismatch(UNKNOWN_UNIT, "no unit with this DIN was packaged for manufacturing")
+    if expected.other_cois:
+        conflict = DinConflict(expected.din, (expected.coi, *expected.other_cois))
+        return Mismatch(IDENTITY_CONFLICT, conflict.explanation)
     if scanned_coi != expected.coi:
         return Mismatch(
             COI_MISMATCH, f"the scanned COI {scanned_coi!r} is not the unit's COI {expected.coi}"

@@ -64,6 +64,8 @@ class ExpectedUnit:
     condition: Condition
     window_starts_at: datetime
     manufacturing_site_id: str
+    other_cois: tuple[str, ...] = ()
+    """Other COIs verified facts bind this DIN to (issue 14): any = an identity conflict."""
 
     @property
     def din_data(self) -> str:
