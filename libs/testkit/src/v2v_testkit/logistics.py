@@ -14,7 +14,16 @@ from uuid import uuid4
 from v2v_logistics.adapters.courier_shipment_index import EventStoreCourierShipmentIndex
 from v2v_logistics.application import LogisticsApplication, NewShipment
 from v2v_logistics.domain.shipment import ScanOutcome
-from v2v_logistics.domain.values import KnownUnit, ScanAttempt, UnitKind, courier_party, site_party
+from v2v_logistics.domain.values import (
+    Department,
+    KnownUnit,
+    ScanAttempt,
+    UnitKind,
+    courier_party,
+    department_of,
+    site_of,
+    site_party,
+)
 from v2v_logistics.ports import LogisticsFacts
 from v2v_logistics.unpublished_records import LogisticsUnpublishedRecords
 from v2v_platform.attribution import Attribution
@@ -135,9 +144,13 @@ def attempt(
 
 
 def acting_as(party: str) -> Attribution:
-    """Who acts as `party` (`courier:<ID>` with its token, `site:<ID>` with its certificate)."""
+    """Who acts as `party` (`courier:<ID>` with its token, `site:<ID>` with its certificate,
+    `site:<ID>/<department>` with its site's certificate in the department's role)."""
     if party.startswith("courier:"):
         return courier(party.removeprefix("courier:"))
+    department = department_of(party)
+    if department:
+        return site_user(site_of(party), Department(department).role.value)
     return site_user(party.removeprefix("site:"))
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from v2v_logistics.domain.values import KnownUnit
+from v2v_platform.ids.bindings import DinConflict
 
 
 class LogisticsFacts(Protocol):
@@ -18,6 +19,21 @@ class NoLogisticsFacts:
     """Knows no unit: every shipment is refused (for processes that only relay)."""
 
     def unit(self, din_data: str) -> KnownUnit | None:
+        return None
+
+
+class UnitIdentities(Protocol):
+    """Whether verified facts bind a DIN to more than one COI (issue 14, I1): a unit in
+    conflict may not be shipped, scanned, handed over or received (`identity-conflict`).
+    Implemented by the facts projection (`SqlLogisticsFacts`)."""
+
+    def identity_conflict(self, din_data: str) -> DinConflict | None: ...
+
+
+class NoUnitIdentities:
+    """Knows no binding, so no conflict (for processes that only relay)."""
+
+    def identity_conflict(self, din_data: str) -> DinConflict | None:
         return None
 
 

@@ -49,6 +49,9 @@ class ShipmentView:
     exception_kind: str
     offered_to: str = ""
     """The party the custodian offered the shipment to ("" when no handoff is offered)."""
+    origin_party: str = ""
+    destination_party: str = ""
+    """`site:<ID>`, or `site:<ID>/<department>` when it goes from or to a department."""
 
     @classmethod
     def of(cls, shipment: Shipment) -> ShipmentView:
@@ -69,6 +72,8 @@ class ShipmentView:
             [ExcursionView.of(e) for e in shipment.excursions],
             shipment.exception_kind.value if shipment.exception_kind else "",
             shipment.offered_to,
+            shipment.origin_party,
+            shipment.destination_party,
         )
 
 

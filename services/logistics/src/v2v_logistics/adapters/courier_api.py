@@ -129,6 +129,8 @@ def shipment_json(view: CourierShipmentView) -> dict[str, Any]:
         "condition": shipment.condition,
         "origin_site_id": shipment.origin_site_id,
         "destination_site_id": shipment.destination_site_id,
+        "origin_party": shipment.origin_party,
+        "destination_party": shipment.destination_party,
         "custodian": shipment.custodian,
         "manifest": shipment.manifest,
         "scanned": view.scanned,

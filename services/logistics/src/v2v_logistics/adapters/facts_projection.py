@@ -6,6 +6,12 @@ implements `ports.LogisticsFacts`.
 - `v2v.manufacturing.events.v1.ProductUnitsCreated`: product units (DINs, COI, hold
   condition, window start = creation time), first held by the manufacturing site.
 
+And which COIs each DIN is bound to (`v2v_platform.ids.bindings`: intake's labels and
+packaging, manufacturing's product units and their inputs), for `ports.UnitIdentities`: the
+first binding stands (a known unit keeps the COI it was first learned for), and a DIN bound to
+a second COI is an identity conflict, logged as critical when learned, on which no shipment
+may go on (`identity-conflict`).
+
 Written in the consumer store's transaction (with its ledger), in PostgreSQL or SQLite;
 logistics never calls those services or reads their databases.
 """
@@ -26,26 +32,33 @@ from v2v_platform.conditions import Condition
 from v2v_platform.consumer import Delivered
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
+from v2v_platform.ids.bindings import BindingTable, DinConflict
 from v2v_platform.proto_values import condition_from_proto, from_timestamp
 from v2v_platform.read_queries import Query
 from v2v_platform.service_runtime import FactsFeed
 
 log = logging.getLogger(__name__)
 
-CONSUMER_NAME = "logistics-unit-facts"
+CONSUMER_NAME = "logistics-unit-facts-v2"
+"""v2 since the DIN bindings are learned (issue 14): a new ledger and consumer group, so a store
+made before reads both topics once more from their start and learns the bindings of units made
+before the upgrade (the known units keep their first row: replaying them is harmless)."""
+BINDINGS = BindingTable("logistics_din_bindings")
 UNIT_PACKAGED = "v2v.intake.events.v1.UnitPackaged"
 PRODUCTS_CREATED = "v2v.manufacturing.events.v1.ProductUnitsCreated"
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS logistics_known_units ("
     " din_data TEXT PRIMARY KEY, din TEXT NOT NULL, coi TEXT NOT NULL, kind TEXT NOT NULL,"
-    " condition TEXT NOT NULL, window_starts_at TEXT NOT NULL, first_custodian TEXT NOT NULL)"
+    " condition TEXT NOT NULL, window_starts_at TEXT NOT NULL, first_custodian TEXT NOT NULL)",
+    BINDINGS.schema,
 )
-UPSERT = (
+UPSERT = (  # the COI a unit was first learned for stands (a second one is a conflict)
     "INSERT INTO logistics_known_units VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (din_data)"
-    " DO UPDATE SET din = excluded.din, coi = excluded.coi, kind = excluded.kind,"
+    " DO UPDATE SET din = excluded.din, kind = excluded.kind,"
     " condition = excluded.condition, window_starts_at = excluded.window_starts_at,"
     " first_custodian = excluded.first_custodian"
+    " WHERE logistics_known_units.coi = excluded.coi"
 )
 SELECT = (
     "SELECT din, coi, kind, condition, window_starts_at, first_custodian"
@@ -63,6 +76,7 @@ class FactsProjection:
         envelope = delivered.envelope
         holder = site_party(envelope.site_id)
         try:
+            BINDINGS.learn(unit_of_work, self._sql, envelope)
             if envelope.event_type == UNIT_PACKAGED:
                 packaged = intake.UnitPackaged.FromString(envelope.payload)
                 self._packaged(unit_of_work, packaged, holder)
@@ -111,7 +125,8 @@ class FactsProjection:
 
 
 def create_tables(connection: Any) -> None:
-    connection.execute(SCHEMA)
+    for statement in SCHEMA:
+        connection.execute(statement)
 
 
 class SqlLogisticsFacts:
@@ -129,9 +144,13 @@ class SqlLogisticsFacts:
             din, coi, UnitKind(kind), Condition(condition), datetime.fromisoformat(start), holder
         )
 
+    def identity_conflict(self, din_data: str) -> DinConflict | None:
+        """`ports.UnitIdentities`: the COIs the DIN is bound to, when more than one."""
+        return BINDINGS.read(self._query, din_data).conflict
+
 
 FACTS_FEED = FactsFeed(
-    name="facts",
+    name="facts-v2",
     contexts=("intake", "manufacturing"),
     projection=FactsProjection,
     consumer_name=CONSUMER_NAME,

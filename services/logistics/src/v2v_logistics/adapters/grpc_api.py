@@ -5,7 +5,10 @@ from request fields; domain refusals become status codes via `translate_errors`,
 refusals FAILED_PRECONDITION with "<reason-code>: <explanation>". Every method declares its
 `Access` (roles and relation) in `ACCESS`: the shipment's parties only (origin, destination,
 the site holding it, in the courier role the assigned courier's company); to anyone else a
-shipment is NOT_FOUND, as if absent; auditors read every shipment.
+shipment is NOT_FOUND, as if absent; auditors read every shipment. A request's `department`
+names the calling site's department it acts for (`site:<ID>/<department>`): the caller acts in
+the role that department stands for, which its certificate must hold (PERMISSION_DENIED
+otherwise).
 """
 
 from __future__ import annotations
@@ -20,18 +23,19 @@ from v2v.logistics.v1 import logistics_service_pb2_grpc as pb_grpc
 from v2v_logistics.application import LogisticsApplication, NewShipment, ScanRefusedAtCreation
 from v2v_logistics.domain.matching import ScanRefused
 from v2v_logistics.domain.values import (
+    Department,
     ExceptionKind,
     Reading,
     ScanAttempt,
+    parse_department,
     parse_enum,
-    site_party,
 )
 from v2v_logistics.views import ExcursionView, ShipmentView
 from v2v_platform import access_log
 from v2v_platform.access_policy import Access, Relation, reads, required_roles, writes
 from v2v_platform.attribution import Attribution, WindowOverride
-from v2v_platform.auth.identity import Role, current_caller
-from v2v_platform.errors import Refused
+from v2v_platform.auth.identity import CallerIdentity, Role, current_caller
+from v2v_platform.errors import Forbidden, Refused
 from v2v_platform.grpc_service import translate_errors
 from v2v_platform.proto_values import (
     attribution,
@@ -77,10 +81,34 @@ def coded(error: ScanRefused | ScanRefusedAtCreation) -> CustodyRefused:
     return CustodyRefused(f"{error.reason_code}: {error}")
 
 
-def acting(method: str, operator: common_pb2.Operator, reason: str = "") -> Attribution:
-    return attribution(
-        current_caller(), roles_of(method), operator.user_id, operator.printed_name, reason
+def acting(
+    method: str, operator: common_pb2.Operator, reason: str = "", department: str = ""
+) -> Attribution:
+    return acting_for(
+        current_caller(), method, operator.user_id, operator.printed_name, reason, department
     )
+
+
+def acting_for(
+    caller: CallerIdentity,
+    method: str,
+    user_id: str,
+    printed_name: str,
+    reason: str = "",
+    department: str = "",
+) -> Attribution:
+    """Who acts: in the first of the method's roles the caller holds or, for one of its
+    departments, in the role that department stands for (Forbidden when the caller's
+    credentials do not hold it)."""
+    if not department:
+        return attribution(caller, roles_of(method), user_id, printed_name, reason)
+    role = Department(parse_department(department)).role
+    if role not in caller.roles:
+        raise Forbidden(
+            f"site {caller.site_id} does not hold the {role.value} role its {department}"
+            " department acts in"
+        )
+    return attribution(caller, [role], user_id, printed_name, reason)
 
 
 def excursion_message(view: ExcursionView) -> pb.Excursion:
@@ -112,6 +140,8 @@ def shipment_message(view: ShipmentView) -> pb.Shipment:
         excursions=[excursion_message(e) for e in view.excursions],
         exception_kind=view.exception_kind,
         offered_to=view.offered_to,
+        origin_party=view.origin_party,
+        destination_party=view.destination_party,
     )
 
 
@@ -161,8 +191,10 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
             request.shipper_id,
             request.data_logger_id,
             request.courier_id,
+            request.department,
+            request.destination_department,
         )
-        by = acting("CreateShipment", request.operator)
+        by = acting("CreateShipment", request.operator, department=request.department)
         view = custody_rule(lambda: self.app.create_shipment(plan, by))
         return pb.CreateShipmentResponse(shipment=shipment_message(view))
 
@@ -171,8 +203,10 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
     def AssignCourier(
         self, request: pb.AssignCourierRequest, context: Any
     ) -> pb.AssignCourierResponse:
-        by = acting("AssignCourier", request.operator)
-        view = self.app.assign_courier(request.shipment_id, request.courier_id, by)
+        by = acting("AssignCourier", request.operator, department=request.department)
+        view = self.app.assign_courier(
+            request.shipment_id, request.courier_id, by, request.department
+        )
         return pb.AssignCourierResponse(shipment=shipment_message(view))
 
     @translate_errors
@@ -180,11 +214,11 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
     def OfferHandoff(
         self, request: pb.OfferHandoffRequest, context: Any
     ) -> pb.OfferHandoffResponse:
-        by = acting("OfferHandoff", request.operator)
+        by = acting("OfferHandoff", request.operator, department=request.department)
         offer = ScanAttempt(
             request.idempotency_key,
             required_time(request, "offered_at"),
-            site_party(by.site_id),
+            self.app.acting_party(by, request.department),
             request.to_party,
         )
         outcome = custody_rule(lambda: self.app.offer_handoff(request.shipment_id, offer, by))
@@ -195,12 +229,12 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
     @translate_errors
     @logs_shipment_coi
     def RecordScan(self, request: pb.RecordScanRequest, context: Any) -> pb.RecordScanResponse:
-        by = acting("RecordScan", request.operator)
+        by = acting("RecordScan", request.operator, department=request.department)
         scan = ScanAttempt(
             request.idempotency_key,
             required_time(request, "scanned_at"),
             request.from_party,
-            site_party(by.site_id),
+            self.app.acting_party(by, request.department),
             request.label,
         )
         outcome = custody_rule(lambda: self.app.scan(request.shipment_id, scan, by))
@@ -213,12 +247,12 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
     def ConfirmHandoff(
         self, request: pb.ConfirmHandoffRequest, context: Any
     ) -> pb.ConfirmHandoffResponse:
-        by = acting("ConfirmHandoff", request.operator)
+        by = acting("ConfirmHandoff", request.operator, department=request.department)
         handoff = ScanAttempt(
             request.idempotency_key,
             required_time(request, "scanned_at"),
             request.from_party,
-            site_party(by.site_id),
+            self.app.acting_party(by, request.department),
         )
         outcome = custody_rule(lambda: self.app.hand_over(request.shipment_id, handoff, by))
         return pb.ConfirmHandoffResponse(
@@ -230,11 +264,16 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
     def ReceiveShipment(
         self, request: pb.ReceiveShipmentRequest, context: Any
     ) -> pb.ReceiveShipmentResponse:
-        by = acting("ReceiveShipment", request.operator)
+        by = acting("ReceiveShipment", request.operator, department=request.department)
         override = override_from(request)
         view = custody_rule(
             lambda: self.app.receive_shipment(
-                request.shipment_id, list(request.scanned_labels), request.from_party, override, by
+                request.shipment_id,
+                list(request.scanned_labels),
+                request.from_party,
+                override,
+                by,
+                department=request.department,
             )
         )
         return pb.ReceiveShipmentResponse(shipment=shipment_message(view))

@@ -6,6 +6,9 @@ page (`/courier`, `/courier/static/...`) is public: it holds no data until a cou
 Refusals are problem+json documents with a 4xx status; custody refusals carry `reason_code`.
 Every route declares its `Access` (`openapi_extra`, the gRPC twin's from `grpc_api.ACCESS`):
 only the shipment's parties act on or read it; to any other site it is 404, as if absent.
+A body's `department` names the calling site's department it acts for (`collection`, `gmp`,
+`qc`, `ward`): the caller acts in the role that department stands for, which its token must
+hold (403 otherwise).
 (No `from __future__ import annotations` here: FastAPI resolves the dependencies below.)
 """
 
@@ -21,7 +24,7 @@ from v2v_logistics.adapters.courier_access import note_coi
 from v2v_logistics.adapters.courier_api import courier_router
 from v2v_logistics.adapters.courier_page import router as courier_page_router
 from v2v_logistics.adapters.courier_tokens import CourierTokens
-from v2v_logistics.adapters.grpc_api import ACCESS, roles_of
+from v2v_logistics.adapters.grpc_api import ACCESS, acting_for, roles_of
 from v2v_logistics.application import (
     LogisticsApplication,
     NewShipment,
@@ -50,7 +53,6 @@ from v2v_platform.http_api import (
     require_roles,
 )
 from v2v_platform.limits import MAX_READINGS
-from v2v_platform.proto_values import attribution
 from v2v_platform.scope import Scope
 
 CUSTODY_REFUSED = "Refused by a custody rule"
@@ -72,10 +74,15 @@ class CreateShipment(Command):
     shipper_id: IdText
     data_logger_id: IdText
     courier_id: IdText = ""
+    department: IdText = ""
+    """The calling site's department that ships it ("": the site as a whole)."""
+    destination_department: IdText = ""
+    """The destination's department that takes it; within one site, both are named."""
 
 
 class AssignCourier(Command):
     courier_id: IdText
+    department: IdText = ""
 
 
 class Signature(BaseModel):
@@ -97,6 +104,8 @@ class ReceiveShipment(Command):
     from_party: NameText = ""
     """Optional: when given, it must name the custodian (who offered the shipment)."""
     window_override: Override | None = None
+    department: IdText = ""
+    """The calling site's department that takes it, when the shipment goes to it."""
 
 
 class InspectReceipt(Command):
@@ -163,10 +172,12 @@ def create_http_app(
     Uploader = Annotated[CallerIdentity, Depends(caller_for("UploadTemperatureReadings"))]
     Reader = Annotated[CallerIdentity, Depends(caller_for("GetShipment"))]
 
-    def acting(caller: CallerIdentity, method: str, body: Command, reason: str = "") -> Attribution:
+    def acting(
+        caller: CallerIdentity, method: str, body: Command, reason: str = "", department: str = ""
+    ) -> Attribution:
         operator = body.operator
-        return attribution(
-            caller, roles_of(method), operator.user_id, operator.printed_name, reason
+        return acting_for(
+            caller, method, operator.user_id, operator.printed_name, reason, department
         )
 
     def declared(method: str) -> dict[str, Any]:
@@ -190,8 +201,11 @@ def create_http_app(
             body.shipper_id,
             body.data_logger_id,
             body.courier_id,
+            body.department,
+            body.destination_department,
         )
-        view = application.create_shipment(plan, acting(caller, "CreateShipment", body))
+        by = acting(caller, "CreateShipment", body, department=body.department)
+        view = application.create_shipment(plan, by)
         return shipment_json(view)
 
     @app.get("/v1/shipments/{shipment_id}", openapi_extra=declared("GetShipment"))
@@ -200,14 +214,20 @@ def create_http_app(
 
     @app.post("/v1/shipments/{shipment_id}/courier", openapi_extra=declared("AssignCourier"))
     def assign(shipment_id: str, body: AssignCourier, caller: Assigner) -> Any:
-        by = acting(caller, "AssignCourier", body)
-        return shipment_json(application.assign_courier(shipment_id, body.courier_id, by))
+        by = acting(caller, "AssignCourier", body, department=body.department)
+        view = application.assign_courier(shipment_id, body.courier_id, by, body.department)
+        return shipment_json(view)
 
     @app.post("/v1/shipments/{shipment_id}/receipt", openapi_extra=declared("ReceiveShipment"))
     def receive(shipment_id: str, body: ReceiveShipment, caller: Receiver) -> Any:
-        by = acting(caller, "ReceiveShipment", body)
+        by = acting(caller, "ReceiveShipment", body, department=body.department)
         view = application.receive_shipment(
-            shipment_id, body.scanned_labels, body.from_party, override_of(body.window_override), by
+            shipment_id,
+            body.scanned_labels,
+            body.from_party,
+            override_of(body.window_override),
+            by,
+            department=body.department,
         )
         return shipment_json(view)
 

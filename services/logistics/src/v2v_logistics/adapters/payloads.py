@@ -39,6 +39,8 @@ def shipment_created(event: Shipment.Created) -> pb.ShipmentCreated:
         window_rule=event.window_rule,
         created_at=timestamp(event.created_at),
         protocol_rules=event.protocol_rules,
+        origin_department=event.origin_department,
+        destination_department=event.destination_department,
     )
 
 
@@ -141,6 +143,7 @@ def delivered(event: Shipment.Delivered) -> pb.ShipmentDelivered:
         received_at=timestamp(event.received_at),
         window_overridden=event.window_overridden,
         override_signature=signature_to_proto(event.override_signature),
+        destination_department=event.destination_department,
     )
 
 

@@ -35,9 +35,15 @@ from v2v_logistics.application.shipments import (
 )
 from v2v_logistics.application.temperatures import Temperatures
 from v2v_logistics.domain.matching import Mismatch
-from v2v_logistics.domain.parties import Caller, Parties, party_of
+from v2v_logistics.domain.parties import Caller, Parties, acting_problem, party_of
 from v2v_logistics.domain.shipment import ScanOutcome, Shipment
-from v2v_logistics.domain.values import ExceptionKind, Reading, ScanAttempt
+from v2v_logistics.domain.values import (
+    ExceptionKind,
+    Reading,
+    ScanAttempt,
+    parse_department,
+    site_party,
+)
 from v2v_logistics.ports import (
     CourierRoster,
     CourierShipmentIndex,
@@ -102,8 +108,10 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
     def create_shipment(self, request: NewShipment, by: Attribution) -> ShipmentView:
         return self.shipments.create(request, by)
 
-    def assign_courier(self, shipment_id: str, courier_id: str, by: Attribution) -> ShipmentView:
-        return self.shipments.assign_courier(shipment_id, courier_id, by)
+    def assign_courier(
+        self, shipment_id: str, courier_id: str, by: Attribution, department: str = ""
+    ) -> ShipmentView:
+        return self.shipments.assign_courier(shipment_id, courier_id, by, department)
 
     # scans and handoffs (couriers over HTTP, sites over gRPC)
 
@@ -128,8 +136,13 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
         override: WindowOverride | None,
         by: Attribution,
         idempotency_key: str = "",
+        department: str = "",
     ) -> ShipmentView:
-        return self.receipt.receive(shipment_id, labels, from_party, override, by, idempotency_key)
+        """The destination site (or its `department`, when the shipment goes to it) takes the
+        shipment."""
+        return self.receipt.receive(
+            shipment_id, labels, from_party, override, by, idempotency_key, department
+        )
 
     def inspect_receipt(
         self, shipment_id: str, intact: bool, log_reviewed: bool, notes: str, by: Attribution
@@ -207,6 +220,16 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
             return ShipmentView.of(shipment)
 
         return self.retrying(attempt)
+
+    @staticmethod
+    def acting_party(by: Attribution, department: str = "") -> str:
+        """The party a site acts as: `site:<ID>`, or `site:<ID>/<department>` when it acts for
+        one of its departments, in the role that department stands for (Forbidden otherwise)."""
+        party = site_party(by.site_id, parse_department(department))
+        problem = acting_problem(party, by.site_id, by.role)
+        if problem is not None:
+            raise Forbidden(problem)
+        return party
 
     @staticmethod
     def site_caller(by: Attribution) -> Caller:

@@ -13,12 +13,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from v2v_logistics.domain.matching import ScanRefused
-from v2v_logistics.domain.parties import Caller
+from v2v_logistics.domain.parties import Caller, acting_problem
 from v2v_logistics.domain.shipment import ScanOutcome, Shipment
 from v2v_logistics.domain.values import ScanAttempt, parse_party
 from v2v_platform import limits
 from v2v_platform.attribution import Attribution
 from v2v_platform.auth.identity import Role
+from v2v_platform.errors import Forbidden
 
 if TYPE_CHECKING:
     from v2v_logistics.application import LogisticsApplication
@@ -87,7 +88,11 @@ class Handoffs:
 
 
 def caller(party: str, by: Attribution) -> Caller:
-    """The authenticated party acting (a site in its courier role may be a courier company)."""
+    """The authenticated party acting (a site in its courier role may be a courier company; a
+    site acts for one of its departments only in the role that department stands for)."""
+    problem = acting_problem(party.strip(), by.site_id, by.role)
+    if problem is not None:
+        raise Forbidden(problem)
     return Caller(party, courier_role=by.role == Role.COURIER.value)
 
 

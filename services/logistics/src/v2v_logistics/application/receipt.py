@@ -1,8 +1,8 @@
-"""The destination site: delivery (the custodian offered it the shipment; it scanned exactly
-the manifest; past the window only with a signed override), receipt inspection, and
-exceptions recorded by either party site. Only a party to the shipment calls these: to any
-other site the shipment does not exist (nothing recorded). Scanned labels are read as their
-bounded echoes (at most as many as a manifest holds)."""
+"""The destination site: delivery (the custodian offered it the shipment; it, or the department
+the shipment goes to, scanned exactly the manifest; past the window only with a signed
+override), receipt inspection, and exceptions recorded by either party site. Only a party to
+the shipment calls these: to any other site the shipment does not exist (nothing recorded).
+Scanned labels are read as their bounded echoes (at most as many as a manifest holds)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from uuid import uuid4
 
 from v2v_logistics.domain.matching import Mismatch, ScanRefused
 from v2v_logistics.domain.shipment import Shipment
-from v2v_logistics.domain.values import ExceptionKind, ScanAttempt, parse_party, site_party
+from v2v_logistics.domain.values import ExceptionKind, ScanAttempt, parse_party
 from v2v_logistics.views import ShipmentView
 from v2v_platform import limits
 from v2v_platform.attribution import Attribution, WindowOverride
@@ -34,6 +34,7 @@ class Receipt:
         override: WindowOverride | None,
         by: Attribution,
         idempotency_key: str = "",
+        department: str = "",
     ) -> ShipmentView:
         labels = [limits.echo(label) for label in limits.check_items(labels, "scanned_labels")]
         self.app.check_override(override, "window_override")
@@ -41,7 +42,7 @@ class Receipt:
             limits.check_id(idempotency_key, "idempotency_key") or f"receipt:{uuid4()}",
             self.app.clock(),
             parse_party(from_party) if from_party.strip() else "",
-            site_party(by.site_id),
+            self.app.acting_party(by, department),
             " ".join(labels),
         )
         authored = self.app.authored(by)

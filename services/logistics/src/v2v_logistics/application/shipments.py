@@ -1,6 +1,7 @@
 """Creating shipments (one COI, units verified facts relate to the shipper and in its custody,
-one condition, the earliest stability window of the units) and assigning their courier (the
-custodian site that assigns the courier offers it the shipment)."""
+one condition, the earliest stability window of the units; from the calling site or one of
+its departments, to another site or, within the site, from one department to another) and
+assigning their courier (the custodian that assigns the courier offers it the shipment)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
 from v2v_logistics.domain.matching import OTHER_COI, UNKNOWN_UNIT, Mismatch
-from v2v_logistics.domain.parties import UnitCustody, check_shippable
+from v2v_logistics.domain.parties import UnitCustody, check_shippable, route_problem
 from v2v_logistics.domain.shipment import Shipment, ShipmentPlan
 from v2v_logistics.domain.values import (
     KnownUnit,
@@ -18,6 +19,7 @@ from v2v_logistics.domain.values import (
     ShipmentStatus,
     courier_party,
     parse_courier_id,
+    parse_department,
     parse_site,
     require_text,
     site_party,
@@ -43,6 +45,11 @@ class NewShipment:
     shipper_id: str
     data_logger_id: str
     courier_id: str = ""
+    origin_department: str = ""
+    """The calling site's department that ships it ("": the site as a whole); the caller
+    acts in the role that department stands for."""
+    destination_department: str = ""
+    """The destination's department that takes it ("": the destination site as a whole)."""
 
 
 class ScanRefusedAtCreation(Refused):
@@ -77,13 +84,16 @@ class Shipments:
         if len({din.data for din in dins}) != len(dins):
             raise InvalidInput("a unit is listed twice on the manifest")
         destination = parse_site(request.destination_site_id, "destination site")
-        if destination == by.site_id:
-            raise InvalidInput("the destination is the origin site")
+        origin = self.app.acting_party(by, request.origin_department)
+        destination_department = parse_department(request.destination_department)
+        wrong_route = route_problem(origin, site_party(destination, destination_department))
+        if wrong_route is not None:
+            raise InvalidInput(wrong_route)
         if request.courier_id:
             parse_courier_id(request.courier_id)
 
         def attempt() -> ShipmentView:
-            units = [self._shippable(din, by.site_id) for din in dins]
+            units = [self._shippable(din, origin) for din in dins]
             plan = self._plan(units, request, by.site_id, destination)
             shipment = Shipment.create(uuid4(), plan, self.app.clock(), self.app.authored(by))
             self.app.unpublished.list_units([u.din_data for u in units], shipment.shipment_id, by)
@@ -92,10 +102,10 @@ class Shipments:
 
         return self.app.retrying(attempt)
 
-    def _shippable(self, din: Din, origin_site_id: str) -> KnownUnit:
+    def _shippable(self, din: Din, origin: str) -> KnownUnit:
         unit = self.app.facts.unit(din.data)
         custody = self.unit_custody(unit) if unit is not None else None
-        found = check_shippable(str(din), unit, custody, site_party(origin_site_id))
+        found = check_shippable(str(din), unit, custody, origin)
         if isinstance(found, Mismatch):
             if found.reason_code == UNKNOWN_UNIT:
                 raise UnitNotFound(found)
@@ -129,39 +139,44 @@ class Shipments:
             window_ends_at=window.ends_at,
             window_rule=window.rule,
             protocol_rules=self.app.rules.tag,
+            origin_department=parse_department(request.origin_department),
+            destination_department=parse_department(request.destination_department),
         )
 
     def unit_custody(self, unit: KnownUnit) -> UnitCustody:
         """Who holds the unit now (an open shipment's custodian, else the last receiver) and
-        every site that held it (its first custodian, the origins and the receivers of its
-        shipments): the sites verified facts and this service's records relate to it."""
+        every party that held it (its first custodian, the origins and the receivers of its
+        shipments: sites or their departments): the parties verified facts and this service's
+        records relate to it."""
         custodian = unit.first_custodian
         held = {custodian}
         for shipment_id in self.app.unpublished.shipments_of(unit.din_data):
             shipment = self.app.find(Shipment, UUID(shipment_id))
             if shipment is None:
                 continue  # listed, but its shipment was never saved
-            held.add(site_party(shipment.origin_site_id))
+            held.add(shipment.origin_party)
             if shipment.status.is_moving:
                 custodian = f"shipment:{shipment.shipment_id}"
             elif shipment.status in (ShipmentStatus.DELIVERED, ShipmentStatus.RECEIPT_INSPECTED):
-                custodian = site_party(shipment.destination_site_id)
+                custodian = shipment.destination_party
                 held.add(custodian)
             else:
                 custodian = shipment.custodian
         return UnitCustody(custodian, frozenset(held))
 
-    def assign_courier(self, shipment_id: str, courier_id: str, by: Attribution) -> ShipmentView:
-        """Origin or destination assigns the courier; when the assigning site holds the
-        shipment, it offers it to that courier too."""
+    def assign_courier(
+        self, shipment_id: str, courier_id: str, by: Attribution, department: str = ""
+    ) -> ShipmentView:
+        """Origin or destination assigns the courier; when the assigning site (or its
+        `department`) holds the shipment, it offers it to that courier too."""
         parse_courier_id(courier_id)
+        giver = self.app.acting_party(by, department)
 
         def change(shipment: Shipment) -> None:
             self.app.check_party_site(shipment, by, "assign a courier to")
             authored = self.app.authored(by)
             shipment.assign_courier(courier_id, authored)
             courier = courier_party(courier_id)
-            giver = site_party(by.site_id)
             if shipment.custodian == giver and shipment.offered_to != courier:
                 offer = ScanAttempt(f"assign:{uuid4()}", self.app.clock(), giver, courier)
                 shipment.offer_handoff(offer, self.app.parties_of(shipment), authored)

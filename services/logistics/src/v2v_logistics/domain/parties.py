@@ -12,6 +12,15 @@ for). Nobody else may scan, hand over, receive, upload readings or read the ship
 it does not exist (`NOT_A_PARTY`, answered as NotFound and never recorded, so a refused call
 never relates its caller to the chain).
 
+A department of a site (`site:<SITE_ID>/<department>`: collection, gmp, qc, ward) is a party
+of its own for custody: a shipment may go from one department of a site to another (an
+in-house hospital's collection -> GMP -> QC -> ward; never to the department it comes from,
+and within one site only between two named departments: `route_problem`), with the same
+scans, offers and handoffs. Its site is the party for authorization: a site is a party to every
+shipment one of its departments is a party to, and it acts for a department only in the role
+that department stands for (`acting_problem`). A department may ship what its site holds as a
+whole; what a department holds, only that department ships.
+
 Custody passes between parties by two authenticated calls, never by a request field: the
 custodian offers the shipment to one receiving party (`check_offer`; creating a shipment with
 a courier, or assigning the courier while holding it, offers it to that courier), and that
@@ -33,9 +42,11 @@ from v2v_logistics.domain.matching import (
 )
 from v2v_logistics.domain.values import (
     COURIER_PREFIX,
-    SITE_PREFIX,
+    Department,
     KnownUnit,
     courier_party,
+    department_of,
+    site_of,
     site_party,
 )
 
@@ -45,7 +56,8 @@ class Caller:
     """Who calls, as an adapter authenticated them (never from request fields)."""
 
     party: str
-    """`courier:<ID>` for a courier token, `site:<ID>` for a site certificate or token."""
+    """`courier:<ID>` for a courier token, `site:<ID>` for a site certificate or token
+    (`site:<ID>/<department>` when the site acts for one of its departments)."""
     courier_role: bool = False
     """A site acting in its courier role (it may be the assigned courier's company)."""
 
@@ -74,11 +86,22 @@ class Parties:
     custodian: str
     courier_companies: frozenset[str] = frozenset()
     """The sites the assigned courier works for (from the service's own token records)."""
+    origin_department: str = ""
+    destination_department: str = ""
+    """The departments the shipment goes from and to ("": the site as a whole)."""
+
+    @property
+    def origin(self) -> str:
+        return site_party(self.origin_site_id, self.origin_department)
+
+    @property
+    def destination(self) -> str:
+        return site_party(self.destination_site_id, self.destination_department)
 
     def receivers(self) -> frozenset[str]:
-        """Who may take the shipment (the custodian excluded): its sites, its courier and
-        that courier's companies."""
-        named = {site_party(self.origin_site_id), site_party(self.destination_site_id)}
+        """Who may take the shipment (the custodian excluded): its origin and destination
+        (sites or departments), its courier and that courier's companies."""
+        named = {self.origin, self.destination}
         if self.assigned_courier_id:
             named.add(courier_party(self.assigned_courier_id))
             named.update(site_party(site) for site in self.courier_companies)
@@ -95,12 +118,46 @@ def party_of(parties: Parties, caller: Caller) -> Mismatch | str:
         ):
             return caller.party
         return _not_a_party(caller.party)
-    site = caller.party.removeprefix(SITE_PREFIX)
+    site = site_of(caller.party)
     if site in (parties.origin_site_id, parties.destination_site_id):
         return caller.party
     if caller.courier_role and parties.assigned_courier_id and site in parties.courier_companies:
         return caller.party
     return _not_a_party(caller.party)
+
+
+def acting_problem(party: str, site_id: str, role: str) -> str | None:
+    """Why a caller (its authenticated site, in its acting role) may not act as `party`, or
+    None: a site acts for one of its departments only in the role that department stands for
+    (a site as a whole, or a courier, is checked where it was authenticated)."""
+    department = department_of(party)
+    if not department:
+        return None
+    needed = Department(department).role.value
+    if site_of(party) != site_id or role != needed:
+        return (
+            f"{party} is a department of {site_of(party)} acting in the {needed} role; the caller"
+            f" is {site_id} acting as {role}"
+        )
+    return None
+
+
+def route_problem(origin: str, destination: str) -> str | None:
+    """Why a shipment may not go from party `origin` to party `destination` (sites or
+    departments), or None: never to where it comes from, and within one site only from one of
+    its departments to another."""
+    if origin == destination:
+        if department_of(origin):
+            return f"the destination is the origin department ({origin})"
+        return "the destination is the origin site"
+    if site_of(origin) == site_of(destination) and not (
+        department_of(origin) and department_of(destination)
+    ):
+        return (
+            f"{origin} and {destination} are one site: within a site, a shipment goes from one"
+            " of its departments to another (name both departments)"
+        )
+    return None
 
 
 def check_offer(parties: Parties, giver: str, to_party: str) -> Mismatch | Offer:
@@ -167,12 +224,23 @@ def check_shippable(
     din: str, unit: KnownUnit | None, custody: UnitCustody | None, origin: str
 ) -> Mismatch | KnownUnit:
     """The unit, when the `origin` party may ship it: verified facts relate the unit to the
-    origin (refused as `unknown-unit` otherwise, exactly like a unit nobody knows) and the
-    origin holds it now (`wrong-custodian`)."""
-    if unit is None or custody is None or origin not in custody.held_by:
+    origin's site (refused as `unknown-unit` otherwise, exactly like a unit nobody knows) and
+    the origin holds it now (`wrong-custodian`; a department holds what its site holds as a
+    whole)."""
+    related = {site_of(party) for party in custody.held_by} if custody else set()
+    if unit is None or custody is None or site_of(origin) not in related:
         return Mismatch(UNKNOWN_UNIT, f"no unit with DIN {din} is known here")
-    if custody.custodian != origin:
+    if not holds(origin, custody.custodian):
+        shown = origin if department_of(origin) else "this site"
         return Mismatch(
-            WRONG_CUSTODIAN, f"unit {din} is in the custody of {custody.custodian}, not this site"
+            WRONG_CUSTODIAN, f"unit {din} is in the custody of {custody.custodian}, not {shown}"
         )
     return unit
+
+
+def holds(party: str, custodian: str) -> bool:
+    """`party` holds what `custodian` holds: it is the custodian, or a department of the site
+    that holds it as a whole."""
+    return party == custodian or (
+        bool(department_of(party)) and custodian == site_party(site_of(party))
+    )

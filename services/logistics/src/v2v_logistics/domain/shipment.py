@@ -1,13 +1,15 @@
-"""A shipment of units of ONE COI from an origin site to a destination site (I2, I3, I5).
+"""A shipment of units of ONE COI from an origin to a destination (I2, I3, I5): sites, or
+departments of sites (`site:<ID>/<department>`; between two departments of one site, an
+intra-site transfer follows the same rules).
 
-Custody has exactly one holder at a time (`custodian`: `site:<ID>` or `courier:<ID>`) and
-passes only by an accepted handoff: the custodian offered the shipment to the receiving party
-by its own call (`HandoffOffered`; a shipment created with a courier is offered to that
-courier) and the receiving party scanned exactly the manifest (`domain.parties`). Every
-refused scan, offer, handoff or receipt is recorded as a `ScanMismatchRecorded` event with its
-reason code, and nothing else changes. Each courier scan, offer and handoff carries a
-client-generated idempotency key, recorded on its event: the outcome of a key already seen is
-re-derived from the events, never applied twice.
+Custody has exactly one holder at a time (`custodian`: `site:<ID>`, `site:<ID>/<department>`
+or `courier:<ID>`) and passes only by an accepted handoff: the custodian offered the shipment
+to the receiving party by its own call (`HandoffOffered`; a shipment created with a courier is
+offered to that courier) and the receiving party scanned exactly the manifest
+(`domain.parties`). Every refused scan, offer, handoff or receipt is recorded as a
+`ScanMismatchRecorded` event with its reason code, and nothing else changes. Each courier scan,
+offer and handoff carries a client-generated idempotency key, recorded on its event: the
+outcome of a key already seen is re-derived from the events, never applied twice.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from v2v_logistics.domain.parties import (
 from v2v_logistics.domain.temperatures import Excursion, excursions
 from v2v_logistics.domain.values import (
     COURIER_PREFIX,
+    SITE_PREFIX,
     ExceptionKind,
     Reading,
     ScanAttempt,
@@ -83,6 +86,9 @@ class ShipmentPlan:
     window_rule: str
     protocol_rules: str
     """The tag of the protocol rules that set the window (`ProtocolRules.tag`)."""
+    origin_department: str = ""
+    destination_department: str = ""
+    """The departments it goes from and to ("": the site as a whole)."""
 
 
 class Shipment(Aggregate):
@@ -100,6 +106,10 @@ class Shipment(Aggregate):
         created_at: datetime
         protocol_rules: str = ""
         """`ProtocolRules.tag`; "" on shipments created before events recorded it."""
+        origin_department: str = ""
+        destination_department: str = ""
+        """The departments it goes from and to ("": the site as a whole, and on shipments
+        created before departments)."""
 
     class CourierAssigned(AttributedEvent):
         courier_id: str
@@ -210,9 +220,11 @@ class Shipment(Aggregate):
         window_overridden: bool
         override_signature: dict[str, str] | None
         signature_meaning: str
+        destination_department: str = ""
+        """The department that took it ("": the destination site as a whole)."""
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.custodian = site_party(self.destination_site_id)
+            aggregate.custodian = site_party(self.destination_site_id, self.destination_department)
             aggregate.status = ShipmentStatus.DELIVERED
             aggregate.pending = {}
             aggregate.offer = None
@@ -249,6 +261,8 @@ class Shipment(Aggregate):
         custodian: str,
         assigned_courier_id: str,
         window_ends_at: datetime | None,
+        origin_department: str = "",
+        destination_department: str = "",
         **_: Any,
     ) -> None:
         self.coi = coi
@@ -256,6 +270,8 @@ class Shipment(Aggregate):
         self.condition = Condition(condition)
         self.origin_site_id = origin_site_id
         self.destination_site_id = destination_site_id
+        self.origin_department = origin_department
+        self.destination_department = destination_department
         self.shipper_id = shipper_id
         self.data_logger_id = data_logger_id
         self.custodian = custodian
@@ -281,6 +297,16 @@ class Shipment(Aggregate):
     def shipment_id(self) -> str:
         return str(self.id)
 
+    @property
+    def origin_party(self) -> str:
+        """`site:<origin>` or `site:<origin>/<department>`."""
+        return site_party(self.origin_site_id, self.origin_department)
+
+    @property
+    def destination_party(self) -> str:
+        """`site:<destination>` or `site:<destination>/<department>`."""
+        return site_party(self.destination_site_id, self.destination_department)
+
     @classmethod
     def create(
         cls, shipment_id: UUID, plan: ShipmentPlan, created_at: datetime, by: Attribution
@@ -294,12 +320,14 @@ class Shipment(Aggregate):
             destination_site_id=plan.destination_site_id,
             shipper_id=plan.shipper_id,
             data_logger_id=plan.data_logger_id,
-            custodian=site_party(plan.origin_site_id),
+            custodian=site_party(plan.origin_site_id, plan.origin_department),
             assigned_courier_id=plan.courier_id,
             window_ends_at=plan.window_ends_at,
             window_rule=plan.window_rule,
             created_at=created_at,
             protocol_rules=plan.protocol_rules,
+            origin_department=plan.origin_department,
+            destination_department=plan.destination_department,
             **attributed(by, plan.coi),
         )
 
@@ -322,6 +350,8 @@ class Shipment(Aggregate):
             self.assigned_courier_id,
             self.custodian,
             courier_companies,
+            self.origin_department,
+            self.destination_department,
         )
 
     @property
@@ -387,7 +417,7 @@ class Shipment(Aggregate):
         )
         if mismatch is not None:
             return self._refuse(attempt, mismatch, by)
-        from_site = self.custodian == site_party(self.origin_site_id)
+        from_site = self.custodian == self.origin_party
         status = ShipmentStatus.PICKED_UP if from_site else ShipmentStatus.IN_TRANSIT
         self.trigger_event(
             self.CustodyHandedOver,
@@ -495,6 +525,7 @@ class Shipment(Aggregate):
             self.Delivered,
             from_party=self.custodian,
             destination_site_id=self.destination_site_id,
+            destination_department=self.destination_department,
             received_at=attempt.scanned_at,
             window_overridden=signed is not None,
             override_signature=signed.signature.as_dict() if signed else None,
@@ -514,11 +545,11 @@ class Shipment(Aggregate):
     def _receipt_problem(
         self, attempt: ScanAttempt, labels: Sequence[str], known: UnitLookup
     ) -> Mismatch | None:
-        if attempt.receiving_party != site_party(self.destination_site_id):
+        if attempt.receiving_party != self.destination_party:
             return Mismatch(
                 WRONG_DESTINATION,
-                f"this shipment goes to {self.destination_site_id}, not"
-                f" {attempt.receiving_party.removeprefix('site:')}",
+                f"this shipment goes to {self.destination_party.removeprefix(SITE_PREFIX)}, not"
+                f" {attempt.receiving_party.removeprefix(SITE_PREFIX)}",
             )
         giver = self._state_problem() or self._giver(attempt)
         if isinstance(giver, Mismatch):

@@ -8,15 +8,47 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
 
+from v2v_platform.auth.identity import Role
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput
 from v2v_platform.limits import MAX_ID_CHARS, echo
 
 SITE_PREFIX = "site:"
 COURIER_PREFIX = "courier:"
+DEPARTMENT_SEPARATOR = "/"
 COURIER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SITE_ID_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{1,31}")
 E = TypeVar("E", bound=StrEnum)
+
+
+class Department(StrEnum):
+    """A department of a site, a custody party of its own (`site:<SITE_ID>/<department>`):
+    it acts with its site's credentials, in the role it stands for, and its site is the party
+    authorization knows (an in-house hospital's collection, GMP, QC and ward)."""
+
+    COLLECTION = "collection"
+    GMP = "gmp"
+    QC = "qc"
+    WARD = "ward"
+
+    @property
+    def role(self) -> Role:
+        """The role the department stands for: its site acts for it only in that role."""
+        return _DEPARTMENT_ROLES[self]
+
+
+_DEPARTMENT_ROLES = {
+    Department.COLLECTION: Role.COLLECTION,
+    Department.GMP: Role.MANUFACTURING,
+    Department.QC: Role.QC,
+    Department.WARD: Role.INFUSION,
+}
+DEPARTMENT_NAMES = ", ".join(department.value for department in Department)
+SITE_PARTY_PATTERN = re.compile(
+    rf"{SITE_PREFIX}(?P<site>{SITE_ID_PATTERN.pattern})"
+    rf"(?:{DEPARTMENT_SEPARATOR}(?P<department>{'|'.join(d.value for d in Department)}))?"
+)
+"""`site:<SITE_ID>` or `site:<SITE_ID>/<department>`: at most 5 + 32 + 1 + 10 characters."""
 
 
 class ShipmentStatus(StrEnum):
@@ -60,8 +92,36 @@ def parse_condition(text: str) -> Condition:
     return parse_enum(Condition, text, "condition")
 
 
-def site_party(site_id: str) -> str:
+def site_party(site_id: str, department: str = "") -> str:
+    """`site:<SITE_ID>`, or `site:<SITE_ID>/<department>` for one of its departments."""
+    if department:
+        return f"{SITE_PREFIX}{site_id}{DEPARTMENT_SEPARATOR}{department}"
     return f"{SITE_PREFIX}{site_id}"
+
+
+def site_of(party: str) -> str:
+    """The site a site party (or one of its departments) belongs to; "" for a courier."""
+    if not party.startswith(SITE_PREFIX):
+        return ""
+    return party[len(SITE_PREFIX) :].split(DEPARTMENT_SEPARATOR, 1)[0]
+
+
+def department_of(party: str) -> str:
+    """The department a party names ("" for a site as a whole or a courier)."""
+    if not party.startswith(SITE_PREFIX):
+        return ""
+    return party.partition(DEPARTMENT_SEPARATOR)[2]
+
+
+def parse_department(text: str) -> str:
+    """A department's name, or "" for the site as a whole (an empty text)."""
+    if not text:
+        return ""
+    try:
+        return Department(text).value
+    except ValueError:
+        shown = echo(text, MAX_ID_CHARS)
+        raise InvalidInput(f"department {shown!r} is not one of {DEPARTMENT_NAMES}") from None
 
 
 def courier_party(courier_id: str) -> str:
@@ -69,16 +129,19 @@ def courier_party(courier_id: str) -> str:
 
 
 def parse_party(text: str) -> str:
-    """`site:<SITE_ID>` or `courier:<COURIER_ID>`, exactly."""
+    """`site:<SITE_ID>`, `site:<SITE_ID>/<department>` or `courier:<COURIER_ID>`, exactly."""
     value = text.strip()
-    if value.startswith(SITE_PREFIX) and SITE_ID_PATTERN.fullmatch(value[len(SITE_PREFIX) :]):
+    if SITE_PARTY_PATTERN.fullmatch(value):
         return value
     if value.startswith(COURIER_PREFIX) and COURIER_ID_PATTERN.fullmatch(
         value[len(COURIER_PREFIX) :]
     ):
         return value
     shown = echo(text, MAX_ID_CHARS)
-    raise InvalidInput(f"party {shown!r} must be 'site:<SITE_ID>' or 'courier:<COURIER_ID>'")
+    raise InvalidInput(
+        f"party {shown!r} must be 'site:<SITE_ID>', 'site:<SITE_ID>/<department>'"
+        f" ({DEPARTMENT_NAMES}) or 'courier:<COURIER_ID>'"
+    )
 
 
 def parse_courier_id(text: str) -> str:

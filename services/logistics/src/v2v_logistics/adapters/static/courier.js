@@ -125,7 +125,7 @@ function renderShipments() {
     button.dataset.shipmentId = s.shipment_id;
     button.innerHTML = "<strong></strong><span></span><span></span>";
     button.children[0].textContent = `${s.shipment_id} · ${s.coi}`;
-    button.children[1].textContent = `${s.origin_site_id} → ${s.destination_site_id}`;
+    button.children[1].textContent = route(s);
     button.children[2].textContent = `${s.status} · ${s.manifest.length} bag(s) · ${s.condition}`;
     button.addEventListener("click", () => openShipment(s.shipment_id));
     const li = document.createElement("li");
@@ -134,10 +134,17 @@ function renderShipments() {
   }
 }
 
+function route(s) {
+  const from = s.origin_party || `site:${s.origin_site_id}`;
+  const to = s.destination_party || `site:${s.destination_site_id}`;
+  return `${from.replace(/^site:/, "")} → ${to.replace(/^site:/, "")}`;
+}
+
 function openShipment(shipmentId) {
   state.selectedId = shipmentId;
   $("from-party").value = selected()?.custodian || "";
-  $("offer-to").value = selected() ? `site:${selected().destination_site_id}` : "";
+  const s = selected();
+  $("offer-to").value = s ? s.destination_party || `site:${s.destination_site_id}` : "";
   $("shipments-view").hidden = true;
   $("shipment-view").hidden = false;
   renderShipment();
@@ -157,7 +164,7 @@ function renderShipment() {
   $("shipment-coi").textContent = s.coi;
   $("shipment-status").textContent = s.status;
   $("shipment-condition").textContent = s.condition;
-  $("shipment-route").textContent = `${s.origin_site_id} → ${s.destination_site_id}`;
+  $("shipment-route").textContent = route(s);
   $("shipment-custodian").textContent = s.custodian;
   const holding = s.custodian === myParty();
   $("offer-form").hidden = !holding;
