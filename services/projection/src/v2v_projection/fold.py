@@ -21,6 +21,12 @@ the store were checked when they were stored); a replay of an export is checked 
 the same site is skipped as a duplicate). Checked: prev_hash linkage, version continuity (open
 gaps are integrity-break alerts of their chain) and one author site per stream. Records the
 gate refused are noted per COI (`distrust`) and raised as `untrusted-record` alerts.
+
+Across chains (I1): every taken envelope of an event type that binds a unit to its COI
+(chain/identity.py `BINDERS`, about one event in sixteen: only their payloads are decoded
+here) goes into a DIN -> COI index, and infusions into a second one. A DIN bound to (or
+infused under) a second COI marks every chain it is bound to as changed; their derivations
+raise `identity-conflict` (or `double-infusion`) alerts from the index.
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from v2v.events.v1.envelope_pb2 import Envelope
-from v2v_projection.chain.alerts import UntrustedMark
+from v2v_projection.chain.alerts import CrossChain, UntrustedMark
 from v2v_projection.chain.checks import ChainBreak
 from v2v_projection.chain.derive import derive_chain
+from v2v_projection.chain.identity import BINDERS, INFUSED, DinIndex
 from v2v_projection.chain.kpis import summarize
 from v2v_projection.chain.times import datetime_ns, stamp_ns
 from v2v_projection.forked_derivation import PARALLEL_MINIMUM, derive_in_processes
@@ -65,10 +72,13 @@ class ChainFold:
         self._buckets: dict[str, list[bytes]] = {}
         self._views: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
-        self._seen: dict[str, tuple[int, int, int, int]] = {}  # what take_changed() last saw
+        self._seen: dict[str, tuple[int, int, int, int, int]] = {}  # what take_changed() last saw
         self._gapped: dict[str, set[str]] = {}
         self._authors: dict[str, str] = {}  # aggregate stream -> its author site
         self._untrusted: dict[str, dict[str, UntrustedMark]] = {}  # COI -> location -> mark
+        self._bound = DinIndex()  # DIN -> the COIs facts bind it to (I1, across chains)
+        self._infused = DinIndex()  # DIN -> the COIs it was infused under
+        self._crossed: dict[str, int] = {}  # COI -> changes of its cross-chain conflicts
         self.events_applied = 0
         self.wrong_authors = 0
         self.duplicates_skipped = 0
@@ -118,6 +128,9 @@ class ChainFold:
             bucket.append(data)
             self._dirty.add(coi)
             self.events_applied += 1
+            event_type = envelope.event_type
+            if event_type in BINDERS:
+                self._bind(envelope, coi, event_type)
             if aggregate_id in self._parked:
                 self._take_parked(aggregate_id)
         elif version <= taken:
@@ -150,12 +163,30 @@ class ChainFold:
             self._buckets[coi].append(data)
             self._dirty.add(coi)
             drained.add(coi)
+            event_type = envelope.event_type
+            if event_type in BINDERS:
+                self._bind(envelope, coi, event_type)
             self.events_parked -= 1
             self.events_applied += 1
         if not parked:
             del self._parked[aggregate_id]
             for coi in drained:
                 self._gapped.get(coi, set()).discard(aggregate_id)
+
+    def _bind(self, envelope: Envelope, coi: str, event_type: str) -> None:
+        """Index the DINs a taken envelope binds to its COI (and infuses under it)."""
+        occurred = envelope.occurred_at
+        at_ns = occurred.seconds * 1_000_000_000 + occurred.nanos
+        event_id, site_id = envelope.event_id, envelope.site_id
+        changed: tuple[str, ...] = ()
+        for din in BINDERS[event_type](envelope.payload):
+            if din:
+                changed += self._bound.bind(din, coi, at_ns, event_id, site_id)
+                if event_type == INFUSED:
+                    changed += self._infused.bind(din, coi, at_ns, event_id, site_id)
+        for crossed in changed:
+            self._dirty.add(crossed)
+            self._crossed[crossed] = self._crossed.get(crossed, 0) + 1
 
     def _broken_link(self, coi: str, envelope: Envelope) -> None:
         """The version does not name its predecessor's hash (an integrity break)."""
@@ -193,6 +224,7 @@ class ChainFold:
                 len(self._breaks.get(coi, ())),
                 len(self._gapped.get(coi, ())),
                 len(self._untrusted.get(coi, ())),
+                self._crossed.get(coi, 0),
             )
             for coi, bucket in self._buckets.items()
         }
@@ -229,7 +261,8 @@ class ChainFold:
         """The chain's view derived afresh (no caching); the COI must be known."""
         breaks = self._breaks.get(coi, []) + self._open_gaps(coi)
         untrusted = self._untrusted.get(coi, {}).values()
-        return derive_chain(coi, self._buckets[coi], breaks, untrusted)
+        crossed = CrossChain(self._bound.conflicts_of(coi), self._infused.conflicts_of(coi))
+        return derive_chain(coi, self._buckets[coi], breaks, untrusted, crossed)
 
     def _open_gaps(self, coi: str) -> list[ChainBreak]:
         gaps = []

@@ -57,6 +57,7 @@ def alert(shown: dict[str, Any], coi: str) -> pb.Alert:
         detail=shown["detail"],
         event_id=shown["event_id"],
         coi=coi,
+        severity=shown.get("severity", ""),
     )
 
 
@@ -100,6 +101,11 @@ def chain_kpis(shown: dict[str, Any]) -> pb.ChainKpis:
         ],
         collections=shown["collections"],
         second_apheresis=shown["second_apheresis"],
+        infused=shown["infused"],
+        excluded_intervals=[
+            pb.ExcludedInterval(kpi=e["kpi"], to=stamp(e["to"]), **{"from": stamp(e["from"])})
+            for e in shown["excluded_intervals"]
+        ],
     )
 
 
@@ -167,6 +173,7 @@ def kpi_summary(shown: dict[str, Any]) -> pb.KpiSummary:
         manufacturing_success_rate=shown["manufacturing_success_rate"],
         oos_rate=shown["oos_rate"],
         second_apheresis_rate=shown["second_apheresis_rate"],
+        excluded_intervals=shown["excluded_intervals"],
     )
 
 

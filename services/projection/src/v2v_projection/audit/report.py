@@ -14,6 +14,7 @@ from typing import Any
 
 from v2v_projection.audit.timeline import custody_svg
 from v2v_projection.audit.views import adverse_events, infusion_status, release_statuses
+from v2v_projection.chain.kpis import VEIN_TO_VEIN
 
 STYLE = """
 @page { size: A4 landscape; margin: 12mm; }
@@ -95,6 +96,7 @@ def _summary(chain: dict[str, Any]) -> str:
         ("Infused unit", infusion.get("din")),
         ("Administered (UTC)", infusion.get("administered_at")),
         ("Adverse events", "; ".join(adverse_events(chain))),
+        ("Apheresis collections", (chain.get("kpis") or {}).get("collections")),
         ("Last event (UTC)", chain["updated_at"]),
     ]
     return _table(("", ""), rows)
@@ -178,8 +180,53 @@ def _signatures(chain: dict[str, Any]) -> str:
 
 
 def _alerts(chain: dict[str, Any]) -> str:
-    rows = [(a["kind"], a["at"], a["detail"], a["event_id"]) for a in chain["alerts"]]
-    return _table(("Alert", "At (UTC)", "Detail", "Event"), rows, mono=(3,))
+    rows = [
+        (a["kind"], a.get("severity"), a["at"], a["detail"], a["event_id"]) for a in chain["alerts"]
+    ]
+    return _table(("Alert", "Severity", "At (UTC)", "Detail", "Event"), rows, mono=(4,))
+
+
+KPI_ROWS = (
+    ("Vein-to-vein", "end of the first apheresis -> first infusion", ""),
+    (
+        "Enrolment to collection",
+        "enrolment -> start of the first apheresis",
+        "enrolment_to_collection",
+    ),
+    (
+        "Collection to manufacturing",
+        "end of the delivered batch's collection(s) -> its start",
+        "collection_to_manufacturing",
+    ),
+    ("Manufacturing", "batch start -> harvest", "manufacturing"),
+    ("QC and release", "harvest -> first release", "release"),
+    ("Release to infusion", "first release -> first infusion", "release_to_infusion"),
+)
+"""(KPI, its interval, its key in `stage_hours`; "" for vein-to-vein): docs/kpis.md."""
+
+
+def _duration(hours: float | None) -> tuple[str | None, str | None]:
+    return (None, None) if hours is None else (f"{hours:g}", f"{hours / 24:.1f}")
+
+
+def _kpis(chain: dict[str, Any]) -> str:
+    """The chain's KPIs as docs/kpis.md defines them (clinical times only), and the intervals
+    left out because they end before they start."""
+    kpis = chain.get("kpis") or {}
+    stages = kpis.get("stage_hours") or {}
+    rows = [
+        (name, span, *_duration(stages.get(key) if key else kpis.get(VEIN_TO_VEIN)))
+        for name, span, key in KPI_ROWS
+    ]
+    table = _table(("KPI", "From -> to", "Hours", "Days"), rows)
+    excluded = [(f["kpi"], f["from"], f["to"]) for f in kpis.get("excluded_intervals") or []]
+    if not excluded:
+        return table
+    return (
+        table
+        + "<h3>Data-quality findings (end before start: left out of every KPI)</h3>"
+        + _table(("KPI", "From (UTC)", "To (UTC)"), excluded)
+    )
 
 
 def render_report(chain: dict[str, Any], context: ReportContext) -> str:
@@ -198,6 +245,7 @@ def render_report(chain: dict[str, Any], context: ReportContext) -> str:
             "Custody intervals",
             _table(("DIN", "Custodian", "Site", "From (UTC)", "To (UTC)"), _custody_rows(chain)),
         ),
+        ("KPIs (clinical times, docs/kpis.md)", _kpis(chain)),
         ("Lineage", _lineage(chain)),
         ("Release", _releases(chain)),
         ("Electronic signatures", _signatures(chain)),

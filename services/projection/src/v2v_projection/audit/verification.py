@@ -6,8 +6,10 @@ gaps, forks) with the consortium's authorship policy (the event type belongs to 
 topic, the author site holds a role entitled to author it, one author site per stream: the
 checks every consumer runs before it applies a record), the COI's partition (topics are keyed
 and co-partitioned by COI) and offset continuity within the exported extents. At the end:
-partitions whose last record is not the extent's last offset, and streams that still miss
-versions below their last one.
+partitions whose last record is not the extent's last offset, streams that still miss
+versions below their last one, and DINs bound to more than one COI (invariant I1: the facts
+of two chains name one unit as their own, chain/identity.py; only records without a break of
+their own count).
 
 Nothing raises: every problem is a `Break`, so an auditor sees all of them in one pass.
 """
@@ -27,6 +29,8 @@ from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_platform.envelope.keys import KeyRing
 from v2v_platform.envelope.verify import CHECK_DECODE, Break, ChainVerifier, Location
 from v2v_projection.audit.sources import partition_for
+from v2v_projection.chain.identity import BINDERS, DinIndex, in_binding_order
+from v2v_projection.chain.times import iso, stamp_ns
 from v2v_projection.history_file import Extent, HistoryFileError, HistoryHeader, HistoryRecord
 
 CHECK_FILE = "file"
@@ -35,6 +39,7 @@ CHECK_OFFSET = "offset"
 CHECK_PARTITION = "partition"
 CHECK_ENCODING = "encoding"
 CHECK_OPEN_GAP = "open_gap"
+CHECK_IDENTITY = "identity"
 
 PartitionKey = tuple[str, int]
 
@@ -153,6 +158,45 @@ class OpenGaps:
         return breaks
 
 
+class DinBindings:
+    """The DINs the history's records bind to COIs; each DIN bound to a second COI is a
+    break, at the first record binding it to that COI (first = earliest clinical time)."""
+
+    def __init__(self) -> None:
+        self._index = DinIndex()
+
+    def add(self, envelope: Envelope, location: Location) -> None:
+        binder = BINDERS.get(envelope.event_type)
+        if binder is None:
+            return
+        try:
+            dins = binder(envelope.payload)
+        except DecodeError:
+            return  # not this event type's payload: the record's other checks say so
+        record = (location, envelope.aggregate_id, envelope.aggregate_version)
+        at_ns = stamp_ns(envelope.occurred_at)
+        for din in dins:
+            if din:
+                self._index.bind(
+                    din, envelope.coi, at_ns, envelope.event_id, envelope.site_id, record
+                )
+
+    def finish(self) -> list[Break]:
+        breaks = []
+        for din, conflict in self._index.conflicts():
+            (first_coi, first), *others = in_binding_order(conflict)
+            for coi, binding in others:
+                location, aggregate_id, version = binding.ref
+                detail = (
+                    f"DIN {din} is bound to COI {coi} here ({binding.din} by {binding.site_id}"
+                    f" {iso(binding.at_ns)}) and to COI {first_coi} ({first.din} by"
+                    f" {first.site_id} {iso(first.at_ns)}, at {first.ref[0]}): one DIN, one"
+                    " patient (I1)"
+                )
+                breaks.append(Break(CHECK_IDENTITY, location, aggregate_id, version, detail))
+        return breaks
+
+
 class HistoryVerifier:
     def __init__(
         self, header: HistoryHeader, keys: KeyRing, authorship: AuthorshipPolicy = AUTHORSHIP
@@ -160,6 +204,7 @@ class HistoryVerifier:
         self._chains = ChainVerifier(keys, authorship=authorship)
         self._offsets = OffsetContinuity(header.extents)
         self._gaps = OpenGaps()
+        self._bindings = DinBindings()
         self._partitions = Counter(extent.topic for extent in header.extents)
         self.outcome = VerifyOutcome()
 
@@ -180,7 +225,9 @@ class HistoryVerifier:
         self.outcome.breaks.append(Break(CHECK_FILE, Location(), "", 0, str(error)))
 
     def finish(self) -> VerifyOutcome:
-        self.outcome.breaks += self._offsets.finish() + self._gaps.finish()
+        self.outcome.breaks += (
+            self._offsets.finish() + self._gaps.finish() + self._bindings.finish()
+        )
         self.outcome.aggregates = self._chains.aggregates
         self.outcome.duplicates = self._chains.duplicates_seen
         return self.outcome
@@ -199,6 +246,8 @@ class HistoryVerifier:
             if expected != record.partition:
                 detail = f"COI {envelope.coi} is keyed to partition {expected} of {partitions}"
                 breaks.append(_break(CHECK_PARTITION, record, envelope, detail))
+        if not breaks:
+            self._bindings.add(envelope, location)
         return breaks
 
 

@@ -1,65 +1,46 @@
-"""Every alert kind the projection raises: what it means and where it is decided.
+"""The alerts that are not decided inside one handler: refused scans (I2), records the gate
+quarantined, double infusions, facts by unrelated sites, and one DIN bound to two COIs.
 
-identity-mismatch
-    Any scan was refused and recorded (label at intake, receipt at the GMP site, custody
-    handoff, bedside): invariant I2. `identity_mismatch` below, called by the `on_<context>`
-    handler of each mismatch event.
-double-custody, custody-gap
-    Two holders at once, or nobody between a handoff and the next claim (I3): `custody.py`.
-shipment-exception, temperature-excursion
-    A shipment recorded lost, damaged or delayed; readings outside the condition's range (I5):
-    `on_logistics.py`.
-stability-window-breach
-    A window recorded by the site that applied it was missed: a shipment's, a batch start's,
-    a thaw deadline, the bedside's `infuse_by` (I5): `on_logistics.py`, `on_manufacturing.py`,
-    `checks.py`.
-receipt-without-release, infusion-without-release
-    A unit reached the ward or the patient without a valid release (I4): `checks.py`.
-unacknowledged-post-release-failure
-    A test failed after release and the treating physician has not acknowledged it:
-    `checks.py`.
-integrity-break
-    A stream's hash chain is broken or has a gap: `checks.py`.
-untrusted-record (critical)
-    A record naming this COI failed verification (not an envelope, hash, signature, signer,
-    event type of its topic, authorship, one author per stream) and was quarantined, never
-    folded: someone wrote on a topic what the consortium's keys do not vouch for. The detail
-    names the record's location, the reasons and the author site it claims. Raised from the
-    projection's quarantine (`ChainFold.distrust`, reloaded with the store), `untrusted_alerts`
-    below. A refused record whose COI cannot be read is in the quarantine only
-    (`v2v quarantine list --consumer projection`, `ChainProjection.quarantined_records`).
-double-infusion (critical)
-    The chain's product was infused more than once: a bag administered again (at its
-    treating site or anywhere else), or bags of the one COI's product infused at two sites.
-    One alert per administration after the first that repeats a bag or adds a site, at its
-    time, naming the first: `double_infusion_alerts` below (called by the derivation).
-unrelated-author (critical)
-    A site recorded a fact about the COI without being related to it (relationships.py), or
-    an infusion event came from another site than the chain's treating site: the authorship
-    gate checks roles only, so this is where a guessed COI or a bag at the wrong ward shows.
-    Such a fact never makes its author a reader of the chain. Raised only once the chain's
-    enrolment is known: `unrelated_author_alerts` below.
+Every kind, its severity and its trigger are catalogued in `alert_kinds.py` (published as
+docs/alerts.md); the checks that relate facts of different contexts are in `checks.py`,
+custody's in `custody.py`, windows and shipments in the `on_<context>` handlers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from v2v_projection.chain.alert_kinds import (
+    DOUBLE_INFUSION,
+    IDENTITY_CONFLICT,
+    UNRELATED_AUTHOR,
+    UNTRUSTED_RECORD,
+    bedside_refusal,
+    scan_refusal,
+)
 from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import Administration, ChainBuilder
+from v2v_projection.chain.identity import Binding, Conflict, in_binding_order
 from v2v_projection.chain.times import iso
 
-IDENTITY_MISMATCH = "identity-mismatch"
-UNTRUSTED_RECORD = "untrusted-record"
-DOUBLE_INFUSION = "double-infusion"
-UNRELATED_AUTHOR = "unrelated-author"
 INFUSION_EVENTS = "v2v.infusion.events.v1."
 
 
-def identity_mismatch(chain: ChainBuilder, at_ns: int, detail: str, event_id: str) -> None:
-    """A refused scan, wherever it happened: the chain it names is at risk (I2)."""
-    chain.alert(IDENTITY_MISMATCH, at_ns, detail, event_id)
+def identity_mismatch(
+    chain: ChainBuilder, reason_code: str, at_ns: int, detail: str, event_id: str
+) -> None:
+    """A refused scan, wherever it happened: the chain it names is at risk (I2); an identity
+    conflict when the service refused because the unit's DIN is bound to two COIs."""
+    chain.alert(scan_refusal(reason_code), at_ns, detail, event_id)
+
+
+def bedside_refused(
+    chain: ChainBuilder, reason_code: str, at_ns: int, detail: str, event_id: str
+) -> None:
+    """A refused bedside scan, as the alert its reason names (`alert_kinds.BEDSIDE_REFUSALS`):
+    a wrong wristband is an identity mismatch, an expired window a window breach, etc."""
+    chain.alert(bedside_refusal(reason_code), at_ns, detail, event_id)
 
 
 class UntrustedMark(NamedTuple):
@@ -120,3 +101,39 @@ def unrelated_author_alerts(chain: ChainBuilder, facts: Iterable[Fact]) -> None:
             continue
         detail = f"{event_type.rsplit('.', 1)[-1]} recorded by {site}, {why}"
         chain.alert(UNRELATED_AUTHOR, fact.occurred_ns, detail, fact.event_id)
+
+
+class CrossChain(NamedTuple):
+    """What the fold's DIN indexes know of a chain's DINs beyond the chain (I1): (DIN data,
+    COI -> its earliest binding) of each DIN also bound to, or infused under, another COI."""
+
+    bound: Sequence[tuple[str, Conflict]] = ()
+    infused: Sequence[tuple[str, Conflict]] = ()
+
+
+def identity_conflict_alerts(chain: ChainBuilder, crossed: CrossChain) -> None:
+    """One critical alert per other COI a DIN of this chain is bound to (`identity-conflict`)
+    or infused under (`double-infusion`), at the time of the later of the two facts."""
+    for din, conflict in crossed.bound:
+        _per_other_coi(chain, IDENTITY_CONFLICT, din, conflict, "bound to")
+    for din, conflict in crossed.infused:
+        _per_other_coi(chain, DOUBLE_INFUSION, din, conflict, "infused under")
+
+
+def _per_other_coi(chain: ChainBuilder, kind: str, din: str, conflict: Conflict, how: str) -> None:
+    mine = conflict.get(chain.coi)
+    if mine is None:
+        return
+    for coi, other in in_binding_order(conflict):
+        if coi == chain.coi:
+            continue
+        later = max(mine, other, key=Binding.key)
+        detail = (
+            f"unit {din} is {how} two COIs: {_bound(chain.coi, mine)} and {_bound(coi, other)}"
+            " (one DIN, one patient: I1)"
+        )
+        chain.alert(kind, later.at_ns, detail, later.event_id)
+
+
+def _bound(coi: str, binding: Binding) -> str:
+    return f"{coi} ({binding.din} by {binding.site_id} {iso(binding.at_ns)})"

@@ -11,6 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from v2v_projection.chain.alert_kinds import (
+    INFUSION_WITHOUT_RELEASE,
+    INTEGRITY_BREAK,
+    RECEIPT_WITHOUT_RELEASE,
+    STABILITY_WINDOW_BREACH,
+    UNACKNOWLEDGED_POST_RELEASE_FAILURE,
+)
 from v2v_projection.chain.builder import Administration, ChainBuilder, Decision
 from v2v_projection.chain.times import hours, iso
 
@@ -56,19 +63,19 @@ def release_alerts(chain: ChainBuilder) -> None:
     for receipt in chain.receipts:
         if not releases_in_force(chain, receipt.din, receipt.at_ns):
             detail = f"unit {receipt.din} received at the treating site before any release"
-            chain.alert("receipt-without-release", receipt.at_ns, detail, receipt.event_id)
+            chain.alert(RECEIPT_WITHOUT_RELEASE, receipt.at_ns, detail, receipt.event_id)
     for infused in chain.administrations:
         in_force = releases_in_force(chain, infused.din, infused.at_ns)
         if not in_force:
             detail = f"unit {infused.din} infused {iso(infused.at_ns)} without a valid release"
-            chain.alert("infusion-without-release", infused.at_ns, detail, infused.event_id)
+            chain.alert(INFUSION_WITHOUT_RELEASE, infused.at_ns, detail, infused.event_id)
         else:
             bedside_windows(chain, infused, in_force[0])
     for release in chain.releases.values():
         for failure_id, (test, at_ns, event_id) in sorted(release.failures.items()):
             if failure_id not in chain.acknowledged:
                 detail = f"post-release {test} failure of batch {release.batch_id} not acknowledged"
-                chain.alert("unacknowledged-post-release-failure", at_ns, detail, event_id)
+                chain.alert(UNACKNOWLEDGED_POST_RELEASE_FAILURE, at_ns, detail, event_id)
 
 
 def bedside_windows(chain: ChainBuilder, infused: Administration, released: Decision) -> None:
@@ -96,9 +103,9 @@ def bedside_windows(chain: ChainBuilder, infused: Administration, released: Deci
     detail = (
         f"unit {din} infused {iso(at_ns)} ({waited} h after release), after {what} {iso(deadline)}"
     )
-    chain.alert("stability-window-breach", at_ns, detail, infused.event_id)
+    chain.alert(STABILITY_WINDOW_BREACH, at_ns, detail, infused.event_id)
 
 
 def integrity_alerts(chain: ChainBuilder, breaks: Iterable[ChainBreak]) -> None:
     for found in breaks:
-        chain.alert("integrity-break", found.recorded_ns, found.detail, found.event_id)
+        chain.alert(INTEGRITY_BREAK, found.recorded_ns, found.detail, found.event_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from v2v_projection.chain.alert_kinds import CUSTODY_GAP, DOUBLE_CUSTODY
 from v2v_projection.chain.builder import ChainBuilder, CustodyMove
 from v2v_projection.chain.times import iso
 
@@ -39,8 +40,14 @@ class UnitCustody:
         return self.holding
 
 
+DEPARTMENT_SEPARATOR = "/"
+
+
 def site_of(party: str, move: CustodyMove) -> str:
-    return party[len(SITE_PREFIX) :] if party.startswith(SITE_PREFIX) else move.site_id
+    """The site of a `site:<ID>` or `site:<ID>/<department>` party; a courier's: the move's."""
+    if not party.startswith(SITE_PREFIX):
+        return move.site_id
+    return party[len(SITE_PREFIX) :].split(DEPARTMENT_SEPARATOR, 1)[0]
 
 
 def replay(moves: list[CustodyMove]) -> dict[str, UnitCustody]:
@@ -72,8 +79,10 @@ def close(custody: UnitCustody, at_ns: int, party: str | None) -> None:
 
 
 def claim(custody: UnitCustody, move: CustodyMove, party: str) -> None:
-    for interval in custody.holding:
-        if interval.custodian == party:
+    for interval in custody.holding:  # a site's claim holds while one of its departments does
+        if interval.custodian == party or interval.custodian.startswith(
+            party + DEPARTMENT_SEPARATOR
+        ):
             return
     interval = Interval(party, site_of(party, move), move.at_ns, move.event_id)
     custody.intervals.append(interval)
@@ -91,16 +100,16 @@ def custody_alerts(chain: ChainBuilder, units: dict[str, UnitCustody]) -> None:
             if holding:
                 others = ", ".join(sorted({h.custodian for h in holding}))
                 detail = f"unit {din} taken by {interval.custodian} while held by {others}"
-                chain.alert("double-custody", start, detail, interval.event_id)
+                chain.alert(DOUBLE_CUSTODY, start, detail, interval.event_id)
             elif latest_end is not None and start > latest_end:
                 detail = f"unit {din} had no custodian from {iso(latest_end)} to {iso(start)}"
-                chain.alert("custody-gap", latest_end, detail, interval.event_id)
+                chain.alert(CUSTODY_GAP, latest_end, detail, interval.event_id)
             holding.append(interval)
             if interval.to_ns is not None:
                 latest_end = max(latest_end or interval.to_ns, interval.to_ns)
         if intervals and custody.ended_ns is None and not custody.open():
             detail = f"unit {din} has had no custodian since {iso(latest_end)}"
-            chain.alert("custody-gap", latest_end or 0, detail, intervals[-1].event_id)
+            chain.alert(CUSTODY_GAP, latest_end or 0, detail, intervals[-1].event_id)
 
 
 def custody_view(units: dict[str, UnitCustody], din: str) -> list[dict[str, Any]]:

@@ -4,7 +4,9 @@ The order is (occurred_at, event_id), a total order over the SET of facts, so th
 same for every arrival order. Every envelope here was verified before it was folded (hash,
 Ed25519 signature, signer, authorship: the projection's gate, see chain_projection.py); the
 fold checks the hash chain linkage (prev_hash), version continuity and one author per stream
-and hands its findings in as `breaks`; records the gate refused come in as `untrusted` marks.
+and hands its findings in as `breaks`; records the gate refused come in as `untrusted` marks;
+what the fold's DIN indexes know of the chain's DINs under other COIs comes in as `crossed`
+(chain/identity.py).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from v2v_projection.chain import (  # noqa: F401  (registers the handlers)
     on_release,
 )
 from v2v_projection.chain.alerts import (
+    CrossChain,
     UntrustedMark,
     double_infusion_alerts,
+    identity_conflict_alerts,
     unrelated_author_alerts,
     untrusted_alerts,
 )
@@ -32,12 +36,15 @@ from v2v_projection.chain.registry import HANDLERS, STAGE_ONLY
 from v2v_projection.chain.relationships import visible_sites
 from v2v_projection.chain.view import chain_view
 
+NOT_CROSSED = CrossChain()
+
 
 def derive_chain(
     coi: str,
     records: list[bytes],
     breaks: Iterable[ChainBreak] = (),
     untrusted: Iterable[UntrustedMark] = (),
+    crossed: CrossChain = NOT_CROSSED,
 ) -> dict[str, Any]:
     facts = in_derivation_order(records)
     chain = ChainBuilder(coi)
@@ -62,6 +69,7 @@ def derive_chain(
     chain.sites = visible_sites(chain)
     unrelated_author_alerts(chain, facts)
     double_infusion_alerts(chain)
+    identity_conflict_alerts(chain, crossed)
     integrity_alerts(chain, breaks)
     untrusted_alerts(chain, untrusted)
     release_alerts(chain)

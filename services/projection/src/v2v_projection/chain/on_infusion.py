@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from v2v.infusion.events.v1 import events_pb2 as pb
-from v2v_projection.chain.alerts import identity_mismatch
+from v2v_projection.chain.alerts import bedside_refused
 from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import Administration, ChainBuilder, Infusion
 from v2v_projection.chain.registry import M, handles
@@ -92,7 +92,7 @@ def bedside_mismatch(chain: ChainBuilder, fact: Fact, event: pb.BedsideMismatchR
         f"bedside scan refused ({event.reason_code}): unit {event.scanned_din or '(none)'},"
         f" wristband {event.wristband_coi or '(none)'}"
     )
-    identity_mismatch(chain, at, detail, fact.event_id)
+    bedside_refused(chain, event.reason_code, at, detail, fact.event_id)
 
 
 @at_the_ward(pb.InfusionAdministered)

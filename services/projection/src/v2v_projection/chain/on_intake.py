@@ -57,7 +57,7 @@ def label_mismatch(chain: ChainBuilder, fact: Fact, event: pb.LabelMismatchRecor
         f"label scan refused at {fact.site_id} ({event.reason_code}): expected"
         f" {event.expected_din}, scanned {event.scanned_label or '(nothing)'}"
     )
-    identity_mismatch(chain, fact.occurred_ns, detail, fact.event_id)
+    identity_mismatch(chain, event.reason_code, fact.occurred_ns, detail, fact.event_id)
 
 
 @handles(pb.UnitPackaged)

@@ -1,15 +1,27 @@
 """Logistics facts: shipments, custody handoffs, refused scans, window breaches, temperature
 excursions, delivery (with a signed window override), exceptions (a lost shipment ends its
-custodian's custody without a successor)."""
+custodian's custody without a successor). Custodians may be departments of a site
+(`site:<ID>/<department>`): a shipment from a department takes the units from its site as a
+whole, and a delivery to a department hands them to that department."""
 
 from __future__ import annotations
 
 from v2v.logistics.events.v1 import events_pb2 as pb
+from v2v_projection.chain.alert_kinds import (
+    SHIPMENT_EXCEPTION,
+    STABILITY_WINDOW_BREACH,
+    TEMPERATURE_EXCURSION,
+)
 from v2v_projection.chain.alerts import identity_mismatch
 from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import ChainBuilder, Shipment
 from v2v_projection.chain.registry import handles, marks
 from v2v_projection.chain.times import iso, stamp_ns
+
+
+def party(site_id: str, department: str = "") -> str:
+    """`site:<ID>`, or `site:<ID>/<department>` for one of its departments."""
+    return f"site:{site_id}/{department}" if department else f"site:{site_id}"
 
 
 def manifest(chain: ChainBuilder, shipment_id: str) -> tuple[str, ...]:
@@ -25,7 +37,11 @@ def shipment_created(chain: ChainBuilder, fact: Fact, event: pb.ShipmentCreated)
     )
     chain.link(event.origin_site_id, event.destination_site_id, fact.site_id)
     created = stamp_ns(event.created_at) or fact.occurred_ns
-    chain.move(fact, "claim", dins, created, to_party=event.custodian)
+    if event.origin_department:  # the department takes what its site held as a whole
+        site = party(event.origin_site_id)
+        chain.move(fact, "transfer", dins, created, from_party=site, to_party=event.custodian)
+    else:
+        chain.move(fact, "claim", dins, created, to_party=event.custodian)
     products = any(
         chain.units.get(din, None) and chain.units[din].kind == "product" for din in dins
     )
@@ -52,7 +68,7 @@ def scan_mismatch(chain: ChainBuilder, fact: Fact, event: pb.ScanMismatchRecorde
     detail = (
         f"scan refused on shipment {event.shipment_id} ({event.reason_code}): {event.explanation}"
     )
-    identity_mismatch(chain, at, detail, fact.event_id)
+    identity_mismatch(chain, event.reason_code, at, detail, fact.event_id)
 
 
 @handles(pb.StabilityWindowBreached)
@@ -63,7 +79,7 @@ def window_breached(chain: ChainBuilder, fact: Fact, event: pb.StabilityWindowBr
         f" {iso(stamp_ns(event.window_ends_at))},"
         f" detected at {event.checkpoint or 'a checkpoint'} {iso(detected)}"
     )
-    chain.alert("stability-window-breach", detected, detail, fact.event_id)
+    chain.alert(STABILITY_WINDOW_BREACH, detected, detail, fact.event_id)
 
 
 marks(pb.TemperatureReadingsRecorded, "")
@@ -76,15 +92,15 @@ def excursion(chain: ChainBuilder, fact: Fact, event: pb.TemperatureExcursionRec
         f"shipment {event.shipment_id}, logger {event.device_id}: {event.min_c:g} to"
         f" {event.max_c:g} °C for {event.duration_seconds // 60} min"
     )
-    chain.alert("temperature-excursion", started, detail, fact.event_id)
+    chain.alert(TEMPERATURE_EXCURSION, started, detail, fact.event_id)
 
 
 @handles(pb.ShipmentDelivered)
 def delivered(chain: ChainBuilder, fact: Fact, event: pb.ShipmentDelivered) -> None:
     at = stamp_ns(event.received_at) or fact.occurred_ns
     dins = manifest(chain, event.shipment_id)
-    site = f"site:{event.destination_site_id}"
-    chain.move(fact, "transfer", dins, at, from_party=event.from_party, to_party=site)
+    taker = party(event.destination_site_id, event.destination_department)
+    chain.move(fact, "transfer", dins, at, from_party=event.from_party, to_party=taker)
     chain.sign(fact, event.override_signature)
 
 
@@ -92,7 +108,7 @@ def delivered(chain: ChainBuilder, fact: Fact, event: pb.ShipmentDelivered) -> N
 def receipt_inspected(chain: ChainBuilder, fact: Fact, event: pb.ReceiptInspected) -> None:
     if not event.intact:
         detail = f"shipment {event.shipment_id} arrived damaged: {event.notes or 'no notes'}"
-        chain.alert("shipment-exception", stamp_ns(event.inspected_at), detail, fact.event_id)
+        chain.alert(SHIPMENT_EXCEPTION, stamp_ns(event.inspected_at), detail, fact.event_id)
 
 
 @handles(pb.ShipmentExceptionRecorded)
@@ -101,7 +117,7 @@ def shipment_exception(
 ) -> None:
     at = stamp_ns(event.recorded_at) or fact.occurred_ns
     detail = f"shipment {event.shipment_id} {event.kind} while held by {event.custodian}"
-    chain.alert("shipment-exception", at, detail, fact.event_id)
+    chain.alert(SHIPMENT_EXCEPTION, at, detail, fact.event_id)
     if event.kind == "lost":
         dins = manifest(chain, event.shipment_id)
         chain.move(fact, "transfer", dins, at, from_party=event.custodian, to_party="")

@@ -1,9 +1,11 @@
 """Manufacturing facts: slot bookings, receipts (and refused receipt scans), batches from input
-units to product units (lineage), failures, fresh-window overrides."""
+units to product units (lineage), refused batch starts (inputs of several COIs), failures,
+fresh-window overrides."""
 
 from __future__ import annotations
 
 from v2v.manufacturing.events.v1 import events_pb2 as pb
+from v2v_projection.chain.alert_kinds import STABILITY_WINDOW_BREACH
 from v2v_projection.chain.alerts import identity_mismatch
 from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import Batch, ChainBuilder, condition_name
@@ -42,7 +44,24 @@ def receipt_mismatch(
         f"receipt scan refused at {event.manufacturing_site_id} ({event.reason_code}):"
         f" scanned {event.scanned_din or '(no DIN)'} / {event.scanned_coi or '(no COI)'}"
     )
-    identity_mismatch(chain, fact.occurred_ns, detail, fact.event_id)
+    identity_mismatch(chain, event.reason_code, fact.occurred_ns, detail, fact.event_id)
+
+
+@handles(pb.BatchInputsMismatchRecorded)
+def batch_inputs_mismatch(
+    chain: ChainBuilder, fact: Fact, event: pb.BatchInputsMismatchRecorded
+) -> None:
+    """A batch start refused because its inputs belong to several COIs (recorded on each)."""
+    inputs = ", ".join(
+        f"{din} ({coi or '?'})"
+        for din, coi in zip(event.input_dins, event.input_cois, strict=False)
+    )
+    detail = (
+        f"batch start refused at {event.manufacturing_site_id} ({event.reason_code}):"
+        f" inputs {inputs or '(none)'}"
+    )
+    at = stamp_ns(event.refused_at) or fact.occurred_ns
+    identity_mismatch(chain, event.reason_code, at, detail, fact.event_id)
 
 
 @handles(pb.UnitAllocatedToBatch)
@@ -68,7 +87,7 @@ def batch_started(chain: ChainBuilder, fact: Fact, event: pb.BatchStarted) -> No
             f"batch {event.batch_id} started {iso(started)} past the"
             f" {event.fresh_window_hours} h fresh window (overridden{by})"
         )
-        chain.alert("stability-window-breach", started, detail, fact.event_id)
+        chain.alert(STABILITY_WINDOW_BREACH, started, detail, fact.event_id)
     check_fresh_inputs(chain, fact, event, started)
     chain.reach("manufacturing")
 
@@ -87,7 +106,7 @@ def check_fresh_inputs(
         if started - unit.window_starts_ns > limit:
             hours = event.fresh_window_hours
             detail = f"fresh unit {din} started {iso(started)}, past its {hours} h window"
-            chain.alert("stability-window-breach", started, detail, fact.event_id)
+            chain.alert(STABILITY_WINDOW_BREACH, started, detail, fact.event_id)
 
 
 marks(pb.ProcessStepRecorded, "manufacturing")

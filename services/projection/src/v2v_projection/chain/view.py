@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from v2v_projection.chain.alert_kinds import severity
 from v2v_projection.chain.builder import ChainBuilder, Release, Unit
 from v2v_projection.chain.custody import UnitCustody, custody_alerts, custody_view, replay
 from v2v_projection.chain.kpis import chain_kpis
@@ -45,7 +46,13 @@ def chain_view(chain: ChainBuilder) -> dict[str, Any]:
         "infusion": infusion_view(chain),
         "signatures": chain.signatures,
         "alerts": [
-            {"kind": kind, "at": iso(at_ns), "detail": detail, "event_id": event_id}
+            {
+                "kind": kind,
+                "severity": severity(kind),
+                "at": iso(at_ns),
+                "detail": detail,
+                "event_id": event_id,
+            }
             for at_ns, kind, detail, event_id in alerts
         ],
         "kpis": chain_kpis(chain),
