@@ -14,11 +14,17 @@ placeholders). Infusion never calls those services or reads their databases.
 - `v2v.intake.events.v1.PatientEnrolled`: the COI's treating site;
 - `v2v.infusion.events.v1.InfusionAdministered`, from every treating site (this one
   included; the site is the envelope's verified author): one row per (unit, site). A unit
-  is infused once: a second site's row is logged as a critical double infusion.
+  is infused once: a second site's row is logged as a critical double infusion;
+- which COIs each DIN is bound to (`v2v_platform.ids.bindings`: intake's `UnitLabelled` and
+  `UnitPackaged`, manufacturing's product units and their inputs): the first binding stands (a
+  product unit keeps the COI it was first made for), and a DIN bound to a second COI is an
+  identity conflict, logged as critical when learned: the unit is refused at receipt, the
+  bedside and every other step (`identity-conflict`, `domain.site_rules`).
 
-Written in the consumer store's transaction (with its ledger). Every write is an upsert, so
-redelivery changes nothing, and no row depends on another, so the order of arrival across
-topics does not matter (a release decision may arrive before its product units).
+Written in the consumer store's transaction (with its ledger). Every write is an upsert (or
+keeps its first row), so redelivery changes nothing, and no row depends on another, so the
+order of arrival across topics does not matter (a release decision may arrive before its
+product units; which binding of a DIN came first may differ, its conflict does not).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from v2v_platform.consumer import Delivered
 from v2v_platform.envelope.authorship import check_names_its_author
 from v2v_platform.errors import InvalidInput
 from v2v_platform.ids import Coi, Din, InvalidIdentifier
+from v2v_platform.ids.bindings import BINDING_EVENTS, BindingTable
 from v2v_platform.proto_values import condition_from_proto, from_timestamp, optional_time
 from v2v_platform.read_queries import Query
 from v2v_platform.service_application import utc_now
@@ -54,7 +61,11 @@ from v2v_platform.service_runtime import FactsFeed
 
 log = logging.getLogger(__name__)
 
-CONSUMER_NAME = "infusion-facts"
+CONSUMER_NAME = "infusion-facts-v2"
+"""v2 since the DIN bindings are learned (issue 14): a new ledger and consumer group, so a store
+made before reads every topic once more from its start and learns the bindings of units made
+before the upgrade (every other row is an upsert or keeps its first: replaying is harmless)."""
+BINDINGS = BindingTable("infusion_din_bindings")
 Handler = Callable[[Any, Any, Envelope], None]
 
 SCHEMA = (
@@ -75,11 +86,12 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS infusion_administrations ("
     " din_data TEXT NOT NULL, site_id TEXT NOT NULL, din TEXT NOT NULL, coi TEXT NOT NULL,"
     " administered_at TEXT NOT NULL, PRIMARY KEY (din_data, site_id))",
+    BINDINGS.schema,
 )
-UPSERT_UNIT = (
+UPSERT_UNIT = (  # the COI a product unit was first made for stands (another is a conflict)
     "INSERT INTO infusion_product_units VALUES (?, ?, ?, ?, ?) ON CONFLICT (din_data)"
-    " DO UPDATE SET din = excluded.din, coi = excluded.coi, batch_id = excluded.batch_id,"
-    " condition = excluded.condition"
+    " DO UPDATE SET din = excluded.din, batch_id = excluded.batch_id,"
+    " condition = excluded.condition WHERE infusion_product_units.coi = excluded.coi"
 )
 UPSERT_DECISION = (
     "INSERT INTO infusion_release_decisions VALUES (?, ?, ?) ON CONFLICT (batch_id, decision)"
@@ -181,11 +193,13 @@ class FactsProjection:
     def __call__(self, unit_of_work: Any, delivered: Delivered) -> None:
         envelope = delivered.envelope
         known = self._handlers.get(envelope.event_type)
-        if known is None:
+        if known is None and envelope.event_type not in BINDING_EVENTS:
             return
-        message_class, handle = known
         try:
-            handle(unit_of_work, message_class.FromString(envelope.payload), envelope)
+            BINDINGS.learn(unit_of_work, self._sql, envelope)
+            if known is not None:
+                message_class, handle = known
+                handle(unit_of_work, message_class.FromString(envelope.payload), envelope)
         except (DecodeError, InvalidIdentifier, InvalidInput) as error:
             log.warning("skipped %s at %s: %s", envelope.event_type, delivered.location, error)
 
@@ -286,7 +300,9 @@ class SqlInfusionFacts:
         if not rows:
             return None
         din, coi, batch_id, condition = rows[0]
-        return KnownProduct(din, coi, batch_id, Condition(condition))
+        bound = BINDINGS.read(self._query, din_data).cois
+        others = tuple(other for other in bound if other != coi)
+        return KnownProduct(din, coi, batch_id, Condition(condition), others)
 
     def release_of(self, batch_id: str) -> ReleaseState:
         return release_state(self._query(SELECT_DECISIONS, (batch_id,)))
@@ -331,7 +347,7 @@ class SqlInfusionFacts:
 
 
 FACTS_FEED = FactsFeed(
-    name="facts",
+    name="facts-v2",
     contexts=("manufacturing", "release", "intake", "infusion"),
     projection=FactsProjection,
     consumer_name=CONSUMER_NAME,

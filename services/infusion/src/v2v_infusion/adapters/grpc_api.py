@@ -2,8 +2,9 @@
 
 The caller's site and roles come from its client certificate (`current_caller()`), never
 from request fields; domain refusals become status codes via `translate_errors` (a refused
-bedside scan is FAILED_PRECONDITION, its reason code first in the details). Reads are given
-the caller's `Scope`.
+bedside scan is FAILED_PRECONDITION, its reason code first in the details; a clinical time in
+the future beyond the clock skew or out of sequence, e.g. a receipt before the product's
+release, is INVALID_ARGUMENT naming the field). Reads are given the caller's `Scope`.
 
 `ACCESS` declares each method's roles and relationship (`v2v_platform.access_policy`): every
 write records for this treating site only (OWN_SITE: another site is PERMISSION_DENIED); a

@@ -4,10 +4,11 @@ Sites authenticate with consortium-signed bearer tokens; the caller's site comes
 token, never from the body; the persons of a bedside scan and an infusion's witness
 re-authenticate in the body (a failed re-authentication: 401). Refusals are problem+json
 documents with a 4xx status; a step refused by a safety rule (scan, storage, thaw, infusion:
-409) carries its `reason_code`. Every route declares its gRPC twin's access
-(`grpc_api.ACCESS`: roles and relationship) in its OpenAPI operation (`x-v2v-access`) and
-requires those roles. (No `from __future__ import annotations` here: FastAPI resolves the
-dependencies below.)
+409) carries its `reason_code`; a clinical time in the future beyond the clock skew or out of
+sequence (e.g. a receipt before the product's release) is 422 naming the field. Every route
+declares its gRPC twin's access (`grpc_api.ACCESS`: roles and relationship) in its OpenAPI
+operation (`x-v2v-access`) and requires those roles. (No `from __future__ import annotations`
+here: FastAPI resolves the dependencies below.)
 """
 
 from dataclasses import asdict

@@ -5,7 +5,9 @@ is proven: they re-authenticate against this site's signer store (signer role "n
 "witness": `domain.bedside.WITNESS_CHECK`), and their signature, bound to the infusion's
 record, is on the event. Whether the unit still belongs here (its patient treated here, never
 infused anywhere: `domain.site_rules`), its release, post-release failures and window are
-checked again when it is administered (they may have changed since the bedside verification).
+checked again when it is administered (they may have changed since the bedside verification),
+at the infusion's clinical time (`administered_at`, else now: an infusion entered after the fact
+is judged by when it happened), which cannot precede the verification.
 Adverse events (ASTCT CRS / ICANS grades 1-4) are recorded only after the infusion (not
 refused for an infused unit).
 """
@@ -80,10 +82,9 @@ class InfusionAndAdverseEvents:
             unit.check_administration(by.user_id, proof.user_id)
             release = app.facts.release_of(unit.batch_id)
             unacknowledged = app.units.unacknowledged(unit.batch_id)
-            checked_at = max(moment, app.clock())
             fresh_window = app.rules.fresh_product
             refused = app.units.misplaced(unit.din, unit.coi) or check_infusable(
-                unit, release, unacknowledged, checked_at, fresh_window
+                unit, release, unacknowledged, moment, fresh_window
             )
             if refused is not None:
                 log.warning("infusion of %s refused at %s: %s", unit.din, app.site_id, refused)

@@ -12,7 +12,9 @@ else on a chain at risk that this site treats (`domain.mismatches.chain_at_risk`
 this site as its treating site), else in the unpublished records (never published: a refused
 scan must not relate this site to another site's patient). Nothing else changes. The second
 good scan records `BedsideVerified` with the deadline this site applied (`infuse_by`) and the
-rules' tag.
+rules' tag. The scan is judged at its clinical time (`scanned_at`, else now): a scan entered
+after the fact is judged by when it happened, the windows included; the scans follow the thaw
+(cryo) or the receipt (fresh), the second the first (`domain.product`).
 """
 
 from __future__ import annotations
@@ -101,10 +103,9 @@ class BedsideVerification:
         app = self.app
         release = app.facts.release_of(unit.batch_id)
         unacknowledged = app.units.unacknowledged(unit.batch_id)
-        checked_at = max(moment, app.clock())
         fresh_window = app.rules.fresh_product
         mismatch = app.units.misplaced(unit.din, unit.coi) or check_scan(
-            unit, wristband, by.user_id, release, unacknowledged, checked_at, fresh_window
+            unit, wristband, by.user_id, release, unacknowledged, moment, fresh_window
         )
         if mismatch is not None:
             unit.record_mismatch(din_text, wristband, mismatch, moment, by)

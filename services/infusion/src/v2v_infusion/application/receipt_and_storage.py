@@ -6,6 +6,13 @@ anywhere). A refused receipt scan is recorded in the unpublished records BEFORE 
 is raised (a receipt scan names only a DIN: no chain to publish it on, and a refused receipt
 relates this site to no chain). Storage and thaw check again that the unit still belongs here
 (`StepRefused`). The post-thaw window is the site's `rules.post_thaw`.
+
+Each step is at its clinical time (as given, else now; never in the future beyond the clock
+skew) and keeps the order of the chain (`domain.clinical_order`): the receipt not before the
+product's release as release's events tell it (a unit whose release is not known here yet is
+received, as before: the bedside refuses it until released), storage and thaw not before the
+receipt (nor the storage). The delivery of the product to this site is not known here (this
+service does not follow logistics' topic), so a receipt is not yet judged against it.
 """
 
 from __future__ import annotations
@@ -63,7 +70,8 @@ class ReceiptAndStorage:
             self._refuse(din_text, misplaced, moment, by)
         if app.units.find(din) is not None:
             raise Refused(f"unit {din} was already received at {app.site_id}")
-        unit = ProductAtSite.receive(product, app.site_id, moment, by)
+        released_at = app.facts.release_of(product.batch_id).released_at
+        unit = ProductAtSite.receive(product, app.site_id, moment, by, released_at)
         try:
             app.save(unit)
         except IntegrityError:

@@ -42,14 +42,18 @@ class UnitsHere:
 
     def misplaced(self, din: str, coi: str) -> Mismatch | None:
         """Why unit `din` (of `coi`) does not belong here (`domain.site_rules`), None if it
-        does: its patient is treated elsewhere (or unknown here), or it was infused anywhere."""
+        does: its DIN is bound to another COI too, its patient is treated elsewhere (or unknown
+        here), or it was infused anywhere."""
         facts = self.app.facts
+        product = facts.product_unit(din[:13])
+        bound = (product.coi, *product.other_cois) if product is not None else ()
         return check_belongs_here(
             din,
             coi,
             facts.treating_site_of(coi),
             self.app.site_id,
             facts.infusions_of(din[:13]),
+            tuple(dict.fromkeys(other for other in bound if other != coi)),
         )
 
     def acknowledgement(self, failure_id: str) -> FailureAcknowledgement | None:

@@ -38,6 +38,10 @@ class BedsideMismatch(Aggregate):
         explanation: str
         scanned_at: datetime
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.scanned_at
+
     def __init__(self, scanned_din: str, reason_code: str, **_: Any) -> None:
         self.scanned_din = scanned_din
         self.reason_code = reason_code

@@ -6,6 +6,13 @@ post-release failures, windows) is decided by `bedside` from facts learned from 
 persons of the two-person checks (both bedside scans, the infusion's witness) are proven: each
 event carries the manifestation of their re-authentication.
 A refused bedside scan of this unit is recorded here too (I2): it changes nothing else.
+
+Every step carries its clinical time (when it happened at the ward), which is also the
+envelope's `occurred_at` (each event's `occurred_at` property, never stored); the steps keep
+their order in time (`clinical_order`): storage after receipt (and after a previous storage),
+thaw after receipt and storage, the first bedside scan after the thaw (cryo) or the receipt
+(fresh), the second after the first, the infusion after the verification, an adverse event's
+onset after the infusion.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from v2v_infusion.domain.clinical_order import check_receipt
 from v2v_infusion.domain.values import (
     NAMESPACE,
     KnownProduct,
@@ -28,6 +36,7 @@ from v2v_platform.attribution import Attribution, SignatureManifestation
 from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.errors import InvalidInput, Refused
+from v2v_platform.limits import check_not_before
 from v2v_platform.protocol_rules import ProtocolRules
 
 
@@ -60,14 +69,23 @@ class ProductAtSite(Aggregate):
         condition: str
         received_at: datetime
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.received_at
+
     class Stored(AttributedEvent):
         din: str
         location: str
         condition: str
         stored_at: datetime
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.stored_at
+
         def apply(self, aggregate: Any) -> None:
             aggregate.storage_location = self.location
+            aggregate.stored_at = self.stored_at
             aggregate.status = UnitStatus.STORED
 
     class ThawStarted(AttributedEvent):
@@ -76,6 +94,10 @@ class ProductAtSite(Aggregate):
         infuse_by: datetime
         window_minutes: int
         protocol_rules: str = ""  # the rules' tag ("" on events stored before it was recorded)
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.thaw_started_at
 
         def apply(self, aggregate: Any) -> None:
             aggregate.thaw_started_at = self.thaw_started_at
@@ -96,7 +118,12 @@ class ProductAtSite(Aggregate):
             state["signature"] = None
             state["signature_meaning"] = ""
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.scanned_at
+
         def apply(self, aggregate: Any) -> None:
+            aggregate.first_scanned_at = self.scanned_at
             aggregate.first_user = {
                 "user_id": self.actor["user_id"],
                 "printed_name": self.actor["printed_name"],
@@ -124,7 +151,12 @@ class ProductAtSite(Aggregate):
             state["second_signature"] = None
             state["signature_meaning"] = ""
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.verified_at
+
         def apply(self, aggregate: Any) -> None:
+            aggregate.verified_at = self.verified_at
             aggregate.second_user = dict(self.second_user)
             aggregate.release_basis = self.release_basis
             aggregate.verified_infuse_by = self.infuse_by
@@ -136,6 +168,10 @@ class ProductAtSite(Aggregate):
         reason_code: str
         explanation: str
         scanned_at: datetime
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.scanned_at
 
     class InfusionAdministered(AttributedEvent):
         class_version = 2
@@ -155,6 +191,10 @@ class ProductAtSite(Aggregate):
             state["witness_signature"] = None
             state["signature_meaning"] = ""
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.administered_at
+
         def apply(self, aggregate: Any) -> None:
             aggregate.administered_at = self.administered_at
             aggregate.status = UnitStatus.INFUSED
@@ -165,6 +205,10 @@ class ProductAtSite(Aggregate):
         grade: int
         onset_at: datetime
         notes: str
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.onset_at
 
         def apply(self, aggregate: Any) -> None:
             aggregate.adverse_events.append(self)
@@ -187,13 +231,16 @@ class ProductAtSite(Aggregate):
         self.received_at = received_at
         self.status = UnitStatus.RECEIVED
         self.storage_location = ""
+        self.stored_at: datetime | None = None
         self.thaw_started_at: datetime | None = None
         self.thaw_infuse_by: datetime | None = None
         self.first_user: dict[str, str] | None = None
         self.first_signature: dict[str, str] | None = None
+        self.first_scanned_at: datetime | None = None
         self.second_user: dict[str, str] | None = None
         self.release_basis = ""
         self.verified_infuse_by: datetime | None = None
+        self.verified_at: datetime | None = None
         self.administered_at: datetime | None = None
         self.adverse_events: list[ProductAtSite.AdverseEventRecorded] = []
 
@@ -203,8 +250,17 @@ class ProductAtSite(Aggregate):
 
     @classmethod
     def receive(
-        cls, product: KnownProduct, site_id: str, received_at: datetime, by: Attribution
+        cls,
+        product: KnownProduct,
+        site_id: str,
+        received_at: datetime,
+        by: Attribution,
+        released_at: datetime | None = None,
+        delivered_at: datetime | None = None,
     ) -> ProductAtSite:
+        """Received at `received_at`: not before the product's release (`released_at`) nor
+        its delivery here (`delivered_at`), each when known."""
+        check_receipt(received_at, released_at, delivered_at)
         received: ProductAtSite = cls._create(
             cls.Received,
             id=cls.create_id(site_id, product.din_data),
@@ -224,6 +280,8 @@ class ProductAtSite(Aggregate):
     def store(self, location: str, stored_at: datetime, by: Attribution) -> None:
         if self.status not in (UnitStatus.RECEIVED, UnitStatus.STORED):
             raise Refused(f"unit {self.din} is {self.status.value}; it can no longer be stored")
+        check_not_before(stored_at, "stored_at", self.received_at, "the unit was received")
+        check_not_before(stored_at, "stored_at", self.stored_at, "its previous storage")
         self.trigger_event(
             self.Stored,
             din=self.din,
@@ -239,8 +297,9 @@ class ProductAtSite(Aggregate):
             raise Refused(f"unit {self.din} is {self.condition.value} product: only cryo thaws")
         if self.status not in (UnitStatus.RECEIVED, UnitStatus.STORED):
             raise Refused(f"unit {self.din} is {self.status.value}; it cannot start thawing")
-        if thaw_started_at < self.received_at:
-            raise InvalidInput("the thaw cannot start before the unit was received")
+        field = "thaw_started_at"
+        check_not_before(thaw_started_at, field, self.received_at, "the unit was received")
+        check_not_before(thaw_started_at, field, self.stored_at, "the unit was stored")
         self.trigger_event(
             self.ThawStarted,
             din=self.din,
@@ -261,6 +320,9 @@ class ProductAtSite(Aggregate):
         """The first good scan, by the proven person `by` (`signature`)."""
         assert self.status in BEFORE_BEDSIDE, "checked by bedside.check_scan"
         check_signed_by(signature, by)
+        if self.thaw_started_at is not None:
+            check_not_before(scanned_at, "scanned_at", self.thaw_started_at, "its thaw started")
+        check_not_before(scanned_at, "scanned_at", self.received_at, "the unit was received")
         self.trigger_event(
             self.BedsideScanRecorded,
             din=self.din,
@@ -284,6 +346,8 @@ class ProductAtSite(Aggregate):
         the proven person `by` (`signature`) after the first scan's."""
         assert self.first_user is not None, "checked by bedside.check_scan"
         check_signed_by(signature, by)
+        first_scan = self.first_scanned_at
+        check_not_before(verified_at, "scanned_at", first_scan, "the first bedside scan")
         self.trigger_event(
             self.BedsideVerified,
             din=self.din,
@@ -329,6 +393,8 @@ class ProductAtSite(Aggregate):
         """Infused by `by`, witnessed by the proven person who signed `witness_signature`."""
         check_dose(dose_car_cells_per_kg, volume_ml)
         self.check_administration(by.user_id, witness_signature.user_id)
+        verified = self.verified_at
+        check_not_before(administered_at, "administered_at", verified, "its bedside verification")
         self.trigger_event(
             self.InfusionAdministered,
             din=self.din,

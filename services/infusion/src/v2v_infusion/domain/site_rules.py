@@ -2,6 +2,8 @@
 again at every later step (storage, thaw, bedside scan, infusion): the facts may change
 after the unit was received.
 
+- identity-conflict: verified facts bind the unit's DIN to another COI too (issue 14, I1: a
+  DIN names one patient for life), whichever binding came first;
 - not-treating-site: intake's enrolment names another treating site for the unit's COI, or no
   enrolment is known here: the bag is not for a patient of this ward;
 - already-infused: an infusion of the unit is known from infusion's own topic, at any site
@@ -14,10 +16,18 @@ from collections.abc import Sequence
 
 from v2v_infusion.domain.values import (
     ALREADY_INFUSED,
+    IDENTITY_CONFLICT,
     NOT_TREATING_SITE,
     KnownInfusion,
     Mismatch,
 )
+from v2v_platform.ids.bindings import DinConflict
+
+
+def check_one_patient(din: str, coi: str, other_cois: Sequence[str]) -> Mismatch | None:
+    if not other_cois:
+        return None
+    return Mismatch(IDENTITY_CONFLICT, DinConflict(din, (coi, *other_cois)).explanation)
 
 
 def check_treating_site(
@@ -48,8 +58,12 @@ def check_belongs_here(
     treating_site: str | None,
     site_id: str,
     infusions: Sequence[KnownInfusion],
+    other_cois: Sequence[str] = (),
 ) -> Mismatch | None:
-    """None when `din` (of `coi`) is for a patient of `site_id` and was never infused."""
-    return check_treating_site(din, coi, treating_site, site_id) or check_never_infused(
-        din, infusions
+    """None when `din` (of `coi`, bound to no `other_cois`) is for a patient of `site_id` and
+    was never infused."""
+    return (
+        check_one_patient(din, coi, other_cois)
+        or check_treating_site(din, coi, treating_site, site_id)
+        or check_never_infused(din, infusions)
     )

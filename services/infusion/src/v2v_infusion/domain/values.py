@@ -11,6 +11,7 @@ from uuid import UUID
 from v2v_platform import limits
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, Refused
+from v2v_platform.ids.bindings import IDENTITY_CONFLICT as IDENTITY_CONFLICT
 from v2v_platform.limits import MAX_ID_CHARS, echo
 
 NAMESPACE = UUID("3d9b7c21-4e6f-5a80-b1c2-9f8e7d6c5b4a")
@@ -95,6 +96,8 @@ class KnownProduct:
     coi: str
     batch_id: str
     condition: Condition
+    other_cois: tuple[str, ...] = ()
+    """Other COIs verified facts bind this DIN to (issue 14): any = an identity conflict."""
 
     @property
     def din_data(self) -> str:
