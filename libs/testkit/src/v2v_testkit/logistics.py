@@ -30,6 +30,7 @@ from v2v_platform.attribution import Attribution
 from v2v_platform.auth import Role
 from v2v_platform.conditions import Condition
 from v2v_platform.ids import issue_coi, issue_din
+from v2v_platform.ids.bindings import DinBindings, DinConflict
 from v2v_platform.scope import Scope
 from v2v_testkit.clock import ManualClock
 
@@ -53,12 +54,28 @@ class Clock(ManualClock):
 
 @dataclass
 class InMemoryFacts:
-    """A stand-in for the projection of other contexts' events (the `LogisticsFacts` port)."""
+    """A stand-in for the projection of other contexts' events (the `LogisticsFacts` and
+    `UnitIdentities` ports)."""
 
     units: dict[str, KnownUnit] = field(default_factory=dict)
+    bindings: dict[str, list[str]] = field(default_factory=dict)
+    """Every COI each DIN is bound to (DIN data -> COIs, first first)."""
 
     def unit(self, din_data: str) -> KnownUnit | None:
         return self.units.get(din_data)
+
+    def identity_conflict(self, din_data: str) -> DinConflict | None:
+        return DinBindings(din_data, tuple(self.bindings.get(din_data, ()))).conflict
+
+    def bind(self, unit_din: str, coi: str) -> None:
+        """Verified facts bind `unit_din` to `coi` too (with its packaged unit's COI, a second
+        COI makes it an identity conflict)."""
+        cois = self.bindings.setdefault(unit_din[:13], [])
+        unit = self.units.get(unit_din[:13])
+        if unit is not None and unit.coi not in cois:
+            cois.insert(0, unit.coi)
+        if coi not in cois:
+            cois.append(coi)
 
     def package(
         self,
@@ -98,6 +115,7 @@ def build_app(
     **overrides: Any,
 ) -> LogisticsApplication:
     """The application at LOGI-1 with its unpublished records; both in memory by default.
+    In-memory `facts` answer the unit identities too.
     `app.close()` leaves the unpublished records open: close `app.unpublished` too."""
     unpublished = LogisticsUnpublishedRecords(env=unpublished_env or POPO)
     settings: dict[str, Any] = {
@@ -107,6 +125,8 @@ def build_app(
     }
     if clock is not None:
         settings["clock"] = clock
+    if isinstance(facts, InMemoryFacts):
+        settings.setdefault("identities", facts)
     return LogisticsApplication(env=env or POPO, unpublished=unpublished, facts=facts, **settings)
 
 

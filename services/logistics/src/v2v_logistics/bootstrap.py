@@ -1,6 +1,7 @@
 """The composition root: `bootstrap(settings, **overrides)` wires the logistics service.
 
-Tests override parameters (clock, facts, courier tokens) and start only what they need.
+Tests override parameters (clock, facts, unit identities, courier tokens) and start only what
+they need. Without given facts, the facts projection answers both `facts` and `identities`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from v2v_logistics.adapters.courier_tokens import CourierTokens, postgres_tokens
 from v2v_logistics.adapters.facts_projection import FACTS_FEED
 from v2v_logistics.adapters.http_api import create_http_app
 from v2v_logistics.application import LogisticsApplication
-from v2v_logistics.ports import LogisticsFacts, NoLogisticsFacts
+from v2v_logistics.ports import LogisticsFacts, NoLogisticsFacts, UnitIdentities
 from v2v_logistics.relay_spec import RELAY_SPEC
 from v2v_logistics.settings import LogisticsSettings
 from v2v_logistics.unpublished_records import LogisticsUnpublishedRecords
@@ -55,18 +56,21 @@ def bootstrap(
     settings: LogisticsSettings,
     *,
     facts: LogisticsFacts | None = None,
+    identities: UnitIdentities | None = None,
     tokens: CourierTokens | None = None,
     clock: Callable[[], datetime] = utc_now,
     **application_overrides: Any,
 ) -> LogisticsService:
     unpublished = LogisticsUnpublishedRecords(env=settings.registers_env())
     courier_tokens = tokens or courier_tokens_for(settings)
+    projected = FACTS_FEED.facts_for(settings, None) if facts is None else None
     app = LogisticsApplication(
         env=settings.event_store.eventsourcing_env(),
         clock_skew=settings.clock_skew,
         site_id=settings.site_id,
         unpublished=unpublished,
-        facts=facts or FACTS_FEED.facts_for(settings, NoLogisticsFacts()),
+        facts=facts or projected or NoLogisticsFacts(),
+        identities=identities or projected,
         clock=clock,
         rules=settings.protocol_rules(),
         courier_index=EventStoreCourierShipmentIndex,

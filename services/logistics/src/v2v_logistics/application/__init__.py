@@ -3,8 +3,10 @@
 Methods take plain values plus the acting `Attribution` (or, to read, the caller's `Scope`),
 raise `DomainError`s and return the plain values of `views`. Refused scans, handoffs and
 receipts are saved (as mismatch events on the shipment's chain) BEFORE `ScanRefused` is
-raised. Every change is saved under optimistic concurrency and retried from a fresh read when
-another change won the race, so a scan key sent twice at once is still applied once.
+raised; so are those refused because a unit of the shipment is bound to two COIs
+(`identity-conflict`, from `UnitIdentities`), which a new shipment refuses outright. Every
+change is saved under optimistic concurrency and retried from a fresh read when another change
+won the race, so a scan key sent twice at once is still applied once.
 
 This application's notification log is the outbox: each `Shipment` belongs to ONE chain of
 identity (all its units share one COI) and each of its events carries that valid COI, the
@@ -52,6 +54,8 @@ from v2v_logistics.ports import (
     NoCourierRoster,
     NoCourierShipmentIndex,
     NoLogisticsFacts,
+    NoUnitIdentities,
+    UnitIdentities,
 )
 from v2v_logistics.unpublished_records import LogisticsUnpublishedRecords
 from v2v_logistics.views import CourierShipmentView, ReadingsView, ShipmentView
@@ -82,6 +86,7 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
         clock_skew: timedelta = CLOCK_SKEW,
         courier_index: CourierShipmentIndexOver | None = None,
         couriers: CourierRoster | None = None,
+        identities: UnitIdentities | None = None,
     ) -> None:
         super().__init__(
             env,
@@ -92,6 +97,7 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
             clock_skew=clock_skew,
         )
         self.facts: LogisticsFacts = facts or NoLogisticsFacts()
+        self.identities: UnitIdentities = identities or NoUnitIdentities()
         self.rules = rules
         self.couriers: CourierRoster = couriers or NoCourierRoster()
         self.courier_index: CourierShipmentIndex = (
@@ -199,6 +205,15 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
     def parties_of(self, shipment: Shipment) -> Parties:
         courier = shipment.assigned_courier_id
         return shipment.parties(self.couriers.companies_of(courier) if courier else frozenset())
+
+    def identity_problem(self, shipment: Shipment) -> Mismatch | None:
+        """Why no act on the shipment may go on: a unit on its manifest whose DIN verified
+        facts bind to more than one COI (`identity-conflict`, issue 14, I1); None otherwise."""
+        for entry in shipment.manifest:
+            conflict = self.identities.identity_conflict(entry[:13])
+            if conflict is not None:
+                return Mismatch(conflict.reason_code, conflict.explanation)
+        return None
 
     def shipment_coi(self, shipment_id: str) -> str:
         """The shipment's COI, "" when there is none (for the access log only)."""

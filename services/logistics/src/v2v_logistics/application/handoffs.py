@@ -1,7 +1,8 @@
 """Scans, offers and custody handoffs (couriers over HTTP, sites over gRPC): only a party to
 the shipment acts on it (to anyone else it does not exist, and nothing is recorded); custody
 passes when the custodian offered the shipment to the receiving party by its own call and
-that party scanned every unit. A refusal is saved on the shipment's chain before
+that party scanned every unit; no act goes on while a unit of the shipment is bound to two
+COIs (`identity-conflict`). A refusal is saved on the shipment's chain before
 `ScanRefused` is raised; a key sent again gets the same outcome. The scan time is the
 device's (never in the future beyond the clock skew); the label is read as its bounded echo,
 so a refused scan records and answers at most 256 characters of it."""
@@ -36,6 +37,8 @@ class Handoffs:
         return self._act(
             shipment_id,
             caller(attempt.receiving_party, by),
+            attempt,
+            authored,
             lambda s: s.scan(attempt, self.app.facts.unit, authored),
         )
 
@@ -46,6 +49,8 @@ class Handoffs:
         return self._act(
             shipment_id,
             caller(attempt.receiving_party, by),
+            attempt,
+            authored,
             lambda s: s.hand_over(attempt, authored),
         )
 
@@ -57,6 +62,8 @@ class Handoffs:
         return self._act(
             shipment_id,
             caller(attempt.from_party, by),
+            attempt,
+            authored,
             lambda s: s.offer_handoff(attempt, self.app.parties_of(s), authored),
         )
 
@@ -73,11 +80,16 @@ class Handoffs:
         )
 
     def _act(
-        self, shipment_id: str, by: Caller, act: Callable[[Shipment], ScanOutcome]
+        self,
+        shipment_id: str,
+        by: Caller,
+        scan: ScanAttempt,
+        authored: Attribution,
+        act: Callable[[Shipment], ScanOutcome],
     ) -> ScanOutcome:
         def attempt() -> tuple[ScanOutcome, str]:
             shipment = self.app.related(shipment_id, by)
-            outcome = act(shipment)
+            outcome = self._identity_refusal(shipment, scan, authored) or act(shipment)
             self.app.save(shipment)
             return outcome, shipment.coi
 
@@ -85,6 +97,19 @@ class Handoffs:
         if outcome.mismatch is not None:
             raise ScanRefused(outcome.mismatch, coi)
         return outcome
+
+    def _identity_refusal(
+        self, shipment: Shipment, scan: ScanAttempt, authored: Attribution
+    ) -> ScanOutcome | None:
+        """A unit of the shipment is bound to two COIs: the act is recorded as refused
+        (`identity-conflict`); a key already applied keeps its outcome."""
+        if scan.idempotency_key in shipment.outcomes:
+            return None
+        mismatch = self.app.identity_problem(shipment)
+        if mismatch is None:
+            return None
+        shipment.record_mismatch(scan, mismatch, authored)
+        return ScanOutcome(False, mismatch=mismatch)
 
 
 def caller(party: str, by: Attribution) -> Caller:

@@ -1,6 +1,7 @@
 """The destination site: delivery (the custodian offered it the shipment; it, or the department
 the shipment goes to, scanned exactly the manifest; past the window only with a signed
-override), receipt inspection, and exceptions recorded by either party site. Only a party to
+override; never while a unit of the shipment is bound to two COIs, `identity-conflict`),
+receipt inspection, and exceptions recorded by either party site. Only a party to
 the shipment calls these: to any other site the shipment does not exist (nothing recorded).
 Scanned labels are read as their bounded echoes (at most as many as a manifest holds)."""
 
@@ -50,7 +51,13 @@ class Receipt:
 
         def act() -> tuple[ShipmentView, Mismatch | None]:
             shipment = self.app.related(shipment_id, caller)
-            mismatch = shipment.receive(attempt, labels, self.app.facts.unit, override, authored)
+            mismatch = self.app.identity_problem(shipment)
+            if mismatch is not None:
+                shipment.record_mismatch(attempt, mismatch, authored)
+            else:
+                mismatch = shipment.receive(
+                    attempt, labels, self.app.facts.unit, override, authored
+                )
             self.app.save(shipment)
             return ShipmentView.of(shipment), mismatch
 

@@ -1,7 +1,8 @@
 """Creating shipments (one COI, units verified facts relate to the shipper and in its custody,
-one condition, the earliest stability window of the units; from the calling site or one of
-its departments, to another site or, within the site, from one department to another) and
-assigning their courier (the custodian that assigns the courier offers it the shipment)."""
+one condition, the earliest stability window of the units, never a unit verified facts bind
+to two COIs (`identity-conflict`); from the calling site or one of its departments, to
+another site or, within the site, from one department to another) and assigning their
+courier (the custodian that assigns the courier offers it the shipment)."""
 
 from __future__ import annotations
 
@@ -110,6 +111,9 @@ class Shipments:
             if found.reason_code == UNKNOWN_UNIT:
                 raise UnitNotFound(found)
             raise ScanRefusedAtCreation(found.reason_code, found.explanation)
+        conflict = self.app.identities.identity_conflict(din.data)
+        if conflict is not None:  # bound to two COIs: nobody may ship it (issue 14, I1)
+            raise ScanRefusedAtCreation(conflict.reason_code, conflict.explanation)
         return found
 
     def _plan(

@@ -3,7 +3,9 @@ overridden), process steps and in-process QC, failure, harvest into product unit
 batch read (the batch's manufacturing site and auditors).
 
 A start from units of several COIs is refused and recorded first, on the chain of each of
-those COIs (`BatchInputsMismatch`, I1 and I2); nothing else changes."""
+those COIs (`BatchInputsMismatch`, I1 and I2); nothing else changes. So is a start from a unit
+whose DIN verified facts bind to more than one COI (`identity-conflict`, issue 14): recorded on
+the chain of every COI of the inputs and of every COI that DIN is bound to."""
 
 from __future__ import annotations
 
@@ -12,7 +14,11 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from v2v_manufacturing.domain.batch import Batch, BatchInput, check_product_count
-from v2v_manufacturing.domain.batch_mismatch import BatchInputsMismatch, match_inputs
+from v2v_manufacturing.domain.batch_mismatch import (
+    BatchInputsMismatch,
+    InputsMismatch,
+    match_inputs,
+)
 from v2v_manufacturing.domain.receipt import ReceivedUnit
 from v2v_manufacturing.domain.values import ProcessStep, QcResult
 from v2v_manufacturing.views import BatchView
@@ -21,6 +27,7 @@ from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput, Refused
 from v2v_platform.ids import Din
+from v2v_platform.ids.bindings import IDENTITY_CONFLICT
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import parse_din
 
@@ -47,6 +54,7 @@ class Batches:
         def attempt() -> BatchView:
             units = [self._received(din) for din in dins]
             inputs = [BatchInput(u.din, u.coi, u.condition, u.window_starts_at) for u in units]
+            self._refuse_conflicted_dins(inputs, by)
             self._refuse_mixed_cois(inputs, by)
             batch = Batch.start(inputs, self.app.clock(), self.app.rules, override, by)
             for unit in units:
@@ -59,8 +67,25 @@ class Batches:
     def _refuse_mixed_cois(self, inputs: list[BatchInput], by: Attribution) -> None:
         """Inputs of several COIs: recorded on each chain at risk, then refused (I1, I2)."""
         mismatch = match_inputs(inputs)
-        if mismatch is None:
+        if mismatch is not None:
+            self._refuse(inputs, mismatch, by)
+
+    def _refuse_conflicted_dins(self, inputs: list[BatchInput], by: Attribution) -> None:
+        """An input whose DIN is bound to two COIs: recorded on each chain at risk, then
+        refused (I1, I2)."""
+        conflicts = [
+            conflict
+            for unit in inputs
+            if (conflict := self.app.facts.identity_conflict(unit.din[:13])) is not None
+        ]
+        if not conflicts:
             return
+        at_risk = {unit.coi for unit in inputs}.union(*(c.cois for c in conflicts))
+        explanation = "; ".join(conflict.explanation for conflict in conflicts)
+        mismatch = InputsMismatch(IDENTITY_CONFLICT, explanation, tuple(sorted(at_risk)))
+        self._refuse(inputs, mismatch, by)
+
+    def _refuse(self, inputs: list[BatchInput], mismatch: InputsMismatch, by: Attribution) -> None:
         now = self.app.clock()
         self.app.save(*BatchInputsMismatch.on_each_chain(inputs, mismatch, now, by))
         raise Refused(f"batch start refused ({mismatch.reason_code}): {mismatch.explanation}")
