@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from v2v_infusion.adapters.facts_projection import FACTS_FEED
 from v2v_infusion.bootstrap import bootstrap
 from v2v_infusion.settings import InfusionSettings
 from v2v_platform.auth.pki import init_pki, parse_site_spec
@@ -61,7 +62,7 @@ def test_an_idle_consumer_reports_a_broker_outage_and_recovers(
 
         broker.down()
         eventually(lambda: status(client)[0] == 503, "not ready in the outage")
-        assert "facts-consumer" in str(status(client)[1])
+        assert f"{FACTS_FEED.name}-consumer" in str(status(client)[1])
 
         assert broker.up() == kafka
         eventually(lambda: status(client)[0] == 200, "ready again after the outage", 90)

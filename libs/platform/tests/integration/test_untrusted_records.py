@@ -30,7 +30,7 @@ from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v.release.events.v1 import events_pb2 as release
-from v2v_infusion.adapters.facts_projection import CONSUMER_NAME
+from v2v_infusion.adapters.facts_projection import CONSUMER_NAME, FACTS_FEED
 from v2v_infusion.bootstrap import InfusionService, bootstrap
 from v2v_infusion.domain.values import ReleaseStatus
 from v2v_infusion.settings import InfusionSettings
@@ -103,7 +103,8 @@ def quarantined(dsn: str, coi: str) -> list[tuple[str, str, str, str]]:
 
 
 def consumer_alive() -> bool:
-    return any(t.name == "infusion-facts-consumer" and t.is_alive() for t in threading.enumerate())
+    name = f"infusion-{FACTS_FEED.name}-consumer"
+    return any(t.name == name and t.is_alive() for t in threading.enumerate())
 
 
 def test_forged_and_poison_records_are_quarantined_and_the_consumer_goes_on(
