@@ -52,6 +52,9 @@ class ShipmentView:
     origin_party: str = ""
     destination_party: str = ""
     """`site:<ID>`, or `site:<ID>/<department>` when it goes from or to a department."""
+    created_at: datetime | None = None
+    received_at: datetime | None = None
+    """When it was created (packed) and received (None: not yet): clinical times, as given."""
 
     @classmethod
     def of(cls, shipment: Shipment) -> ShipmentView:
@@ -74,6 +77,8 @@ class ShipmentView:
             shipment.offered_to,
             shipment.origin_party,
             shipment.destination_party,
+            shipment.created_at,
+            shipment.received_at,
         )
 
 

@@ -65,8 +65,14 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def create(client: TestClient, pki: Path, units: list[str], courier: str = "C-17") -> str:
-    body = {
+def create(
+    client: TestClient,
+    pki: Path,
+    units: list[str],
+    courier: str = "C-17",
+    created_at: datetime | None = None,
+) -> str:
+    body: dict[str, Any] = {
         "operator": OPERATOR,
         "manifest": units,
         "condition": "fresh-cold",
@@ -75,6 +81,8 @@ def create(client: TestClient, pki: Path, units: list[str], courier: str = "C-17
         "data_logger_id": "LOGGER-5",
         "courier_id": courier,
     }
+    if created_at is not None:
+        body["created_at"] = created_at.isoformat()
     response = client.post("/v1/shipments", json=body, headers=site(pki, ORIGIN))
     assert response.status_code == 201, response.text
     return str(response.json()["shipment_id"])
@@ -329,7 +337,8 @@ def test_late_scans_are_flagged_over_http(
     client: TestClient, pki: Path, facts: InMemoryFacts, tokens: CourierTokens
 ) -> None:
     units = [facts.package(din(1)), facts.package(din(2))]
-    shipment_id = create(client, pki, units)
+    # packed two hours ago, so a queued scan an hour old follows its creation (issue 14)
+    shipment_id = create(client, pki, units, created_at=NOW - timedelta(hours=2))
     me = bearer(tokens.issue("C-17", "Kim Courier", ORIGIN))
     base = f"/v1/courier/shipments/{shipment_id}/scans"
     client.post(base, json=scan(units[1]), headers=me)

@@ -41,6 +41,7 @@ from v2v_platform.proto_values import (
     attribution,
     condition_from_proto,
     condition_to_proto,
+    optional_time,
     required_time,
     signature_from_proto,
     timestamp,
@@ -142,6 +143,8 @@ def shipment_message(view: ShipmentView) -> pb.Shipment:
         offered_to=view.offered_to,
         origin_party=view.origin_party,
         destination_party=view.destination_party,
+        created_at=timestamp(view.created_at) if view.created_at else None,
+        received_at=timestamp(view.received_at) if view.received_at else None,
     )
 
 
@@ -193,6 +196,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
             request.courier_id,
             request.department,
             request.destination_department,
+            optional_time(request, "created_at"),
         )
         by = acting("CreateShipment", request.operator, department=request.department)
         view = custody_rule(lambda: self.app.create_shipment(plan, by))
@@ -221,7 +225,9 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
             self.app.acting_party(by, request.department),
             request.to_party,
         )
-        outcome = custody_rule(lambda: self.app.offer_handoff(request.shipment_id, offer, by))
+        outcome = custody_rule(
+            lambda: self.app.offer_handoff(request.shipment_id, offer, by, "offered_at")
+        )
         return pb.OfferHandoffResponse(
             custodian=outcome.custodian, offered_to=outcome.offered_to, status=outcome.status
         )
@@ -274,6 +280,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
                 override,
                 by,
                 department=request.department,
+                received_at=optional_time(request, "received_at"),
             )
         )
         return pb.ReceiveShipmentResponse(shipment=shipment_message(view))

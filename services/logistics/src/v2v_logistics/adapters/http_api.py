@@ -78,6 +78,8 @@ class CreateShipment(Command):
     """The calling site's department that ships it ("": the site as a whole)."""
     destination_department: IdText = ""
     """The destination's department that takes it; within one site, both are named."""
+    created_at: datetime | None = None
+    """When it was created (packed), the clinical time (absent: now)."""
 
 
 class AssignCourier(Command):
@@ -106,6 +108,8 @@ class ReceiveShipment(Command):
     window_override: Override | None = None
     department: IdText = ""
     """The calling site's department that takes it, when the shipment goes to it."""
+    received_at: datetime | None = None
+    """When it was received, the clinical time (absent: now); the window is judged on it."""
 
 
 class InspectReceipt(Command):
@@ -203,6 +207,7 @@ def create_http_app(
             body.courier_id,
             body.department,
             body.destination_department,
+            body.created_at,
         )
         by = acting(caller, "CreateShipment", body, department=body.department)
         view = application.create_shipment(plan, by)
@@ -228,6 +233,7 @@ def create_http_app(
             override_of(body.window_override),
             by,
             department=body.department,
+            received_at=body.received_at,
         )
         return shipment_json(view)
 

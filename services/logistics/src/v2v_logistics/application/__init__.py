@@ -127,10 +127,12 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
     def hand_over(self, shipment_id: str, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
         return self.handoffs.hand_over(shipment_id, attempt, by)
 
-    def offer_handoff(self, shipment_id: str, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
+    def offer_handoff(
+        self, shipment_id: str, attempt: ScanAttempt, by: Attribution, field: str = "scanned_at"
+    ) -> ScanOutcome:
         """The custodian (`attempt.from_party`, as authenticated) offers the shipment to
-        `attempt.receiving_party`."""
-        return self.handoffs.offer(shipment_id, attempt, by)
+        `attempt.receiving_party`; `field` names the offer's time where it was given."""
+        return self.handoffs.offer(shipment_id, attempt, by, field)
 
     # the destination site
 
@@ -143,11 +145,12 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
         by: Attribution,
         idempotency_key: str = "",
         department: str = "",
+        received_at: datetime | None = None,
     ) -> ShipmentView:
         """The destination site (or its `department`, when the shipment goes to it) takes the
-        shipment."""
+        shipment, at `received_at` (the clinical time; None: now)."""
         return self.receipt.receive(
-            shipment_id, labels, from_party, override, by, idempotency_key, department
+            shipment_id, labels, from_party, override, by, idempotency_key, department, received_at
         )
 
     def inspect_receipt(

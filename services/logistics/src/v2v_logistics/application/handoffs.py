@@ -4,7 +4,8 @@ passes when the custodian offered the shipment to the receiving party by its own
 that party scanned every unit; no act goes on while a unit of the shipment is bound to two
 COIs (`identity-conflict`). A refusal is saved on the shipment's chain before
 `ScanRefused` is raised; a key sent again gets the same outcome. The scan time is the
-device's (never in the future beyond the clock skew); the label is read as its bounded echo,
+device's (never in the future beyond the clock skew, never before the shipment's creation:
+INVALID_ARGUMENT naming the field, nothing recorded); the label is read as its bounded echo,
 so a refused scan records and answers at most 256 characters of it."""
 
 from __future__ import annotations
@@ -54,24 +55,28 @@ class Handoffs:
             lambda s: s.hand_over(attempt, authored),
         )
 
-    def offer(self, shipment_id: str, attempt: ScanAttempt, by: Attribution) -> ScanOutcome:
+    def offer(
+        self, shipment_id: str, attempt: ScanAttempt, by: Attribution, field: str = "scanned_at"
+    ) -> ScanOutcome:
         """The custodian (`attempt.from_party`, as authenticated) offers the shipment to
-        `attempt.receiving_party`."""
-        attempt = self.checked(attempt)
+        `attempt.receiving_party`; `field`: what the offer's time is called where it was
+        given."""
+        attempt = self.checked(attempt, field)
         authored = self.app.authored(by)
         return self._act(
             shipment_id,
             caller(attempt.from_party, by),
             attempt,
             authored,
-            lambda s: s.offer_handoff(attempt, self.app.parties_of(s), authored),
+            lambda s: s.offer_handoff(attempt, self.app.parties_of(s), authored, field),
+            field,
         )
 
-    def checked(self, attempt: ScanAttempt) -> ScanAttempt:
+    def checked(self, attempt: ScanAttempt, field: str = "scanned_at") -> ScanAttempt:
         """The attempt within the limits: its parties, key and time checked, its label echoed."""
         check_parties(attempt)
         limits.check_id(attempt.idempotency_key, "idempotency_key")
-        scanned_at = self.app.when(attempt.scanned_at, "scanned_at")
+        scanned_at = self.app.when(attempt.scanned_at, field)
         return replace(
             attempt,
             from_party=attempt.from_party.strip(),
@@ -86,9 +91,12 @@ class Handoffs:
         scan: ScanAttempt,
         authored: Attribution,
         act: Callable[[Shipment], ScanOutcome],
+        field: str = "scanned_at",
     ) -> ScanOutcome:
         def attempt() -> tuple[ScanOutcome, str]:
             shipment = self.app.related(shipment_id, by)
+            if scan.idempotency_key not in shipment.outcomes:  # nothing recorded out of order
+                shipment.check_after_creation(scan.scanned_at, field)
             outcome = self._identity_refusal(shipment, scan, authored) or act(shipment)
             self.app.save(shipment)
             return outcome, shipment.coi

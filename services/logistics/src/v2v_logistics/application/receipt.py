@@ -3,11 +3,15 @@ the shipment goes to, scanned exactly the manifest; past the window only with a 
 override; never while a unit of the shipment is bound to two COIs, `identity-conflict`),
 receipt inspection, and exceptions recorded by either party site. Only a party to
 the shipment calls these: to any other site the shipment does not exist (nothing recorded).
-Scanned labels are read as their bounded echoes (at most as many as a manifest holds)."""
+Scanned labels are read as their bounded echoes (at most as many as a manifest holds).
+The receipt happened at `received_at` (the clinical time; default now, never in the future
+beyond the clock skew, never before the shipment's creation or its last handoff): the
+stability window is judged on it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
@@ -36,12 +40,13 @@ class Receipt:
         by: Attribution,
         idempotency_key: str = "",
         department: str = "",
+        received_at: datetime | None = None,
     ) -> ShipmentView:
         labels = [limits.echo(label) for label in limits.check_items(labels, "scanned_labels")]
         self.app.check_override(override, "window_override")
         attempt = ScanAttempt(
             limits.check_id(idempotency_key, "idempotency_key") or f"receipt:{uuid4()}",
-            self.app.clock(),
+            self.app.when(received_at, "received_at"),
             parse_party(from_party) if from_party.strip() else "",
             self.app.acting_party(by, department),
             " ".join(labels),
@@ -51,6 +56,7 @@ class Receipt:
 
         def act() -> tuple[ShipmentView, Mismatch | None]:
             shipment = self.app.related(shipment_id, caller)
+            shipment.check_receipt_time(attempt.scanned_at)
             mismatch = self.app.identity_problem(shipment)
             if mismatch is not None:
                 shipment.record_mismatch(attempt, mismatch, authored)

@@ -2,12 +2,15 @@
 one condition, the earliest stability window of the units, never a unit verified facts bind
 to two COIs (`identity-conflict`); from the calling site or one of its departments, to
 another site or, within the site, from one department to another) and assigning their
-courier (the custodian that assigns the courier offers it the shipment)."""
+courier (the custodian that assigns the courier offers it the shipment). A shipment is created
+at the clinical time the origin gives (`created_at`: when it was packed; default now, never in
+the future beyond the clock skew)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
@@ -51,6 +54,8 @@ class NewShipment:
     acts in the role that department stands for."""
     destination_department: str = ""
     """The destination's department that takes it ("": the destination site as a whole)."""
+    created_at: datetime | None = None
+    """When it was created (packed) at the origin: the clinical time (None: now)."""
 
 
 class ScanRefusedAtCreation(Refused):
@@ -92,11 +97,12 @@ class Shipments:
             raise InvalidInput(wrong_route)
         if request.courier_id:
             parse_courier_id(request.courier_id)
+        created_at = self.app.when(request.created_at, "created_at")
 
         def attempt() -> ShipmentView:
             units = [self._shippable(din, origin) for din in dins]
             plan = self._plan(units, request, by.site_id, destination)
-            shipment = Shipment.create(uuid4(), plan, self.app.clock(), self.app.authored(by))
+            shipment = Shipment.create(uuid4(), plan, created_at, self.app.authored(by))
             self.app.unpublished.list_units([u.din_data for u in units], shipment.shipment_id, by)
             self.app.save(shipment)
             return ShipmentView.of(shipment)
@@ -182,7 +188,8 @@ class Shipments:
             shipment.assign_courier(courier_id, authored)
             courier = courier_party(courier_id)
             if shipment.custodian == giver and shipment.offered_to != courier:
-                offer = ScanAttempt(f"assign:{uuid4()}", self.app.clock(), giver, courier)
+                at = max(self.app.clock(), shipment.created_at)  # created within the skew
+                offer = ScanAttempt(f"assign:{uuid4()}", at, giver, courier)
                 shipment.offer_handoff(offer, self.app.parties_of(shipment), authored)
 
         return self.app.change(shipment_id, self.app.site_caller(by), change)

@@ -10,6 +10,13 @@ offered to that courier) and the receiving party scanned exactly the manifest
 `ScanMismatchRecorded` event with its reason code, and nothing else changes. Each courier scan,
 offer and handoff carries a client-generated idempotency key, recorded on its event: the
 outcome of a key already seen is re-derived from the events, never applied twice.
+
+Clinical times keep the chain causal: the shipment was created (packed) at `created_at`, as
+the origin gave it; no scan, offer or handoff precedes it, and no receipt precedes it or the
+last handoff (the pickup). A time out of sequence is invalid input naming its field
+(INVALID_ARGUMENT / 422) and nothing is recorded. The stability window is judged on these
+clinical times (a handoff's scan time, the receipt's `received_at`), so a journey entered
+after the fact is judged by when it happened.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.errors import InvalidInput, Refused
+from v2v_platform.limits import check_not_before
 from v2v_platform.protocol_rules import ProtocolRules
 
 
@@ -163,6 +171,7 @@ class Shipment(Aggregate):
             aggregate.pending = {}
             aggregate.offer = None
             aggregate.note_scan_time(self.scanned_at)
+            aggregate.note_handoff_time(self.scanned_at)
             aggregate.handoffs += 1
             if self.idempotency_key:
                 aggregate.outcomes[self.idempotency_key] = ScanOutcome(
@@ -225,6 +234,7 @@ class Shipment(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.custodian = site_party(self.destination_site_id, self.destination_department)
+            aggregate.received_at = self.received_at
             aggregate.status = ShipmentStatus.DELIVERED
             aggregate.pending = {}
             aggregate.offer = None
@@ -261,6 +271,7 @@ class Shipment(Aggregate):
         custodian: str,
         assigned_courier_id: str,
         window_ends_at: datetime | None,
+        created_at: datetime,
         origin_department: str = "",
         destination_department: str = "",
         **_: Any,
@@ -277,6 +288,12 @@ class Shipment(Aggregate):
         self.custodian = custodian
         self.assigned_courier_id = assigned_courier_id
         self.window_ends_at = window_ends_at
+        self.created_at = created_at
+        """When the origin created (packed) it: the clinical time, as given."""
+        self.last_handoff_at: datetime | None = None
+        """The clinical time of the latest accepted handoff (the pickup, then relays)."""
+        self.received_at: datetime | None = None
+        """When the destination received it (the clinical time, as given)."""
         self.status = ShipmentStatus.CREATED
         self.pending: dict[str, list[str]] = {}
         self.offer: Offer | None = (
@@ -335,6 +352,20 @@ class Shipment(Aggregate):
         if self.latest_scan_at is None or scanned_at > self.latest_scan_at:
             self.latest_scan_at = scanned_at
 
+    def note_handoff_time(self, at: datetime) -> None:
+        if self.last_handoff_at is None or at > self.last_handoff_at:
+            self.last_handoff_at = at
+
+    def check_after_creation(self, at: datetime, field: str) -> None:
+        """No scan, offer or handoff before the shipment was created (InvalidInput naming
+        `field`)."""
+        check_not_before(at, field, self.created_at, "the shipment's creation")
+
+    def check_receipt_time(self, received_at: datetime) -> None:
+        """No receipt before the shipment was created or before its last handoff."""
+        self.check_after_creation(received_at, "received_at")
+        check_not_before(received_at, "received_at", self.last_handoff_at, "its last handoff")
+
     def is_late(self, scanned_at: datetime) -> bool:
         return self.latest_scan_at is not None and scanned_at < self.latest_scan_at
 
@@ -365,6 +396,7 @@ class Shipment(Aggregate):
         """Accept a scanned unit for the pending handoff, or record why not."""
         if attempt.idempotency_key in self.outcomes:
             return self.outcomes[attempt.idempotency_key]
+        self.check_after_creation(attempt.scanned_at, "scanned_at")
         already = self.scanned_by(attempt.receiving_party)
         found = self._custody_problem(attempt) or match_label(
             attempt.label, self.coi, self.manifest, already, known
@@ -383,11 +415,15 @@ class Shipment(Aggregate):
         )
         return self.outcomes[attempt.idempotency_key]
 
-    def offer_handoff(self, attempt: ScanAttempt, parties: Parties, by: Attribution) -> ScanOutcome:
+    def offer_handoff(
+        self, attempt: ScanAttempt, parties: Parties, by: Attribution, field: str = "offered_at"
+    ) -> ScanOutcome:
         """The custodian (`attempt.from_party`, authenticated) offers the shipment to
-        `attempt.receiving_party`, who takes it by scanning every unit; or record why not."""
+        `attempt.receiving_party`, who takes it by scanning every unit; or record why not.
+        `field`: what the offer's time is called where it was given."""
         if attempt.idempotency_key in self.outcomes:
             return self.outcomes[attempt.idempotency_key]
+        self.check_after_creation(attempt.scanned_at, field)
         offer = self._state_problem() or check_offer(
             parties, attempt.from_party, attempt.receiving_party
         )
@@ -408,6 +444,7 @@ class Shipment(Aggregate):
         who offered it to them; or record why not."""
         if attempt.idempotency_key in self.outcomes:
             return self.outcomes[attempt.idempotency_key]
+        self.check_after_creation(attempt.scanned_at, "scanned_at")
         giver = self._state_problem() or self._giver(attempt)
         mismatch = (
             giver
@@ -507,7 +544,9 @@ class Shipment(Aggregate):
         override: WindowOverride | None,
         by: Attribution,
     ) -> Mismatch | None:
-        """Delivery: the destination site scanned exactly the manifest (None), or why not."""
+        """Delivery: the destination site scanned exactly the manifest (None), or why not;
+        `attempt.scanned_at` is when it was received (`received_at`, the clinical time)."""
+        self.check_receipt_time(attempt.scanned_at)
         mismatch = self._receipt_problem(attempt, labels, known)
         if mismatch is None and self._past_window(attempt.scanned_at):
             self._record_breach(attempt.scanned_at, "receipt", by)
