@@ -88,8 +88,14 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         details: PersonalDetails,
         treating_site_id: str,
         by: Attribution,
+        enrolled_at: datetime | None = None,
     ) -> str:
+        """`enrolled_at`: when the patient was enrolled (clinical time; when not given, the
+        time it is recorded). No collection may start before a given enrolment time; one not
+        given is kept as None so that enrolments entered after the fact without it do not refuse
+        their earlier collections."""
         by = self.check_local(by)
+        at = None if enrolled_at is None else self.when(enrolled_at, "enrolled_at")
         limits.check_id(patient_pseudonym, "patient_pseudonym")
         limits.check_id(treating_site_id, "treating_site_id")
         if not patient_pseudonym.strip():
@@ -106,6 +112,7 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
             treating_site_id=treating_site_id,
             sealed_personal_details=sealed,
             by=by,
+            enrolled_at=at,
         )
         try:
             self.save(therapy)
@@ -176,10 +183,12 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         kind = parse_choice(UnitKind, limits.check_id(unit_kind, "unit_kind"), "unit kind")
         therapy = self._therapy(coi)
         therapy.check_labelling(collection_id, count)
+        labelled_at = self.clock()
+        therapy.check_labelling_time(collection_id, labelled_at)
         year = self._year()
         numbers = self.unpublished.issue_dins(self.fin, year, count)
         dins = [issue_din(self.fin, year, n) for n in numbers]
-        therapy.label_units(collection_id, dins, kind, by)
+        therapy.label_units(collection_id, dins, kind, by, labelled_at)
         self.save_or_conflict(therapy, what=therapy.coi)
         return [str(din) for din in dins]
 

@@ -126,6 +126,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             personal_details(request.personal_details),
             request.treating_site_id,
             acting("EnrolPatient", request.operator),
+            optional_time(request, "enrolled_at"),
         )
         return pb.EnrolPatientResponse(coi=coi)
 

@@ -52,6 +52,7 @@ class EnrolBody(BaseModel):
     patient_pseudonym: IdText
     personal_details: PersonalDetailsBody
     treating_site_id: IdText
+    enrolled_at: datetime | None = None
 
 
 class EraseBody(BaseModel):
@@ -141,7 +142,8 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
         d = body.personal_details
         details = PersonalDetails(d.given_name, d.family_name, d.mrn, d.birth_date)
         by = acting("EnrolPatient", body.operator, caller)
-        coi = app.enrol_patient(body.patient_pseudonym, details, body.treating_site_id, by)
+        treating = body.treating_site_id
+        coi = app.enrol_patient(body.patient_pseudonym, details, treating, by, body.enrolled_at)
         return {"coi": coi}
 
     @api.get("/v1/therapies/{coi}", openapi_extra=declared("GetPatient"))

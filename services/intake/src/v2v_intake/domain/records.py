@@ -33,3 +33,5 @@ class UnitRecord:
     condition: Condition | None = None
     manufacturing_site_id: str = ""
     window_starts_at: datetime | None = None
+    labelled_at: datetime | None = None
+    """When it was labelled (None on labels recorded before it was kept)."""

@@ -3,7 +3,9 @@
 Every event carries who/where/why (I7: ``actor``, ``site_id``, ``reason``, ``traceparent``)
 and the COI. Personal details exist only as ciphertext sealed with the COI's own key.
 Clinical times reach the aggregate as the application checked them (`when`: with a zone, not
-in the future).
+in the future). Causality within the chain (issue 14): no collection starts before the
+enrolment, no unit is labelled before its collection's end, none packaged before its labelling
+(InvalidInput naming the field).
 """
 
 from __future__ import annotations
@@ -45,8 +47,13 @@ class Therapy(Aggregate):
         patient_pseudonym: str
         treating_site_id: str
         sealed_personal_details: str
+        # when the patient was enrolled (clinical time), when given; None otherwise (and on
+        # enrolments recorded before it was kept). Not (yet) published: PatientEnrolled has
+        # no field for it
+        enrolled_at: datetime | None = None
 
         def apply(self, aggregate: Therapy) -> None:
+            aggregate.enrolled_at = self.enrolled_at
             aggregate.coi = self.coi
             aggregate.patient_pseudonym = self.patient_pseudonym
             aggregate.enrolling_site_id = self.site_id
@@ -98,11 +105,13 @@ class Therapy(Aggregate):
         collection_id: str
         din: str
         unit_kind: str
+        # when it was labelled; None on labels recorded before it was kept (not published)
+        labelled_at: datetime | None = None
 
         def apply(self, aggregate: Therapy) -> None:
             key = Din.parse(self.din).data
             aggregate.units[key] = UnitRecord(
-                self.din, self.collection_id, UnitKind(self.unit_kind)
+                self.din, self.collection_id, UnitKind(self.unit_kind), labelled_at=self.labelled_at
             )
 
     class LabelScanned(Event):
@@ -172,6 +181,7 @@ class Therapy(Aggregate):
 
     def __init__(self) -> None:
         self.coi = ""
+        self.enrolled_at: datetime | None = None
         self.patient_pseudonym = ""
         self.enrolling_site_id = ""
         self.treating_site_id = ""
@@ -191,6 +201,7 @@ class Therapy(Aggregate):
         treating_site_id: str,
         sealed_personal_details: str,
         by: Attribution,
+        enrolled_at: datetime | None = None,
     ) -> Therapy:
         if not patient_pseudonym.strip():
             raise InvalidInput("a patient pseudonym is required")
@@ -203,6 +214,7 @@ class Therapy(Aggregate):
             patient_pseudonym=patient_pseudonym,
             treating_site_id=treating_site_id,
             sealed_personal_details=sealed_personal_details,
+            enrolled_at=enrolled_at,
             **by.event_fields(),
         )
         return therapy
@@ -261,6 +273,7 @@ class Therapy(Aggregate):
         check_collection_values(
             started_at, ended_at, volume_ml, total_nucleated_cells_e9, cd3_cells_e9
         )
+        limits.check_not_before(started_at, "started_at", self.enrolled_at, "the enrolment")
         collection_id = f"{self.coi}-A{len(self.collections) + 1:02d}"
         self._record(
             self.CollectionRecorded,
@@ -283,10 +296,22 @@ class Therapy(Aggregate):
         if not 1 <= count <= MAX_UNITS_PER_LABELLING:
             raise InvalidInput(f"unit count must be 1 to {MAX_UNITS_PER_LABELLING}, got {count}")
 
+    def check_labelling_time(self, collection_id: str, labelled_at: datetime) -> None:
+        ended_at = self.collections[collection_id].ended_at
+        limits.check_not_before(labelled_at, "labelled_at", ended_at, "the collection's end")
+
     def label_units(
-        self, collection_id: str, dins: Sequence[Din], unit_kind: UnitKind, by: Attribution
+        self,
+        collection_id: str,
+        dins: Sequence[Din],
+        unit_kind: UnitKind,
+        by: Attribution,
+        labelled_at: datetime | None = None,
     ) -> None:
+        """`labelled_at`: when (the application's clock); None keeps no labelling time."""
         self.check_labelling(collection_id, len(dins))
+        if labelled_at is not None:
+            self.check_labelling_time(collection_id, labelled_at)
         for din in dins:
             if din.data in self.units:
                 raise Refused(f"DIN {din.data} is already bound to {self.coi}")
@@ -296,6 +321,7 @@ class Therapy(Aggregate):
                 collection_id=collection_id,
                 din=str(din),
                 unit_kind=unit_kind.value,
+                labelled_at=labelled_at,
             )
 
     def unit(self, din: str) -> UnitRecord:
@@ -378,6 +404,9 @@ class Therapy(Aggregate):
         self.check_open()
         unit = self.unit(str(din))
         check_packageable(unit)
+        limits.check_not_before(
+            now, "packaged_at", unit.labelled_at, f"the labelling of {unit.din}"
+        )
         if not any(s.manufacturing_site_id == manufacturing_site_id for s in self.slots):
             raise Refused(
                 f"no slot is booked for {self.coi} at manufacturing site {manufacturing_site_id}"

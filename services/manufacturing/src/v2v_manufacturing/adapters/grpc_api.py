@@ -29,6 +29,7 @@ from v2v_platform.proto_values import (
     attribution,
     condition_from_proto,
     condition_to_proto,
+    optional_time,
     signature_from_proto,
     timestamp,
 )
@@ -175,7 +176,8 @@ class ManufacturingServicer(pb_grpc.ManufacturingServiceServicer):
     @translate_errors
     def ReceiveUnit(self, request: pb.ReceiveUnitRequest, context: Any) -> Any:
         by = acting("ReceiveUnit", request.operator)
-        receipt = self._app.receive_unit(request.scanned_din, request.scanned_coi, by)
+        at = optional_time(request, "received_at")
+        receipt = self._app.receive_unit(request.scanned_din, request.scanned_coi, by, at)
         return pb.ReceiveUnitResponse(
             coi=receipt.coi,
             din=receipt.din,
@@ -186,7 +188,8 @@ class ManufacturingServicer(pb_grpc.ManufacturingServiceServicer):
     @translate_errors
     def StartBatch(self, request: pb.StartBatchRequest, context: Any) -> Any:
         by = acting("StartBatch", request.operator)
-        view = self._app.start_batch(list(request.input_dins), override_from(request), by)
+        at = optional_time(request, "started_at")
+        view = self._app.start_batch(list(request.input_dins), override_from(request), by, at)
         return pb.StartBatchResponse(batch_id=view.batch_id, coi=view.coi)
 
     @translate_errors
@@ -214,14 +217,14 @@ class ManufacturingServicer(pb_grpc.ManufacturingServiceServicer):
     def Harvest(self, request: pb.HarvestRequest, context: Any) -> Any:
         hold = condition_from_proto(request.hold_condition)
         by = acting("Harvest", request.operator)
-        dins = self._app.harvest(request.batch_id, request.product_unit_count, hold, by)
+        at = optional_time(request, "harvested_at")
+        dins = self._app.harvest(request.batch_id, request.product_unit_count, hold, by, at)
         return pb.HarvestResponse(product_dins=dins)
 
     @translate_errors
     def FailBatch(self, request: pb.FailBatchRequest, context: Any) -> Any:
-        self._app.fail_batch(
-            request.batch_id, acting("FailBatch", request.operator, request.reason)
-        )
+        by = acting("FailBatch", request.operator, request.reason)
+        self._app.fail_batch(request.batch_id, by, optional_time(request, "failed_at"))
         return pb.FailBatchResponse()
 
     @translate_errors

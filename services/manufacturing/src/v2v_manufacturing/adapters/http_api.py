@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from v2v_manufacturing.adapters.grpc_api import ACCESS, acting_roles
 from v2v_manufacturing.application import ManufacturingApplication
@@ -68,6 +68,7 @@ class ReceiveUnit(Command):
 
     scanned_din: str
     scanned_coi: str
+    received_at: AwareDatetime | None = None
 
 
 class Signature(BaseModel):
@@ -85,6 +86,7 @@ class Override(BaseModel):
 class StartBatch(Command):
     input_dins: Items[IdText]
     window_override: Override | None = None
+    started_at: AwareDatetime | None = None
 
 
 class RecordStep(Command):
@@ -106,10 +108,12 @@ class RecordQc(Command):
 class Harvest(Command):
     product_unit_count: int = Field(ge=1, le=MAX_PRODUCT_UNITS)
     hold_condition: IdText
+    harvested_at: AwareDatetime | None = None
 
 
 class FailBatch(Command):
     reason: FreeText
+    failed_at: AwareDatetime | None = None
 
 
 def override_of(body: StartBatch) -> WindowOverride | None:
@@ -184,12 +188,14 @@ def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> Fas
     @app.post("/v1/receipts", status_code=201, openapi_extra=declared("ReceiveUnit"))
     def receive(body: ReceiveUnit, caller: ReceiptCaller) -> Any:
         by = acting(caller, "ReceiveUnit", body)
-        return as_json(application.receive_unit(body.scanned_din, body.scanned_coi, by))
+        receipt = application.receive_unit(body.scanned_din, body.scanned_coi, by, body.received_at)
+        return as_json(receipt)
 
     @app.post("/v1/batches", status_code=201, openapi_extra=declared("StartBatch"))
     def start_batch(body: StartBatch, caller: StartCaller) -> Any:
         by = acting(caller, "StartBatch", body)
-        return as_json(application.start_batch(body.input_dins, override_of(body), by))
+        view = application.start_batch(body.input_dins, override_of(body), by, body.started_at)
+        return as_json(view)
 
     @app.post(
         "/v1/batches/{batch_id}/steps",
@@ -222,14 +228,16 @@ def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> Fas
     def harvest(batch_id: str, body: Harvest, caller: HarvestCaller) -> Any:
         hold = parse_condition(body.hold_condition)
         by = acting(caller, "Harvest", body)
-        dins = application.harvest(batch_id, body.product_unit_count, hold, by)
+        count = body.product_unit_count
+        dins = application.harvest(batch_id, count, hold, by, body.harvested_at)
         return {"product_dins": dins}
 
     @app.post(
         "/v1/batches/{batch_id}/failure", status_code=204, openapi_extra=declared("FailBatch")
     )
     def fail(batch_id: str, body: FailBatch, caller: FailCaller) -> None:
-        application.fail_batch(batch_id, acting(caller, "FailBatch", body, body.reason))
+        by = acting(caller, "FailBatch", body, body.reason)
+        application.fail_batch(batch_id, by, body.failed_at)
 
     @app.get("/v1/expected-units/{coi}", openapi_extra=declared("ListExpectedUnits"))
     def expected_units(coi: str, caller: ExpectedReader) -> Any:

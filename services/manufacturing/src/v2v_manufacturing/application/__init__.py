@@ -95,8 +95,14 @@ class ManufacturingApplication(ServiceApplication[ManufacturingUnpublishedRecord
 
     # receipt
 
-    def receive_unit(self, scanned_din: str, scanned_coi: str, by: Attribution) -> ReceiptView:
-        return self.receipt.receive(scanned_din, scanned_coi, by)
+    def receive_unit(
+        self,
+        scanned_din: str,
+        scanned_coi: str,
+        by: Attribution,
+        received_at: datetime | None = None,
+    ) -> ReceiptView:
+        return self.receipt.receive(scanned_din, scanned_coi, by, received_at)
 
     def expected_units(self, coi: str, scope: Scope) -> list[ExpectedUnitView]:
         return self.receipt.expected_units(coi, scope)
@@ -104,9 +110,13 @@ class ManufacturingApplication(ServiceApplication[ManufacturingUnpublishedRecord
     # batches
 
     def start_batch(
-        self, input_dins: Sequence[str], override: WindowOverride | None, by: Attribution
+        self,
+        input_dins: Sequence[str],
+        override: WindowOverride | None,
+        by: Attribution,
+        started_at: datetime | None = None,
     ) -> BatchView:
-        return self.batches.start(input_dins, override, by)
+        return self.batches.start(input_dins, override, by, started_at)
 
     def record_process_step(self, batch_id: str, step: ProcessStep, by: Attribution) -> None:
         self.batches.record_step(batch_id, step, by)
@@ -114,13 +124,18 @@ class ManufacturingApplication(ServiceApplication[ManufacturingUnpublishedRecord
     def record_in_process_qc(self, batch_id: str, result: QcResult, by: Attribution) -> None:
         self.batches.record_qc(batch_id, result, by)
 
-    def fail_batch(self, batch_id: str, by: Attribution) -> None:
-        self.batches.fail(batch_id, by)
+    def fail_batch(self, batch_id: str, by: Attribution, failed_at: datetime | None = None) -> None:
+        self.batches.fail(batch_id, by, failed_at)
 
     def harvest(
-        self, batch_id: str, product_unit_count: int, hold: Condition, by: Attribution
+        self,
+        batch_id: str,
+        product_unit_count: int,
+        hold: Condition,
+        by: Attribution,
+        harvested_at: datetime | None = None,
     ) -> list[str]:
-        return self.batches.harvest(batch_id, product_unit_count, hold, by)
+        return self.batches.harvest(batch_id, product_unit_count, hold, by, harvested_at)
 
     def batch(self, batch_id: str, scope: Scope) -> BatchView:
         return self.batches.read(batch_id, scope)

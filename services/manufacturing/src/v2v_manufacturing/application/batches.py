@@ -10,6 +10,7 @@ the chain of every COI of the inputs and of every COI that DIN is bound to."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -42,9 +43,15 @@ class Batches:
         self.app = app
 
     def start(
-        self, input_dins: Sequence[str], override: WindowOverride | None, by: Attribution
+        self,
+        input_dins: Sequence[str],
+        override: WindowOverride | None,
+        by: Attribution,
+        started_at: datetime | None = None,
     ) -> BatchView:
+        """`started_at`: when the batch started (clinical time; default now)."""
         by = self.app.check_local(by)
+        at = self.app.when(started_at, "started_at")
         limits.check_items(input_dins, "input_dins")
         self.app.check_override(override, "window_override")
         dins = [parse_din(text) for text in input_dins]
@@ -53,10 +60,13 @@ class Batches:
 
         def attempt() -> BatchView:
             units = [self._received(din) for din in dins]
-            inputs = [BatchInput(u.din, u.coi, u.condition, u.window_starts_at) for u in units]
+            inputs = [
+                BatchInput(u.din, u.coi, u.condition, u.window_starts_at, u.received_at)
+                for u in units
+            ]
             self._refuse_conflicted_dins(inputs, by)
             self._refuse_mixed_cois(inputs, by)
-            batch = Batch.start(inputs, self.app.clock(), self.app.rules, override, by)
+            batch = Batch.start(inputs, at, self.app.rules, override, by)
             for unit in units:
                 unit.allocate(batch.batch_id, by)
             self.app.save(batch, *units)
@@ -96,13 +106,23 @@ class Batches:
     def record_qc(self, batch_id: str, result: QcResult, by: Attribution) -> None:
         self._change(batch_id, by, lambda b, by: b.record_qc(result, self.app.clock(), by))
 
-    def fail(self, batch_id: str, by: Attribution) -> None:
-        self._change(batch_id, by, lambda b, by: b.fail(by))
+    def fail(self, batch_id: str, by: Attribution, failed_at: datetime | None = None) -> None:
+        """`failed_at`: when the batch failed (clinical time; default now)."""
+        at = self.app.when(failed_at, "failed_at")
+        self._change(batch_id, by, lambda b, by: b.fail(at, by))
 
     def harvest(
-        self, batch_id: str, product_unit_count: int, hold: Condition, by: Attribution
+        self,
+        batch_id: str,
+        product_unit_count: int,
+        hold: Condition,
+        by: Attribution,
+        harvested_at: datetime | None = None,
     ) -> list[str]:
+        """`harvested_at`: when the product units were harvested (clinical time; default now);
+        their DINs are numbered in the year they are recorded."""
         by = self.app.check_local(by)
+        at = self.app.when(harvested_at, "harvested_at")
         if not self.app.fin:
             raise Refused("this service has no facility identification number (V2V_FIN)")
         check_product_count(product_unit_count)
@@ -110,12 +130,13 @@ class Batches:
         def attempt() -> list[str]:
             batch = self._batch(batch_id)
             batch.check_running(by)
+            batch.check_harvest_time(at)
             now = self.app.clock()
             # first the numbers (unpublished records), then the batch; a retry gets the same
             dins = self.app.unpublished.reserve_product_dins(
                 self.app.fin, now.year % 100, product_unit_count, batch.batch_id, batch.coi, by
             )
-            batch.harvest(dins, hold, now, by)
+            batch.harvest(dins, hold, at, by)
             self.app.save(batch)
             return [str(din) for din in dins]
 

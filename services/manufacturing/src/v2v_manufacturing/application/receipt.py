@@ -9,6 +9,7 @@ names neither a known unit nor a valid COI, in the unpublished records only (log
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
 from eventsourcing.persistence import IntegrityError
@@ -39,9 +40,17 @@ class UnitReceipt:
     def __init__(self, app: ManufacturingApplication) -> None:
         self.app = app
 
-    def receive(self, scanned_din: str, scanned_coi: str, by: Attribution) -> ReceiptView:
-        """Labels are read as their bounded echoes: a refusal records and repeats no more."""
+    def receive(
+        self,
+        scanned_din: str,
+        scanned_coi: str,
+        by: Attribution,
+        received_at: datetime | None = None,
+    ) -> ReceiptView:
+        """Labels are read as their bounded echoes: a refusal records and repeats no more.
+        `received_at`: when the unit was received (clinical time; default now)."""
         by = self.app.check_local(by)
+        at = self.app.when(received_at, "received_at")
         scanned_din, scanned_coi = limits.echo(scanned_din), limits.echo(scanned_coi)
         din, din_problem = din_or_problem(scanned_din)
         coi, coi_problem = coi_or_problem(scanned_coi)
@@ -57,7 +66,7 @@ class UnitReceipt:
         if found is not None or expected is None or slot_id is None:
             assert found is not None  # match_receipt returns one whenever a fact is missing
             self._refuse(scanned_din, scanned_coi, found, chain, by)
-        unit = ReceivedUnit.receive(expected, slot_id, self.app.clock(), by)
+        unit = ReceivedUnit.receive(expected, slot_id, at, by)
         try:
             self.app.save(unit)
         except IntegrityError:

@@ -4,6 +4,10 @@ Invariant I1: a batch's inputs share one COI and its product units inherit it. A
 must start manufacturing within the fresh apheresis window of the site's protocol rules
 (collection end -> batch start) unless the start is overridden with a reason and an approval
 e-signature. `Started` records the window applied and the rules' tag.
+
+Clinical time (issue 14): a batch starts when its inputs were received or later, its steps,
+in-process QC, harvest and failure happen at its start or later, and its harvest at its last
+process step or later (InvalidInput naming the field otherwise).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
 from v2v_platform.errors import InvalidInput, Refused
 from v2v_platform.ids import Din
+from v2v_platform.limits import check_not_before
 from v2v_platform.protocol_rules import ProtocolRules
 
 MAX_PRODUCT_UNITS = 20
@@ -42,6 +47,7 @@ class BatchInput:
     coi: str
     condition: Condition
     window_starts_at: datetime
+    received_at: datetime | None = None
 
 
 def check_single_coi(inputs: Sequence[BatchInput]) -> str:
@@ -132,6 +138,9 @@ class Batch(Aggregate):
 
     class Failed(AttributedEvent):
         failure_reason: str
+        # when it failed (clinical time); None on failures recorded before it was kept, and not
+        # (yet) published: the integration event BatchFailed has no field for it
+        failed_at: datetime | None = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate.failure_reason = self.failure_reason
@@ -172,6 +181,10 @@ class Batch(Aggregate):
         by: Attribution,
     ) -> Batch:
         coi = check_single_coi(inputs)
+        for unit in inputs:
+            check_not_before(
+                started_at, "started_at", unit.received_at, f"the receipt of unit {unit.din}"
+            )
         overridden = check_fresh_window(inputs, started_at, rules.fresh_apheresis, override)
         signed = override if overridden else None
         attribution = by.because(signed.reason) if signed else by
@@ -195,8 +208,12 @@ class Batch(Aggregate):
         if self.status is not BatchStatus.RUNNING:
             raise Refused(f"batch {self.batch_id} is {self.status.value}; nothing more can follow")
 
+    def check_after_start(self, moment: datetime, field: str) -> None:
+        check_not_before(moment, field, self.started_at, "the batch's start")
+
     def record_step(self, step: ProcessStep, performed_at: datetime, by: Attribution) -> None:
         self.check_running(by)
+        self.check_after_start(performed_at, "performed_at")
         self.trigger_event(
             self.ProcessStepRecorded,
             step_kind=step.kind.value,
@@ -211,6 +228,7 @@ class Batch(Aggregate):
 
     def record_qc(self, result: QcResult, measured_at: datetime, by: Attribution) -> None:
         self.check_running(by)
+        self.check_after_start(measured_at, "measured_at")
         self.trigger_event(
             self.InProcessQcRecorded,
             test=result.test,
@@ -226,6 +244,7 @@ class Batch(Aggregate):
     ) -> None:
         self.check_running(by)
         check_product_count(len(product_dins))
+        self.check_harvest_time(created_at)
         self.trigger_event(
             self.ProductUnitsCreated,
             product_dins=[str(din) for din in product_dins],
@@ -235,12 +254,21 @@ class Batch(Aggregate):
             **attributed(by, self.coi),
         )
 
-    def fail(self, by: Attribution) -> None:
+    def check_harvest_time(self, harvested_at: datetime) -> None:
+        """At the start or later, and at the last process step or later."""
+        self.check_after_start(harvested_at, "harvested_at")
+        if self.steps:
+            last = max(self.steps, key=lambda step: step.performed_at)
+            what = f"the last process step ({last.step_kind})"
+            check_not_before(harvested_at, "harvested_at", last.performed_at, what)
+
+    def fail(self, failed_at: datetime, by: Attribution) -> None:
         self.check_running(by)
         if not by.reason.strip():
             raise InvalidInput("failing a batch needs a reason")
+        self.check_after_start(failed_at, "failed_at")
         fields = attributed(by, self.coi)
-        self.trigger_event(self.Failed, failure_reason=by.reason, **fields)
+        self.trigger_event(self.Failed, failure_reason=by.reason, failed_at=failed_at, **fields)
 
 
 def check_product_count(count: int) -> None:

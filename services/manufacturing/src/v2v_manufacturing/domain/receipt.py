@@ -113,6 +113,7 @@ class ReceivedUnit(Aggregate):
         slot_id: str,
         condition: str,
         window_starts_at: datetime,
+        received_at: datetime,
         **_: Any,
     ) -> None:
         self.coi = coi
@@ -121,6 +122,7 @@ class ReceivedUnit(Aggregate):
         self.slot_id = slot_id
         self.condition = Condition(condition)
         self.window_starts_at = window_starts_at
+        self.received_at = received_at
         self.batch_id: str | None = None
 
     @staticmethod

@@ -1,0 +1,84 @@
+"""Clinical time through the intake adapters (issue 14): an enrolment entered after the fact
+over HTTP keeps when it happened, and a collection before it is refused (422 naming the
+field)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from v2v_intake.adapters.key_store import InMemoryKeyStore
+from v2v_intake.bootstrap import bootstrap
+from v2v_intake.settings import IntakeSettings
+from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.auth.tokens import issue_site_token
+from v2v_testkit.intake import FakeSlots, FixedClock, declare_din_block, signer_store
+
+OPERATOR = {"user_id": "u-1", "printed_name": "Ada Example"}
+ENROLMENT = {
+    "operator": OPERATOR,
+    "patient_pseudonym": "PSN-T1",
+    "personal_details": {
+        "given_name": "Ada",
+        "family_name": "Example",
+        "mrn": "M-9",
+        "birth_date": "1970-01-01",
+    },
+    "treating_site_id": "HOSP-A",
+}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("pki")
+    init_pki(directory, [parse_site_spec("HOSP-A:collection")])
+    declare_din_block(directory)
+    return directory
+
+
+@pytest.fixture
+def client(pki: Path) -> TestClient:
+    settings = IntakeSettings(
+        site_id="HOSP-A", fin="A1234", pki_dir=pki, manufacturing_target="x:1"
+    )
+    service = bootstrap(
+        settings,
+        manufacturing=FakeSlots(),
+        keys=InMemoryKeyStore(),
+        signers=signer_store("HOSP-A"),
+        clock=FixedClock(),  # now: 2025-03-14T12:00Z
+    )
+    return TestClient(service.http_app, raise_server_exceptions=False)
+
+
+def test_http_enrolment_entered_after_the_fact(client: TestClient, pki: Path) -> None:
+    headers = {"Authorization": f"Bearer {issue_site_token(pki, 'HOSP-A')}"}
+    future = {**ENROLMENT, "enrolled_at": "2025-03-15T12:00:00Z"}
+    refused = client.post("/v1/therapies", json=future, headers=headers)
+    assert refused.status_code == 422 and "enrolled_at" in refused.json()["detail"]
+    late = {**ENROLMENT, "enrolled_at": "2025-03-10T09:00:00+02:00"}  # 07:00Z, four days ago
+    coi = client.post("/v1/therapies", json=late, headers=headers).json()["coi"]
+    client.post(
+        f"/v1/therapies/{coi}/slots",
+        json={"operator": OPERATOR, "manufacturing_site_id": "GMP-B", "slot_date": "2025-03-20"},
+        headers=headers,
+    )
+    collection = {
+        "operator": OPERATOR,
+        "ended_at": "2025-03-10T11:00:00Z",
+        "volume_ml": 210.0,
+        "total_nucleated_cells_e9": 11.0,
+        "cd3_cells_e9": 5.5,
+    }
+    path = f"/v1/therapies/{coi}/collections"
+    before = client.post(
+        path, json={**collection, "started_at": "2025-03-10T06:30:00Z"}, headers=headers
+    )
+    assert before.status_code == 422 and "started_at" in before.json()["detail"]
+    assert "enrolment" in before.json()["detail"]
+    after = client.post(
+        path, json={**collection, "started_at": "2025-03-10T07:00:00Z"}, headers=headers
+    )
+    assert after.status_code == 201
