@@ -6,13 +6,17 @@ in-memory (or given) event stores."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import random
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from v2v_infusion.application import Administration, InfusionApplication
+from v2v_infusion.bootstrap import InfusionService, bootstrap
 from v2v_infusion.domain.values import (
     FailureAlert,
     KnownInfusion,
@@ -20,6 +24,7 @@ from v2v_infusion.domain.values import (
     ReleaseState,
     ReleaseStatus,
 )
+from v2v_infusion.settings import InfusionSettings
 from v2v_infusion.unpublished_records import InfusionUnpublishedRecords
 from v2v_infusion.views import ScanView
 from v2v_platform.attribution import Attribution
@@ -299,3 +304,22 @@ def administration(
         f"Nurse {witness}",
         witnessing(witness),
     )
+
+
+@contextmanager
+def running_ward(
+    pki: Path, postgres_dsn: str, kafka_bootstrap: str, site: str = SITE
+) -> Iterator[InfusionService]:
+    """The infusion service of `site` as a process runs it (PostgreSQL, gRPC, relay, facts
+    consumer in a fresh group), stopped on exit; signers are put in its store beforehand."""
+    settings = InfusionSettings(
+        site_id=site, pki_dir=pki, postgres_dsn=postgres_dsn, kafka_bootstrap=kafka_bootstrap
+    )
+    running = bootstrap(settings)
+    running.start_grpc("127.0.0.1:0")
+    running.start_relay()
+    running.start_facts_consumer(group_id=f"infusion-it-{random.getrandbits(32):08x}")
+    try:
+        yield running
+    finally:
+        running.stop()

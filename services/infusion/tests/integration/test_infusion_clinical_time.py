@@ -30,8 +30,7 @@ from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v.release.events.v1 import events_pb2 as release
-from v2v_infusion.bootstrap import InfusionService, bootstrap
-from v2v_infusion.settings import InfusionSettings
+from v2v_infusion.bootstrap import InfusionService
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
@@ -43,7 +42,7 @@ from v2v_platform.proto_values import from_timestamp, timestamp
 from v2v_platform.testing.infra import PostgresDatabase
 from v2v_platform.testing.kafka_topics import read_verified_until
 from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
-from v2v_testkit.infusion import nurse_signer, password_of
+from v2v_testkit.infusion import nurse_signer, password_of, running_ward
 
 pytestmark = pytest.mark.integration
 HOSPITAL, GMP, QC = "HOSP-A", "GMP-B", "QC-1"
@@ -62,21 +61,11 @@ def pki(tmp_path: Path) -> Path:
 def service(
     pki: Path, postgres_database: PostgresDatabase, kafka_bootstrap: str
 ) -> Iterator[InfusionService]:
-    settings = InfusionSettings(
-        site_id=HOSPITAL,
-        pki_dir=pki,
-        postgres_dsn=postgres_database.dsn,
-        kafka_bootstrap=kafka_bootstrap,
-    )
     signers = open_signer_store(postgres_database.dsn, None)
     for nurse in (NORA, NED):
         signers.put(nurse_signer(nurse.user_id, nurse.printed_name, HOSPITAL))
-    running = bootstrap(settings)
-    running.start_grpc("127.0.0.1:0")
-    running.start_relay()
-    running.start_facts_consumer(group_id=f"infusion-ct-{random.getrandbits(32):08x}")
-    yield running
-    running.stop()
+    with running_ward(pki, postgres_database.dsn, kafka_bootstrap, HOSPITAL) as running:
+        yield running
 
 
 def stand_in(pki: Path, kafka: str, site: str, context: str, role: str, kind: str) -> Any:
