@@ -85,6 +85,8 @@ class BatchView:
     failure_reason: str
     window_overridden: bool
     started_at: datetime
+    qc_measured_at: list[datetime] = field(default_factory=list)
+    """When each of `qc_results` was measured (clinical time), in the same order."""
 
     @classmethod
     def of(cls, batch: Batch) -> BatchView:
@@ -113,6 +115,7 @@ class BatchView:
             batch.failure_reason,
             batch.window_overridden,
             batch.started_at,
+            list(batch.qc_measured_at),
         )
 
 

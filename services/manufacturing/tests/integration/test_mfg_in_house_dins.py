@@ -110,6 +110,7 @@ def labelled_bags(intake: Any, slot_day: str, count: int) -> tuple[str, list[str
     """A patient enrolled, a slot booked at this site's GMP, a collection labelled into
     `count` bags, each verified by two nurses and packaged for manufacturing here."""
     nurse = NURSES[0]
+    ended = datetime.now(UTC) - timedelta(hours=1)
     coi = intake.EnrolPatient(
         intake_pb.EnrolPatientRequest(
             operator=nurse,
@@ -118,6 +119,7 @@ def labelled_bags(intake: Any, slot_day: str, count: int) -> tuple[str, list[str
                 given_name="Ada", family_name="Example", mrn="MRN-1", birth_date="1970-01-01"
             ),
             treating_site_id=SITE,
+            enrolled_at=stamp(ended - timedelta(days=2)),  # no collection before enrolment
         ),
         timeout=5,
     ).coi
@@ -127,7 +129,6 @@ def labelled_bags(intake: Any, slot_day: str, count: int) -> tuple[str, list[str
         ),
         timeout=35,  # above intake's retry while PatientEnrolled reaches manufacturing
     ).slot
-    ended = datetime.now(UTC) - timedelta(hours=1)
     collection_id = intake.RecordCollection(
         intake_pb.RecordCollectionRequest(
             operator=nurse,

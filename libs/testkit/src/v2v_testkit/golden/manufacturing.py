@@ -36,6 +36,8 @@ INPUT_DINS = ["A12342500000100", "A12342500000200"]
 PRODUCT_DINS = ["W12342500000100", "W12342500000200"]
 AT = datetime(2025, 6, 2, 8, 30, tzinfo=UTC)
 COLLECTION_END = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
+FAILED_AT = datetime(2025, 6, 1, 22, 15, tzinfo=UTC)
+"""When the golden batch failed (clinical time), entered after the fact (before `AT`)."""
 OPERATOR = {"user_id": "u-2001", "printed_name": "Grace Operator", "role": "manufacturing"}
 
 
@@ -67,6 +69,7 @@ def golden_events() -> list[Any]:
             BATCH_ID,
             4,
             failure_reason="mycoplasma positive",
+            failed_at=FAILED_AT,
             **_attributed(COI, "mycoplasma positive"),
         ),
         _event(

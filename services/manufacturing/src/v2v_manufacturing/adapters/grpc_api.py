@@ -127,8 +127,14 @@ def batch_response(view: BatchView) -> pb.GetBatchResponse:
             for s in view.steps
         ],
         qc_results=[
-            pb.QcResult(test=q.test, value=q.value, unit=q.unit, passed=q.passed)
-            for q in view.qc_results
+            pb.QcResult(
+                test=q.test,
+                value=q.value,
+                unit=q.unit,
+                passed=q.passed,
+                measured_at=timestamp(at),
+            )
+            for q, at in zip(view.qc_results, view.qc_measured_at, strict=True)
         ],
         failure_reason=view.failure_reason,
         window_overridden=view.window_overridden,
@@ -203,14 +209,16 @@ class ManufacturingServicer(pb_grpc.ManufacturingServiceServicer):
             {p.name: p.value for p in request.parameters},
         )
         by = acting("RecordProcessStep", request.operator)
-        self._app.record_process_step(request.batch_id, step, by)
+        at = optional_time(request, "performed_at")
+        self._app.record_process_step(request.batch_id, step, by, at)
         return pb.RecordProcessStepResponse()
 
     @translate_errors
     def RecordInProcessQc(self, request: pb.RecordInProcessQcRequest, context: Any) -> Any:
         result = QcResult(request.test, request.value, request.unit, request.passed)
         by = acting("RecordInProcessQc", request.operator)
-        self._app.record_in_process_qc(request.batch_id, result, by)
+        at = optional_time(request, "measured_at")
+        self._app.record_in_process_qc(request.batch_id, result, by, at)
         return pb.RecordInProcessQcResponse()
 
     @translate_errors

@@ -96,6 +96,7 @@ class RecordStep(Command):
     reagent_lots: Items[IdText] = []
     vector_lot: IdText = ""
     parameters: Annotated[dict[IdText, NameText], Field(max_length=MAX_PARAMETERS)] = {}
+    performed_at: AwareDatetime | None = None
 
 
 class RecordQc(Command):
@@ -103,6 +104,7 @@ class RecordQc(Command):
     value: Finite
     unit: IdText
     passed: bool
+    measured_at: AwareDatetime | None = None
 
 
 class Harvest(Command):
@@ -211,7 +213,8 @@ def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> Fas
             body.vector_lot,
             dict(body.parameters),
         )
-        application.record_process_step(batch_id, step, acting(caller, "RecordProcessStep", body))
+        by = acting(caller, "RecordProcessStep", body)
+        application.record_process_step(batch_id, step, by, body.performed_at)
 
     @app.post(
         "/v1/batches/{batch_id}/qc-results",
@@ -220,9 +223,8 @@ def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> Fas
     )
     def record_qc(batch_id: str, body: RecordQc, caller: QcCaller) -> None:
         result = QcResult(body.test, body.value, body.unit, body.passed)
-        application.record_in_process_qc(
-            batch_id, result, acting(caller, "RecordInProcessQc", body)
-        )
+        by = acting(caller, "RecordInProcessQc", body)
+        application.record_in_process_qc(batch_id, result, by, body.measured_at)
 
     @app.post("/v1/batches/{batch_id}/harvest", status_code=201, openapi_extra=declared("Harvest"))
     def harvest(batch_id: str, body: Harvest, caller: HarvestCaller) -> Any:

@@ -140,7 +140,10 @@ def products_created(event: Batch.ProductUnitsCreated) -> pb.ProductUnitsCreated
 
 def batch_failed(event: Batch.Failed) -> pb.BatchFailed:
     return pb.BatchFailed(
-        coi=event.coi, batch_id=str(event.originator_id), failure_reason=event.failure_reason
+        coi=event.coi,
+        batch_id=str(event.originator_id),
+        failure_reason=event.failure_reason,
+        failed_at=timestamp(event.occurred_at),
     )
 
 

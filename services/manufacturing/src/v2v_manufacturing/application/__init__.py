@@ -118,11 +118,23 @@ class ManufacturingApplication(ServiceApplication[ManufacturingUnpublishedRecord
     ) -> BatchView:
         return self.batches.start(input_dins, override, by, started_at)
 
-    def record_process_step(self, batch_id: str, step: ProcessStep, by: Attribution) -> None:
-        self.batches.record_step(batch_id, step, by)
+    def record_process_step(
+        self,
+        batch_id: str,
+        step: ProcessStep,
+        by: Attribution,
+        performed_at: datetime | None = None,
+    ) -> None:
+        self.batches.record_step(batch_id, step, by, performed_at)
 
-    def record_in_process_qc(self, batch_id: str, result: QcResult, by: Attribution) -> None:
-        self.batches.record_qc(batch_id, result, by)
+    def record_in_process_qc(
+        self,
+        batch_id: str,
+        result: QcResult,
+        by: Attribution,
+        measured_at: datetime | None = None,
+    ) -> None:
+        self.batches.record_qc(batch_id, result, by, measured_at)
 
     def fail_batch(self, batch_id: str, by: Attribution, failed_at: datetime | None = None) -> None:
         self.batches.fail(batch_id, by, failed_at)

@@ -68,7 +68,7 @@ class Batches:
             self._refuse_mixed_cois(inputs, by)
             batch = Batch.start(inputs, at, self.app.rules, override, by)
             for unit in units:
-                unit.allocate(batch.batch_id, by)
+                unit.allocate(batch.batch_id, batch.started_at, by)
             self.app.save(batch, *units)
             return BatchView.of(batch)
 
@@ -100,11 +100,27 @@ class Batches:
         self.app.save(*BatchInputsMismatch.on_each_chain(inputs, mismatch, now, by))
         raise Refused(f"batch start refused ({mismatch.reason_code}): {mismatch.explanation}")
 
-    def record_step(self, batch_id: str, step: ProcessStep, by: Attribution) -> None:
-        self._change(batch_id, by, lambda b, by: b.record_step(step, self.app.clock(), by))
+    def record_step(
+        self,
+        batch_id: str,
+        step: ProcessStep,
+        by: Attribution,
+        performed_at: datetime | None = None,
+    ) -> None:
+        """`performed_at`: when the step was performed (clinical time; default now)."""
+        at = self.app.when(performed_at, "performed_at")
+        self._change(batch_id, by, lambda b, by: b.record_step(step, at, by))
 
-    def record_qc(self, batch_id: str, result: QcResult, by: Attribution) -> None:
-        self._change(batch_id, by, lambda b, by: b.record_qc(result, self.app.clock(), by))
+    def record_qc(
+        self,
+        batch_id: str,
+        result: QcResult,
+        by: Attribution,
+        measured_at: datetime | None = None,
+    ) -> None:
+        """`measured_at`: when the result was measured (clinical time; default now)."""
+        at = self.app.when(measured_at, "measured_at")
+        self._change(batch_id, by, lambda b, by: b.record_qc(result, at, by))
 
     def fail(self, batch_id: str, by: Attribution, failed_at: datetime | None = None) -> None:
         """`failed_at`: when the batch failed (clinical time; default now)."""

@@ -6,8 +6,10 @@ must start manufacturing within the fresh apheresis window of the site's protoco
 e-signature. `Started` records the window applied and the rules' tag.
 
 Clinical time (issue 14): a batch starts when its inputs were received or later, its steps,
-in-process QC, harvest and failure happen at its start or later, and its harvest at its last
-process step or later (InvalidInput naming the field otherwise).
+in-process QC, harvest and failure happen at its start or later, each step at the previous
+step or later, and its harvest or failure at its last process step and last in-process QC or
+later (InvalidInput naming the field otherwise), all judged on the clinical times the events
+carry. Every event of a batch tells its envelope when it happened (`occurred_at`).
 """
 
 from __future__ import annotations
@@ -103,6 +105,10 @@ class Batch(Aggregate):
             """Started before the rules were versioned: no tag was recorded (as published)."""
             state["protocol_rules"] = ""
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.started_at
+
     class ProcessStepRecorded(AttributedEvent):
         step_kind: str
         device_type: str
@@ -111,6 +117,10 @@ class Batch(Aggregate):
         vector_lot: str
         parameters: dict[str, str]
         performed_at: datetime
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.performed_at
 
         def apply(self, aggregate: Any) -> None:
             aggregate.steps.append(self)
@@ -122,14 +132,23 @@ class Batch(Aggregate):
         passed: bool
         measured_at: datetime
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.measured_at
+
         def apply(self, aggregate: Any) -> None:
             aggregate.qc_results.append(QcResult(self.test, self.value, self.unit, self.passed))
+            aggregate.qc_measured_at.append(self.measured_at)
 
     class ProductUnitsCreated(AttributedEvent):
         product_dins: list[str]
         input_dins: list[str]
         hold_condition: str
         created_at: datetime
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.created_at
 
         def apply(self, aggregate: Any) -> None:
             aggregate.product_dins = list(self.product_dins)
@@ -138,9 +157,14 @@ class Batch(Aggregate):
 
     class Failed(AttributedEvent):
         failure_reason: str
-        # when it failed (clinical time); None on failures recorded before it was kept, and not
-        # (yet) published: the integration event BatchFailed has no field for it
+        # when it failed (clinical time); None on failures recorded before it was kept
         failed_at: datetime | None = None
+
+        @property
+        def occurred_at(self) -> datetime:
+            """When it failed: before the clinical time was kept, a failure was recorded as it
+            happened (the server's clock), so its recording time."""
+            return self.failed_at or self.timestamp
 
         def apply(self, aggregate: Any) -> None:
             aggregate.failure_reason = self.failure_reason
@@ -163,6 +187,7 @@ class Batch(Aggregate):
         self.status = BatchStatus.RUNNING
         self.steps: list[Batch.ProcessStepRecorded] = []
         self.qc_results: list[QcResult] = []
+        self.qc_measured_at: list[datetime] = []  # when each of `qc_results` was measured
         self.product_dins: list[str] = []
         self.hold_condition: Condition | None = None
         self.failure_reason = ""
@@ -211,9 +236,29 @@ class Batch(Aggregate):
     def check_after_start(self, moment: datetime, field: str) -> None:
         check_not_before(moment, field, self.started_at, "the batch's start")
 
+    def last_step(self) -> ProcessStepRecorded | None:
+        """The process step performed last (clinical time; the first of equals)."""
+        return max(self.steps, key=lambda step: step.performed_at, default=None)
+
+    def check_after_steps(self, moment: datetime, field: str) -> None:
+        """`moment` at the last process step and the last in-process QC or later."""
+        last = self.last_step()
+        if last is not None:
+            what = f"the last process step ({last.step_kind})"
+            check_not_before(moment, field, last.performed_at, what)
+        if self.qc_measured_at:
+            at, n = max((at, n) for n, at in enumerate(self.qc_measured_at))
+            what = f"the last in-process QC ({self.qc_results[n].test})"
+            check_not_before(moment, field, at, what)
+
     def record_step(self, step: ProcessStep, performed_at: datetime, by: Attribution) -> None:
+        """Performed at the batch's start or later, and at the previous step or later."""
         self.check_running(by)
         self.check_after_start(performed_at, "performed_at")
+        previous = self.last_step()
+        if previous is not None:
+            what = f"the previous process step ({previous.step_kind})"
+            check_not_before(performed_at, "performed_at", previous.performed_at, what)
         self.trigger_event(
             self.ProcessStepRecorded,
             step_kind=step.kind.value,
@@ -255,18 +300,16 @@ class Batch(Aggregate):
         )
 
     def check_harvest_time(self, harvested_at: datetime) -> None:
-        """At the start or later, and at the last process step or later."""
+        """At the start or later, and at the last process step and in-process QC or later."""
         self.check_after_start(harvested_at, "harvested_at")
-        if self.steps:
-            last = max(self.steps, key=lambda step: step.performed_at)
-            what = f"the last process step ({last.step_kind})"
-            check_not_before(harvested_at, "harvested_at", last.performed_at, what)
+        self.check_after_steps(harvested_at, "harvested_at")
 
     def fail(self, failed_at: datetime, by: Attribution) -> None:
         self.check_running(by)
         if not by.reason.strip():
             raise InvalidInput("failing a batch needs a reason")
         self.check_after_start(failed_at, "failed_at")
+        self.check_after_steps(failed_at, "failed_at")
         fields = attributed(by, self.coi)
         self.trigger_event(self.Failed, failure_reason=by.reason, failed_at=failed_at, **fields)
 

@@ -98,9 +98,21 @@ class ReceivedUnit(Aggregate):
         window_starts_at: datetime
         received_at: datetime
 
+        @property
+        def occurred_at(self) -> datetime:
+            """When the unit was received (clinical time): the envelope's `occurred_at`."""
+            return self.received_at
+
     class AllocatedToBatch(AttributedEvent):
         din: str
         batch_id: str
+        # when the batch it feeds started (clinical time); None on allocations recorded before
+        # it was kept (not published: the envelope's `occurred_at` carries it)
+        allocated_at: datetime | None = None
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.allocated_at or self.timestamp
 
         def apply(self, aggregate: Any) -> None:
             aggregate.batch_id = self.batch_id
@@ -145,13 +157,20 @@ class ReceivedUnit(Aggregate):
             **attributed(by, expected.coi),
         )
 
-    def allocate(self, batch_id: str, by: Attribution) -> None:
+    def allocate(self, batch_id: str, allocated_at: datetime, by: Attribution) -> None:
+        """Taken as input of `batch_id`, which started at `allocated_at` (clinical time)."""
         if self.batch_id is not None:
             raise Refused(f"unit {self.din} is already an input of batch {self.batch_id}")
         if self.manufacturing_site_id != by.site_id:
             raise Refused(f"unit {self.din} was received at {self.manufacturing_site_id}")
         fields = attributed(by, self.coi)
-        self.trigger_event(self.AllocatedToBatch, din=self.din, batch_id=batch_id, **fields)
+        self.trigger_event(
+            self.AllocatedToBatch,
+            din=self.din,
+            batch_id=batch_id,
+            allocated_at=allocated_at,
+            **fields,
+        )
 
 
 class ReceiptMismatch(Aggregate):

@@ -136,7 +136,7 @@ def products_created(chain: ChainBuilder, fact: Fact, event: pb.ProductUnitsCrea
 def batch_failed(chain: ChainBuilder, fact: Fact, event: pb.BatchFailed) -> None:
     batch = known_batch(chain, fact, event.batch_id, [])
     recorded_by(chain, fact, event.batch_id)
-    batch.status, batch.ended_ns = "failed", fact.occurred_ns
+    batch.status, batch.ended_ns = "failed", stamp_ns(event.failed_at) or fact.occurred_ns
     chain.reach("batch-failed")
 
 
