@@ -33,6 +33,7 @@ from v2v_platform.din_allocation import IssuingService, declare_all
 from v2v_platform.envelope import ChainVerifier, KeyRing, Location, decode
 from v2v_platform.esign import Signer, hash_password, open_signer_store
 from v2v_platform.ids import Coi
+from v2v_platform.proto_values import timestamp
 from v2v_platform.testing.kafka_topics import read_topic
 from v2v_platform.testing.processes import ServiceProcess, fresh_database, start_service
 from v2v_platform.testing.producing import eventually
@@ -127,6 +128,7 @@ def test_a_collection_becomes_product_units_with_lineage(
                 given_name="Ada", family_name="Example", mrn="MRN-1", birth_date="1970-01-01"
             ),
             treating_site_id=HOSPITAL,
+            enrolled_at=timestamp(datetime.now(UTC) - timedelta(days=1)),
         ),
         timeout=5,
     ).coi

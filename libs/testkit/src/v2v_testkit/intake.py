@@ -35,6 +35,9 @@ POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 SITE = "HOSP-A"
 FIN = "A1234"
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+ENROLLED_AT = NOW - timedelta(days=7)
+"""When `enrolled` enrols the patient (clinical time): before every collection the tests record
+(`collection`: hours before NOW)."""
 DETAILS = PersonalDetails("Marguerite", "Zylberstein", "MRN-778899", date(1971, 5, 2))
 STAFF = ("u-1", "u-2", "u-3")
 """The collection staff registered as signers (role "collection") at the site."""
@@ -163,8 +166,11 @@ def collection(slot_id: str = "", hours_ago: int = 2, volume_ml: float = 212.5) 
     return CollectionInput(ended - timedelta(hours=4), ended, volume_ml, 12.4, 6.1, slot_id)
 
 
-def enrolled(intake: Intake, pseudonym: str = "PSN-0001") -> str:
-    return intake.app.enrol_patient(pseudonym, DETAILS, "HOSP-A", operator())
+def enrolled(
+    intake: Intake, pseudonym: str = "PSN-0001", enrolled_at: datetime = ENROLLED_AT
+) -> str:
+    """The patient enrolled (at `enrolled_at`: a week before NOW unless given)."""
+    return intake.app.enrol_patient(pseudonym, DETAILS, "HOSP-A", operator(), enrolled_at)
 
 
 def collected(intake: Intake, pseudonym: str = "PSN-0001") -> tuple[str, str]:

@@ -91,11 +91,10 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         enrolled_at: datetime | None = None,
     ) -> str:
         """`enrolled_at`: when the patient was enrolled (clinical time; when not given, the
-        time it is recorded). No collection may start before a given enrolment time; one not
-        given is kept as None so that enrolments entered after the fact without it do not refuse
-        their earlier collections."""
+        time it is recorded). No collection of the therapy may start before it: an enrolment
+        entered after the fact gives the time it happened."""
         by = self.check_local(by)
-        at = None if enrolled_at is None else self.when(enrolled_at, "enrolled_at")
+        at = self.when(enrolled_at, "enrolled_at")
         limits.check_id(patient_pseudonym, "patient_pseudonym")
         limits.check_id(treating_site_id, "treating_site_id")
         if not patient_pseudonym.strip():
@@ -176,19 +175,27 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         return collection_id
 
     def label_units(
-        self, coi: str, collection_id: str, count: int, unit_kind: str, by: Attribution
+        self,
+        coi: str,
+        collection_id: str,
+        count: int,
+        unit_kind: str,
+        by: Attribution,
+        labelled_at: datetime | None = None,
     ) -> list[str]:
+        """`labelled_at`: when the units were labelled (clinical time; default now), not before
+        the collection's end. Checked before any DIN is drawn."""
         by = self.check_local(by)
+        at = self.when(labelled_at, "labelled_at")
         limits.check_id(collection_id, "collection_id")
         kind = parse_choice(UnitKind, limits.check_id(unit_kind, "unit_kind"), "unit kind")
         therapy = self._therapy(coi)
         therapy.check_labelling(collection_id, count)
-        labelled_at = self.clock()
-        therapy.check_labelling_time(collection_id, labelled_at)
+        therapy.check_labelling_time(collection_id, at)
         year = self._year()
         numbers = self.unpublished.issue_dins(self.fin, year, count)
         dins = [issue_din(self.fin, year, n) for n in numbers]
-        therapy.label_units(collection_id, dins, kind, by, labelled_at)
+        therapy.label_units(collection_id, dins, kind, by, at)
         self.save_or_conflict(therapy, what=therapy.coi)
         return [str(din) for din in dins]
 

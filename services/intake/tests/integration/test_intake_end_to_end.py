@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from fastapi.testclient import TestClient
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from v2v.common.v1 import common_pb2
+from v2v.intake.events.v1 import events_pb2 as events
 from v2v.intake.v1 import intake_service_pb2 as pb
 from v2v.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from v2v.manufacturing.v1 import manufacturing_service_pb2 as mpb
@@ -126,16 +128,39 @@ def _ts(moment: datetime) -> Timestamp:
     return value
 
 
-def drive_grpc_until_labelled(stub: Any) -> tuple[str, str]:
+@dataclass(frozen=True)
+class ClinicalTimes:
+    """When the test's therapy was enrolled, collected (end) and labelled."""
+
+    enrolled_at: datetime
+    collection_ended_at: datetime
+    labelled_at: datetime
+
+    @classmethod
+    def days_ago(cls) -> ClinicalTimes:
+        """A chain entered after the fact: enrolled five days ago, collected two days ago."""
+        ended = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+        return cls(ended - timedelta(days=3), ended, ended + timedelta(minutes=25))
+
+
+def drive_grpc_until_labelled(
+    stub: Any, pseudonym: str = "PSN-INT-1", times: ClinicalTimes | None = None
+) -> tuple[str, str]:
+    """Enrol, book, collect and label one unit (at `times`; by default enrolled a day ago,
+    collected half an hour ago and labelled now)."""
+    now = datetime.now(UTC)
+    ended = now - timedelta(minutes=30)
+    times = times or ClinicalTimes(now - timedelta(days=1), ended, now)
     details = pb.PersonalDetails(
         given_name="Zelda", family_name="Quixotic", mrn="MRN-4242", birth_date="1980-02-29"
     )
     coi = stub.EnrolPatient(
         pb.EnrolPatientRequest(
             operator=OPERATOR,
-            patient_pseudonym="PSN-INT-1",
+            patient_pseudonym=pseudonym,
             personal_details=details,
             treating_site_id="HOSP-A",
+            enrolled_at=_ts(times.enrolled_at),
         ),
         timeout=10,
     ).coi
@@ -146,7 +171,7 @@ def drive_grpc_until_labelled(stub: Any) -> tuple[str, str]:
         ),
         timeout=10,
     )
-    ended = datetime.now(UTC) - timedelta(minutes=30)
+    ended = times.collection_ended_at
     collection_id = stub.RecordCollection(
         pb.RecordCollectionRequest(
             operator=OPERATOR,
@@ -166,6 +191,7 @@ def drive_grpc_until_labelled(stub: Any) -> tuple[str, str]:
             collection_id=collection_id,
             count=1,
             unit_kind="apheresis-bag",
+            labelled_at=_ts(times.labelled_at),
         ),
         timeout=10,
     ).dins
@@ -275,3 +301,31 @@ def test_intake_events_reach_kafka_signed_and_chained(
     assert [e.event_type.rsplit(".", 1)[-1] for e in envelopes] == EXPECTED_TYPES
     assert {e.site_id for e in envelopes} == {"HOSP-A"}
     assert all(e.actor.role == "collection" and e.actor.user_id for e in envelopes)
+
+
+@pytest.mark.integration
+def test_enrolment_and_labelling_reach_kafka_in_clinical_time(
+    service: IntakeService, settings: IntakeSettings, pki: Path
+) -> None:
+    """A chain entered after the fact: PatientEnrolled on Kafka carries the enrolment time the
+    site gave (five days ago) and UnitLabelled the labelling time (two days ago), both apart
+    from the envelopes' recorded times (now)."""
+    times = ClinicalTimes.days_ago()
+    running = service.start_grpc("127.0.0.1:0")
+    try:
+        channel = secure_channel(
+            f"127.0.0.1:{running.port}", channel_credentials(SiteTlsFiles.for_site(pki, "HOSP-A"))
+        )
+        coi, din = drive_grpc_until_labelled(pb_grpc.IntakeServiceStub(channel), "PSN-INT-2", times)
+        channel.close()
+    finally:
+        running.stop(0)
+    assert publish(settings, pki) == 4
+    located = read_topic(settings.kafka_bootstrap or "", TOPIC, lambda r: r.key == coi.encode())
+    envelopes = {e.event_type.rsplit(".", 1)[-1]: e for e in (decode(r.value) for _, r in located)}
+    enrolment = events.PatientEnrolled.FromString(envelopes["PatientEnrolled"].payload)
+    assert enrolment.enrolled_at.ToDatetime(tzinfo=UTC) == times.enrolled_at
+    label = events.UnitLabelled.FromString(envelopes["UnitLabelled"].payload)
+    assert label.din == din and label.labelled_at.ToDatetime(tzinfo=UTC) == times.labelled_at
+    recorded = envelopes["PatientEnrolled"].recorded_at
+    assert recorded.ToDatetime(tzinfo=UTC) - times.enrolled_at > timedelta(days=4)

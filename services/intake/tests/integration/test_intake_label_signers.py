@@ -94,6 +94,7 @@ def labelled(stub: Any) -> tuple[str, str]:
         operator=CORA, patient_pseudonym="PSN-SIGNERS", personal_details=details
     )
     enrolment.treating_site_id = SITE
+    enrolment.enrolled_at.CopyFrom(_ts(datetime.now(UTC) - timedelta(days=1)))
     coi = stub.EnrolPatient(enrolment, timeout=10).coi
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     booking = pb.BookSlotRequest(

@@ -82,3 +82,34 @@ def test_http_enrolment_entered_after_the_fact(client: TestClient, pki: Path) ->
         path, json={**collection, "started_at": "2025-03-10T07:00:00Z"}, headers=headers
     )
     assert after.status_code == 201
+
+
+def test_http_labelling_entered_after_the_fact(client: TestClient, pki: Path) -> None:
+    """LabelUnits over HTTP takes `labelled_at`: before the collection's end it is refused
+    (422 naming the field), after it the units are labelled."""
+    headers = {"Authorization": f"Bearer {issue_site_token(pki, 'HOSP-A')}"}
+    enrolment = {**ENROLMENT, "patient_pseudonym": "PSN-T2", "enrolled_at": "2025-03-09T08:00:00Z"}
+    coi = client.post("/v1/therapies", json=enrolment, headers=headers).json()["coi"]
+    client.post(
+        f"/v1/therapies/{coi}/slots",
+        json={"operator": OPERATOR, "manufacturing_site_id": "GMP-B", "slot_date": "2025-03-20"},
+        headers=headers,
+    )
+    collection = {
+        "operator": OPERATOR,
+        "started_at": "2025-03-10T07:00:00Z",
+        "ended_at": "2025-03-10T11:00:00Z",
+        "volume_ml": 210.0,
+        "total_nucleated_cells_e9": 11.0,
+        "cd3_cells_e9": 5.5,
+    }
+    recorded = client.post(f"/v1/therapies/{coi}/collections", json=collection, headers=headers)
+    path = f"/v1/therapies/{coi}/collections/{recorded.json()['collection_id']}/units"
+    labels = {"operator": OPERATOR, "count": 1}
+    early_labels = {**labels, "labelled_at": "2025-03-10T10:59:00Z"}
+    early = client.post(path, json=early_labels, headers=headers)
+    assert early.status_code == 422 and "labelled_at" in early.json()["detail"]
+    assert "collection's end" in early.json()["detail"]
+    late_labels = {**labels, "labelled_at": "2025-03-10T11:20:00Z"}
+    late = client.post(path, json=late_labels, headers=headers)
+    assert late.status_code == 201 and len(late.json()["dins"]) == 1

@@ -19,8 +19,10 @@ from v2v_intake.bootstrap import bootstrap
 from v2v_intake.settings import IntakeSettings
 from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.proto_values import timestamp
 from v2v_testkit.intake import (
     CLERK,
+    ENROLLED_AT,
     NOW,
     FakeSlots,
     FixedClock,
@@ -113,6 +115,7 @@ def _enrol(intake: Any, pseudonym: str) -> str:
         patient_pseudonym=pseudonym,
         personal_details=details,
         treating_site_id="HOSP-A",
+        enrolled_at=timestamp(ENROLLED_AT),
     )
     coi: str = intake.EnrolPatient(request, timeout=5).coi
     return coi
@@ -254,6 +257,40 @@ def test_error_codes(pki: Path, port: int) -> None:
         with pytest.raises(grpc.RpcError) as raised:
             call()
         assert raised.value.code() == code
+
+
+def test_labelling_over_grpc_carries_when_it_happened(pki: Path, port: int) -> None:
+    """LabelUnits takes `labelled_at` (clinical time): before the collection's end (2 h before
+    now) it is INVALID_ARGUMENT naming the field; after it, the units are labelled."""
+    intake = stub(pki, port, "HOSP-A")
+    coi = _enrol(intake, "PSN-G7")
+    slot = intake.BookSlot(
+        pb.BookSlotRequest(
+            operator=OPERATOR, coi=coi, manufacturing_site_id="GMP-B", slot_date="2025-03-20"
+        ),
+        timeout=5,
+    ).slot
+    collection = pb.RecordCollectionRequest(
+        operator=OPERATOR,
+        coi=coi,
+        started_at=_ts(6),
+        ended_at=_ts(2),
+        volume_ml=200,
+        total_nucleated_cells_e9=10,
+        cd3_cells_e9=5,
+        slot_id=slot.slot_id,
+    )
+    collection_id = intake.RecordCollection(collection, timeout=5).collection_id
+    labels = pb.LabelUnitsRequest(
+        operator=OPERATOR, coi=coi, collection_id=collection_id, count=1, labelled_at=_ts(3)
+    )
+    labels.unit_kind = "apheresis-bag"
+    with pytest.raises(grpc.RpcError) as refused:
+        intake.LabelUnits(labels, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "labelled_at" in refused.value.details()
+    labels.labelled_at.CopyFrom(_ts(1))
+    assert len(intake.LabelUnits(labels, timeout=5).dins) == 1
 
 
 def test_sites_and_roles(pki: Path, port: int) -> None:

@@ -15,6 +15,7 @@ from v2v_intake.settings import IntakeSettings
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
 from v2v_testkit.intake import (
+    ENROLLED_AT,
     NOW,
     FakeSlots,
     FixedClock,
@@ -67,6 +68,7 @@ def enrolment(pseudonym: str, printed_name: str = "Ada Example") -> dict[str, An
             "birth_date": "1970-01-01",
         },
         "treating_site_id": "HOSP-A",
+        "enrolled_at": ENROLLED_AT.isoformat(),
     }
 
 

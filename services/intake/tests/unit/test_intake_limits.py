@@ -25,6 +25,7 @@ from v2v_platform.limits import (
 )
 from v2v_testkit.intake import (
     DETAILS,
+    ENROLLED_AT,
     NOW,
     build_intake,
     collected,
@@ -127,7 +128,7 @@ def test_no_accepted_command_comes_near_the_record_limit() -> None:
     first = Attribution("u" * MAX_ID_CHARS, longest, "collection", "HOSP-A", "r" * MAX_TEXT_CHARS)
     second = replace(first, user_id="v" * MAX_ID_CHARS)
     details = PersonalDetails(longest, longest, "M" * MAX_ID_CHARS, date(1970, 1, 1))
-    coi = intake.app.enrol_patient("P" * MAX_ID_CHARS, details, "HOSP-A", first)
+    coi = intake.app.enrol_patient("P" * MAX_ID_CHARS, details, "HOSP-A", first, ENROLLED_AT)
     intake.app.book_slot(coi, "GMP-B", date(2025, 3, 20), first)
     collection_id = intake.app.record_collection(coi, collection(), first)
     dins = intake.app.label_units(coi, collection_id, 20, "apheresis-bag", first)

@@ -50,6 +50,7 @@ def golden_events() -> list[object]:
         treating_site_id="HOSP-T",
         sealed_personal_details="aesgcm1:not-published",
         by=FIRST,
+        enrolled_at=NOW - timedelta(days=5),
     )
     therapy.record_slot(BookedSlot("SLOT-GMP-B-20250320-1", "GMP-B", date(2025, 3, 20)), FIRST)
     collection_id = therapy.record_collection(
@@ -62,7 +63,8 @@ def golden_events() -> list[object]:
         by=FIRST,
     )
     din = issue_din("A1234", 25, 42)
-    therapy.label_units(collection_id, [din], UnitKind.APHERESIS_BAG, FIRST)
+    labelled_at = NOW - timedelta(hours=1, minutes=30)
+    therapy.label_units(collection_id, [din], UnitKind.APHERESIS_BAG, FIRST, labelled_at)
     therapy.scan_label(din, str(din), COI, scanned_by(FIRST, din), FIRST)
     therapy.scan_label(din, str(din), COI, scanned_by(FIRST, din), FIRST)
     therapy.scan_label(din, str(din), COI, scanned_by(SECOND, din), SECOND)

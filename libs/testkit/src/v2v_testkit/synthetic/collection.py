@@ -25,6 +25,7 @@ def enrol(journey: Journey) -> None:
         patient_pseudonym=f"PSN-{journey.uid('psn')[:6].upper()}",
         enrolling_site_id=site,
         treating_site_id=journey.treating_site,
+        enrolled_at=stamp(journey.now),  # intake always publishes when the patient was enrolled
     )
     journey.add("intake", therapy, enrolled, site, nurse)
     book_slot(journey)
@@ -88,7 +89,11 @@ def collect(journey: Journey, cycle: int, condition: Condition | None = None) ->
     for din in dins:
         journey.advance(5, 15)
         labelled = intake.UnitLabelled(
-            coi=journey.coi, collection_id=collection_id, din=din, unit_kind="apheresis-bag"
+            coi=journey.coi,
+            collection_id=collection_id,
+            din=din,
+            unit_kind="apheresis-bag",
+            labelled_at=stamp(journey.now),
         )
         journey.add("intake", therapy, labelled, site, journey.person(site, "collection", 0))
         verify_label(journey, din)

@@ -176,6 +176,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.count,
             request.unit_kind,
             acting("LabelUnits", request.operator),
+            optional_time(request, "labelled_at"),
         )
         return pb.LabelUnitsResponse(dins=dins)
 

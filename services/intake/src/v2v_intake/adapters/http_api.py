@@ -80,6 +80,7 @@ class LabelBody(BaseModel):
     operator: OperatorBody
     count: int = Field(ge=1, le=MAX_UNITS_PER_LABELLING)
     unit_kind: IdText = "apheresis-bag"
+    labelled_at: datetime | None = None
 
 
 class ESignature(BaseModel):
@@ -191,7 +192,8 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
         coi: str, collection_id: str, body: LabelBody, caller: Labeller
     ) -> dict[str, list[str]]:
         by = acting("LabelUnits", body.operator, caller)
-        return {"dins": app.label_units(coi, collection_id, body.count, body.unit_kind, by)}
+        labelling = body.count, body.unit_kind, by, body.labelled_at
+        return {"dins": app.label_units(coi, collection_id, *labelling)}
 
     @api.post("/v1/therapies/{coi}/units/{din}/scans", openapi_extra=declared("VerifyLabel"))
     def verify_label(coi: str, din: str, body: ScanBody, caller: Verifier) -> dict[str, bool]:

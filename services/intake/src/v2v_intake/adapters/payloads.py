@@ -8,9 +8,11 @@ mapped: only the opaque pseudonym leaves the service.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from v2v.intake.events.v1 import events_pb2 as pb
 from v2v_intake.domain.therapy import Therapy
@@ -18,12 +20,19 @@ from v2v_platform.envelope.from_domain import AttributedEventTranslator
 from v2v_platform.proto_values import condition_to_proto, signature_to_proto, timestamp
 
 
+def optional_timestamp(moment: datetime | None) -> Timestamp | None:
+    """None (the field left unset) for a time an older stored event does not carry."""
+    return None if moment is None else timestamp(moment)
+
+
 def patient_enrolled(event: Therapy.Enrolled) -> pb.PatientEnrolled:
+    """`enrolled_at` stays unset on enrolments stored before it was kept."""
     return pb.PatientEnrolled(
         coi=event.coi,
         patient_pseudonym=event.patient_pseudonym,
         enrolling_site_id=event.site_id,
         treating_site_id=event.treating_site_id,
+        enrolled_at=optional_timestamp(event.enrolled_at),
     )
 
 
@@ -55,8 +64,13 @@ def collection_recorded(event: Therapy.CollectionRecorded) -> pb.CollectionRecor
 
 
 def unit_labelled(event: Therapy.UnitLabelled) -> pb.UnitLabelled:
+    """`labelled_at` stays unset on labels stored before it was kept."""
     return pb.UnitLabelled(
-        coi=event.coi, collection_id=event.collection_id, din=event.din, unit_kind=event.unit_kind
+        coi=event.coi,
+        collection_id=event.collection_id,
+        din=event.din,
+        unit_kind=event.unit_kind,
+        labelled_at=optional_timestamp(event.labelled_at),
     )
 
 

@@ -47,9 +47,9 @@ class Therapy(Aggregate):
         patient_pseudonym: str
         treating_site_id: str
         sealed_personal_details: str
-        # when the patient was enrolled (clinical time), when given; None otherwise (and on
-        # enrolments recorded before it was kept). Not (yet) published: PatientEnrolled has
-        # no field for it
+        # when the patient was enrolled (clinical time: as given, else when it was recorded;
+        # published as PatientEnrolled.enrolled_at). None only on enrolments recorded before
+        # it was kept
         enrolled_at: datetime | None = None
 
         def apply(self, aggregate: Therapy) -> None:
@@ -105,7 +105,8 @@ class Therapy(Aggregate):
         collection_id: str
         din: str
         unit_kind: str
-        # when it was labelled; None on labels recorded before it was kept (not published)
+        # when it was labelled (clinical time; published as UnitLabelled.labelled_at); None
+        # on labels recorded before it was kept
         labelled_at: datetime | None = None
 
         def apply(self, aggregate: Therapy) -> None:
@@ -308,7 +309,8 @@ class Therapy(Aggregate):
         by: Attribution,
         labelled_at: datetime | None = None,
     ) -> None:
-        """`labelled_at`: when (the application's clock); None keeps no labelling time."""
+        """`labelled_at`: when (clinical time, as the application checked it); None keeps no
+        labelling time."""
         self.check_labelling(collection_id, len(dins))
         if labelled_at is not None:
             self.check_labelling_time(collection_id, labelled_at)

@@ -1,6 +1,12 @@
-"""Intake facts: enrolment, slots, collections, labels, label mismatches, packaging."""
+"""Intake facts: enrolment, slots, collections, labels, label mismatches, packaging.
+
+Enrolment and labelling count when they happened: the published `enrolled_at` /
+`labelled_at`, or the envelope's `occurred_at` for events published before those fields existed
+(docs/kpis.md)."""
 
 from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from v2v.intake.events.v1 import events_pb2 as pb
 from v2v_projection.chain.alerts import identity_mismatch
@@ -8,6 +14,11 @@ from v2v_projection.chain.applied_envelope import Fact
 from v2v_projection.chain.builder import ChainBuilder, condition_name
 from v2v_projection.chain.registry import handles, marks
 from v2v_projection.chain.times import stamp_ns
+
+
+def clinical_ns(given: Timestamp, is_given: bool, fact: Fact) -> int:
+    """The clinical time the event carries (`given`); the envelope's when it has none."""
+    return stamp_ns(given) if is_given else fact.occurred_ns
 
 
 @handles(pb.PatientEnrolled)
@@ -18,7 +29,7 @@ def enrolled(chain: ChainBuilder, fact: Fact, event: pb.PatientEnrolled) -> None
         return
     chain.treating_site_id = event.treating_site_id
     chain.enrolling_site_id = event.enrolling_site_id
-    chain.enrolled_ns = fact.occurred_ns
+    chain.enrolled_ns = clinical_ns(event.enrolled_at, event.HasField("enrolled_at"), fact)
     chain.enrolments.update((event.enrolling_site_id, event.treating_site_id))
     chain.reach("enrolled")
 
@@ -40,8 +51,9 @@ def collection_recorded(chain: ChainBuilder, fact: Fact, event: pb.CollectionRec
 def unit_labelled(chain: ChainBuilder, fact: Fact, event: pb.UnitLabelled) -> None:
     unit = chain.unit(event.din, "apheresis")
     unit.collection_id = event.collection_id
-    unit.created_ns = fact.occurred_ns
-    chain.move(fact, "claim", [event.din], fact.occurred_ns, to_party=f"site:{fact.site_id}")
+    labelled_ns = clinical_ns(event.labelled_at, event.HasField("labelled_at"), fact)
+    unit.created_ns = labelled_ns
+    chain.move(fact, "claim", [event.din], labelled_ns, to_party=f"site:{fact.site_id}")
     chain.reach("collection")
 
 
