@@ -71,7 +71,9 @@ ACCESS: Mapping[str, Access] = {
     "logistics": Access(("logistics",), ("intake", "manufacturing"), "v2v-logistics-"),
     "release": Access(("release",), ("manufacturing", "intake"), "v2v-release-"),
     "infusion": Access(
-        ("infusion",), ("manufacturing", "release", "intake", "infusion"), "v2v-infusion-"
+        ("infusion",),
+        ("manufacturing", "release", "intake", "infusion", "logistics"),
+        "v2v-infusion-",
     ),
     "projection": Access((), CONTEXTS, "v2v-projection"),
     "audit": Access((), CONTEXTS, None),

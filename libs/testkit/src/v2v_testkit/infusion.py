@@ -1,5 +1,6 @@
 """Infusion test wiring (tests only): fixed identifiers, a settable clock, in-memory facts
-(product units' COIs enrolled for this site unless told otherwise; infusions at other sites),
+(product units' COIs enrolled for this site unless told otherwise; infusions at other sites;
+deliveries of units to sites),
 an in-memory signer store with one physician and the ward's nurses (each with their own
 password), their re-authentications, the readers' scopes, and the application wired to
 in-memory (or given) event stores."""
@@ -78,6 +79,8 @@ class InMemoryFacts:
     alerts: dict[str, FailureAlert] = field(default_factory=dict)
     treating_sites: dict[str, str] = field(default_factory=dict)
     infusions: dict[str, list[KnownInfusion]] = field(default_factory=dict)
+    deliveries: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    """(DIN data, site) -> when logistics first delivered the unit there."""
 
     def product_unit(self, din_data: str) -> KnownProduct | None:
         return self.units.get(din_data)
@@ -99,6 +102,16 @@ class InMemoryFacts:
 
     def infusions_of(self, din_data: str) -> list[KnownInfusion]:
         return list(self.infusions.get(din_data, []))
+
+    def delivered_at(self, din_data: str, site_id: str) -> datetime | None:
+        return self.deliveries.get((din_data, site_id))
+
+    def deliver(self, din: str, delivered_at: datetime, site_id: str = SITE) -> None:
+        """Logistics delivered `din` to `site_id` (this site by default) at `delivered_at`;
+        the earliest delivery there stands."""
+        key = (din[:13], site_id)
+        known = self.deliveries.get(key)
+        self.deliveries[key] = delivered_at if known is None else min(known, delivered_at)
 
     def create_products(
         self,

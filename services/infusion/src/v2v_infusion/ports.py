@@ -2,13 +2,14 @@
 
 `InfusionFacts`: what infusion knows from other contexts' Kafka events, read from its own
 projection (`adapters.facts_projection`): manufacturing's product units, release's decisions
-and post-release failures, intake's treating sites, and the infusions every treating site
-published (infusion's own topic). Infusion never calls those services or reads their
-databases.
+and post-release failures, intake's treating sites, logistics' deliveries of units to sites,
+and the infusions every treating site published (infusion's own topic). Infusion never calls
+those services or reads their databases.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from v2v_infusion.domain.values import FailureAlert, KnownInfusion, KnownProduct, ReleaseState
@@ -31,6 +32,12 @@ class InfusionFacts(Protocol):
 
     def infusions_of(self, din_data: str) -> list[KnownInfusion]:
         """The unit's infusions at any site (one, unless something went badly wrong)."""
+        ...
+
+    def delivered_at(self, din_data: str, site_id: str) -> datetime | None:
+        """When logistics first delivered the unit to `site_id` (the receipt's clinical time);
+        None when no delivery of it there is known (an in-house ward may receive a unit no
+        shipment brought)."""
         ...
 
 
@@ -57,3 +64,6 @@ class NoInfusionFacts:
 
     def infusions_of(self, din_data: str) -> list[KnownInfusion]:
         return []
+
+    def delivered_at(self, din_data: str, site_id: str) -> datetime | None:
+        return None

@@ -148,6 +148,7 @@ def golden_events() -> list[Any]:
             },
             signature_meaning="approval",
             destination_department="gmp",
+            manifest_dins=DINS,
             **_attributed(GMP, "patient cannot wait; viability checked"),
         ),
         _event(
@@ -166,6 +167,7 @@ def golden_events() -> list[Any]:
             kind="delayed",
             custodian="courier:C-17",
             recorded_at=WINDOW_END,
+            occurred_at=WINDOW_END - timedelta(hours=3),
             **_attributed(NURSE, "flight cancelled"),
         ),
         _event(

@@ -12,6 +12,9 @@ placeholders). Infusion never calls those services or reads their databases.
 - `v2v.release.events.v1.PostReleaseFailureRecorded`: an alert row, raised when first
   projected (redelivery keeps the first);
 - `v2v.intake.events.v1.PatientEnrolled`: the COI's treating site;
+- `v2v.logistics.events.v1.ShipmentDelivered`: when each unit of the manifest was delivered
+  to the destination site (`received_at`, the clinical time); one row per (unit, site), the
+  earliest delivery kept (a ward receipt cannot precede it);
 - `v2v.infusion.events.v1.InfusionAdministered`, from every treating site (this one
   included; the site is the envelope's verified author): one row per (unit, site). A unit
   is infused once: a second site's row is logged as a critical double infusion;
@@ -39,6 +42,7 @@ from google.protobuf.message import DecodeError, Message
 from v2v.events.v1.envelope_pb2 import Envelope
 from v2v.infusion.events.v1 import events_pb2 as infusion
 from v2v.intake.events.v1 import events_pb2 as intake
+from v2v.logistics.events.v1 import events_pb2 as logistics
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v.release.events.v1 import events_pb2 as release
 from v2v_infusion.domain.values import (
@@ -61,10 +65,11 @@ from v2v_platform.service_runtime import FactsFeed
 
 log = logging.getLogger(__name__)
 
-CONSUMER_NAME = "infusion-facts-v2"
-"""v2 since the DIN bindings are learned (issue 14): a new ledger and consumer group, so a store
-made before reads every topic once more from its start and learns the bindings of units made
-before the upgrade (every other row is an upsert or keeps its first: replaying is harmless)."""
+CONSUMER_NAME = "infusion-facts-v3"
+"""v2 since the DIN bindings are learned, v3 since logistics' deliveries are (issue 14): a new
+ledger and consumer group, so a store made before reads every topic once more from its start
+and learns the bindings and deliveries of units from before the upgrade (every other row is an
+upsert or keeps its first: replaying is harmless)."""
 BINDINGS = BindingTable("infusion_din_bindings")
 Handler = Callable[[Any, Any, Envelope], None]
 
@@ -86,6 +91,9 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS infusion_administrations ("
     " din_data TEXT NOT NULL, site_id TEXT NOT NULL, din TEXT NOT NULL, coi TEXT NOT NULL,"
     " administered_at TEXT NOT NULL, PRIMARY KEY (din_data, site_id))",
+    "CREATE TABLE IF NOT EXISTS infusion_deliveries ("
+    " din_data TEXT NOT NULL, site_id TEXT NOT NULL, delivered_at TEXT NOT NULL,"
+    " PRIMARY KEY (din_data, site_id))",
     BINDINGS.schema,
 )
 UPSERT_UNIT = (  # the COI a product unit was first made for stands (another is a conflict)
@@ -110,6 +118,12 @@ INSERT_ADMINISTRATION = (
     "INSERT INTO infusion_administrations VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (din_data, site_id) DO NOTHING"
 )
+UPSERT_DELIVERY = (  # the earliest delivery of a unit to a site stands
+    "INSERT INTO infusion_deliveries VALUES (?, ?, ?) ON CONFLICT (din_data, site_id)"
+    " DO UPDATE SET delivered_at = excluded.delivered_at"
+    " WHERE excluded.delivered_at < infusion_deliveries.delivered_at"
+)
+SELECT_DELIVERY = "SELECT delivered_at FROM infusion_deliveries WHERE din_data = ? AND site_id = ?"
 SELECT_ADMINISTRATIONS = (
     "SELECT din, coi, site_id, administered_at FROM infusion_administrations"
     " WHERE din_data = ? ORDER BY administered_at, site_id"
@@ -188,6 +202,7 @@ class FactsProjection:
                 infusion.InfusionAdministered,
                 self._infused,
             ),
+            _name(logistics.ShipmentDelivered): (logistics.ShipmentDelivered, self._delivered),
         }
 
     def __call__(self, unit_of_work: Any, delivered: Delivered) -> None:
@@ -261,6 +276,17 @@ class FactsProjection:
             sites = ", ".join(str(site) for _, _, site, _ in infused)
             log.critical("double-infusion: unit %s was infused at %s", din, sites)
 
+    def _delivered(
+        self, unit_of_work: Any, event: logistics.ShipmentDelivered, envelope: Envelope
+    ) -> None:
+        """Each unit of the manifest reached the destination site at `received_at`."""
+        site_id = _required("destination_site_id", event.destination_site_id)
+        delivered_at = stored_time(_time(event, "received_at", envelope))
+        dins = [Din.parse(text) for text in event.manifest_dins]  # all valid, or none kept
+        for din in dins:
+            row = (din.data, site_id, delivered_at)
+            unit_of_work.execute(self._sql(UPSERT_DELIVERY), row)
+
 
 def _name(message_class: type[Message]) -> str:
     return str(message_class.DESCRIPTOR.full_name)
@@ -329,6 +355,10 @@ class SqlInfusionFacts:
             )
         ]
 
+    def delivered_at(self, din_data: str, site_id: str) -> datetime | None:
+        rows = self._query(SELECT_DELIVERY, (din_data, site_id))
+        return datetime.fromisoformat(rows[0][0]) if rows else None
+
     def _alert(self, row: tuple[Any, ...]) -> FailureAlert:
         failure_id, coi, batch_id, dins, test, value, criterion, result_at, raised_at = row
         named = [din for din in dins.split(",") if din]
@@ -347,8 +377,8 @@ class SqlInfusionFacts:
 
 
 FACTS_FEED = FactsFeed(
-    name="facts-v2",
-    contexts=("manufacturing", "release", "intake", "infusion"),
+    name="facts-v3",
+    contexts=("manufacturing", "release", "intake", "infusion", "logistics"),
     projection=FactsProjection,
     consumer_name=CONSUMER_NAME,
     sqlite_suffix="facts",

@@ -10,9 +10,10 @@ relates this site to no chain). Storage and thaw check again that the unit still
 Each step is at its clinical time (as given, else now; never in the future beyond the clock
 skew) and keeps the order of the chain (`domain.clinical_order`): the receipt not before the
 product's release as release's events tell it (a unit whose release is not known here yet is
-received, as before: the bedside refuses it until released), storage and thaw not before the
-receipt (nor the storage). The delivery of the product to this site is not known here (this
-service does not follow logistics' topic), so a receipt is not yet judged against it.
+received, as before: the bedside refuses it until released) nor before its delivery to this
+site as logistics' `ShipmentDelivered` tells it (a unit no known shipment delivered here, as
+to an in-house ward, is received as before), storage and thaw not before the receipt (nor the
+storage).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class ReceiptAndStorage:
         if app.units.find(din) is not None:
             raise Refused(f"unit {din} was already received at {app.site_id}")
         released_at = app.facts.release_of(product.batch_id).released_at
-        unit = ProductAtSite.receive(product, app.site_id, moment, by, released_at)
+        delivered_at = app.facts.delivered_at(din.data, app.site_id)
+        unit = ProductAtSite.receive(product, app.site_id, moment, by, released_at, delivered_at)
         try:
             app.save(unit)
         except IntegrityError:

@@ -297,6 +297,7 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
             request.temperature_log_reviewed,
             request.notes,
             by,
+            optional_time(request, "inspected_at"),
         )
         return pb.InspectReceiptResponse(shipment=shipment_message(view))
 
@@ -307,7 +308,8 @@ class LogisticsServicer(pb_grpc.LogisticsServiceServicer):
     ) -> pb.RecordExceptionResponse:
         kind = parse_enum(ExceptionKind, request.kind, "exception kind")
         by = acting("RecordException", request.operator, request.reason)
-        view = self.app.record_exception(request.shipment_id, kind, by)
+        occurred_at = optional_time(request, "occurred_at")
+        view = self.app.record_exception(request.shipment_id, kind, by, occurred_at)
         return pb.RecordExceptionResponse(shipment=shipment_message(view))
 
     @translate_errors

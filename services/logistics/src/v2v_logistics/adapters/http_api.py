@@ -116,11 +116,15 @@ class InspectReceipt(Command):
     intact: bool
     temperature_log_reviewed: bool
     notes: FreeText = ""
+    inspected_at: datetime | None = None
+    """When it was inspected, the clinical time (absent: now); not before the receipt."""
 
 
 class RecordException(Command):
     kind: IdText
     reason: FreeText
+    occurred_at: datetime | None = None
+    """When it happened, the clinical time (absent: now); not before the shipment's creation."""
 
 
 class TemperatureReading(BaseModel):
@@ -241,7 +245,12 @@ def create_http_app(
     def inspect(shipment_id: str, body: InspectReceipt, caller: Inspector) -> Any:
         by = acting(caller, "InspectReceipt", body)
         view = application.inspect_receipt(
-            shipment_id, body.intact, body.temperature_log_reviewed, body.notes, by
+            shipment_id,
+            body.intact,
+            body.temperature_log_reviewed,
+            body.notes,
+            by,
+            body.inspected_at,
         )
         return shipment_json(view)
 
@@ -249,7 +258,8 @@ def create_http_app(
     def exception(shipment_id: str, body: RecordException, caller: Reporter) -> Any:
         kind = parse_enum(ExceptionKind, body.kind, "exception kind")
         by = acting(caller, "RecordException", body, body.reason)
-        return shipment_json(application.record_exception(shipment_id, kind, by))
+        view = application.record_exception(shipment_id, kind, by, body.occurred_at)
+        return shipment_json(view)
 
     @app.post(
         "/v1/shipments/{shipment_id}/temperature-readings",

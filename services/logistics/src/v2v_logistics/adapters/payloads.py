@@ -144,6 +144,7 @@ def delivered(event: Shipment.Delivered) -> pb.ShipmentDelivered:
         window_overridden=event.window_overridden,
         override_signature=signature_to_proto(event.override_signature),
         destination_department=event.destination_department,
+        manifest_dins=list(event.manifest_dins),
     )
 
 
@@ -164,6 +165,7 @@ def exception_recorded(event: Shipment.ExceptionRecorded) -> pb.ShipmentExceptio
         kind=event.kind,
         custodian=event.custodian,
         recorded_at=timestamp(event.recorded_at),
+        occurred_at=timestamp(event.occurred_at) if event.occurred_at else None,
     )
 
 

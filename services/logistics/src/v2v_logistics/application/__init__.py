@@ -154,14 +154,26 @@ class LogisticsApplication(ServiceApplication[LogisticsUnpublishedRecords]):
         )
 
     def inspect_receipt(
-        self, shipment_id: str, intact: bool, log_reviewed: bool, notes: str, by: Attribution
+        self,
+        shipment_id: str,
+        intact: bool,
+        log_reviewed: bool,
+        notes: str,
+        by: Attribution,
+        inspected_at: datetime | None = None,
     ) -> ShipmentView:
-        return self.receipt.inspect(shipment_id, intact, log_reviewed, notes, by)
+        """The destination inspects the receipt at `inspected_at` (clinical; None: now)."""
+        return self.receipt.inspect(shipment_id, intact, log_reviewed, notes, by, inspected_at)
 
     def record_exception(
-        self, shipment_id: str, kind: ExceptionKind, by: Attribution
+        self,
+        shipment_id: str,
+        kind: ExceptionKind,
+        by: Attribution,
+        occurred_at: datetime | None = None,
     ) -> ShipmentView:
-        return self.receipt.record_exception(shipment_id, kind, by)
+        """A party site records what happened at `occurred_at` (clinical; None: now)."""
+        return self.receipt.record_exception(shipment_id, kind, by, occurred_at)
 
     # temperatures
 

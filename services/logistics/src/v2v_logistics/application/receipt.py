@@ -6,7 +6,9 @@ the shipment calls these: to any other site the shipment does not exist (nothing
 Scanned labels are read as their bounded echoes (at most as many as a manifest holds).
 The receipt happened at `received_at` (the clinical time; default now, never in the future
 beyond the clock skew, never before the shipment's creation or its last handoff): the
-stability window is judged on it."""
+stability window is judged on it. The inspection happened at `inspected_at` (never before the
+receipt), an exception at `occurred_at` (never before the shipment's creation; recorded apart,
+at the server's time); both default to now."""
 
 from __future__ import annotations
 
@@ -73,23 +75,37 @@ class Receipt:
         return view
 
     def inspect(
-        self, shipment_id: str, intact: bool, log_reviewed: bool, notes: str, by: Attribution
+        self,
+        shipment_id: str,
+        intact: bool,
+        log_reviewed: bool,
+        notes: str,
+        by: Attribution,
+        inspected_at: datetime | None = None,
     ) -> ShipmentView:
         limits.check_free_text(notes, "notes")
+        moment = self.app.when(inspected_at, "inspected_at")
 
         def change(shipment: Shipment) -> None:
             if by.site_id != shipment.destination_site_id:
                 raise Forbidden(f"only {shipment.destination_site_id} inspects this receipt")
             authored = self.app.authored(by)
-            shipment.inspect(intact, log_reviewed, notes, self.app.clock(), authored)
+            shipment.inspect(intact, log_reviewed, notes, moment, authored)
 
         return self.app.change(shipment_id, self.app.site_caller(by), change)
 
     def record_exception(
-        self, shipment_id: str, kind: ExceptionKind, by: Attribution
+        self,
+        shipment_id: str,
+        kind: ExceptionKind,
+        by: Attribution,
+        occurred_at: datetime | None = None,
     ) -> ShipmentView:
+        moment = self.app.when(occurred_at, "occurred_at")
+
         def change(shipment: Shipment) -> None:
             self.app.check_party_site(shipment, by, "record an exception of")
-            shipment.record_exception(kind, self.app.clock(), self.app.authored(by))
+            authored = self.app.authored(by)
+            shipment.record_exception(kind, moment, self.app.clock(), authored)
 
         return self.app.change(shipment_id, self.app.site_caller(by), change)

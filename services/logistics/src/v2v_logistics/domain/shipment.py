@@ -13,10 +13,12 @@ outcome of a key already seen is re-derived from the events, never applied twice
 
 Clinical times keep the chain causal: the shipment was created (packed) at `created_at`, as
 the origin gave it; no scan, offer or handoff precedes it, and no receipt precedes it or the
-last handoff (the pickup). A time out of sequence is invalid input naming its field
+last handoff (the pickup), no inspection precedes the receipt and no exception the
+creation. A time out of sequence is invalid input naming its field
 (INVALID_ARGUMENT / 422) and nothing is recorded. The stability window is judged on these
 clinical times (a handoff's scan time, the receipt's `received_at`), so a journey entered
-after the fact is judged by when it happened.
+after the fact is judged by when it happened. Each event with a clinical time gives it to its
+envelope as `occurred_at` (a property, never stored; the exception's is its stored field).
 """
 
 from __future__ import annotations
@@ -119,6 +121,10 @@ class Shipment(Aggregate):
         """The departments it goes from and to ("": the site as a whole, and on shipments
         created before departments)."""
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.created_at
+
     class CourierAssigned(AttributedEvent):
         courier_id: str
 
@@ -132,6 +138,10 @@ class Shipment(Aggregate):
         scanned_at: datetime
         late: bool
         idempotency_key: str
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.scanned_at
 
         def apply(self, aggregate: Any) -> None:
             scanned = aggregate.pending.setdefault(self.receiving_party, [])
@@ -147,6 +157,10 @@ class Shipment(Aggregate):
         to_party: str
         offered_at: datetime
         idempotency_key: str
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.offered_at
 
         def apply(self, aggregate: Any) -> None:
             aggregate.offer = Offer(self.from_party, self.to_party)
@@ -164,6 +178,10 @@ class Shipment(Aggregate):
         scanned_at: datetime
         late: bool
         idempotency_key: str
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.scanned_at
 
         def apply(self, aggregate: Any) -> None:
             aggregate.custodian = self.to_party
@@ -188,6 +206,10 @@ class Shipment(Aggregate):
         idempotency_key: str
         missing_dins: list[str]
 
+        @property
+        def occurred_at(self) -> datetime:
+            return self.scanned_at
+
         def apply(self, aggregate: Any) -> None:
             aggregate.mismatches += 1
             if self.idempotency_key:
@@ -198,6 +220,10 @@ class Shipment(Aggregate):
         window_ends_at: datetime
         detected_at: datetime
         checkpoint: str
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.detected_at
 
         def apply(self, aggregate: Any) -> None:
             aggregate.window_breached = True
@@ -231,6 +257,13 @@ class Shipment(Aggregate):
         signature_meaning: str
         destination_department: str = ""
         """The department that took it ("": the destination site as a whole)."""
+        manifest_dins: tuple[str, ...] = ()
+        """The units delivered, published for the wards that learn deliveries (empty on
+        deliveries recorded before they were kept here; a list once stored)."""
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.received_at
 
         def apply(self, aggregate: Any) -> None:
             aggregate.custodian = site_party(self.destination_site_id, self.destination_department)
@@ -245,6 +278,11 @@ class Shipment(Aggregate):
         excursion_count: int
         notes: str
         inspected_at: datetime
+        """When it was inspected: the clinical time, as given (default now)."""
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.inspected_at
 
         def apply(self, aggregate: Any) -> None:
             aggregate.status = ShipmentStatus.RECEIPT_INSPECTED
@@ -253,6 +291,10 @@ class Shipment(Aggregate):
         kind: str
         custodian: str
         recorded_at: datetime
+        """When it was recorded (the server's clock)."""
+        occurred_at: datetime | None = None
+        """When it happened: the clinical time, as given (default now; None on exceptions
+        recorded before it was kept: `recorded_at`)."""
 
         def apply(self, aggregate: Any) -> None:
             aggregate.status = ShipmentStatus.EXCEPTION
@@ -566,6 +608,7 @@ class Shipment(Aggregate):
             destination_site_id=self.destination_site_id,
             destination_department=self.destination_department,
             received_at=attempt.scanned_at,
+            manifest_dins=list(self.manifest),
             window_overridden=signed is not None,
             override_signature=signed.signature.as_dict() if signed else None,
             signature_meaning=signed.signature.meaning if signed else "",
@@ -604,8 +647,10 @@ class Shipment(Aggregate):
     def inspect(
         self, intact: bool, log_reviewed: bool, notes: str, at: datetime, by: Attribution
     ) -> None:
+        """Inspected at `at` (`inspected_at`, the clinical time): not before the receipt."""
         if self.status is not ShipmentStatus.DELIVERED:
             raise Refused(f"only a delivered shipment can be inspected; it is {self.status.value}")
+        check_not_before(at, "inspected_at", self.received_at, "the receipt")
         if not intact:
             raise InvalidInput("a shipment that is not intact is recorded as a 'damaged' exception")
         if not log_reviewed:
@@ -620,16 +665,22 @@ class Shipment(Aggregate):
             **attributed(by, self.coi),
         )
 
-    def record_exception(self, kind: ExceptionKind, at: datetime, by: Attribution) -> None:
+    def record_exception(
+        self, kind: ExceptionKind, occurred_at: datetime, recorded_at: datetime, by: Attribution
+    ) -> None:
+        """It happened at `occurred_at` (the clinical time): not before the shipment's
+        creation; recorded at `recorded_at` (the server's clock)."""
         if self.status.is_closed:
             raise Refused(f"shipment {self.shipment_id} is already {self.status.value}")
         if not by.reason.strip():
             raise InvalidInput("an exception needs a reason (what happened)")
+        self.check_after_creation(occurred_at, "occurred_at")
         self.trigger_event(
             self.ExceptionRecorded,
             kind=kind.value,
             custodian=self.custodian,
-            recorded_at=at,
+            recorded_at=recorded_at,
+            occurred_at=occurred_at,
             **attributed(by, self.coi),
         )
 

@@ -115,7 +115,7 @@ def receipt_inspected(chain: ChainBuilder, fact: Fact, event: pb.ReceiptInspecte
 def shipment_exception(
     chain: ChainBuilder, fact: Fact, event: pb.ShipmentExceptionRecorded
 ) -> None:
-    at = stamp_ns(event.recorded_at) or fact.occurred_ns
+    at = stamp_ns(event.occurred_at) or stamp_ns(event.recorded_at) or fact.occurred_ns
     detail = f"shipment {event.shipment_id} {event.kind} while held by {event.custodian}"
     chain.alert(SHIPMENT_EXCEPTION, at, detail, fact.event_id)
     if event.kind == "lost":
