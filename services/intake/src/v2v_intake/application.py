@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError
 from v2v_intake.domain import personal_data
 from v2v_intake.domain.labels import LABEL_CHECK, LabelMismatch, verification_record
 from v2v_intake.domain.therapy import Therapy, therapy_id
-from v2v_intake.domain.values import PersonalDetails, UnitKind, parse_choice
+from v2v_intake.domain.values import PersonalDetails, UnitKind, UnitStatus, parse_choice
 from v2v_intake.ports import KeyStore, ManufacturingSlots, NoKeys, NoManufacturingSlots
 from v2v_intake.unpublished_records import IntakeUnpublishedRecords
 from v2v_intake.views import CollectionInput, PackagingInput, TherapyView, therapy_view
@@ -207,21 +207,27 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         scanned_coi: str,
         signature: SignatureRequest | None,
         by: Attribution,
+        scanned_at: datetime | None = None,
     ) -> bool:
         """One scan by a proven person; True once two different people scanned a matching
         label. The scanner re-authenticates (`signature`, meaning "verification", signer role
         "collection": `labels.LABEL_CHECK`) before anything is recorded, and is recorded as the
         proven signer. The labels are read as their bounded echoes: a refusal records and
-        repeats no more of them."""
+        repeats no more of them. `scanned_at`: when the label was scanned (clinical time;
+        default now), not before the unit's labelling nor, for the second scan, before the
+        first; a time refused is refused before the re-authentication, nothing recorded."""
         by = self.check_local(by)
+        at = self.when(scanned_at, "scanned_at")
         therapy = self._therapy(coi)
         unit_din = parse_din(din)
         unit = therapy.unit(str(unit_din))
+        if unit.status in (UnitStatus.LABELLED, UnitStatus.FIRST_SCAN_DONE):
+            therapy.check_scan_time(unit_din, at)
         record = verification_record(therapy.coi, unit.din)
         proof = prove(self.signer, self.site_id, signature, LABEL_CHECK, by.user_id, record)
         by = as_proven(by, proof)
         scanned = limits.echo(scanned_din), limits.echo(scanned_coi)
-        outcome = therapy.scan_label(unit_din, *scanned, proof, by)
+        outcome = therapy.scan_label(unit_din, *scanned, proof, by, at)
         self.save_or_conflict(therapy, what=therapy.coi)
         if isinstance(outcome, LabelMismatch):
             raise Refused(f"label refused ({outcome.reason_code.value}): {outcome.explanation}")
@@ -230,14 +236,18 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
     def package_unit(
         self, coi: str, din: str, packaging: PackagingInput, by: Attribution
     ) -> datetime:
+        """`packaging.packaged_at`: when the unit was packaged (clinical time; default now),
+        not before its labelling nor its label's verification; a cryopreserved unit's
+        `frozen_at` not after it."""
         by = self.check_local(by)
+        packaged_at = self.when(packaging.packaged_at, "packaged_at")
         limits.check_id(packaging.manufacturing_site_id, "manufacturing_site_id")
         condition = parse_choice(
             Condition, limits.check_id(packaging.condition, "condition"), "condition"
         )
         frozen_at = packaging.frozen_at
         if frozen_at is not None:
-            frozen_at = self.when(frozen_at, "freeze time")
+            frozen_at = self.when(frozen_at, "frozen_at")
         therapy = self._therapy(coi)
         window_starts_at = therapy.package_unit(
             din=parse_din(din),
@@ -245,7 +255,7 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
             temperature_c=packaging.temperature_c,
             manufacturing_site_id=packaging.manufacturing_site_id,
             frozen_at=frozen_at,
-            now=self.clock(),
+            packaged_at=packaged_at,
             by=by,
         )
         self.save_or_conflict(therapy, what=therapy.coi)

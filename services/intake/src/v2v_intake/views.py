@@ -26,6 +26,8 @@ class PackagingInput:
     temperature_c: float
     manufacturing_site_id: str
     frozen_at: datetime | None = None
+    packaged_at: datetime | None = None
+    """When the unit was packaged (clinical time); None: now."""
 
 
 @dataclass(frozen=True)

@@ -329,3 +329,92 @@ def test_enrolment_and_labelling_reach_kafka_in_clinical_time(
     assert label.din == din and label.labelled_at.ToDatetime(tzinfo=UTC) == times.labelled_at
     recorded = envelopes["PatientEnrolled"].recorded_at
     assert recorded.ToDatetime(tzinfo=UTC) - times.enrolled_at > timedelta(days=4)
+
+
+def scan_over_grpc(
+    stub: Any, coi: str, din: str, user_id: str, at: datetime, scanned_coi: str = ""
+) -> Any:
+    """`user_id` scans the unit's label at `at` (reading `scanned_coi`: the unit's own COI
+    unless given), re-authenticated with their own password."""
+    operator = common_pb2.Operator(user_id=user_id, printed_name=f"Operator {user_id}")
+    signature = common_pb2.ESignatureRequest(
+        user_id=user_id, password=password_of(user_id), meaning="verification"
+    )
+    request = pb.VerifyLabelRequest(
+        operator=operator,
+        coi=coi,
+        din=din,
+        scanned_din=din,
+        scanned_coi=scanned_coi or coi,
+        signature=signature,
+        scanned_at=_ts(at),
+    )
+    return stub.VerifyLabel(request, timeout=10)
+
+
+@pytest.mark.integration
+def test_a_journey_entered_after_the_fact_reaches_kafka_in_clinical_time(
+    service: IntakeService, settings: IntakeSettings, pki: Path
+) -> None:
+    """Issue 14 item 2: a fortnight-old enrolment, collection, labelling, label scans (one
+    refused) and packaging entered now reach Kafka with each envelope's `occurred_at` the
+    clinical time given (the booking, which has none, when it was recorded), and the scan and
+    packaging payloads carry those times too; the projection's (occurred_at, event_id) order
+    is the clinical order."""
+    ended = datetime.now(UTC).replace(microsecond=0) - timedelta(days=14)
+    times = ClinicalTimes(ended - timedelta(days=6), ended, ended + timedelta(minutes=20))
+    refused_at = ended + timedelta(minutes=28)
+    first_scan, second_scan = ended + timedelta(minutes=30), ended + timedelta(minutes=35)
+    packaged_at = ended + timedelta(minutes=50)
+    running = service.start_grpc("127.0.0.1:0")
+    try:
+        channel = secure_channel(
+            f"127.0.0.1:{running.port}", channel_credentials(SiteTlsFiles.for_site(pki, "HOSP-A"))
+        )
+        stub = pb_grpc.IntakeServiceStub(channel)
+        coi, din = drive_grpc_until_labelled(stub, "PSN-INT-3", times)
+        with pytest.raises(grpc.RpcError) as refused:
+            scan_over_grpc(stub, coi, din, "u-1", refused_at, scanned_coi="CHA123425999999")
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert scan_over_grpc(stub, coi, din, "u-1", first_scan).verified is False
+        assert scan_over_grpc(stub, coi, din, "u-2", second_scan).verified is True
+        packaging = pb.PackageUnitRequest(
+            operator=OPERATOR,
+            coi=coi,
+            din=din,
+            condition=common_pb2.CONDITION_FRESH_COLD,
+            manufacturing_site_id="GMP-B",
+            temperature_c=4.0,
+            packaged_at=_ts(packaged_at),
+        )
+        assert stub.PackageUnit(packaging, timeout=10).window_starts_at == _ts(ended)
+        channel.close()
+    finally:
+        running.stop(0)
+
+    assert publish(settings, pki) == len(EXPECTED_TYPES)
+    located = read_topic(settings.kafka_bootstrap or "", TOPIC, lambda r: r.key == coi.encode())
+    envelopes = [decode(r.value) for _, r in located]
+    by_type = {e.event_type.rsplit(".", 1)[-1]: e for e in envelopes}
+    occurred = {name: e.occurred_at.ToDatetime(tzinfo=UTC) for name, e in by_type.items()}
+    booked = by_type["SlotBooked"].recorded_at.ToDatetime(tzinfo=UTC)
+    assert occurred == {
+        "PatientEnrolled": times.enrolled_at,
+        "SlotBooked": booked,  # no clinical time: when it was recorded
+        "CollectionRecorded": ended,
+        "UnitLabelled": times.labelled_at,
+        "LabelMismatchRecorded": refused_at,
+        "LabelScanned": first_scan,
+        "LabelVerified": second_scan,
+        "UnitPackaged": packaged_at,
+    }
+    recorded = [e.recorded_at.ToDatetime(tzinfo=UTC) for e in envelopes]
+    assert all(moment - packaged_at > timedelta(days=13) for moment in recorded)
+    payload = by_type["LabelVerified"].payload
+    assert events.LabelVerified.FromString(payload).scanned_at.ToDatetime(tzinfo=UTC) == second_scan
+    payload = by_type["UnitPackaged"].payload
+    assert events.UnitPackaged.FromString(payload).packaged_at.ToDatetime(tzinfo=UTC) == packaged_at
+    clinical_order = sorted(envelopes, key=lambda e: (e.occurred_at.ToDatetime(), e.event_id))
+    assert [e.event_type.rsplit(".", 1)[-1] for e in clinical_order] == [
+        name for name in EXPECTED_TYPES if name != "SlotBooked"
+    ] + ["SlotBooked"]

@@ -5,6 +5,7 @@ field)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,7 +15,13 @@ from v2v_intake.bootstrap import bootstrap
 from v2v_intake.settings import IntakeSettings
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.auth.tokens import issue_site_token
-from v2v_testkit.intake import FakeSlots, FixedClock, declare_din_block, signer_store
+from v2v_testkit.intake import (
+    FakeSlots,
+    FixedClock,
+    declare_din_block,
+    password_of,
+    signer_store,
+)
 
 OPERATOR = {"user_id": "u-1", "printed_name": "Ada Example"}
 ENROLMENT = {
@@ -113,3 +120,63 @@ def test_http_labelling_entered_after_the_fact(client: TestClient, pki: Path) ->
     late_labels = {**labels, "labelled_at": "2025-03-10T11:20:00Z"}
     late = client.post(path, json=late_labels, headers=headers)
     assert late.status_code == 201 and len(late.json()["dins"]) == 1
+
+
+def test_http_scans_and_packaging_entered_after_the_fact(client: TestClient, pki: Path) -> None:
+    """Label scans over HTTP take `scanned_at` and packaging `packaged_at`: a scan before the
+    labelling and a packaging before the verification are refused (422 naming the field);
+    entered after the fact in order, the unit is verified and packaged."""
+    headers = {"Authorization": f"Bearer {issue_site_token(pki, 'HOSP-A')}"}
+    enrolment = {**ENROLMENT, "patient_pseudonym": "PSN-T3", "enrolled_at": "2025-03-09T08:00:00Z"}
+    coi = client.post("/v1/therapies", json=enrolment, headers=headers).json()["coi"]
+    client.post(
+        f"/v1/therapies/{coi}/slots",
+        json={"operator": OPERATOR, "manufacturing_site_id": "GMP-B", "slot_date": "2025-03-20"},
+        headers=headers,
+    )
+    collection = {
+        "operator": OPERATOR,
+        "started_at": "2025-03-10T07:00:00Z",
+        "ended_at": "2025-03-10T11:00:00Z",
+        "volume_ml": 210.0,
+        "total_nucleated_cells_e9": 11.0,
+        "cd3_cells_e9": 5.5,
+    }
+    recorded = client.post(f"/v1/therapies/{coi}/collections", json=collection, headers=headers)
+    path = f"/v1/therapies/{coi}/collections/{recorded.json()['collection_id']}/units"
+    labels = {"operator": OPERATOR, "count": 1, "labelled_at": "2025-03-10T11:20:00Z"}
+    [din] = client.post(path, json=labels, headers=headers).json()["dins"]
+    scans = f"/v1/therapies/{coi}/units/{din}/scans"
+
+    def scan(user_id: str, at: str) -> Any:
+        operator = {"user_id": user_id, "printed_name": f"Operator {user_id}"}
+        signature = {
+            "user_id": user_id,
+            "password": password_of(user_id),
+            "meaning": "verification",
+        }
+        body = {"operator": operator, "scanned_din": din, "scanned_coi": coi}
+        return client.post(
+            scans, json={**body, "signature": signature, "scanned_at": at}, headers=headers
+        )
+
+    early = scan("u-1", "2025-03-10T11:19:00Z")
+    assert early.status_code == 422 and "scanned_at" in early.json()["detail"]
+    assert "labelling" in early.json()["detail"]
+    assert scan("u-1", "2025-03-10T11:25:00Z").json() == {"verified": False}
+    assert scan("u-2", "2025-03-10T11:30:00Z").json() == {"verified": True}
+    packaging_path = f"/v1/therapies/{coi}/units/{din}/packaging"
+    packaging = {
+        "operator": OPERATOR,
+        "condition": "fresh-cold",
+        "temperature_c": 4.0,
+        "manufacturing_site_id": "GMP-B",
+    }
+    before = {**packaging, "packaged_at": "2025-03-10T11:29:00Z"}
+    refused = client.post(packaging_path, json=before, headers=headers)
+    assert refused.status_code == 422 and "packaged_at" in refused.json()["detail"]
+    assert "verification" in refused.json()["detail"]
+    on_time = {**packaging, "packaged_at": "2025-03-10T11:45:00Z"}
+    packaged = client.post(packaging_path, json=on_time, headers=headers)
+    assert packaged.status_code == 200, packaged.text
+    assert packaged.json()["window_starts_at"].startswith("2025-03-10T11:00:00")

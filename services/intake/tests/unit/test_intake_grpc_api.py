@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +292,76 @@ def test_labelling_over_grpc_carries_when_it_happened(pki: Path, port: int) -> N
     assert "labelled_at" in refused.value.details()
     labels.labelled_at.CopyFrom(_ts(1))
     assert len(intake.LabelUnits(labels, timeout=5).dins) == 1
+
+
+def test_scans_and_packaging_over_grpc_carry_when_they_happened(pki: Path, port: int) -> None:
+    """VerifyLabel takes `scanned_at` and PackageUnit `packaged_at` (clinical times): a scan
+    before the labelling, or a packaging before the label's verification, is INVALID_ARGUMENT
+    naming the field; entered after the fact, they are accepted."""
+    intake = stub(pki, port, "HOSP-A")
+    coi = _enrol(intake, "PSN-G8")
+    slot = intake.BookSlot(
+        pb.BookSlotRequest(
+            operator=OPERATOR, coi=coi, manufacturing_site_id="GMP-B", slot_date="2025-03-20"
+        ),
+        timeout=5,
+    ).slot
+    collection = pb.RecordCollectionRequest(
+        operator=OPERATOR,
+        coi=coi,
+        started_at=_ts(6),
+        ended_at=_ts(2),
+        volume_ml=200,
+        total_nucleated_cells_e9=10,
+        cd3_cells_e9=5,
+        slot_id=slot.slot_id,
+    )
+    collection_id = intake.RecordCollection(collection, timeout=5).collection_id
+    labelled_at = NOW - timedelta(minutes=90)
+    labels = pb.LabelUnitsRequest(
+        operator=OPERATOR,
+        coi=coi,
+        collection_id=collection_id,
+        count=1,
+        unit_kind="apheresis-bag",
+        labelled_at=timestamp(labelled_at),
+    )
+    [din] = intake.LabelUnits(labels, timeout=5).dins
+
+    def scan(operator: common_pb2.Operator, minutes_after_labelling: int) -> Any:
+        request = pb.VerifyLabelRequest(
+            operator=operator,
+            coi=coi,
+            din=din,
+            scanned_din=din,
+            scanned_coi=coi,
+            signature=_proof(operator.user_id),
+            scanned_at=timestamp(labelled_at + timedelta(minutes=minutes_after_labelling)),
+        )
+        return intake.VerifyLabel(request, timeout=5)
+
+    with pytest.raises(grpc.RpcError) as early_scan:
+        scan(OPERATOR, -1)
+    assert early_scan.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "scanned_at" in early_scan.value.details()
+    assert scan(OPERATOR, 10).verified is False
+    assert scan(SECOND, 20).verified is True
+    packaging = pb.PackageUnitRequest(
+        operator=OPERATOR,
+        coi=coi,
+        din=din,
+        condition=common_pb2.CONDITION_FRESH_COLD,
+        manufacturing_site_id="GMP-B",
+        temperature_c=4.0,
+        packaged_at=timestamp(labelled_at + timedelta(minutes=15)),
+    )
+    with pytest.raises(grpc.RpcError) as early_packaging:
+        intake.PackageUnit(packaging, timeout=5)
+    assert early_packaging.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "packaged_at" in early_packaging.value.details()
+    assert "verification" in early_packaging.value.details()
+    packaging.packaged_at.CopyFrom(timestamp(labelled_at + timedelta(minutes=30)))
+    assert intake.PackageUnit(packaging, timeout=5).window_starts_at == _ts(2)
 
 
 def test_sites_and_roles(pki: Path, port: int) -> None:

@@ -65,16 +65,19 @@ def golden_events() -> list[object]:
     din = issue_din("A1234", 25, 42)
     labelled_at = NOW - timedelta(hours=1, minutes=30)
     therapy.label_units(collection_id, [din], UnitKind.APHERESIS_BAG, FIRST, labelled_at)
-    therapy.scan_label(din, str(din), COI, scanned_by(FIRST, din), FIRST)
-    therapy.scan_label(din, str(din), COI, scanned_by(FIRST, din), FIRST)
-    therapy.scan_label(din, str(din), COI, scanned_by(SECOND, din), SECOND)
+    first_scan = NOW - timedelta(hours=1, minutes=20)
+    therapy.scan_label(din, str(din), COI, scanned_by(FIRST, din), FIRST, first_scan)
+    refused_scan = first_scan + timedelta(minutes=2)
+    therapy.scan_label(din, str(din), COI, scanned_by(FIRST, din), FIRST, refused_scan)
+    second_scan = first_scan + timedelta(minutes=5)
+    therapy.scan_label(din, str(din), COI, scanned_by(SECOND, din), SECOND, second_scan)
     therapy.package_unit(
         din=din,
         condition=Condition.FRESH_COLD,
         temperature_c=4.5,
         manufacturing_site_id="GMP-B",
         frozen_at=None,
-        now=NOW,
+        packaged_at=NOW - timedelta(hours=1),
         by=FIRST,
     )
     therapy.erase_personal_details(FIRST.because("consent withdrawn"))

@@ -190,6 +190,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.scanned_coi,
             requested(given.user_id, given.password, given.meaning),
             acting("VerifyLabel", request.operator),
+            optional_time(request, "scanned_at"),
         )
         return pb.VerifyLabelResponse(verified=verified)
 
@@ -200,6 +201,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.temperature_c,
             request.manufacturing_site_id,
             optional_time(request, "frozen_at"),
+            optional_time(request, "packaged_at"),
         )
         by = acting("PackageUnit", request.operator)
         window = self._app.package_unit(request.coi, request.din, packaging, by)

@@ -94,12 +94,14 @@ class ESignature(BaseModel):
 class ScanBody(BaseModel):
     """Scanned labels as read: a refusal records and repeats at most 256 characters of each.
     `signature`: the scanning person's re-authentication (meaning "verification"); the
-    operator must be that person."""
+    operator must be that person. `scanned_at`: when the label was scanned (clinical time;
+    default now)."""
 
     operator: OperatorBody
     scanned_din: str
     scanned_coi: str
     signature: ESignature
+    scanned_at: datetime | None = None
 
 
 class PackageBody(BaseModel):
@@ -108,6 +110,7 @@ class PackageBody(BaseModel):
     temperature_c: Finite
     manufacturing_site_id: IdText
     frozen_at: datetime | None = None
+    packaged_at: datetime | None = None
 
 
 def acting(
@@ -202,14 +205,18 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
         password = given.password.get_secret_value()
         proof = requested(given.user_id, password, given.meaning)
         scanned = body.scanned_din, body.scanned_coi
-        return {"verified": app.verify_label(coi, din, *scanned, proof, by)}
+        return {"verified": app.verify_label(coi, din, *scanned, proof, by, body.scanned_at)}
 
     @api.post("/v1/therapies/{coi}/units/{din}/packaging", openapi_extra=declared("PackageUnit"))
     def package_unit(
         coi: str, din: str, body: PackageBody, caller: Packager
     ) -> dict[str, datetime]:
         packaging = PackagingInput(
-            body.condition, body.temperature_c, body.manufacturing_site_id, body.frozen_at
+            body.condition,
+            body.temperature_c,
+            body.manufacturing_site_id,
+            body.frozen_at,
+            body.packaged_at,
         )
         window = app.package_unit(coi, din, packaging, acting("PackageUnit", body.operator, caller))
         return {"window_starts_at": window}

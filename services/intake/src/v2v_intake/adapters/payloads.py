@@ -75,11 +75,14 @@ def unit_labelled(event: Therapy.UnitLabelled) -> pb.UnitLabelled:
 
 
 def label_scanned(event: Therapy.LabelScanned) -> pb.LabelScanned:
+    """`scanned_at` (as on the two following payloads) stays unset on scans stored before it
+    was kept."""
     return pb.LabelScanned(
         coi=event.coi,
         din=event.din,
         user_id=event.user_id,
         signature=signature_to_proto(event.signature),
+        scanned_at=optional_timestamp(event.scanned_at),
     )
 
 
@@ -91,6 +94,7 @@ def label_verified(event: Therapy.LabelVerified) -> pb.LabelVerified:
         second_user_id=event.second_user_id,
         first_signature=signature_to_proto(event.first_signature),
         second_signature=signature_to_proto(event.second_signature),
+        scanned_at=optional_timestamp(event.scanned_at),
     )
 
 
@@ -102,6 +106,7 @@ def label_mismatch_recorded(event: Therapy.LabelMismatchRecorded) -> pb.LabelMis
         scanned_coi=event.scanned_coi,
         reason_code=event.reason_code,
         explanation=event.explanation,
+        scanned_at=optional_timestamp(event.scanned_at),
     )
 
 

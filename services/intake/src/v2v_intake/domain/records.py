@@ -35,3 +35,9 @@ class UnitRecord:
     window_starts_at: datetime | None = None
     labelled_at: datetime | None = None
     """When it was labelled (None on labels recorded before it was kept)."""
+    first_scanned_at: datetime | None = None
+    """When its label was first scanned (None before, and on scans recorded before it was
+    kept)."""
+    verified_at: datetime | None = None
+    """When its label was verified, by the second scan (None before, and on verifications
+    recorded before it was kept)."""

@@ -4,8 +4,11 @@ Every event carries who/where/why (I7: ``actor``, ``site_id``, ``reason``, ``tra
 and the COI. Personal details exist only as ciphertext sealed with the COI's own key.
 Clinical times reach the aggregate as the application checked them (`when`: with a zone, not
 in the future). Causality within the chain (issue 14): no collection starts before the
-enrolment, no unit is labelled before its collection's end, none packaged before its labelling
-(InvalidInput naming the field).
+enrolment, no unit is labelled before its collection's end, no label scanned before its
+labelling (a second scan not before the first), none packaged before its labelling or its
+label's verification, no cryopreserved unit frozen after its packaging (InvalidInput naming the
+field). Every event tells its envelope when it happened (`occurred_at`): its clinical time,
+else (no clinical time, or stored before it was kept) the time it was recorded.
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ class Therapy(Aggregate):
         # it was kept
         enrolled_at: datetime | None = None
 
+        @property
+        def occurred_at(self) -> datetime:
+            """When the patient was enrolled: before the clinical time was kept, an enrolment
+            was recorded as it happened (the server's clock), so its recording time."""
+            return self.enrolled_at or self.timestamp
+
         def apply(self, aggregate: Therapy) -> None:
             aggregate.enrolled_at = self.enrolled_at
             aggregate.coi = self.coi
@@ -88,6 +97,11 @@ class Therapy(Aggregate):
         cd3_cells_e9: float
         slot_id: str
 
+        @property
+        def occurred_at(self) -> datetime:
+            """The collection's end (when the apheresis product exists)."""
+            return self.ended_at
+
         def apply(self, aggregate: Therapy) -> None:
             aggregate.collections[self.collection_id] = CollectionRecord(
                 self.collection_id,
@@ -109,6 +123,12 @@ class Therapy(Aggregate):
         # on labels recorded before it was kept
         labelled_at: datetime | None = None
 
+        @property
+        def occurred_at(self) -> datetime:
+            """When it was labelled; on labels stored before it was kept (labelled by the
+            server's clock), the recording time."""
+            return self.labelled_at or self.timestamp
+
         def apply(self, aggregate: Therapy) -> None:
             key = Din.parse(self.din).data
             aggregate.units[key] = UnitRecord(
@@ -121,6 +141,9 @@ class Therapy(Aggregate):
         user_id: str
         signature: dict[str, str] | None
         signature_meaning: str
+        # when the label was scanned (clinical time; published as LabelScanned.scanned_at);
+        # None on scans recorded before it was kept
+        scanned_at: datetime | None = None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -128,11 +151,18 @@ class Therapy(Aggregate):
             state["signature"] = None
             state["signature_meaning"] = ""
 
+        @property
+        def occurred_at(self) -> datetime:
+            """When the label was scanned; on scans stored before it was kept (scanned by the
+            server's clock), the recording time."""
+            return self.scanned_at or self.timestamp
+
         def apply(self, aggregate: Therapy) -> None:
             unit = aggregate.units[Din.parse(self.din).data]
             unit.status = UnitStatus.FIRST_SCAN_DONE
             unit.first_scan_user_id = self.user_id
             unit.first_scan_signature = self.signature
+            unit.first_scanned_at = self.scanned_at
 
     class LabelVerified(Event):
         class_version = 2
@@ -142,6 +172,9 @@ class Therapy(Aggregate):
         first_signature: dict[str, str] | None
         second_signature: dict[str, str] | None
         signature_meaning: str
+        # when the second scan verified the label (clinical time; published as
+        # LabelVerified.scanned_at); None on verifications recorded before it was kept
+        scanned_at: datetime | None = None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -150,8 +183,16 @@ class Therapy(Aggregate):
             state["second_signature"] = None
             state["signature_meaning"] = ""
 
+        @property
+        def occurred_at(self) -> datetime:
+            """When the second scan verified the label; on verifications stored before it was
+            kept (scanned by the server's clock), the recording time."""
+            return self.scanned_at or self.timestamp
+
         def apply(self, aggregate: Therapy) -> None:
-            aggregate.units[Din.parse(self.din).data].status = UnitStatus.VERIFIED
+            unit = aggregate.units[Din.parse(self.din).data]
+            unit.status = UnitStatus.VERIFIED
+            unit.verified_at = self.scanned_at
 
     class LabelMismatchRecorded(Event):
         class_version = 1
@@ -160,6 +201,15 @@ class Therapy(Aggregate):
         scanned_coi: str
         reason_code: str
         explanation: str
+        # when the refused scan was made (clinical time; published as
+        # LabelMismatchRecorded.scanned_at); None on mismatches recorded before it was kept
+        scanned_at: datetime | None = None
+
+        @property
+        def occurred_at(self) -> datetime:
+            """When the refused scan was made; on mismatches stored before it was kept, the
+            recording time."""
+            return self.scanned_at or self.timestamp
 
         def apply(self, aggregate: Therapy) -> None:
             aggregate.mismatches += 1
@@ -170,8 +220,14 @@ class Therapy(Aggregate):
         condition: str
         temperature_c: float
         window_starts_at: datetime
+        # when it was packaged (clinical time, as given; before it could be given, the
+        # server's clock when it was recorded)
         packaged_at: datetime
         manufacturing_site_id: str
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.packaged_at
 
         def apply(self, aggregate: Therapy) -> None:
             unit = aggregate.units[Din.parse(self.din).data]
@@ -339,23 +395,27 @@ class Therapy(Aggregate):
         scanned_coi: str,
         signature: SignatureManifestation,
         by: Attribution,
+        scanned_at: datetime | None = None,
     ) -> LabelMismatch | bool:
         """One label scan by the proven person `by` (re-authenticated: `signature`, bound to
-        `labels.verification_record`). Returns the recorded mismatch, or whether the unit is
-        now verified."""
+        `labels.verification_record`) at `scanned_at` (clinical time, as the application
+        checked it; None keeps no scan time). Returns the recorded mismatch, or whether the
+        unit is now verified."""
         if signature.user_id != by.user_id:
             raise InvalidInput(f"the scan is signed by {signature.user_id}, not by {by.user_id}")
         self.check_open()
         unit = self.unit(str(din))
         if unit.status in (UnitStatus.VERIFIED, UnitStatus.PACKAGED):
             raise Refused(f"unit {din.data} is already verified")
+        if scanned_at is not None:
+            self.check_scan_time(din, scanned_at)
         mismatch = check_label(din, self.coi, scanned_din, scanned_coi)
         if mismatch is None and unit.first_scan_user_id == by.user_id:
             mismatch = same_user_mismatch(by.user_id, din)
         if mismatch is not None:
-            self._record_mismatch(din, scanned_din, scanned_coi, mismatch, by)
+            self._record_mismatch(din, scanned_din, scanned_coi, mismatch, by, scanned_at)
             return mismatch
-        signed = {"signature_meaning": signature.meaning}
+        signed = {"signature_meaning": signature.meaning, "scanned_at": scanned_at}
         if unit.status is UnitStatus.LABELLED:
             self._record(
                 self.LabelScanned,
@@ -378,8 +438,23 @@ class Therapy(Aggregate):
         )
         return True
 
+    def check_scan_time(self, din: Din, scanned_at: datetime) -> None:
+        """No scan of a unit's label before its labelling; no second scan before the first."""
+        unit = self.unit(str(din))
+        labelling = f"the labelling of {unit.din}"
+        limits.check_not_before(scanned_at, "scanned_at", unit.labelled_at, labelling)
+        if unit.status is UnitStatus.FIRST_SCAN_DONE:
+            first = f"the first scan of {unit.din}"
+            limits.check_not_before(scanned_at, "scanned_at", unit.first_scanned_at, first)
+
     def _record_mismatch(
-        self, din: Din, scanned_din: str, scanned_coi: str, mismatch: LabelMismatch, by: Attribution
+        self,
+        din: Din,
+        scanned_din: str,
+        scanned_coi: str,
+        mismatch: LabelMismatch,
+        by: Attribution,
+        scanned_at: datetime | None,
     ) -> None:
         self._record(
             self.LabelMismatchRecorded,
@@ -389,6 +464,7 @@ class Therapy(Aggregate):
             scanned_coi=scanned_coi,
             reason_code=mismatch.reason_code.value,
             explanation=mismatch.explanation,
+            scanned_at=scanned_at,
         )
 
     def package_unit(
@@ -399,16 +475,15 @@ class Therapy(Aggregate):
         temperature_c: float,
         manufacturing_site_id: str,
         frozen_at: datetime | None,
-        now: datetime,
+        packaged_at: datetime,
         by: Attribution,
     ) -> datetime:
-        """Package a verified unit; returns the time that starts its stability window."""
+        """Package a verified unit at `packaged_at` (clinical time, as the application checked
+        it); returns the time that starts its stability window."""
         self.check_open()
         unit = self.unit(str(din))
         check_packageable(unit)
-        limits.check_not_before(
-            now, "packaged_at", unit.labelled_at, f"the labelling of {unit.din}"
-        )
+        check_packaging_time(unit, packaged_at)
         if not any(s.manufacturing_site_id == manufacturing_site_id for s in self.slots):
             raise Refused(
                 f"no slot is booked for {self.coi} at manufacturing site {manufacturing_site_id}"
@@ -416,7 +491,7 @@ class Therapy(Aggregate):
         limits.check_finite(temperature_c, "temperature_c")
         condition.check_temperature(temperature_c)
         collection = self.collections[unit.collection_id]
-        window_starts_at = stability_window_start(condition, collection, frozen_at)
+        window_starts_at = stability_window_start(condition, collection, frozen_at, packaged_at)
         self._record(
             self.UnitPackaged,
             by,
@@ -424,7 +499,7 @@ class Therapy(Aggregate):
             condition=condition.value,
             temperature_c=temperature_c,
             window_starts_at=window_starts_at,
-            packaged_at=now,
+            packaged_at=packaged_at,
             manufacturing_site_id=manufacturing_site_id,
         )
         return window_starts_at
@@ -459,10 +534,23 @@ def check_packageable(unit: UnitRecord) -> None:
         )
 
 
+def check_packaging_time(unit: UnitRecord, packaged_at: datetime) -> None:
+    """Not packaged before its labelling nor its label's verification (times not kept on
+    older events are not checked)."""
+    labelling = f"the labelling of {unit.din}"
+    limits.check_not_before(packaged_at, "packaged_at", unit.labelled_at, labelling)
+    verification = f"the verification of {unit.din}"
+    limits.check_not_before(packaged_at, "packaged_at", unit.verified_at, verification)
+
+
 def stability_window_start(
-    condition: Condition, collection: CollectionRecord, frozen_at: datetime | None
+    condition: Condition,
+    collection: CollectionRecord,
+    frozen_at: datetime | None,
+    packaged_at: datetime,
 ) -> datetime:
-    """Fresh: the collection end. Cryopreserved: the freeze time given by the operator."""
+    """Fresh: the collection end. Cryopreserved: the freeze time given by the operator, between
+    the collection's end and the packaging."""
     if condition.is_fresh:
         if frozen_at is not None:
             raise InvalidInput("a freeze time is given only for a cryopreserved unit")
@@ -470,5 +558,13 @@ def stability_window_start(
     if frozen_at is None:
         raise InvalidInput("a cryopreserved unit needs its freeze time")
     if frozen_at < collection.ended_at:
-        raise InvalidInput("freeze time is before the end of the collection")
+        raise InvalidInput(
+            f"frozen_at {frozen_at.isoformat()} (the freeze time) is before the end of the"
+            f" collection at {collection.ended_at.isoformat()}"
+        )
+    if frozen_at > packaged_at:
+        raise InvalidInput(
+            f"frozen_at {frozen_at.isoformat()} is after the packaging at"
+            f" {packaged_at.isoformat()}: a unit is frozen before it is packaged cryopreserved"
+        )
     return frozen_at
