@@ -143,16 +143,27 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         self.unpublished.release_pseudonym(therapy.patient_pseudonym, therapy.coi)
 
     def book_slot(
-        self, coi: str, manufacturing_site_id: str, slot_date: date, by: Attribution
+        self,
+        coi: str,
+        manufacturing_site_id: str,
+        slot_date: date,
+        by: Attribution,
+        booked_at: datetime | None = None,
     ) -> tuple[str, str, date]:
+        """`booked_at`: when the booking was made (clinical time; default now): not before
+        the enrolment; the slot is not on an earlier day."""
         by = self.check_local(by)
         limits.check_id(manufacturing_site_id, "manufacturing_site_id")
+        booked = self.when(booked_at, "booked_at")
         therapy = self._therapy(coi)
         therapy.check_open()
-        if slot_date < self.clock().date():
-            raise InvalidInput(f"slot date {slot_date} is in the past")
+        therapy.check_booking_time(booked)
+        if slot_date < booked.date():
+            raise InvalidInput(
+                f"slot_date {slot_date} is before the day of the booking ({booked.date()})"
+            )
         slot = self.manufacturing.book(therapy.coi, manufacturing_site_id, slot_date, by)
-        therapy.record_slot(slot, by)
+        therapy.record_slot(slot, booked, by)
         self.save_or_conflict(therapy, what=therapy.coi)
         return slot.slot_id, slot.manufacturing_site_id, slot.slot_date
 

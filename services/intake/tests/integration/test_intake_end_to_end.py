@@ -167,7 +167,11 @@ def drive_grpc_until_labelled(
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     stub.BookSlot(
         pb.BookSlotRequest(
-            operator=OPERATOR, coi=coi, manufacturing_site_id="GMP-B", slot_date=tomorrow
+            operator=OPERATOR,
+            coi=coi,
+            manufacturing_site_id="GMP-B",
+            slot_date=tomorrow,
+            booked_at=_ts(times.enrolled_at + timedelta(hours=1)),
         ),
         timeout=10,
     )
@@ -358,7 +362,7 @@ def test_a_journey_entered_after_the_fact_reaches_kafka_in_clinical_time(
 ) -> None:
     """Issue 14 item 2: a fortnight-old enrolment, collection, labelling, label scans (one
     refused) and packaging entered now reach Kafka with each envelope's `occurred_at` the
-    clinical time given (the booking, which has none, when it was recorded), and the scan and
+    clinical time given (the booking's too), and the scan and
     packaging payloads carry those times too; the projection's (occurred_at, event_id) order
     is the clinical order."""
     ended = datetime.now(UTC).replace(microsecond=0) - timedelta(days=14)
@@ -397,10 +401,9 @@ def test_a_journey_entered_after_the_fact_reaches_kafka_in_clinical_time(
     envelopes = [decode(r.value) for _, r in located]
     by_type = {e.event_type.rsplit(".", 1)[-1]: e for e in envelopes}
     occurred = {name: e.occurred_at.ToDatetime(tzinfo=UTC) for name, e in by_type.items()}
-    booked = by_type["SlotBooked"].recorded_at.ToDatetime(tzinfo=UTC)
     assert occurred == {
         "PatientEnrolled": times.enrolled_at,
-        "SlotBooked": booked,  # no clinical time: when it was recorded
+        "SlotBooked": times.enrolled_at + timedelta(hours=1),
         "CollectionRecorded": ended,
         "UnitLabelled": times.labelled_at,
         "LabelMismatchRecorded": refused_at,
@@ -415,6 +418,4 @@ def test_a_journey_entered_after_the_fact_reaches_kafka_in_clinical_time(
     payload = by_type["UnitPackaged"].payload
     assert events.UnitPackaged.FromString(payload).packaged_at.ToDatetime(tzinfo=UTC) == packaged_at
     clinical_order = sorted(envelopes, key=lambda e: (e.occurred_at.ToDatetime(), e.event_id))
-    assert [e.event_type.rsplit(".", 1)[-1] for e in clinical_order] == [
-        name for name in EXPECTED_TYPES if name != "SlotBooked"
-    ] + ["SlotBooked"]
+    assert [e.event_type.rsplit(".", 1)[-1] for e in clinical_order] == list(EXPECTED_TYPES)

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from v2v_intake.domain.therapy import Therapy
 from v2v_intake.views import CollectionInput
 from v2v_platform.errors import InvalidInput, NotFound, Refused
 from v2v_testkit.intake import (
@@ -41,9 +42,28 @@ def test_a_refused_booking_records_nothing() -> None:
 def test_a_slot_in_the_past_is_refused() -> None:
     intake = build_intake()
     coi = enrolled(intake)
-    with pytest.raises(InvalidInput, match="in the past"):
+    with pytest.raises(InvalidInput, match="slot_date 2025-03-13 is before the day of the booking"):
         intake.app.book_slot(coi, "GMP-B", date(2025, 3, 13), operator())
     assert intake.slots.booked == []
+
+
+def test_a_booking_entered_after_the_fact_is_judged_on_when_it_was_made() -> None:
+    """Issue 14: a slot booked (clinically) before the enrolment is refused naming booked_at;
+    one booked a day after it, for a day now past, is kept with its time."""
+    intake = build_intake()
+    coi = enrolled(intake)  # enrolled a week before NOW
+    early = NOW - timedelta(days=8)
+    with pytest.raises(InvalidInput, match=r"booked_at .* is before the enrolment"):
+        intake.app.book_slot(coi, "GMP-B", early.date(), operator(), booked_at=early)
+    assert intake.slots.booked == []
+    booked = NOW - timedelta(days=6)
+    slot_day = (NOW - timedelta(days=3)).date()
+    intake.app.book_slot(coi, "GMP-B", slot_day, operator(), booked_at=booked)
+    assert [slot.slot_date for slot in intake.app.get_patient(coi, reader("HOSP-A")).slots] == [
+        slot_day
+    ]
+    (booking,) = [e for e in stored_events(intake) if isinstance(e, Therapy.SlotBooked)]
+    assert booking.booked_at == booked and booking.occurred_at == booked  # the envelope's time
 
 
 def test_booking_for_an_unknown_coi_is_not_found() -> None:

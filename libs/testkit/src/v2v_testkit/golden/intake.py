@@ -52,7 +52,8 @@ def golden_events() -> list[object]:
         by=FIRST,
         enrolled_at=NOW - timedelta(days=5),
     )
-    therapy.record_slot(BookedSlot("SLOT-GMP-B-20250320-1", "GMP-B", date(2025, 3, 20)), FIRST)
+    slot = BookedSlot("SLOT-GMP-B-20250320-1", "GMP-B", date(2025, 3, 20))
+    therapy.record_slot(slot, NOW - timedelta(days=4), FIRST)
     collection_id = therapy.record_collection(
         started_at=NOW - timedelta(hours=6),
         ended_at=NOW - timedelta(hours=2),

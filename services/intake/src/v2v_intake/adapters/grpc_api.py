@@ -148,6 +148,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
             request.manufacturing_site_id,
             iso_date(request.slot_date, "slot_date"),
             acting("BookSlot", request.operator),
+            optional_time(request, "booked_at"),
         )
         slot = pb.BookedSlot(
             slot_id=slot_id, manufacturing_site_id=site_id, slot_date=slot_date.isoformat()

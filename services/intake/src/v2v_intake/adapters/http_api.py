@@ -61,9 +61,12 @@ class EraseBody(BaseModel):
 
 
 class BookSlotBody(BaseModel):
+    """`booked_at`: when the booking was made (clinical time; default now)."""
+
     operator: OperatorBody
     manufacturing_site_id: IdText
     slot_date: date
+    booked_at: datetime | None = None
 
 
 class CollectionBody(BaseModel):
@@ -166,7 +169,9 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
     @api.post("/v1/therapies/{coi}/slots", status_code=201, openapi_extra=declared("BookSlot"))
     def book_slot(coi: str, body: BookSlotBody, caller: Booker) -> dict[str, str]:
         by = acting("BookSlot", body.operator, caller)
-        slot_id, site, day = app.book_slot(coi, body.manufacturing_site_id, body.slot_date, by)
+        slot_id, site, day = app.book_slot(
+            coi, body.manufacturing_site_id, body.slot_date, by, body.booked_at
+        )
         return {"slot_id": slot_id, "manufacturing_site_id": site, "slot_date": day.isoformat()}
 
     @api.post(

@@ -80,6 +80,14 @@ class Therapy(Aggregate):
         manufacturing_site_id: str
         slot_id: str
         slot_date: str
+        # when the slot was booked (clinical time, the envelope's occurred_at); None on
+        # bookings recorded before it was kept
+        booked_at: datetime | None = None
+
+        @property
+        def occurred_at(self) -> datetime:
+            """When the slot was booked (its recording time for older bookings)."""
+            return self.booked_at or self.timestamp
 
         def apply(self, aggregate: Therapy) -> None:
             slot_date = date.fromisoformat(self.slot_date)
@@ -290,8 +298,13 @@ class Therapy(Aggregate):
         self._record(self.PersonalDetailsErased, by)
         return True
 
-    def record_slot(self, slot: BookedSlot, by: Attribution) -> None:
+    def check_booking_time(self, booked_at: datetime) -> None:
+        """A booking is made after the enrolment (InvalidInput naming `booked_at`)."""
+        limits.check_not_before(booked_at, "booked_at", self.enrolled_at, "the enrolment")
+
+    def record_slot(self, slot: BookedSlot, booked_at: datetime, by: Attribution) -> None:
         self.check_open()
+        self.check_booking_time(booked_at)
         if any(s.slot_id == slot.slot_id for s in self.slots):
             raise Refused(f"slot {slot.slot_id} is already booked for {self.coi}")
         self._record(
@@ -300,6 +313,7 @@ class Therapy(Aggregate):
             manufacturing_site_id=slot.manufacturing_site_id,
             slot_id=slot.slot_id,
             slot_date=slot.slot_date.isoformat(),
+            booked_at=booked_at,
         )
 
     def slot_for_collection(self, slot_id: str) -> BookedSlot:
