@@ -6,6 +6,7 @@ restart it on the same port and data without disturbing any shared broker."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,17 +34,15 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, str]]:
         broker.down()
 
 
-@pytest.fixture
-def consortium_system(
-    tmp_path: Path,
-    own_broker: tuple[LocalBroker, str],
-    postgres_database: PostgresDatabase,
+@contextmanager
+def running(
+    consortium: Consortium, tmp_path: Path, broker: LocalBroker, bootstrap: str, dsn: str
 ) -> Iterator[RunningConsortium]:
-    broker, bootstrap = own_broker
-    consortium = Consortium.sized(hospitals=2, gmp_sites=1)
+    """`consortium`'s services started on PostgreSQL (`dsn`) and the broker; stopped (each
+    must exit cleanly on SIGTERM) and their databases dropped afterwards."""
     pki = tmp_path / "pki"
     ensure_pki(pki, consortium)
-    stores = Stores(tmp_path, postgres_database.dsn)
+    stores = Stores(tmp_path, dsn)
     system = System(consortium, pki, stores, bootstrap, tmp_path / "logs")
     system.define_all()
     ensure_signers(system)
@@ -61,3 +60,27 @@ def consortium_system(
         stores.drop_databases(service_names(consortium))
     unclean = {name: status for name, status in statuses.items() if status != 0}
     assert not unclean, f"services that did not stop cleanly on SIGTERM: {unclean}"
+
+
+@pytest.fixture
+def consortium_system(
+    tmp_path: Path,
+    own_broker: tuple[LocalBroker, str],
+    postgres_database: PostgresDatabase,
+) -> Iterator[RunningConsortium]:
+    """Two hospitals and one GMP site."""
+    consortium = Consortium.sized(hospitals=2, gmp_sites=1)
+    with running(consortium, tmp_path, *own_broker, postgres_database.dsn) as system:
+        yield system
+
+
+@pytest.fixture
+def in_house_consortium(
+    tmp_path: Path,
+    own_broker: tuple[LocalBroker, str],
+    postgres_database: PostgresDatabase,
+) -> Iterator[RunningConsortium]:
+    """One hospital, one GMP site and an in-house hospital (every role at one site, one FIN)."""
+    consortium = Consortium.sized(hospitals=1, gmp_sites=1, in_house=1)
+    with running(consortium, tmp_path, *own_broker, postgres_database.dsn) as system:
+        yield system

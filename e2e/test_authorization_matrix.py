@@ -34,7 +34,6 @@ from v2v.release.v1 import release_service_pb2 as release_pb
 from v2v_platform.testing.producing import eventually
 from v2v_simulator.clients import Clients, call
 from v2v_simulator.consortium import COURIERS, SIGNING_PASSWORD, Consortium, Hospital
-from v2v_simulator.journey.collection import SLOT_DAYS
 from v2v_simulator.journey.context import Journey, World
 from v2v_simulator.runner import run_journeys
 from v2v_simulator.running import RunningConsortium
@@ -52,7 +51,7 @@ from v2v_testkit.authz.seed import People, Person, Seed, SeededShipment
 
 pytestmark = pytest.mark.integration
 SETTLE_S = 90.0
-SPARE_SLOT_DAYS = (SLOT_DAYS + 5, SLOT_DAYS + 6)  # after every day a journey books
+SPARE_SLOT_DAYS = (20, 21)  # days ahead: the journeys' bookings are on past days
 
 
 class RecordingClients(Clients):

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from v2v_platform.processes import ServiceDied
 from v2v_simulator.broker import BrokerError, LocalBroker
-from v2v_simulator.consortium import Consortium, ConsortiumError
+from v2v_simulator.consortium import ConsortiumError
 from v2v_simulator.demo import STATE_FILE, DemoError, DemoOptions, DemoState, run_demo
 from v2v_simulator.setup import SetupFailed
 from v2v_simulator.stores import Stores
@@ -36,12 +36,15 @@ def demo(
     data_dir: DataDir = Path(".v2v-data"),
     hospitals: Annotated[int, typer.Option(min=1, help="Hospitals (collect and infuse).")] = 2,
     gmp_sites: Annotated[int, typer.Option(min=1, help="GMP sites (manufacture, QC).")] = 1,
+    in_house: Annotated[
+        int, typer.Option(min=0, max=1, help="In-house hospitals (every role at one site).")
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the patients' scenarios.")] = 7,
     workers: Annotated[int, typer.Option(min=1, max=32, help="Journeys at a time.")] = 6,
 ) -> None:
     """Start the broker and every service, simulate the consortium, print the summary."""
     console = Console()
-    options = DemoOptions(patients, data_dir, hospitals, gmp_sites, seed, workers)
+    options = DemoOptions(patients, data_dir, hospitals, gmp_sites, in_house, seed, workers)
     try:
         code = run_demo(options, console)
     except KeyboardInterrupt:
@@ -82,7 +85,7 @@ def _drop_databases(directory: Path) -> None:
     state = DemoState.load(directory)
     if not dsn or state is None:
         return
-    consortium = Consortium.sized(state.hospitals, state.gmp_sites)
+    consortium = state.consortium()
     dropped = Stores(directory, dsn).drop_databases(service_names(consortium))
     if dropped:
         typer.echo(f"dropped databases: {', '.join(dropped)}")

@@ -7,7 +7,10 @@ two nurses (bedside scans and the infusion's witness at infusion, signer role "n
 re-authenticating with their own password (`Hospital.reauthentication`).
 
 The default is the issue's consortium: HOSP-A and HOSP-B (collection + infusion), GMP-1
-(manufacturing + QC), LOGI-1 (couriers) and AUDIT (auditor, the projection core's site).
+(manufacturing + QC), LOGI-1 (couriers) and AUDIT (auditor, the projection core's site);
+optionally an in-house hospital (INH-1) that collects, manufactures, releases and infuses
+itself: one site, one FIN, its departments handing bags to each other
+(`site:INH-1/collection` -> `/gmp` -> `/ward`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from v2v.common.v1.common_pb2 import ESignatureRequest, Operator
 
 HOSPITAL_LETTERS = "ABCDEFGHJKLMN"  # FIN first characters for hospitals (never O)
 GMP_LETTERS = "PQRSTUVWXYZ"
+IN_HOUSE_SITE, IN_HOUSE_FIN = "INH-1", "I1234"
+MAX_IN_HOUSE = 1
 SIGNING_PASSWORD = "correct horse battery staple"  # demo signers only; never a real password
 COURIERS = (("C-1", "Kim Courier"), ("C-2", "Lou Courier"), ("C-3", "Max Courier"))
 COLLECTION_SIGNER = "collection"
@@ -58,6 +63,17 @@ class Hospital:
     site_id: str
     fin: str
     gmp: GmpSite  # where its patients' cells are manufactured
+
+    @property
+    def in_house(self) -> bool:
+        """It manufactures its patients' cells itself (its GMP department)."""
+        return self.gmp.site_id == self.site_id
+
+    @property
+    def departments(self) -> tuple[str, str, str]:
+        """Where an in-house hospital's bags go: collection -> GMP -> ward ("" elsewhere:
+        the sites themselves are the parties)."""
+        return ("collection", "gmp", "ward") if self.in_house else ("", "", "")
 
     @property
     def nurses(self) -> tuple[Operator, Operator]:
@@ -109,25 +125,35 @@ class Consortium:
     auditor_site: str = "AUDIT"
 
     @classmethod
-    def sized(cls, hospitals: int = 2, gmp_sites: int = 1) -> Consortium:
+    def sized(cls, hospitals: int = 2, gmp_sites: int = 1, in_house: int = 0) -> Consortium:
         """`hospitals` hospitals HOSP-A, HOSP-B, ... and `gmp_sites` GMP sites GMP-1, ...;
-        hospital i manufactures at GMP site i modulo the number of GMP sites."""
+        hospital i manufactures at GMP site i modulo the number of GMP sites; `in_house` (0
+        or 1): the in-house hospital INH-1 after them, its own GMP site as well."""
         if not 1 <= hospitals <= len(HOSPITAL_LETTERS):
             raise ConsortiumError(f"hospitals must be 1 to {len(HOSPITAL_LETTERS)}")
         if not 1 <= gmp_sites <= len(GMP_LETTERS):
             raise ConsortiumError(f"GMP sites must be 1 to {len(GMP_LETTERS)}")
+        if not 0 <= in_house <= MAX_IN_HOUSE:
+            raise ConsortiumError(f"in-house hospitals must be 0 to {MAX_IN_HOUSE}")
         gmps = tuple(GmpSite(f"GMP-{n + 1}", f"{GMP_LETTERS[n]}1234") for n in range(gmp_sites))
         hosps = tuple(
             Hospital(f"HOSP-{letter}", f"{letter}1234", gmps[n % gmp_sites])
             for n, letter in enumerate(HOSPITAL_LETTERS[:hospitals])
         )
+        if in_house:
+            own = GmpSite(IN_HOUSE_SITE, IN_HOUSE_FIN)
+            return cls((*hosps, Hospital(IN_HOUSE_SITE, IN_HOUSE_FIN, own)), (*gmps, own))
         return cls(hosps, gmps)
 
     def site_specs(self) -> list[str]:
-        """`SITE_ID:roles` for `v2v pki init`."""
+        """`SITE_ID:roles` for `v2v pki init` (an in-house hospital holds every role)."""
+        roles: dict[str, list[str]] = {}
+        for hospital in self.hospitals:
+            roles.setdefault(hospital.site_id, []).extend(("collection", "infusion"))
+        for gmp in self.gmp_sites:
+            roles.setdefault(gmp.site_id, []).extend(("manufacturing", "qc"))
         return [
-            *(f"{h.site_id}:collection,infusion" for h in self.hospitals),
-            *(f"{g.site_id}:manufacturing,qc" for g in self.gmp_sites),
+            *(f"{site}:{','.join(held)}" for site, held in roles.items()),
             f"{self.logistics_site}:courier",
             f"{self.auditor_site}:auditor",
         ]

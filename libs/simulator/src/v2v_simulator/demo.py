@@ -45,6 +45,14 @@ class DemoState:
     gmp_sites: int = 1
     seed: int = 7
     patients_so_far: int = 0
+    in_house: int = 0  # a data directory from before in-house sites has none
+
+    def consortium(self) -> Consortium:
+        return Consortium.sized(self.hospitals, self.gmp_sites, self.in_house)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.hospitals, self.gmp_sites, self.in_house)
 
     @classmethod
     def load(cls, data_dir: Path) -> DemoState | None:
@@ -61,6 +69,7 @@ class DemoOptions:
     data_dir: Path = Path(".v2v-data")
     hospitals: int = 2
     gmp_sites: int = 1
+    in_house: int = 1
     seed: int = 7
     workers: int = DEFAULT_WORKERS
 
@@ -68,11 +77,12 @@ class DemoOptions:
 def _state(options: DemoOptions, data_dir: Path) -> DemoState:
     state = DemoState.load(data_dir)
     if state is None:
-        return DemoState(options.hospitals, options.gmp_sites, options.seed)
-    if (state.hospitals, state.gmp_sites) != (options.hospitals, options.gmp_sites):
+        return DemoState(options.hospitals, options.gmp_sites, options.seed, 0, options.in_house)
+    if state.shape != (options.hospitals, options.gmp_sites, options.in_house):
         raise DemoError(
-            f"{data_dir} holds a consortium of {state.hospitals} hospital(s) and"
-            f" {state.gmp_sites} GMP site(s); run `python -m v2v_simulator clean` to start over"
+            f"{data_dir} holds a consortium of {state.hospitals} hospital(s),"
+            f" {state.gmp_sites} GMP site(s) and {state.in_house} in-house hospital(s); run"
+            " `python -m v2v_simulator clean` to start over"
         )
     return state
 
@@ -88,7 +98,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
     data_dir = options.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     state = _state(options, data_dir)
-    consortium = Consortium.sized(state.hospitals, state.gmp_sites)
+    consortium = state.consortium()
     pki = data_dir / "pki"
     if ensure_pki(pki, consortium):
         console.print(f"created the consortium PKI in {pki}")

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.progress import (
@@ -22,7 +23,7 @@ from rich.progress import (
 
 from v2v.manufacturing.v1 import manufacturing_service_pb2 as mfg_pb
 from v2v_simulator.clients import call
-from v2v_simulator.journey.collection import slot_day
+from v2v_simulator.journey.calendar import plan_calendar
 from v2v_simulator.journey.context import Journey, JourneyFailed, Stopped, World
 from v2v_simulator.journey.flow import run_journey
 from v2v_simulator.scenarios import PatientPlan
@@ -41,13 +42,13 @@ class RunResult:
         return sum(journey.steps_done for journey in self.journeys)
 
 
-def open_slots(world: World, plans: Sequence[PatientPlan]) -> None:
-    """Capacity at every GMP site and day for the bookings these plans make (on top of the
-    bookings already there)."""
+def open_slots(world: World, journeys: Sequence[Journey]) -> None:
+    """Capacity at every GMP site and day for the bookings these journeys make (on top of the
+    bookings already there): one per batch, on the day it starts."""
     needed: Counter[tuple[str, str]] = Counter()
-    for plan in plans:
-        for cycle in range(1, 3 if plan.second_apheresis else 2):
-            needed[(plan.hospital.gmp.site_id, slot_day(plan.number, cycle))] += 1
+    for journey in journeys:
+        for cycle in range(1, len(journey.calendar.cycles) + 1):
+            needed[(journey.plan.hospital.gmp.site_id, journey.calendar.slot_date(cycle))] += 1
     gmps = {gmp.site_id: gmp for gmp in world.consortium.gmp_sites}
     for (site_id, day), count in sorted(needed.items()):
         station = world.clients.manufacturing(site_id)
@@ -76,7 +77,9 @@ def run_journeys(
     show_progress: bool = True,
 ) -> RunResult:
     started = time.monotonic()
-    open_slots(world, plans)
+    now = datetime.now(UTC)
+    journeys = [Journey(plan, world, plan_calendar(plan, now)) for plan in plans]
+    open_slots(world, journeys)
     result = RunResult()
     columns = (
         SpinnerColumn(),
@@ -96,7 +99,7 @@ def run_journeys(
 
         world.on_step = on_step
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="journey")
-        futures = {pool.submit(run_journey, Journey(plan, world)): plan for plan in plans}
+        futures = {pool.submit(run_journey, journey): journey.plan for journey in journeys}
         try:
             for future in as_completed(futures):
                 _collect(future, futures[future], world, result)

@@ -13,14 +13,17 @@ from v2v_simulator.consortium import Consortium, Hospital
 
 # A special case -> the probability it also happens to any other patient.
 SPECIALS = {
-    "second_apheresis": 0.04,  # the first batch fails in-process QC: a second collection
+    "second_apheresis": 0.1,  # the first batch fails in-process QC: a second collection
     "oos": 0.06,  # a pre-release result out of specification: exceptional release
     "sterility_failure": 0.03,  # sterility positive after provisional release
     "excursion": 0.05,  # the apheresis shipment's logger reads out of range
     "wrong_bag": 0.03,  # another patient's wristband scanned with the bag at the bedside
+    "long_relay": 0.03,  # a fresh apheresis relayed for 30 hours by three couriers
 }
 # The alerts the projection must show for a special case (the others raise none).
 ALERTS_OF_SPECIALS = {"wrong_bag": "identity-mismatch", "excursion": "temperature-excursion"}
+FRESH_ONLY = ("sterility_failure", "long_relay")
+"""Provisional release is for fresh product only; the relay carries a fresh apheresis."""
 CRYO_SHARE = 0.4
 ADVERSE_EVENT_SHARE = 0.3
 
@@ -36,6 +39,7 @@ class PatientPlan:
     sterility_failure: bool = False
     excursion: bool = False
     wrong_bag: bool = False
+    long_relay: bool = False
     adverse_event_grade: int = 0  # CRS grade after infusion (0: none)
 
     @property
@@ -89,6 +93,6 @@ def _ordinary(consortium: Consortium, number: int, rng: random.Random) -> Patien
 def _with(plan: PatientPlan, special: str) -> PatientPlan:
     flag: dict[str, Any] = {special: True}
     changed = replace(plan, **flag)
-    if special == "sterility_failure":  # provisional release is for fresh product only
+    if special in FRESH_ONLY:
         changed = replace(changed, cryo=False)
     return changed

@@ -95,14 +95,28 @@ def read_summary(clients: Clients) -> Summary:
     return summary
 
 
-def _hours(distribution: Any) -> str:
+def _days(distribution: Any) -> str:
+    """A distribution of hours as days: "median / p90"."""
     if not distribution.n or not distribution.HasField("median"):
         return "-"
-    return f"{distribution.median:.1f} / {distribution.p90:.1f}"
+    return f"{distribution.median / 24:.1f} / {distribution.p90 / 24:.1f}"
 
 
 def _rate(summary: Any, name: str) -> str:
     return f"{100 * getattr(summary, name):.0f} %" if summary.HasField(name) else "-"
+
+
+def _stage_table(consortium: Any) -> Table:
+    """The consortium's stage times in days (docs/kpis.md), in the order of the journey."""
+    table = Table(title="Stage times, consortium (days: median / p90)")
+    table.add_column("Stage")
+    table.add_column("Chains", justify="right")
+    table.add_column("Days", justify="right")
+    for stage in consortium.stage_hours:
+        table.add_row(stage.stage.replace("_", " "), str(stage.hours.n), _days(stage.hours))
+    if not consortium.stage_hours:
+        table.add_row("(none yet)", "0", "-")
+    return table
 
 
 def render(summary: Summary, console: Console) -> None:
@@ -114,12 +128,12 @@ def render(summary: Summary, console: Console) -> None:
     for stage, count in stages.most_common():
         table.add_row(stage, str(count))
     console.print(table)
-    kpis = Table(title="KPIs (projection core)")
+    kpis = Table(title="KPIs (projection core; days: median / p90)")
     for column in (
         "Site",
         "Chains",
         "Infused",
-        "Apheresis→infusion h (median/p90)",
+        "Vein-to-vein days",
         "Mfg OK",
         "OOS",
         "2nd apheresis",
@@ -132,12 +146,13 @@ def render(summary: Summary, console: Console) -> None:
             name,
             str(values.chains),
             str(values.infused),
-            _hours(values.apheresis_to_infusion_hours),
+            _days(values.apheresis_to_infusion_hours),
             _rate(values, "manufacturing_success_rate"),
             _rate(values, "oos_rate"),
             _rate(values, "second_apheresis_rate"),
         )
     console.print(kpis)
+    console.print(_stage_table(summary.kpis.consortium))
     alerts = Table(title="Alerts by kind")
     alerts.add_column("Kind")
     alerts.add_column("Count", justify="right")

@@ -62,3 +62,26 @@ def test_people_differ_per_site_and_physicians_are_named_after_their_hospital() 
     assert a.nurses[0].user_id != a.nurses[1].user_id
     with pytest.raises(ConsortiumError):
         Consortium.sized().hospital("HOSP-Z")
+
+
+def test_an_in_house_hospital_holds_every_role_at_one_site_under_one_fin() -> None:
+    consortium = Consortium.sized(in_house=1)
+    assert consortium.site_specs() == [
+        "HOSP-A:collection,infusion",
+        "HOSP-B:collection,infusion",
+        "INH-1:collection,infusion,manufacturing,qc",
+        "GMP-1:manufacturing,qc",
+        "LOGI-1:courier",
+        "AUDIT:auditor",
+    ]
+    in_house = consortium.hospital("INH-1")
+    assert in_house.in_house and in_house.gmp.site_id == "INH-1"
+    assert in_house.gmp.fin == in_house.fin == "I1234"
+    assert in_house.departments == ("collection", "gmp", "ward")
+    assert [h.in_house for h in consortium.hospitals] == [False, False, True]
+    assert consortium.hospitals[0].departments == ("", "", "")
+    names = service_names(consortium)
+    for context in ("intake", "manufacturing", "release", "infusion"):
+        assert names.count(f"{context}-INH-1") == 1
+    with pytest.raises(ConsortiumError):
+        Consortium.sized(in_house=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
@@ -12,6 +13,7 @@ import pytest
 
 from v2v_simulator.clients import Clients
 from v2v_simulator.consortium import Consortium
+from v2v_simulator.journey.calendar import plan_calendar
 from v2v_simulator.journey.context import Gate, Journey, JourneyFailed, Stopped, World
 from v2v_simulator.scenarios import plan_patients
 
@@ -42,7 +44,7 @@ def journey() -> Journey:
     clients = Clients(Path("/nonexistent"), NoTargets(), CONSORTIUM, {})
     world = World(CONSORTIUM, clients, fact_timeout_s=0.3)
     [plan] = plan_patients(CONSORTIUM, 1, seed=1)
-    return Journey(plan, world, coi="CHA123426000001")
+    return Journey(plan, world, plan_calendar(plan, datetime.now(UTC)), coi="CHA123426000001")
 
 
 def test_an_api_error_in_a_step_names_the_patient_the_step_and_the_error(

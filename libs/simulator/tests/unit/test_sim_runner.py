@@ -3,6 +3,7 @@ reported with its patient and step, internal errors are reported the same way.""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from v2v.manufacturing.v1 import manufacturing_service_pb2 as pb
 from v2v_simulator import runner
 from v2v_simulator.clients import Clients
 from v2v_simulator.consortium import Consortium
-from v2v_simulator.journey.collection import slot_day
+from v2v_simulator.journey.calendar import plan_calendar
 from v2v_simulator.journey.context import Journey, JourneyFailed, Stopped, World
 from v2v_simulator.scenarios import plan_patients
 
@@ -53,11 +54,13 @@ class FakeClients(Clients):
 def test_slots_are_opened_for_every_booking_the_plans_will_make() -> None:
     station = FakeStation()
     world = World(CONSORTIUM, FakeClients(station))
+    now = datetime.now(UTC)
     plans = plan_patients(CONSORTIUM, 30, seed=7)
-    runner.open_slots(world, plans)
+    journeys = [Journey(plan, world, plan_calendar(plan, now)) for plan in plans]
+    runner.open_slots(world, journeys)
     bookings = sum(2 if plan.second_apheresis else 1 for plan in plans)
     assert sum(station.capacity.values()) - 1 == bookings
-    days = {slot_day(plan.number, 1) for plan in plans}
+    days = {journey.calendar.cycles[0].batch_started.date().isoformat() for journey in journeys}
     assert days <= set(station.capacity)
 
 

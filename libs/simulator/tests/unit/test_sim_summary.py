@@ -18,7 +18,15 @@ def kpis() -> pb.GetKpisResponse:
     consortium = pb.KpiSummary(
         chains=3,
         infused=2,
-        apheresis_to_infusion_hours=pb.Distribution(n=2, median=200.0, p90=260.5),
+        apheresis_to_infusion_hours=pb.Distribution(n=2, median=300.0, p90=420.0),
+        stage_hours=[
+            pb.StageDistribution(
+                stage="enrolment_to_collection", hours=pb.Distribution(n=3, median=96, p90=180)
+            ),
+            pb.StageDistribution(
+                stage="manufacturing", hours=pb.Distribution(n=2, median=216, p90=264)
+            ),
+        ],
         manufacturing_success_rate=0.75,
     )
     site = pb.KpiSummary(chains=2, infused=2, oos_rate=0.5)
@@ -27,7 +35,7 @@ def kpis() -> pb.GetKpisResponse:
     )
 
 
-def test_the_summary_shows_completed_chains_kpis_per_site_and_alerts_by_kind() -> None:
+def test_the_summary_shows_completed_chains_kpis_in_days_per_site_and_alerts_by_kind() -> None:
     summary = Summary(
         stages={"CHA1": "infused", "CHA2": "infused", "CHA3": "release"},
         alerts=Counter({"temperature-excursion": 2, "identity-mismatch": 1}),
@@ -37,7 +45,10 @@ def test_the_summary_shows_completed_chains_kpis_per_site_and_alerts_by_kind() -
     render(summary, console)
     text = console.export_text()
     assert "2 of 3 chains completed" in text
-    assert "200.0 / 260.5" in text and "75 %" in text and "50 %" in text
+    assert "12.5 / 17.5" in text and "75 %" in text and "50 %" in text  # days
+    assert "Vein-to-vein days" in text
+    assert "enrolment to collection │      3 │  4.0 / 7.5" in text
+    assert "manufacturing           │      2 │ 9.0 / 11.0" in text
     assert "HOSP-A" in text and "consortium" in text
     assert "temperature-excursion │     2" in text
     assert summary.completed == 2

@@ -6,7 +6,7 @@ refused), infused with the second nurse as the (re-authenticated) witness, and f
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
@@ -21,10 +21,6 @@ from v2v_simulator.journey.release import signature
 from v2v_simulator.journey.shipping import Leg, ship
 
 RELEASING = ("provisional", "final", "oos-accepted")
-
-
-def now() -> Any:
-    return timestamp(datetime.now(UTC))
 
 
 def deliver_product(journey: Journey) -> None:
@@ -44,6 +40,7 @@ def deliver_product(journey: Journey) -> None:
     with journey.step("release known at the treating site"):
         journey.poll(released, "the release to reach the treating site")
     gmp = plan.hospital.gmp
+    _, gmp_department, ward_department = plan.hospital.departments
     leg = Leg(
         what="product",
         origin=gmp.site_id,
@@ -52,8 +49,10 @@ def deliver_product(journey: Journey) -> None:
         destination_operator=plan.hospital.nurses[0],
         condition=CONDITION_CRYO if plan.cryo else CONDITION_FRESH_COLD,
         dins=[din],
+        origin_department=gmp_department,
+        destination_department=ward_department,
     )
-    ship(journey, leg)
+    ship(journey, leg, journey.calendar.ward.shipment)
 
 
 def infuse(journey: Journey) -> None:
@@ -62,26 +61,34 @@ def infuse(journey: Journey) -> None:
     ward = journey.world.clients.infusion(hospital.site_id)
     first, second = hospital.nurses
     din = journey.product_dins[0]
+    times = journey.calendar.ward
     with journey.step("receive product at the ward"):
-        receipt = pb.ReceiveProductRequest(operator=first, din=din, received_at=now())
+        receipt = pb.ReceiveProductRequest(
+            operator=first, din=din, received_at=timestamp(times.received)
+        )
         call(ward.ReceiveProduct, receipt)
     with journey.step("store product"):
         place = "LN2 dewar 2, rack B" if plan.cryo else "pharmacy fridge 1"
-        request = pb.StoreProductRequest(operator=first, din=din, location=place, stored_at=now())
+        request = pb.StoreProductRequest(
+            operator=first, din=din, location=place, stored_at=timestamp(times.stored)
+        )
         call(ward.StoreProduct, request)
     if plan.cryo:
         with journey.step("start thaw"):
-            thaw = pb.StartThawRequest(operator=first, din=din, thaw_started_at=now())
+            thaw = pb.StartThawRequest(
+                operator=first, din=din, thaw_started_at=timestamp(times.thawed)
+            )
             call(ward.StartThaw, thaw)
     if plan.wrong_bag:
-        refuse_wrong_wristband(journey, ward, din)
-    for nurse, outcome in ((first, "first-scan-recorded"), (second, "verified")):
+        refuse_wrong_wristband(journey, ward, din, times.scans[0] - timedelta(minutes=1))
+    nurses = ((first, "first-scan-recorded"), (second, "verified"))
+    for (nurse, outcome), scanned_at in zip(nurses, times.scans, strict=True):
         with journey.step("bedside scan"):
             bedside = pb.ScanAtBedsideRequest(
                 operator=nurse,
                 wristband_coi=journey.coi,
                 din=din,
-                scanned_at=now(),
+                scanned_at=timestamp(scanned_at),
                 signature=hospital.reauthentication(nurse, "verification"),
             )
             scanned = call(ward.ScanAtBedside, bedside)
@@ -91,7 +98,7 @@ def infuse(journey: Journey) -> None:
         infusion = pb.AdministerInfusionRequest(
             operator=first,
             din=din,
-            administered_at=now(),
+            administered_at=timestamp(times.infused),
             dose_car_cells_per_kg=1.0e6,
             volume_ml=68.0,
             witnessed_by=second,
@@ -107,13 +114,13 @@ def infuse(journey: Journey) -> None:
                 din=din,
                 kind="crs",
                 grade=plan.adverse_event_grade,
-                onset_at=now(),
+                onset_at=timestamp(times.adverse_onset),
                 notes="fever on day 1; tocilizumab given" if plan.adverse_event_grade > 1 else "",
             )
             call(ward.RecordAdverseEvent, event)
 
 
-def refuse_wrong_wristband(journey: Journey, ward: Any, din: str) -> None:
+def refuse_wrong_wristband(journey: Journey, ward: Any, din: str, at: datetime) -> None:
     """Another patient's wristband with this bag: the scan must be refused (and recorded)."""
     hospital = journey.plan.hospital
     other = (
@@ -125,7 +132,7 @@ def refuse_wrong_wristband(journey: Journey, ward: Any, din: str) -> None:
         operator=nurse,
         wristband_coi=other,
         din=din,
-        scanned_at=now(),
+        scanned_at=timestamp(at),
         signature=hospital.reauthentication(nurse, "verification"),
     )
     with journey.step("bedside: wrong wristband refused"):

@@ -21,6 +21,7 @@ import httpx
 
 from v2v_simulator.clients import Clients, CourierRefused, describe
 from v2v_simulator.consortium import Consortium
+from v2v_simulator.journey.calendar import Calendar
 from v2v_simulator.scenarios import PatientPlan
 
 T = TypeVar("T")
@@ -99,6 +100,7 @@ class World:
 class Journey:
     plan: PatientPlan
     world: World
+    calendar: Calendar  # when each step happened (clinical times)
     coi: str = ""
     slot_id: str = ""
     apheresis_dins: list[str] = field(default_factory=list)

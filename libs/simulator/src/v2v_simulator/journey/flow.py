@@ -18,8 +18,10 @@ def run_journey(journey: Journey) -> Journey:
     cycles = 2 if plan.second_apheresis else 1
     for cycle in range(1, cycles + 1):
         collect(journey, cycle)
-        ship(journey, apheresis_leg(journey, excursion=plan.excursion and cycle == cycles))
-        manufacture(journey, fails=cycle < cycles)
+        times = journey.calendar.cycles[cycle - 1].shipment
+        leg = apheresis_leg(journey, excursion=plan.excursion and cycle == cycles)
+        ship(journey, leg, times)
+        manufacture(journey, cycle, fails=cycle < cycles)
     release(journey)
     deliver_product(journey)
     infuse(journey)
@@ -32,6 +34,7 @@ def run_journey(journey: Journey) -> Journey:
 
 def apheresis_leg(journey: Journey, excursion: bool) -> Leg:
     hospital = journey.plan.hospital
+    collection, gmp, _ = hospital.departments
     return Leg(
         what="apheresis",
         origin=hospital.site_id,
@@ -41,4 +44,6 @@ def apheresis_leg(journey: Journey, excursion: bool) -> Leg:
         condition=CONDITION_CRYO if journey.plan.cryo else CONDITION_FRESH_COLD,
         dins=list(journey.apheresis_dins),
         excursion=excursion,
+        origin_department=collection,
+        destination_department=gmp,
     )

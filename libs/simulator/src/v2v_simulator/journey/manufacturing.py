@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from v2v.common.v1.common_pb2 import CONDITION_CRYO, CONDITION_FRESH_COLD
 from v2v.manufacturing.v1 import manufacturing_service_pb2 as pb
+from v2v_platform.proto_values import timestamp
 from v2v_simulator.clients import call
 from v2v_simulator.journey.context import Journey, Unexpected
 
@@ -18,9 +19,10 @@ STEPS: tuple[tuple[str, str, list[str], str], ...] = (
 )
 
 
-def manufacture(journey: Journey, fails: bool) -> bool:
+def manufacture(journey: Journey, cycle: int, fails: bool) -> bool:
     """True when product units were harvested, False when the batch failed."""
     gmp = journey.plan.hospital.gmp
+    times = journey.calendar.cycles[cycle - 1]
     station = journey.world.clients.manufacturing(gmp.site_id)
     dins = set(journey.apheresis_dins)
 
@@ -34,7 +36,10 @@ def manufacture(journey: Journey, fails: bool) -> bool:
     for din in journey.apheresis_dins:
         with journey.step("receive bag at GMP"):
             request = pb.ReceiveUnitRequest(
-                operator=gmp.operator, scanned_din=din, scanned_coi=journey.coi
+                operator=gmp.operator,
+                scanned_din=din,
+                scanned_coi=journey.coi,
+                received_at=timestamp(times.received_at_gmp),
             )
             received = call(station.ReceiveUnit, request)
             if received.coi != journey.coi:
@@ -42,10 +47,14 @@ def manufacture(journey: Journey, fails: bool) -> bool:
     with journey.step("start batch"):
         started = call(
             station.StartBatch,
-            pb.StartBatchRequest(operator=gmp.operator, input_dins=journey.apheresis_dins),
+            pb.StartBatchRequest(
+                operator=gmp.operator,
+                input_dins=journey.apheresis_dins,
+                started_at=timestamp(times.batch_started),
+            ),
         )
         journey.batch_id = started.batch_id
-    for kind, device, lots, vector in STEPS[: 3 if fails else len(STEPS)]:
+    for (kind, device, lots, vector), performed in zip(STEPS, times.steps, strict=False):
         with journey.step(f"process step {kind}"):
             call(
                 station.RecordProcessStep,
@@ -57,6 +66,7 @@ def manufacture(journey: Journey, fails: bool) -> bool:
                     device_serial=f"{device.split()[0].upper()}-{journey.plan.number % 7:04d}",
                     reagent_lots=lots,
                     vector_lot=vector,
+                    performed_at=timestamp(performed),
                 ),
             )
     with journey.step("in-process QC"):
@@ -70,13 +80,17 @@ def manufacture(journey: Journey, fails: bool) -> bool:
                 value=viability,
                 unit="%",
                 passed=not fails,
+                measured_at=timestamp(times.in_process_qc),
             ),
         )
     if fails:
         with journey.step("fail batch"):
             reason = "in-process viability 48 % (< 70 %): the expansion failed"
             failure = pb.FailBatchRequest(
-                operator=gmp.operator, batch_id=journey.batch_id, reason=reason
+                operator=gmp.operator,
+                batch_id=journey.batch_id,
+                reason=reason,
+                failed_at=timestamp(times.batch_ended),
             )
             call(station.FailBatch, failure)
         return False
@@ -89,6 +103,7 @@ def manufacture(journey: Journey, fails: bool) -> bool:
                 batch_id=journey.batch_id,
                 product_unit_count=1,
                 hold_condition=hold,
+                harvested_at=timestamp(times.batch_ended),
             ),
         )
         journey.product_dins = list(harvested.product_dins)

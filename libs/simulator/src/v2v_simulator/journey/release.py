@@ -6,7 +6,7 @@ certification) or sterility turns positive (a post-release failure)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from v2v.common.v1.common_pb2 import ESignatureRequest, Operator
@@ -38,7 +38,7 @@ def signature(who: Operator, meaning: str) -> ESignatureRequest:
     return ESignatureRequest(user_id=who.user_id, password=SIGNING_PASSWORD, meaning=meaning)
 
 
-def record_result(journey: Journey, result: Result) -> str:
+def record_result(journey: Journey, result: Result, at: datetime) -> str:
     """Record one QC result (waiting until release knows the batch); a post-release failure
     id when this result is one."""
     gmp = journey.plan.hospital.gmp
@@ -51,7 +51,7 @@ def record_result(journey: Journey, result: Result) -> str:
         method=method,
         value=value,
         unit=unit,
-        result_at=timestamp(datetime.now(UTC)),
+        result_at=timestamp(at),
         analyst=gmp.analyst,
     )
     with journey.step(f"QC result {test}"):
@@ -80,24 +80,24 @@ def release(journey: Journey) -> None:
     results = [OOS_VIABILITY if plan.oos else PRE_RELEASE[0], *PRE_RELEASE[1:]]
     if plan.cryo:  # cryopreserved product waits for every test
         results += POST_RELEASE
-    for result in results:
-        record_result(journey, result)
+    for result, at in zip(results, journey.calendar.release.results, strict=True):
+        record_result(journey, result, at)
     if plan.oos:
         release_out_of_specification(journey)
-    elif plan.cryo:
-        decide(journey, final=True)
     else:
-        decide(journey, final=False)
+        decide(journey, final=plan.cryo, at=journey.calendar.release.decided)
 
 
-def decide(journey: Journey, final: bool) -> None:
-    """The QP certifies the batch finally, or provisionally (e-signed, meaning approval)."""
+def decide(journey: Journey, final: bool, at: datetime) -> None:
+    """The QP certifies the batch finally, or provisionally (e-signed, meaning approval), as
+    of `at`."""
     gmp = journey.plan.hospital.gmp
     qc = journey.world.clients.release(gmp.site_id)
     fields: dict[str, Any] = {
         "operator": gmp.analyst,
         "batch_id": journey.batch_id,
         "signature": signature(gmp.qp, "approval"),
+        "certified_at": timestamp(at),
     }
     expected = "finally-certified" if final else "provisionally-certified"
     with journey.step(f"QP: certify {'finally' if final else 'provisionally'}"):
@@ -121,12 +121,16 @@ def release_out_of_specification(journey: Journey) -> None:
                 justification="viability 62 % (< 70 %): no alternative therapy; benefit"
                 " outweighs the risk per the treating physician",
                 signature=signature(gmp.qp, "approval"),
+                justified_at=timestamp(journey.calendar.release.decided),
             ),
         )
     doctor = plan.hospital.physician
     ward = journey.world.clients.release(gmp.site_id, as_site=plan.hospital.site_id)
     request = pb.AcceptOosReleaseRequest(
-        operator=doctor, batch_id=journey.batch_id, signature=signature(doctor, "responsibility")
+        operator=doctor,
+        batch_id=journey.batch_id,
+        signature=signature(doctor, "responsibility"),
+        accepted_at=timestamp(journey.calendar.release.accepted),
     )
     with journey.step("physician: accept OOS release"):
         accepted = journey.once_known(
@@ -141,13 +145,14 @@ def complete_fresh_release(journey: Journey) -> str:
     post-release failure id when sterility fails ("" otherwise)."""
     plan = journey.plan
     failure_id = ""
-    for result in POST_RELEASE:
+    follow_up = journey.calendar.follow_up
+    for result, at in zip(POST_RELEASE, follow_up.results, strict=True):
         positive = plan.sterility_failure and result[0] == "sterility"
-        found = record_result(journey, STERILITY_POSITIVE if positive else result)
+        found = record_result(journey, STERILITY_POSITIVE if positive else result, at)
         failure_id = failure_id or found
     if plan.sterility_failure and not failure_id:
         problem = "a positive sterility after release was not recorded as a post-release failure"
         raise JourneyFailed(journey.who, "QC result sterility", problem)
     if not plan.sterility_failure and not plan.oos:
-        decide(journey, final=True)
+        decide(journey, final=True, at=follow_up.certified)
     return failure_id
