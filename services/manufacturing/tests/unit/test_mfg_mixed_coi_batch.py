@@ -3,6 +3,7 @@ on the chain of EACH patient before the refusal (I2), as a published mismatch ev
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -80,3 +81,16 @@ def test_a_batch_of_one_coi_records_no_mismatch(
 
     assert not events_of(app, BatchInputsMismatch.Recorded)
     assert len(events_of(app, Batch.Started)) == 1
+
+
+def test_a_mixed_start_entered_after_the_fact_is_recorded_when_it_was_attempted(
+    app: ManufacturingApplication, facts: InMemoryManufacturingFacts, clock: Clock
+) -> None:
+    """Clinical time: the mismatch is recorded at the start's `started_at` (also the
+    envelope's occurred_at), not when it was entered."""
+    mine, theirs = receive(app, facts, 1), receive(app, facts, 2, coi=OTHER_COI)
+    attempted = clock.now - timedelta(minutes=30)
+    with pytest.raises(Refused, match="mixed-coi"):
+        app.start_batch([mine, theirs], None, operator(), started_at=attempted)
+    recorded = events_of(app, BatchInputsMismatch.Recorded)
+    assert [(e.refused_at, e.occurred_at) for e in recorded] == [(attempted, attempted)] * 2

@@ -64,8 +64,8 @@ class Batches:
                 BatchInput(u.din, u.coi, u.condition, u.window_starts_at, u.received_at)
                 for u in units
             ]
-            self._refuse_conflicted_dins(inputs, by)
-            self._refuse_mixed_cois(inputs, by)
+            self._refuse_conflicted_dins(inputs, at, by)
+            self._refuse_mixed_cois(inputs, at, by)
             batch = Batch.start(inputs, at, self.app.rules, override, by)
             for unit in units:
                 unit.allocate(batch.batch_id, batch.started_at, by)
@@ -74,13 +74,15 @@ class Batches:
 
         return self.app.retrying(attempt)
 
-    def _refuse_mixed_cois(self, inputs: list[BatchInput], by: Attribution) -> None:
+    def _refuse_mixed_cois(self, inputs: list[BatchInput], at: datetime, by: Attribution) -> None:
         """Inputs of several COIs: recorded on each chain at risk, then refused (I1, I2)."""
         mismatch = match_inputs(inputs)
         if mismatch is not None:
-            self._refuse(inputs, mismatch, by)
+            self._refuse(inputs, mismatch, at, by)
 
-    def _refuse_conflicted_dins(self, inputs: list[BatchInput], by: Attribution) -> None:
+    def _refuse_conflicted_dins(
+        self, inputs: list[BatchInput], at: datetime, by: Attribution
+    ) -> None:
         """An input whose DIN is bound to two COIs: recorded on each chain at risk, then
         refused (I1, I2)."""
         conflicts = [
@@ -93,11 +95,13 @@ class Batches:
         at_risk = {unit.coi for unit in inputs}.union(*(c.cois for c in conflicts))
         explanation = "; ".join(conflict.explanation for conflict in conflicts)
         mismatch = InputsMismatch(IDENTITY_CONFLICT, explanation, tuple(sorted(at_risk)))
-        self._refuse(inputs, mismatch, by)
+        self._refuse(inputs, mismatch, at, by)
 
-    def _refuse(self, inputs: list[BatchInput], mismatch: InputsMismatch, by: Attribution) -> None:
-        now = self.app.clock()
-        self.app.save(*BatchInputsMismatch.on_each_chain(inputs, mismatch, now, by))
+    def _refuse(
+        self, inputs: list[BatchInput], mismatch: InputsMismatch, at: datetime, by: Attribution
+    ) -> None:
+        """Recorded as refused `at` the time the start was attempted (clinical), then refused."""
+        self.app.save(*BatchInputsMismatch.on_each_chain(inputs, mismatch, at, by))
         raise Refused(f"batch start refused ({mismatch.reason_code}): {mismatch.explanation}")
 
     def record_step(

@@ -54,6 +54,11 @@ class BatchInputsMismatch(Aggregate):
         manufacturing_site_id: str
         refused_at: datetime
 
+        @property
+        def occurred_at(self) -> datetime:
+            """When the start was attempted (clinical time): the envelope's occurred_at."""
+            return self.refused_at
+
     def __init__(self, input_dins: list[str], reason_code: str, **_: Any) -> None:
         self.input_dins = list(input_dins)
         self.reason_code = reason_code
