@@ -81,8 +81,9 @@ def _state(options: DemoOptions, data_dir: Path) -> DemoState:
     if state.shape != (options.hospitals, options.gmp_sites, options.in_house):
         raise DemoError(
             f"{data_dir} holds a consortium of {state.hospitals} hospital(s),"
-            f" {state.gmp_sites} GMP site(s) and {state.in_house} in-house hospital(s); run"
-            " `python -m v2v_simulator clean` to start over"
+            f" {state.gmp_sites} GMP site(s) and {state.in_house} in-house hospital(s): run"
+            f" with --hospitals {state.hospitals} --gmp-sites {state.gmp_sites} --in-house"
+            f" {state.in_house}, or `python -m v2v_simulator clean` to start over"
         )
     return state
 

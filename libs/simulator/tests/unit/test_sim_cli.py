@@ -38,3 +38,16 @@ def test_demo_refuses_a_consortium_other_than_the_stored_one(tmp_path: Path) -> 
     result = RUNNER.invoke(app, ["demo", "--data-dir", str(tmp_path), "--patients", "1"])
     assert result.exit_code == 1
     assert "3 hospital(s)" in result.output and "clean" in result.output
+
+
+def test_a_data_dir_from_before_in_house_sites_is_refused_with_the_options_that_fit(
+    tmp_path: Path,
+) -> None:
+    """A stored state without `in_house` (older data dirs) is a consortium without one; the
+    default demo now has one, so it says which options reuse the stored consortium."""
+    (tmp_path / "simulator.json").write_text(
+        '{"hospitals": 2, "gmp_sites": 1, "seed": 7, "patients_so_far": 30}'
+    )
+    result = RUNNER.invoke(app, ["demo", "--data-dir", str(tmp_path), "--patients", "1"])
+    assert result.exit_code == 1
+    assert "--in-house 0" in " ".join(result.output.split())
