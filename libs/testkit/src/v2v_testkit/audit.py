@@ -21,6 +21,7 @@ from v2v.logistics.events.v1 import events_pb2 as logistics
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v.release.events.v1 import events_pb2 as release
 from v2v_platform.auth.tls import KEY_RING_FILE
+from v2v_platform.checkpoints.envelopes import CHECKPOINT_TOPIC
 from v2v_platform.envelope.codec import decode
 from v2v_platform.envelope.keys import KeyRing
 from v2v_projection.audit.sources import partition_for
@@ -34,13 +35,16 @@ def partitioned(
     by_topic: Mapping[str, Sequence[bytes]], partitions: int = 3
 ) -> tuple[HistoryHeader, list[HistoryRecord]]:
     """Each topic's envelopes spread over `partitions` by COI key (as the relay's producer
-    does), offsets from 0 in publication order; extents are exactly the records."""
+    does; checkpoints by their site id, their record key), offsets from 0 in publication
+    order; extents are exactly the records."""
     extents: list[Extent] = []
     records: list[HistoryRecord] = []
     for topic in sorted(by_topic):
         lanes: list[list[bytes]] = [[] for _ in range(partitions)]
         for value in by_topic[topic]:
-            lanes[partition_for(decode(value).coi, partitions)].append(value)
+            envelope = decode(value)
+            key = envelope.site_id if topic == CHECKPOINT_TOPIC else envelope.coi
+            lanes[partition_for(key, partitions)].append(value)
         for partition, values in enumerate(lanes):
             extents.append(Extent(topic, partition, 0, len(values)))
             records += [HistoryRecord(topic, partition, o, v) for o, v in enumerate(values)]

@@ -1,8 +1,11 @@
 """Tamper test: 1,000 seeded random mutations of an exported history, every one detected.
 
 The history is a generated consortium history laid out as Kafka holds it (3 partitions per
-topic, keyed by COI). Each mutation is applied to a fresh copy and verified in process with
-the same core as `v2v audit verify --file`.
+topic, keyed by COI), with the services' signed checkpoints on `v2v.checkpoints.v1` (keyed by
+site; each service checkpoints every 7 of its events and once more at the end, as on
+shutdown). Each mutation is applied to a fresh copy and verified in process with the same
+core as `v2v audit verify --file`; the auditor also holds an external copy of the
+checkpoints (`v2v audit checkpoints pull`), used for the kinds only it can catch.
 
 What an attacker without the consortium's private keys could do to an export, and what
 catches it:
@@ -16,9 +19,26 @@ catches it:
   signature;
 - re-sign a record (content changed, hash recomputed) with a key not in the ring, with its
   site's key id but another key, or with another site's ring key -> signature / signer site.
+What an insider could do (issue 15):
+- careful truncation: delete a stream's last event, renumber the later offsets and the
+  extent -> checkpoint_head (the checkpoint committed the deleted version);
+- impostor: re-author a stream's last event as another site, re-signed with that site's
+  real key -> stream_author (the first event pins the author) or, for a one-event stream,
+  checkpoint_head (rewritten);
+- offset-renumbered swaps: two records of different partitions trade places (topic,
+  partition and offset) -> partition; a stream's last two versions trade places -> prev_hash;
+- dropped checkpoints (renumbered) -> version gap / prev_hash, and the last one of a
+  service against the external copy;
+- forged checkpoints: re-signed with a rogue key -> signature; a lie about the root
+  re-signed with the site's real key -> checkpoint_root;
+- a history rolled back to an earlier checkpoint of a service (its later events and
+  checkpoints deleted, offsets renumbered), its checkpoints dropped or rewritten (a new one
+  signed by that site) -> consistent on its own; external_checkpoint against the copy.
 Not detectable by design (said in the report): a redelivered duplicate with rewritten
-offsets (at-least-once delivery makes it legitimate) and two different streams' events
-swapped with rewritten offsets (streams are chained, not the partition).
+offsets (at-least-once delivery makes it legitimate), two different streams' events
+swapped with rewritten offsets (streams are chained, not the partition), and events after
+the latest checkpoint of their service deleted with their checkpoint-free tail (nothing
+committed them yet: here every service checkpoints at the end).
 """
 
 from __future__ import annotations
@@ -40,7 +60,16 @@ from v2v_projection.audit.sources import partition_for
 from v2v_projection.audit.verification import verify_history
 from v2v_projection.history_file import HistoryHeader, HistoryRecord, read_history, write_history
 from v2v_testkit.audit import partitioned
+from v2v_testkit.checkpointed import (
+    is_checkpoint,
+    reauthored,
+    remove_renumbered,
+    resealed_checkpoint,
+    rolled_back,
+    with_checkpoints,
+)
 from v2v_testkit.synthetic.chains import GeneratedHistory, generate_history
+from v2v_testkit.synthetic.consortium import SITE_ROLES
 
 SEED = 61_000
 PATIENTS = 6
@@ -110,6 +139,11 @@ class World:
     header: HistoryHeader
     records: list[HistoryRecord]
     rogues: dict[str, SiteSigningKey]
+
+    @property
+    def checkpoints(self) -> list[bytes]:
+        """The auditor's external copy (`v2v audit checkpoints pull`)."""
+        return [r.value for r in self.records if is_checkpoint(r)]
 
     def fresh(self) -> Copy:
         return Copy(replace(self.header, extents=list(self.header.extents)), list(self.records))
@@ -210,6 +244,94 @@ def resign_other_site(world: World, copy: Copy, rng: random.Random) -> None:
     copy.records[index] = replace(copy.records[index], value=encode(envelope))
 
 
+def _streams(copy: Copy, checkpoints: bool = False) -> dict[str, list[int]]:
+    """Each stream's record indexes in file order (event streams, or checkpoint streams)."""
+    by_stream: dict[str, list[int]] = {}
+    for i, record in enumerate(copy.records):
+        if is_checkpoint(record) == checkpoints:
+            by_stream.setdefault(decode(record.value).aggregate_id, []).append(i)
+    return by_stream
+
+
+def _remove(copy: Copy, index: int) -> None:
+    copy.header, copy.records = remove_renumbered(copy.header, copy.records, {index})
+
+
+def careful_truncation(world: World, copy: Copy, rng: random.Random) -> None:
+    _remove(copy, rng.choice(sorted(_streams(copy).values()))[-1])
+
+
+def impostor(world: World, copy: Copy, rng: random.Random) -> None:
+    """A stream's last event re-authored as a site with the same roles (any other site when
+    none has), re-signed with that site's real key."""
+    index = rng.choice(sorted(_streams(copy).values()))[-1]
+    site = decode(copy.records[index].value).site_id
+    others = [s for s in sorted(world.generated.signers) if s != site]
+    peers = [s for s in others if SITE_ROLES[s] == SITE_ROLES[site]] or others
+    signer = world.generated.signers[rng.choice(peers)]
+    value = reauthored(copy.records[index].value, signer)
+    copy.records[index] = replace(copy.records[index], value=value)
+
+
+def swap_renumbered(world: World, copy: Copy, rng: random.Random) -> None:
+    """Two records trade places with offsets kept contiguous: across two partitions of one
+    topic, or a stream's last two versions."""
+    records = copy.records
+    if rng.random() < 0.5:
+        topic = rng.choice(sorted({r.topic for r in records}))
+        first = rng.choice([i for i, r in enumerate(records) if r.topic == topic])
+        second = rng.choice(
+            [
+                i
+                for i, r in enumerate(records)
+                if r.topic == topic and r.partition != records[first].partition
+            ]
+        )
+    else:
+        tails = [p for p in _streams(copy, checkpoints=rng.random() < 0.2).values() if len(p) > 1]
+        first, second = rng.choice(sorted(tails))[-2:]
+    a, b = records[first], records[second]
+    records[first], records[second] = replace(a, value=b.value), replace(b, value=a.value)
+
+
+def drop_checkpoint(world: World, copy: Copy, rng: random.Random) -> None:
+    positions = [i for i, r in enumerate(copy.records) if is_checkpoint(r)]
+    _remove(copy, rng.choice(positions))
+
+
+def _checkpoint(copy: Copy, rng: random.Random) -> int:
+    return rng.choice([i for i, r in enumerate(copy.records) if is_checkpoint(r)])
+
+
+def forged_checkpoint(world: World, copy: Copy, rng: random.Random) -> None:
+    """A checkpoint whose root (or tree size) is changed: re-signed with a rogue key of its
+    site, or a lie re-signed with the site's real key."""
+    index = _checkpoint(copy, rng)
+    site = decode(copy.records[index].value).site_id
+    real = rng.random() < 0.5
+    signer = world.generated.signers[site] if real else world.rogues[site]
+    change: dict[str, object] = (
+        {"root": rng.randbytes(32)} if rng.random() < 0.8 else {"tree_size": rng.randrange(10**4)}
+    )
+    value = resealed_checkpoint(copy.records[index].value, signer, **change)
+    copy.records[index] = replace(copy.records[index], value=value)
+
+
+def rollback(world: World, copy: Copy, rng: random.Random) -> None:
+    """One service rolled back to an earlier checkpoint, its later checkpoints dropped or
+    rewritten by that site (caught against the external copy only)."""
+    streams = {s: p for s, p in _streams(copy, checkpoints=True).items() if len(p) >= 2}
+    stream = rng.choice(sorted(streams))
+    keep = rng.randrange(1, len(streams[stream]))
+    site = decode(copy.records[streams[stream][0]].value).site_id
+    signer = world.generated.signers[site] if rng.random() < 0.5 else None
+    copy.header, copy.records = rolled_back(copy.header, copy.records, stream, keep, rewrite=signer)
+
+
+EXTERNAL_KINDS = frozenset({"drop_checkpoint", "rollback"})
+"""Kinds verified with the auditor's external copy of the checkpoints (a service's last
+checkpoint dropped, or a rollback, leaves a history consistent on its own)."""
+
 MUTATIONS_BY_KIND: dict[str, Mutation] = {
     "byte_flip": byte_flip,
     "delete": delete,
@@ -221,6 +343,12 @@ MUTATIONS_BY_KIND: dict[str, Mutation] = {
     "resign_unknown_key": resign_unknown_key,
     "resign_as_the_site": resign_as_the_site,
     "resign_other_site": resign_other_site,
+    "careful_truncation": careful_truncation,
+    "impostor": impostor,
+    "swap_renumbered": swap_renumbered,
+    "drop_checkpoint": drop_checkpoint,
+    "forged_checkpoint": forged_checkpoint,
+    "rollback": rollback,
 }
 
 
@@ -231,7 +359,8 @@ def _rogue(site: str) -> SiteSigningKey:
 @pytest.fixture(scope="module")
 def world() -> World:
     generated = generate_history(SEED, PATIENTS)
-    header, records = partitioned(generated.by_topic, PARTITIONS)
+    by_topic = with_checkpoints(generated.by_topic, generated.signers)
+    header, records = partitioned(by_topic, PARTITIONS)
     rogues = {site: _rogue(site) for site in generated.signers}
     return World(generated, header, records, rogues)
 
@@ -240,10 +369,16 @@ def test_the_untouched_export_verifies_clean(world: World, tmp_path: Path) -> No
     path = tmp_path / "history.v2v"
     write_history(path, world.header, world.records)
     header, records = read_history(path)
-    outcome = verify_history(header, records, world.generated.keys)
+    outcome = verify_history(header, list(records), world.generated.keys)
     assert outcome.breaks == []
     assert outcome.records == len(world.records) > 100
     assert outcome.aggregates >= PATIENTS
+    assert outcome.checkpoints == len(world.checkpoints) > 20
+    _, records = read_history(path)
+    against_copy = verify_history(
+        header, records, world.generated.keys, external_checkpoints=world.checkpoints
+    )
+    assert against_copy.breaks == []
 
 
 def test_every_one_of_1000_random_mutations_is_detected(
@@ -252,29 +387,38 @@ def test_every_one_of_1000_random_mutations_is_detected(
     rng = random.Random(SEED)
     ring = MemoKeyRing(world.generated.keys)
     kinds: Counter[str] = Counter()
+    detected: Counter[str] = Counter()
     detections: Counter[tuple[str, str]] = Counter()
     undetected: list[str] = []
     for number in range(MUTATIONS):
         kind = rng.choice(sorted(MUTATIONS_BY_KIND))
         copy = world.fresh()
         MUTATIONS_BY_KIND[kind](world, copy, rng)
-        breaks = verify_history(copy.header, copy.records, ring).breaks
+        external = world.checkpoints if kind in EXTERNAL_KINDS else None
+        breaks = verify_history(
+            copy.header, copy.records, ring, external_checkpoints=external
+        ).breaks
         kinds[kind] += 1
         detections.update((kind, check) for check in {b.check for b in breaks})
-        if not breaks:
+        if breaks:
+            detected[kind] += 1
+        else:
             undetected.append(f"mutation {number} ({kind})")
     with capsys.disabled():
-        print(_table(kinds, detections))
+        print(_table(kinds, detected, detections))
     assert undetected == []
     assert set(kinds) == set(MUTATIONS_BY_KIND)
 
 
-def _table(kinds: Counter[str], detections: Counter[tuple[str, str]]) -> str:
-    lines = [f"\n{'mutation':<20} {'count':>5}  detected by (mutations per check)"]
+def _table(
+    kinds: Counter[str], detected: Counter[str], detections: Counter[tuple[str, str]]
+) -> str:
+    lines = [f"\n{'mutation':<20} {'tried':>5} {'detected':>8}  detected by (mutations per check)"]
     for kind, count in sorted(kinds.items()):
         checks = ", ".join(
             f"{check} {n}" for (k, check), n in sorted(detections.items()) if k == kind
         )
-        lines.append(f"{kind:<20} {count:>5}  {checks}")
-    lines.append(f"{'total':<20} {sum(kinds.values()):>5}")
+        external = " (with the external copy)" if kind in EXTERNAL_KINDS else ""
+        lines.append(f"{kind:<20} {count:>5} {detected[kind]:>8}  {checks}{external}")
+    lines.append(f"{'total':<20} {sum(kinds.values()):>5} {sum(detected.values()):>8}")
     return "\n".join(lines)

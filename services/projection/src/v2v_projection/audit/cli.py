@@ -1,4 +1,5 @@
-"""`v2v audit`: export, replay, verify and report on the full event history.
+"""`v2v audit`: export, replay, verify and report on the full event history; copy the signed
+checkpoints out (`checkpoints pull`) and prove one chain's heads against them (`prove`).
 
 Exit codes: 0 done (verify: no break), 1 verify found breaks, 2 usage or input problem.
 Results go to stdout; progress bars and errors go to stderr.
@@ -14,8 +15,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from google.protobuf.message import DecodeError
 from rich.table import Table
 
+from v2v_platform.checkpoints.envelopes import CHECKPOINT_TOPIC
+from v2v_platform.envelope.codec import decode
+from v2v_platform.envelope.keys import KeyRing
+from v2v_projection.audit.checkpoints import is_checkpoint_topic
 from v2v_projection.audit.console import (
     EXIT_BREAKS,
     EXIT_OK,
@@ -24,24 +30,38 @@ from v2v_projection.audit.console import (
     stdout,
 )
 from v2v_projection.audit.keyring import KeyRingError, load_key_ring
+from v2v_projection.audit.proofs import Proof, gather, prove
 from v2v_projection.audit.rendering import chain_detail, chains_table
 from v2v_projection.audit.replay import AsOfError, Replayed, ViewError, parse_as_of, replay
 from v2v_projection.audit.report import ReportContext, render_report
 from v2v_projection.audit.sources import (
     DEFAULT_TOPICS,
+    OPTIONAL_TOPICS,
     History,
     SourceError,
     open_file,
     open_kafka,
 )
 from v2v_projection.audit.verification import describe, verify_history
-from v2v_projection.history_file import HistoryFileError, HistoryRecord, write_history
+from v2v_projection.history_file import (
+    Extent,
+    HistoryFileError,
+    HistoryHeader,
+    HistoryRecord,
+    read_history,
+    write_history,
+)
 
 app = typer.Typer(
     help="Audit the v2v event history: export it, replay it, verify it, report on one chain.",
     no_args_is_help=True,
     add_completion=False,
 )
+checkpoints_app = typer.Typer(
+    help="The services' signed checkpoints: keep a copy outside the history.",
+    no_args_is_help=True,
+)
+app.add_typer(checkpoints_app, name="checkpoints")
 
 FileOption = Annotated[
     Path | None,
@@ -88,7 +108,7 @@ def _history(file: Path | None, bootstrap: str | None, topics: list[str] | None)
                 "no history to read: give --file FILE, or --bootstrap HOST:PORT"
                 " (or set V2V_KAFKA_BOOTSTRAP)"
             )
-        return open_kafka(bootstrap, _topics(topics))
+        return open_kafka(bootstrap, _topics(topics), () if topics else OPTIONAL_TOPICS)
     except SourceError as error:
         fail(str(error))
 
@@ -100,6 +120,33 @@ def _as_of(text: str | None) -> datetime | None:
         return parse_as_of(text)
     except AsOfError as error:
         raise typer.BadParameter(str(error), param_hint="'--as-of'") from None
+
+
+def _keys(keys: Path | None) -> KeyRing:
+    try:
+        return load_key_ring(keys)
+    except KeyRingError as error:
+        fail(str(error))
+
+
+CheckpointsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoints",
+        help="An external copy of the checkpoints (`v2v audit checkpoints pull`).",
+        dir_okay=False,
+    ),
+]
+
+
+def _external_checkpoints(path: Path | None) -> list[bytes] | None:
+    """The checkpoint envelopes of a copy made by `checkpoints pull` (or of an export)."""
+    if path is None:
+        return None
+    try:
+        return [r.value for r in open_file(path).records if is_checkpoint_topic(r.topic)]
+    except (SourceError, HistoryFileError) as error:
+        fail(f"cannot read the checkpoints in {path}: {error}")
 
 
 def _replay(history: History, as_of: datetime | None) -> Replayed:
@@ -214,16 +261,19 @@ def verify(
     bootstrap: BootstrapOption = None,
     topics: TopicsOption = None,
     keys: KeysOption = None,
+    checkpoints: CheckpointsOption = None,
 ) -> None:
-    """Check hash chains, signatures, versions and offsets; print every break (exit 1 if any)."""
-    try:
-        ring = load_key_ring(keys)
-    except KeyRingError as error:
-        fail(str(error))
+    """Check hash chains, signatures, versions, offsets and the signed checkpoints (against
+    the history, and against an external copy with --checkpoints); print every break (exit 1
+    if any)."""
+    ring = _keys(keys)
+    external = _external_checkpoints(checkpoints)
     history = _history(file, bootstrap, topics)
     try:
         with progress_bar(f"verifying {history.label}", history.expected_records) as tick:
-            outcome = verify_history(history.header, history.records, ring, tick)
+            outcome = verify_history(
+                history.header, history.records, ring, tick, external_checkpoints=external
+            )
     except SourceError as error:
         fail(f"verify stopped: {error}")
     for found in outcome.breaks:
@@ -259,3 +309,144 @@ def report(
         temporary.unlink(missing_ok=True)
         fail(f"cannot write {out}: {error.strerror or error}")
     typer.echo(f"report on {coi} written to {out}")
+
+
+@checkpoints_app.command("pull")
+def checkpoints_pull(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="The copy to write (merged with what it holds).", dir_okay=False
+        ),
+    ],
+    file: FileOption = None,
+    bootstrap: BootstrapOption = None,
+    topics: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--topics",
+            help=f"The checkpoint topic (default {CHECKPOINT_TOPIC}; other topics are skipped).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Copy the checkpoint topic to a file in the export format, keeping every checkpoint the
+    file already holds (exit 1 if the topic holds another checkpoint with the same sequence)."""
+    held = _held_checkpoints(out)
+    if file is None and not bootstrap:
+        fail("no checkpoints to read: give --bootstrap HOST:PORT (or set V2V_KAFKA_BOOTSTRAP)")
+    history = _history(file, bootstrap, topics or [CHECKPOINT_TOPIC])
+    copied: dict[tuple[str, int], bytes] = dict(held)
+    new = conflicts = 0
+    try:
+        for record in history.records:
+            if not is_checkpoint_topic(record.topic):
+                continue
+            key = _checkpoint_key(record.value)
+            if key is None:
+                continue
+            known = copied.get(key)
+            if known is None:
+                copied[key] = record.value
+                new += 1
+            elif known != record.value:
+                conflicts += 1
+                typer.echo(
+                    f"checkpoint sequence {key[1]} of stream {key[0]} differs from the copy"
+                    f" held in {out} (kept the held one): forked",
+                    err=True,
+                )
+    except (SourceError, HistoryFileError) as error:
+        fail(f"pull stopped, nothing written: {error}")
+    values = list(copied.values())
+    header = HistoryHeader(
+        datetime.now(UTC).isoformat(),
+        f"checkpoints of {history.label}",
+        [Extent(CHECKPOINT_TOPIC, 0, 0, len(values))],
+    )
+    records = [HistoryRecord(CHECKPOINT_TOPIC, 0, i, v) for i, v in enumerate(values)]
+    try:
+        write_history(out, header, records)
+    except OSError as error:
+        _discard_partial(out)
+        fail(f"cannot write {out}: {error.strerror or error}")
+    typer.echo(f"{len(values)} checkpoints in {out} ({new} new, {len(held)} held before)")
+    raise typer.Exit(EXIT_BREAKS if conflicts else EXIT_OK)
+
+
+def _checkpoint_key(value: bytes) -> tuple[str, int] | None:
+    try:
+        envelope = decode(value)
+    except DecodeError:
+        return None
+    return envelope.aggregate_id, envelope.aggregate_version
+
+
+def _held_checkpoints(out: Path) -> dict[tuple[str, int], bytes]:
+    if not out.exists():
+        return {}
+    try:
+        _, records = read_history(out)
+        held: dict[tuple[str, int], bytes] = {}
+        for record in records:
+            key = _checkpoint_key(record.value)
+            if key is not None:
+                held.setdefault(key, record.value)
+    except (HistoryFileError, OSError) as error:
+        fail(f"{out} holds no readable checkpoints: {error}")
+    return held
+
+
+@app.command("prove")
+def prove_command(
+    coi: Annotated[str, typer.Option("--coi", help="The chain whose stream heads to prove.")],
+    file: FileOption = None,
+    bootstrap: BootstrapOption = None,
+    topics: TopicsOption = None,
+    keys: KeysOption = None,
+    checkpoints: CheckpointsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """For each stream of one chain: the inclusion proof of its head in the latest verified
+    checkpoint of its service (leaf index, tree size, root, audit path), verified (exit 1
+    with the reason when one does not verify)."""
+    ring = _keys(keys)
+    external = _external_checkpoints(checkpoints)
+    history = _history(file, bootstrap, topics)
+    try:
+        with progress_bar(f"reading {history.label}", history.expected_records) as tick:
+            found = gather(tick.through(history.records), coi)
+    except (SourceError, HistoryFileError) as error:
+        fail(f"prove stopped: {error}")
+    if not found.streams:
+        fail(f"no chain for COI {coi!r} in this history")
+    if external is not None:
+        found.checkpoints = [decode(v) for v in external if _checkpoint_key(v) is not None]
+    proofs = prove(found, ring)
+    if as_json:
+        document = {"coi": coi, "proofs": [p.to_json() for p in proofs]}
+        typer.echo(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        for proof in proofs:
+            typer.echo(_proof_text(proof))
+    failed = [p for p in proofs if not p.verified]
+    verdict = f"{len(proofs) - len(failed)} of {len(proofs)} stream heads of {coi} proven"
+    typer.echo(("NOT PROVEN: " if failed else "proven: ") + verdict)
+    raise typer.Exit(EXIT_BREAKS if failed else EXIT_OK)
+
+
+def _proof_text(proof: Proof) -> str:
+    head = f"{proof.aggregate_id} ({proof.topic}, site {proof.site_id})"
+    if proof.error:
+        return f"{head}: NOT PROVEN: {proof.error}"
+    path = " ".join(node.hex() for node in proof.path) or "(none: a one-leaf tree)"
+    return (
+        f"{head}: v{proof.version} hash {proof.head_hash.hex()} is leaf {proof.leaf_index} of"
+        f" {proof.tree_size} in checkpoint sequence {proof.sequence}, root {proof.root.hex()};"
+        f" audit path {path}; verified"
+        + (
+            f" ({proof.history_version - proof.version} later versions chained after it)"
+            if proof.history_version > proof.version
+            else ""
+        )
+    )

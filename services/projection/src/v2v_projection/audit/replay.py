@@ -10,6 +10,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from v2v_projection.audit.checkpoints import is_checkpoint_topic
 from v2v_projection.audit.sources import History
 from v2v_projection.fold import ChainFold, UndecodableEnvelope
 
@@ -71,10 +72,14 @@ def replay(
     on_record: Callable[[], None] | None = None,
 ) -> Replayed:
     """Every record through a fresh `ChainFold`; records that are not envelopes are counted
-    and skipped (`verify` names them)."""
+    and skipped (`verify` names them). Checkpoints are no chain's events: skipped."""
     fold = ChainFold(as_of=as_of)
     records = undecodable = 0
     for record in history.records:
+        if is_checkpoint_topic(record.topic):
+            if on_record is not None:
+                on_record()
+            continue
         records += 1
         try:
             fold.apply_bytes(record.value)

@@ -20,7 +20,9 @@ from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
 from v2v_platform import kafka_security
+from v2v_platform.checkpoints.envelopes import CHECKPOINT_TOPIC
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
+from v2v_projection.audit.checkpoints import is_checkpoint_topic
 from v2v_projection.history_file import (
     Extent,
     HistoryFileError,
@@ -29,7 +31,11 @@ from v2v_projection.history_file import (
     read_history,
 )
 
-DEFAULT_TOPICS: tuple[str, ...] = tuple(topic_for(context) for context in CONTEXTS)
+EVENT_TOPICS: tuple[str, ...] = tuple(topic_for(context) for context in CONTEXTS)
+DEFAULT_TOPICS: tuple[str, ...] = (*EVENT_TOPICS, CHECKPOINT_TOPIC)
+OPTIONAL_TOPICS: tuple[str, ...] = (CHECKPOINT_TOPIC,)
+"""Read by default when the broker has them (a consortium whose relays publish no
+checkpoints yet has no checkpoint topic)."""
 BOOTSTRAP_TIMEOUT_MS = 15_000
 STALL_TIMEOUT_S = 60.0
 POLL_TIMEOUT_MS = 500
@@ -70,12 +76,13 @@ def open_file(path: Path) -> History:
     return History(header, records, str(path))
 
 
-def open_kafka(bootstrap: str, topics: Sequence[str]) -> History:
-    """Snapshot the topics' offsets now; the records are read up to that snapshot only."""
+def open_kafka(bootstrap: str, topics: Sequence[str], optional: Sequence[str] = ()) -> History:
+    """Snapshot the topics' offsets now; the records are read up to that snapshot only.
+    Topics in `optional` that the broker does not have are left out."""
     _check_bootstrap(bootstrap)
     consumer = _consumer(bootstrap)
     try:
-        header = _snapshot(consumer, bootstrap, topics)
+        header = _snapshot(consumer, bootstrap, topics, optional)
     except KafkaError as error:
         consumer.close()
         raise SourceError(
@@ -109,8 +116,11 @@ def _consumer(bootstrap: str) -> Any:
         raise SourceError(f"cannot reach Kafka at {bootstrap} ({waited}): {error}") from None
 
 
-def _snapshot(consumer: Any, bootstrap: str, topics: Sequence[str]) -> HistoryHeader:
+def _snapshot(
+    consumer: Any, bootstrap: str, topics: Sequence[str], optional: Sequence[str] = ()
+) -> HistoryHeader:
     known = consumer.topics()
+    topics = [topic for topic in topics if topic in known or topic not in optional]
     missing = [topic for topic in topics if topic not in known]
     if missing:
         raise SourceError(f"topic(s) not on the broker at {bootstrap}: {', '.join(missing)}")
@@ -120,7 +130,11 @@ def _snapshot(consumer: Any, bootstrap: str, topics: Sequence[str]) -> HistoryHe
         for partition in sorted(consumer.partitions_for_topic(topic) or ())
     ]
     starts = consumer.beginning_offsets(partitions)
-    ends = consumer.end_offsets(partitions)
+    # checkpoints first: each commits events published (acknowledged) before it, so events
+    # snapshotted after it hold every head it commits (no false truncation at the edge)
+    checkpoints = [tp for tp in partitions if is_checkpoint_topic(tp.topic)]
+    ends = consumer.end_offsets(checkpoints) if checkpoints else {}
+    ends.update(consumer.end_offsets([tp for tp in partitions if tp not in ends]))
     extents = [Extent(tp.topic, tp.partition, starts[tp], ends[tp]) for tp in partitions]
     exported_at = datetime.now(UTC).isoformat()
     return HistoryHeader(exported_at, f"kafka://{bootstrap}", extents)

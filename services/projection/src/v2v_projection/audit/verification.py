@@ -27,7 +27,17 @@ from v2v_platform.envelope.authorship import AUTHORSHIP, AuthorshipPolicy
 from v2v_platform.envelope.codec import decode, encode
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_platform.envelope.keys import KeyRing
-from v2v_platform.envelope.verify import CHECK_DECODE, Break, ChainVerifier, Location
+from v2v_platform.envelope.verify import CHECK_DECODE, Break, Location
+from v2v_projection.audit.checkpoints import (
+    CHECK_CHECKPOINT,
+    CHECK_CHECKPOINT_HEAD,
+    CHECK_CHECKPOINT_ROOT,
+    CHECK_CHECKPOINT_SIGNER,
+    CHECK_EXTERNAL_CHECKPOINT,
+    CheckpointAudit,
+    StreamIndex,
+    is_checkpoint_topic,
+)
 from v2v_projection.audit.sources import partition_for
 from v2v_projection.chain.identity import BINDERS, DinIndex, in_binding_order
 from v2v_projection.chain.times import iso, stamp_ns
@@ -42,6 +52,19 @@ CHECK_OPEN_GAP = "open_gap"
 CHECK_IDENTITY = "identity"
 
 PartitionKey = tuple[str, int]
+
+__all__ = [
+    "CHECK_CHECKPOINT",
+    "CHECK_CHECKPOINT_HEAD",
+    "CHECK_CHECKPOINT_ROOT",
+    "CHECK_CHECKPOINT_SIGNER",
+    "CHECK_EXTERNAL_CHECKPOINT",
+    "HistoryVerifier",
+    "VerifyOutcome",
+    "authorship_for",
+    "describe",
+    "verify_history",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +103,7 @@ class VerifyOutcome:
     records: int = 0
     aggregates: int = 0
     duplicates: int = 0
+    checkpoints: int = 0
     breaks: list[Break] = field(default_factory=list)
 
     @property
@@ -91,9 +115,10 @@ class VerifyOutcome:
 
     def summary(self) -> str:
         by_check = ", ".join(f"{check} {count}" for check, count in self.breaks_by_check().items())
+        checkpoints = f" {self.checkpoints} checkpoints," if self.checkpoints else ""
         return (
             f"{self.records} records, {self.aggregates} aggregates, {self.duplicates} duplicates,"
-            f" {len(self.breaks)} breaks" + (f" ({by_check})" if by_check else "")
+            f"{checkpoints} {len(self.breaks)} breaks" + (f" ({by_check})" if by_check else "")
         )
 
 
@@ -199,9 +224,16 @@ class DinBindings:
 
 class HistoryVerifier:
     def __init__(
-        self, header: HistoryHeader, keys: KeyRing, authorship: AuthorshipPolicy = AUTHORSHIP
+        self,
+        header: HistoryHeader,
+        keys: KeyRing,
+        authorship: AuthorshipPolicy = AUTHORSHIP,
+        external_checkpoints: Iterable[bytes] | None = None,
     ) -> None:
-        self._chains = ChainVerifier(keys, authorship=authorship)
+        self._chains = StreamIndex(keys, authorship=authorship)
+        topics = frozenset(e.topic for e in header.extents if not is_checkpoint_topic(e.topic))
+        self._checkpoints = CheckpointAudit(keys, authorship, topics)
+        self._external = external_checkpoints
         self._offsets = OffsetContinuity(header.extents)
         self._gaps = OpenGaps()
         self._bindings = DinBindings()
@@ -226,27 +258,40 @@ class HistoryVerifier:
 
     def finish(self) -> VerifyOutcome:
         self.outcome.breaks += (
-            self._offsets.finish() + self._gaps.finish() + self._bindings.finish()
+            self._offsets.finish()
+            + self._gaps.finish()
+            + self._bindings.finish()
+            + self._checkpoints.finish(self._chains)
         )
+        if self._external is not None:
+            self.outcome.breaks += self._checkpoints.compare_external(self._external)
         self.outcome.aggregates = self._chains.aggregates
-        self.outcome.duplicates = self._chains.duplicates_seen
+        self.outcome.duplicates = (
+            self._chains.duplicates_seen + self._checkpoints.chains.duplicates_seen
+        )
+        self.outcome.checkpoints = self._checkpoints.count
         return self.outcome
 
     def _envelope_checks(
         self, record: HistoryRecord, envelope: Envelope, location: Location
     ) -> list[Break]:
-        breaks = self._chains.feed(envelope, location)
+        checkpoint = is_checkpoint_topic(record.topic)
+        if checkpoint:
+            breaks = self._checkpoints.feed(envelope, location)
+        else:
+            breaks = self._chains.feed(envelope, location)
         self._gaps.add(envelope, location)
         if encode(envelope) != record.value:
             detail = "the record's bytes are not the canonical encoding of its envelope"
             breaks.append(_break(CHECK_ENCODING, record, envelope, detail))
         partitions = self._partitions.get(record.topic, 0)
-        if partitions and envelope.coi:
-            expected = partition_for(envelope.coi, partitions)
+        key, keyed = (envelope.site_id, "site") if checkpoint else (envelope.coi, "COI")
+        if partitions and key:
+            expected = partition_for(key, partitions)
             if expected != record.partition:
-                detail = f"COI {envelope.coi} is keyed to partition {expected} of {partitions}"
+                detail = f"{keyed} {key} is keyed to partition {expected} of {partitions}"
                 breaks.append(_break(CHECK_PARTITION, record, envelope, detail))
-        if not breaks:
+        if not breaks and not checkpoint:
             self._bindings.add(envelope, location)
         return breaks
 
@@ -257,13 +302,15 @@ def verify_history(
     keys: KeyRing,
     on_record: Callable[[], None] | None = None,
     authorship: AuthorshipPolicy | None = None,
+    external_checkpoints: Iterable[bytes] | None = None,
 ) -> VerifyOutcome:
     """Every break in the history; a garbled file stops the reading with a `file` break.
     `authorship`: who may author which topic's events (default: the consortium's policy for
-    the history's topics, `authorship_for`)."""
+    the history's topics, `authorship_for`). `external_checkpoints`: the auditor's copy of
+    the checkpoints (envelopes), each of which must be in the history identically."""
     if authorship is None:
         authorship = authorship_for(extent.topic for extent in header.extents)
-    verifier = HistoryVerifier(header, keys, authorship)
+    verifier = HistoryVerifier(header, keys, authorship, external_checkpoints)
     try:
         for record in records:
             verifier.feed(record)

@@ -1,0 +1,275 @@
+"""The signed checkpoints of a history (issue 15), as `verify` checks them.
+
+A checkpoint is an ordinary envelope on `v2v.checkpoints.v1` (v2v_platform.checkpoints): it
+gets the envelope checks of every record (hash, signature against the key ring, signer site,
+chain by prev_hash, version continuity, forks) and, here:
+- its payload is a Checkpoint whose sequence is the envelope's version, on the checkpoint
+  stream of its signer (aggregate id = uuid5 of topic and signing site), and that site is
+  entitled by the authorship policy to author the checkpoint's topic (`checkpoint_signer`);
+- folding each service's checkpoints from sequence 1 gives the tree size and Merkle root
+  each one states (`checkpoint_root`);
+- every head it commits (aggregate, version, hash) is in the history with that hash
+  (`checkpoint_head`: a stream that ends before the version is truncated, a different hash
+  is rewritten). Events after a checkpoint extend the committed head through the ordinary
+  prev_hash checks.
+With an auditor's external copy (`v2v audit checkpoints pull`), each checkpoint of the copy
+must be in the history identically (`external_checkpoint`: missing = dropped or rolled back,
+different = forked).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from google.protobuf.message import DecodeError
+
+from v2v.checkpoints.v1.checkpoint_pb2 import Checkpoint
+from v2v.events.v1.envelope_pb2 import Envelope
+from v2v_platform.checkpoints.envelopes import (
+    CHECKPOINT_AGGREGATE_TYPE,
+    CHECKPOINT_TOPIC,
+    checkpoint_stream_id,
+    fold_heads,
+    read_checkpoint,
+)
+from v2v_platform.checkpoints.merkle import Head, leaves_of, root_of
+from v2v_platform.envelope.authorship import AuthorshipPolicy
+from v2v_platform.envelope.codec import decode
+from v2v_platform.envelope.keys import KeyRing
+from v2v_platform.envelope.verify import Break, ChainVerifier, Location, verify_envelope
+
+CHECK_CHECKPOINT = "checkpoint"
+CHECK_CHECKPOINT_SIGNER = "checkpoint_signer"
+CHECK_CHECKPOINT_ROOT = "checkpoint_root"
+CHECK_CHECKPOINT_HEAD = "checkpoint_head"
+CHECK_EXTERNAL_CHECKPOINT = "external_checkpoint"
+
+
+def is_checkpoint_topic(topic: str) -> bool:
+    """`v2v.checkpoints.v1`, or a copy of it under another prefix (a test run's
+    `v2v.audit-1a2b-checkpoints.v1`)."""
+    ending = CHECKPOINT_TOPIC.removeprefix("v2v.")
+    return topic == CHECKPOINT_TOPIC or (
+        topic.endswith(ending) and topic[: -len(ending)][-1:] in (".", "-")
+    )
+
+
+class StreamIndex(ChainVerifier):
+    """The platform chain verifier, also remembering where each stream's versions were read
+    (one topic and partition per stream: records are keyed by COI), for the comparison with
+    the checkpointed heads at the end."""
+
+    def __init__(self, keys: KeyRing, authorship: AuthorshipPolicy | None = None) -> None:
+        super().__init__(keys, authorship=authorship)
+        self._places: dict[str, tuple[str, int, array[int]]] = {}
+
+    def feed(self, envelope: Envelope, location: Location) -> list[Break]:
+        breaks = super().feed(envelope, location)
+        stream, version = envelope.aggregate_id, envelope.aggregate_version
+        place = self._places.get(stream)
+        if place is None:
+            place = self._places[stream] = (location.topic, location.partition, array("q"))
+        offsets = place[2]
+        if version == len(offsets) + 1:
+            offsets.append(location.offset)
+        return breaks
+
+    def length(self, stream: str) -> int:
+        """How many versions of `stream` were read in order (its head version)."""
+        return len(self._hashes.get(stream, ()))
+
+    def hash_of(self, stream: str, version: int) -> bytes:
+        chain = self._hashes.get(stream, [])
+        return chain[version - 1] if 1 <= version <= len(chain) else b""
+
+    def location_of(self, stream: str, version: int) -> Location:
+        place = self._places.get(stream)
+        if place is None:
+            return Location()
+        topic, partition, offsets = place
+        if not offsets:
+            return Location(topic, partition, -1)
+        return Location(topic, partition, offsets[min(version, len(offsets)) - 1])
+
+    def topic_of(self, stream: str) -> str:
+        place = self._places.get(stream)
+        return place[0] if place else ""
+
+
+@dataclass
+class Seen:
+    """A checkpoint read from the history, trusted when its envelope had no break."""
+
+    envelope: Envelope
+    checkpoint: Checkpoint
+    location: Location
+    trusted: bool
+
+
+@dataclass
+class CheckpointAudit:
+    keys: KeyRing
+    authorship: AuthorshipPolicy
+    audited_topics: frozenset[str]
+    chains: ChainVerifier = field(init=False)
+    streams: dict[str, dict[int, Seen]] = field(default_factory=dict)
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self.chains = ChainVerifier(self.keys)
+
+    def feed(self, envelope: Envelope, location: Location) -> list[Break]:
+        """The envelope checks and the checks of one checkpoint on its own."""
+        self.count += 1
+        breaks = self.chains.feed(envelope, location)
+        try:
+            checkpoint = read_checkpoint(envelope)
+        except (ValueError, DecodeError) as error:
+            return [*breaks, _break(CHECK_CHECKPOINT, envelope, location, str(error))]
+        breaks += self._own_checks(envelope, checkpoint, location)
+        stream = self.streams.setdefault(envelope.aggregate_id, {})
+        if envelope.aggregate_version not in stream:
+            stream[envelope.aggregate_version] = Seen(
+                envelope, checkpoint, location, trusted=not breaks
+            )
+        return breaks
+
+    def _own_checks(
+        self, envelope: Envelope, checkpoint: Checkpoint, location: Location
+    ) -> list[Break]:
+        breaks = []
+        site = envelope.site_id
+        expected = checkpoint_stream_id(checkpoint.topic, site)
+        problems = []
+        if envelope.aggregate_type != CHECKPOINT_AGGREGATE_TYPE:
+            problems.append(f"aggregate type {envelope.aggregate_type!r}")
+        if checkpoint.sequence != envelope.aggregate_version:
+            problems.append(
+                f"sequence {checkpoint.sequence} in a version {envelope.aggregate_version}"
+            )
+        if problems:
+            detail = "not a well-formed checkpoint: " + ", ".join(problems)
+            breaks.append(_break(CHECK_CHECKPOINT, envelope, location, detail))
+        if envelope.aggregate_id != expected:
+            detail = (
+                f"checkpoint of {checkpoint.topic} signed by {site} on stream"
+                f" {envelope.aggregate_id}; that site's checkpoint stream is {expected}"
+            )
+            breaks.append(_break(CHECK_CHECKPOINT_SIGNER, envelope, location, detail))
+        context = self.authorship.context_of(checkpoint.topic)
+        if context is None:
+            detail = f"checkpoint of {checkpoint.topic!r}, a topic with no authorship rule"
+            breaks.append(_break(CHECK_CHECKPOINT_SIGNER, envelope, location, detail))
+        elif not self.keys.roles_of(site) & self.authorship.authors[context]:
+            detail = (
+                f"site {site} may not author {context} events, so it may not checkpoint"
+                f" {checkpoint.topic}"
+            )
+            breaks.append(_break(CHECK_CHECKPOINT_SIGNER, envelope, location, detail))
+        return breaks
+
+    def finish(self, history: StreamIndex) -> list[Break]:
+        """Roots from the fold of each service's checkpoints, and heads against the history."""
+        breaks: list[Break] = []
+        for _, seen in sorted(self.streams.items()):
+            committed: dict[str, Head] = {}
+            for sequence in range(1, max(seen) + 1):
+                current = seen.get(sequence)
+                if current is None or not current.trusted:
+                    break  # a gap or a broken checkpoint: the chain checks reported it
+                committed = fold_heads(committed, current.checkpoint)
+                breaks += _root_check(current, committed)
+                breaks += self._head_checks(current, history)
+        return breaks
+
+    def _head_checks(self, seen: Seen, history: StreamIndex) -> list[Break]:
+        checkpoint = seen.checkpoint
+        if checkpoint.topic not in self.audited_topics:
+            return []
+        breaks = []
+        by = _by(seen)
+        for head in checkpoint.heads:
+            stream, version = head.aggregate_id, head.version
+            length = history.length(stream)
+            if length < version:
+                ends = f"ends at version {length}" if length else "is not in the history"
+                detail = (
+                    f"the stream {ends}; {by} committed its version {version}: truncated"
+                    f" (v{length + 1}-v{version} missing)"
+                )
+                location = history.location_of(stream, length) if length else seen.location
+                breaks.append(Break(CHECK_CHECKPOINT_HEAD, location, stream, version, detail))
+            elif not history.hash_of(stream, version):
+                continue  # not read in order: the version checks report it
+            elif history.hash_of(stream, version) != head.hash:
+                detail = f"{by} committed another envelope for this version: rewritten"
+                location = history.location_of(stream, version)
+                breaks.append(Break(CHECK_CHECKPOINT_HEAD, location, stream, version, detail))
+            elif history.topic_of(stream) != checkpoint.topic:
+                detail = f"{by} committed this stream on {checkpoint.topic}"
+                location = history.location_of(stream, version)
+                breaks.append(Break(CHECK_CHECKPOINT_HEAD, location, stream, version, detail))
+        return breaks
+
+    def compare_external(self, values: Iterable[bytes]) -> list[Break]:
+        """Each checkpoint of the auditor's copy must be in the history, identical."""
+        breaks = []
+        done: set[tuple[str, int]] = set()
+        for value in values:
+            try:
+                envelope = decode(value)
+                checkpoint = read_checkpoint(envelope)
+            except (ValueError, DecodeError) as error:
+                breaks.append(
+                    Break(
+                        CHECK_EXTERNAL_CHECKPOINT, Location(), "", 0, f"not a checkpoint: {error}"
+                    )
+                )
+                continue
+            key = (envelope.aggregate_id, envelope.aggregate_version)
+            if key in done:
+                continue
+            done.add(key)
+            what = (
+                f"checkpoint sequence {checkpoint.sequence} of site {envelope.site_id}"
+                f" ({checkpoint.topic}) in the external copy"
+            )
+            own = verify_envelope(envelope, self.keys, Location())
+            if own:
+                detail = f"{what} does not verify: {'; '.join(b.detail for b in own)}"
+                breaks.append(_break(CHECK_EXTERNAL_CHECKPOINT, envelope, Location(), detail))
+                continue
+            held = self.streams.get(envelope.aggregate_id, {}).get(envelope.aggregate_version)
+            if held is None:
+                detail = f"{what} is missing from the history: dropped or rolled back"
+                breaks.append(_break(CHECK_EXTERNAL_CHECKPOINT, envelope, Location(), detail))
+            elif held.envelope.hash != envelope.hash:
+                detail = f"{what} differs from the history's checkpoint: forked"
+                breaks.append(_break(CHECK_EXTERNAL_CHECKPOINT, envelope, held.location, detail))
+        return breaks
+
+
+def _by(seen: Seen) -> str:
+    return (
+        f"checkpoint sequence {seen.checkpoint.sequence} of site {seen.envelope.site_id}"
+        f" at {seen.location}"
+    )
+
+
+def _root_check(seen: Seen, committed: dict[str, Head]) -> list[Break]:
+    checkpoint = seen.checkpoint
+    root = root_of(leaves_of(committed))
+    if checkpoint.tree_size == len(committed) and checkpoint.root == root:
+        return []
+    detail = (
+        f"checkpoint sequence {checkpoint.sequence} of site {seen.envelope.site_id} states"
+        f" {checkpoint.tree_size} streams, root {checkpoint.root.hex()[:16]}; its service's"
+        f" checkpoints from sequence 1 fold to {len(committed)} streams, root {root.hex()[:16]}"
+    )
+    return [_break(CHECK_CHECKPOINT_ROOT, seen.envelope, seen.location, detail)]
+
+
+def _break(check: str, envelope: Envelope, location: Location, detail: str) -> Break:
+    return Break(check, location, envelope.aggregate_id, envelope.aggregate_version, detail)
