@@ -48,8 +48,8 @@ def _run(*args: str) -> Result:
 
 def _rolled_back(files: Files, path: Path, rewrite: bool) -> tuple[Path, str]:
     """The history rolled back to checkpoint 1 of the service with the most checkpoints."""
-    header, records = read_history(files.history)
-    records = list(records)
+    header, stored = read_history(files.history)
+    records = list(stored)
     streams: dict[str, int] = {}
     for record in records:
         if is_checkpoint(record):
@@ -162,8 +162,8 @@ def test_prove_fails_with_the_reason_when_a_head_was_truncated(
     files: Files, tmp_path: Path
 ) -> None:
     coi = _coi(files)
-    header, records = read_history(files.history)
-    records = list(records)
+    header, stored = read_history(files.history)
+    records = list(stored)
     last = max(
         i for i, r in enumerate(records) if not is_checkpoint(r) and decode(r.value).coi == coi
     )
