@@ -7,7 +7,7 @@ DEMO_ARGS ?=
 GEN_STAMP := libs/contracts/src/v2v/.generated
 PROTO_FILES := $(shell find proto -name '*.proto' 2>/dev/null)
 
-.PHONY: help setup proto lint test test-unit test-integration deploy-check bench demo demo-clean kafka-up kafka-down pg-up pg-down golden openapi clean
+.PHONY: help setup proto lint test test-unit test-integration deploy-check bench bench-relay demo demo-clean kafka-up kafka-down pg-up pg-down golden openapi clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ deploy-check: .venv/.synced ## validate Dockerfile, docker-compose.yml and the H
 
 bench: $(GEN_STAMP) ## projection benchmarks -> bench/results/latest.json (fold, raw Kafka, e2e, 1M replay)
 	$(UV) run --frozen python bench/run.py
+
+bench-relay: $(GEN_STAMP) ## relay publish rate with checkpoints every 1 s vs disabled (prints figures)
+	$(UV) run --frozen python bench/bench_relay_checkpoints.py
 
 demo: setup ## run the whole system on its embedded default (local Kafka, SQLite, 30 simulated patients)
 	$(UV) run --frozen python -m v2v_simulator demo $(DEMO_ARGS)

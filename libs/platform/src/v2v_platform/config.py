@@ -279,6 +279,8 @@ CLOCK_SKEW = timedelta(minutes=5)
 SkewSeconds = Annotated[int, between(0, 3600, "seconds")]
 WindowHours = Annotated[int, between(1, 24 * 14, "hours")]
 """A time window in hours: 1 hour to 14 days."""
+CheckpointSeconds = Annotated[float, Field(gt=0, le=86400)]
+"""How often (at most) a relay publishes a signed checkpoint when heads changed: up to a day."""
 
 
 class SiteServiceSettings(KafkaSecuritySettings):
@@ -332,6 +334,9 @@ class PublishingServiceSettings(SiteServiceSettings):
     signing_key_file: Path | None = None
     topic_partitions: int = 6
     topic_replication_factor: int = 1
+    checkpoint_interval_s: CheckpointSeconds = 60.0
+    """V2V_CHECKPOINT_INTERVAL_S: the relay publishes a signed checkpoint of its stream heads
+    at most this often when they changed, and once when it stops (issue 15)."""
 
     @property
     def signing_key(self) -> Path:

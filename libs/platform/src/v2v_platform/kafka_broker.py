@@ -7,9 +7,10 @@ the Helm chart and the integration test:
 - `ACCESS`: who may do what. Each service's principal (its SCRAM user, named after its context)
   may write only its own topic v2v.<context>.events.v1, read the topics of its facts feed
   (`adapters/facts_projection.py`, FACTS_FEED contexts) with its consumer groups
-  (v2v-<context>-...), and describe every v2v topic (the relay checks that all five exist with
-  the same partition count); the projection and the auditor's export read all five; nobody else
-  may do anything (StandardAuthorizer, allow.everyone.if.no.acl.found=false);
+  (v2v-<context>-...), write its signed checkpoints to v2v.checkpoints.v1, and describe every
+  v2v topic (the relay checks that all six exist with the same partition count); the
+  projection and the auditor's export read all five and the checkpoints; nobody else may do
+  anything (StandardAuthorizer, allow.everyone.if.no.acl.found=false);
 - `provision`: creates the topics, sets each service's SCRAM-SHA-512 credential and makes the
   ACLs exactly `ACCESS` (creating what is missing, deleting what is not in it), as the super user.
 
@@ -26,7 +27,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from cryptography import x509
@@ -37,6 +38,7 @@ from pydantic import SecretStr, field_validator
 
 from v2v_platform.auth.pki import DEFAULT_SITE_VALIDITY_DAYS, PkiError, leaf_builder, load_ca
 from v2v_platform.auth.tls import CA_CERT_FILE
+from v2v_platform.checkpoints.envelopes import CHECKPOINT_TOPIC
 from v2v_platform.config import KafkaSettings, load_or_exit
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_platform.kafka_security import client_options
@@ -58,29 +60,35 @@ TOPIC_PREFIX = "v2v."
 @dataclass(frozen=True)
 class Access:
     """What one principal may do: write `writes`' topics, read `reads`' topics (with groups
-    starting `group_prefix`), describe every v2v topic."""
+    starting `group_prefix`), write or read the checkpoints topic (`checkpoints`), describe
+    every v2v topic."""
 
     writes: tuple[str, ...]
     reads: tuple[str, ...]
     group_prefix: str | None
+    checkpoints: Literal["WRITE", "READ"] | None = None
 
 
 ACCESS: Mapping[str, Access] = {
-    "intake": Access(("intake",), (), None),
-    "manufacturing": Access(("manufacturing",), ("intake", "manufacturing"), "v2v-manufacturing-"),
-    "logistics": Access(("logistics",), ("intake", "manufacturing"), "v2v-logistics-"),
-    "release": Access(("release",), ("manufacturing", "intake"), "v2v-release-"),
+    "intake": Access(("intake",), (), None, "WRITE"),
+    "manufacturing": Access(
+        ("manufacturing",), ("intake", "manufacturing"), "v2v-manufacturing-", "WRITE"
+    ),
+    "logistics": Access(("logistics",), ("intake", "manufacturing"), "v2v-logistics-", "WRITE"),
+    "release": Access(("release",), ("manufacturing", "intake"), "v2v-release-", "WRITE"),
     "infusion": Access(
         ("infusion",),
         ("manufacturing", "release", "intake", "infusion", "logistics"),
         "v2v-infusion-",
+        "WRITE",
     ),
-    "projection": Access((), CONTEXTS, "v2v-projection"),
-    "audit": Access((), CONTEXTS, None),
+    "projection": Access((), CONTEXTS, "v2v-projection", "READ"),
+    "audit": Access((), CONTEXTS, None, "READ"),
 }
 """Principal (SCRAM user) -> its access. The services' groups are v2v-<context>-<site>-<name>
 (`service_runtime`), the projection's V2V_CONSUMER_GROUP (default v2v-projection); the audit
-export reads without a group."""
+export reads without a group. Every service's relay writes its signed checkpoints (issue 15)
+to v2v.checkpoints.v1, which the projection (the verifier) and the audit export read."""
 
 
 # ---------------------------------------------------------------- TLS material
@@ -171,6 +179,8 @@ def acl_entries(principal: str, access: Access) -> set[tuple[str, str, str, str]
     entries = {("TOPIC", TOPIC_PREFIX, "PREFIXED", "DESCRIBE")}
     entries |= {("TOPIC", topic_for(context), "LITERAL", "WRITE") for context in access.writes}
     entries |= {("TOPIC", topic_for(context), "LITERAL", "READ") for context in access.reads}
+    if access.checkpoints:
+        entries.add(("TOPIC", CHECKPOINT_TOPIC, "LITERAL", access.checkpoints))
     if access.group_prefix:
         entries.add(("GROUP", access.group_prefix, "PREFIXED", "READ"))
     return entries
@@ -316,11 +326,12 @@ def provision(settings: ProvisionSettings) -> dict[str, int]:
     from kafka import KafkaAdminClient
 
     from v2v_platform.relay.publisher import ensure_topics
+    from v2v_platform.relay.topics import V2V_TOPICS
 
     security = client_options(settings)
     ensure_topics(
         settings.kafka_bootstrap,
-        [topic_for(context) for context in CONTEXTS],
+        V2V_TOPICS,
         settings.topic_partitions,
         settings.topic_replication_factor,
         **security,

@@ -27,6 +27,7 @@ from kafka.errors import KafkaError
 from v2v_platform.auth.identity import Role
 from v2v_platform.auth.revocation_watch import revocations_for
 from v2v_platform.auth.tls import SiteTlsFiles
+from v2v_platform.checkpoints.checkpointer import DEFAULT_CHECKPOINT_INTERVAL_S
 from v2v_platform.consumer import EnvelopeConsumer, PostgresConsumerStore, SqliteConsumerStore
 from v2v_platform.consumer.consumer import Apply, ConsumerStore
 from v2v_platform.envelope.headers import topic_for
@@ -80,6 +81,10 @@ def relay_settings_for(context: str, settings: PublishingSettings) -> RelaySetti
         sqlite_path=settings.sqlite_path,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
+        # V2V_CHECKPOINT_INTERVAL_S as the service's settings read it (PublishingServiceSettings)
+        checkpoint_interval_s=getattr(
+            settings, "checkpoint_interval_s", DEFAULT_CHECKPOINT_INTERVAL_S
+        ),
         **security_fields(settings),
     )
 

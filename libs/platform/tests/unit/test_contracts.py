@@ -17,6 +17,13 @@ import pytest
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the dev group
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
 
+from v2v.checkpoints.v1.checkpoint_pb2 import Checkpoint, StreamHead
+from v2v.events.v1.envelope_pb2 import Envelope
+from v2v_platform.checkpoints.envelopes import (
+    CHECKPOINT_AGGREGATE_TYPE,
+    CHECKPOINT_EVENT_TYPE,
+    CHECKPOINT_TOPIC,
+)
 from v2v_platform.envelope.headers import (
     CONTEXTS,
     HEADER_EVENT_ID,
@@ -26,6 +33,7 @@ from v2v_platform.envelope.headers import (
     HEADER_TRACESTATE,
     topic_for,
 )
+from v2v_platform.relay.topics import V2V_TOPICS
 
 ROOT = Path(__file__).resolve().parents[4]
 ASYNCAPI = ROOT / "contracts" / "asyncapi.yaml"
@@ -109,7 +117,7 @@ def test_contexts_and_topic_names_agree() -> None:
 
 def test_every_context_has_exactly_its_channel(doc: dict[str, Any]) -> None:
     channels = doc["channels"]
-    expected = {topic_for(context) for context in CONTEXTS}
+    expected = {topic_for(context) for context in CONTEXTS} | {CHECKPOINT_TOPIC}  # issue 15
     assert set(channels) == expected
     for name, channel in channels.items():
         assert resolve(doc, channel)["address"] == name
@@ -178,7 +186,7 @@ def test_topics_are_co_partitioned(doc: dict[str, Any]) -> None:
 def test_each_topic_is_sent_by_its_relay_and_received_by_the_projection(
     doc: dict[str, Any],
 ) -> None:
-    actions: dict[str, list[str]] = {topic_for(context): [] for context in CONTEXTS}
+    actions: dict[str, list[str]] = {topic: [] for topic in V2V_TOPICS}
     for operation in doc["operations"].values():
         channel_ref = operation["channel"]["$ref"]
         channel_name = channel_ref.removeprefix("#/channels/")
@@ -191,6 +199,27 @@ def test_each_topic_is_sent_by_its_relay_and_received_by_the_projection(
             assert message_ref["$ref"].removeprefix(prefix) in channel_messages_
     for channel_name, seen in actions.items():
         assert sorted(seen) == ["receive", "send"], (channel_name, seen)
+
+
+def test_the_checkpoints_channel_carries_signed_checkpoints_keyed_by_site(
+    doc: dict[str, Any],
+) -> None:
+    [message] = channel_messages(doc, resolve(doc, doc["channels"][CHECKPOINT_TOPIC]))
+    assert message.get("contentType", doc.get("defaultContentType")) == PROTOBUF_CONTENT_TYPE
+    payload = resolve(doc, message["payload"])
+    assert payload["x-protobuf-message"] == "v2v.events.v1.Envelope"
+    envelope_fields = {f.name: f.number for f in Envelope.DESCRIPTOR.fields}
+    for name, prop in payload["properties"].items():
+        assert envelope_fields[name] == prop["x-protobuf-field"], name
+    assert payload["properties"]["event_type"]["const"] == CHECKPOINT_EVENT_TYPE
+    assert payload["properties"]["aggregate_type"]["const"] == CHECKPOINT_AGGREGATE_TYPE
+    headers = resolve(doc, message["headers"])
+    assert set(headers["required"]) == {HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_EVENT_ID}
+    assert headers["properties"][HEADER_EVENT_TYPE]["const"] == CHECKPOINT_EVENT_TYPE
+    key = resolve(doc, resolve(doc, message["bindings"])["kafka"]["key"])
+    assert re.match(key["pattern"], "HOSP-A") and not re.match(key["pattern"], "hosp a")
+    _mirror_matches(doc, "Checkpoint", Checkpoint.DESCRIPTOR)
+    _mirror_matches(doc, "StreamHead", StreamHead.DESCRIPTOR)
 
 
 def test_servers(doc: dict[str, Any]) -> None:

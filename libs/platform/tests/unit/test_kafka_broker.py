@@ -16,6 +16,7 @@ from v2v_infusion.adapters.facts_projection import FACTS_FEED as INFUSION_FEED
 from v2v_logistics.adapters.facts_projection import FACTS_FEED as LOGISTICS_FEED
 from v2v_manufacturing.adapters.facts_projection import FACTS_FEED as MANUFACTURING_FEED
 from v2v_platform.auth.pki import init_pki, parse_site_spec
+from v2v_platform.checkpoints.envelopes import CHECKPOINT_TOPIC
 from v2v_platform.config import load_settings
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_platform.kafka_broker import (
@@ -80,10 +81,22 @@ def test_the_acl_entries_of_a_service() -> None:
         ("TOPIC", topic_for("manufacturing"), "LITERAL", "READ"),
         ("TOPIC", topic_for("intake"), "LITERAL", "READ"),
         ("GROUP", "v2v-release-", "PREFIXED", "READ"),
+        ("TOPIC", CHECKPOINT_TOPIC, "LITERAL", "WRITE"),  # its signed checkpoints (issue 15)
     }
     assert ("GROUP", "v2v-projection", "PREFIXED", "READ") in acl_entries(
         "projection", ACCESS["projection"]
     )
+
+
+def test_every_service_writes_checkpoints_and_the_verifiers_read_them() -> None:
+    for context in CONTEXTS:
+        entries = acl_entries(context, ACCESS[context])
+        assert ("TOPIC", CHECKPOINT_TOPIC, "LITERAL", "WRITE") in entries, context
+        assert ("TOPIC", CHECKPOINT_TOPIC, "LITERAL", "READ") not in entries, context
+    for reader in ("projection", "audit"):
+        entries = acl_entries(reader, ACCESS[reader])
+        assert ("TOPIC", CHECKPOINT_TOPIC, "LITERAL", "READ") in entries, reader
+        assert not [e for e in entries if e[3] == "WRITE"], reader
 
 
 def test_provisioning_reads_one_password_per_principal(

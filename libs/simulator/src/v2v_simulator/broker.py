@@ -15,8 +15,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_platform.kafka_security import environment_options
+from v2v_platform.relay.topics import V2V_TOPICS
 from v2v_platform.testing.infra import find_repo_root
 
 TOPIC_PARTITIONS = 6  # the services' default (V2V_TOPIC_PARTITIONS)
@@ -92,7 +92,7 @@ def prepare_topics(bootstrap: str, partitions: int = TOPIC_PARTITIONS) -> None:
     describes each with all its partitions: services starting together on a fresh broker
     would otherwise race to create them. An external broker's V2V_KAFKA_* security settings
     (from the environment, as the services get them) apply."""
-    wanted = [topic_for(context) for context in CONTEXTS]
+    wanted = list(V2V_TOPICS)  # the five event topics and v2v.checkpoints.v1
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap, client_id="v2v-simulator-topics", **environment_options()
     )

@@ -10,8 +10,11 @@ from v2v_platform.relay.publisher import (
 from v2v_platform.relay.relay import ChainBroken, OutboxRelay, PageResult, PublishingStopped
 from v2v_platform.relay.state import (
     ChainHead,
+    CheckpointStateError,
+    CheckpointStateStore,
     InMemoryRelayState,
     PostgresRelayState,
+    PreparedCheckpoint,
     RelayStateStore,
     SqliteRelayState,
 )
@@ -19,12 +22,15 @@ from v2v_platform.relay.state import (
 __all__ = [
     "ChainBroken",
     "ChainHead",
+    "CheckpointStateError",
+    "CheckpointStateStore",
     "InMemoryRelayState",
     "KafkaPublisher",
     "OutboundRecord",
     "OutboxRelay",
     "PageResult",
     "PostgresRelayState",
+    "PreparedCheckpoint",
     "PublishFailed",
     "PublishRefused",
     "PublishingStopped",

@@ -20,16 +20,33 @@ from typing import Any
 from pydantic import field_validator, model_validator
 
 from v2v_platform import telemetry
-from v2v_platform.config import EventStoreSettings, KafkaSettings, load_or_exit, validate_context
+from v2v_platform.checkpoints.checkpointer import DEFAULT_CHECKPOINT_INTERVAL_S, Checkpointer
+from v2v_platform.config import (
+    CheckpointSeconds,
+    EventStoreSettings,
+    KafkaSettings,
+    load_or_exit,
+    validate_context,
+)
+from v2v_platform.envelope.authorship import AUTHORS
+from v2v_platform.envelope.codec import Actor
 from v2v_platform.envelope.from_domain import EventTranslator
-from v2v_platform.envelope.headers import CONTEXTS, topic_for
+from v2v_platform.envelope.headers import topic_for
 from v2v_platform.envelope.keys import SiteSigningKey
 from v2v_platform.kafka_security import client_options
 from v2v_platform.relay.publisher import KafkaPublisher, ensure_topics
 from v2v_platform.relay.relay import OutboxRelay, PublishingStopped
 from v2v_platform.relay.state import PostgresRelayState, RelayStateStore, SqliteRelayState
+from v2v_platform.relay.topics import V2V_TOPICS
 
 log = logging.getLogger("v2v.relay")
+
+
+def relay_actor(context: str) -> Actor:
+    """Who signs a context's checkpoints: the system, as that context's relay, in the role
+    entitled to author the context's events."""
+    role = min(role.value for role in AUTHORS[context])
+    return Actor("system", f"{context} relay", role)
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,7 @@ class RelaySettings(KafkaSettings):
     postgres_dsn: str | None = None
     sqlite_path: Path | None = None
     relay_page_size: int = 500
+    checkpoint_interval_s: CheckpointSeconds = DEFAULT_CHECKPOINT_INTERVAL_S
     span_exporter: str = "none"
 
     @field_validator("context")
@@ -137,7 +155,7 @@ def build_relay(spec: RelaySpec, settings: RelaySettings) -> RelayRuntime:
     security = client_options(settings)
     ensure_topics(
         settings.kafka_bootstrap,
-        [topic_for(c) for c in CONTEXTS],
+        V2V_TOPICS,
         settings.topic_partitions,
         settings.topic_replication_factor,
         **security,
@@ -146,15 +164,25 @@ def build_relay(spec: RelaySpec, settings: RelaySettings) -> RelayRuntime:
         settings.kafka_bootstrap, client_id=f"v2v-relay-{settings.context}", **security
     )
     state = settings.state_store()
+    signer = SiteSigningKey.load(settings.site_id, settings.signing_key_file)
+    checkpointer = Checkpointer(
+        state=state,
+        publisher=publisher,
+        signer=signer,
+        topic=topic,
+        actor=relay_actor(settings.context),
+        interval_s=settings.checkpoint_interval_s,
+    )
     relay = OutboxRelay(
         source=app.recorder,
         mapper=app.mapper,
         translator=spec.translator,
-        signer=SiteSigningKey.load(settings.site_id, settings.signing_key_file),
+        signer=signer,
         state=state,
         publisher=publisher,
         topic=topic,
         page_size=settings.relay_page_size,
+        checkpointer=checkpointer,
     )
     return RelayRuntime(app, relay, publisher, state)
 
@@ -183,4 +211,9 @@ def run(spec_reference: str) -> None:
         raise SystemExit(1) from None  # the relay logged the refused event and why
     finally:
         runtime.close()
-        log.info("relay stopped; %d envelopes published", runtime.relay.published_total)
+        checkpoints = runtime.relay.checkpointer
+        log.info(
+            "relay stopped; %d envelopes and %d checkpoints published",
+            runtime.relay.published_total,
+            checkpoints.published_total if checkpoints else 0,
+        )

@@ -8,6 +8,11 @@ republished envelopes are byte-identical, so consumers dedupe on (aggregate id, 
 An event the broker refuses for good stops the relay (`PublishingStopped`, logged as an ERROR
 naming the event and its size): retrying cannot succeed, and skipping it would break its
 aggregate's hash chain. The service then reports NOT_SERVING with that reason.
+
+With a `Checkpointer` (issue 15), `run` also publishes the service's signed checkpoints between
+pages: a prepared one left over first, then every checkpoint interval when heads changed, and
+once more when it stops. A checkpoint the broker refuses for good stops the relay too: a relay
+that cannot commit to its heads would leave its streams' tails unprotected.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from eventsourcing.persistence import OperationalError as EventStoreOperationalError
@@ -34,6 +39,9 @@ from v2v_platform.envelope.keys import SiteSigningKey
 from v2v_platform.health import Heartbeat, PartStopped
 from v2v_platform.relay.publisher import OutboundRecord, PublishFailed, PublishRefused
 from v2v_platform.relay.state import ChainHead, RelayStateStore
+
+if TYPE_CHECKING:  # the checkpointer imports the relay package (publisher, state)
+    from v2v_platform.checkpoints.checkpointer import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +114,7 @@ class OutboxRelay:
         publisher: Publisher,
         topic: str,
         page_size: int = 500,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self._source = source
         self._mapper = mapper
@@ -115,7 +124,12 @@ class OutboxRelay:
         self._publisher = publisher
         self._topic = topic
         self._page_size = page_size
+        self._checkpointer = checkpointer
         self.published_total = 0
+
+    @property
+    def checkpointer(self) -> Checkpointer | None:
+        return self._checkpointer
 
     def publish_page(self) -> PageResult:
         """Publish the next page of notifications; returns what was done."""
@@ -154,12 +168,15 @@ class OutboxRelay:
         work) and each error waited out. A broker or database outage is waited out with backoff
         (nothing was advanced, so nothing is lost); a broken chain, an unmappable event or an
         event the broker refuses for good stops the relay, because skipping it would break the
-        hash chain."""
+        hash chain. With a checkpointer, checkpoints are published between pages and once more
+        after `stop` is set (a failure then is logged; the prepared checkpoint is published
+        when the relay starts again)."""
         beat = heartbeat or _Unwatched()
         backoff = idle_wait_s
         while not stop.is_set():
             try:
                 published = self.publish_page().notifications
+                self._checkpoint(final=False)
             except TRANSIENT_ERRORS as error:
                 beat.waiting(error)
                 backoff = min(max(backoff * 2, 0.1), max_backoff_s)
@@ -173,6 +190,26 @@ class OutboxRelay:
             backoff = idle_wait_s
             if not published:
                 stop.wait(idle_wait_s)
+        try:
+            self._checkpoint(final=True)
+        except TRANSIENT_ERRORS as error:
+            log.warning("relay to %s stopped without its last checkpoint: %s", self._topic, error)
+
+    def _checkpoint(self, *, final: bool) -> None:
+        """The checkpointer's turn (none without one); a refusal for good stops the relay."""
+        if self._checkpointer is None:
+            return
+        try:
+            if final:
+                self._checkpointer.checkpoint()
+            else:
+                self._checkpointer.tick()
+        except PublishRefused as refused:
+            raise PublishingStopped(
+                f"the broker refused checkpoint of {self._topic} ({len(refused.record.value)}"
+                f" bytes) on {refused.record.topic} for good: {refused.reason}; the relay"
+                " publishes nothing more until it is resolved"
+            ) from refused
 
     def _translate(self, notification: Any) -> OutboundEvent:
         event = self._mapper.to_domain_event(notification)

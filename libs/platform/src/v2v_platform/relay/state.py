@@ -1,8 +1,17 @@
-"""Where an outbox relay records how far it has published and each aggregate's chain head.
+"""Where an outbox relay records how far it has published, each aggregate's chain head, and
+its signed checkpoints (issue 15).
 
 Position and chain heads advance together, atomically, only after the broker acknowledged
 everything up to that position: a crash at any moment republishes (byte-identical, because
 envelopes are deterministic) instead of losing.
+
+Checkpoints are written ahead like the outbox: a checkpoint is prepared (its sequence and
+envelope bytes stored) before it is published; once the broker acknowledged it, it is marked
+done atomically: the checkpoint head becomes its sequence and hash, and the heads it carries
+count as checkpointed (a head is "changed" while its version is above the version the last
+checkpoint carried). A prepared checkpoint found after a crash is published again as stored,
+never rebuilt. The schema only adds (CREATE TABLE / ADD COLUMN IF NOT EXISTS): a store made
+before checkpoints keeps working, its heads all changed until the first checkpoint.
 """
 
 from __future__ import annotations
@@ -16,6 +25,9 @@ from typing import Protocol
 
 import psycopg
 
+from v2v_platform.checkpoints.envelopes import CheckpointHead
+from v2v_platform.private_files import private_file
+
 
 @dataclass(frozen=True)
 class ChainHead:
@@ -23,11 +35,46 @@ class ChainHead:
     hash: bytes
 
 
-class RelayStateStore(Protocol):
+@dataclass(frozen=True)
+class PreparedCheckpoint:
+    """A checkpoint built and stored, not yet acknowledged: its sequence, its envelope's hash,
+    the envelope bytes as published, and the heads it carries (aggregate id -> version)."""
+
+    sequence: int
+    hash: bytes
+    envelope: bytes
+    covers: Mapping[str, int]
+
+
+class CheckpointStateStore(Protocol):
+    """What the checkpointer reads and writes of a relay's state."""
+
     def position(self) -> int: ...
+    def all_heads(self) -> dict[str, ChainHead]: ...
+    def changed_heads(self) -> dict[str, ChainHead]: ...
+    def checkpoint_head(self) -> CheckpointHead: ...
+    def prepared_checkpoint(self) -> PreparedCheckpoint | None: ...
+    def prepare_checkpoint(self, prepared: PreparedCheckpoint) -> None: ...
+    def checkpoint_done(self, prepared: PreparedCheckpoint) -> None: ...
+
+
+class RelayStateStore(CheckpointStateStore, Protocol):
     def heads(self, aggregate_ids: Collection[str]) -> dict[str, ChainHead]: ...
     def advance(self, position: int, heads: Mapping[str, ChainHead]) -> None: ...
     def close(self) -> None: ...
+
+
+class CheckpointStateError(RuntimeError):
+    """A checkpoint prepared or marked out of turn (a second relay on the same state)."""
+
+
+def _check_prepare(head: CheckpointHead, pending: PreparedCheckpoint | None, new: int) -> None:
+    if pending is not None:
+        raise CheckpointStateError(
+            f"checkpoint {pending.sequence} is prepared and not yet done; it is published first"
+        )
+    if new != head.sequence + 1:
+        raise CheckpointStateError(f"checkpoint {new} does not follow checkpoint {head.sequence}")
 
 
 class InMemoryRelayState:
@@ -36,6 +83,9 @@ class InMemoryRelayState:
     def __init__(self) -> None:
         self._position = 0
         self._heads: dict[str, ChainHead] = {}
+        self._checkpointed: dict[str, int] = {}
+        self._checkpoint = CheckpointHead()
+        self._prepared: PreparedCheckpoint | None = None
 
     def position(self) -> int:
         return self._position
@@ -46,6 +96,29 @@ class InMemoryRelayState:
     def advance(self, position: int, heads: Mapping[str, ChainHead]) -> None:
         self._heads.update(heads)
         self._position = position
+
+    def all_heads(self) -> dict[str, ChainHead]:
+        return dict(self._heads)
+
+    def changed_heads(self) -> dict[str, ChainHead]:
+        return {a: h for a, h in self._heads.items() if h.version > self._checkpointed.get(a, 0)}
+
+    def checkpoint_head(self) -> CheckpointHead:
+        return self._checkpoint
+
+    def prepared_checkpoint(self) -> PreparedCheckpoint | None:
+        return self._prepared
+
+    def prepare_checkpoint(self, prepared: PreparedCheckpoint) -> None:
+        _check_prepare(self._checkpoint, self._prepared, prepared.sequence)
+        self._prepared = prepared
+
+    def checkpoint_done(self, prepared: PreparedCheckpoint) -> None:
+        if self._prepared != prepared:
+            raise CheckpointStateError(f"checkpoint {prepared.sequence} is not the prepared one")
+        self._checkpointed.update(prepared.covers)
+        self._checkpoint = CheckpointHead(prepared.sequence, prepared.hash)
+        self._prepared = None
 
     def close(self) -> None:
         """Nothing to release."""
@@ -63,6 +136,23 @@ CREATE TABLE IF NOT EXISTS v2v_relay_chain_head (
     hash bytea NOT NULL,
     PRIMARY KEY (relay, aggregate_id)
 );
+CREATE TABLE IF NOT EXISTS v2v_relay_checkpoint (
+    relay text PRIMARY KEY,
+    sequence bigint NOT NULL,
+    hash bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS v2v_relay_checkpoint_prepared (
+    relay text PRIMARY KEY,
+    sequence bigint NOT NULL,
+    hash bytea NOT NULL,
+    envelope bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS v2v_relay_checkpoint_covers (
+    relay text NOT NULL,
+    aggregate_id text NOT NULL,
+    version bigint NOT NULL,
+    PRIMARY KEY (relay, aggregate_id)
+);
 """
 
 
@@ -76,13 +166,25 @@ class PostgresRelayState:
     def __init__(self, dsn: str, relay: str, wait_for_lock: bool = True) -> None:
         self._relay = relay
         self._conn = psycopg.connect(dsn, autocommit=True)
-        with self._conn.transaction():
-            for statement in filter(str.strip, _PG_SCHEMA.split(";")):
-                self._conn.execute(statement)
         lock = "pg_advisory_lock" if wait_for_lock else "pg_try_advisory_lock"
         row = self._conn.execute(f"SELECT {lock}(hashtext(%s))", (relay,)).fetchone()
         if row is not None and row[0] is False:
+            self._conn.close()
             raise RuntimeError(f"another relay named {relay!r} is running")
+        with self._conn.transaction():
+            # serialised across relays: concurrent CREATE/ALTER IF NOT EXISTS can collide
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('v2v_relay_schema'))")
+            for statement in filter(str.strip, _PG_SCHEMA.split(";")):
+                self._conn.execute(statement)
+            column = self._conn.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                " AND table_name = 'v2v_relay_chain_head' AND column_name = 'checkpointed'"
+            ).fetchone()
+            if column is None:  # a store made before checkpoints (issue 15)
+                self._conn.execute(
+                    "ALTER TABLE v2v_relay_chain_head"
+                    " ADD COLUMN IF NOT EXISTS checkpointed bigint NOT NULL DEFAULT 0"
+                )
 
     def position(self) -> int:
         row = self._conn.execute(
@@ -112,6 +214,86 @@ class PostgresRelayState:
                 (self._relay, position),
             )
 
+    def all_heads(self) -> dict[str, ChainHead]:
+        rows = self._conn.execute(
+            "SELECT aggregate_id, version, hash FROM v2v_relay_chain_head WHERE relay = %s",
+            (self._relay,),
+        ).fetchall()
+        return {r[0]: ChainHead(int(r[1]), bytes(r[2])) for r in rows}
+
+    def changed_heads(self) -> dict[str, ChainHead]:
+        rows = self._conn.execute(
+            "SELECT aggregate_id, version, hash FROM v2v_relay_chain_head"
+            " WHERE relay = %s AND version > checkpointed",
+            (self._relay,),
+        ).fetchall()
+        return {r[0]: ChainHead(int(r[1]), bytes(r[2])) for r in rows}
+
+    def checkpoint_head(self) -> CheckpointHead:
+        row = self._conn.execute(
+            "SELECT sequence, hash FROM v2v_relay_checkpoint WHERE relay = %s", (self._relay,)
+        ).fetchone()
+        return CheckpointHead(int(row[0]), bytes(row[1])) if row else CheckpointHead()
+
+    def prepared_checkpoint(self) -> PreparedCheckpoint | None:
+        row = self._conn.execute(
+            "SELECT sequence, hash, envelope FROM v2v_relay_checkpoint_prepared WHERE relay = %s",
+            (self._relay,),
+        ).fetchone()
+        if row is None:
+            return None
+        covers = self._conn.execute(
+            "SELECT aggregate_id, version FROM v2v_relay_checkpoint_covers WHERE relay = %s",
+            (self._relay,),
+        ).fetchall()
+        return PreparedCheckpoint(
+            int(row[0]), bytes(row[1]), bytes(row[2]), {a: int(v) for a, v in covers}
+        )
+
+    def prepare_checkpoint(self, prepared: PreparedCheckpoint) -> None:
+        _check_prepare(self.checkpoint_head(), self.prepared_checkpoint(), prepared.sequence)
+        with self._conn.transaction(), self._conn.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM v2v_relay_checkpoint_covers WHERE relay = %s", (self._relay,)
+            )
+            cursor.executemany(
+                "INSERT INTO v2v_relay_checkpoint_covers (relay, aggregate_id, version)"
+                " VALUES (%s, %s, %s)",
+                [(self._relay, a, v) for a, v in prepared.covers.items()],
+            )
+            cursor.execute(
+                "INSERT INTO v2v_relay_checkpoint_prepared (relay, sequence, hash, envelope)"
+                " VALUES (%s, %s, %s, %s)",
+                (self._relay, prepared.sequence, prepared.hash, prepared.envelope),
+            )
+
+    def checkpoint_done(self, prepared: PreparedCheckpoint) -> None:
+        with self._conn.transaction(), self._conn.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM v2v_relay_checkpoint_prepared"
+                " WHERE relay = %s AND sequence = %s AND hash = %s",
+                (self._relay, prepared.sequence, prepared.hash),
+            )
+            if cursor.rowcount != 1:
+                raise CheckpointStateError(
+                    f"checkpoint {prepared.sequence} is not the prepared one"
+                )
+            cursor.execute(
+                "UPDATE v2v_relay_chain_head AS h SET checkpointed = c.version"
+                " FROM v2v_relay_checkpoint_covers AS c"
+                " WHERE c.relay = %s AND h.relay = c.relay AND h.aggregate_id = c.aggregate_id",
+                (self._relay,),
+            )
+            cursor.execute(
+                "DELETE FROM v2v_relay_checkpoint_covers WHERE relay = %s", (self._relay,)
+            )
+            cursor.execute(
+                "INSERT INTO v2v_relay_checkpoint (relay, sequence, hash) VALUES (%s, %s, %s)"
+                " ON CONFLICT (relay) DO UPDATE SET sequence = EXCLUDED.sequence,"
+                " hash = EXCLUDED.hash",
+                (self._relay, prepared.sequence, prepared.hash),
+            )
+
     def close(self) -> None:
         self._conn.close()
 
@@ -121,19 +303,35 @@ CREATE TABLE IF NOT EXISTS v2v_relay_position (relay TEXT PRIMARY KEY, position 
 CREATE TABLE IF NOT EXISTS v2v_relay_chain_head (
     relay TEXT NOT NULL, aggregate_id TEXT NOT NULL, version INTEGER NOT NULL,
     hash BLOB NOT NULL, PRIMARY KEY (relay, aggregate_id));
+CREATE TABLE IF NOT EXISTS v2v_relay_checkpoint (
+    relay TEXT PRIMARY KEY, sequence INTEGER NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS v2v_relay_checkpoint_prepared (
+    relay TEXT PRIMARY KEY, sequence INTEGER NOT NULL, hash BLOB NOT NULL,
+    envelope BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS v2v_relay_checkpoint_covers (
+    relay TEXT NOT NULL, aggregate_id TEXT NOT NULL, version INTEGER NOT NULL,
+    PRIMARY KEY (relay, aggregate_id));
 """
 
 
 class SqliteRelayState:
-    """Relay state in a SQLite file beside the service's event store (embedded default)."""
+    """Relay state in a SQLite file beside the service's event store (embedded default),
+    private to this user (mode 0600)."""
 
     def __init__(self, path: Path, relay: str) -> None:
         self._relay = relay
         self._lock = threading.Lock()
+        private_file(path)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SQLITE_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(v2v_relay_chain_head)")}
+        if "checkpointed" not in columns:  # SQLite has no ADD COLUMN IF NOT EXISTS
+            self._conn.execute(
+                "ALTER TABLE v2v_relay_chain_head"
+                " ADD COLUMN checkpointed INTEGER NOT NULL DEFAULT 0"
+            )
 
     def position(self) -> int:
         row = self._conn.execute(
@@ -158,7 +356,9 @@ class SqliteRelayState:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(
-                    "INSERT OR REPLACE INTO v2v_relay_chain_head VALUES (?, ?, ?, ?)",
+                    "INSERT INTO v2v_relay_chain_head (relay, aggregate_id, version, hash)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (relay, aggregate_id)"
+                    " DO UPDATE SET version = excluded.version, hash = excluded.hash",
                     [(self._relay, a, h.version, h.hash) for a, h in heads.items()],
                 )
                 self._conn.execute(
@@ -166,6 +366,97 @@ class SqliteRelayState:
                     (self._relay, position),
                 )
             except sqlite3.Error:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def all_heads(self) -> dict[str, ChainHead]:
+        rows = self._conn.execute(
+            "SELECT aggregate_id, version, hash FROM v2v_relay_chain_head WHERE relay = ?",
+            (self._relay,),
+        ).fetchall()
+        return {r[0]: ChainHead(int(r[1]), bytes(r[2])) for r in rows}
+
+    def changed_heads(self) -> dict[str, ChainHead]:
+        rows = self._conn.execute(
+            "SELECT aggregate_id, version, hash FROM v2v_relay_chain_head"
+            " WHERE relay = ? AND version > checkpointed",
+            (self._relay,),
+        ).fetchall()
+        return {r[0]: ChainHead(int(r[1]), bytes(r[2])) for r in rows}
+
+    def checkpoint_head(self) -> CheckpointHead:
+        row = self._conn.execute(
+            "SELECT sequence, hash FROM v2v_relay_checkpoint WHERE relay = ?", (self._relay,)
+        ).fetchone()
+        return CheckpointHead(int(row[0]), bytes(row[1])) if row else CheckpointHead()
+
+    def prepared_checkpoint(self) -> PreparedCheckpoint | None:
+        row = self._conn.execute(
+            "SELECT sequence, hash, envelope FROM v2v_relay_checkpoint_prepared WHERE relay = ?",
+            (self._relay,),
+        ).fetchone()
+        if row is None:
+            return None
+        covers = self._conn.execute(
+            "SELECT aggregate_id, version FROM v2v_relay_checkpoint_covers WHERE relay = ?",
+            (self._relay,),
+        ).fetchall()
+        return PreparedCheckpoint(
+            int(row[0]), bytes(row[1]), bytes(row[2]), {a: int(v) for a, v in covers}
+        )
+
+    def prepare_checkpoint(self, prepared: PreparedCheckpoint) -> None:
+        with self._lock:
+            _check_prepare(self.checkpoint_head(), self.prepared_checkpoint(), prepared.sequence)
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "DELETE FROM v2v_relay_checkpoint_covers WHERE relay = ?", (self._relay,)
+                )
+                self._conn.executemany(
+                    "INSERT INTO v2v_relay_checkpoint_covers VALUES (?, ?, ?)",
+                    [(self._relay, a, v) for a, v in prepared.covers.items()],
+                )
+                self._conn.execute(
+                    "INSERT INTO v2v_relay_checkpoint_prepared VALUES (?, ?, ?, ?)",
+                    (self._relay, prepared.sequence, prepared.hash, prepared.envelope),
+                )
+            except sqlite3.Error:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def checkpoint_done(self, prepared: PreparedCheckpoint) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = self._conn.execute(
+                    "DELETE FROM v2v_relay_checkpoint_prepared"
+                    " WHERE relay = ? AND sequence = ? AND hash = ?",
+                    (self._relay, prepared.sequence, prepared.hash),
+                ).rowcount
+                if deleted != 1:
+                    raise CheckpointStateError(
+                        f"checkpoint {prepared.sequence} is not the prepared one"
+                    )
+                self._conn.execute(
+                    "UPDATE v2v_relay_chain_head SET checkpointed = ("
+                    " SELECT c.version FROM v2v_relay_checkpoint_covers AS c"
+                    " WHERE c.relay = v2v_relay_chain_head.relay"
+                    " AND c.aggregate_id = v2v_relay_chain_head.aggregate_id)"
+                    " WHERE relay = ? AND aggregate_id IN ("
+                    " SELECT aggregate_id FROM v2v_relay_checkpoint_covers WHERE relay = ?)",
+                    (self._relay, self._relay),
+                )
+                self._conn.execute(
+                    "DELETE FROM v2v_relay_checkpoint_covers WHERE relay = ?", (self._relay,)
+                )
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO v2v_relay_checkpoint VALUES (?, ?, ?)",
+                    (self._relay, prepared.sequence, prepared.hash),
+                )
+            except (sqlite3.Error, CheckpointStateError):
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")

@@ -1,0 +1,154 @@
+"""The relay's checkpointer: every `interval_s` when stream heads changed, and once more when
+the relay stops, it publishes the service's next signed checkpoint to `v2v.checkpoints.v1`
+(key: the site id) and waits for the broker's acknowledgement.
+
+Written ahead like the outbox: the checkpoint is built (`next_checkpoint`: the root over every
+head in the relay state, the heads changed since the previous checkpoint, the relay position)
+and stored as prepared before it is published; only after the acknowledgement is it marked
+done, atomically with its heads counting as checkpointed. A prepared checkpoint found later
+(a crash, or a broker outage, between publishing and marking) is published again from its
+stored bytes, never rebuilt, so every copy on the topic is byte-identical.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from v2v.events.v1.envelope_pb2 import Envelope
+from v2v_platform.checkpoints.envelopes import CHECKPOINT_TOPIC, next_checkpoint
+from v2v_platform.checkpoints.merkle import Head
+from v2v_platform.envelope.codec import Actor, decode, encode
+from v2v_platform.envelope.headers import (
+    HEADER_EVENT_ID,
+    HEADER_EVENT_TYPE,
+    HEADER_SCHEMA_VERSION,
+)
+from v2v_platform.envelope.keys import SiteSigningKey
+from v2v_platform.relay.publisher import OutboundRecord
+from v2v_platform.relay.state import CheckpointStateStore, PreparedCheckpoint
+
+DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
+"""V2V_CHECKPOINT_INTERVAL_S: a checkpoint at most this often, when heads changed."""
+
+
+class CheckpointPublisher(Protocol):
+    def publish(self, records: Sequence[OutboundRecord]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Published:
+    """A checkpoint the broker acknowledged; `republished` when it was a stored one."""
+
+    envelope: Envelope
+    republished: bool
+
+
+class Checkpointer:
+    """The checkpoints of the service publishing `topic` with `signer`'s key."""
+
+    def __init__(
+        self,
+        *,
+        state: CheckpointStateStore,
+        publisher: CheckpointPublisher,
+        signer: SiteSigningKey,
+        topic: str,
+        actor: Actor,
+        interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
+        checkpoint_topic: str = CHECKPOINT_TOPIC,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("the checkpoint interval must be positive")
+        self._state = state
+        self._publisher = publisher
+        self._signer = signer
+        self._topic = topic
+        self._actor = actor
+        self._interval_s = interval_s
+        self._checkpoint_topic = checkpoint_topic
+        self._clock = clock
+        self._monotonic = monotonic
+        self._last = monotonic()
+        self._maybe_prepared = True  # until the store was asked once, or a publish failed
+        self.published_total = 0
+
+    @property
+    def checkpoint_topic(self) -> str:
+        return self._checkpoint_topic
+
+    def due(self) -> bool:
+        return self._monotonic() - self._last >= self._interval_s
+
+    def tick(self) -> list[Published]:
+        """What the relay calls after each page: publish a prepared checkpoint left over, and,
+        once the interval passed, the next checkpoint if heads changed."""
+        done = self._flush_prepared()
+        if self.due():
+            self._last = self._monotonic()
+            done += self._publish_changes()
+        return done
+
+    def checkpoint(self) -> list[Published]:
+        """Now, whatever the interval (the relay stopping): a prepared checkpoint left over,
+        then the next one if heads changed since the last."""
+        done = self._flush_prepared()
+        self._last = self._monotonic()
+        return done + self._publish_changes()
+
+    def _flush_prepared(self) -> list[Published]:
+        if not self._maybe_prepared:
+            return []
+        prepared = self._state.prepared_checkpoint()
+        if prepared is None:
+            self._maybe_prepared = False
+            return []
+        return [self._publish(prepared, republished=True)]
+
+    def _publish_changes(self) -> list[Published]:
+        changed = self._state.changed_heads()
+        if not changed:
+            return []
+        committed = self._state.all_heads()
+        envelope, _ = next_checkpoint(
+            topic=self._topic,
+            committed={a: Head(h.version, h.hash) for a, h in committed.items()},
+            changed={a: Head(h.version, h.hash) for a, h in changed.items()},
+            previous=self._state.checkpoint_head(),
+            position=self._state.position(),
+            signer=self._signer,
+            actor=self._actor,
+            at=self._clock(),
+        )
+        prepared = PreparedCheckpoint(
+            sequence=envelope.aggregate_version,
+            hash=envelope.hash,
+            envelope=encode(envelope),
+            covers={a: h.version for a, h in changed.items()},
+        )
+        self._maybe_prepared = True
+        self._state.prepare_checkpoint(prepared)
+        return [self._publish(prepared, republished=False)]
+
+    def _publish(self, prepared: PreparedCheckpoint, *, republished: bool) -> Published:
+        envelope = decode(prepared.envelope)
+        record = OutboundRecord(
+            self._checkpoint_topic,
+            self._signer.site_id.encode(),
+            prepared.envelope,
+            [
+                (HEADER_EVENT_TYPE, envelope.event_type.encode()),
+                (HEADER_SCHEMA_VERSION, str(envelope.schema_version).encode()),
+                (HEADER_EVENT_ID, envelope.event_id.encode()),
+            ],
+        )
+        self._publisher.publish([record])
+        self._state.checkpoint_done(prepared)
+        self._maybe_prepared = False
+        self.published_total += 1
+        return Published(envelope, republished)

@@ -1,0 +1,271 @@
+"""The relay's signed checkpoints (issue 15 item 1), on in-memory state: chained by sequence
+and prev_hash, a root over every head, only the changed heads carried, none when nothing
+changed, one when the relay stops, and a checkpoint prepared before a crash published again
+byte-identical instead of being rebuilt."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from v2v_platform import telemetry
+from v2v_platform.checkpoints.checkpointer import Checkpointer
+from v2v_platform.checkpoints.envelopes import (
+    CHECKPOINT_EVENT_TYPE,
+    CHECKPOINT_TOPIC,
+    checkpoint_stream_id,
+    read_checkpoint,
+)
+from v2v_platform.checkpoints.merkle import Head, leaves_of, root_of
+from v2v_platform.config import ConfigurationError, PublishingServiceSettings, load_settings
+from v2v_platform.envelope import ChainVerifier, Location, decode
+from v2v_platform.envelope.codec import Actor
+from v2v_platform.envelope.headers import HEADER_EVENT_ID, HEADER_EVENT_TYPE
+from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay, PublishingStopped
+from v2v_platform.relay.process import relay_actor
+from v2v_platform.relay.publisher import PublishFailed, PublishRefused
+from v2v_platform.relay.topics import V2V_TOPICS
+from v2v_platform.service_runtime import relay_settings_for
+from v2v_platform.testing.outbox_app import SPEC, ChainApp
+from v2v_testkit.golden import envelope as golden
+
+TOPIC = "v2v.intake.events.v1"
+COIS = ["CHA123425000017", "CHA123425000025", "CHA123425000033"]
+ACTOR = Actor("system", "intake relay", "collection")
+AT = datetime(2026, 12, 5, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def tracing() -> None:
+    telemetry.setup_tracing("test-relay-checkpoints")
+
+
+class Broker:
+    """Stands in for Kafka: acknowledges; `lose_ack_of_checkpoints` delivers a checkpoint but
+    fails before the acknowledgement (the relay dies between publish and mark)."""
+
+    def __init__(self) -> None:
+        self.records: list[OutboundRecord] = []
+        self.lose_ack_of_checkpoints = False
+
+    def publish(self, records: Sequence[OutboundRecord]) -> None:
+        self.records.extend(records)
+        if self.lose_ack_of_checkpoints and records[0].topic == CHECKPOINT_TOPIC:
+            raise PublishFailed("connection lost before the acknowledgement")
+
+    def on(self, topic: str) -> list[OutboundRecord]:
+        return [r for r in self.records if r.topic == topic]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _app() -> ChainApp:
+    app = ChainApp(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    for coi in COIS:
+        app.start(coi)
+        app.note(coi, 1)
+    return app
+
+
+def _checkpointer(
+    state: InMemoryRelayState, broker: Broker, clock: Clock, interval_s: float = 60.0
+) -> Checkpointer:
+    return Checkpointer(
+        state=state,
+        publisher=broker,
+        signer=golden.golden_signer(),
+        topic=TOPIC,
+        actor=ACTOR,
+        interval_s=interval_s,
+        clock=lambda: AT,
+        monotonic=clock,
+    )
+
+
+def _relay(
+    app: ChainApp, state: InMemoryRelayState, broker: Broker, checkpointer: Checkpointer
+) -> OutboxRelay:
+    return OutboxRelay(
+        source=app.recorder,
+        mapper=app.mapper,
+        translator=SPEC.translator,
+        signer=golden.golden_signer(),
+        state=state,
+        publisher=broker,
+        topic=TOPIC,
+        page_size=4,
+        checkpointer=checkpointer,
+    )
+
+
+def _event_heads(broker: Broker) -> dict[str, Head]:
+    """Each stream's head as read back from the event records (the last version wins)."""
+    heads: dict[str, Head] = {}
+    for record in broker.on(TOPIC):
+        envelope = decode(record.value)
+        heads[envelope.aggregate_id] = Head(envelope.aggregate_version, envelope.hash)
+    return heads
+
+
+def test_checkpoints_chain_commit_to_every_head_and_carry_only_the_changed() -> None:
+    app, state, broker, clock = _app(), InMemoryRelayState(), Broker(), Clock()
+    checkpointer = _checkpointer(state, broker, clock)
+    relay = _relay(app, state, broker, checkpointer)
+    relay.publish_pending()
+    assert checkpointer.tick() == []  # the interval has not passed
+    clock.now = 60.0
+    [first] = checkpointer.tick()
+    heads = _event_heads(broker)
+    payload = read_checkpoint(first.envelope)
+    assert (payload.sequence, first.envelope.prev_hash) == (1, b"")
+    assert payload.topic == TOPIC and payload.position == state.position() == 6
+    assert {h.aggregate_id: Head(h.version, h.hash) for h in payload.heads} == heads
+    assert payload.tree_size == 3 and payload.root == root_of(leaves_of(heads))
+
+    app.note(COIS[1], 2)
+    relay.publish_pending()
+    clock.now = 119.0
+    assert checkpointer.tick() == []
+    clock.now = 120.0
+    [second] = checkpointer.tick()
+    heads = _event_heads(broker)
+    payload = read_checkpoint(second.envelope)
+    assert payload.sequence == 2 and second.envelope.prev_hash == first.envelope.hash
+    changed = [(h.aggregate_id, h.version) for h in payload.heads]
+    assert changed == [(decode(broker.on(TOPIC)[-1].value).aggregate_id, 3)]
+    assert payload.tree_size == 3 and payload.root == root_of(leaves_of(heads))
+
+    records = broker.on(CHECKPOINT_TOPIC)
+    assert len(records) == 2
+    verifier = ChainVerifier(golden.golden_key_ring())
+    for offset, record in enumerate(records):
+        envelope = decode(record.value)
+        assert record.key == b"HOSP-A"
+        assert dict(record.headers)[HEADER_EVENT_TYPE] == CHECKPOINT_EVENT_TYPE.encode()
+        assert dict(record.headers)[HEADER_EVENT_ID] == envelope.event_id.encode()
+        assert envelope.aggregate_id == checkpoint_stream_id(TOPIC, "HOSP-A")
+        assert (envelope.actor.user_id, envelope.actor.role) == ("system", "collection")
+        assert verifier.feed_bytes(record.value, Location(CHECKPOINT_TOPIC, 0, offset)) == []
+
+
+def test_no_checkpoint_when_nothing_changed() -> None:
+    app, state, broker, clock = _app(), InMemoryRelayState(), Broker(), Clock()
+    checkpointer = _checkpointer(state, broker, clock)
+    _relay(app, state, broker, checkpointer).publish_pending()
+    clock.now = 60.0
+    assert len(checkpointer.tick()) == 1
+    clock.now = 600.0
+    assert checkpointer.tick() == []
+    assert checkpointer.checkpoint() == []
+    assert len(broker.on(CHECKPOINT_TOPIC)) == 1
+
+
+def test_the_relay_checkpoints_once_when_it_stops() -> None:
+    app, state, broker, clock = _app(), InMemoryRelayState(), Broker(), Clock()
+    checkpointer = _checkpointer(state, broker, clock, interval_s=1e9)
+    relay = _relay(app, state, broker, checkpointer)
+    stop = threading.Event()
+    worker = threading.Thread(target=relay.run, args=(stop,), kwargs={"idle_wait_s": 0.01})
+    worker.start()
+    try:
+        while state.position() < 6 and worker.is_alive():
+            stop.wait(0.01)
+        assert broker.on(CHECKPOINT_TOPIC) == []  # far from the interval
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    assert not worker.is_alive()
+    [record] = broker.on(CHECKPOINT_TOPIC)
+    payload = read_checkpoint(decode(record.value))
+    assert payload.sequence == 1 and len(payload.heads) == 3
+    assert payload.root == root_of(leaves_of(_event_heads(broker)))
+
+
+def test_a_checkpoint_prepared_before_a_crash_is_published_again_identical() -> None:
+    app, state, broker, clock = _app(), InMemoryRelayState(), Broker(), Clock()
+    crashed = _checkpointer(state, broker, clock)
+    _relay(app, state, broker, crashed).publish_pending()
+    broker.lose_ack_of_checkpoints = True
+    clock.now = 60.0
+    with pytest.raises(PublishFailed):
+        crashed.tick()
+    [sent] = broker.on(CHECKPOINT_TOPIC)
+    prepared = state.prepared_checkpoint()
+    assert prepared is not None and prepared.envelope == sent.value
+    assert state.checkpoint_head().sequence == 0
+
+    # restarted: more events first, then the relay's first turn republishes, not rebuilds
+    broker.lose_ack_of_checkpoints = False
+    app.note(COIS[0], 2)
+    restarted = _checkpointer(state, broker, Clock())
+    _relay(app, state, broker, restarted).publish_pending()
+    [again] = restarted.tick()
+    assert again.republished
+    first, second = broker.on(CHECKPOINT_TOPIC)
+    assert first == second  # topic, key, value and headers: byte-identical
+    assert state.prepared_checkpoint() is None
+    assert state.checkpoint_head().sequence == 1
+    assert state.checkpoint_head().hash == decode(sent.value).hash
+
+    [following] = restarted.checkpoint()
+    payload = read_checkpoint(following.envelope)
+    assert payload.sequence == 2 and following.envelope.prev_hash == decode(sent.value).hash
+    assert [h.version for h in payload.heads] == [3]  # only the stream that moved since
+    assert payload.root == root_of(leaves_of(_event_heads(broker)))
+
+
+class RefusingBroker(Broker):
+    def publish(self, records: Sequence[OutboundRecord]) -> None:
+        if records[0].topic == CHECKPOINT_TOPIC:
+            from kafka.errors import TopicAuthorizationFailedError
+
+            raise PublishRefused(records[0], TopicAuthorizationFailedError())
+        super().publish(records)
+
+
+def test_a_checkpoint_refused_for_good_stops_the_relay() -> None:
+    app, state, broker, clock = _app(), InMemoryRelayState(), RefusingBroker(), Clock()
+    relay = _relay(app, state, broker, _checkpointer(state, broker, clock))
+    clock.now = 60.0
+    with pytest.raises(PublishingStopped, match=r"refused checkpoint of v2v\.intake\.events\.v1"):
+        relay.run(threading.Event(), idle_wait_s=0.01)
+
+
+def test_the_checkpoints_topic_is_created_with_the_others_and_signed_as_the_context() -> None:
+    assert V2V_TOPICS[-1] == CHECKPOINT_TOPIC and len(V2V_TOPICS) == 6
+    assert relay_actor("release") == Actor("system", "release relay", "qc")
+    assert relay_actor("logistics") == Actor("system", "logistics relay", "courier")
+
+
+def test_the_checkpoint_interval_is_a_validated_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    given = {
+        "site_id": "HOSP-A",
+        "pki_dir": tmp_path,
+        "grpc_address": "127.0.0.1:0",
+        "http_port": 0,
+        "kafka_bootstrap": "127.0.0.1:9092",
+        "sqlite_path": tmp_path / "events.sqlite",
+    }
+    assert load_settings(PublishingServiceSettings, **given).checkpoint_interval_s == 60.0
+    monkeypatch.setenv("V2V_CHECKPOINT_INTERVAL_S", "0")
+    with pytest.raises(ConfigurationError, match="V2V_CHECKPOINT_INTERVAL_S"):
+        load_settings(PublishingServiceSettings, **given)
+    monkeypatch.setenv("V2V_CHECKPOINT_INTERVAL_S", "2.5")
+    settings = load_settings(PublishingServiceSettings, **given)
+    key = tmp_path / "sites" / "HOSP-A" / "signing.key"
+    key.parent.mkdir(parents=True)
+    golden.golden_signer().save(key)
+    monkeypatch.delenv("V2V_CHECKPOINT_INTERVAL_S")
+    assert relay_settings_for("intake", settings).checkpoint_interval_s == 2.5
