@@ -29,6 +29,11 @@ class StartupFailed(RuntimeError):
     """The system could not be started (a service never became ready)."""
 
 
+CHECKPOINT_INTERVAL_S = "5"
+"""A simulated consortium runs for seconds, not hours: its relays checkpoint every 5 s (the
+service default is 60 s), so the audit at the end verifies the history against checkpoints."""
+
+
 def services_of(consortium: Consortium) -> list[tuple[str, str]]:
     """(context, site id) of every service, in start order (intake last: it calls its GMP
     site's manufacturing service)."""
@@ -97,6 +102,7 @@ class System:
             "V2V_SITE_ID": site_id,
             "V2V_PKI_DIR": str(self.pki),
             "V2V_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "V2V_CHECKPOINT_INTERVAL_S": CHECKPOINT_INTERVAL_S,
             **self.stores.env_for(name),
             **self.extra_env,
             **settings,
