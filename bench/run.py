@@ -18,6 +18,10 @@ in the same run, written to bench/results/latest.json and printed as a table.
                                   chain view and the KPIs (derivation in one worker process
                                   per core); also given: the same in one process, and the
                                   read + fold part alone
+  verify_checkpoints              `v2v audit verify` of 100,000 events (at most `--events`)
+                                  with the services' signed checkpoints: skipping the
+                                  signatures checkpoints cover vs --check-every-signature,
+                                  the ratio and the breakdown (bench_verify_checkpoints.py)
 
 Kafka and PostgreSQL are resolved like the tests resolve them (V2V_KAFKA_BOOTSTRAP /
 V2V_POSTGRES_DSN, a container, or the local scripts). `--events` shrinks the run while
@@ -45,6 +49,8 @@ from bench_kafka import (
     produce,
     raw_consume,
 )
+from bench_verify_checkpoints import measure_verify_checkpoints
+from bench_verify_checkpoints import rows as verify_checkpoints_rows
 from google.protobuf.internal import api_implementation
 
 from v2v_platform.testing.infra import find_repo_root, resolve_kafka, resolve_postgres
@@ -82,6 +88,7 @@ def run(events: int, seed: int) -> dict[str, Any]:
     records = load_values(history)
     fold = measure_fold([value for _, value in records])
     verify = measure_verify(records, ring)
+    verify_checkpoints = measure_verify_checkpoints(seed, min(events, 100_000))
     root = find_repo_root(ROOT)
     kafka, postgres = resolve_kafka(root), resolve_postgres(root)
     try:
@@ -129,6 +136,7 @@ def run(events: int, seed: int) -> dict[str, Any]:
         "replay_1m_single_process_seconds": round(single.seconds * per_million, 3),
         "replay_1m_read_and_fold_seconds": round(single.read_and_fold_seconds * per_million, 3),
         "replay_1m_scaled": replay.events != 1_000_000,
+        "verify_checkpoints": verify_checkpoints,
         "targets": TARGETS,
         "machine": info,
         "load_average_at_end": list(os.getloadavg()),
@@ -140,6 +148,7 @@ def table(result: dict[str, Any]) -> str:
     e2e_ok = result["e2e_vs_raw"] >= TARGETS["e2e_vs_raw"]
     replay_ok = result["replay_1m_seconds"] <= TARGETS["replay_1m_seconds"]
     scaled = " (scaled)" if result["replay_1m_scaled"] else ""
+    checkpoints = result["verify_checkpoints"]
     rows = [
         ("fold (events/s, one core)", f"{result['fold_events_per_s']:,}", ">= 400,000", fold_ok),
         ("  same, per cpu-second", f"{result['fold_cpu_events_per_s']:,}", "", None),
@@ -160,6 +169,7 @@ def table(result: dict[str, Any]) -> str:
         ("  in one process", f"{result['replay_1m_single_process_seconds']:.2f}", "", None),
         ("  read + fold only", f"{result['replay_1m_read_and_fold_seconds']:.2f}", "", None),
         ("derive all chains + KPIs (s)", f"{result['derive_all_chains_seconds']:.2f}", "", None),
+        *[(name, value, "", None) for name, value in verify_checkpoints_rows(checkpoints)],
     ]
     lines = [f"{'measure':40} {'value':>14}  {'target':>11}  ok"]
     for name, value, target, ok in rows:

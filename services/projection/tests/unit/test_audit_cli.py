@@ -57,7 +57,8 @@ def test_verify_of_an_untouched_export_is_clean(files: Files) -> None:
     records = files.generated.event_count
     streams = {decode(v).aggregate_id for vs in files.generated.by_topic.values() for v in vs}
     assert result.stdout.strip() == (
-        f"clean: {records} records, {len(streams)} aggregates, 0 duplicates, 0 breaks"
+        f"clean: {records} records, {len(streams)} aggregates, 0 duplicates, 0 breaks;"
+        f" {records} signatures checked, 0 events covered by checkpoints"
     )
 
 

@@ -84,7 +84,10 @@ def test_an_untouched_history_is_clean_and_counted() -> None:
     outcome = verify_history(header, records, RING)
     assert outcome.clean
     assert (outcome.records, outcome.aggregates, outcome.duplicates) == (16, 4, 0)
-    assert outcome.summary() == "16 records, 4 aggregates, 0 duplicates, 0 breaks"
+    assert outcome.summary() == (
+        "16 records, 4 aggregates, 0 duplicates, 0 breaks;"
+        " 16 signatures checked, 0 events covered by checkpoints"
+    )
 
 
 def test_a_redelivered_record_is_a_duplicate_not_a_break() -> None:

@@ -64,8 +64,39 @@ def _break(check: str, envelope: Envelope, location: Location, detail: str) -> B
     return Break(check, location, envelope.aggregate_id, envelope.aggregate_version, detail)
 
 
-def verify_envelope(envelope: Envelope, keys: KeyRing, location: Location) -> list[Break]:
-    """Checks that need only the envelope itself: id, hash, signer and signature."""
+@dataclass(frozen=True)
+class DeferredSignature:
+    """An envelope's Ed25519 check left for later (`verify_envelope(check_signature=False)`):
+    the verifier decides at the end whether a signed checkpoint already covers the envelope
+    (its hash chain reaches a committed head) or checks it with `deferred_signature_breaks`."""
+
+    key_id: str
+    digest: bytes
+    signature: bytes
+    location: Location
+    aggregate_id: str
+    version: int
+    site_id: str
+
+
+def deferred_signature_breaks(deferred: DeferredSignature, keys: KeyRing) -> list[Break]:
+    """The signature check `verify_envelope` left out, with the break it would have given."""
+    if keys.verify(deferred.key_id, deferred.digest, deferred.signature):
+        return []
+    detail = f"signature does not verify with {deferred.key_id!r}"
+    return [
+        Break(CHECK_SIGNATURE, deferred.location, deferred.aggregate_id, deferred.version, detail)
+    ]
+
+
+def verify_envelope(
+    envelope: Envelope, keys: KeyRing, location: Location, *, check_signature: bool = True
+) -> list[Break]:
+    """Checks that need only the envelope itself: id, hash, signer and signature.
+
+    `check_signature=False` leaves out only the Ed25519 verification of a key the ring holds
+    (an unknown key is still a break); the caller checks it later or proves the envelope
+    otherwise (`ChainVerifier(defer_signatures=True)`)."""
     breaks: list[Break] = []
     expected_id = event_id_for(envelope.aggregate_id, envelope.aggregate_version)
     if envelope.event_id != expected_id:
@@ -78,7 +109,9 @@ def verify_envelope(envelope: Envelope, keys: KeyRing, location: Location) -> li
     if envelope.signing_key_id not in keys:
         detail = f"unknown signing key {envelope.signing_key_id!r}"
         breaks.append(_break(CHECK_SIGNATURE, envelope, location, detail))
-    elif not keys.verify(envelope.signing_key_id, envelope.hash, envelope.signature):
+    elif check_signature and not keys.verify(
+        envelope.signing_key_id, envelope.hash, envelope.signature
+    ):
         detail = f"signature does not verify with {envelope.signing_key_id!r}"
         breaks.append(_break(CHECK_SIGNATURE, envelope, location, detail))
     return breaks
@@ -102,11 +135,23 @@ class ChainVerifier:
     and are not breaks. The same version with a different hash is a fork. Given an
     authorship policy it also checks, as every consumer does, that the author site may author
     the topic's events and that each stream keeps the author site of its first envelope.
+
+    `defer_signatures=True`: every other check runs as fed, but the Ed25519 verification of
+    each envelope signed by a ring key is appended to `deferred` instead (in feed order), for
+    the caller to check or to prove covered by a signed checkpoint.
     """
 
-    def __init__(self, keys: KeyRing, authorship: AuthorshipPolicy | None = None) -> None:
+    def __init__(
+        self,
+        keys: KeyRing,
+        authorship: AuthorshipPolicy | None = None,
+        *,
+        defer_signatures: bool = False,
+    ) -> None:
         self._keys = keys
         self._authorship = authorship
+        self._defer = defer_signatures
+        self.deferred: list[DeferredSignature] = []
         self._authors: dict[str, str] = {}
         self._hashes: dict[str, list[bytes]] = {}
         self.envelopes_seen = 0
@@ -121,7 +166,19 @@ class ChainVerifier:
 
     def feed(self, envelope: Envelope, location: Location) -> list[Break]:
         self.envelopes_seen += 1
-        breaks = verify_envelope(envelope, self._keys, location)
+        breaks = verify_envelope(envelope, self._keys, location, check_signature=not self._defer)
+        if self._defer and envelope.signing_key_id in self._keys:
+            self.deferred.append(
+                DeferredSignature(
+                    envelope.signing_key_id,
+                    envelope.hash,
+                    envelope.signature,
+                    location,
+                    envelope.aggregate_id,
+                    envelope.aggregate_version,
+                    envelope.site_id,
+                )
+            )
         if self._authorship is not None:
             breaks += self._authorship.check(envelope, location, self._keys)
             pinned = self._authors.setdefault(envelope.aggregate_id, envelope.site_id)

@@ -12,6 +12,9 @@ chain by prev_hash, version continuity, forks) and, here:
   (`checkpoint_head`: a stream that ends before the version is truncated, a different hash
   is rewritten). Events after a checkpoint extend the committed head through the ordinary
   prev_hash checks.
+`finish` also records, per event stream, the highest head verified checkpoints committed
+and the history holds with that hash (`coverage`), which lets the verifier skip the signature
+checks that checkpoint covers (`verification.covered_signatures`).
 With an auditor's external copy (`v2v audit checkpoints pull`), each checkpoint of the copy
 must be in the history identically (`external_checkpoint`: missing = dropped or rolled back,
 different = forked).
@@ -61,8 +64,14 @@ class StreamIndex(ChainVerifier):
     (one topic and partition per stream: records are keyed by COI), for the comparison with
     the checkpointed heads at the end."""
 
-    def __init__(self, keys: KeyRing, authorship: AuthorshipPolicy | None = None) -> None:
-        super().__init__(keys, authorship=authorship)
+    def __init__(
+        self,
+        keys: KeyRing,
+        authorship: AuthorshipPolicy | None = None,
+        *,
+        defer_signatures: bool = False,
+    ) -> None:
+        super().__init__(keys, authorship=authorship, defer_signatures=defer_signatures)
         self._places: dict[str, tuple[str, int, array[int]]] = {}
 
     def feed(self, envelope: Envelope, location: Location) -> list[Break]:
@@ -108,6 +117,17 @@ class Seen:
     trusted: bool
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """The highest head of a stream that verified checkpoints of one service committed, and
+    found in the history with that hash: the stream's versions up to it are proven by the
+    checkpoint's signature through the hash chain (see `covered_signatures`)."""
+
+    version: int
+    site_id: str
+    checkpoint_stream: str
+
+
 @dataclass
 class CheckpointAudit:
     keys: KeyRing
@@ -116,6 +136,8 @@ class CheckpointAudit:
     chains: ChainVerifier = field(init=False)
     streams: dict[str, dict[int, Seen]] = field(default_factory=dict)
     count: int = 0
+    coverage: dict[str, Coverage] = field(default_factory=dict)
+    """Filled by `finish`: per event stream, the head its verified checkpoints committed."""
 
     def __post_init__(self) -> None:
         self.chains = ChainVerifier(self.keys)
@@ -173,24 +195,35 @@ class CheckpointAudit:
     def finish(self, history: StreamIndex) -> list[Break]:
         """Roots from the fold of each service's checkpoints, and heads against the history."""
         breaks: list[Break] = []
-        for _, seen in sorted(self.streams.items()):
+        for checkpoint_stream, seen in sorted(self.streams.items()):
             committed: dict[str, Head] = {}
+            covers = True  # until one of this service's checkpoints fails a check
             for sequence in range(1, max(seen) + 1):
                 current = seen.get(sequence)
                 if current is None or not current.trusted:
                     break  # a gap or a broken checkpoint: the chain checks reported it
                 committed = fold_heads(committed, current.checkpoint)
-                breaks += _root_check(current, committed)
-                breaks += self._head_checks(current, history)
+                root = _root_check(current, committed)
+                covers = covers and not root
+                breaks += root
+                breaks += self._head_checks(current, history, checkpoint_stream, covers)
         return breaks
 
-    def _head_checks(self, seen: Seen, history: StreamIndex) -> list[Break]:
+    def _cover(self, stream: str, version: int, seen: Seen, checkpoint_stream: str) -> None:
+        known = self.coverage.get(stream)
+        if known is None or known.version < version:
+            self.coverage[stream] = Coverage(version, seen.envelope.site_id, checkpoint_stream)
+
+    def _head_checks(
+        self, seen: Seen, history: StreamIndex, checkpoint_stream: str, covers: bool
+    ) -> list[Break]:
         checkpoint = seen.checkpoint
         if checkpoint.topic not in self.audited_topics:
             return []
-        breaks = []
+        breaks: list[Break] = []
         by = _by(seen)
         for head in checkpoint.heads:
+            before = len(breaks)
             stream, version = head.aggregate_id, head.version
             length = history.length(stream)
             if length < version:
@@ -211,6 +244,8 @@ class CheckpointAudit:
                 detail = f"{by} committed this stream on {checkpoint.topic}"
                 location = history.location_of(stream, version)
                 breaks.append(Break(CHECK_CHECKPOINT_HEAD, location, stream, version, detail))
+            if covers and len(breaks) == before and history.hash_of(stream, version) == head.hash:
+                self._cover(stream, version, seen, checkpoint_stream)
         return breaks
 
     def compare_external(self, values: Iterable[bytes]) -> list[Break]:

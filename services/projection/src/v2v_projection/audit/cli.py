@@ -262,6 +262,18 @@ def verify(
     topics: TopicsOption = None,
     keys: KeysOption = None,
     checkpoints: CheckpointsOption = None,
+    check_every_signature: Annotated[
+        bool,
+        typer.Option(
+            "--check-every-signature/--skip-covered-signatures",
+            help=(
+                "Verify every event's Ed25519 signature (default), or skip the events whose"
+                " hash chain reaches a head committed by a verified checkpoint (their content"
+                " is proven by the checkpoint's signature; a damaged signature of such an"
+                " event, content intact, is then not reported)."
+            ),
+        ),
+    ] = True,
 ) -> None:
     """Check hash chains, signatures, versions, offsets and the signed checkpoints (against
     the history, and against an external copy with --checkpoints); print every break (exit 1
@@ -272,7 +284,12 @@ def verify(
     try:
         with progress_bar(f"verifying {history.label}", history.expected_records) as tick:
             outcome = verify_history(
-                history.header, history.records, ring, tick, external_checkpoints=external
+                history.header,
+                history.records,
+                ring,
+                tick,
+                external_checkpoints=external,
+                check_every_signature=check_every_signature,
             )
     except SourceError as error:
         fail(f"verify stopped: {error}")

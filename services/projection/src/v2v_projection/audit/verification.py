@@ -11,6 +11,15 @@ versions below their last one, and DINs bound to more than one COI (invariant I1
 of two chains name one unit as their own, chain/identity.py; only records without a break of
 their own count).
 
+Signatures: by default every event's Ed25519 signature is verified as it is read. With
+`check_every_signature=False` (`v2v audit verify --skip-covered-signatures`, issue 15 item 5)
+the event signatures are deferred to the end and an event whose stream's hash chain reaches
+a head committed by a verified checkpoint is not checked one by one: the checkpoint's
+signature proves the chain up to that head (`covered_signatures` says exactly when). Every
+other break is the same; the one thing that mode cannot see is a damaged signature on an
+event whose content the checkpoint proves (the signature bytes are not hashed), which is why
+it is not the default. The summary counts the signatures checked and the events covered.
+
 Nothing raises: every problem is a `Break`, so an auditor sees all of them in one pass.
 """
 
@@ -27,7 +36,13 @@ from v2v_platform.envelope.authorship import AUTHORSHIP, AuthorshipPolicy
 from v2v_platform.envelope.codec import decode, encode
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_platform.envelope.keys import KeyRing
-from v2v_platform.envelope.verify import CHECK_DECODE, Break, Location
+from v2v_platform.envelope.verify import (
+    CHECK_DECODE,
+    Break,
+    DeferredSignature,
+    Location,
+    deferred_signature_breaks,
+)
 from v2v_projection.audit.checkpoints import (
     CHECK_CHECKPOINT,
     CHECK_CHECKPOINT_HEAD,
@@ -35,6 +50,7 @@ from v2v_projection.audit.checkpoints import (
     CHECK_CHECKPOINT_SIGNER,
     CHECK_EXTERNAL_CHECKPOINT,
     CheckpointAudit,
+    Coverage,
     StreamIndex,
     is_checkpoint_topic,
 )
@@ -104,6 +120,8 @@ class VerifyOutcome:
     aggregates: int = 0
     duplicates: int = 0
     checkpoints: int = 0
+    signatures_checked: int = 0
+    covered_by_checkpoints: int = 0
     breaks: list[Break] = field(default_factory=list)
 
     @property
@@ -118,7 +136,10 @@ class VerifyOutcome:
         checkpoints = f" {self.checkpoints} checkpoints," if self.checkpoints else ""
         return (
             f"{self.records} records, {self.aggregates} aggregates, {self.duplicates} duplicates,"
-            f"{checkpoints} {len(self.breaks)} breaks" + (f" ({by_check})" if by_check else "")
+            f"{checkpoints} {len(self.breaks)} breaks"
+            + (f" ({by_check})" if by_check else "")
+            + f"; {self.signatures_checked} signatures checked,"
+            f" {self.covered_by_checkpoints} events covered by checkpoints"
         )
 
 
@@ -229,14 +250,20 @@ class HistoryVerifier:
         keys: KeyRing,
         authorship: AuthorshipPolicy = AUTHORSHIP,
         external_checkpoints: Iterable[bytes] | None = None,
+        check_every_signature: bool = True,
     ) -> None:
-        self._chains = StreamIndex(keys, authorship=authorship)
+        self._keys = keys
+        self._every = check_every_signature
+        self._chains = StreamIndex(
+            keys, authorship=authorship, defer_signatures=not check_every_signature
+        )
         topics = frozenset(e.topic for e in header.extents if not is_checkpoint_topic(e.topic))
         self._checkpoints = CheckpointAudit(keys, authorship, topics)
         self._external = external_checkpoints
         self._offsets = OffsetContinuity(header.extents)
         self._gaps = OpenGaps()
         self._bindings = DinBindings()
+        self._unbound: list[tuple[Envelope, Location]] = []
         self._partitions = Counter(extent.topic for extent in header.extents)
         self.outcome = VerifyOutcome()
 
@@ -257,20 +284,56 @@ class HistoryVerifier:
         self.outcome.breaks.append(Break(CHECK_FILE, Location(), "", 0, str(error)))
 
     def finish(self) -> VerifyOutcome:
-        self.outcome.breaks += (
-            self._offsets.finish()
-            + self._gaps.finish()
-            + self._bindings.finish()
-            + self._checkpoints.finish(self._chains)
-        )
-        if self._external is not None:
-            self.outcome.breaks += self._checkpoints.compare_external(self._external)
+        if self._every:
+            self.outcome.breaks += (
+                self._offsets.finish()
+                + self._gaps.finish()
+                + self._bindings.finish()
+                + self._checkpoints.finish(self._chains)
+            )
+            if self._external is not None:
+                self.outcome.breaks += self._checkpoints.compare_external(self._external)
+            self.outcome.signatures_checked = self._chains.envelopes_seen
+        else:
+            self.outcome.breaks += (
+                self._offsets.finish()
+                + self._gaps.finish()
+                + self._checkpoints.finish(self._chains)
+            )
+            if self._external is not None:
+                self.outcome.breaks += self._checkpoints.compare_external(self._external)
+            failed = self._check_signatures()
+            for envelope, location in self._unbound:
+                if location not in failed:
+                    self._bindings.add(envelope, location)
+            self._unbound = []
+            self.outcome.breaks += self._bindings.finish()
+        self.outcome.signatures_checked += self._checkpoints.chains.envelopes_seen
         self.outcome.aggregates = self._chains.aggregates
         self.outcome.duplicates = (
             self._chains.duplicates_seen + self._checkpoints.chains.duplicates_seen
         )
         self.outcome.checkpoints = self._checkpoints.count
         return self.outcome
+
+    def _check_signatures(self) -> set[Location]:
+        """The event signatures left for the end (`check_every_signature=False`): each one a
+        verified checkpoint does not cover (`covered_signatures`) is checked now. Returns
+        where a signature failed. (Checkpoints' own signatures are always checked as fed;
+        with `check_every_signature` every event's signature was too.)"""
+        pending = covered_signatures(
+            self._chains.deferred, self._checkpoints.coverage, self.outcome.breaks
+        )
+        self._chains.deferred = []
+        self.outcome.covered_by_checkpoints = pending.covered
+        self.outcome.signatures_checked = len(pending.to_check)
+        failed: set[Location] = set()
+        for deferred in pending.to_check:
+            found = deferred_signature_breaks(deferred, self._keys)
+            if found:
+                failed.add(deferred.location)
+                self.outcome.breaks += found
+        return failed
 
     def _envelope_checks(
         self, record: HistoryRecord, envelope: Envelope, location: Location
@@ -292,8 +355,52 @@ class HistoryVerifier:
                 detail = f"{keyed} {key} is keyed to partition {expected} of {partitions}"
                 breaks.append(_break(CHECK_PARTITION, record, envelope, detail))
         if not breaks and not checkpoint:
-            self._bindings.add(envelope, location)
+            if self._every:
+                self._bindings.add(envelope, location)
+            elif envelope.event_type in BINDERS:
+                # bound at the end, unless its deferred signature check fails (as when it
+                # is checked here)
+                self._unbound.append((envelope, location))
         return breaks
+
+
+@dataclass
+class PendingSignatures:
+    to_check: list[DeferredSignature]
+    covered: int
+
+
+def covered_signatures(
+    deferred: Iterable[DeferredSignature],
+    coverage: Mapping[str, Coverage],
+    breaks: Iterable[Break],
+) -> PendingSignatures:
+    """Which deferred event signatures still need their Ed25519 check.
+
+    An event needs none when a verified checkpoint (own envelope checks, signer entitled,
+    root consistent with its service's checkpoints from sequence 1) committed a head of its
+    stream at or after its version, found in the history with the committed hash, the event
+    is authored by the checkpoint's signer site, and no break names the stream or that
+    service's checkpoint stream: then every version up to the head had its hash recomputed
+    and its prev_hash linked to the one before (any failure is a break naming the stream), so
+    the checkpoint's one signature proves each of them. Any other event is checked: after the
+    committed head, on a stream no checkpoint covers, on a stream or checkpoint stream with
+    any break (so a tampered history gets every signature check it got before)."""
+    named = {found.aggregate_id for found in breaks}
+    result = PendingSignatures([], 0)
+    for pending in deferred:
+        cover = coverage.get(pending.aggregate_id)
+        if (
+            cover is not None
+            and pending.version <= cover.version
+            and pending.site_id == cover.site_id
+            and pending.aggregate_id not in named
+            and cover.checkpoint_stream not in named
+        ):
+            result.covered += 1
+        else:
+            result.to_check.append(pending)
+    return result
 
 
 def verify_history(
@@ -303,14 +410,19 @@ def verify_history(
     on_record: Callable[[], None] | None = None,
     authorship: AuthorshipPolicy | None = None,
     external_checkpoints: Iterable[bytes] | None = None,
+    check_every_signature: bool = True,
 ) -> VerifyOutcome:
     """Every break in the history; a garbled file stops the reading with a `file` break.
     `authorship`: who may author which topic's events (default: the consortium's policy for
     the history's topics, `authorship_for`). `external_checkpoints`: the auditor's copy of
-    the checkpoints (envelopes), each of which must be in the history identically."""
+    the checkpoints (envelopes), each of which must be in the history identically.
+    `check_every_signature`: verify every event's Ed25519 signature as it is read, instead of
+    only those no verified checkpoint covers (`covered_signatures`)."""
     if authorship is None:
         authorship = authorship_for(extent.topic for extent in header.extents)
-    verifier = HistoryVerifier(header, keys, authorship, external_checkpoints)
+    verifier = HistoryVerifier(
+        header, keys, authorship, external_checkpoints, check_every_signature
+    )
     try:
         for record in records:
             verifier.feed(record)
