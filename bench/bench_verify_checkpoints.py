@@ -5,8 +5,8 @@ per topic), in one process:
 
   covered     verify_history(check_every_signature=False): only the signatures of events no
               verified checkpoint covers (and the checkpoints' own) are checked
-  every       verify_history(check_every_signature=True): every event's signature (today's
-              default, `--check-every-signature`)
+  every       verify_history(check_every_signature=True): every event's signature
+              (`--check-every-signature`; skipping covered signatures is the default)
 
 and the breakdown of the work, each part timed alone over the same records: read (the history
 file), decode (protobuf), hash (SHA-256 of the canonical bytes), signatures (Ed25519, the
@@ -49,7 +49,8 @@ EVERY = 1_000  # a service's checkpoint every 1,000 of its events (and one at it
 
 def checkpointed_history(cache: Path, seed: int, events: int, every: int) -> Path:
     """The bench history of `events` events with the services' checkpoints, cached."""
-    path = cache / f"history-seed{seed}-events{events}-checkpoints{every}.v2vh"
+    # "-digests": heads carry signature digests (a cache file written before them does not)
+    path = cache / f"history-seed{seed}-events{events}-checkpoints{every}-digests.v2vh"
     if path.exists():
         return path
     _, records = read_history(cached_history(cache, seed, events))

@@ -21,7 +21,7 @@ from v2v_platform.checkpoints.envelopes import (
     fold_heads,
     read_checkpoint,
 )
-from v2v_platform.checkpoints.merkle import Head, leaves_of, root_of
+from v2v_platform.checkpoints.merkle import Head, leaves_of, root_of, signature_digest
 from v2v_platform.envelope import ChainVerifier, KeyRing, SiteSigningKey, decode
 from v2v_platform.ids import issue_coi
 from v2v_platform.relay import (
@@ -88,14 +88,20 @@ def test_checkpoints_on_kafka_verify_against_the_events_read_back(
     ring.add(SITE_ID, signer.public_key)
     event_verifier = ChainVerifier(ring)
     events: dict[tuple[str, int], bytes] = {}
+    signatures: dict[tuple[str, int], bytes] = {}
     for location, record in read_topic(kafka_bootstrap, TOPIC):
         envelope = decode(record.value)
         if envelope.aggregate_id in ours:
             assert event_verifier.feed(envelope, location) == []
             events[(envelope.aggregate_id, envelope.aggregate_version)] = envelope.hash
+            signatures[(envelope.aggregate_id, envelope.aggregate_version)] = envelope.signature
     final_heads: dict[str, Head] = {}
     for (aggregate_id, version), digest in sorted(events.items()):
-        final_heads[aggregate_id] = Head(version, digest)
+        # each head also commits the running digest of its stream's signatures (issue 15)
+        before = final_heads[aggregate_id].signatures if version > 1 else b""
+        final_heads[aggregate_id] = Head(
+            version, digest, signature_digest(before, signatures[(aggregate_id, version)])
+        )
     assert len(final_heads) == 40 and len(events) == 40 * 2 + len(cois[::3])
 
     mine = [

@@ -20,7 +20,7 @@ from v2v_platform.checkpoints.envelopes import (
     checkpoint_stream_id,
     read_checkpoint,
 )
-from v2v_platform.checkpoints.merkle import Head, leaves_of, root_of
+from v2v_platform.checkpoints.merkle import Head, leaves_of, root_of, signature_digest
 from v2v_platform.config import ConfigurationError, PublishingServiceSettings, load_settings
 from v2v_platform.envelope import ChainVerifier, Location, decode
 from v2v_platform.envelope.codec import Actor
@@ -28,6 +28,7 @@ from v2v_platform.envelope.headers import HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay, PublishingStopped
 from v2v_platform.relay.process import relay_actor
 from v2v_platform.relay.publisher import PublishFailed, PublishRefused
+from v2v_platform.relay.state import ChainHead
 from v2v_platform.relay.topics import V2V_TOPICS
 from v2v_platform.service_runtime import relay_settings_for
 from v2v_platform.testing.outbox_app import SPEC, ChainApp
@@ -269,3 +270,58 @@ def test_the_checkpoint_interval_is_a_validated_setting(
     golden.golden_signer().save(key)
     monkeypatch.delenv("V2V_CHECKPOINT_INTERVAL_S")
     assert relay_settings_for("intake", settings).checkpoint_interval_s == 2.5
+
+
+def _signature_digests(broker: Broker) -> dict[str, bytes]:
+    """Each stream's running digest of its envelope signatures, from the event records."""
+    digests: dict[str, bytes] = {}
+    for record in broker.on(TOPIC):
+        envelope = decode(record.value)
+        digests[envelope.aggregate_id] = signature_digest(
+            digests.get(envelope.aggregate_id, b""), envelope.signature
+        )
+    return digests
+
+
+def test_checkpoint_heads_commit_each_streams_signature_digest() -> None:
+    """Signatures are outside the envelope hash: the relay keeps each stream's signature
+    digest with its chain head and the checkpoint commits it beside the head (issue 15)."""
+    app, state, broker, clock = _app(), InMemoryRelayState(), Broker(), Clock()
+    checkpointer = _checkpointer(state, broker, clock)
+    relay = _relay(app, state, broker, checkpointer)
+    relay.publish_pending()
+    digests = _signature_digests(broker)
+    assert {a: h.signatures for a, h in state.all_heads().items()} == digests
+    [first] = checkpointer.checkpoint()
+    payload = read_checkpoint(first.envelope)
+    assert {h.aggregate_id: h.signatures for h in payload.heads} == digests
+    # the Merkle leaf stays the head alone (version and hash)
+    assert payload.root == root_of(leaves_of(_event_heads(broker)))
+    app.note(COIS[1], 2)
+    relay.publish_pending()
+    [second] = checkpointer.checkpoint()
+    digests = _signature_digests(broker)
+    [changed] = read_checkpoint(second.envelope).heads
+    assert changed.signatures == digests[changed.aggregate_id] != b""
+
+
+def test_a_head_stored_without_a_digest_keeps_its_stream_without_one() -> None:
+    """A head stored before the relay kept digests has none; later heads of that stream stay
+    without one (empty in the checkpoint), other streams get theirs."""
+    app, state, broker, clock = _app(), InMemoryRelayState(), Broker(), Clock()
+    relay = _relay(app, state, broker, _checkpointer(state, broker, clock))
+    relay.publish_pending()
+    old, *others = sorted(state.all_heads())
+    head = state.all_heads()[old]
+    state.advance(state.position(), {old: ChainHead(head.version, head.hash)})
+    for coi in COIS:
+        app.note(coi, 2)
+    relay.publish_pending()
+    heads = state.all_heads()
+    assert heads[old].signatures is None
+    assert all(heads[a].signatures for a in others)
+    assert relay.checkpointer is not None
+    [published] = relay.checkpointer.checkpoint()
+    committed = {h.aggregate_id: h.signatures for h in read_checkpoint(published.envelope).heads}
+    digests = _signature_digests(broker)
+    assert committed == {old: b"", **{a: digests[a] for a in others}}

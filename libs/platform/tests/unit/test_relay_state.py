@@ -118,3 +118,23 @@ def test_a_new_relay_state_file_is_private(tmp_path: Path) -> None:
     path = tmp_path / "relay.sqlite"
     SqliteRelayState(path, "intake-outbox").close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_signature_digests_are_kept_with_the_heads_and_an_old_head_has_none(
+    tmp_path: Path,
+) -> None:
+    """Issue 15: each chain head keeps its stream's signature digest; a store made before it
+    grows a nullable column, its heads having none."""
+    path = tmp_path / "relay.sqlite"
+    _old_store(path)
+    state = SqliteRelayState(path, "intake-outbox")
+    assert state.heads(["a"])["a"].signatures is None
+    state.advance(6, {"b": ChainHead(1, H2, b"\x0d" * 32), "a": ChainHead(5, H3)})
+    state.close()
+    reopened = SqliteRelayState(path, "intake-outbox")
+    expected = {"a": ChainHead(5, H3), "b": ChainHead(1, H2, b"\x0d" * 32)}
+    assert reopened.heads(["a", "b"]) == reopened.all_heads() == expected
+    assert reopened.changed_heads() == expected
+    reopened.advance(7, {"b": ChainHead(2, H1, b"\x0e" * 32)})
+    assert reopened.heads(["b"])["b"].signatures == b"\x0e" * 32
+    reopened.close()

@@ -18,7 +18,7 @@ from v2v_platform.checkpoints.envelopes import (
     next_checkpoint,
     read_checkpoint,
 )
-from v2v_platform.checkpoints.merkle import Head
+from v2v_platform.checkpoints.merkle import Head, signature_digest
 from v2v_platform.envelope.codec import Actor, decode, encode, envelope_hash, seal
 from v2v_platform.envelope.keys import SiteSigningKey
 from v2v_projection.history_file import HistoryHeader, HistoryRecord
@@ -35,11 +35,20 @@ class CheckpointLog:
         self.signer = signer
         self.committed: dict[str, Head] = {}
         self.changed: dict[str, Head] = {}
+        self.signatures: dict[str, bytes] = {}
         self.previous = CheckpointHead()
         self.position = 0
 
-    def observe(self, aggregate_id: str, version: int, digest: bytes) -> None:
-        self.changed[aggregate_id] = Head(version, digest)
+    def observe(
+        self, aggregate_id: str, version: int, digest: bytes, signature: bytes | None = None
+    ) -> None:
+        """The stream's next version; with its `signature`, the head also carries the stream's
+        signature digest (as the relay keeps it), else none (a relay state older than that)."""
+        signatures = b""
+        if signature is not None:
+            signatures = signature_digest(self.signatures.get(aggregate_id, b""), signature)
+            self.signatures[aggregate_id] = signatures
+        self.changed[aggregate_id] = Head(version, digest, signatures)
         self.position += 1
 
     def seal(self) -> bytes:
@@ -62,10 +71,14 @@ def with_checkpoints(
     by_topic: Mapping[str, Sequence[bytes]],
     signers: Mapping[str, SiteSigningKey],
     every: int = 7,
+    *,
+    signatures: bool = True,
 ) -> dict[str, list[bytes]]:
     """`by_topic` plus the checkpoints of every service on `CHECKPOINT_TOPIC`, in the order
     the relays would have published them (topic by topic, each service's checkpoint after
-    every `every` of its events, and a last one covering its remaining events)."""
+    every `every` of its events, and a last one covering its remaining events). Each head
+    carries its stream's signature digest, unless `signatures=False` (relays that did not
+    keep it: empty digests)."""
     result = {topic: list(values) for topic, values in by_topic.items()}
     checkpoints: list[bytes] = []
     for topic in sorted(by_topic):
@@ -76,7 +89,12 @@ def with_checkpoints(
             log = logs.get(site)
             if log is None:
                 log = logs[site] = CheckpointLog(topic, signers[site])
-            log.observe(envelope.aggregate_id, envelope.aggregate_version, envelope.hash)
+            log.observe(
+                envelope.aggregate_id,
+                envelope.aggregate_version,
+                envelope.hash,
+                envelope.signature if signatures else None,
+            )
             if log.position % every == 0:
                 checkpoints.append(log.seal())
         checkpoints += [log.seal() for _, log in sorted(logs.items()) if log.changed]

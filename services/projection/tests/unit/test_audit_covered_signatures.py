@@ -1,15 +1,13 @@
-"""Signatures covered by checkpoints (issue 15 item 5): `verify_history(...,
-check_every_signature=False)` (`v2v audit verify --skip-covered-signatures`) skips the
-Ed25519 check of an event whose stream's hash chain reaches a head committed by a verified
-checkpoint, and checks every other event's signature.
+"""Signatures covered by checkpoints (issue 15 item 5): `verify_history` by default
+(`check_every_signature=False`, `v2v audit verify`) skips the Ed25519 check of an event whose
+stream's hash chain reaches a head committed by a verified checkpoint together with the digest
+of the stream's signatures, and checks every other event's signature.
 
 The break sets are compared with the per-event verifier's (`check_every_signature=True`) on
 the tamper suite's own 1,000 seeded mutations (test_audit_tamper.py), with and without
-checkpoints. The one difference, by construction: a history whose only damage is the
-signature bytes of an event a checkpoint covers (content intact, so the checkpoint's
-signature still proves it) is clean when covered signatures are skipped; the per-event
-verifier reports the damaged signature. That is why checking every signature stays the
-default.
+checkpoints: they are equal, including a history whose only damage is the signature bytes of
+an event a checkpoint covers (content intact): the committed signature digest no longer
+matches, so that stream's signatures are checked one by one.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from typer.testing import CliRunner
 from v2v.events.v1.envelope_pb2 import Envelope
 from v2v_platform.envelope.codec import decode, encode, envelope_hash, event_id_for, seal
 from v2v_platform.envelope.keys import KeyRing
-from v2v_platform.envelope.verify import Break
+from v2v_platform.envelope.verify import Break, Location
 from v2v_projection.audit.cli import app
 from v2v_projection.audit.verification import VerifyOutcome, verify_history
 from v2v_projection.chain.identity import BINDERS
@@ -59,7 +57,9 @@ def _both(
     ring: KeyRing,
     external: list[bytes] | None = None,
 ) -> tuple[VerifyOutcome, VerifyOutcome]:
-    every = verify_history(header, records, ring, external_checkpoints=external)
+    every = verify_history(
+        header, records, ring, external_checkpoints=external, check_every_signature=True
+    )
     skipping = verify_history(
         header, records, ring, external_checkpoints=external, check_every_signature=False
     )
@@ -154,9 +154,9 @@ def test_an_event_after_the_latest_checkpoint_keeps_its_own_signature_check() ->
 
 def _compare(world: Any, kinds: list[str], count: int) -> tuple[Counter[str], list[str]]:
     """The tamper suite's seeded mutations (its loop, its RNG) verified both ways: the breaks
-    skipping covered signatures must be the per-event verifier's, except signature breaks of
-    covered events with intact content. Returns those exceptions per kind, and every other
-    difference."""
+    skipping covered signatures must be the per-event verifier's. Returns the signature
+    breaks of covered events with intact content that skipping missed, per kind, and every
+    other difference."""
     rng = random.Random(tamper.SEED)
     ring = tamper.MemoKeyRing(world.generated.keys)
     signature_only: Counter[str] = Counter()
@@ -181,10 +181,11 @@ def test_the_tamper_suites_mutations_give_the_per_event_verifiers_breaks() -> No
     signature_only, differences = _compare(
         world, sorted(tamper.MUTATIONS_BY_KIND), tamper.MUTATIONS
     )
-    print(f"\nsignature-only damage of checkpoint-covered events: {dict(signature_only)}")
+    print(f"\nsignature-only damage of checkpoint-covered events missed: {dict(signature_only)}")
     assert differences == []
-    # Only flipped bytes can damage a signature alone; every other kind gives equal breaks.
-    assert set(signature_only) <= {"byte_flip"}
+    # Issue 15: checkpoints commit each stream's signatures too, so no kind is missed (a
+    # flipped signature byte of a covered event included; 11 byte flips were before).
+    assert not signature_only
 
 
 def test_without_checkpoints_the_mutations_give_exactly_the_same_breaks() -> None:
@@ -194,6 +195,49 @@ def test_without_checkpoints_the_mutations_give_exactly_the_same_breaks() -> Non
     signature_only, differences = _compare(world, kinds, PLAIN_MUTATIONS)
     assert differences == []
     assert not signature_only
+
+
+def _covered_event(world: Any) -> int:
+    """The index of the first event record a checkpoint covers."""
+    return next(i for i, r in enumerate(world.records) if not is_checkpoint(r))
+
+
+def test_a_damaged_signature_of_a_covered_event_is_a_break_by_default() -> None:
+    """Only the signature bytes of an event the checkpoints cover are damaged (content and
+    hash intact): the committed signature digest does not match, so the stream's signatures
+    are checked one by one and the damaged one is the break the per-event verifier gives."""
+    world = _world(checkpoints=True)
+    records: list[HistoryRecord] = list(world.records)
+    index = _covered_event(world)
+    envelope = decode(records[index].value)
+    signature = bytearray(envelope.signature)
+    signature[5] ^= 0x01
+    envelope.signature = bytes(signature)
+    records[index] = replace(records[index], value=encode(envelope))
+    every, skipping = _both(world.header, records, world.generated.keys)
+    default = verify_history(world.header, records, world.generated.keys)
+    location = (records[index].topic, records[index].partition, records[index].offset)
+    assert [(b.check, b.location) for b in every.breaks] == [("signature", Location(*location))]
+    assert Counter(skipping.breaks) == Counter(every.breaks)
+    assert Counter(default.breaks) == Counter(every.breaks)
+    stream = envelope.aggregate_id
+    stream_events = sum(
+        1 for r in records if not is_checkpoint(r) and decode(r.value).aggregate_id == stream
+    )
+    checkpoints = len(world.checkpoints)
+    assert skipping.signatures_checked == checkpoints + stream_events
+    assert skipping.covered_by_checkpoints == len(records) - checkpoints - stream_events
+
+
+def test_heads_without_a_signature_digest_cover_no_signature() -> None:
+    """Checkpoints from relays that did not keep the digest (heads stored before it): the
+    history is clean and every event's signature is checked."""
+    generated = generate_history(tamper.SEED, tamper.PATIENTS)
+    by_topic = with_checkpoints(generated.by_topic, generated.signers, signatures=False)
+    header, records = partitioned(by_topic, tamper.PARTITIONS)
+    outcome = verify_history(header, records, generated.keys)
+    assert outcome.breaks == []
+    assert (outcome.signatures_checked, outcome.covered_by_checkpoints) == (len(records), 0)
 
 
 def test_verify_cli_skips_covered_signatures_on_request(tmp_path: Path) -> None:
@@ -206,7 +250,7 @@ def test_verify_cli_skips_covered_signatures_on_request(tmp_path: Path) -> None:
     base = ["verify", "--file", str(tmp_path / "history.v2v"), "--keys", str(keys)]
     env = {"COLUMNS": "240", "V2V_KAFKA_BOOTSTRAP": None, "V2V_PKI_DIR": None}
     for flags, checked, covered in (
-        ([], len(records), 0),
+        ([], checkpoints, events),
         (["--check-every-signature"], len(records), 0),
         (["--skip-covered-signatures"], checkpoints, events),
     ):

@@ -29,7 +29,7 @@ from v2v_platform.envelope.headers import (
 )
 from v2v_platform.envelope.keys import SiteSigningKey
 from v2v_platform.relay.publisher import OutboundRecord
-from v2v_platform.relay.state import CheckpointStateStore, PreparedCheckpoint
+from v2v_platform.relay.state import ChainHead, CheckpointStateStore, PreparedCheckpoint
 
 DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
 """V2V_CHECKPOINT_INTERVAL_S: a checkpoint at most this often, when heads changed."""
@@ -117,8 +117,8 @@ class Checkpointer:
         committed = self._state.all_heads()
         envelope, _ = next_checkpoint(
             topic=self._topic,
-            committed={a: Head(h.version, h.hash) for a, h in committed.items()},
-            changed={a: Head(h.version, h.hash) for a, h in changed.items()},
+            committed={a: _head(h) for a, h in committed.items()},
+            changed={a: _head(h) for a, h in changed.items()},
             previous=self._state.checkpoint_head(),
             position=self._state.position(),
             signer=self._signer,
@@ -152,3 +152,8 @@ class Checkpointer:
         self._maybe_prepared = False
         self.published_total += 1
         return Published(envelope, republished)
+
+
+def _head(head: ChainHead) -> Head:
+    """The relay's chain head as a checkpoint commits it (no signature digest: empty)."""
+    return Head(head.version, head.hash, head.signatures or b"")

@@ -58,7 +58,12 @@ def next_checkpoint(
         topic=topic,
         sequence=previous.sequence + 1,
         heads=[
-            StreamHead(aggregate_id=a, version=changed[a].version, hash=changed[a].hash)
+            StreamHead(
+                aggregate_id=a,
+                version=changed[a].version,
+                hash=changed[a].hash,
+                signatures=changed[a].signatures,
+            )
             for a in sorted(changed)
         ],
         tree_size=len(heads),
@@ -93,5 +98,5 @@ def fold_heads(committed: Mapping[str, Head], checkpoint: Checkpoint) -> dict[st
     """`committed` updated by the heads `checkpoint` changed."""
     heads = dict(committed)
     for head in checkpoint.heads:
-        heads[head.aggregate_id] = Head(head.version, head.hash)
+        heads[head.aggregate_id] = Head(head.version, head.hash, head.signatures)
     return heads

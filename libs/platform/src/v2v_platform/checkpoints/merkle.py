@@ -18,8 +18,19 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 @dataclass(frozen=True)
 class Head:
+    """A stream head. `signatures`: the running digest of the stream's envelope signatures
+    up to `version` (`signature_digest`; empty when unknown). It is carried in the checkpoint
+    payload, not in the Merkle leaf."""
+
     version: int
     hash: bytes
+    signatures: bytes = b""
+
+
+def signature_digest(previous: bytes, signature: bytes) -> bytes:
+    """d_v = SHA-256(d_{v-1} || signature_v), from d_0 = b"": the digest of a stream's
+    envelope signatures in version order, which a checkpoint commits beside each head."""
+    return hashlib.sha256(previous + signature).digest()
 
 
 class ProofInvalid(ValueError):

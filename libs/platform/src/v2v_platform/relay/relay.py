@@ -2,7 +2,8 @@
 
 For each page of notifications: translate each stored event, chain it to its aggregate's
 previous envelope, sign it, publish the page, wait for every acknowledgement, and only then
-advance the recorded position and chain heads (atomically). Delivery is at-least-once;
+advance the recorded position and chain heads (atomically). A chain head also keeps the
+running digest of its stream's signatures, which the checkpoints commit. Delivery is at-least-once;
 republished envelopes are byte-identical, so consumers dedupe on (aggregate id, version).
 
 An event the broker refuses for good stops the relay (`PublishingStopped`, logged as an ERROR
@@ -28,6 +29,7 @@ from eventsourcing.persistence import OperationalError as EventStoreOperationalE
 from kafka.errors import KafkaError
 
 from v2v_platform import telemetry
+from v2v_platform.checkpoints.merkle import signature_digest
 from v2v_platform.envelope.codec import GENESIS_PREV_HASH, build_envelope, encode
 from v2v_platform.envelope.from_domain import EventTranslator, OutboundEvent
 from v2v_platform.envelope.headers import (
@@ -234,7 +236,7 @@ class OutboxRelay:
             prev_hash = self._prev_hash(head, content.aggregate_id, content.aggregate_version)
             envelope = build_envelope(content, prev_hash, self._signer)
             heads[content.aggregate_id] = changed[content.aggregate_id] = ChainHead(
-                content.aggregate_version, envelope.hash
+                content.aggregate_version, envelope.hash, _signatures(head, envelope.signature)
             )
             with telemetry.producer_span(self._topic, item.traceparent) as span:
                 span.set_attribute("v2v.event_id", envelope.event_id)
@@ -258,6 +260,16 @@ class OutboxRelay:
                 f" version {expected - 1}"
             )
         return head.hash if head else GENESIS_PREV_HASH
+
+
+def _signatures(head: ChainHead | None, signature: bytes) -> bytes | None:
+    """The stream's signature digest after `signature` (`merkle.signature_digest`); unknown
+    (None) when the head before it has none (stored before the relay kept digests)."""
+    if head is None:
+        return signature_digest(b"", signature)
+    if head.signatures is None:
+        return None
+    return signature_digest(head.signatures, signature)
 
 
 def _refusal(

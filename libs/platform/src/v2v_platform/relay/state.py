@@ -11,17 +11,18 @@ done atomically: the checkpoint head becomes its sequence and hash, and the head
 count as checkpointed (a head is "changed" while its version is above the version the last
 checkpoint carried). A prepared checkpoint found after a crash is published again as stored,
 never rebuilt. The schema only adds (CREATE TABLE / ADD COLUMN IF NOT EXISTS): a store made
-before checkpoints keeps working, its heads all changed until the first checkpoint.
+before checkpoints keeps working, its heads all changed until the first checkpoint; a head
+stored before the signature digest column has none (NULL), and neither do its later heads.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 
@@ -31,8 +32,13 @@ from v2v_platform.private_files import private_file
 
 @dataclass(frozen=True)
 class ChainHead:
+    """An aggregate's latest published version and envelope hash, and the running digest of
+    its envelope signatures up to it (`merkle.signature_digest`): None when unknown (a head
+    stored before the relay kept it; that stream's later digests stay unknown)."""
+
     version: int
     hash: bytes
+    signatures: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,11 @@ def _check_prepare(head: CheckpointHead, pending: PreparedCheckpoint | None, new
         )
     if new != head.sequence + 1:
         raise CheckpointStateError(f"checkpoint {new} does not follow checkpoint {head.sequence}")
+
+
+def _chain_head(row: Sequence[Any]) -> ChainHead:
+    """A chain head from (aggregate_id, version, hash, signatures)."""
+    return ChainHead(int(row[1]), bytes(row[2]), None if row[3] is None else bytes(row[3]))
 
 
 class InMemoryRelayState:
@@ -185,6 +196,14 @@ class PostgresRelayState:
                     "ALTER TABLE v2v_relay_chain_head"
                     " ADD COLUMN IF NOT EXISTS checkpointed bigint NOT NULL DEFAULT 0"
                 )
+            column = self._conn.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                " AND table_name = 'v2v_relay_chain_head' AND column_name = 'signatures'"
+            ).fetchone()
+            if column is None:  # a store made before signature digests (issue 15)
+                self._conn.execute(
+                    "ALTER TABLE v2v_relay_chain_head ADD COLUMN IF NOT EXISTS signatures bytea"
+                )
 
     def position(self) -> int:
         row = self._conn.execute(
@@ -194,19 +213,21 @@ class PostgresRelayState:
 
     def heads(self, aggregate_ids: Collection[str]) -> dict[str, ChainHead]:
         rows = self._conn.execute(
-            "SELECT aggregate_id, version, hash FROM v2v_relay_chain_head"
+            "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
             " WHERE relay = %s AND aggregate_id = ANY(%s)",
             (self._relay, list(aggregate_ids)),
         ).fetchall()
-        return {r[0]: ChainHead(int(r[1]), bytes(r[2])) for r in rows}
+        return {r[0]: _chain_head(r) for r in rows}
 
     def advance(self, position: int, heads: Mapping[str, ChainHead]) -> None:
         with self._conn.transaction(), self._conn.cursor() as cursor:
             cursor.executemany(
-                "INSERT INTO v2v_relay_chain_head (relay, aggregate_id, version, hash)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (relay, aggregate_id)"
-                " DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash",
-                [(self._relay, a, h.version, h.hash) for a, h in heads.items()],
+                "INSERT INTO v2v_relay_chain_head"
+                " (relay, aggregate_id, version, hash, signatures)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (relay, aggregate_id)"
+                " DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash,"
+                " signatures = EXCLUDED.signatures",
+                [(self._relay, a, h.version, h.hash, h.signatures) for a, h in heads.items()],
             )
             cursor.execute(
                 "INSERT INTO v2v_relay_position (relay, position) VALUES (%s, %s)"
@@ -216,18 +237,19 @@ class PostgresRelayState:
 
     def all_heads(self) -> dict[str, ChainHead]:
         rows = self._conn.execute(
-            "SELECT aggregate_id, version, hash FROM v2v_relay_chain_head WHERE relay = %s",
+            "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
+            " WHERE relay = %s",
             (self._relay,),
         ).fetchall()
-        return {r[0]: ChainHead(int(r[1]), bytes(r[2])) for r in rows}
+        return {r[0]: _chain_head(r) for r in rows}
 
     def changed_heads(self) -> dict[str, ChainHead]:
         rows = self._conn.execute(
-            "SELECT aggregate_id, version, hash FROM v2v_relay_chain_head"
+            "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
             " WHERE relay = %s AND version > checkpointed",
             (self._relay,),
         ).fetchall()
-        return {r[0]: ChainHead(int(r[1]), bytes(r[2])) for r in rows}
+        return {r[0]: _chain_head(r) for r in rows}
 
     def checkpoint_head(self) -> CheckpointHead:
         row = self._conn.execute(
@@ -332,6 +354,8 @@ class SqliteRelayState:
                 "ALTER TABLE v2v_relay_chain_head"
                 " ADD COLUMN checkpointed INTEGER NOT NULL DEFAULT 0"
             )
+        if "signatures" not in columns:  # a store made before signature digests
+            self._conn.execute("ALTER TABLE v2v_relay_chain_head ADD COLUMN signatures BLOB")
 
     def position(self) -> int:
         row = self._conn.execute(
@@ -343,12 +367,12 @@ class SqliteRelayState:
         found: dict[str, ChainHead] = {}
         for aggregate_id in aggregate_ids:
             row = self._conn.execute(
-                "SELECT version, hash FROM v2v_relay_chain_head"
+                "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
                 " WHERE relay = ? AND aggregate_id = ?",
                 (self._relay, aggregate_id),
             ).fetchone()
             if row:
-                found[aggregate_id] = ChainHead(int(row[0]), bytes(row[1]))
+                found[aggregate_id] = _chain_head(row)
         return found
 
     def advance(self, position: int, heads: Mapping[str, ChainHead]) -> None:
@@ -356,10 +380,12 @@ class SqliteRelayState:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(
-                    "INSERT INTO v2v_relay_chain_head (relay, aggregate_id, version, hash)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (relay, aggregate_id)"
-                    " DO UPDATE SET version = excluded.version, hash = excluded.hash",
-                    [(self._relay, a, h.version, h.hash) for a, h in heads.items()],
+                    "INSERT INTO v2v_relay_chain_head"
+                    " (relay, aggregate_id, version, hash, signatures)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (relay, aggregate_id)"
+                    " DO UPDATE SET version = excluded.version, hash = excluded.hash,"
+                    " signatures = excluded.signatures",
+                    [(self._relay, a, h.version, h.hash, h.signatures) for a, h in heads.items()],
                 )
                 self._conn.execute(
                     "INSERT OR REPLACE INTO v2v_relay_position VALUES (?, ?)",
@@ -372,18 +398,19 @@ class SqliteRelayState:
 
     def all_heads(self) -> dict[str, ChainHead]:
         rows = self._conn.execute(
-            "SELECT aggregate_id, version, hash FROM v2v_relay_chain_head WHERE relay = ?",
+            "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
+            " WHERE relay = ?",
             (self._relay,),
         ).fetchall()
-        return {r[0]: ChainHead(int(r[1]), bytes(r[2])) for r in rows}
+        return {r[0]: _chain_head(r) for r in rows}
 
     def changed_heads(self) -> dict[str, ChainHead]:
         rows = self._conn.execute(
-            "SELECT aggregate_id, version, hash FROM v2v_relay_chain_head"
+            "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
             " WHERE relay = ? AND version > checkpointed",
             (self._relay,),
         ).fetchall()
-        return {r[0]: ChainHead(int(r[1]), bytes(r[2])) for r in rows}
+        return {r[0]: _chain_head(r) for r in rows}
 
     def checkpoint_head(self) -> CheckpointHead:
         row = self._conn.execute(

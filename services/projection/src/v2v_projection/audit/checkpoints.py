@@ -13,8 +13,9 @@ chain by prev_hash, version continuity, forks) and, here:
   is rewritten). Events after a checkpoint extend the committed head through the ordinary
   prev_hash checks.
 `finish` also records, per event stream, the highest head verified checkpoints committed
-and the history holds with that hash (`coverage`), which lets the verifier skip the signature
-checks that checkpoint covers (`verification.covered_signatures`).
+and the history holds with that hash, with the digest of the stream's signatures committed
+beside it (`coverage`), which lets the verifier skip the signature checks that checkpoint
+covers (`verification.covered_signatures`).
 With an auditor's external copy (`v2v audit checkpoints pull`), each checkpoint of the copy
 must be in the history identically (`external_checkpoint`: missing = dropped or rolled back,
 different = forked).
@@ -126,6 +127,8 @@ class Coverage:
     version: int
     site_id: str
     checkpoint_stream: str
+    signatures: bytes = b""
+    """The stream's signature digest the checkpoint committed with the head (empty: none)."""
 
 
 @dataclass
@@ -209,10 +212,14 @@ class CheckpointAudit:
                 breaks += self._head_checks(current, history, checkpoint_stream, covers)
         return breaks
 
-    def _cover(self, stream: str, version: int, seen: Seen, checkpoint_stream: str) -> None:
+    def _cover(
+        self, stream: str, version: int, seen: Seen, checkpoint_stream: str, signatures: bytes
+    ) -> None:
         known = self.coverage.get(stream)
         if known is None or known.version < version:
-            self.coverage[stream] = Coverage(version, seen.envelope.site_id, checkpoint_stream)
+            self.coverage[stream] = Coverage(
+                version, seen.envelope.site_id, checkpoint_stream, signatures
+            )
 
     def _head_checks(
         self, seen: Seen, history: StreamIndex, checkpoint_stream: str, covers: bool
@@ -245,7 +252,7 @@ class CheckpointAudit:
                 location = history.location_of(stream, version)
                 breaks.append(Break(CHECK_CHECKPOINT_HEAD, location, stream, version, detail))
             if covers and len(breaks) == before and history.hash_of(stream, version) == head.hash:
-                self._cover(stream, version, seen, checkpoint_stream)
+                self._cover(stream, version, seen, checkpoint_stream, head.signatures)
         return breaks
 
     def compare_external(self, values: Iterable[bytes]) -> list[Break]:

@@ -11,14 +11,15 @@ versions below their last one, and DINs bound to more than one COI (invariant I1
 of two chains name one unit as their own, chain/identity.py; only records without a break of
 their own count).
 
-Signatures: by default every event's Ed25519 signature is verified as it is read. With
-`check_every_signature=False` (`v2v audit verify --skip-covered-signatures`, issue 15 item 5)
-the event signatures are deferred to the end and an event whose stream's hash chain reaches
-a head committed by a verified checkpoint is not checked one by one: the checkpoint's
-signature proves the chain up to that head (`covered_signatures` says exactly when). Every
-other break is the same; the one thing that mode cannot see is a damaged signature on an
-event whose content the checkpoint proves (the signature bytes are not hashed), which is why
-it is not the default. The summary counts the signatures checked and the events covered.
+Signatures (issue 15 item 5): by default the event signatures are deferred to the end and an
+event whose stream's hash chain reaches a head committed by a verified checkpoint is not
+checked one by one: the checkpoint's signature proves the chain up to that head, and, since
+signatures are outside the envelope hash, the digest of the stream's signatures committed
+with that head proves each event's signature bytes (`covered_signatures` says exactly when;
+a head without a digest, or one the history's signatures do not reproduce, gets every event
+of its stream checked). The breaks are those of checking every signature as it is read
+(`check_every_signature=True`, `v2v audit verify --check-every-signature`). The summary
+counts the signatures checked and the events covered.
 
 Nothing raises: every problem is a `Break`, so an auditor sees all of them in one pass.
 """
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError
 
 from v2v.events.v1.envelope_pb2 import Envelope
+from v2v_platform.checkpoints.merkle import signature_digest
 from v2v_platform.envelope.authorship import AUTHORSHIP, AuthorshipPolicy
 from v2v_platform.envelope.codec import decode, encode
 from v2v_platform.envelope.headers import CONTEXTS, topic_for
@@ -250,7 +252,7 @@ class HistoryVerifier:
         keys: KeyRing,
         authorship: AuthorshipPolicy = AUTHORSHIP,
         external_checkpoints: Iterable[bytes] | None = None,
-        check_every_signature: bool = True,
+        check_every_signature: bool = False,
     ) -> None:
         self._keys = keys
         self._every = check_every_signature
@@ -383,10 +385,16 @@ def covered_signatures(
     is authored by the checkpoint's signer site, and no break names the stream or that
     service's checkpoint stream: then every version up to the head had its hash recomputed
     and its prev_hash linked to the one before (any failure is a break naming the stream), so
-    the checkpoint's one signature proves each of them. Any other event is checked: after the
-    committed head, on a stream no checkpoint covers, on a stream or checkpoint stream with
-    any break (so a tampered history gets every signature check it got before)."""
+    the checkpoint's one signature proves each of them. Their signature bytes are outside the
+    hash: the checkpoint must also have committed, with that head, a digest of the stream's
+    signatures equal to the digest of the history's signatures of versions 1 to the head
+    (`signature_digest`; one signature per version). Any other event is checked: after the
+    committed head, on a stream no checkpoint covers or whose head carries no digest or
+    another one, on a stream or checkpoint stream with any break (so a tampered history gets
+    every signature check it got before)."""
     named = {found.aggregate_id for found in breaks}
+    deferred = list(deferred)
+    proven = _signatures_proven(deferred, coverage)
     result = PendingSignatures([], 0)
     for pending in deferred:
         cover = coverage.get(pending.aggregate_id)
@@ -394,6 +402,7 @@ def covered_signatures(
             cover is not None
             and pending.version <= cover.version
             and pending.site_id == cover.site_id
+            and pending.aggregate_id in proven
             and pending.aggregate_id not in named
             and cover.checkpoint_stream not in named
         ):
@@ -403,6 +412,39 @@ def covered_signatures(
     return result
 
 
+def _signatures_proven(
+    deferred: Iterable[DeferredSignature], coverage: Mapping[str, Coverage]
+) -> set[str]:
+    """The covered streams whose committed signature digest is the digest of the history's
+    signatures of versions 1 to the committed head (every version held, each with one
+    signature; duplicates with other signature bytes disprove it)."""
+    by_stream: dict[str, dict[int, bytes]] = {}
+    disproven: set[str] = set()
+    for pending in deferred:
+        cover = coverage.get(pending.aggregate_id)
+        if cover is None or not cover.signatures or pending.version > cover.version:
+            continue
+        signatures = by_stream.setdefault(pending.aggregate_id, {})
+        known = signatures.setdefault(pending.version, pending.signature)
+        if known != pending.signature:
+            disproven.add(pending.aggregate_id)
+    proven = set()
+    for stream, signatures in by_stream.items():
+        cover = coverage[stream]
+        if stream in disproven or len(signatures) != cover.version:
+            continue
+        digest = b""
+        for version in range(1, cover.version + 1):
+            signature = signatures.get(version)
+            if signature is None:
+                break
+            digest = signature_digest(digest, signature)
+        else:
+            if digest == cover.signatures:
+                proven.add(stream)
+    return proven
+
+
 def verify_history(
     header: HistoryHeader,
     records: Iterable[HistoryRecord],
@@ -410,14 +452,14 @@ def verify_history(
     on_record: Callable[[], None] | None = None,
     authorship: AuthorshipPolicy | None = None,
     external_checkpoints: Iterable[bytes] | None = None,
-    check_every_signature: bool = True,
+    check_every_signature: bool = False,
 ) -> VerifyOutcome:
     """Every break in the history; a garbled file stops the reading with a `file` break.
     `authorship`: who may author which topic's events (default: the consortium's policy for
     the history's topics, `authorship_for`). `external_checkpoints`: the auditor's copy of
     the checkpoints (envelopes), each of which must be in the history identically.
     `check_every_signature`: verify every event's Ed25519 signature as it is read, instead of
-    only those no verified checkpoint covers (`covered_signatures`)."""
+    only those no verified checkpoint covers with their signatures (`covered_signatures`)."""
     if authorship is None:
         authorship = authorship_for(extent.topic for extent in header.extents)
     verifier = HistoryVerifier(
