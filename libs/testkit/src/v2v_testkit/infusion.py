@@ -16,6 +16,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import grpc  # type: ignore[import-untyped, unused-ignore]
+from fastapi.testclient import TestClient
+
+from v2v.infusion.v1 import infusion_service_pb2 as pb
+from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
 from v2v_infusion.application import Administration, InfusionApplication
 from v2v_infusion.bootstrap import InfusionService, bootstrap
 from v2v_infusion.domain.values import (
@@ -29,7 +34,9 @@ from v2v_infusion.settings import InfusionSettings
 from v2v_infusion.unpublished_records import InfusionUnpublishedRecords
 from v2v_infusion.views import ScanView
 from v2v_platform.attribution import Attribution
+from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.identity import Role
+from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.conditions import Condition
 from v2v_platform.esign import (
     ESigner,
@@ -39,6 +46,7 @@ from v2v_platform.esign import (
     hash_password,
 )
 from v2v_platform.ids import issue_coi, issue_din
+from v2v_platform.proto_values import timestamp
 from v2v_platform.scope import Scope
 from v2v_testkit.clock import ManualClock
 
@@ -336,3 +344,42 @@ def running_ward(
         yield running
     finally:
         running.stop()
+
+
+def refused_receipt_over_both_apis(
+    service: InfusionService, pki: Path, site: str, operator: Any, din: str, at: datetime
+) -> tuple[str, str]:
+    """A ward receipt of `din` at `at` by `operator` over HTTP (site token) and over gRPC
+    (site certificate), each expected refused as invalid input: (HTTP 422 detail, gRPC
+    INVALID_ARGUMENT details). Asserts the unit is still only expected afterwards."""
+    client = TestClient(service.http_app, raise_server_exceptions=False)
+    answer = client.post(
+        f"/v1/units/{din}/receipt",
+        json={
+            "operator": {"user_id": operator.user_id, "printed_name": operator.printed_name},
+            "received_at": at.isoformat(),
+        },
+        headers={"Authorization": f"Bearer {issue_site_token(pki, site)}"},
+    )
+    assert answer.status_code == 422, answer.text
+    with ward_stub(service, pki, site) as ward:
+        receipt = pb.ReceiveProductRequest(operator=operator, din=din, received_at=timestamp(at))
+        try:
+            ward.ReceiveProduct(receipt, timeout=10)
+        except grpc.RpcError as refused:
+            assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.details()
+            details = str(refused.details())
+        else:
+            raise AssertionError(f"the receipt of {din} at {at.isoformat()} was accepted")
+        unit = ward.GetProductUnit(pb.GetProductUnitRequest(din=din), timeout=10).unit
+        assert unit.status == "expected", unit.status  # nothing was recorded
+    return str(answer.json()["detail"]), details
+
+
+@contextmanager
+def ward_stub(service: InfusionService, pki: Path, site: str) -> Iterator[Any]:
+    """A gRPC stub of the running infusion `service`, calling as `site` (its certificate)."""
+    assert service.grpc is not None, "start_grpc first"
+    credentials = channel_credentials(SiteTlsFiles.for_site(pki, site))
+    with secure_channel(f"127.0.0.1:{service.grpc.port}", credentials) as channel:
+        yield pb_grpc.InfusionServiceStub(channel)

@@ -19,21 +19,16 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import grpc  # type: ignore[import-untyped, unused-ignore]
 import pytest
-from fastapi.testclient import TestClient
 
 from v2v.common.v1.common_pb2 import Condition, ESignatureRequest, Operator
 from v2v.infusion.events.v1 import events_pb2 as infusion
 from v2v.infusion.v1 import infusion_service_pb2 as pb
-from v2v.infusion.v1 import infusion_service_pb2_grpc as pb_grpc
 from v2v.intake.events.v1 import events_pb2 as intake
 from v2v.manufacturing.events.v1 import events_pb2 as manufacturing
 from v2v.release.events.v1 import events_pb2 as release
 from v2v_infusion.bootstrap import InfusionService
-from v2v_platform.auth import SiteTlsFiles, channel_credentials, secure_channel
 from v2v_platform.auth.pki import init_pki, parse_site_spec
-from v2v_platform.auth.tokens import issue_site_token
 from v2v_platform.envelope.codec import Actor
 from v2v_platform.envelope.keys import KeyRing, SiteSigningKey
 from v2v_platform.esign import open_signer_store
@@ -42,7 +37,13 @@ from v2v_platform.proto_values import from_timestamp, timestamp
 from v2v_platform.testing.infra import PostgresDatabase
 from v2v_platform.testing.kafka_topics import read_verified_until
 from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
-from v2v_testkit.infusion import nurse_signer, password_of, running_ward
+from v2v_testkit.infusion import (
+    nurse_signer,
+    password_of,
+    refused_receipt_over_both_apis,
+    running_ward,
+    ward_stub,
+)
 
 pytestmark = pytest.mark.integration
 HOSPITAL, GMP, QC = "HOSP-A", "GMP-B", "QC-1"
@@ -133,31 +134,15 @@ def test_steps_entered_after_the_fact_are_judged_and_published_at_their_clinical
     assert facts.release_of(batch_id).released_at == released_at
 
     early = released_at - timedelta(minutes=50)
-    client = TestClient(service.http_app, raise_server_exceptions=False)
-    answer = client.post(
-        f"/v1/units/{din}/receipt",
-        json={
-            "operator": {"user_id": NORA.user_id, "printed_name": NORA.printed_name},
-            "received_at": early.isoformat(),
-        },
-        headers={"Authorization": f"Bearer {issue_site_token(pki, HOSPITAL)}"},
+    http_detail, grpc_details = refused_receipt_over_both_apis(
+        service, pki, HOSPITAL, NORA, din, early
     )
-    assert answer.status_code == 422, answer.text
-    assert answer.json()["detail"].startswith("received_at ")
-    assert "before the product's release" in answer.json()["detail"]
+    assert http_detail.startswith("received_at ")
+    assert "before the product's release" in http_detail
+    assert grpc_details.startswith("received_at ")
 
-    assert service.grpc is not None
-    credentials = channel_credentials(SiteTlsFiles.for_site(pki, HOSPITAL))
-    with secure_channel(f"127.0.0.1:{service.grpc.port}", credentials) as channel:
-        ward = pb_grpc.InfusionServiceStub(channel)
-        receipt = pb.ReceiveProductRequest(operator=NORA, din=din, received_at=timestamp(early))
-        with pytest.raises(grpc.RpcError) as refused:
-            ward.ReceiveProduct(receipt, timeout=10)
-        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert refused.value.details().startswith("received_at ")
-        not_here = ward.GetProductUnit(pb.GetProductUnitRequest(din=din), timeout=10).unit
-        assert not_here.status == "expected"  # nothing was recorded
-
+    with ward_stub(service, pki, HOSPITAL) as ward:
+        receipt = pb.ReceiveProductRequest(operator=NORA, din=din)
         received_at = released_at + timedelta(hours=2)
         receipt.received_at.CopyFrom(timestamp(received_at))
         assert ward.ReceiveProduct(receipt, timeout=10).unit.status == "received"
