@@ -9,19 +9,26 @@ per topic), in one process:
               (`--check-every-signature`; skipping covered signatures is the default)
 
 and the breakdown of the work, each part timed alone over the same records: read (the history
-file), decode (protobuf), hash (SHA-256 of the canonical bytes), signatures (Ed25519, the
-count each mode checks), checkpoints/Merkle (the fold of every service's checkpoints and the
-RFC 6962 root of each); "other" is the rest of the verifier (chains, authorship, encoding,
-partitions, offsets, DIN bindings).
+file), decode (protobuf), hash (SHA-256 of each record's bytes before its hash and signature,
+`hash_matches`), signatures (Ed25519, the count each mode checks), checkpoints/Merkle (the
+fold of every service's checkpoints and the RFC 6962 root of each); "other" is the rest of
+the verifier (chains, authorship, encoding, partitions, offsets, DIN bindings).
 
-`uv run --frozen python bench/bench_verify_checkpoints.py [--events N]`; `make bench` runs it
-too (bench/run.py, `verify_checkpoints`).
+`measure_verified_replay` (issue 15 item 5's figure): `v2v audit verify` of a 1,000,000-event
+checkpointed history followed by its replay through the projection's fold (read, fold, every
+chain view and the KPIs derived in one worker process per core), with the breakdown (read,
+decode, hash, checkpoints/Merkle, signatures, the rest of verify, fold, derive) and beside it
+the same without checkpoints (every signature checked: the 100,000-event run's rate scaled).
+
+`uv run --frozen python bench/bench_verify_checkpoints.py [--events N] [--replay]`; `make bench`
+runs both (bench/run.py, `verify_checkpoints`, `verified_replay_1m`).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -30,12 +37,13 @@ from typing import Any
 
 from bench_history import cached_history
 
-from v2v_platform.checkpoints.envelopes import fold_heads, read_checkpoint
-from v2v_platform.checkpoints.merkle import Head, leaves_of, root_of
-from v2v_platform.envelope.codec import decode, envelope_hash
+from v2v_platform.checkpoints.envelopes import changed_heads, read_checkpoint
+from v2v_platform.checkpoints.merkle import HeadTree
+from v2v_platform.envelope.codec import decode, hash_matches
 from v2v_platform.envelope.keys import KeyRing
 from v2v_projection.audit.checkpoints import is_checkpoint_topic
 from v2v_projection.audit.verification import VerifyOutcome, verify_history
+from v2v_projection.fold import ChainFold
 from v2v_projection.history_file import read_history, write_history
 from v2v_testkit.audit import partitioned
 from v2v_testkit.checkpointed import with_checkpoints
@@ -44,6 +52,8 @@ from v2v_testkit.synthetic.consortium import key_ring, site_signers
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".v2v" / "bench"
 EVENTS = 100_000
+REPLAY_EVENTS = 1_000_000
+VERIFIED_REPLAY_TARGET_S = 3.0  # issue 15 item 5: verify + replay of 1M events, 2 cores
 EVERY = 1_000  # a service's checkpoint every 1,000 of its events (and one at its end)
 
 
@@ -89,38 +99,11 @@ def measure_verify_checkpoints(
     if covered.breaks or checked.breaks:
         raise RuntimeError(f"the bench history does not verify clean: {covered.summary()}")
 
-    read_s, values = _timed(lambda: [(r.topic, r.value) for r in read_history(path)[1]])
-    decode_s, envelopes = _timed(lambda: [(t, decode(v)) for t, v in values])
-    hash_s, _ = _timed(lambda: [envelope_hash(e) for _, e in envelopes])
-    signed = [(e.signing_key_id, e.hash, e.signature) for _, e in envelopes]
-    verify = ring.verify
-    signature_s, _ = _timed(lambda: [verify(k, h, s) for k, h, s in signed])
-    per_signature_s = signature_s / len(signed)
-
-    def merkle() -> int:
-        committed: dict[str, dict[str, Head]] = {}
-        for topic, envelope in envelopes:
-            if is_checkpoint_topic(topic):
-                heads = committed.get(envelope.aggregate_id, {})
-                heads = committed[envelope.aggregate_id] = fold_heads(
-                    heads, read_checkpoint(envelope)
-                )
-                root_of(leaves_of(heads))
-        return len(committed)
-
-    merkle_s, _ = _timed(merkle)
+    parts = _parts(path, ring)
     records = covered.records
 
     def breakdown(total_s: float, signatures: int) -> dict[str, float]:
-        parts = {
-            "read": read_s,
-            "decode": decode_s,
-            "hash": hash_s,
-            "signatures": signatures * per_signature_s,
-            "checkpoints_merkle": merkle_s,
-        }
-        parts["other"] = max(0.0, total_s - sum(parts.values()))
-        return {name: round(seconds, 3) for name, seconds in parts.items()}
+        return _verify_breakdown(parts, total_s, signatures)
 
     return {
         "events": records - covered.checkpoints,
@@ -141,8 +124,113 @@ def measure_verify_checkpoints(
             "breakdown_s": breakdown(every_s, checked.signatures_checked),
         },
         "speedup": round(every_s / covered_s, 2),
-        "ed25519_verify_us": round(per_signature_s * 1e6, 1),
+        "ed25519_verify_us": round(parts["per_signature_s"] * 1e6, 1),
     }
+
+
+def _parts(path: Path, ring: KeyRing) -> dict[str, float]:
+    """Each part of verify timed alone over the history's records (seconds; the signature
+    figure is per signature)."""
+    read_s, values = _timed(lambda: [(r.topic, r.value) for r in read_history(path)[1]])
+    decode_s, envelopes = _timed(lambda: [(t, decode(v)) for t, v in values])
+    hash_s, _ = _timed(
+        lambda: [hash_matches(v, e) for (_, v), (_, e) in zip(values, envelopes, strict=True)]
+    )
+    sample = [(e.signing_key_id, e.hash, e.signature) for _, e in envelopes[:20_000]]
+    verify = ring.verify
+    signature_s, _ = _timed(lambda: [verify(k, h, s) for k, h, s in sample])
+
+    def merkle() -> int:
+        trees: dict[str, HeadTree] = {}
+        for topic, envelope in envelopes:
+            if is_checkpoint_topic(topic):
+                tree = trees.setdefault(envelope.aggregate_id, HeadTree())
+                tree.update(changed_heads(read_checkpoint(envelope)))
+                tree.root()
+        return len(trees)
+
+    merkle_s, _ = _timed(merkle)
+    return {
+        "read": read_s,
+        "decode": decode_s,
+        "hash": hash_s,
+        "checkpoints_merkle": merkle_s,
+        "per_signature_s": signature_s / len(sample),
+    }
+
+
+def _verify_breakdown(parts: dict[str, float], total_s: float, signatures: int) -> dict[str, float]:
+    shares = {name: parts[name] for name in ("read", "decode", "hash", "checkpoints_merkle")}
+    shares["signatures"] = signatures * parts["per_signature_s"]
+    shares["other"] = max(0.0, total_s - sum(shares.values()))
+    return {name: round(seconds, 3) for name, seconds in shares.items()}
+
+
+def _replay(path: Path, workers: int) -> tuple[float, float, int]:
+    """Read + fold, then every chain view and the KPIs (in `workers` processes): seconds of
+    each, and the events folded."""
+    fold = ChainFold()
+
+    def read_and_fold() -> None:
+        _, records = read_history(path)
+        fold.apply_all(r.value for r in records if not is_checkpoint_topic(r.topic))
+
+    fold_s, _ = _timed(read_and_fold)
+    derive_s, _ = _timed(lambda: fold.kpis(workers))
+    return fold_s, derive_s, fold.events_applied
+
+
+def measure_verified_replay(
+    seed: int = 2025,
+    events: int = REPLAY_EVENTS,
+    every: int = EVERY,
+    every_signature_per_s: float | None = None,
+) -> dict[str, Any]:
+    """verify (covered signatures skipped, the default) + replay of `events` events, scaled
+    to 1,000,000 when smaller. `every_signature_per_s`: the records/s of verify checking
+    every signature (from `measure_verify_checkpoints`), for the figure without checkpoints;
+    measured here on this history when not given."""
+    path = checkpointed_history(CACHE, seed, events, every)
+    ring = key_ring(site_signers(seed))
+    verify_s, outcome = _verify(path, ring, every=False)
+    if outcome.breaks:
+        raise RuntimeError(f"the bench history does not verify clean: {outcome.summary()}")
+    workers = os.cpu_count() or 1
+    fold_s, derive_s, folded = _replay(path, workers)
+    parts = _parts(path, ring)
+    if every_signature_per_s is None:
+        every_s, _ = _verify(path, ring, every=True)
+        every_signature_per_s = outcome.records / every_s
+    scale = REPLAY_EVENTS / folded
+    breakdown = _verify_breakdown(parts, verify_s, outcome.signatures_checked)
+    breakdown["fold_incl_read"] = round(fold_s, 3)
+    breakdown["derive_views_and_kpis"] = round(derive_s, 3)
+    with_s = (verify_s + fold_s + derive_s) * scale
+    without_s = (outcome.records / every_signature_per_s + fold_s + derive_s) * scale
+    return {
+        "events": folded,
+        "scaled_to_1m": folded != REPLAY_EVENTS,
+        "checkpoints": outcome.checkpoints,
+        "workers": workers,
+        "with_checkpoints_s": round(with_s, 2),
+        "without_checkpoints_s": round(without_s, 2),
+        "target_s": VERIFIED_REPLAY_TARGET_S,
+        "verify_s": round(verify_s * scale, 2),
+        "replay_s": round((fold_s + derive_s) * scale, 2),
+        "signatures_checked": outcome.signatures_checked,
+        "breakdown_s": {name: round(value * scale, 2) for name, value in breakdown.items()},
+    }
+
+
+def replay_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    scaled = " (scaled)" if result["scaled_to_1m"] else ""
+    lines = [
+        (f"verify + replay 1M, checkpoints (s){scaled}", f"{result['with_checkpoints_s']:.2f}"),
+        ("  without checkpoints (s)", f"{result['without_checkpoints_s']:.2f}"),
+        ("  verify / replay (s)", f"{result['verify_s']:.2f} / {result['replay_s']:.2f}"),
+    ]
+    lines += [(f"  {part} s", f"{value:.2f}") for part, value in result["breakdown_s"].items()]
+    return lines
 
 
 def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
@@ -173,10 +261,19 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=EVENTS, help="history size (100,000)")
     parser.add_argument("--every", type=int, default=EVERY, help="events per checkpoint")
     parser.add_argument("--seed", type=int, default=2025, help="generator seed")
+    parser.add_argument(
+        "--replay", action="store_true", help="also verify + replay 1,000,000 events"
+    )
     arguments = parser.parse_args()
     result = measure_verify_checkpoints(arguments.seed, arguments.events, arguments.every)
     for name, value in rows(result):
         print(f"{name:40} {value:>16}")
+    if arguments.replay:
+        every_rate = result["every_signature"]["events_per_s"]
+        replayed = measure_verified_replay(arguments.seed, every_signature_per_s=every_rate)
+        for name, value in replay_rows(replayed):
+            print(f"{name:40} {value:>16}")
+        print(f"target: <= {replayed['target_s']} s with checkpoints")
     print(
         f"{result['records']:,} records ({result['events']:,} events,"
         f" {result['checkpoints']:,} checkpoints, one per {result['checkpoint_every_events']:,}"

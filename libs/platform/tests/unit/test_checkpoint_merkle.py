@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from v2v_platform.checkpoints.merkle import (
     EMPTY_ROOT,
     Head,
+    HeadTree,
     ProofInvalid,
     inclusion_proof,
     leaf_bytes,
@@ -60,6 +61,31 @@ def test_heads_are_leaves_in_aggregate_id_order_whatever_the_mapping_order() -> 
     assert leaves_of(heads) == leaves_of(ordered)
     changed = dict(heads, **{"agg-2": Head(3, bytes([9]) * 32)})
     assert root_of(leaves_of(changed)) != root_of(leaves_of(heads))
+
+
+_CHECKPOINTS = st.lists(
+    st.lists(
+        st.tuples(
+            st.sampled_from([f"agg-{n:02}" for n in range(40)]),
+            st.integers(min_value=1, max_value=9),
+        ),
+        max_size=12,
+    ),
+    max_size=8,
+)
+
+
+@given(_CHECKPOINTS)
+def test_a_head_tree_folded_checkpoint_by_checkpoint_has_the_root_of_all_its_heads(
+    checkpoints: list[list[tuple[str, int]]],
+) -> None:
+    tree, heads = HeadTree(), {}
+    for changed in checkpoints:
+        update = [(a, Head(v, bytes([v]) * 32)) for a, v in changed]
+        tree.update(update)
+        heads.update(update)
+        assert len(tree) == len(heads)
+        assert tree.root() == root_of(leaves_of(heads))
 
 
 @given(st.integers(min_value=1, max_value=70), st.data())

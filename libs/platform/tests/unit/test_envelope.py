@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from google.protobuf.struct_pb2 import Struct
+from hypothesis import given
+from hypothesis import strategies as st
 
 from v2v.events.v1.envelope_pb2 import Envelope
 from v2v_platform.envelope import (
@@ -21,7 +25,14 @@ from v2v_platform.envelope import (
     event_id_for,
     verify_envelope,
 )
-from v2v_platform.envelope.codec import Actor, EnvelopeContent, build_envelope, seal
+from v2v_platform.envelope.codec import (
+    V2V_EVENT_NAMESPACE,
+    Actor,
+    EnvelopeContent,
+    build_envelope,
+    hash_matches,
+    seal,
+)
 from v2v_platform.envelope.verify import (
     CHECK_EVENT_ID,
     CHECK_FORK,
@@ -87,6 +98,39 @@ def test_consumer_reads_and_verifies_the_golden_chain() -> None:
 def test_event_id_is_deterministic_uuid5() -> None:
     assert event_id_for("agg", 3) == event_id_for("agg", 3)
     assert event_id_for("agg", 3) != event_id_for("agg", 4)
+
+
+@given(aggregate_id=st.text(max_size=80), version=st.integers(min_value=0, max_value=2**64 - 1))
+def test_event_id_is_the_uuid5_of_aggregate_and_version(aggregate_id: str, version: int) -> None:
+    expected = uuid.uuid5(V2V_EVENT_NAMESPACE, f"{aggregate_id}:{version}")
+    assert event_id_for(aggregate_id, version) == str(expected)
+
+
+def _record_mutations() -> list[bytes]:
+    """The golden record, then byte-level variants: flipped bytes everywhere, a cut tail, the
+    hash and signature fields repeated or swapped, an unknown field after the signature."""
+    data = encode(golden.golden_chain()[1])
+    variants = [data]
+    variants += [data[:i] + bytes((data[i] ^ 0x01,)) + data[i + 1 :] for i in range(len(data))]
+    variants += [data[:-1], data + data[-67:], data + b"\x98\x01\x01"]
+    hash_field, signature_field = data[-102:-67], data[-67:]
+    variants += [data[:-102] + signature_field + hash_field, data[:-67] + hash_field]
+    return variants
+
+
+def test_hash_check_from_the_record_bytes_agrees_with_re_encoding() -> None:
+    """`hash_matches(data, decode(data))` is `envelope_hash(...) == hash` on every variant that
+    still decodes; the untouched record matches."""
+    agreed = 0
+    for data in _record_mutations():
+        try:
+            envelope = decode(data)
+        except DecodeError:
+            continue
+        assert hash_matches(data, envelope) == (envelope_hash(envelope) == envelope.hash)
+        agreed += 1
+    assert agreed > 100
+    assert hash_matches(encode(golden.golden_chain()[1]), golden.golden_chain()[1])
 
 
 def test_first_version_has_empty_prev_hash_and_chain_links() -> None:

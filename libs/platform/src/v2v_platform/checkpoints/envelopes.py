@@ -94,9 +94,14 @@ def read_checkpoint(envelope: Envelope) -> Checkpoint:
     return checkpoint
 
 
+def changed_heads(checkpoint: Checkpoint) -> list[tuple[str, Head]]:
+    """The heads `checkpoint` changed, as (aggregate id, head)."""
+    return [
+        (head.aggregate_id, Head(head.version, head.hash, head.signatures))
+        for head in checkpoint.heads
+    ]
+
+
 def fold_heads(committed: Mapping[str, Head], checkpoint: Checkpoint) -> dict[str, Head]:
     """`committed` updated by the heads `checkpoint` changed."""
-    heads = dict(committed)
-    for head in checkpoint.heads:
-        heads[head.aggregate_id] = Head(head.version, head.hash, head.signatures)
-    return heads
+    return {**committed, **dict(changed_heads(checkpoint))}

@@ -41,6 +41,10 @@ class AuthorshipPolicy:
 
     authors: Mapping[str, frozenset[Role]] = field(default_factory=lambda: dict(AUTHORS))
     event_packages: Mapping[str, str] = field(default_factory=dict)
+    _contexts: dict[str, str | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """`context_of` by topic, as first asked (a handful of topics, millions of checks)."""
 
     def __post_init__(self) -> None:
         unknown = set(self.authors) - set(CONTEXTS)
@@ -56,7 +60,10 @@ class AuthorshipPolicy:
     def check(self, envelope: Envelope, location: Location, keys: KeyRing) -> list[Break]:
         """The event type belongs to the record's topic; its site may author that topic."""
         topic = location.topic
-        context = self.context_of(topic)
+        try:
+            context = self._contexts[topic]
+        except KeyError:
+            context = self._contexts[topic] = self.context_of(topic)
         if context is None:
             return [
                 _break(CHECK_AUTHORSHIP, envelope, location, f"no authorship rule for {topic!r}")

@@ -19,6 +19,7 @@ from v2v_platform.auth.identity import Role, parse_role
 log = logging.getLogger(__name__)
 
 SIGNATURE_DOMAIN = b"v2v.events.v1.Envelope"
+_NO_ROLES: frozenset[Role] = frozenset()
 
 
 def _raw_public(key: Ed25519PublicKey) -> bytes:
@@ -112,7 +113,7 @@ class KeyRing:
     def roles_of(self, site_id: str) -> frozenset[Role]:
         """The roles of `site_id` (none for a site the ring does not know or a ring without
         roles)."""
-        return self._roles.get(site_id, frozenset())
+        return self._roles.get(site_id, _NO_ROLES)
 
     def verify(self, key_id: str, digest: bytes, signature: bytes) -> bool:
         public_key = self._keys.get(key_id)

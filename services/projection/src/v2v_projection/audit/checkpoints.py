@@ -34,11 +34,11 @@ from v2v.events.v1.envelope_pb2 import Envelope
 from v2v_platform.checkpoints.envelopes import (
     CHECKPOINT_AGGREGATE_TYPE,
     CHECKPOINT_TOPIC,
+    changed_heads,
     checkpoint_stream_id,
-    fold_heads,
     read_checkpoint,
 )
-from v2v_platform.checkpoints.merkle import Head, leaves_of, root_of
+from v2v_platform.checkpoints.merkle import HeadTree
 from v2v_platform.envelope.authorship import AuthorshipPolicy
 from v2v_platform.envelope.codec import decode
 from v2v_platform.envelope.keys import KeyRing
@@ -75,8 +75,10 @@ class StreamIndex(ChainVerifier):
         super().__init__(keys, authorship=authorship, defer_signatures=defer_signatures)
         self._places: dict[str, tuple[str, int, array[int]]] = {}
 
-    def feed(self, envelope: Envelope, location: Location) -> list[Break]:
-        breaks = super().feed(envelope, location)
+    def feed(
+        self, envelope: Envelope, location: Location, data: bytes | None = None
+    ) -> list[Break]:
+        breaks = super().feed(envelope, location, data)
         stream, version = envelope.aggregate_id, envelope.aggregate_version
         place = self._places.get(stream)
         if place is None:
@@ -199,13 +201,13 @@ class CheckpointAudit:
         """Roots from the fold of each service's checkpoints, and heads against the history."""
         breaks: list[Break] = []
         for checkpoint_stream, seen in sorted(self.streams.items()):
-            committed: dict[str, Head] = {}
+            committed = HeadTree()
             covers = True  # until one of this service's checkpoints fails a check
             for sequence in range(1, max(seen) + 1):
                 current = seen.get(sequence)
                 if current is None or not current.trusted:
                     break  # a gap or a broken checkpoint: the chain checks reported it
-                committed = fold_heads(committed, current.checkpoint)
+                committed.update(changed_heads(current.checkpoint))
                 root = _root_check(current, committed)
                 covers = covers and not root
                 breaks += root
@@ -300,9 +302,9 @@ def _by(seen: Seen) -> str:
     )
 
 
-def _root_check(seen: Seen, committed: dict[str, Head]) -> list[Break]:
+def _root_check(seen: Seen, committed: HeadTree) -> list[Break]:
     checkpoint = seen.checkpoint
-    root = root_of(leaves_of(committed))
+    root = committed.root()
     if checkpoint.tree_size == len(committed) and checkpoint.root == root:
         return []
     detail = (

@@ -59,6 +59,7 @@ from v2v_projection.audit.checkpoints import (
 from v2v_projection.audit.sources import partition_for
 from v2v_projection.chain.identity import BINDERS, DinIndex, in_binding_order
 from v2v_projection.chain.times import iso, stamp_ns
+from v2v_projection.gc_pause import gc_paused
 from v2v_projection.history_file import Extent, HistoryFileError, HistoryHeader, HistoryRecord
 
 CHECK_FILE = "file"
@@ -344,7 +345,7 @@ class HistoryVerifier:
         if checkpoint:
             breaks = self._checkpoints.feed(envelope, location)
         else:
-            breaks = self._chains.feed(envelope, location)
+            breaks = self._chains.feed(envelope, location, record.value)
         self._gaps.add(envelope, location)
         if encode(envelope) != record.value:
             detail = "the record's bytes are not the canonical encoding of its envelope"
@@ -465,14 +466,15 @@ def verify_history(
     verifier = HistoryVerifier(
         header, keys, authorship, external_checkpoints, check_every_signature
     )
-    try:
-        for record in records:
-            verifier.feed(record)
-            if on_record is not None:
-                on_record()
-    except HistoryFileError as error:
-        verifier.fail_file(error)
-    return verifier.finish()
+    with gc_paused():
+        try:
+            for record in records:
+                verifier.feed(record)
+                if on_record is not None:
+                    on_record()
+        except HistoryFileError as error:
+            verifier.fail_file(error)
+        return verifier.finish()
 
 
 def describe(found: Break) -> str:
