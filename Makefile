@@ -1,18 +1,24 @@
 # Vein-to-Vein front door. `make help` lists the targets.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+UV_VERSION := 0.13.9
+# uv from the PATH; where there is none, tools/ensure_uv.sh installs the pinned one here
+export PATH := $(PATH):$(CURDIR)/.v2v/uv/bin
 UV ?= uv
+ENSURE_UV = @UV='$(UV)' UV_VERSION=$(UV_VERSION) tools/ensure_uv.sh
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+UP_ARGS ?=
 GEN_STAMP := libs/contracts/src/v2v/.generated
 PROTO_FILES := $(shell find proto -name '*.proto' 2>/dev/null)
 
-.PHONY: help setup proto lint test test-unit test-integration deploy-check bench bench-relay demo demo-clean kafka-up kafka-down pg-up pg-down golden openapi clean
+.PHONY: help setup proto lint test test-unit test-integration deploy-check bench bench-relay demo demo-clean up down status kafka-up kafka-down pg-up pg-down golden openapi clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
 
-setup: ## install everything from the registries (checks prerequisites first)
+setup: ## install everything from the registries (uv itself when missing; checks prerequisites first)
+	$(ENSURE_UV)
 	@tools/check_prereqs.sh
 	$(UV) sync --frozen
 	@touch .venv/.synced
@@ -22,6 +28,7 @@ setup: ## install everything from the registries (checks prerequisites first)
 		infra/kafka/kafka.sh fetch; fi
 
 .venv/.synced: uv.lock pyproject.toml
+	$(ENSURE_UV)
 	@tools/check_prereqs.sh
 	$(UV) sync --frozen
 	@touch $@
@@ -61,11 +68,23 @@ bench: $(GEN_STAMP) ## projection benchmarks -> bench/results/latest.json (fold,
 bench-relay: $(GEN_STAMP) ## relay publish rate with checkpoints every 1 s vs disabled (prints figures)
 	$(UV) run --frozen python bench/bench_relay_checkpoints.py
 
+bench-capacity: $(GEN_STAMP) ## one projection replica's capacity on the 1M-event history: chains, RSS, MB per 100k events, start-up load
+	$(UV) run --frozen python bench/bench_projection_capacity.py
+
 demo: setup ## run the whole system on its embedded default (local Kafka, SQLite, 30 simulated patients)
 	$(UV) run --frozen python -m v2v_simulator demo $(DEMO_ARGS)
 
-demo-clean: ## stop the demo's broker and remove its data (.v2v-data), to start over
+demo-clean: ## stop what up started and the demo's broker, remove their data (.v2v-data), to start over
 	$(UV) run --frozen python -m v2v_simulator clean
+
+up: setup ## start the system and leave it running (seeds 12 patients the first time; UP_ARGS="--patients N"); prints the console URL and logins
+	$(UV) run --frozen python -m v2v_simulator up $(UP_ARGS)
+
+down: $(GEN_STAMP) ## stop what `make up` started
+	$(UV) run --frozen python -m v2v_simulator down
+
+status: $(GEN_STAMP) ## what `make up` started: running, ready, ports
+	$(UV) run --frozen python -m v2v_simulator status
 
 kafka-up: ## start the local single-node KRaft broker; prints the bootstrap address
 	@infra/kafka/kafka.sh up
@@ -86,6 +105,7 @@ golden: $(GEN_STAMP) ## rewrite every golden vector: envelope + each context's e
 	$(UV) run --frozen python -m v2v_testkit.golden --write
 
 clean: ## stop local infrastructure and remove generated code and local state
+	-@if [[ -f .v2v-data/up.json ]]; then $(UV) run --frozen python -m v2v_simulator down; fi
 	-@infra/kafka/kafka.sh down >/dev/null 2>&1
 	-@infra/postgres/pg.sh down >/dev/null 2>&1
 	rm -rf .v2v .venv/.synced $(GEN_STAMP)

@@ -9,8 +9,11 @@ hint() { missing+=("$1"); }
 if ! command -v python3.11 >/dev/null 2>&1 && ! python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
   hint "Python 3.11 (Debian: apt-get install python3.11 python3.11-venv; or pyenv install 3.11)"
 fi
-if ! command -v uv >/dev/null 2>&1; then
-  hint "uv (python3 -m pip install uv==0.13.9)"
+if ! command -v uv >/dev/null 2>&1 && [[ ! -x "$(dirname "$0")/../.v2v/uv/bin/uv" ]]; then
+  # make installs the pinned uv itself (tools/ensure_uv.sh) with python3's venv module or pip
+  if ! python3 -c 'import ensurepip' 2>/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then
+    hint "uv (python3 -m pip install uv==0.13.9), or python3's venv module so that make installs it (apt-get install python3.11-venv)"
+  fi
 fi
 docker_ok=0
 if command -v docker >/dev/null 2>&1 && timeout 5 docker info >/dev/null 2>&1; then docker_ok=1; fi

@@ -4,7 +4,8 @@ consortium, print the projection's summary and the auditor's verdict, stop every
 Everything lives under the data directory (default `.v2v-data`): `pki/`, `stores/` (SQLite
 event stores; PostgreSQL databases instead when V2V_POSTGRES_DSN is set), `kafka/` (the
 broker's state), `logs/<service>-<site>.log`, and `simulator.json` (how many patients so far,
-so a second run adds new patients to the same consortium).
+so a second run adds new patients to the same consortium). When `make up` runs the consortium
+of the data directory (`up.json`), the demo adds its patients to it and leaves it running.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from v2v_simulator.setup import ensure_courier_tokens, ensure_pki, ensure_signer
 from v2v_simulator.stores import Stores
 from v2v_simulator.summary import read_summary, render, settled
 from v2v_simulator.system import System
+from v2v_simulator.up_record import UpRecord, attach, how
 
 STATE_FILE = "simulator.json"
 PROJECTION_CATCH_UP_S = 120.0
@@ -74,7 +76,9 @@ class DemoOptions:
     workers: int = DEFAULT_WORKERS
 
 
-def _state(options: DemoOptions, data_dir: Path) -> DemoState:
+def load_state(options: DemoOptions, data_dir: Path) -> DemoState:
+    """The data directory's consortium (a new one as `options` describe when it has none);
+    DemoError when `options` describe another one."""
     state = DemoState.load(data_dir)
     if state is None:
         return DemoState(options.hospitals, options.gmp_sites, options.seed, 0, options.in_house)
@@ -98,7 +102,10 @@ def run_demo(options: DemoOptions, console: Console) -> int:
     started = time.monotonic()
     data_dir = options.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    state = _state(options, data_dir)
+    state = load_state(options, data_dir)
+    up = UpRecord.load(data_dir)
+    if up is not None:
+        return _demo_on_running(options, state, up, console)
     consortium = state.consortium()
     pki = data_dir / "pki"
     if ensure_pki(pki, consortium):
@@ -132,6 +139,27 @@ def run_demo(options: DemoOptions, console: Console) -> int:
             broker.down()
         console.print(f"demo took {time.monotonic() - started:.0f}s; logs in {system.log_dir}")
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _demo_on_running(options: DemoOptions, state: DemoState, up: UpRecord, console: Console) -> int:
+    """The demo's patients added to the consortium `make up` runs, which stays running."""
+    data_dir = options.data_dir.resolve()
+    dead = up.dead()
+    if dead:
+        raise DemoError(
+            f"{UpRecord.path(data_dir)} records services that no longer run"
+            f" ({', '.join(s.name for s in dead)}): `{how('down', data_dir)}` first, or"
+            f" `{how('up', data_dir)}` to start everything again"
+        )
+    console.print("the consortium is up (`make up`): adding the demo's patients to it")
+    system = attach(up, Stores(data_dir, os.environ.get("V2V_POSTGRES_DSN") or None))
+    tokens = ensure_courier_tokens(system, data_dir)
+    clients = Clients(system.pki, system, system.consortium, tokens)
+    try:
+        return _simulate(options, state, system, clients, console)
+    finally:
+        clients.close()
+        console.print(f"the consortium stays up: `{how('down', data_dir)}` stops it")
 
 
 def _simulate(
