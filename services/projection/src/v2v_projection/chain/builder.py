@@ -7,6 +7,7 @@ all facts are in (see view.py), so the result depends on the set of facts only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -84,6 +85,25 @@ class Shipment(NamedTuple):
     manifest: tuple[str, ...]
     origin: str
     destination: str
+    condition: str = ""
+    created_ns: int = 0
+
+
+class Upload(NamedTuple):
+    """One upload of a shipment's data logger (its readings decoded only for the view)."""
+
+    shipment_id: str
+    device_id: str
+    readings: Sequence[Any]  # v2v.logistics.events.v1.TemperatureReading
+
+
+class Excursion(NamedTuple):
+    started_ns: int
+    device_id: str
+    ended_ns: int
+    duration_s: int
+    min_c: float
+    max_c: float
 
 
 class CustodyMove(NamedTuple):
@@ -148,6 +168,10 @@ class ChainBuilder:
         self.batches: dict[str, Batch] = {}
         self.releases: dict[str, Release] = {}
         self.shipments: dict[str, Shipment] = {}
+        self.deliveries: dict[str, int] = {}
+        """shipment id -> when its destination received it (the first delivery)."""
+        self.uploads: list[Upload] = []
+        self.excursions: dict[str, list[Excursion]] = {}
         self.custody: list[CustodyMove] = []
         self.receipts: list[Administration] = []
         self.administrations: list[Administration] = []

@@ -1,8 +1,9 @@
-"""Logistics facts: shipments, custody handoffs, refused scans, window breaches, temperature
-excursions, delivery (with a signed window override), exceptions (a lost shipment ends its
-custodian's custody without a successor). Custodians may be departments of a site
-(`site:<ID>/<department>`): a shipment from a department takes the units from its site as a
-whole, and a delivery to a department hands them to that department."""
+"""Logistics facts: shipments, custody handoffs, refused scans, window breaches, logger
+readings and temperature excursions (the chain of condition), delivery (with a signed window
+override), exceptions (a lost shipment ends its custodian's custody without a successor).
+Custodians may be departments of a site (`site:<ID>/<department>`): a shipment from a
+department takes the units from its site as a whole, and a delivery to a department hands them
+to that department."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from v2v_projection.chain.alert_kinds import (
 )
 from v2v_projection.chain.alerts import identity_mismatch
 from v2v_projection.chain.applied_envelope import Fact
-from v2v_projection.chain.builder import ChainBuilder, Shipment
+from v2v_projection.chain.builder import (
+    ChainBuilder,
+    Excursion,
+    Shipment,
+    Upload,
+    condition_name,
+)
 from v2v_projection.chain.registry import handles, marks
 from v2v_projection.chain.times import iso, stamp_ns
 
@@ -32,11 +39,16 @@ def manifest(chain: ChainBuilder, shipment_id: str) -> tuple[str, ...]:
 @handles(pb.ShipmentCreated)
 def shipment_created(chain: ChainBuilder, fact: Fact, event: pb.ShipmentCreated) -> None:
     dins = tuple(event.manifest_dins)
+    created = stamp_ns(event.created_at) or fact.occurred_ns
     chain.shipments[event.shipment_id] = Shipment(
-        event.shipment_id, dins, event.origin_site_id, event.destination_site_id
+        event.shipment_id,
+        dins,
+        event.origin_site_id,
+        event.destination_site_id,
+        condition_name(event.condition),
+        created,
     )
     chain.link(event.origin_site_id, event.destination_site_id, fact.site_id)
-    created = stamp_ns(event.created_at) or fact.occurred_ns
     if event.origin_department:  # the department takes what its site held as a whole
         site = party(event.origin_site_id)
         chain.move(fact, "transfer", dins, created, from_party=site, to_party=event.custodian)
@@ -82,12 +94,20 @@ def window_breached(chain: ChainBuilder, fact: Fact, event: pb.StabilityWindowBr
     chain.alert(STABILITY_WINDOW_BREACH, detected, detail, fact.event_id)
 
 
-marks(pb.TemperatureReadingsRecorded, "")
+@handles(pb.TemperatureReadingsRecorded)
+def readings(chain: ChainBuilder, fact: Fact, event: pb.TemperatureReadingsRecorded) -> None:
+    """Kept as uploaded: the view merges a shipment's uploads (view.py)."""
+    chain.uploads.append(Upload(event.shipment_id, event.device_id, event.readings))
 
 
 @handles(pb.TemperatureExcursionRecorded)
 def excursion(chain: ChainBuilder, fact: Fact, event: pb.TemperatureExcursionRecorded) -> None:
     started = stamp_ns(event.started_at) or fact.occurred_ns
+    ended = stamp_ns(event.ended_at) or started
+    found = Excursion(
+        started, event.device_id, ended, event.duration_seconds, event.min_c, event.max_c
+    )
+    chain.excursions.setdefault(event.shipment_id, []).append(found)
     detail = (
         f"shipment {event.shipment_id}, logger {event.device_id}: {event.min_c:g} to"
         f" {event.max_c:g} °C for {event.duration_seconds // 60} min"
@@ -98,6 +118,7 @@ def excursion(chain: ChainBuilder, fact: Fact, event: pb.TemperatureExcursionRec
 @handles(pb.ShipmentDelivered)
 def delivered(chain: ChainBuilder, fact: Fact, event: pb.ShipmentDelivered) -> None:
     at = stamp_ns(event.received_at) or fact.occurred_ns
+    chain.deliveries.setdefault(event.shipment_id, at)
     dins = manifest(chain, event.shipment_id)
     taker = party(event.destination_site_id, event.destination_department)
     chain.move(fact, "transfer", dins, at, from_party=event.from_party, to_party=taker)

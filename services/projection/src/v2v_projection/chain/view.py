@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from v2v_platform.conditions import Condition
 from v2v_projection.chain.alert_kinds import severity
-from v2v_projection.chain.builder import ChainBuilder, Release, Unit
+from v2v_projection.chain.builder import ChainBuilder, Excursion, Release, Shipment, Unit, Upload
 from v2v_projection.chain.custody import UnitCustody, custody_alerts, custody_view, replay
 from v2v_projection.chain.kpis import chain_kpis
 from v2v_projection.chain.times import iso
@@ -17,6 +19,8 @@ RELEASE_STATUS = {
     "oos-justified": "oos-justified",
     "oos-accepted": "oos-released",
 }
+RANGES_C = {condition.value: condition.temperature_range_c for condition in Condition}
+NOT_CREATED = Shipment("", (), "", "")
 
 
 def chain_view(chain: ChainBuilder) -> dict[str, Any]:
@@ -42,6 +46,7 @@ def chain_view(chain: ChainBuilder) -> dict[str, Any]:
             }
             for batch in sorted(chain.batches.values(), key=lambda b: (b.started_ns, b.batch_id))
         ],
+        "shipments": shipments_view(chain),
         "releases": [release_view(chain, r) for _, r in sorted(chain.releases.items())],
         "infusion": infusion_view(chain),
         "signatures": chain.signatures,
@@ -73,6 +78,78 @@ def unit_view(unit: Unit, custody: dict[str, UnitCustody]) -> dict[str, Any]:
         "batch_id": unit.batch_id,
         "custody": custody_view(custody, unit.din),
     }
+
+
+def shipments_view(chain: ChainBuilder) -> list[dict[str, Any]]:
+    """Every shipment the chain's facts name (created, delivered, logged), by creation time
+    then id; one whose creation is not in the chain first, with what is known of it."""
+    uploads: dict[str, list[Upload]] = {}
+    for upload in chain.uploads:
+        uploads.setdefault(upload.shipment_id, []).append(upload)
+    named = (
+        chain.shipments.keys() | chain.deliveries.keys() | uploads.keys() | chain.excursions.keys()
+    )
+    shipments = [
+        chain.shipments.get(shipment_id) or NOT_CREATED._replace(shipment_id=shipment_id)
+        for shipment_id in named
+    ]
+    shipments.sort(key=lambda s: (s.created_ns, s.shipment_id))
+    return [
+        shipment_view(
+            shipment,
+            chain.deliveries.get(shipment.shipment_id),
+            uploads.get(shipment.shipment_id, ()),
+            chain.excursions.get(shipment.shipment_id, ()),
+        )
+        for shipment in shipments
+    ]
+
+
+def shipment_view(
+    shipment: Shipment,
+    delivered_ns: int | None,
+    uploads: Iterable[Upload],
+    excursions: Iterable[Excursion],
+) -> dict[str, Any]:
+    found = RANGES_C.get(shipment.condition)
+    return {
+        "shipment_id": shipment.shipment_id,
+        "origin_site_id": shipment.origin,
+        "destination_site_id": shipment.destination,
+        "condition": shipment.condition,
+        "range_c": list(found) if found else None,
+        "created_at": iso(shipment.created_ns) if shipment.created_ns else "",
+        "delivered_at": iso(delivered_ns) or "",
+        "readings": readings_view(uploads),
+        "excursions": [
+            {
+                "started_at": iso(e.started_ns),
+                "ended_at": iso(e.ended_ns),
+                "duration_s": e.duration_s,
+                "min_c": e.min_c,
+                "max_c": e.max_c,
+                "device_id": e.device_id,
+            }
+            for e in sorted(set(excursions))
+        ],
+    }
+
+
+def readings_view(uploads: Iterable[Upload]) -> list[dict[str, Any]]:
+    """Every logger reading once, by time, logger and value (uploads may overlap)."""
+    readings: set[tuple[int, str, float]] = set()
+    add = readings.add
+    for _, device_id, uploaded in uploads:
+        for reading in uploaded:
+            measured = reading.measured_at
+            add(
+                (
+                    measured.seconds * 1_000_000_000 + measured.nanos,
+                    device_id,
+                    reading.temperature_c,
+                )
+            )
+    return [{"at": iso(ns), "c": c, "device_id": device} for ns, device, c in sorted(readings)]
 
 
 def release_view(chain: ChainBuilder, release: Release) -> dict[str, Any]:
