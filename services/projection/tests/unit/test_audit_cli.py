@@ -158,9 +158,17 @@ def test_replay_of_one_chain_in_detail(files: Files) -> None:
     result = _run("replay", "--file", str(files.history), "--coi", coi)
     assert result.exit_code == 0, result.output
     assert f"Chain {coi}" in result.stdout
-    for title in ("Units and lineage", "Custody", "E-signatures", "Alerts"):
+    for title in (
+        "Units and lineage",
+        "Custody",
+        "Shipments (temperature)",
+        "E-signatures",
+        "Alerts",
+    ):
         assert title in result.stdout
     assert chain["units"][0]["din"] in result.stdout
+    for shipment in chain["shipments"]:
+        assert shipment["shipment_id"] in result.stdout
 
 
 def test_replay_as_of_a_time_sees_only_what_was_recorded_by_then(files: Files) -> None:

@@ -34,6 +34,7 @@ from v2v_projection.audit.proofs import Proof, gather, prove
 from v2v_projection.audit.rendering import chain_detail, chains_table
 from v2v_projection.audit.replay import AsOfError, Replayed, ViewError, parse_as_of, replay
 from v2v_projection.audit.report import ReportContext, render_report
+from v2v_projection.audit.report_integrity import IntegrityCheck
 from v2v_projection.audit.sources import (
     DEFAULT_TOPICS,
     OPTIONAL_TOPICS,
@@ -308,24 +309,38 @@ def report(
     bootstrap: BootstrapOption = None,
     topics: TopicsOption = None,
     as_of: AsOfOption = None,
+    keys: KeysOption = None,
+    checkpoints: CheckpointsOption = None,
 ) -> None:
-    """Write a printable HTML report of one chain: custody chart, signatures, alerts, lineage."""
+    """Write a printable HTML report of one chain: its integrity (with --keys: its streams
+    verified and their heads proven in the latest checkpoints), custody chart, temperature
+    per shipment, signatures, alerts, lineage."""
     moment = _as_of(as_of)
+    ring = _keys(keys) if keys is not None else None
+    external = _external_checkpoints(checkpoints)
     history = _history(file, bootstrap, topics)
+    check = None
+    if ring is not None:
+        check = IntegrityCheck(history.header, coi, ring, external)
+        history = History(history.header, check.through(history.records), history.label)
     replayed = _replay(history, moment)
     chain = _chain(replayed, coi)
+    integrity = check.finish() if check is not None else None
     source = history.label
     if file is not None:
         source += f" (exported from {history.header.source} at {history.header.exported_at})"
     context = ReportContext(source, datetime.now(UTC), moment, replayed.records)
     temporary = out.with_name(f".{out.name}.partial")
     try:
-        temporary.write_text(render_report(chain, context), encoding="utf-8")
+        temporary.write_text(render_report(chain, context, integrity), encoding="utf-8")
         temporary.replace(out)
     except OSError as error:
         temporary.unlink(missing_ok=True)
         fail(f"cannot write {out}: {error.strerror or error}")
-    typer.echo(f"report on {coi} written to {out}")
+    verdict = "integrity not checked (no --keys)"
+    if integrity is not None:
+        verdict = "integrity clean" if integrity.clean else "integrity NOT CLEAN"
+    typer.echo(f"report on {coi} written to {out} ({verdict})")
 
 
 @checkpoints_app.command("pull")

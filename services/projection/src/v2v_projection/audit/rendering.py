@@ -108,6 +108,35 @@ def _custody(chain: Chain) -> Table:
     return _table("Custody", ("DIN", "Custodian", "Site", "From", "To"), rows)
 
 
+def _shipments(chain: Chain) -> Table:
+    """The chain of condition: each shipment's range, readings and excursions."""
+    from v2v_projection.charts import range_text  # matplotlib: imported only when needed
+
+    rows = []
+    for shipment in chain.get("shipments") or []:
+        readings = [r["c"] for r in shipment.get("readings") or [] if r.get("c") is not None]
+        measured = f"{min(readings):g} to {max(readings):g} °C" if readings else None
+        excursions = [
+            f"{e.get('started_at')} to {e.get('ended_at') or '?'}"
+            f" ({e.get('min_c')} to {e.get('max_c')} °C)"
+            for e in shipment.get("excursions") or []
+        ]
+        rows.append(
+            (
+                shipment.get("shipment_id"),
+                f"{shipment.get('origin_site_id') or '?'}"
+                f" -> {shipment.get('destination_site_id') or '?'}",
+                shipment.get("condition"),
+                range_text(shipment),
+                len(readings),
+                measured,
+                excursions,
+            )
+        )
+    columns = ("Shipment", "Route", "Condition", "Range", "Readings", "Measured", "Excursions")
+    return _table("Shipments (temperature)", columns, rows)
+
+
 def _releases(chain: Chain) -> Table:
     rows = []
     for release in chain["releases"]:
@@ -153,6 +182,7 @@ def chain_detail(chain: Chain) -> list[RenderableType]:
         _units(chain),
         _batches(chain),
         _custody(chain),
+        _shipments(chain),
         _releases(chain),
         _signatures(chain),
         _alerts(chain),

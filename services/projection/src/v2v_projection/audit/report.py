@@ -1,17 +1,25 @@
 """`v2v audit report`: one chain as a printable, self-contained HTML page.
 
 Inline CSS (with print rules) and inline SVG only: no script, no external resource, so the
-file can be archived and printed as is. Every value from the history is HTML-escaped.
+file can be archived and printed as is. Every value from the history is HTML-escaped (the
+temperature charts are matplotlib's SVG, whose text matplotlib escapes).
+
+The page states the chain's integrity (`report_integrity`: its streams verified now from the
+same history, and the inclusion proofs of their heads in the latest checkpoints), and shows
+each shipment's temperature chart with its range and excursions (the chain of condition).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from v2v_platform.envelope.verify import Break
+from v2v_projection.audit.report_integrity import FAILED, VERIFIED, ChainIntegrity
 from v2v_projection.audit.timeline import custody_svg
 from v2v_projection.audit.views import adverse_events, infusion_status, release_statuses
 from v2v_projection.chain.kpis import VEIN_TO_VEIN
@@ -29,6 +37,14 @@ td.mono, span.mono { font-family: "DejaVu Sans Mono", Menlo, monospace; font-siz
   word-break: break-all; }
 .empty { color: #666; font-style: italic; }
 svg { border: 1px solid #ccc; background: #fff; }
+figure.chart { margin: 6px 0 4px; }
+figure.chart svg { display: block; width: 100%; max-width: 250mm; height: auto; }
+.verdict { font-size: 12pt; font-weight: bold; padding: 6px 10px; margin: 4px 0 8px;
+  border: 2px solid; }
+.verdict.clean { color: #1b5e20; border-color: #2e7d32; background: #e8f5e9; }
+.verdict.not-clean { color: #b71c1c; border-color: #c62828; background: #ffebee; }
+.verdict.unchecked { color: #6d4c00; border-color: #b28704; background: #fff8e1; }
+td.bad { color: #b71c1c; font-weight: bold; }
 svg .grid { stroke: #ddd; stroke-width: 1; }
 svg .tick { font-size: 10px; fill: #444; }
 svg .lane { font-size: 11px; fill: #111; font-family: monospace; }
@@ -38,7 +54,10 @@ svg .bar-label { font-size: 10px; fill: #fff; }
 @media print {
   body { margin: 0; }
   h2 { break-after: avoid; }
-  tr, svg { break-inside: avoid; }
+  tr, svg, figure.chart, .verdict { break-inside: avoid; }
+  figure.chart svg { max-width: 190mm; }
+  h3 { break-after: avoid; }
+  .verdict { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   thead { display: table-header-group; }
 }
 """
@@ -69,15 +88,19 @@ def _cell(value: Any) -> str:
     return escape(str(value))
 
 
+class Alarm(str):
+    """A cell shown as a problem (red, bold)."""
+
+
+def _td(value: Any, mono: bool) -> str:
+    if isinstance(value, Alarm):
+        return f'<td class="bad">{_cell(value)}</td>'
+    return f'<td class="mono">{_cell(value)}</td>' if mono else f"<td>{_cell(value)}</td>"
+
+
 def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]], mono: Sequence[int] = ()) -> str:
     body = [
-        "<tr>"
-        + "".join(
-            f'<td class="mono">{_cell(v)}</td>' if i in mono else f"<td>{_cell(v)}</td>"
-            for i, v in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
+        "<tr>" + "".join(_td(v, i in mono) for i, v in enumerate(row)) + "</tr>" for row in rows
     ]
     if not body:
         return '<p class="empty">None recorded.</p>'
@@ -229,8 +252,174 @@ def _kpis(chain: dict[str, Any]) -> str:
     )
 
 
-def render_report(chain: dict[str, Any], context: ReportContext) -> str:
-    """The whole HTML document for one chain view (the fold's chain dict)."""
+def _shipments(chain: dict[str, Any]) -> str:
+    """Each shipment: its temperature chart (range shaded, excursions shaded), then its range
+    and excursions in words."""
+    shipments = chain.get("shipments") or []
+    if not shipments:
+        return '<p class="empty">No shipments recorded.</p>'
+    from v2v_projection.charts import range_text, temperature_chart  # matplotlib: when needed
+
+    parts = []
+    for shipment in shipments:
+        readings = shipment.get("readings") or []
+        loggers = sorted({str(r.get("device_id") or "") for r in readings} - {""})
+        heading = (
+            f"Shipment {shipment.get('shipment_id')}: {shipment.get('origin_site_id') or '?'}"
+            f" \u2192 {shipment.get('destination_site_id') or '?'}"
+        )
+        facts = _table(
+            ("Condition", "Range", "Created (UTC)", "Delivered (UTC)", "Readings", "Loggers"),
+            [
+                (
+                    shipment.get("condition") or "not recorded",
+                    range_text(shipment),
+                    shipment.get("created_at") or "not recorded",
+                    shipment.get("delivered_at") or "not delivered",
+                    len(readings),
+                    loggers,
+                )
+            ],
+        )
+        excursions = [
+            (
+                e.get("started_at"),
+                e.get("ended_at"),
+                None if e.get("duration_s") is None else f"{e['duration_s'] / 60:g}",
+                e.get("min_c"),
+                e.get("max_c"),
+                e.get("device_id"),
+            )
+            for e in shipment.get("excursions") or []
+        ]
+        columns = ("Started (UTC)", "Ended (UTC)", "Minutes", "Min °C", "Max °C", "Logger")
+        listed = (
+            _table(columns, excursions)
+            if excursions
+            else '<p class="empty">No excursion recorded.</p>'
+        )
+        parts.append(
+            f"<h3>{escape(heading)}</h3>"
+            f'<figure class="chart">{temperature_chart(shipment)}</figure>'
+            f"{facts}<h4>Excursions ({len(excursions)})</h4>{listed}"
+        )
+    return "".join(parts)
+
+
+def _verdict(integrity: ChainIntegrity) -> str:
+    if integrity.clean:
+        return (
+            '<p class="verdict clean">CLEAN: every record of this chain\'s streams verifies'
+            " and every stream head is proven in its service's latest checkpoint, or was"
+            " published after it.</p>"
+        )
+    reasons = []
+    if not integrity.streams:
+        reasons.append("none of its records was found")
+    if integrity.breaks:
+        reasons.append(f"{len(integrity.breaks)} break(s) concern this chain")
+    if integrity.failed_proofs:
+        reasons.append(f"{len(integrity.failed_proofs)} stream head(s) not proven")
+    return f'<p class="verdict not-clean">NOT CLEAN: {escape("; ".join(reasons))}.</p>'
+
+
+def _where(found: Break) -> str:
+    return "" if found.location.partition < 0 else str(found.location)
+
+
+def _integrity(integrity: ChainIntegrity | None, coi: str) -> str:
+    if integrity is None:
+        return (
+            '<p class="verdict unchecked">NOT CHECKED: no consortium key ring was given to'
+            " this report (<code>v2v audit report --keys DIR</code>, or V2V_PKI_DIR); run"
+            f" <code>v2v audit verify</code> and <code>v2v audit prove --coi {escape(coi)}"
+            "</code>.</p>"
+        )
+    outcome = integrity.outcome
+    external = (
+        " The checkpoints were compared with, and the proofs made against, the external copy"
+        " given (--checkpoints)."
+        if integrity.external_checkpoints
+        else ""
+    )
+    others = (
+        f" {integrity.other_breaks} other break(s) in the history concern other chains or"
+        " services: <code>v2v audit verify</code> lists them."
+        if integrity.other_breaks
+        else ""
+    )
+    counts = (
+        f"<p>Verified now from the same history: {outcome.records} records (all the history"
+        f" read, {outcome.checkpoints} of them checkpoints; not limited by --as-of), of which"
+        f" {integrity.chain_records} are this chain's, in {len(integrity.streams)} streams;"
+        f" {outcome.signatures_checked} signatures checked one by one,"
+        f" {outcome.covered_by_checkpoints} events covered by checkpoints.{external}{others}"
+        "</p>"
+    )
+    breaks = _table(
+        ("Check", "Where", "Stream", "Version", "Detail"),
+        [
+            (b.check, _where(b), b.aggregate_id, b.version or None, b.detail)
+            for b in integrity.breaks
+        ],
+        mono=(2,),
+    )
+    return (
+        _verdict(integrity)
+        + counts
+        + f"<h3>Breaks concerning this chain ({len(integrity.breaks)})</h3>"
+        + (breaks if integrity.breaks else '<p class="empty">None.</p>')
+        + "<h3>Stream heads in the latest checkpoints</h3>"
+        + _proofs(integrity)
+    )
+
+
+def _proofs(integrity: ChainIntegrity) -> str:
+    """One row per stream; a proof that verifies on a stream with breaks says so: the proof
+    checks the head's hash, the breaks say which records do not match theirs."""
+    broken = Counter(b.aggregate_id for b in integrity.breaks)
+    rows = []
+    for stream in integrity.proofs:
+        proof = stream.proof
+        shown: str = stream.shown
+        if broken[proof.aggregate_id]:
+            shown = Alarm(f"{shown}; but {broken[proof.aggregate_id]} break(s) on this stream")
+        elif stream.status == FAILED:
+            shown = Alarm(shown)
+        checkpoint = f"{proof.site_id} / {proof.sequence}" if proof.sequence else None
+        committed = proof.version or None
+        leaf = f"{proof.leaf_index} of {proof.tree_size}" if stream.status == VERIFIED else None
+        rows.append(
+            (
+                proof.aggregate_id,
+                proof.topic,
+                proof.history_version,
+                checkpoint,
+                committed,
+                leaf,
+                proof.root.hex() if stream.status == VERIFIED else None,
+                shown,
+            )
+        )
+    columns = (
+        "Stream",
+        "Topic",
+        "Head version",
+        "Checkpoint (site / sequence)",
+        "Committed version",
+        "Leaf",
+        "Root",
+        "Proof",
+    )
+    return _table(columns, rows, mono=(0, 6))
+
+
+def render_report(
+    chain: dict[str, Any], context: ReportContext, integrity: ChainIntegrity | None = None
+) -> str:
+    """The whole HTML document for one chain view (the fold's chain dict); `integrity`: its
+    streams verified and proven (`report_integrity.IntegrityCheck`), or None when no key
+    ring was given (the section then says it was not checked)."""
     coi = escape(chain["coi"])
     as_of = context.as_of.isoformat() if context.as_of else "end of history"
     closing = context.as_of or _time(chain["updated_at"]) or context.generated_at
@@ -240,11 +429,13 @@ def render_report(chain: dict[str, Any], context: ReportContext) -> str:
     )
     sections = [
         ("Summary", _summary(chain)),
+        ("Integrity of this chain's records", _integrity(integrity, chain["coi"])),
         ("Custody timeline", custody_svg(chain["units"], closing)),
         (
             "Custody intervals",
             _table(("DIN", "Custodian", "Site", "From (UTC)", "To (UTC)"), _custody_rows(chain)),
         ),
+        ("Chain of condition (temperature per shipment)", _shipments(chain)),
         ("KPIs (clinical times, docs/kpis.md)", _kpis(chain)),
         ("Lineage", _lineage(chain)),
         ("Release", _releases(chain)),
@@ -253,9 +444,8 @@ def render_report(chain: dict[str, Any], context: ReportContext) -> str:
     ]
     body = "".join(f"<h2>{escape(title)}</h2>{content}" for title, content in sections)
     footer = (
-        '<p class="footer">Replayed with the projection fold; envelope hashes, signatures and'
-        " version continuity are checked by <code>v2v audit verify</code>, not by this report."
-        "</p>"
+        '<p class="footer">Replayed with the projection fold. The integrity section covers this'
+        " chain's streams only; <code>v2v audit verify</code> checks the whole history.</p>"
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
