@@ -20,6 +20,17 @@ was stored, and the store is the projection's own. Verifying them again would co
 consuming them did (~70-120 µs per envelope and core: ~100 s for a million envelopes, against
 ~4 s to fold them). The quarantined rows are reloaded with the envelopes, so their alerts
 survive a restart.
+
+Signed checkpoints (`v2v.checkpoints.v1`, issue 15) come in the same batches: their gate is the
+`CheckpointGate` (verifier.py), then the `CheckpointIndex` (checkpoint_index.py) takes each
+service's checkpoints in sequence, checking the chain of checkpoints and each root; a refused
+one is quarantined like any refused record (no COI: no chain alert). Taken (and parked)
+checkpoints are stored as rows of the batch's segment, like envelopes, so `load` rebuilds the
+index from the store with the fold (no root checks again; parked ones the index refused later
+are left out by their quarantined location). Stored, not re-read from offset 0 on each start:
+the checkpoint topic's offsets are committed with the rest of the batch in one transaction, a
+start costs no signature check and no re-fold of every root, and nothing depends on the
+topic's retention.
 """
 
 from __future__ import annotations
@@ -36,10 +47,12 @@ from google.protobuf.message import DecodeError
 from v2v_platform.consumer.consumer import QUARANTINED
 from v2v_platform.consumer.quarantine import QuarantinedRecord
 from v2v_platform.envelope.codec import decode
-from v2v_platform.envelope.trust import EnvelopeGate, Untrusted
+from v2v_platform.envelope.trust import EnvelopeGate, Untrusted, untrusted
 from v2v_platform.envelope.verify import CHECK_DECODE, Location
 from v2v_projection.chain.alerts import UntrustedMark
 from v2v_projection.chain.times import datetime_ns
+from v2v_projection.checkpoint_checks import is_checkpoint_topic
+from v2v_projection.checkpoint_index import CheckpointIndex, HeadProof, Refusal
 from v2v_projection.fold import ChainFold
 from v2v_projection.store import QUARANTINE_CONSUMER, Offsets, ProjectionStore, Row
 from v2v_projection.verifier import Key, RecordVerifier
@@ -68,6 +81,7 @@ class ChainProjection:
         store still work)."""
         self.store = store
         self.fold = ChainFold()
+        self.checkpoints = CheckpointIndex()
         self.lock = threading.RLock()
         self.verifier = verifier
         self.untrusted_records = 0  # refused records quarantined since the start
@@ -80,12 +94,30 @@ class ChainProjection:
         verified before they were stored) and note the quarantined records on their chains."""
         with self.lock:
             self._writer.recover()
+            quarantined = self.store.quarantined()
+            refused = {row.location for row in quarantined}
             self.fold = ChainFold()
-            self.fold.apply_all(self.store.envelopes())
+            self.checkpoints = CheckpointIndex()
+            self.fold.apply_all(self._envelopes_taking_checkpoints(refused))
             self._quarantined = set()
-            for row in self.store.quarantined():
+            for row in quarantined:
                 self._note(row.location, row.coi, mark_of(row))
             return self.fold.events_applied + self.fold.events_parked
+
+    def _envelopes_taking_checkpoints(self, refused: set[Location]) -> Iterable[bytes]:
+        """The stored envelopes for the fold; the stored checkpoints go to the index."""
+        index = self.checkpoints
+        kinds: dict[str, bool] = {}  # topic -> is it a checkpoint topic
+        for topic, partition, offset, value in self.store.rows():
+            checkpoint = kinds.get(topic)
+            if checkpoint is None:
+                checkpoint = kinds[topic] = is_checkpoint_topic(topic)
+            if not checkpoint:
+                yield value
+                continue
+            location = Location(topic, partition, offset)
+            if location not in refused:
+                index.take(decode(value), value, location, check_roots=False)
 
     def quarantined_records(self) -> list[QuarantinedRecord]:
         """Every record the projection refused (stored), oldest first: with or without a COI."""
@@ -158,10 +190,15 @@ class ChainProjection:
         apply = fold.apply_bytes
         new_rows: list[Row] = []
         untrusted: list[Untrusted] = []
+        checkpoint_topics = {t for t in {r[0] for r in records} if is_checkpoint_topic(t)}
         for index, record in enumerate(records):
             found = refused.get(index)
             if found is not None:
                 untrusted.append(replace(found, raw=record[3]))
+                continue
+            if checkpoint_topics and record[0] in checkpoint_topics:
+                if self._take_checkpoint(record, untrusted):
+                    new_rows.append(record)
                 continue
             skipped = fold.duplicates_skipped
             author = apply(record[3])
@@ -170,6 +207,13 @@ class ChainProjection:
             elif fold.duplicates_skipped == skipped:
                 new_rows.append(record)
         return new_rows, untrusted
+
+    def _take_checkpoint(self, record: Record, refused: list[Untrusted]) -> bool:
+        """Take a checkpoint that passed its gate; True: it is new (to be stored)."""
+        topic, partition, offset, value = record
+        outcome = self.checkpoints.take(decode(value), value, Location(topic, partition, offset))
+        refused.extend(refusal_of(found) for found in outcome.refused)
+        return outcome.new
 
     def _quarantine(self, record: Untrusted, at: datetime) -> bool:
         """Note a refused record on its chain; count and log it the first time its location
@@ -198,6 +242,7 @@ class ChainProjection:
             self._writer.drain()
             self.store.clear()
             self.fold = ChainFold()
+            self.checkpoints = CheckpointIndex()
             self._quarantined = set()
 
     def read(self, reader: Callable[[ChainFold], Any]) -> Any:
@@ -218,6 +263,17 @@ class ChainProjection:
         with self.lock:
             return self.fold.kpis()
 
+    def envelopes_of(self, coi: str) -> list[bytes]:
+        """The chain's envelopes as the fold took them (stream versions in order)."""
+        with self.lock:
+            return self.fold.envelopes_of(coi)
+
+    def checkpoint_proof(self, topic: str, site_id: str, aggregate_id: str) -> HeadProof | None:
+        """The stream's head committed by the latest verified checkpoint of its service
+        (`topic` at `site_id`), with the audit path of its leaf."""
+        with self.lock:
+            return self.checkpoints.proof(topic, site_id, aggregate_id)
+
 
 def next_offsets(records: Sequence[Record]) -> Offsets:
     offsets: dict[tuple[str, int], int] = {}
@@ -235,6 +291,11 @@ def not_by_stream_author(record: Record, author: str) -> Untrusted:
     found = EnvelopeGate.check_stream_author(decode(value), value, location, author)
     assert found is not None, "the fold refused it for another site than the stream's"
     return found
+
+
+def refusal_of(refusal: Refusal) -> Untrusted:
+    """A checkpoint the index refused, as the gate's refusals are quarantined."""
+    return untrusted(refusal.breaks, refusal.raw, refusal.location, refusal.envelope)
 
 
 def mark_of(record: Untrusted | QuarantinedRecord, at: datetime | None = None) -> UntrustedMark:

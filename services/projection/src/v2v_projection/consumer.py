@@ -1,4 +1,5 @@
-"""Consuming every context topic (one consumer group) in batches into the projection core.
+"""Consuming every context topic and the signed checkpoints (`v2v.checkpoints.v1`; one consumer
+group) in batches into the projection core.
 
 Offsets live in the projection's store, written with the batch's envelopes: on (re)assignment
 the consumer seeks each partition to its stored next offset (the beginning when none), so
@@ -22,11 +23,12 @@ from opentelemetry.trace import Link, SpanKind
 from v2v_platform import telemetry
 from v2v_platform.consumer.contact import ContactCheck
 from v2v_platform.consumer.subscription import SubscriptionWatch
-from v2v_platform.envelope.headers import CONTEXTS, HEADER_TRACEPARENT, topic_for
+from v2v_platform.envelope.headers import HEADER_TRACEPARENT
+from v2v_platform.relay.topics import V2V_TOPICS
 from v2v_projection.chain_projection import ChainProjection, Record
 
 log = logging.getLogger("v2v.projection")
-TOPICS = tuple(topic_for(context) for context in CONTEXTS)
+TOPICS = V2V_TOPICS  # the five context topics and the checkpoint topic
 MAX_LINKS = 128
 SCANNED_FOR_TRACES = 512  # records of a partition's batch looked at for trace context
 CONSUMER_CONFIG: dict[str, object] = {
@@ -77,7 +79,9 @@ class ProjectionConsumer:
         )
         self._topics = list(topics)
         self._subscribe()
-        self._watch = SubscriptionWatch(self._consumer, self._subscribe, "the context topics")
+        self._watch = SubscriptionWatch(
+            self._consumer, self._subscribe, "the context and checkpoint topics"
+        )
         self._contact = ContactCheck(self._consumer)
         self.records_seen = 0
         self.envelopes_stored = 0

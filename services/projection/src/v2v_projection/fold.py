@@ -242,6 +242,10 @@ class ChainFold:
             self._dirty.discard(coi)
         return view
 
+    def envelopes_of(self, coi: str) -> list[bytes]:
+        """The chain's taken envelopes, each stream's versions in order (a copy)."""
+        return list(self._buckets.get(coi, ()))
+
     def chains(self, workers: int = 1) -> list[dict[str, Any]]:
         """Every chain view, by COI. `workers` > 1 derives the stale views in that many forked
         processes (for single-threaded bulk replays only: forking a threaded server is unsafe)."""

@@ -9,7 +9,9 @@ then the serialized envelope). One row per batch instead of one per envelope kee
 database's share of the work small enough for the consumer to run near Kafka's raw read rate
 (see bench/); the fold, not SQL, is the read model. The envelopes' bytea column is stored
 uncompressed (they are signed and hashed: already dense). Every stored envelope was verified
-before it was stored (chain_projection.py).
+before it was stored (chain_projection.py). The signed checkpoints the projection took
+(`v2v.checkpoints.v1`, issue 15) are rows of the same segments, with their topic; `load` gives
+them to its checkpoint index instead of the fold.
 
 The records the projection refused (not envelopes, or envelopes that failed verification) are
 stored in the same transaction, in the platform's consumer quarantine table

@@ -1,7 +1,11 @@
 """Verifying consumed records before the projection folds them: the platform's `EnvelopeGate`
 (decoding, event id, hash, Ed25519 signature against the consortium key ring, signer site,
 event type of the topic, authorship policy), on every record, in this process or in worker
-processes.
+processes. Records of the checkpoint topic (`v2v.checkpoints.v1`) go through the
+`CheckpointGate` instead (the same envelope checks, and the checkpoint's own: well formed, on
+its signer's checkpoint stream, signer entitled to author the checkpoint's topic); the chain
+of each service's checkpoints and their roots are checked where they are folded
+(checkpoint_index.py).
 
 Verification costs ~70-120 µs per envelope on one core (the signature dominates), about ten
 times what folding and storing it costs, so it decides the projection's rate.
@@ -29,9 +33,10 @@ from pathlib import Path
 from typing import Protocol
 
 from v2v_platform.envelope.authorship import AUTHORSHIP, AuthorshipPolicy
-from v2v_platform.envelope.keys import KeyRingFile
+from v2v_platform.envelope.keys import KeyRing, KeyRingFile
 from v2v_platform.envelope.trust import EnvelopeGate, Untrusted
 from v2v_platform.envelope.verify import Location
+from v2v_projection.checkpoint_checks import CheckpointGate, is_checkpoint_topic
 
 Record = tuple[str, int, int, bytes]  # topic, partition, offset, value
 Key = bytes | None  # the record's Kafka key (the COI), naming the COI of a non-envelope
@@ -52,9 +57,11 @@ def refused_records(
     gate: EnvelopeGate, records: Sequence[Record], keys: Sequence[Key] | None, first: int = 0
 ) -> Refused:
     refused: Refused = []
+    checkpoints = CheckpointGate(gate)
     for index, (topic, partition, offset, value) in enumerate(records):
         key = keys[index] if keys is not None else None
-        found = gate.check(value, Location(topic, partition, offset), key)
+        check = checkpoints.check if is_checkpoint_topic(topic) else gate.check
+        found = check(value, Location(topic, partition, offset), key)
         if isinstance(found, Untrusted):
             refused.append((first + index, replace(found, raw=b"")))
     return refused
@@ -65,6 +72,10 @@ class InlineVerifier:
 
     def __init__(self, gate: EnvelopeGate) -> None:
         self.gate = gate
+
+    def key_ring(self) -> KeyRing:
+        """The ring the records are checked against (now)."""
+        return self.gate.keys
 
     def check(self, records: Sequence[Record], keys: Sequence[Key] | None = None) -> Refused:
         return refused_records(self.gate, records, keys)
@@ -102,7 +113,7 @@ class ProcessVerifier:
     def __init__(
         self, ring_path: Path, workers: int, authorship: AuthorshipPolicy = AUTHORSHIP
     ) -> None:
-        KeyRingFile(ring_path)  # a missing or unreadable ring stops the start here
+        self._ring = KeyRingFile(ring_path)  # a missing or unreadable ring stops the start here
         self._spec = (ring_path, authorship)
         self._workers = workers
         self._chunks = workers * CHUNKS_PER_WORKER
@@ -115,6 +126,10 @@ class ProcessVerifier:
             initializer=_start_worker,
             initargs=self._spec,
         )
+
+    def key_ring(self) -> KeyRing:
+        """The ring the workers check against (read again when its file changes)."""
+        return self._ring.current()
 
     def check(self, records: Sequence[Record], keys: Sequence[Key] | None = None) -> Refused:
         try:

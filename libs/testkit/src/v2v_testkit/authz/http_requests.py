@@ -343,6 +343,7 @@ PROJECTION_ROUTES: dict[str, Builder] = {
     "projection: GET /v1/chains": lambda s: chain(s),
     "projection: GET /v1/chains/{coi}": lambda s: chain(s, {"coi": s.coi}),
     "projection: GET /v1/chains/{coi}/custody": lambda s: chain(s, {"coi": s.coi}),
+    "projection: GET /v1/chains/{coi}/integrity": lambda s: chain(s, {"coi": s.coi}),
     "projection: GET /v1/kpis": lambda s: chain(s),
 }
 

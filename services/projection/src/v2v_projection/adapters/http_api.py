@@ -2,7 +2,8 @@
 
 Sites authenticate with consortium-signed bearer tokens (site and roles from the token); a
 chain the caller may not read is 404, like one that does not exist. Errors are problem+json.
-Every route declares its access (`openapi_extra`: the gRPC twin's `ACCESS`, or `ALERTS`).
+Every route declares its access (`openapi_extra`: the gRPC twin's `ACCESS`, or `ALERTS`; the
+integrity route has no gRPC twin and the access of GetChain).
 (No `from __future__ import annotations` here: FastAPI resolves the dependencies below.)
 """
 
@@ -16,6 +17,7 @@ from v2v_platform.auth.identity import CallerIdentity
 from v2v_platform.http_api import SiteTokenVerifier, create_app, require_roles
 from v2v_platform.scope import Scope
 from v2v_projection.adapters.grpc_api import ACCESS, READERS
+from v2v_projection.integrity import ChainIntegrity
 from v2v_projection.queries import ChainFilter, ChainQueries
 
 DESCRIPTION = (
@@ -28,8 +30,14 @@ ALERTS = reads(Relation.FILTERED, *READERS)
 """`GET /v1/alerts` (no gRPC twin): the alerts of the chains the caller reads."""
 
 
-def create_http_app(queries: ChainQueries, verifier: SiteTokenVerifier) -> FastAPI:
+def create_http_app(
+    queries: ChainQueries,
+    verifier: SiteTokenVerifier,
+    integrity: ChainIntegrity | None = None,
+) -> FastAPI:
+    """`integrity`: by default checked against the key ring of the projection's verifier."""
     app = create_app("v2v projection core", "1", DESCRIPTION)
+    integrity = integrity or ChainIntegrity(queries)
 
     def scope_for(access: Access) -> Any:
         caller_of = require_roles(lambda: verifier, *access.roles)
@@ -64,6 +72,15 @@ def create_http_app(queries: ChainQueries, verifier: SiteTokenVerifier) -> FastA
     def get_chain(scope: Reader, coi: str) -> dict[str, Any]:
         """One chain with everything known about it."""
         return queries.chain(scope, coi)
+
+    @app.get("/v1/chains/{coi}/integrity", openapi_extra=ACCESS["GetChain"].openapi())
+    def get_integrity(scope: Reader, coi: str) -> dict[str, Any]:
+        """The integrity of the chain's streams, verified now: each envelope's hash, signature
+        and author, the links and versions of each stream, the records refused for the COI,
+        and per stream the latest verified checkpoint of its service that commits it, with
+        the inclusion proof of the committed head checked against its signed root. No gRPC
+        twin (same access as GetChain)."""
+        return integrity.of(scope, coi)
 
     @app.get("/v1/chains/{coi}/custody", openapi_extra=ACCESS["GetCustodyTimeline"].openapi())
     def get_custody(scope: CustodyReader, coi: str) -> dict[str, Any]:

@@ -19,6 +19,8 @@ covers (`verification.covered_signatures`).
 With an auditor's external copy (`v2v audit checkpoints pull`), each checkpoint of the copy
 must be in the history identically (`external_checkpoint`: missing = dropped or rolled back,
 different = forked).
+The checks of one checkpoint on its own and of its root live in `v2v_projection.
+checkpoint_checks`, shared with the projection's live consumer (checkpoint_index.py).
 """
 
 from __future__ import annotations
@@ -31,33 +33,36 @@ from google.protobuf.message import DecodeError
 
 from v2v.checkpoints.v1.checkpoint_pb2 import Checkpoint
 from v2v.events.v1.envelope_pb2 import Envelope
-from v2v_platform.checkpoints.envelopes import (
-    CHECKPOINT_AGGREGATE_TYPE,
-    CHECKPOINT_TOPIC,
-    changed_heads,
-    checkpoint_stream_id,
-    read_checkpoint,
-)
+from v2v_platform.checkpoints.envelopes import changed_heads, read_checkpoint
 from v2v_platform.checkpoints.merkle import HeadTree
 from v2v_platform.envelope.authorship import AuthorshipPolicy
 from v2v_platform.envelope.codec import decode
 from v2v_platform.envelope.keys import KeyRing
 from v2v_platform.envelope.verify import Break, ChainVerifier, Location, verify_envelope
+from v2v_projection.checkpoint_checks import (
+    CHECK_CHECKPOINT,
+    CHECK_CHECKPOINT_HEAD,
+    CHECK_CHECKPOINT_ROOT,
+    CHECK_CHECKPOINT_SIGNER,
+    CHECK_EXTERNAL_CHECKPOINT,
+    checkpoint_breaks,
+    is_checkpoint_topic,
+    root_breaks,
+)
+from v2v_projection.checkpoint_checks import checkpoint_break as _break
 
-CHECK_CHECKPOINT = "checkpoint"
-CHECK_CHECKPOINT_SIGNER = "checkpoint_signer"
-CHECK_CHECKPOINT_ROOT = "checkpoint_root"
-CHECK_CHECKPOINT_HEAD = "checkpoint_head"
-CHECK_EXTERNAL_CHECKPOINT = "external_checkpoint"
-
-
-def is_checkpoint_topic(topic: str) -> bool:
-    """`v2v.checkpoints.v1`, or a copy of it under another prefix (a test run's
-    `v2v.audit-1a2b-checkpoints.v1`)."""
-    ending = CHECKPOINT_TOPIC.removeprefix("v2v.")
-    return topic == CHECKPOINT_TOPIC or (
-        topic.endswith(ending) and topic[: -len(ending)][-1:] in (".", "-")
-    )
+__all__ = [
+    "CHECK_CHECKPOINT",
+    "CHECK_CHECKPOINT_HEAD",
+    "CHECK_CHECKPOINT_ROOT",
+    "CHECK_CHECKPOINT_SIGNER",
+    "CHECK_EXTERNAL_CHECKPOINT",
+    "CheckpointAudit",
+    "Coverage",
+    "Seen",
+    "StreamIndex",
+    "is_checkpoint_topic",
+]
 
 
 class StreamIndex(ChainVerifier):
@@ -166,36 +171,7 @@ class CheckpointAudit:
     def _own_checks(
         self, envelope: Envelope, checkpoint: Checkpoint, location: Location
     ) -> list[Break]:
-        breaks = []
-        site = envelope.site_id
-        expected = checkpoint_stream_id(checkpoint.topic, site)
-        problems = []
-        if envelope.aggregate_type != CHECKPOINT_AGGREGATE_TYPE:
-            problems.append(f"aggregate type {envelope.aggregate_type!r}")
-        if checkpoint.sequence != envelope.aggregate_version:
-            problems.append(
-                f"sequence {checkpoint.sequence} in a version {envelope.aggregate_version}"
-            )
-        if problems:
-            detail = "not a well-formed checkpoint: " + ", ".join(problems)
-            breaks.append(_break(CHECK_CHECKPOINT, envelope, location, detail))
-        if envelope.aggregate_id != expected:
-            detail = (
-                f"checkpoint of {checkpoint.topic} signed by {site} on stream"
-                f" {envelope.aggregate_id}; that site's checkpoint stream is {expected}"
-            )
-            breaks.append(_break(CHECK_CHECKPOINT_SIGNER, envelope, location, detail))
-        context = self.authorship.context_of(checkpoint.topic)
-        if context is None:
-            detail = f"checkpoint of {checkpoint.topic!r}, a topic with no authorship rule"
-            breaks.append(_break(CHECK_CHECKPOINT_SIGNER, envelope, location, detail))
-        elif not self.keys.roles_of(site) & self.authorship.authors[context]:
-            detail = (
-                f"site {site} may not author {context} events, so it may not checkpoint"
-                f" {checkpoint.topic}"
-            )
-            breaks.append(_break(CHECK_CHECKPOINT_SIGNER, envelope, location, detail))
-        return breaks
+        return checkpoint_breaks(envelope, checkpoint, location, self.keys, self.authorship)
 
     def finish(self, history: StreamIndex) -> list[Break]:
         """Roots from the fold of each service's checkpoints, and heads against the history."""
@@ -303,17 +279,4 @@ def _by(seen: Seen) -> str:
 
 
 def _root_check(seen: Seen, committed: HeadTree) -> list[Break]:
-    checkpoint = seen.checkpoint
-    root = committed.root()
-    if checkpoint.tree_size == len(committed) and checkpoint.root == root:
-        return []
-    detail = (
-        f"checkpoint sequence {checkpoint.sequence} of site {seen.envelope.site_id} states"
-        f" {checkpoint.tree_size} streams, root {checkpoint.root.hex()[:16]}; its service's"
-        f" checkpoints from sequence 1 fold to {len(committed)} streams, root {root.hex()[:16]}"
-    )
-    return [_break(CHECK_CHECKPOINT_ROOT, seen.envelope, seen.location, detail)]
-
-
-def _break(check: str, envelope: Envelope, location: Location, detail: str) -> Break:
-    return Break(check, location, envelope.aggregate_id, envelope.aggregate_version, detail)
+    return root_breaks(seen.envelope, seen.checkpoint, seen.location, committed)
