@@ -12,7 +12,7 @@ UP_ARGS ?=
 GEN_STAMP := libs/contracts/src/v2v/.generated
 PROTO_FILES := $(shell find proto -name '*.proto' 2>/dev/null)
 
-.PHONY: help setup proto lint test test-unit test-integration deploy-check bench bench-relay demo demo-clean up down status kafka-up kafka-down pg-up pg-down golden openapi clean
+.PHONY: help setup proto lint test test-unit test-integration deploy-check bench bench-relay bench-capacity demo demo-clean up down status kafka-up kafka-down pg-up pg-down golden openapi clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'

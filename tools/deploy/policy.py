@@ -150,7 +150,9 @@ def _check_deployment(
         for variable in ("V2V_SITE_ID", "V2V_PKI_DIR", "V2V_KAFKA_BOOTSTRAP", "V2V_GRPC_ADDRESS"):
             yield bool(env.get(variable)), f"{where}: {variable} is not set"
         dsn = env.get("V2V_POSTGRES_DSN")
-        yield isinstance(dsn, dict) and "secretKeyRef" in dsn, f"{where}: DSN not from a Secret"
+        own_file = bool(env.get("V2V_SQLITE_PATH")) and bool(spec.get("volumeClaimTemplates"))
+        from_secret = isinstance(dsn, dict) and "secretKeyRef" in dsn
+        yield from_secret or (dsn is None and own_file), f"{where}: DSN not from a Secret"
         if replication_factor is not None:
             factor = env.get("V2V_TOPIC_REPLICATION_FACTOR")
             yield factor == str(replication_factor), f"{where}: replication factor {factor}"
@@ -158,6 +160,26 @@ def _check_deployment(
         yield mounts.get("pki", {}).get("readOnly") is True, f"{where}: PKI not mounted read-only"
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     yield _only_secrets(volumes.get("pki", {})), f"{name}: PKI volume is not a Secret"
+
+
+def _component(workload: dict[str, Any]) -> str:
+    return str(workload["metadata"]["labels"].get("app.kubernetes.io/component", "?"))
+
+
+def _check_statefulset(
+    statefulset: dict[str, Any], headless: set[str]
+) -> Iterable[tuple[bool, str]]:
+    """The projection's replicas: governed by a headless Service, each named by its pod (its
+    consumer group and store, V2V_PROJECTION_REPLICA), replaced one by one."""
+    name = statefulset["metadata"]["name"]
+    spec = statefulset["spec"]
+    yield spec.get("serviceName") in headless, f"{name}: serviceName is not a headless Service"
+    strategy = spec.get("updateStrategy", {}).get("type", "RollingUpdate")
+    yield strategy == "RollingUpdate", f"{name}: updateStrategy {strategy}"
+    for container in spec["template"]["spec"]["containers"]:
+        replica = _env(container).get("V2V_PROJECTION_REPLICA")
+        field = isinstance(replica, dict) and replica.get("fieldRef", {}).get("fieldPath")
+        yield field == "metadata.name", f"{name}: V2V_PROJECTION_REPLICA is not the pod name"
 
 
 def _only_secrets(volume: dict[str, Any]) -> bool:
@@ -174,17 +196,24 @@ def check_helm(path: Path, replicas: int | None, replication_factor: int | None)
     kinds: dict[str, list[dict[str, Any]]] = {}
     for document in documents:
         kinds.setdefault(document["kind"], []).append(document)
-    deployments = kinds.get("Deployment", [])
-    components = sorted(
-        d["metadata"]["labels"].get("app.kubernetes.io/component", "?") for d in deployments
-    )
-    problems.check(components == sorted(SERVICES), f"helm: deployments {components}")
-    problems.check(len(kinds.get("Service", [])) == len(SERVICES), "helm: one Service each")
+    # every service a Deployment but the projection: a StatefulSet of full read replicas (ADR 0011)
+    workloads = kinds.get("Deployment", []) + kinds.get("StatefulSet", [])
+    components = sorted(_component(w) for w in workloads)
+    problems.check(components == sorted(SERVICES), f"helm: workloads {components}")
+    stateful = sorted(_component(s) for s in kinds.get("StatefulSet", []))
+    problems.check(stateful == ["projection"], f"helm: StatefulSets {stateful}, not [projection]")
+    services = kinds.get("Service", [])
+    headless = {s["metadata"]["name"] for s in services if s["spec"].get("clusterIP") == "None"}
+    ordinary = [s for s in services if s["spec"].get("clusterIP") != "None"]
+    problems.check(len(ordinary) == len(SERVICES), "helm: one Service each")
+    for statefulset in kinds.get("StatefulSet", []):
+        for ok, message in _check_statefulset(statefulset, headless):
+            problems.check(ok, f"helm: {message}")
     if replicas is not None and replicas > 1:
         budgets = len(kinds.get("PodDisruptionBudget", []))
         problems.check(budgets == len(SERVICES), f"helm: {budgets} PodDisruptionBudgets")
-    for deployment in deployments:
-        for ok, message in _check_deployment(deployment, replicas, replication_factor):
+    for workload in workloads:
+        for ok, message in _check_deployment(workload, replicas, replication_factor):
             problems.check(ok, f"helm: {message}")
     summary = ", ".join(f"{len(v)} {k}" for k, v in sorted(kinds.items()))
     print(f"policy: helm: {path.name}: {summary}")

@@ -22,9 +22,8 @@ import uvicorn
 
 from v2v_platform import telemetry
 from v2v_platform.config import load_or_exit
-from v2v_projection.bootstrap import bootstrap
+from v2v_projection.bootstrap import bootstrap, open_replica_store
 from v2v_projection.settings import ProjectionSettings
-from v2v_projection.store import open_store
 from v2v_projection.writer import use_short_switch_interval
 
 log = logging.getLogger("v2v.projection")
@@ -67,14 +66,17 @@ def serve(
         service.start_alert_hub()
         http.start()
         log.info(
-            "projection %s: gRPC on port %d, HTTP on %s:%d",
+            "projection %s (replica %s, consumer group %s): gRPC on port %d, HTTP on %s:%d",
             settings.site_id,
+            settings.projection_replica or "0",
+            settings.group_id,
             running.port,
             settings.http_host,
             settings.http_port,
         )
         stop.wait()
     finally:
+        service.hub.close()  # ends every console alert stream, so uvicorn need not wait on them
         server.should_exit = True
         http.join(timeout=10)
         service.stop()
@@ -83,9 +85,10 @@ def serve(
 
 @cli.command("rebuild")
 def rebuild_store() -> None:
-    """Clear the stored envelopes and offsets: the next start re-reads every topic."""
+    """Clear this replica's stored envelopes and offsets (V2V_PROJECTION_REPLICA): its next
+    start re-reads every topic."""
     settings = load_or_exit(ProjectionSettings)
-    store = open_store(settings.postgres_dsn, settings.sqlite_path)
+    store = open_replica_store(settings)
     try:
         store.clear()
     finally:
