@@ -1,17 +1,10 @@
-"""Browser-test fixtures: Debian's Chromium driven by Playwright, and a live HTTP server.
-
-Chromium comes from the distribution (`apt-get install -y chromium`), never from
-`playwright install`: when it is missing and we are root it is installed here, otherwise the
-tests fail with the command to run.
-"""
+"""Browser-test fixtures: Debian's Chromium driven by Playwright (`browser`, from
+`v2v_testkit.browser`, shared with the console's browser tests), and a live HTTP server."""
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,13 +14,14 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize
 
 from v2v_logistics.bootstrap import bootstrap
 from v2v_logistics.settings import LogisticsSettings
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.testing.infra import PostgresDatabase
+from v2v_testkit.browser import browser
 from v2v_testkit.logistics import (
     DESTINATION,
     ORIGIN,
@@ -39,45 +33,11 @@ from v2v_testkit.logistics import (
 
 from .scenario import CourierScenario
 
-CHROMIUM = Path("/usr/bin/chromium")
-INSTALL_COMMAND = ["apt-get", "install", "-y", "chromium"]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+__all__ = ["browser"]  # the session's Chromium (a fixture), for the tests here
+
 PASSWORD = "kim's courier password"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 START_TIMEOUT_S = 20.0
-
-
-def ensure_chromium() -> Path:
-    if CHROMIUM.exists():
-        return CHROMIUM
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.fail(f"Chromium is missing: run `sudo {' '.join(INSTALL_COMMAND)}`", pytrace=False)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(INSTALL_COMMAND, env=env, check=False).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, check=True)
-        subprocess.run(INSTALL_COMMAND, env=env, check=True)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    executable = ensure_chromium()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

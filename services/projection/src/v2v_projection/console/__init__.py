@@ -1,0 +1,1 @@
+"""The web console on the projection's HTTP port (/console): app.py."""
