@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import statistics
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from v2v_projection.chain.checks import RELEASING
 from v2v_projection.chain.kpis import STAGE_SPANS, VEIN_TO_VEIN
@@ -471,9 +473,7 @@ def _vein_to_vein(chains: Sequence[Mapping[str, Any]]) -> str:
     for value in days:
         counts[min(bins - 1, int((value - start) // width))] += 1
     centres = [start + width * (i + 0.5) for i in range(bins)]
-    ordered = sorted(days)
-    middle = len(ordered) // 2
-    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    median = statistics.median(days)
     with _LOCK, matplotlib.rc_context(RC):
         figure = _figure(7.5, 3.0, KPI_MARGINS)
         axes = figure.add_subplot()
@@ -484,6 +484,7 @@ def _vein_to_vein(chains: Sequence[Mapping[str, Any]]) -> str:
         axes.set_title(f"{title}: {len(days)} patients, median {median:.1f} d", loc="left")
         axes.set_xlabel("days, end of first apheresis \u2192 first infusion")
         axes.set_ylabel("patients")
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # whole patients
         axes.grid(True, axis="y", color="#e5e5e5", lw=0.6)
         return _svg(figure)
 
