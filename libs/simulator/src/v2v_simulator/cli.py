@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -52,20 +53,9 @@ def demo(
     """Start the broker and every service, simulate the consortium, print the summary."""
     console = Console()
     options = DemoOptions(patients, data_dir, hospitals, gmp_sites, in_house, seed, workers)
-    try:
-        code = run_demo(options, console)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted: every service was stopped[/]")
-        code = 130
-    except FAILURES as error:
-        console.print(f"[red]demo failed: {error}[/]")
-        code = 1
-    except ServiceDied as died:
-        console.print(f"[red]demo failed: a service died: {died}[/]")
-        code = 1
-    except psycopg.Error as error:
-        console.print(f"[red]demo failed: PostgreSQL (V2V_POSTGRES_DSN): {error}[/]")
-        code = 1
+    code = _exit_code(
+        "demo", console, lambda: run_demo(options, console), lambda: "every service was stopped"
+    )
     raise typer.Exit(code)
 
 
@@ -94,22 +84,12 @@ def up(
     simulated patients; print the console, courier page, gRPC targets and audit commands."""
     console = Console()
     options = UpOptions(data_dir, patients, hospitals, gmp_sites, in_house, seed, workers)
-    try:
-        code = run_up(options, console)
-    except KeyboardInterrupt:
+
+    def interrupted() -> str:
         running = UpRecord.load(data_dir.resolve()) is not None
-        what = "the services stay up (`make down` stops them)" if running else "nothing runs"
-        console.print(f"[yellow]interrupted: {what}[/]")
-        code = 130
-    except FAILURES as error:
-        console.print(f"[red]up failed: {escape(str(error))}[/]")
-        code = 1
-    except ServiceDied as died:
-        console.print(f"[red]up failed: a service died: {escape(str(died))}[/]")
-        code = 1
-    except psycopg.Error as error:
-        console.print(f"[red]up failed: PostgreSQL (V2V_POSTGRES_DSN): {escape(str(error))}[/]")
-        code = 1
+        return "the services stay up (`make down` stops them)" if running else "nothing runs"
+
+    code = _exit_code("up", console, lambda: run_up(options, console), interrupted)
     raise typer.Exit(code)
 
 
@@ -134,6 +114,24 @@ def status(data_dir: DataDir = Path(".v2v-data")) -> None:
         Console().print(f"[red]status failed: {escape(str(error))}[/]")
         code = 1
     raise typer.Exit(code)
+
+
+def _exit_code(
+    what: str, console: Console, work: Callable[[], int], interrupted: Callable[[], str]
+) -> int:
+    """`work`'s exit status, or 130 when interrupted and 1 on a failure, each said plainly."""
+    try:
+        return work()
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted: {interrupted()}[/]")
+        return 130
+    except FAILURES as error:
+        console.print(f"[red]{what} failed: {escape(str(error))}[/]")
+    except ServiceDied as died:
+        console.print(f"[red]{what} failed: a service died: {escape(str(died))}[/]")
+    except psycopg.Error as error:
+        console.print(f"[red]{what} failed: PostgreSQL (V2V_POSTGRES_DSN): {escape(str(error))}[/]")
+    return 1
 
 
 @app.command()

@@ -442,25 +442,29 @@ def console_router(
     console = Console(queries, hub, verifier, integrity, acks, heartbeat_s)
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
+    def foreign_origin(request: Request) -> Response | None:
+        """403 for a POST whose Origin names another origin (None: same origin)."""
+        try:
+            session.check_origin(request)
+        except session.ForeignOrigin as error:
+            return console.problem(403, "Refused", str(error), None)
+        return None
+
     @router.get("/login")
     def login_page(request: Request) -> Response:
         return console.login_page(request)
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        try:
-            session.check_origin(request)
-        except session.ForeignOrigin as error:
-            return console.problem(403, "Refused", str(error), None)
+        if (refused := foreign_origin(request)) is not None:
+            return refused
         form = await session.form_of(request)
         return await run_in_threadpool(console.login, request, form)
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        try:
-            session.check_origin(request)
-        except session.ForeignOrigin as error:
-            return console.problem(403, "Refused", str(error), None)
+        if (refused := foreign_origin(request)) is not None:
+            return refused
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         session.clear_session(request, response)
         return response
@@ -487,10 +491,8 @@ def console_router(
 
     @router.post("/alerts/ack")
     async def acknowledge(request: Request) -> Response:
-        try:
-            session.check_origin(request)
-        except session.ForeignOrigin as error:
-            return console.problem(403, "Refused", str(error), None)
+        if (refused := foreign_origin(request)) is not None:
+            return refused
         form = await session.form_of(request)
         return await run_in_threadpool(console.acknowledge, request, form)
 
