@@ -97,8 +97,16 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
 
 
 def run_demo(options: DemoOptions, console: Console) -> int:
-    """The exit status: 0 when every journey completed and verify is clean."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    """The exit status: 0 when every journey completed and verify is clean. SIGTERM
+    interrupts it like Ctrl-C while it runs (the handler before is restored after)."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return _run_demo(options, console)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_demo(options: DemoOptions, console: Console) -> int:
     started = time.monotonic()
     data_dir = options.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -78,11 +79,13 @@ def test_down_forgets_a_record_whose_services_stopped(tmp_path: Path) -> None:
 def test_demo_refuses_to_run_beside_a_stale_up(tmp_path: Path) -> None:
     DemoState(patients_so_far=3, in_house=1).save(tmp_path)
     stale_record(tmp_path).save(tmp_path)
+    sigterm_before = signal.getsignal(signal.SIGTERM)
     result = RUNNER.invoke(
         app, ["demo", "--data-dir", str(tmp_path), "--patients", "1"], env=NOT_UP
     )
     assert result.exit_code == 1, result.output
     assert f"v2v_simulator down --data-dir {tmp_path}" in " ".join(result.output.split())
+    assert signal.getsignal(signal.SIGTERM) == sigterm_before  # the demo's handler is gone
 
 
 def test_clean_forgets_what_up_recorded(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import marshal
 import multiprocessing
+import signal
 from typing import TYPE_CHECKING, Any
 
 from v2v_projection.gc_pause import gc_paused
@@ -26,6 +27,14 @@ def _derive_share(cois: list[str]) -> bytes:
         return marshal.dumps([(coi, _inherited.derive(coi)) for coi in cois])
 
 
+def _worker_signals() -> None:
+    """A worker ends on SIGTERM (`Pool.terminate`) and ignores Ctrl-C (the parent handles
+    it), whatever handlers the parent had installed when it forked: a handler that does not
+    exit would leave the pool waiting for its worker forever."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def derive_in_processes(
     fold: ChainFold, cois: list[str], workers: int
 ) -> dict[str, dict[str, Any]]:
@@ -33,7 +42,7 @@ def derive_in_processes(
     shares = [cois[i :: workers * 4] for i in range(workers * 4)]
     _inherited = fold
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, _worker_signals) as pool:
             results = pool.map(_derive_share, shares)
     finally:
         _inherited = None
