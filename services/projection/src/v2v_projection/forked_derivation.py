@@ -28,9 +28,11 @@ def _derive_share(cois: list[str]) -> bytes:
 
 
 def _worker_signals() -> None:
-    """A worker ends on SIGTERM (`Pool.terminate`) and ignores Ctrl-C (the parent handles
-    it), whatever handlers the parent had installed when it forked: a handler that does not
-    exit would leave the pool waiting for its worker forever."""
+    """A worker ends on SIGTERM and ignores Ctrl-C (the parent handles it), whatever handlers
+    the parent had installed when it forked. The pool is closed and joined, not terminated,
+    when the work is done: a SIGTERM that reaches a worker still starting, before this runs,
+    meets the parent's handler, and one that does not exit left `Pool.terminate` waiting for
+    that worker forever (seen in CI)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -44,6 +46,8 @@ def derive_in_processes(
     try:
         with multiprocessing.get_context("fork").Pool(workers, _worker_signals) as pool:
             results = pool.map(_derive_share, shares)
+            pool.close()  # the workers end on their own: no SIGTERM (see _worker_signals)
+            pool.join()
     finally:
         _inherited = None
     views: dict[str, dict[str, Any]] = {}
