@@ -42,10 +42,8 @@ from v2v_simulator.journey.shipping import (
 from v2v_simulator.runner import open_slots
 from v2v_simulator.running import RunningConsortium
 from v2v_simulator.scenarios import PatientPlan
-from v2v_testkit.browser import browser
 
 pytestmark = pytest.mark.integration
-__all__ = ["browser"]  # the session's Chromium (a fixture)
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "console"
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}

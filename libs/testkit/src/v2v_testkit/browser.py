@@ -2,8 +2,9 @@
 
 Chromium comes from the distribution (`apt-get install -y chromium`), never from
 `playwright install`: when it is missing and we are root it is installed here, otherwise the
-tests fail with the command to run. A test module or conftest uses the fixture by importing it:
-`from v2v_testkit.browser import browser`.
+tests fail with the command to run. This module is a pytest plugin (`-p v2v_testkit.browser`
+in the pytest options): one `browser` fixture for the whole session, whatever test asks for it
+(two sync Playwright instances cannot run in one process).
 """
 
 from __future__ import annotations

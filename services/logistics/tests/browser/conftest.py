@@ -21,7 +21,6 @@ from v2v_logistics.settings import LogisticsSettings
 from v2v_platform.auth.pki import init_pki, parse_site_spec
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.testing.infra import PostgresDatabase
-from v2v_testkit.browser import browser
 from v2v_testkit.logistics import (
     DESTINATION,
     ORIGIN,
@@ -32,8 +31,6 @@ from v2v_testkit.logistics import (
 )
 
 from .scenario import CourierScenario
-
-__all__ = ["browser"]  # the session's Chromium (a fixture), for the tests here
 
 PASSWORD = "kim's courier password"
 PHONE: ViewportSize = {"width": 390, "height": 844}
@@ -122,6 +119,7 @@ def courier_scenario(
                 other,
                 DESTINATION,
                 PASSWORD,
+                coi,
             )
     finally:
         service.stop()
