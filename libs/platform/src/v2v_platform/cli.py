@@ -14,6 +14,7 @@ from v2v_platform.auth import pki_cli
 from v2v_platform.consumer import quarantine_cli
 from v2v_platform.din_allocation import cli as din_allocation_cli
 from v2v_platform.esign import cli as signer_cli
+from v2v_platform.labels import cli as labels_cli
 
 app = typer.Typer(help="Vein-to-Vein platform tools.", no_args_is_help=True)
 app.add_typer(pki_cli.app, name="pki")
@@ -21,6 +22,7 @@ app.add_typer(signer_cli.app, name="signer")
 app.add_typer(quarantine_cli.app, name="quarantine")
 app.add_typer(kafka_broker.app, name="kafka")
 app.add_typer(din_allocation_cli.app, name="dins")
+app.add_typer(labels_cli.app, name="labels")
 for plugin in entry_points(group="v2v.cli"):
     app.add_typer(plugin.load(), name=plugin.name)
 

@@ -37,7 +37,7 @@ from eventsourcing.persistence import IntegrityError
 from v2v_platform import limits, telemetry
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound
-from v2v_platform.ids import Coi, Din, InvalidIdentifier
+from v2v_platform.ids import Coi, Din, InvalidIdentifier, din_from_scan
 from v2v_platform.limits import CLOCK_SKEW as CLOCK_SKEW  # re-exported: the default skew
 from v2v_platform.traced_application import TracedApplication
 
@@ -57,9 +57,11 @@ def utc_now() -> datetime:
 
 
 def parse_din(text: str) -> Din:
-    """A DIN from a request; InvalidInput naming the problem."""
+    """A DIN from a request, in any form a label carries (`v2v_platform.ids.din_from_scan`:
+    DIN + flags, the Code 128 or DataMatrix data, the eye-readable form); InvalidInput naming
+    the problem."""
     try:
-        return Din.parse(limits.echo(text).strip())
+        return din_from_scan(limits.echo(text))
     except InvalidIdentifier as error:
         raise InvalidInput(str(error)) from None
 
@@ -73,9 +75,10 @@ def parse_coi(text: str) -> Coi:
 
 
 def din_or_problem(text: str) -> tuple[Din | None, str]:
-    """A scanned DIN, or None and why it is not one (for refusals that must be recorded)."""
+    """A scanned DIN (any form `parse_din` accepts), or None and why it is not one (for
+    refusals that must be recorded)."""
     try:
-        return Din.parse(limits.echo(text).strip()), ""
+        return din_from_scan(limits.echo(text)), ""
     except InvalidIdentifier as error:
         return None, str(error)
 

@@ -30,6 +30,8 @@ from v2v_platform.errors import InvalidInput, NotFound, Refused
 from v2v_platform.esign import ESigner, SignatureRequest
 from v2v_platform.esign.persons import as_proven, prove
 from v2v_platform.ids import issue_coi, issue_din
+from v2v_platform.labels import NO_PRODUCT_CODES, Label, ProductCodes
+from v2v_platform.labels.service import unit_label
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import (
     CLOCK_SKEW,
@@ -56,6 +58,7 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         keys: KeyStore | None = None,
         manufacturing: ManufacturingSlots | None = None,
         signer: ESigner | None = None,
+        product_codes: ProductCodes = NO_PRODUCT_CODES,
         max_attempts: int = MAX_ATTEMPTS,
         clock_skew: timedelta = CLOCK_SKEW,
     ) -> None:
@@ -73,6 +76,7 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
             manufacturing if manufacturing is not None else NoManufacturingSlots()
         )
         self._signer = signer
+        self.product_codes = product_codes
 
     @property
     def signer(self) -> ESigner:
@@ -271,6 +275,24 @@ class IntakeApplication(ServiceApplication[IntakeUnpublishedRecords]):
         )
         self.save_or_conflict(therapy, what=therapy.coi)
         return window_starts_at
+
+    def unit_label(
+        self,
+        coi: str,
+        din: str,
+        scope: Scope,
+        product_code: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Label:
+        """The ISBT 128 label of a bag this site labelled, to this site only (NotFound, as if
+        absent, to any other); a product code only from the site's loaded codes."""
+        therapy = self._therapy(coi)
+        scope.require_related({therapy.enrolling_site_id}, f"therapy {therapy.coi}")
+        unit = therapy.unit(str(parse_din(din)))
+        lines = (f"Collected at {therapy.enrolling_site_id}", f"FIN {self.fin}")
+        return unit_label(
+            parse_din(unit.din), therapy.coi, self.product_codes, product_code, expires_at, lines
+        )
 
     def _year(self) -> int:
         return self.clock().year % 100

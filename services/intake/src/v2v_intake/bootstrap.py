@@ -95,6 +95,7 @@ def bootstrap(
         keys=keys,
         manufacturing=manufacturing,
         signer=ESigner(signers, clock),
+        product_codes=settings.product_codes(),
     )
     verifier = SiteTokenVerifier(settings.pki_dir / "ca.crt")
     return IntakeService(settings, app, unpublished, create_http_app(app, verifier), opened)

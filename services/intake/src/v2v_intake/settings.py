@@ -9,6 +9,9 @@ does not start.
 Intake applies no protocol rule of `ProtocolRules`: packaging records when a unit's stability
 window starts (collection end, or freeze time), and the services downstream apply the
 window's length; temperatures at packaging are checked against the conditions' definitions.
+
+V2V_PRODUCT_CODES_FILE (optional): the site's licensed ISBT 128 product description codes,
+for the bag labels it prints (`v2v_platform.labels.product_codes`); unset, labels carry none.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from pydantic import Field, ValidationInfo, field_validator
 from v2v_platform.config import PublishingServiceSettings
 from v2v_platform.din_allocation import DinBlock, declared_block
 from v2v_platform.ids.coi import CoiIssuer
+from v2v_platform.labels.product_codes import ProductCodesSettings
 
 CONTEXT = "intake"
 
 
-class IntakeSettings(PublishingServiceSettings):
+class IntakeSettings(PublishingServiceSettings, ProductCodesSettings):
     fin: str
     manufacturing_target: str
     manufacturing_timeout_s: float = 5.0

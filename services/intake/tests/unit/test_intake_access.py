@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from v2v.common.v1 import common_pb2
 from v2v.intake.v1 import intake_service_pb2 as pb
 from v2v.intake.v1 import intake_service_pb2_grpc as pb_grpc
-from v2v_intake.adapters import grpc_api
+from v2v_intake.adapters import grpc_api, http_api
 from v2v_intake.adapters.key_store import InMemoryKeyStore
 from v2v_intake.bootstrap import IntakeService, bootstrap
 from v2v_intake.settings import IntakeSettings
@@ -42,6 +42,9 @@ ROUTES = {  # HTTP route -> its gRPC twin
     ("post", "/v1/therapies/{coi}/collections/{collection_id}/units"): "LabelUnits",
     ("post", "/v1/therapies/{coi}/units/{din}/scans"): "VerifyLabel",
     ("post", "/v1/therapies/{coi}/units/{din}/packaging"): "PackageUnit",
+}
+HTTP_ONLY = {  # HTTP route without a gRPC twin -> its declared access
+    ("get", "/v1/therapies/{coi}/units/{din}/label.pdf"): http_api.UNIT_LABEL,
 }
 
 
@@ -83,9 +86,15 @@ def test_every_http_route_declares_the_access_of_its_grpc_twin(service: IntakeSe
     paths = service.http_app.openapi()["paths"]
     routes = {(verb, path): op for path, ops in paths.items() for verb, op in ops.items()}
 
-    assert set(routes) == set(ROUTES)
+    assert set(routes) == set(ROUTES) | set(HTTP_ONLY)
     for route, operation in routes.items():
-        assert Access.from_openapi(operation) == grpc_api.ACCESS[ROUTES[route]], route
+        declared = HTTP_ONLY.get(route) or grpc_api.ACCESS[ROUTES[route]]
+        assert Access.from_openapi(operation) == declared, route
+    assert (http_api.UNIT_LABEL.relation, http_api.UNIT_LABEL.roles) == (
+        Relation.OWN_SITE,
+        frozenset({Role.COLLECTION}),
+    )
+    assert not http_api.UNIT_LABEL.writes
 
 
 def enrolled_for(service: IntakeService, pki: Path, treating_site: str) -> str:

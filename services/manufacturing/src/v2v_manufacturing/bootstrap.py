@@ -61,6 +61,7 @@ def bootstrap(
         clock=clock,
         fin=settings.fin,
         rules=settings.protocol_rules(),
+        product_codes=settings.product_codes(),
         **application_overrides,
     )
     return ManufacturingService(settings, app, unpublished, create_http_app(app, settings.pki_dir))

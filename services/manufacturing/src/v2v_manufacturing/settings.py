@@ -8,6 +8,9 @@ refused and the service does not start.
 
 The protocol rules it applies (the fresh apheresis window, V2V_FRESH_APHERESIS_WINDOW_HOURS)
 come from `ProtocolRulesSettings`: `protocol_rules()` is what the application gets.
+
+V2V_PRODUCT_CODES_FILE (optional): the site's licensed ISBT 128 product description codes,
+for the product labels it prints (`v2v_platform.labels.product_codes`); unset, none.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from pydantic import ValidationInfo, field_validator
 from v2v_platform.config import PublishingServiceSettings
 from v2v_platform.din_allocation import DinBlock, declared_block
 from v2v_platform.ids import issue_din
+from v2v_platform.labels.product_codes import ProductCodesSettings
 from v2v_platform.protocol_rules import ProtocolRulesSettings
 
 CONTEXT = "manufacturing"
 
 
-class ManufacturingSettings(PublishingServiceSettings, ProtocolRulesSettings):
+class ManufacturingSettings(PublishingServiceSettings, ProtocolRulesSettings, ProductCodesSettings):
     fin: str
     grpc_address: str = "127.0.0.1:50062"
     http_port: int = 8062

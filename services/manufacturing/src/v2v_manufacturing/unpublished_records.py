@@ -118,6 +118,13 @@ class ManufacturingUnpublishedRecords(UnpublishedRecords):
 
         return self.retrying(attempt)
 
+    def batch_of_product_din(self, din: Din) -> str | None:
+        """The batch this service reserved the product DIN for, if it did."""
+        sequence = self.find(
+            ProductDinSequence, ProductDinSequence.create_id(din.fin, int(din.year))
+        )
+        return sequence.batch_of(int(din.sequence)) if sequence is not None else None
+
     # unattributable scans
 
     def record_unattributable_scan(

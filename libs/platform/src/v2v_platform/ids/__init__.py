@@ -13,6 +13,7 @@ from v2v_platform.ids.din import (
     mod37_2_checksum,
 )
 from v2v_platform.ids.errors import IdentifierKind, InvalidIdentifier, Problem
+from v2v_platform.ids.scanned import din_from_scan
 
 __all__ = [
     "COI_LENGTH",
@@ -28,6 +29,7 @@ __all__ = [
     "IdentifierKind",
     "InvalidIdentifier",
     "Problem",
+    "din_from_scan",
     "issue_coi",
     "issue_din",
     "mod37_2_check_character",

@@ -14,6 +14,7 @@ Problem = Literal[
     "sequence",
     "flags",
     "check character",
+    "data structure",
 ]
 
 

@@ -10,16 +10,17 @@ annotations, which refer to variables local to ``create_http_app``.
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
-from pydantic import BaseModel, Field
+from fastapi import Depends, FastAPI, Response
+from pydantic import AwareDatetime, BaseModel, Field
 
 from v2v_intake.adapters.grpc_api import ACCESS
 from v2v_intake.application import IntakeApplication
 from v2v_intake.domain.therapy import MAX_UNITS_PER_LABELLING
 from v2v_intake.domain.values import PersonalDetails
 from v2v_intake.views import CollectionInput, PackagingInput, TherapyView
+from v2v_platform.access_policy import Relation, reads
 from v2v_platform.attribution import Attribution
-from v2v_platform.auth import CallerIdentity
+from v2v_platform.auth import CallerIdentity, Role
 from v2v_platform.esign.persons import requested
 from v2v_platform.http_api import (
     Finite,
@@ -31,6 +32,7 @@ from v2v_platform.http_api import (
     create_app,
     require_roles,
 )
+from v2v_platform.labels.service import PDF_RESPONSES, pdf_response
 from v2v_platform.proto_values import attribution
 from v2v_platform.scope import Scope
 
@@ -116,6 +118,10 @@ class PackageBody(BaseModel):
     packaged_at: datetime | None = None
 
 
+UNIT_LABEL = reads(Relation.OWN_SITE, Role.COLLECTION)
+"""A bag's label: printed by the site that labelled it (any other: 404, as if absent)."""
+
+
 def acting(
     method: str, operator: OperatorBody, caller: CallerIdentity, reason: str = ""
 ) -> Attribution:
@@ -143,6 +149,9 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
     Labeller = Annotated[CallerIdentity, Depends(caller_for("LabelUnits"))]
     Verifier = Annotated[CallerIdentity, Depends(caller_for("VerifyLabel"))]
     Packager = Annotated[CallerIdentity, Depends(caller_for("PackageUnit"))]
+    LabelPrinter = Annotated[
+        CallerIdentity, Depends(require_roles(lambda: verifier, *sorted(UNIT_LABEL.roles)))
+    ]
 
     @api.post("/v1/therapies", status_code=201, openapi_extra=declared("EnrolPatient"))
     def enrol_patient(body: EnrolBody, caller: Enroller) -> dict[str, str]:
@@ -225,5 +234,24 @@ def create_http_app(app: IntakeApplication, verifier: SiteTokenVerifier) -> Fast
         )
         window = app.package_unit(coi, din, packaging, acting("PackageUnit", body.operator, caller))
         return {"window_starts_at": window}
+
+    @api.get(
+        "/v1/therapies/{coi}/units/{din}/label.pdf",
+        response_class=Response,
+        responses=PDF_RESPONSES,
+        openapi_extra=UNIT_LABEL.openapi(),
+    )
+    def unit_label(
+        coi: str,
+        din: str,
+        caller: LabelPrinter,
+        product_code: IdText | None = None,
+        expires_at: AwareDatetime | None = None,
+    ) -> Response:
+        """The bag's ISBT 128 label (PDF, 100 x 100 mm): DIN with flags and check character,
+        COI, the product code (one this site loaded: V2V_PRODUCT_CODES_FILE) and expiry when
+        given, a Code 128 per data structure and a DataMatrix with all of them."""
+        label = app.unit_label(coi, din, Scope.of(caller), product_code, expires_at)
+        return pdf_response(label)
 
     return api

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from v2v_platform.esign.persons import PersonCheck
-from v2v_platform.ids import Coi, Din, InvalidIdentifier
+from v2v_platform.ids import Coi, Din, InvalidIdentifier, din_from_scan
 
 COLLECTION_SIGNER = "collection"
 """The signer role (in intake's signer store) of the staff who verify labels."""
@@ -38,9 +38,11 @@ class LabelMismatch:
 def check_label(
     expected_din: Din, coi: str, scanned_din: str, scanned_coi: str
 ) -> LabelMismatch | None:
-    """None when the scanned DIN and COI bar codes are those of the expected unit and its COI."""
+    """None when the scanned DIN and COI bar codes are those of the expected unit and its COI.
+    The DIN is read in any form its label carries (`din_from_scan`: the Code 128 `=` + DIN +
+    flags, the DataMatrix compound message, the eye-readable form)."""
     try:
-        din = Din.parse(scanned_din)
+        din = din_from_scan(scanned_din)
     except InvalidIdentifier as error:
         return LabelMismatch(MismatchReason.MALFORMED, f"scanned DIN is malformed: {error}")
     if din.data != expected_din.data:

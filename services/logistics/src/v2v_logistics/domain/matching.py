@@ -1,5 +1,11 @@
 """Scan matching (invariant I2): does a scanned label name a unit of this shipment's manifest?
 
+A label is read in any form an ISBT 128 label carries (`v2v_platform.ids.din_from_scan`: the
+DIN's Code 128 ``=`` + DIN + flags, the DataMatrix's compound message, the eye-readable form
+with its check character, or DIN + flags typed). A check character, or check-value flags
+(60-96), that do not match the DIN's data are refused (`check-character-mismatch`); flags
+that differ from the manifest unit's are refused (`flags-mismatch`): never silently accepted.
+
 Every refusal has a machine-readable reason code and a sentence for people. The codes are
 part of the courier API contract (`reason_code` of the problem document).
 """
@@ -11,7 +17,8 @@ from dataclasses import dataclass
 
 from v2v_logistics.domain.values import KnownUnit
 from v2v_platform.errors import Refused
-from v2v_platform.ids import Din, InvalidIdentifier
+from v2v_platform.ids import Din, InvalidIdentifier, din_from_scan
+from v2v_platform.ids.din import CHECK_FLAGS_BASE, DIN_DATA_LENGTH, DIN_LENGTH
 
 UNKNOWN_UNIT = "unknown-unit"
 OTHER_COI = "other-coi"
@@ -22,6 +29,8 @@ WRONG_CUSTODIAN = "wrong-custodian"
 WRONG_STATE = "wrong-state"
 WRONG_DESTINATION = "wrong-destination"
 MALFORMED_LABEL = "malformed-label"
+CHECK_CHARACTER_MISMATCH = "check-character-mismatch"
+FLAGS_MISMATCH = "flags-mismatch"
 WINDOW_BREACHED = "window-breached"
 NOT_OFFERED = "not-offered"
 NOT_A_PARTY = "not-a-party"
@@ -60,13 +69,19 @@ def match_label(
     known: UnitLookup,
 ) -> Mismatch | str:
     """The manifest DIN the label names (not yet scanned), or why it does not match."""
-    try:
-        din = Din.parse(label.strip())
-    except InvalidIdentifier as error:
-        return Mismatch(MALFORMED_LABEL, f"the label {label!r} is not a unit DIN: {error}")
-    on_manifest = {entry[:13]: entry for entry in manifest}
+    din = scanned_din(label)
+    if isinstance(din, Mismatch):
+        return din
+    on_manifest = {entry[:DIN_DATA_LENGTH]: entry for entry in manifest}
     if din.data in on_manifest:
         entry = on_manifest[din.data]
+        flags = entry[DIN_DATA_LENGTH:DIN_LENGTH]
+        if din.flags != flags and not carries_check_value(din):
+            return Mismatch(
+                FLAGS_MISMATCH,
+                f"the label {label!r} has flags {din.flags!r} but unit {entry} on the manifest"
+                f" has flags {flags!r}: STOP, this is not that unit's label",
+            )
         if entry in already_scanned:
             return Mismatch(DUPLICATE_SCAN, f"unit {entry} was already scanned for this handoff")
         return entry
@@ -80,6 +95,24 @@ def match_label(
             f" COI {coi}: STOP",
         )
     return Mismatch(EXTRA_UNIT, f"unit {din} of this COI is not on the shipment's manifest")
+
+
+def scanned_din(label: str) -> Din | Mismatch:
+    """The DIN a scanned label names, or why it names none."""
+    try:
+        return din_from_scan(label)
+    except InvalidIdentifier as error:
+        if error.problem == "check character":
+            return Mismatch(
+                CHECK_CHARACTER_MISMATCH,
+                f"the label {label!r} does not check: {error}. STOP, do not take this unit",
+            )
+        return Mismatch(MALFORMED_LABEL, f"the label {label!r} is not a unit DIN: {error}")
+
+
+def carries_check_value(din: Din) -> bool:
+    """Flags 60-96 carry the DIN's check value (checked when parsed) instead of flag data."""
+    return CHECK_FLAGS_BASE <= int(din.flags) <= CHECK_FLAGS_BASE + 36
 
 
 def missing_units(manifest: Sequence[str], scanned: Collection[str]) -> Mismatch | None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from v2v_manufacturing.adapters.grpc_api import ACCESS, acting_roles
@@ -24,8 +24,9 @@ from v2v_manufacturing.domain.values import (
     parse_condition,
     parse_step_kind,
 )
+from v2v_platform.access_policy import Relation, reads
 from v2v_platform.attribution import Attribution, SignatureManifestation, WindowOverride
-from v2v_platform.auth.identity import CallerIdentity
+from v2v_platform.auth.identity import CallerIdentity, Role
 from v2v_platform.http_api import (
     Finite,
     FreeText,
@@ -36,9 +37,13 @@ from v2v_platform.http_api import (
     create_app,
     require_roles,
 )
+from v2v_platform.labels.service import PDF_RESPONSES, pdf_response
 from v2v_platform.limits import MAX_PARAMETERS
 from v2v_platform.proto_values import attribution
 from v2v_platform.scope import Scope
+
+PRODUCT_LABEL = reads(Relation.OWN_SITE, Role.MANUFACTURING)
+"""A product unit's label: printed by the site that harvested it (any other: 404)."""
 
 
 class Operator(BaseModel):
@@ -152,6 +157,9 @@ def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> Fas
     FailCaller = Annotated[CallerIdentity, Depends(caller_for("FailBatch"))]
     BatchReader = Annotated[CallerIdentity, Depends(caller_for("GetBatch"))]
     ExpectedReader = Annotated[CallerIdentity, Depends(caller_for("ListExpectedUnits"))]
+    LabelPrinter = Annotated[
+        CallerIdentity, Depends(require_roles(lambda: verifier, *PRODUCT_LABEL.roles))
+    ]
 
     def acting(caller: CallerIdentity, method: str, body: Command, reason: str = "") -> Attribution:
         operator = body.operator
@@ -248,5 +256,23 @@ def create_http_app(application: ManufacturingApplication, pki_dir: Path) -> Fas
     @app.get("/v1/batches/{batch_id}", openapi_extra=declared("GetBatch"))
     def batch(batch_id: str, caller: BatchReader) -> Any:
         return as_json(application.batch(batch_id, Scope.of(caller)))
+
+    @app.get(
+        "/v1/units/{din}/label.pdf",
+        response_class=Response,
+        responses=PDF_RESPONSES,
+        openapi_extra=PRODUCT_LABEL.openapi(),
+    )
+    def product_label(
+        din: str,
+        caller: LabelPrinter,
+        product_code: IdText | None = None,
+        expires_at: AwareDatetime | None = None,
+    ) -> Response:
+        """A product unit's ISBT 128 label (PDF, 100 x 100 mm): DIN with flags and check
+        character, COI, the product code (one this site loaded: V2V_PRODUCT_CODES_FILE) and
+        expiry when given, a Code 128 per data structure and a DataMatrix with all of them."""
+        scope = Scope.of(caller)
+        return pdf_response(application.product_label(din, scope, product_code, expires_at))
 
     return app

@@ -14,7 +14,8 @@ that belongs to no chain (slot calendars, the product DIN sequence, unattributab
 lives in `ManufacturingUnpublishedRecords`, which is never published.
 
 Each group of use cases is a class in a sibling module, given this application:
-`slots` (calendars and bookings), `receipt` (units received, units expected), `batches`.
+`slots` (calendars and bookings), `receipt` (units received, units expected), `batches`,
+`labels` (product units' ISBT 128 labels).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from v2v_manufacturing.application.batches import Batches
+from v2v_manufacturing.application.labels import ProductLabels
 from v2v_manufacturing.application.receipt import UnitReceipt
 from v2v_manufacturing.application.slots import SlotBookings
 from v2v_manufacturing.domain.values import ProcessStep, QcResult
@@ -37,6 +39,7 @@ from v2v_manufacturing.views import (
 )
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
+from v2v_platform.labels import NO_PRODUCT_CODES, Label, ProductCodes
 from v2v_platform.protocol_rules import DEFAULT_RULES, ProtocolRules
 from v2v_platform.scope import Scope
 from v2v_platform.service_application import CLOCK_SKEW, MAX_ATTEMPTS, ServiceApplication, utc_now
@@ -55,6 +58,7 @@ class ManufacturingApplication(ServiceApplication[ManufacturingUnpublishedRecord
         clock: Callable[[], datetime] = utc_now,
         fin: str = "",
         rules: ProtocolRules = DEFAULT_RULES,
+        product_codes: ProductCodes = NO_PRODUCT_CODES,
         max_attempts: int = MAX_ATTEMPTS,
         clock_skew: timedelta = CLOCK_SKEW,
     ) -> None:
@@ -72,6 +76,7 @@ class ManufacturingApplication(ServiceApplication[ManufacturingUnpublishedRecord
         self.slots = SlotBookings(self)
         self.receipt = UnitReceipt(self)
         self.batches = Batches(self)
+        self.labels = ProductLabels(self, product_codes)
 
     # slot calendar (capacity in the unpublished records), bookings (on the COI's chain)
 
@@ -151,3 +156,12 @@ class ManufacturingApplication(ServiceApplication[ManufacturingUnpublishedRecord
 
     def batch(self, batch_id: str, scope: Scope) -> BatchView:
         return self.batches.read(batch_id, scope)
+
+    def product_label(
+        self,
+        din: str,
+        scope: Scope,
+        product_code: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Label:
+        return self.labels.label(din, scope, product_code, expires_at)

@@ -90,5 +90,12 @@ class ProductDinSequence(Aggregate):
         )
         return self.dins(first, count)
 
+    def batch_of(self, sequence_number: int) -> str | None:
+        """The batch whose latest reservation holds `sequence_number`, if any."""
+        for batch_id, (first, count) in self.reservations.items():
+            if first <= sequence_number < first + count:
+                return batch_id
+        return None
+
     def dins(self, first: int, count: int) -> list[Din]:
         return [issue_din(self.fin, self.year, n) for n in range(first, first + count)]

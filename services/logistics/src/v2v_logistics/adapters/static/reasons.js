@@ -1,6 +1,10 @@
 // Every refusal reason of the courier API, in words a courier acts on.
 
 const SENTENCES = {
+  "check-character-mismatch":
+    "STOP — this label's check character does not match its number. Do not take this bag; call the dispatcher.",
+  "flags-mismatch":
+    "STOP — this label's flags are not those of the bag on the manifest. Do not take it; call the dispatcher.",
   "unknown-unit": "STOP — this label is not a unit we know. Do not take it; call the dispatcher.",
   "other-coi": "STOP — this bag belongs to another patient (other COI). Do not take it.",
   "extra-unit":
