@@ -17,6 +17,8 @@ class CourierScenario:
     other_coi_din: str
     destination_site_id: str
     password: str
+    coi: str
+    """The shipment's COI (what its bags' labels print)."""
 
     @property
     def origin_party(self) -> str:

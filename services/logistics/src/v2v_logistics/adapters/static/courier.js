@@ -1,7 +1,10 @@
 // The courier page: log in, pick a shipment, scan bags, confirm the handoff, hand a held
-// shipment over to the party who takes it next; works offline.
+// shipment over to the party who takes it next; works offline. Labels come from a
+// keyboard-wedge scanner (typed into the scan field, then Enter) or the camera (camera.js),
+// which fills the same field and submits it the same way.
 
 import * as api from "./api.js";
+import { setUpCamera, stopCamera } from "./camera.js";
 import * as queue from "./queue.js";
 import { reasonOf, sentenceFor } from "./reasons.js";
 
@@ -152,6 +155,7 @@ function openShipment(shipmentId) {
 }
 
 function closeShipment() {
+  stopCamera();
   state.selectedId = null;
   $("shipment-view").hidden = true;
   $("shipments-view").hidden = false;
@@ -200,6 +204,7 @@ async function submit(action) {
   if (!isOnline() || queue.pending().length) return keep(action);
   try {
     const answer = await api.send(action);
+    if (action.kind === "scans") performance.mark("v2v-scan-answered");
     setConnection(true);
     noteAccepted(action, answer);
     showAnswer(action, answer);
@@ -228,6 +233,11 @@ function scanLabel(event) {
   if (!label || !state.selectedId) return focusScan();
   const fromParty = $("from-party").value.trim();
   submit(api.newAction(state.token, "scans", state.selectedId, { from_party: fromParty, label }));
+}
+
+function scanFromCamera(label) {
+  $("scan-input").value = label;
+  $("scan-form").requestSubmit();
 }
 
 function offerHandoff(event) {
@@ -360,6 +370,7 @@ function start() {
   $("refresh").addEventListener("click", loadShipments);
   $("back").addEventListener("click", closeShipment);
   $("scan-form").addEventListener("submit", scanLabel);
+  setUpCamera(scanFromCamera);
   $("handoff").addEventListener("click", confirmHandoff);
   $("offer-form").addEventListener("submit", offerHandoff);
   $("result-dismiss").addEventListener("click", hideResult);

@@ -1,15 +1,19 @@
 // Keeps the courier page's own files so the page opens without a connection.
 // API calls (/v1/...) are never intercepted: scans are queued by the page itself.
 
-const CACHE = "v2v-courier-v1";
+const CACHE = "v2v-courier-v2";
 const SHELL = [
   "/courier",
   "/courier/static/courier.css",
   "/courier/static/courier.js",
   "/courier/static/api.js",
+  "/courier/static/camera.js",
   "/courier/static/queue.js",
   "/courier/static/reasons.js",
   "/courier/static/icon.svg",
+  "/courier/static/vendor/zxing-wasm/es/reader/index.js",
+  "/courier/static/vendor/zxing-wasm/es/share.js",
+  "/courier/static/vendor/zxing-wasm/reader/zxing_reader.wasm",
 ];
 
 self.addEventListener("install", (event) => {
