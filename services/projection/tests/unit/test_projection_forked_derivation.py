@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from v2v_projection.forked_derivation import derive_in_processes
 from v2v_projection.fold import ChainFold
+from v2v_projection.forked_derivation import derive_in_processes
 
 
 @pytest.fixture

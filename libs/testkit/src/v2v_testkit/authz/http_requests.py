@@ -68,6 +68,9 @@ INTAKE_ROUTES: dict[str, Builder] = {
         },
         din=s.apheresis_din,
     ),
+    "intake: GET /v1/therapies/{coi}/units/{din}/label.pdf": lambda s: therapy(
+        s, din=s.apheresis_din
+    ),
     "intake: POST /v1/therapies/{coi}/units/{din}/scans": lambda s: therapy(
         s,
         {
@@ -132,6 +135,7 @@ MANUFACTURING_ROUTES: dict[str, Builder] = {
         s, s.hospital, {"operator": collector(s), "coi": s.coi}
     ),
     "manufacturing: GET /v1/expected-units/{coi}": lambda s: gmp(s, coi=s.coi),
+    "manufacturing: GET /v1/units/{din}/label.pdf": lambda s: gmp(s, din=s.product_din),
     "manufacturing: POST /v1/receipts": lambda s: gmp(
         s, {"operator": gmp_operator(s), "scanned_din": s.apheresis_din, "scanned_coi": s.coi}
     ),
@@ -343,8 +347,21 @@ PROJECTION_ROUTES: dict[str, Builder] = {
     "projection: GET /v1/chains": lambda s: chain(s),
     "projection: GET /v1/chains/{coi}": lambda s: chain(s, {"coi": s.coi}),
     "projection: GET /v1/chains/{coi}/custody": lambda s: chain(s, {"coi": s.coi}),
+    "projection: GET /v1/chains/{coi}/epcis": lambda s: chain(s, {"coi": s.coi}),
     "projection: GET /v1/chains/{coi}/integrity": lambda s: chain(s, {"coi": s.coi}),
     "projection: GET /v1/kpis": lambda s: chain(s),
+    "projection: GET /fhir/BiologicallyDerivedProduct": lambda s: chain(
+        s, identifier=f"urn:v2v:isbt128:din|{s.product_din}"
+    ),
+    "projection: GET /fhir/BiologicallyDerivedProduct/{resource_id}": lambda s: chain(
+        s, {"resource_id": f"{s.product_din}-{s.coi}"}
+    ),
+    "projection: GET /fhir/BiologicallyDerivedProductDispense": lambda s: chain(
+        s, identifier=f"urn:v2v:isbt128:din|{s.product_din}"
+    ),
+    "projection: GET /fhir/BiologicallyDerivedProductDispense/{resource_id}": lambda s: chain(
+        s, {"resource_id": f"{s.product_din}-{s.coi}"}
+    ),
 }
 
 

@@ -1,5 +1,6 @@
 """`v2v audit`: export, replay, verify and report on the full event history; copy the signed
-checkpoints out (`checkpoints pull`) and prove one chain's heads against them (`prove`).
+checkpoints out (`checkpoints pull`) and prove one chain's heads against them (`prove`);
+write chains as EPCIS 2.0 documents (`epcis`).
 
 Exit codes: 0 done (verify: no break), 1 verify found breaks, 2 usage or input problem.
 Results go to stdout; progress bars and errors go to stderr.
@@ -52,6 +53,7 @@ from v2v_projection.history_file import (
     read_history,
     write_history,
 )
+from v2v_projection.standards.epcis import document_of, epcis_events
 
 app = typer.Typer(
     help="Audit the v2v event history: export it, replay it, verify it, report on one chain.",
@@ -341,6 +343,52 @@ def report(
     if integrity is not None:
         verdict = "integrity clean" if integrity.clean else "integrity NOT CLEAN"
     typer.echo(f"report on {coi} written to {out} ({verdict})")
+
+
+@app.command("epcis")
+def epcis_command(
+    coi: Annotated[str | None, typer.Option("--coi", help="The chain to export.")] = None,
+    every_chain: Annotated[
+        bool, typer.Option("--all", help="Every chain of the history, in one document.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="The JSON-LD file to write (default: stdout).", dir_okay=False),
+    ] = None,
+    file: FileOption = None,
+    bootstrap: BootstrapOption = None,
+    topics: TopicsOption = None,
+    as_of: AsOfOption = None,
+) -> None:
+    """Write one chain (--coi) or every chain (--all) as an EPCIS 2.0 JSON-LD EPCISDocument:
+    custody, transformations, temperatures and refusals, each event's eventID its CBV 2.0
+    event hash (docs/standards.md). Check the history first with `v2v audit verify`."""
+    if (coi is None) == (not every_chain):
+        fail("give --coi COI or --all (one of them)")
+    replayed = _replay(_history(file, bootstrap, topics), _as_of(as_of))
+    if coi is not None:
+        _chain(replayed, coi)
+    cois = [coi.strip()] if coi is not None else replayed.fold.cois()
+    try:
+        events = [e for c in cois for e in epcis_events(replayed.fold.envelopes_of(c))]
+    except DecodeError as error:
+        fail(f"a record's payload does not decode ({error}); run `v2v audit verify`")
+    text = json.dumps(document_of(events, datetime.now(UTC)), indent=2, ensure_ascii=False)
+    if out is None:
+        typer.echo(text)
+        return
+    _write_atomically(out, text + "\n")
+    typer.echo(f"{len(events)} EPCIS events of {len(cois)} chain(s) written to {out}", err=True)
+
+
+def _write_atomically(out: Path, text: str) -> None:
+    temporary = out.with_name(f".{out.name}.partial")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(out)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        fail(f"cannot write {out}: {error.strerror or error}")
 
 
 @checkpoints_app.command("pull")
