@@ -25,4 +25,5 @@ def test_snapshots_publish_problem_json_errors_and_bearer_auth() -> None:
         spec = json.loads((ROOT / "contracts" / "openapi" / f"{name}.json").read_text())
         assert spec["openapi"].startswith("3.")
         assert "HTTPBearer" in spec["components"]["securitySchemes"]
-        assert all(path.startswith("/v1/") for path in spec["paths"]), name
+        # /v1: the JSON API; /fhir (the projection): HL7 FHIR R5, errors as OperationOutcome
+        assert all(path.startswith(("/v1/", "/fhir/")) for path in spec["paths"]), name

@@ -37,7 +37,6 @@ from v2v_projection.consumer import TOPICS, ProjectionConsumer
 from v2v_projection.integrity import ChainIntegrity
 from v2v_projection.queries import ChainQueries
 from v2v_projection.settings import ProjectionSettings
-from v2v_projection.standards.fhir_http import fhir_router
 from v2v_projection.store import ProjectionStore, open_store
 from v2v_projection.verifier import open_verifier
 from v2v_projection.writer_process import ProcessBatchWriter, StoreWriteFailed
@@ -148,7 +147,6 @@ def bootstrap(settings: ProjectionSettings, *, rebuild: bool = False) -> Project
     http_app = create_http_app(queries, verifier, integrity)
     acks = open_ack_store(settings.postgres_dsn, settings.store_sqlite_path)  # shared on PostgreSQL
     http_app.include_router(console_router(queries, hub, verifier, integrity, acks))
-    http_app.include_router(fhir_router(queries, verifier))
     service = ProjectionService(settings, projection, queries, hub, http_app, integrity)
     service.runtime.on_stop(acks.close)
     return service

@@ -20,6 +20,7 @@ from v2v_projection.adapters.grpc_api import ACCESS, READERS
 from v2v_projection.integrity import ChainIntegrity
 from v2v_projection.queries import ChainFilter, ChainQueries
 from v2v_projection.standards.epcis_http import epcis_router
+from v2v_projection.standards.fhir_http import fhir_router
 
 DESCRIPTION = (
     "Chain of identity and custody per COI, folded from every context topic: units and"
@@ -100,7 +101,6 @@ def create_http_app(
         """Alerts of the chains the caller may read, oldest first."""
         return {"alerts": queries.alerts(scope, kind, since, coi)}
 
-    app.include_router(
-        epcis_router(queries, queries.projection, verifier)
-    )  # /v1/chains/{coi}/epcis
+    app.include_router(epcis_router(queries, queries.projection, verifier))  # chain as EPCIS
+    app.include_router(fhir_router(queries, verifier))  # /fhir: FHIR R5, OperationOutcome errors
     return app
