@@ -180,6 +180,7 @@ def test_v2v_labels_print_writes_a_pdf_or_a_png(tmp_path: Path) -> None:
         (["--din", str(DIN), "--expires", "2026-03-01T23:59"], "--expires", "UTC offset"),
         (["--din", str(DIN), "--expires", "tomorrow"], "--expires", "ISO 8601"),
         (["--din", str(DIN), "--product-code", "S1234"], "--product-code", "loaded no product"),
+        (["--din", str(DIN), "--png"], "--out", "name it *.png"),  # a PNG in label.pdf
     ],
 )
 def test_v2v_labels_print_refuses_bad_input_naming_the_option(

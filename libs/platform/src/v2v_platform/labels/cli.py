@@ -90,6 +90,10 @@ def print_command(
 ) -> None:
     """Render a bag label: DIN with flags and check character, COI, product code and expiry
     when given, a Code 128 per data structure and a DataMatrix with all of them."""
+    wanted = ".png" if png else ".pdf"
+    if out.suffix.lower() in (".png", ".pdf") and out.suffix.lower() != wanted:
+        what = "a PNG (--png)" if png else "a PDF"
+        raise typer.BadParameter(f"{out} would hold {what}: name it *{wanted}", param_hint="--out")
     code, description = _product(product_code, product_codes)
     try:
         label = Label(_din(din), _coi(coi), code, _expiry(expires), description, tuple(line or ()))
