@@ -16,12 +16,18 @@ from v2v_simulator.broker import LocalBroker
 from v2v_simulator.clients import Clients
 from v2v_simulator.consortium import Consortium
 from v2v_simulator.journey.context import World
-from v2v_simulator.running import RunningConsortium
+from v2v_simulator.runner import run_journeys
+from v2v_simulator.running import DemoRun, RunningConsortium
+from v2v_simulator.scenarios import plan_patients
 from v2v_simulator.setup import ensure_courier_tokens, ensure_pki, ensure_signers
 from v2v_simulator.stores import Stores
+from v2v_simulator.summary import settled
 from v2v_simulator.system import System, service_names
 
 FACT_TIMEOUT_S = 90.0  # long enough to wait out a broker restart
+DEMO_PATIENTS = 4
+DEMO_SEED = 7  # `v2v_simulator demo`'s default seed: its plans hold every special case
+SETTLE_S = 180.0
 
 
 @pytest.fixture
@@ -84,3 +90,15 @@ def in_house_consortium(
     consortium = Consortium.sized(hospitals=1, gmp_sites=1, in_house=1)
     with running(consortium, tmp_path, *own_broker, postgres_database.dsn) as system:
         yield system
+
+
+@pytest.fixture
+def demo_run(consortium_system: RunningConsortium) -> DemoRun:
+    """`consortium_system` after the demo's first patients' journeys, every chain complete in
+    the projection."""
+    consortium = consortium_system.system.consortium
+    plans = plan_patients(consortium, DEMO_PATIENTS, seed=DEMO_SEED)
+    result = run_journeys(consortium_system.world, plans, DEMO_PATIENTS, show_progress=False)
+    assert result.failure is None, f"a journey failed: {result.failure}"
+    settled(consortium_system.clients, result.journeys, SETTLE_S)
+    return DemoRun(consortium_system, list(result.journeys))

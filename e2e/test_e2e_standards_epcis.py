@@ -17,15 +17,9 @@ import pytest
 from v2v_platform.auth.tokens import issue_site_token
 from v2v_projection.standards.epcis_ids import din_uri
 from v2v_projection.standards.epcis_schema import schema_errors
-from v2v_simulator.runner import run_journeys
-from v2v_simulator.running import RunningConsortium
-from v2v_simulator.scenarios import plan_patients
-from v2v_simulator.summary import settled
+from v2v_simulator.running import DemoRun
 
 pytestmark = pytest.mark.integration
-PATIENTS = 4
-DEMO_SEED = 7  # `v2v-sim demo`'s default seed
-SETTLE_S = 180.0
 
 
 def client(base: str, token: str) -> httpx.Client:
@@ -41,14 +35,10 @@ def epcis(reply: httpx.Response) -> dict[str, Any]:
 
 
 def test_every_chain_of_a_demo_run_exports_as_schema_valid_epcis(
-    consortium_system: RunningConsortium,
+    demo_run: DemoRun,
 ) -> None:
-    running = consortium_system
+    running = demo_run.running
     consortium = running.system.consortium
-    plans = plan_patients(consortium, PATIENTS, seed=DEMO_SEED)
-    result = run_journeys(running.world, plans, workers=PATIENTS, show_progress=False)
-    assert result.failure is None, f"a journey failed: {result.failure}"
-    settled(running.clients, result.journeys, SETTLE_S)
     base = running.system.http_base("projection", consortium.auditor_site)
     pki = running.system.pki
 
@@ -56,7 +46,7 @@ def test_every_chain_of_a_demo_run_exports_as_schema_valid_epcis(
     sites_of: dict[str, list[str]] = {}
     with client(base, issue_site_token(pki, consortium.auditor_site)) as auditor:
         chains = auditor.get("/v1/chains", params={"limit": 1000}).json()["chains"]
-        assert {journey.coi for journey in result.journeys} <= {c["coi"] for c in chains}
+        assert {journey.coi for journey in demo_run.journeys} <= {c["coi"] for c in chains}
         for summary in chains:
             coi = summary["coi"]
             document = epcis(auditor.get(f"/v1/chains/{coi}/epcis"))
@@ -81,7 +71,7 @@ def test_every_chain_of_a_demo_run_exports_as_schema_valid_epcis(
                     for e in listed
                 ), coi
             events += len(listed)
-    assert events >= 10 * len(result.journeys)
+    assert events >= 10 * len(demo_run.journeys)
 
     hospital_id = consortium.hospitals[0].site_id
     with client(base, issue_site_token(pki, hospital_id)) as hospital:

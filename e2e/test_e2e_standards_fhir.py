@@ -19,15 +19,9 @@ from fhir.resources.capabilitystatement import CapabilityStatement
 from fhir.resources.operationoutcome import OperationOutcome
 
 from v2v_platform.auth.tokens import issue_site_token
-from v2v_simulator.runner import run_journeys
-from v2v_simulator.running import RunningConsortium
-from v2v_simulator.scenarios import plan_patients
-from v2v_simulator.summary import settled
+from v2v_simulator.running import DemoRun
 
 pytestmark = pytest.mark.integration
-PATIENTS = 4
-DEMO_SEED = 7  # `v2v-sim demo`'s default seed
-SETTLE_S = 180.0
 UNIT = "urn:v2v:isbt128:din"
 PRODUCTS = "/fhir/BiologicallyDerivedProduct"
 DISPENSES = "/fhir/BiologicallyDerivedProductDispense"
@@ -45,14 +39,10 @@ def client(base: str, token: str | None = None) -> httpx.Client:
 
 
 def test_every_chain_of_a_demo_run_reads_as_valid_fhir_r5(
-    consortium_system: RunningConsortium,
+    demo_run: DemoRun,
 ) -> None:
-    running = consortium_system
+    running = demo_run.running
     consortium = running.system.consortium
-    plans = plan_patients(consortium, PATIENTS, seed=DEMO_SEED)
-    result = run_journeys(running.world, plans, workers=PATIENTS, show_progress=False)
-    assert result.failure is None, f"a journey failed: {result.failure}"
-    settled(running.clients, result.journeys, SETTLE_S)
     base = running.system.http_base("projection", consortium.auditor_site)
     pki = running.system.pki
 
@@ -63,7 +53,7 @@ def test_every_chain_of_a_demo_run_reads_as_valid_fhir_r5(
     units_of: dict[str, list[str]] = {}
     with client(base, issue_site_token(pki, consortium.auditor_site)) as auditor:
         chains = auditor.get("/v1/chains", params={"limit": 1000}).json()["chains"]
-        assert {journey.coi for journey in result.journeys} <= {c["coi"] for c in chains}
+        assert {journey.coi for journey in demo_run.journeys} <= {c["coi"] for c in chains}
         for summary in chains:
             coi = summary["coi"]
             view = auditor.get(f"/v1/chains/{coi}").json()
@@ -89,11 +79,11 @@ def test_every_chain_of_a_demo_run_reads_as_valid_fhir_r5(
                 assert [entry.resource.id for entry in found.entry] == [f"{din}-{coi}"]
                 dispenses += 1
     print(f"FHIR R5: {len(chains)} chains, {products} products, {dispenses} dispenses, all valid")
-    assert dispenses >= len(result.journeys)  # every journey ends infused
-    assert products >= 2 * len(result.journeys)  # a bag and a product at least
+    assert dispenses >= len(demo_run.journeys)  # every journey ends infused
+    assert products >= 2 * len(demo_run.journeys)  # a bag and a product at least
 
     first, second = consortium.hospitals
-    theirs = next(j for j in result.journeys if j.plan.hospital.site_id == second.site_id)
+    theirs = next(j for j in demo_run.journeys if j.plan.hospital.site_id == second.site_id)
     with client(base, issue_site_token(pki, first.site_id)) as hospital:
         for din in units_of[theirs.coi]:
             found = parsed(Bundle, hospital.get(PRODUCTS, params={"identifier": din}))

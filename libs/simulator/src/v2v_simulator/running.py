@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from v2v_simulator.broker import LocalBroker
 from v2v_simulator.clients import Clients
-from v2v_simulator.journey.context import World
+from v2v_simulator.journey.context import Journey, World
 from v2v_simulator.system import System
 
 
@@ -17,3 +17,11 @@ class RunningConsortium:
     bootstrap: str
     clients: Clients
     world: World
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """A consortium after some of the demo's patients went through it, their chains settled."""
+
+    running: RunningConsortium
+    journeys: list[Journey]
