@@ -12,7 +12,7 @@ UP_ARGS ?=
 GEN_STAMP := libs/contracts/src/v2v/.generated
 PROTO_FILES := $(shell find proto -name '*.proto' 2>/dev/null)
 
-.PHONY: help setup proto lint test test-unit test-integration deploy-check bench bench-relay bench-capacity demo demo-clean up down status kafka-up kafka-down pg-up pg-down golden openapi clean
+.PHONY: help setup proto lint test test-unit test-integration deploy-check bench bench-relay bench-relay-latency bench-capacity demo demo-clean up down status kafka-up kafka-down pg-up pg-down golden openapi clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ bench: $(GEN_STAMP) ## projection benchmarks -> bench/results/latest.json (fold,
 
 bench-relay: $(GEN_STAMP) ## relay publish rate with checkpoints every 1 s vs disabled (prints figures)
 	$(UV) run --frozen python bench/bench_relay_checkpoints.py
+
+bench-relay-latency: $(GEN_STAMP) ## store->publish latency p50/p99 at 20/50/100 saves/s: fixed 50 ms sleep vs wake-on-write, SQLite + PostgreSQL
+	$(UV) run --frozen python bench/bench_relay_latency.py
 
 bench-capacity: $(GEN_STAMP) ## one projection replica's capacity on the 1M-event history: chains, RSS, MB per 100k events, start-up load
 	$(UV) run --frozen python bench/bench_projection_capacity.py

@@ -2,6 +2,12 @@
 
 The spec names the service's eventsourcing Application class and its event translator; the
 environment says where the event store, the signing key and the broker are.
+
+The relay wakes on writes (`relay.wake`): in the service's process by an in-process signal, on
+PostgreSQL also by LISTEN on its outbox's channel (so this process wakes when the service
+saves); a relay process on SQLite finds new events by its fallback poll,
+V2V_RELAY_FALLBACK_POLL_S (default 1 s). V2V_RELAY_WAKE_ON_WRITE=false brings back the fixed
+50 ms idle sleep.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from v2v_platform import telemetry
 from v2v_platform.checkpoints.checkpointer import DEFAULT_CHECKPOINT_INTERVAL_S, Checkpointer
@@ -38,6 +44,7 @@ from v2v_platform.relay.publisher import KafkaPublisher, ensure_topics
 from v2v_platform.relay.relay import OutboxRelay, PublishingStopped
 from v2v_platform.relay.state import PostgresRelayState, RelayStateStore, SqliteRelayState
 from v2v_platform.relay.topics import V2V_TOPICS
+from v2v_platform.relay.wake import DEFAULT_FALLBACK_POLL_S, PostgresWakeListener, WakeSignal
 
 log = logging.getLogger("v2v.relay")
 
@@ -65,6 +72,8 @@ class RelaySettings(KafkaSettings):
     postgres_dsn: str | None = None
     sqlite_path: Path | None = None
     relay_page_size: int = 500
+    relay_wake_on_write: bool = True
+    relay_fallback_poll_s: float = Field(default=DEFAULT_FALLBACK_POLL_S, gt=0, le=60)
     checkpoint_interval_s: CheckpointSeconds = DEFAULT_CHECKPOINT_INTERVAL_S
     span_exporter: str = "none"
 
@@ -138,8 +147,11 @@ class RelayRuntime:
     relay: OutboxRelay
     publisher: KafkaPublisher
     state: RelayStateStore
+    wake: WakeSignal | None = None
 
     def close(self) -> None:
+        if self.wake is not None:
+            self.wake.close()
         self.publisher.close()
         self.state.close()
         self.application.close()
@@ -173,6 +185,7 @@ def build_relay(spec: RelaySpec, settings: RelaySettings) -> RelayRuntime:
         actor=relay_actor(settings.context),
         interval_s=settings.checkpoint_interval_s,
     )
+    wake = relay_wake(app, settings)
     relay = OutboxRelay(
         source=app.recorder,
         mapper=app.mapper,
@@ -183,8 +196,30 @@ def build_relay(spec: RelaySpec, settings: RelaySettings) -> RelayRuntime:
         topic=topic,
         page_size=settings.relay_page_size,
         checkpointer=checkpointer,
+        wake=wake,
+        fallback_poll_s=settings.relay_fallback_poll_s,
     )
-    return RelayRuntime(app, relay, publisher, state)
+    return RelayRuntime(app, relay, publisher, state, wake)
+
+
+def relay_wake(app: Any, settings: RelaySettings) -> WakeSignal | None:
+    """The relay's wake signal (None when V2V_RELAY_WAKE_ON_WRITE is false): saves of `app`'s
+    class in this process set it, and on PostgreSQL a listener on the outbox's channel."""
+    if not settings.relay_wake_on_write:
+        return None
+    wake = WakeSignal(app.name)
+    channel = getattr(app.recorder, "channel_name", None)
+    how = f"saves of {app.name} in this process"
+    if settings.postgres_dsn and channel:
+        PostgresWakeListener(settings.postgres_dsn, str(channel), wake)
+        how += f" and PostgreSQL NOTIFY {channel}"
+    log.info(
+        "relay for %s wakes on %s; fallback poll %gs",
+        settings.context,
+        how,
+        settings.relay_fallback_poll_s,
+    )
+    return wake
 
 
 def run(spec_reference: str) -> None:

@@ -14,19 +14,31 @@ With a `Checkpointer` (issue 15), `run` also publishes the service's signed chec
 pages: a prepared one left over first, then every checkpoint interval when heads changed, and
 once more when it stops. A checkpoint the broker refuses for good stops the relay too: a relay
 that cannot commit to its heads would leave its streams' tails unprotected.
+
+Waiting (issue 18): with a `WakeSignal` (`relay.wake`) an idle relay waits for a save to its
+outbox (in-process signal; PostgreSQL LISTEN/NOTIFY from other processes), at most
+`fallback_poll_s`; without one it sleeps `idle_wait_s` between empty reads (the old way).
+
+Tracing: one PRODUCER span per published page, continuing the first traced event's recorded
+trace and linking the others. Each record's Kafka headers carry its own trace: the page span's
+context when the event belongs to the page span's trace (or recorded none), else the event's
+recorded traceparent, so every consumer continues the trace of the request that stored it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from eventsourcing.persistence import OperationalError as EventStoreOperationalError
 from kafka.errors import KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind
 
 from v2v_platform import telemetry
 from v2v_platform.checkpoints.merkle import signature_digest
@@ -36,16 +48,20 @@ from v2v_platform.envelope.headers import (
     HEADER_EVENT_ID,
     HEADER_EVENT_TYPE,
     HEADER_SCHEMA_VERSION,
+    HEADER_TRACEPARENT,
 )
 from v2v_platform.envelope.keys import SiteSigningKey
 from v2v_platform.health import Heartbeat, PartStopped
 from v2v_platform.relay.publisher import OutboundRecord, PublishFailed, PublishRefused
 from v2v_platform.relay.state import ChainHead, RelayStateStore
+from v2v_platform.relay.wake import DEFAULT_FALLBACK_POLL_S, WakeSignal
 
 if TYPE_CHECKING:  # the checkpointer imports the relay package (publisher, state)
     from v2v_platform.checkpoints.checkpointer import Checkpointer
 
 log = logging.getLogger(__name__)
+
+MAX_SPAN_LINKS = 128  # traces a page span links beyond the one it continues
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     PublishFailed,
@@ -117,6 +133,8 @@ class OutboxRelay:
         topic: str,
         page_size: int = 500,
         checkpointer: Checkpointer | None = None,
+        wake: WakeSignal | None = None,
+        fallback_poll_s: float = DEFAULT_FALLBACK_POLL_S,
     ) -> None:
         self._source = source
         self._mapper = mapper
@@ -127,6 +145,8 @@ class OutboxRelay:
         self._topic = topic
         self._page_size = page_size
         self._checkpointer = checkpointer
+        self._wake = wake
+        self._fallback_poll_s = fallback_poll_s
         self.published_total = 0
 
     @property
@@ -135,6 +155,8 @@ class OutboxRelay:
 
     def publish_page(self) -> PageResult:
         """Publish the next page of notifications; returns what was done."""
+        if self._wake is not None:
+            self._wake.clear()  # a save committed from now on wakes the next wait
         position = self._state.position()
         notifications = self._source.select_notifications(
             position, self._page_size, inclusive_of_start=False
@@ -142,11 +164,12 @@ class OutboxRelay:
         if not notifications:
             return PageResult(0, 0, position)
         outbound = [self._translate(n) for n in notifications]
-        records, heads = self._seal(outbound)
-        try:
-            self._publisher.publish(records)
-        except PublishRefused as refused:
-            raise PublishingStopped(_refusal(refused, records, outbound)) from refused
+        with self._page_span(outbound) as span:
+            records, heads = self._seal(outbound, span)
+            try:
+                self._publisher.publish(records)
+            except PublishRefused as refused:
+                raise PublishingStopped(_refusal(refused, records, outbound)) from refused
         last = int(notifications[-1].id)
         self._state.advance(last, heads)
         self.published_total += len(records)
@@ -170,9 +193,11 @@ class OutboxRelay:
         work) and each error waited out. A broker or database outage is waited out with backoff
         (nothing was advanced, so nothing is lost); a broken chain, an unmappable event or an
         event the broker refuses for good stops the relay, because skipping it would break the
-        hash chain. With a checkpointer, checkpoints are published between pages and once more
-        after `stop` is set (a failure then is logged; the prepared checkpoint is published
-        when the relay starts again)."""
+        hash chain. An empty read is followed by a wait for the relay's wake signal (at most
+        its fallback poll), or by a sleep of `idle_wait_s` for a relay without one. With a
+        checkpointer, checkpoints are published between pages and once more after `stop` is
+        set (a failure then is logged; the prepared checkpoint is published when the relay
+        starts again)."""
         beat = heartbeat or _Unwatched()
         backoff = idle_wait_s
         while not stop.is_set():
@@ -191,7 +216,10 @@ class OutboxRelay:
             beat.progressed()
             backoff = idle_wait_s
             if not published:
-                stop.wait(idle_wait_s)
+                if self._wake is not None:
+                    self._wake.wait(self._fallback_poll_s, stop)
+                else:
+                    stop.wait(idle_wait_s)
         try:
             self._checkpoint(final=True)
         except TRANSIENT_ERRORS as error:
@@ -223,13 +251,43 @@ class OutboxRelay:
             )
         return outbound
 
+    @contextmanager
+    def _page_span(self, outbound: list[OutboundEvent]) -> Iterator[Span]:
+        """One PRODUCER span for a page: continues the first traced event's trace, links the
+        traces of the others (at most MAX_SPAN_LINKS)."""
+        traces: list[Span] = []
+        seen: set[int] = set()
+        for item in outbound:
+            recorded = _recorded_span(item.traceparent)
+            if recorded is not None and recorded.get_span_context().trace_id not in seen:
+                seen.add(recorded.get_span_context().trace_id)
+                traces.append(recorded)
+                if len(traces) > MAX_SPAN_LINKS:
+                    break
+        parent = trace.set_span_in_context(traces[0]) if traces else None
+        with telemetry.tracer().start_as_current_span(
+            f"{self._topic} publish",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            links=[Link(span.get_span_context()) for span in traces[1:]],
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": self._topic,
+                "messaging.operation.type": "publish",
+                "messaging.batch.message_count": len(outbound),
+            },
+        ) as span:
+            yield span
+
     def _seal(
-        self, outbound: list[OutboundEvent]
+        self, outbound: list[OutboundEvent], span: Span
     ) -> tuple[list[OutboundRecord], dict[str, ChainHead]]:
         ids = {o.content.aggregate_id for o in outbound}
         heads = self._state.heads(ids)
         changed: dict[str, ChainHead] = {}
         records = []
+        page_trace = span.get_span_context().trace_id
+        page_headers = telemetry.inject_headers()  # the page span's context
         for item in outbound:
             content = item.content
             head = heads.get(content.aggregate_id)
@@ -238,14 +296,12 @@ class OutboxRelay:
             heads[content.aggregate_id] = changed[content.aggregate_id] = ChainHead(
                 content.aggregate_version, envelope.hash, _signatures(head, envelope.signature)
             )
-            with telemetry.producer_span(self._topic, item.traceparent) as span:
-                span.set_attribute("v2v.event_id", envelope.event_id)
-                headers = [
-                    (HEADER_EVENT_TYPE, envelope.event_type.encode()),
-                    (HEADER_SCHEMA_VERSION, str(envelope.schema_version).encode()),
-                    (HEADER_EVENT_ID, envelope.event_id.encode()),
-                    *telemetry.inject_headers(),
-                ]
+            headers = [
+                (HEADER_EVENT_TYPE, envelope.event_type.encode()),
+                (HEADER_SCHEMA_VERSION, str(envelope.schema_version).encode()),
+                (HEADER_EVENT_ID, envelope.event_id.encode()),
+                *_trace_headers(item.traceparent, page_trace, page_headers),
+            ]
             records.append(
                 OutboundRecord(self._topic, envelope.coi.encode(), encode(envelope), headers)
             )
@@ -260,6 +316,28 @@ class OutboxRelay:
                 f" version {expected - 1}"
             )
         return head.hash if head else GENESIS_PREV_HASH
+
+
+def _recorded_span(traceparent: str | None) -> Span | None:
+    """The (non-recording) span a recorded traceparent names; None without a valid one."""
+    context = telemetry.context_from_traceparent(traceparent)
+    if context is None:
+        return None
+    span = trace.get_current_span(context)
+    return span if span.get_span_context().is_valid else None
+
+
+def _trace_headers(
+    traceparent: str | None, page_trace: int, page_headers: list[tuple[str, bytes]]
+) -> list[tuple[str, bytes]]:
+    """A record's trace headers: the page span's context when the event is of the page span's
+    trace or recorded none, else its recorded traceparent as it was recorded."""
+    recorded = _recorded_span(traceparent)
+    if traceparent is None or recorded is None:
+        return page_headers
+    if recorded.get_span_context().trace_id == page_trace:
+        return page_headers
+    return [(HEADER_TRACEPARENT, traceparent.encode())]
 
 
 def _signatures(head: ChainHead | None, signature: bytes) -> bytes | None:
