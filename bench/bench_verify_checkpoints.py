@@ -7,6 +7,12 @@ per topic), in one process:
               verified checkpoint covers (and the checkpoints' own) are checked
   every       verify_history(check_every_signature=True): every event's signature
               (`--check-every-signature`; skipping covered signatures is the default)
+  every, 2 workers
+              the same with the signatures checked in 2 forked worker processes
+              (`--workers 2`, issue 18 item 5): records/s beside the one-process run's and the
+              ratio beside the target (>= 2x on 2 cores), with the main process's own CPU
+              seconds (reading, decoding, hashing, the chain checks and handing the signatures
+              over: the part the workers do not take)
 
 and the breakdown of the work, each part timed alone over the same records: read (the history
 file), decode (protobuf), hash (SHA-256 of each record's bytes before its hash and signature,
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -55,6 +62,8 @@ EVENTS = 100_000
 REPLAY_EVENTS = 1_000_000
 VERIFIED_REPLAY_TARGET_S = 3.0  # issue 15 item 5: verify + replay of 1M events, 2 cores
 EVERY = 1_000  # a service's checkpoint every 1,000 of its events (and one at its end)
+PARALLEL_WORKERS = 2
+PARALLEL_TARGET = 2.0  # issue 18 item 5: verify >= 2x events/s on 2 cores
 
 
 def checkpointed_history(cache: Path, seed: int, events: int, every: int) -> Path:
@@ -81,10 +90,12 @@ def _timed(work: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def _verify(path: Path, ring: KeyRing, every: bool) -> tuple[float, VerifyOutcome]:
+def _verify(
+    path: Path, ring: KeyRing, every: bool, workers: int = 1
+) -> tuple[float, VerifyOutcome]:
     def work() -> VerifyOutcome:
         header, records = read_history(path)
-        return verify_history(header, records, ring, check_every_signature=every)
+        return verify_history(header, records, ring, check_every_signature=every, workers=workers)
 
     return _timed(work)
 
@@ -95,9 +106,20 @@ def measure_verify_checkpoints(
     path = checkpointed_history(CACHE, seed, events, every)
     ring = key_ring(site_signers(seed))
     covered_s, covered = _verify(path, ring, every=False)
+    cpu_started = time.process_time()
     every_s, checked = _verify(path, ring, every=True)
-    if covered.breaks or checked.breaks:
+    every_cpu_s = time.process_time() - cpu_started
+    cpu_started, children_started = time.process_time(), _children_cpu_s()
+    parallel_s, parallel = _verify(path, ring, every=True, workers=PARALLEL_WORKERS)
+    parallel_cpu_s = time.process_time() - cpu_started
+    workers_cpu_s = _children_cpu_s() - children_started  # the pool is joined: reaped
+    # on 2 free cores: the one-process run's CPU time over the larger of the main process's
+    # CPU time and half the CPU time of all three processes
+    free_cores_s = max(parallel_cpu_s, (parallel_cpu_s + workers_cpu_s) / PARALLEL_WORKERS)
+    if covered.breaks or checked.breaks or parallel.breaks:
         raise RuntimeError(f"the bench history does not verify clean: {covered.summary()}")
+    if parallel.signatures_checked != checked.signatures_checked:
+        raise RuntimeError("the workers did not check every signature")
 
     parts = _parts(path, ring)
     records = covered.records
@@ -123,9 +145,27 @@ def measure_verify_checkpoints(
             "signatures_checked": checked.signatures_checked,
             "breakdown_s": breakdown(every_s, checked.signatures_checked),
         },
+        "every_signature_workers": {
+            "workers": PARALLEL_WORKERS,
+            "seconds": round(parallel_s, 3),
+            "events_per_s": round(records / parallel_s),
+            "main_process_cpu_s": round(parallel_cpu_s, 3),
+            "workers_cpu_s": round(workers_cpu_s, 3),
+            "one_process_cpu_s": round(every_cpu_s, 3),
+            "ratio_to_one_process": round(every_s / parallel_s, 2),
+            "ratio_on_free_cores": round(every_cpu_s / free_cores_s, 2),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "target_ratio": PARALLEL_TARGET,
+            "cpus": os.cpu_count(),
+        },
         "speedup": round(every_s / covered_s, 2),
         "ed25519_verify_us": round(parts["per_signature_s"] * 1e6, 1),
     }
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _parts(path: Path, ring: KeyRing) -> dict[str, float]:
@@ -243,6 +283,29 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
             "  signatures checked (skip / every)",
             f"{covered['signatures_checked']:,} / {every['signatures_checked']:,}",
         ),
+    ]
+    parallel = result["every_signature_workers"]
+    workers, main_cpu_s = parallel["workers"], parallel["main_process_cpu_s"]
+    workers_cpu_s = parallel["workers_cpu_s"]
+    lines += [
+        (f"verify, every signature, {workers} workers (rec/s)", f"{parallel['events_per_s']:,}"),
+        (
+            f"  ratio {workers} workers / 1 (target >= {parallel['target_ratio']:.0f}x)",
+            f"{parallel['ratio_to_one_process']:.2f}x",
+        ),
+        (
+            "  seconds 1 / 2 workers (main CPU s)",
+            f"{every['seconds']:.2f} / {parallel['seconds']:.2f} ({main_cpu_s:.2f})",
+        ),
+        (
+            "  CPU s 1 process / main + workers",
+            f"{parallel['one_process_cpu_s']:.2f} / {main_cpu_s:.2f} + {workers_cpu_s:.2f}",
+        ),
+        (
+            f"  ratio on {workers} free cores (from CPU s)",
+            f"{parallel['ratio_on_free_cores']:.2f}x",
+        ),
+        ("  load average (1 min) after", f"{parallel['load_average_1m']:.2f}"),
     ]
     for part in covered["breakdown_s"]:
         lines.append(

@@ -9,6 +9,7 @@ Results go to stdout; progress bars and errors go to stderr.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -277,6 +278,17 @@ def verify(
             ),
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help=(
+                "Processes checking the Ed25519 signatures (default: one per CPU core; 1:"
+                " in this process). The breaks do not depend on it."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Check hash chains, signatures, versions, offsets and the signed checkpoints (against
     the history, and against an external copy with --checkpoints); print every break (exit 1
@@ -293,6 +305,7 @@ def verify(
                 tick,
                 external_checkpoints=external,
                 check_every_signature=check_every_signature,
+                workers=workers if workers is not None else os.cpu_count() or 1,
             )
     except SourceError as error:
         fail(f"verify stopped: {error}")

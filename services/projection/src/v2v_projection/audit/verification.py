@@ -21,6 +21,15 @@ of its stream checked). The breaks are those of checking every signature as it i
 (`check_every_signature=True`, `v2v audit verify --check-every-signature`). The summary
 counts the signatures checked and the events covered.
 
+Parallel signatures (issue 18 item 5): in both modes the Ed25519 checks are deferred
+(`check_every_signature` then only means that no checkpoint skips any) and made in `workers`
+processes (parallel_signatures.py; 1: in this process), in chunks: with every signature
+checked, each chunk is handed over as soon as it is full, so the workers verify while this
+process reads on. The outcome does not depend on `workers`: the breaks are the same, in the
+same order (with every signature checked, a signature break takes the place it had when
+checked as read: after the record's event id, hash and signer-site breaks), and a record whose
+signature fails binds no DIN either way.
+
 Nothing raises: every problem is a `Break`, so an auditor sees all of them in one pass.
 """
 
@@ -40,10 +49,12 @@ from v2v_platform.envelope.headers import CONTEXTS, topic_for
 from v2v_platform.envelope.keys import KeyRing
 from v2v_platform.envelope.verify import (
     CHECK_DECODE,
+    CHECK_EVENT_ID,
+    CHECK_HASH,
+    CHECK_SIGNER_SITE,
     Break,
     DeferredSignature,
     Location,
-    deferred_signature_breaks,
 )
 from v2v_projection.audit.checkpoints import (
     CHECK_CHECKPOINT,
@@ -56,6 +67,7 @@ from v2v_projection.audit.checkpoints import (
     StreamIndex,
     is_checkpoint_topic,
 )
+from v2v_projection.audit.parallel_signatures import CHUNK, SignatureChecks
 from v2v_projection.audit.sources import partition_for
 from v2v_projection.chain.identity import BINDERS, DinIndex, in_binding_order
 from v2v_projection.chain.times import iso, stamp_ns
@@ -71,6 +83,8 @@ CHECK_OPEN_GAP = "open_gap"
 CHECK_IDENTITY = "identity"
 
 PartitionKey = tuple[str, int]
+# the breaks `verify_envelope` gives before a record's signature break
+_BEFORE_SIGNATURE = frozenset({CHECK_EVENT_ID, CHECK_HASH, CHECK_SIGNER_SITE})
 
 __all__ = [
     "CHECK_CHECKPOINT",
@@ -254,12 +268,17 @@ class HistoryVerifier:
         authorship: AuthorshipPolicy = AUTHORSHIP,
         external_checkpoints: Iterable[bytes] | None = None,
         check_every_signature: bool = False,
+        workers: int = 1,
+        chunk: int = CHUNK,
     ) -> None:
         self._keys = keys
         self._every = check_every_signature
-        self._chains = StreamIndex(
-            keys, authorship=authorship, defer_signatures=not check_every_signature
-        )
+        self._chains = StreamIndex(keys, authorship=authorship, defer_signatures=True)
+        self._signatures = SignatureChecks(keys, workers, chunk)
+        self._chunk = chunk
+        # with every signature checked: where each deferred signature's break would have been
+        # put in `outcome.breaks` when checked as read (by sequence number)
+        self._positions: list[int] = []
         topics = frozenset(e.topic for e in header.extents if not is_checkpoint_topic(e.topic))
         self._checkpoints = CheckpointAudit(keys, authorship, topics)
         self._external = external_checkpoints
@@ -286,8 +305,19 @@ class HistoryVerifier:
     def fail_file(self, error: HistoryFileError) -> None:
         self.outcome.breaks.append(Break(CHECK_FILE, Location(), "", 0, str(error)))
 
+    def close(self) -> None:
+        """Ends the signature workers, if any are left (`finish` does when it completes)."""
+        self._signatures.close()
+
     def finish(self) -> VerifyOutcome:
         if self._every:
+            self._signatures.add(self._chains.deferred)
+            self._chains.deferred = []
+            found = self._signatures.finish()
+            self.outcome.breaks = _inserted(
+                self.outcome.breaks, [(self._positions[number], b) for number, b in found]
+            )
+            self._bind({b.location for _, b in found})
             self.outcome.breaks += (
                 self._offsets.finish()
                 + self._gaps.finish()
@@ -305,11 +335,7 @@ class HistoryVerifier:
             )
             if self._external is not None:
                 self.outcome.breaks += self._checkpoints.compare_external(self._external)
-            failed = self._check_signatures()
-            for envelope, location in self._unbound:
-                if location not in failed:
-                    self._bindings.add(envelope, location)
-            self._unbound = []
+            self._bind(self._check_signatures())
             self.outcome.breaks += self._bindings.finish()
         self.outcome.signatures_checked += self._checkpoints.chains.envelopes_seen
         self.outcome.aggregates = self._chains.aggregates
@@ -319,24 +345,28 @@ class HistoryVerifier:
         self.outcome.checkpoints = self._checkpoints.count
         return self.outcome
 
+    def _bind(self, failed: set[Location]) -> None:
+        """The DINs of the records left unbound until their signature was checked, except
+        those whose signature failed (as when checked as read)."""
+        for envelope, location in self._unbound:
+            if location not in failed:
+                self._bindings.add(envelope, location)
+        self._unbound = []
+
     def _check_signatures(self) -> set[Location]:
         """The event signatures left for the end (`check_every_signature=False`): each one a
         verified checkpoint does not cover (`covered_signatures`) is checked now. Returns
-        where a signature failed. (Checkpoints' own signatures are always checked as fed;
-        with `check_every_signature` every event's signature was too.)"""
+        where a signature failed. (Checkpoints' own signatures are always checked as fed.)"""
         pending = covered_signatures(
             self._chains.deferred, self._checkpoints.coverage, self.outcome.breaks
         )
         self._chains.deferred = []
         self.outcome.covered_by_checkpoints = pending.covered
         self.outcome.signatures_checked = len(pending.to_check)
-        failed: set[Location] = set()
-        for deferred in pending.to_check:
-            found = deferred_signature_breaks(deferred, self._keys)
-            if found:
-                failed.add(deferred.location)
-                self.outcome.breaks += found
-        return failed
+        self._signatures.add(pending.to_check)
+        found = [b for _, b in self._signatures.finish()]
+        self.outcome.breaks += found
+        return {b.location for b in found}
 
     def _envelope_checks(
         self, record: HistoryRecord, envelope: Envelope, location: Location
@@ -345,7 +375,13 @@ class HistoryVerifier:
         if checkpoint:
             breaks = self._checkpoints.feed(envelope, location)
         else:
+            deferred = len(self._chains.deferred)
             breaks = self._chains.feed(envelope, location, record.value)
+            if self._every and len(self._chains.deferred) > deferred:
+                self._positions.append(len(self.outcome.breaks) + _leading(breaks))
+                if len(self._chains.deferred) >= self._chunk:
+                    self._signatures.add(self._chains.deferred)
+                    self._chains.deferred = []
         self._gaps.add(envelope, location)
         if encode(envelope) != record.value:
             detail = "the record's bytes are not the canonical encoding of its envelope"
@@ -357,13 +393,10 @@ class HistoryVerifier:
             if expected != record.partition:
                 detail = f"{keyed} {key} is keyed to partition {expected} of {partitions}"
                 breaks.append(_break(CHECK_PARTITION, record, envelope, detail))
-        if not breaks and not checkpoint:
-            if self._every:
-                self._bindings.add(envelope, location)
-            elif envelope.event_type in BINDERS:
-                # bound at the end, unless its deferred signature check fails (as when it
-                # is checked here)
-                self._unbound.append((envelope, location))
+        if not breaks and not checkpoint and envelope.event_type in BINDERS:
+            # bound at the end, unless its deferred signature check fails (as when it is
+            # checked as read)
+            self._unbound.append((envelope, location))
         return breaks
 
 
@@ -454,27 +487,34 @@ def verify_history(
     authorship: AuthorshipPolicy | None = None,
     external_checkpoints: Iterable[bytes] | None = None,
     check_every_signature: bool = False,
+    workers: int = 1,
+    chunk: int = CHUNK,
 ) -> VerifyOutcome:
     """Every break in the history; a garbled file stops the reading with a `file` break.
     `authorship`: who may author which topic's events (default: the consortium's policy for
     the history's topics, `authorship_for`). `external_checkpoints`: the auditor's copy of
     the checkpoints (envelopes), each of which must be in the history identically.
     `check_every_signature`: verify every event's Ed25519 signature as it is read, instead of
-    only those no verified checkpoint covers with their signatures (`covered_signatures`)."""
+    only those no verified checkpoint covers with their signatures (`covered_signatures`).
+    `workers`: processes checking the signatures (1: this one), `chunk` signatures at a time
+    (parallel_signatures.py); the outcome is the same for any number."""
     if authorship is None:
         authorship = authorship_for(extent.topic for extent in header.extents)
     verifier = HistoryVerifier(
-        header, keys, authorship, external_checkpoints, check_every_signature
+        header, keys, authorship, external_checkpoints, check_every_signature, workers, chunk
     )
     with gc_paused():
         try:
-            for record in records:
-                verifier.feed(record)
-                if on_record is not None:
-                    on_record()
-        except HistoryFileError as error:
-            verifier.fail_file(error)
-        return verifier.finish()
+            try:
+                for record in records:
+                    verifier.feed(record)
+                    if on_record is not None:
+                        on_record()
+            except HistoryFileError as error:
+                verifier.fail_file(error)
+            return verifier.finish()
+        finally:
+            verifier.close()
 
 
 def describe(found: Break) -> str:
@@ -489,6 +529,31 @@ def _break(check: str, record: HistoryRecord, envelope: Envelope | None, detail:
     if envelope is None:
         return Break(check, location, "", 0, detail)
     return Break(check, location, envelope.aggregate_id, envelope.aggregate_version, detail)
+
+
+def _leading(breaks: list[Break]) -> int:
+    """How many of a record's chain breaks come before its signature break (`verify_envelope`
+    gives the event id, hash and signer-site breaks first)."""
+    count = 0
+    for found in breaks:
+        if found.check not in _BEFORE_SIGNATURE:
+            break
+        count += 1
+    return count
+
+
+def _inserted(breaks: list[Break], placed: list[tuple[int, Break]]) -> list[Break]:
+    """`breaks` with each of `placed` (position in `breaks`, ascending) put at its place."""
+    if not placed:
+        return breaks
+    merged: list[Break] = []
+    start = 0
+    for position, found in placed:
+        merged += breaks[start:position]
+        merged.append(found)
+        start = position
+    merged += breaks[start:]
+    return merged
 
 
 def _ranges(numbers: list[int]) -> str:
