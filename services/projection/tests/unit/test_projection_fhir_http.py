@@ -27,7 +27,6 @@ from v2v_projection.adapters.http_api import create_http_app
 from v2v_projection.chain_projection import ChainProjection
 from v2v_projection.queries import ChainQueries
 from v2v_projection.standards import fhir
-from v2v_projection.standards.fhir_http import fhir_router
 from v2v_projection.store import SqliteProjectionStore
 from v2v_projection.verifier import InlineVerifier
 from v2v_testkit.audit import (
@@ -74,8 +73,7 @@ def http(tmp_path: Path, chains: dict[str, HandWrittenChain], pki: Path) -> Iter
     projection.ingest([(t, 0, offset, value) for offset, (t, value) in enumerate(records)])
     queries = ChainQueries(projection)
     verifier = SiteTokenVerifier(pki / "ca.crt")
-    app = create_http_app(queries, verifier)
-    app.include_router(fhir_router(queries, verifier))
+    app = create_http_app(queries, verifier)  # /fhir included, as the service serves it
     with TestClient(app) as client:
         yield client
     projection.close()
