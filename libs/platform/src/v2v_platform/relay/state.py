@@ -135,6 +135,56 @@ class InMemoryRelayState:
         """Nothing to release."""
 
 
+class _StateReads:
+    """The reads both SQL stores share, written once with `%s` placeholders; `_rows` runs
+    them on the store's connection (SQLite swaps the placeholder for its own)."""
+
+    _relay: str
+
+    def _rows(self, query: str, parameters: Sequence[Any]) -> list[Sequence[Any]]:
+        raise NotImplementedError
+
+    def position(self) -> int:
+        rows = self._rows("SELECT position FROM v2v_relay_position WHERE relay = %s", [self._relay])
+        return int(rows[0][0]) if rows else 0
+
+    def all_heads(self) -> dict[str, ChainHead]:
+        return self._heads_where("")
+
+    def changed_heads(self) -> dict[str, ChainHead]:
+        return self._heads_where(" AND version > checkpointed")
+
+    def _heads_where(self, condition: str) -> dict[str, ChainHead]:
+        rows = self._rows(
+            "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
+            " WHERE relay = %s" + condition,
+            [self._relay],
+        )
+        return {r[0]: _chain_head(r) for r in rows}
+
+    def checkpoint_head(self) -> CheckpointHead:
+        rows = self._rows(
+            "SELECT sequence, hash FROM v2v_relay_checkpoint WHERE relay = %s", [self._relay]
+        )
+        return CheckpointHead(int(rows[0][0]), bytes(rows[0][1])) if rows else CheckpointHead()
+
+    def prepared_checkpoint(self) -> PreparedCheckpoint | None:
+        rows = self._rows(
+            "SELECT sequence, hash, envelope FROM v2v_relay_checkpoint_prepared WHERE relay = %s",
+            [self._relay],
+        )
+        if not rows:
+            return None
+        covers = self._rows(
+            "SELECT aggregate_id, version FROM v2v_relay_checkpoint_covers WHERE relay = %s",
+            [self._relay],
+        )
+        sequence, digest, envelope = rows[0]
+        return PreparedCheckpoint(
+            int(sequence), bytes(digest), bytes(envelope), {a: int(v) for a, v in covers}
+        )
+
+
 _PG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS v2v_relay_position (
     relay text PRIMARY KEY,
@@ -167,7 +217,7 @@ CREATE TABLE IF NOT EXISTS v2v_relay_checkpoint_covers (
 """
 
 
-class PostgresRelayState:
+class PostgresRelayState(_StateReads):
     """Relay state in the service's own PostgreSQL database.
 
     Holds a session advisory lock for its lifetime, so one relay per outbox publishes at a
@@ -205,11 +255,8 @@ class PostgresRelayState:
                     "ALTER TABLE v2v_relay_chain_head ADD COLUMN IF NOT EXISTS signatures bytea"
                 )
 
-    def position(self) -> int:
-        row = self._conn.execute(
-            "SELECT position FROM v2v_relay_position WHERE relay = %s", (self._relay,)
-        ).fetchone()
-        return int(row[0]) if row else 0
+    def _rows(self, query: str, parameters: Sequence[Any]) -> list[Sequence[Any]]:
+        return list(self._conn.execute(query, parameters).fetchall())
 
     def heads(self, aggregate_ids: Collection[str]) -> dict[str, ChainHead]:
         rows = self._conn.execute(
@@ -234,43 +281,6 @@ class PostgresRelayState:
                 " ON CONFLICT (relay) DO UPDATE SET position = EXCLUDED.position",
                 (self._relay, position),
             )
-
-    def all_heads(self) -> dict[str, ChainHead]:
-        rows = self._conn.execute(
-            "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
-            " WHERE relay = %s",
-            (self._relay,),
-        ).fetchall()
-        return {r[0]: _chain_head(r) for r in rows}
-
-    def changed_heads(self) -> dict[str, ChainHead]:
-        rows = self._conn.execute(
-            "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
-            " WHERE relay = %s AND version > checkpointed",
-            (self._relay,),
-        ).fetchall()
-        return {r[0]: _chain_head(r) for r in rows}
-
-    def checkpoint_head(self) -> CheckpointHead:
-        row = self._conn.execute(
-            "SELECT sequence, hash FROM v2v_relay_checkpoint WHERE relay = %s", (self._relay,)
-        ).fetchone()
-        return CheckpointHead(int(row[0]), bytes(row[1])) if row else CheckpointHead()
-
-    def prepared_checkpoint(self) -> PreparedCheckpoint | None:
-        row = self._conn.execute(
-            "SELECT sequence, hash, envelope FROM v2v_relay_checkpoint_prepared WHERE relay = %s",
-            (self._relay,),
-        ).fetchone()
-        if row is None:
-            return None
-        covers = self._conn.execute(
-            "SELECT aggregate_id, version FROM v2v_relay_checkpoint_covers WHERE relay = %s",
-            (self._relay,),
-        ).fetchall()
-        return PreparedCheckpoint(
-            int(row[0]), bytes(row[1]), bytes(row[2]), {a: int(v) for a, v in covers}
-        )
 
     def prepare_checkpoint(self, prepared: PreparedCheckpoint) -> None:
         _check_prepare(self.checkpoint_head(), self.prepared_checkpoint(), prepared.sequence)
@@ -336,7 +346,7 @@ CREATE TABLE IF NOT EXISTS v2v_relay_checkpoint_covers (
 """
 
 
-class SqliteRelayState:
+class SqliteRelayState(_StateReads):
     """Relay state in a SQLite file beside the service's event store (embedded default),
     private to this user (mode 0600)."""
 
@@ -357,11 +367,8 @@ class SqliteRelayState:
         if "signatures" not in columns:  # a store made before signature digests
             self._conn.execute("ALTER TABLE v2v_relay_chain_head ADD COLUMN signatures BLOB")
 
-    def position(self) -> int:
-        row = self._conn.execute(
-            "SELECT position FROM v2v_relay_position WHERE relay = ?", (self._relay,)
-        ).fetchone()
-        return int(row[0]) if row else 0
+    def _rows(self, query: str, parameters: Sequence[Any]) -> list[Sequence[Any]]:
+        return list(self._conn.execute(query.replace("%s", "?"), parameters).fetchall())
 
     def heads(self, aggregate_ids: Collection[str]) -> dict[str, ChainHead]:
         found: dict[str, ChainHead] = {}
@@ -395,43 +402,6 @@ class SqliteRelayState:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
-
-    def all_heads(self) -> dict[str, ChainHead]:
-        rows = self._conn.execute(
-            "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
-            " WHERE relay = ?",
-            (self._relay,),
-        ).fetchall()
-        return {r[0]: _chain_head(r) for r in rows}
-
-    def changed_heads(self) -> dict[str, ChainHead]:
-        rows = self._conn.execute(
-            "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
-            " WHERE relay = ? AND version > checkpointed",
-            (self._relay,),
-        ).fetchall()
-        return {r[0]: _chain_head(r) for r in rows}
-
-    def checkpoint_head(self) -> CheckpointHead:
-        row = self._conn.execute(
-            "SELECT sequence, hash FROM v2v_relay_checkpoint WHERE relay = ?", (self._relay,)
-        ).fetchone()
-        return CheckpointHead(int(row[0]), bytes(row[1])) if row else CheckpointHead()
-
-    def prepared_checkpoint(self) -> PreparedCheckpoint | None:
-        row = self._conn.execute(
-            "SELECT sequence, hash, envelope FROM v2v_relay_checkpoint_prepared WHERE relay = ?",
-            (self._relay,),
-        ).fetchone()
-        if row is None:
-            return None
-        covers = self._conn.execute(
-            "SELECT aggregate_id, version FROM v2v_relay_checkpoint_covers WHERE relay = ?",
-            (self._relay,),
-        ).fetchall()
-        return PreparedCheckpoint(
-            int(row[0]), bytes(row[1]), bytes(row[2]), {a: int(v) for a, v in covers}
-        )
 
     def prepare_checkpoint(self, prepared: PreparedCheckpoint) -> None:
         with self._lock:
