@@ -450,16 +450,22 @@ def console_router(
             return console.problem(403, "Refused", str(error), None)
         return None
 
+    async def posted_form(
+        request: Request, handle: Callable[[Request, dict[str, str]], Response]
+    ) -> Response:
+        """`handle(request, form)` off the event loop, for a same-origin POST."""
+        if (refused := foreign_origin(request)) is not None:
+            return refused
+        form = await session.form_of(request)
+        return await run_in_threadpool(handle, request, form)
+
     @router.get("/login")
     def login_page(request: Request) -> Response:
         return console.login_page(request)
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        if (refused := foreign_origin(request)) is not None:
-            return refused
-        form = await session.form_of(request)
-        return await run_in_threadpool(console.login, request, form)
+        return await posted_form(request, console.login)
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
@@ -491,10 +497,7 @@ def console_router(
 
     @router.post("/alerts/ack")
     async def acknowledge(request: Request) -> Response:
-        if (refused := foreign_origin(request)) is not None:
-            return refused
-        form = await session.form_of(request)
-        return await run_in_threadpool(console.acknowledge, request, form)
+        return await posted_form(request, console.acknowledge)
 
     @router.get("/static/{name}")
     def static(name: str) -> Response:
