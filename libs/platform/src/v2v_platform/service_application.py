@@ -10,7 +10,10 @@ A service has two eventsourcing applications:
   name no valid COI). It has its own tables (PostgreSQL) or file (SQLite), never relayed.
 
 Both get here: find/get by id (wrong kind -> NotFound), retry on optimistic-concurrency
-conflicts (two writers of one aggregate version collide, the loser re-reads and tries again).
+conflicts (two writers of one aggregate version collide, the loser re-reads and tries again),
+and the aggregate cache (`aggregate_cache`: a read applies only the events stored after the
+cached version, so commands stay fast as a stream grows; V2V_AGGREGATE_CACHE_SIZE aggregates
+per application, 0: none).
 The published application also gets: the site it records for and the check that a command
 comes from that site (and who acts within the input limits, `limits.check_attribution`), the
 clock and clinical times (`when`: as given, never in the future beyond the allowed clock skew,
@@ -31,10 +34,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.persistence import IntegrityError
 
-from v2v_platform import limits, telemetry
+from v2v_platform import aggregate_cache, limits, telemetry
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.errors import Conflict, Forbidden, InvalidInput, NotFound
 from v2v_platform.ids import Coi, Din, InvalidIdentifier, din_from_scan
@@ -101,6 +104,13 @@ def retrying(attempt: Callable[[], T], max_attempts: int = MAX_ATTEMPTS) -> T:
     raise Conflict("too many concurrent changes; try again")
 
 
+def cached_repository(app: Application[UUID]) -> Repository[UUID]:
+    """The application's repository with the kernel's aggregate cache (V2V_AGGREGATE_CACHE_SIZE
+    from its environment, which includes the process's; 0: none)."""
+    size = aggregate_cache.cache_size(app.env)
+    return aggregate_cache.construct_repository(app.events, app.snapshots, size)
+
+
 def find(app: Application[UUID], kind: type[AggregateT], aggregate_id: UUID) -> AggregateT | None:
     """The aggregate, None when it does not exist; NotFound when it is of another kind."""
     try:
@@ -118,6 +128,9 @@ class UnpublishedRecords(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
         super().__init__(env)
         self.max_attempts = max_attempts
+
+    def construct_repository(self) -> Repository[UUID]:
+        return cached_repository(self)
 
     def find(self, kind: type[AggregateT], aggregate_id: UUID) -> AggregateT | None:
         return find(self, kind, aggregate_id)
@@ -201,6 +214,9 @@ class ServiceApplication(TracedApplication, Generic[RecordsT]):
             self.when(override.signature.signed_at, f"{what}.signature.signed_at")
 
     # persistence
+
+    def construct_repository(self) -> Repository[UUID]:
+        return cached_repository(self)
 
     def find(self, kind: type[AggregateT], aggregate_id: UUID) -> AggregateT | None:
         return find(self, kind, aggregate_id)

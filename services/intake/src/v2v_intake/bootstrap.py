@@ -83,7 +83,9 @@ def bootstrap(
         if isinstance(signers, SqlSignerStore):
             opened.append(signers)
     unpublished = IntakeUnpublishedRecords(
-        env=settings.registers_env(), din_block=settings.din_block()
+        env=settings.registers_env(),
+        din_block=settings.din_block(),
+        reservation_size=settings.number_reservation_size,
     )
     app = IntakeApplication(
         env=settings.event_store.eventsourcing_env(),

@@ -10,6 +10,10 @@ Intake applies no protocol rule of `ProtocolRules`: packaging records when a uni
 window starts (collection end, or freeze time), and the services downstream apply the
 window's length; temperatures at packaging are checked against the conditions' definitions.
 
+V2V_NUMBER_RESERVATION_SIZE (default 50): how many COI (and DIN) numbers one write of their
+register reserves for this process to hand out from memory (`unpublished_records`); 1 writes
+the register for every number. A restart leaves the unused rest of a run as a gap.
+
 V2V_PRODUCT_CODES_FILE (optional): the site's licensed ISBT 128 product description codes,
 for the bag labels it prints (`v2v_platform.labels.product_codes`); unset, labels carry none.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from v2v_intake.unpublished_records import DEFAULT_RESERVATION_SIZE
 from v2v_platform.config import PublishingServiceSettings
 from v2v_platform.din_allocation import DinBlock, declared_block
 from v2v_platform.ids.coi import CoiIssuer
@@ -33,6 +38,8 @@ class IntakeSettings(PublishingServiceSettings, ProductCodesSettings):
     manufacturing_retry_s: float = Field(default=30.0, ge=0)
     """How long a slot booking retries manufacturing's NOT_FOUND (it has not learnt the COI's
     enrolment from Kafka yet), with exponential backoff, before failing naming the COI."""
+    number_reservation_size: int = Field(default=DEFAULT_RESERVATION_SIZE, ge=1)
+    """How many numbers one register write reserves (V2V_NUMBER_RESERVATION_SIZE)."""
     grpc_address: str = "127.0.0.1:50061"
     http_port: int = 8061
 

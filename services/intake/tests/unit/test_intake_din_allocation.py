@@ -81,12 +81,14 @@ def test_nothing_is_labelled_past_the_end_of_the_block() -> None:
 
 
 def test_a_restart_continues_after_the_last_number_issued(tmp_path: Path) -> None:
+    """One number per register write (reservation size 1); with runs, a restart continues
+    after the last run reserved (test_intake_number_reservations)."""
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "r.db")}
     block = din_block(first=200, last=299)
-    records = IntakeUnpublishedRecords(env=env, din_block=block)
+    records = IntakeUnpublishedRecords(env=env, din_block=block, reservation_size=1)
     assert records.issue_dins(FIN, 25, 2) == [200, 201]
     records.close()
-    restarted = IntakeUnpublishedRecords(env=env, din_block=block)
+    restarted = IntakeUnpublishedRecords(env=env, din_block=block, reservation_size=1)
     assert restarted.issue_dins(FIN, 25, 1) == [202]
     restarted.close()
 

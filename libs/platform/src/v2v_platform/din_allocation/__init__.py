@@ -10,8 +10,11 @@ year. Blocks are consortium configuration, kept like the key ring in the PKI dir
 
 - a service refuses to start when it has no block under its FIN, or when its block overlaps
   another issuer's under the same FIN (`declared_block`, called by its settings);
-- it persists the last number it issued in its own store (replicas share the store and the
-  block; optimistic concurrency keeps them apart), so a restart continues after it;
+- it persists the last number it reserved in its own store (intake reserves runs of
+  V2V_NUMBER_RESERVATION_SIZE numbers, default 50, with one write and hands them out from
+  memory; replicas share the store and the block, optimistic concurrency keeps their
+  reservations apart), so a restart continues after it: numbers of a run not handed out
+  before a stop or crash are never issued (gaps are allowed, repeats never);
 - it refuses to issue past the end of its block (`DinBlockExhausted`).
 
 Default blocks depend only on the issuing context, so a site's intake and manufacturing never

@@ -18,7 +18,10 @@ database operator's.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -88,35 +91,68 @@ class SqliteKeyStore:
 _PG_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS intake_data_keys (coi text PRIMARY KEY, key bytea NOT NULL)"
 )
+_PG_GET_OR_CREATE = (
+    "WITH created AS (INSERT INTO intake_data_keys (coi, key) VALUES (%s, %s)"
+    " ON CONFLICT DO NOTHING RETURNING key)"
+    " SELECT key FROM created UNION ALL SELECT key FROM intake_data_keys WHERE coi = %s"
+)
+"""One round trip: the key created, or the one the COI had (the statement's snapshot sees a
+key committed before it; one committed by a concurrent insert meanwhile is read after)."""
+MAX_PG_CONNECTIONS = 8
 
 
 class PostgresKeyStore:
-    def __init__(self, dsn: str) -> None:
+    """Keys in the service's PostgreSQL database, over up to `max_connections` connections
+    (opened as needed, reused): concurrent enrolments do not queue on one connection."""
+
+    def __init__(self, dsn: str, max_connections: int = MAX_PG_CONNECTIONS) -> None:
+        self._dsn = dsn
+        self._slots = threading.BoundedSemaphore(max_connections)
         self._lock = threading.Lock()
-        self._conn = psycopg.connect(dsn, autocommit=True)
-        self._conn.execute(_PG_SCHEMA)
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._open: list[psycopg.Connection[Any]] = []
+        with self._connection() as conn:
+            conn.execute(_PG_SCHEMA)
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._slots:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = psycopg.connect(self._dsn, autocommit=True)
+                with self._lock:
+                    self._open.append(conn)
+            try:
+                yield conn
+            finally:
+                with self._lock:
+                    if conn.closed or conn.broken:
+                        self._open.remove(conn)
+                        conn.close()
+                    else:
+                        self._idle.append(conn)
 
     def get_or_create(self, coi: str) -> bytes:
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO intake_data_keys (coi, key) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                (coi, new_key()),
-            )
-            return self._get(coi) or b""
+        with self._connection() as conn:
+            row = conn.execute(_PG_GET_OR_CREATE, (coi, new_key(), coi)).fetchone()
+            return bytes(row[0]) if row else (self._get(conn, coi) or b"")
 
     def get(self, coi: str) -> bytes | None:
-        with self._lock:
-            return self._get(coi)
+        with self._connection() as conn:
+            return self._get(conn, coi)
 
-    def _get(self, coi: str) -> bytes | None:
-        row = self._conn.execute(
-            "SELECT key FROM intake_data_keys WHERE coi = %s", (coi,)
-        ).fetchone()
+    @staticmethod
+    def _get(conn: psycopg.Connection[Any], coi: str) -> bytes | None:
+        row = conn.execute("SELECT key FROM intake_data_keys WHERE coi = %s", (coi,)).fetchone()
         return bytes(row[0]) if row else None
 
     def destroy(self, coi: str) -> None:
-        with self._lock:
-            self._conn.execute("DELETE FROM intake_data_keys WHERE coi = %s", (coi,))
+        with self._connection() as conn:
+            conn.execute("DELETE FROM intake_data_keys WHERE coi = %s", (coi,))
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            connections, self._open, self._idle = self._open, [], []
+        for conn in connections:
+            conn.close()

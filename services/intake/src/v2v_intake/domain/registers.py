@@ -26,7 +26,11 @@ def pseudonym_register_id(pseudonym: str) -> UUID:
 
 
 class SequenceRegister(Aggregate):
-    """Sequence numbers 1-999999 of one identifier kind (COI or DIN) for one FIN and year."""
+    """Sequence numbers 1-999999 of one identifier kind (COI or DIN) for one FIN and year.
+
+    `last` is the last number recorded as issued; a process reserving a run records the whole
+    run (`reserve`) and hands it out from memory, so numbers after the last one it handed out
+    and up to `last` may never be issued (gaps), but none at or before `last` is issued again."""
 
     class Started(Aggregate.Created):
         class_version = 1
@@ -55,14 +59,16 @@ class SequenceRegister(Aggregate):
         )
         return register
 
-    def issue(self, count: int) -> list[int]:
-        first = self.last + 1
-        if first + count - 1 > MAX_SEQUENCE:
+    def reserve(self, first: int, last: int) -> None:
+        """Record ``first``-``last`` as issued (a run a process hands out from memory, or a
+        DIN block's numbers); ``first`` is after every number recorded before."""
+        if not self.last < first <= last:
+            raise ValueError(f"cannot reserve {first}-{last} after {self.last}")
+        if last > MAX_SEQUENCE:
             raise Conflict(
                 f"{self.kind} sequence numbers for {self.fin} in year {self.year:02d} are exhausted"
             )
-        self.trigger_event(self.NumbersIssued, first=first, count=count)
-        return list(range(first, first + count))
+        self.trigger_event(self.NumbersIssued, first=first, count=last - first + 1)
 
 
 class PseudonymRegister(Aggregate):
