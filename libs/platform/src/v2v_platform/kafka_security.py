@@ -1,11 +1,14 @@
 """Kafka client security: the one place that turns the V2V_KAFKA_* settings into kafka-python
-client options (TLS, mTLS, SASL PLAIN / SCRAM).
+client options (TLS, mTLS, SASL PLAIN / SCRAM), and into librdkafka's (`librdkafka_options`,
+for the confluent-kafka clients: the projection's consumer and catch-up, the audit's Kafka
+source, the relay's librdkafka producer; ADR 0012).
 
-Every Kafka client of a process is built with `client_options(settings)` merged into its
-keyword arguments: the relay's producer and topic admin, every `EnvelopeConsumer`, the
-projection's consumer and the audit export. The settings are validated when the process starts
-(`v2v_platform.config.KafkaSecuritySettings`): a missing CA file for SSL, or a SASL protocol
-without credentials, stops it with a message naming the variable.
+Every Kafka client of a process is built with `client_options(settings)` (kafka-python: the
+relay's topic admin and kafka-python producer, every `EnvelopeConsumer`) or
+`librdkafka_options(settings)` (confluent-kafka) merged into its configuration. The settings
+are validated when the process starts (`v2v_platform.config.KafkaSecuritySettings`): a missing
+CA file for SSL, or a SASL protocol without credentials, stops it with a message naming the
+variable.
 """
 
 from __future__ import annotations
@@ -70,6 +73,28 @@ def client_options(settings: KafkaSecurityConfig) -> dict[str, object]:
         options["sasl_mechanism"] = settings.kafka_sasl_mechanism
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = settings.kafka_sasl_secret()
+    return options
+
+
+def librdkafka_options(settings: KafkaSecurityConfig) -> dict[str, str]:
+    """The same security as `client_options`, in librdkafka's names (confluent-kafka's
+    Consumer, Producer, AdminClient): `security.protocol`, for TLS `ssl.ca.location` and
+    `ssl.endpoint.identification.algorithm` (`https`, or `none` when the host name is not
+    checked) (+ `ssl.certificate.location`, `ssl.key.location` for mTLS), for SASL
+    `sasl.mechanisms`, `sasl.username`, `sasl.password`."""
+    protocol = settings.kafka_security_protocol
+    options = {"security.protocol": protocol}
+    if protocol in TLS_PROTOCOLS:
+        options["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
+        check = settings.kafka_ssl_check_hostname
+        options["ssl.endpoint.identification.algorithm"] = "https" if check else "none"
+        if settings.kafka_ssl_certfile is not None:
+            options["ssl.certificate.location"] = str(settings.kafka_ssl_certfile)
+            options["ssl.key.location"] = str(settings.kafka_ssl_keyfile)
+    if protocol in SASL_PROTOCOLS:
+        options["sasl.mechanisms"] = str(settings.kafka_sasl_mechanism)
+        options["sasl.username"] = str(settings.kafka_sasl_username)
+        options["sasl.password"] = str(settings.kafka_sasl_secret())
     return options
 
 

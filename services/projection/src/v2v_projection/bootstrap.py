@@ -82,7 +82,7 @@ class ProjectionService:
     def start_consumer(self, group_id: str | None = None) -> ProjectionConsumer:
         if not self.settings.kafka_bootstrap:
             raise ValueError("V2V_KAFKA_BOOTSTRAP is not set: the projection consumes Kafka")
-        options = kafka_security.client_options(self.settings)
+        options = kafka_security.librdkafka_options(self.settings)
         consumer = ProjectionConsumer(
             self.projection,
             bootstrap=self.settings.kafka_bootstrap,

@@ -13,12 +13,13 @@ assigned part of the partitions) are therefore never ready, instead of answering
 
 The measuring runs in a thread of its own (`run`, a part of the runtime's health watched for
 liveness), beside the consume loop rather than in it: a broker that does not answer delays a
-measurement, never a poll. Every `interval_s` (0.5 s) it measures, through a Kafka client of
-its own without a group (`KafkaEndOffsets`: ListOffsets needs no group, so no ACL beyond the
-topics' read), the end offsets, and through the projection its stored offsets. Once caught up
-the replica stays ready (a burst of new events later is lag, not a reason to take every
-replica out of the Service at once; a stalled consumer is the stall bound's job), the client
-is closed and the thread waits for the service to stop. A failed measurement keeps the
+measurement, never a poll. Every `interval_s` (0.5 s) it measures, through a librdkafka admin
+client of its own without a group (`KafkaEndOffsets`: ListOffsets needs no group, so no ACL
+beyond the topics' read; read_committed, as the consumer reads), the beginning and end
+offsets of every partition in one request each, and through the projection its stored offsets.
+Once caught up the replica stays ready (a burst of new events later is lag, not a reason to
+take every replica out of the Service at once; a stalled consumer is the stall bound's job),
+the client is closed and the thread waits for the service to stop. A failed measurement keeps the
 replica not ready, says why, and is tried again at the next interval.
 """
 
@@ -29,19 +30,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from kafka import KafkaConsumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from v2v_platform.health import Problem, describe_error
 from v2v_platform.service_runtime import TRANSIENT
+from v2v_projection.kafka_client import offsets_of, open_admin
 from v2v_projection.writer_process import StoreWriteFailed
 
 log = logging.getLogger("v2v.projection")
 PART = "catch-up"
 KIND = "catching-up"
 DEFAULT_INTERVAL_S = 0.5
-OFFSETS_TIMEOUT_MS = 10_000
+OFFSETS_TIMEOUT_S = 10.0  # a broker that does not answer: a failed measurement
 
 Partition = tuple[str, int]
 Offsets = Mapping[Partition, int]
@@ -56,8 +58,10 @@ class TopicOffsets(Protocol):
 
 
 class KafkaEndOffsets:
-    """`TopicOffsets` from the broker, through a consumer without a group (opened on the first
-    measure, so that an unreachable broker is a measurement that failed, with its reason)."""
+    """`TopicOffsets` from the broker, through a librdkafka admin client (opened on the first
+    measure; an unreachable broker is a measurement that failed, with its reason, raised as a
+    kafka-python KafkaError). `client_options`: librdkafka options
+    (`kafka_security.librdkafka_options`; kafka-python's security names are renamed)."""
 
     def __init__(
         self,
@@ -68,37 +72,15 @@ class KafkaEndOffsets:
         self._bootstrap = bootstrap
         self._topics = list(topics)
         self._options = dict(client_options or {})
-        self._consumer: Any = None
+        self._admin: AdminClient | None = None
 
     def measure(self) -> tuple[Offsets, Offsets]:
-        if self._consumer is None:
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=self._bootstrap,
-                group_id=None,
-                enable_auto_commit=False,
-                isolation_level="read_committed",
-                **self._options,
-            )
-        consumer = self._consumer
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in self._topics
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            return {}, {}
-        beginning = consumer.beginning_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
-        end = consumer.end_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
-        return _keyed(beginning), _keyed(end)
+        if self._admin is None:
+            self._admin = open_admin(self._bootstrap, self._options)
+        return offsets_of(self._admin, self._topics, OFFSETS_TIMEOUT_S)
 
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close(autocommit=False)
-            self._consumer = None
-
-
-def _keyed(offsets: Mapping[Any, int]) -> dict[Partition, int]:
-    return {(tp.topic, tp.partition): int(offset) for tp, offset in offsets.items()}
+        self._admin = None  # an admin client has nothing to close: its threads end with it
 
 
 @dataclass(frozen=True)
