@@ -36,12 +36,23 @@ def coi_of_message(request: Any) -> str:
     descriptor = getattr(request, "DESCRIPTOR", None)
     if descriptor is None:
         return ""
-    for name in COI_FIELDS:
-        if name in descriptor.fields_by_name:
-            value = getattr(request, name)
-            if isinstance(value, str) and value:
-                return value
+    for name in _coi_fields_of(descriptor):
+        value = getattr(request, name)
+        if isinstance(value, str) and value:
+            return value
     return ""
+
+
+_COI_FIELDS_OF: dict[Any, tuple[str, ...]] = {}
+
+
+def _coi_fields_of(descriptor: Any) -> tuple[str, ...]:
+    """The `COI_FIELDS` a message type has (looked up once per type)."""
+    found = _COI_FIELDS_OF.get(descriptor)
+    if found is None:
+        found = tuple(name for name in COI_FIELDS if name in descriptor.fields_by_name)
+        _COI_FIELDS_OF[descriptor] = found
+    return found
 
 
 def coi_of_params(params: Mapping[str, Any]) -> str:

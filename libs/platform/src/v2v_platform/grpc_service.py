@@ -32,6 +32,9 @@ from typing import Any, TypeVar
 import grpc  # type: ignore[import-untyped, unused-ignore]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import context as otel_context
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from v2v_platform import limits, telemetry
 from v2v_platform.auth.identity import Role
@@ -140,9 +143,18 @@ class RunningServer:
         self.server.stop(grace_s).wait()
 
 
+TRACE_METADATA = frozenset({"traceparent", "tracestate"})
+
+
 class TracingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc, unused-ignore]
     """One SERVER span per unary call (outermost, so the handler and the events it records
-    run inside it), continuing the caller's trace from the `traceparent` metadata."""
+    run inside it), continuing the caller's trace from the `traceparent` metadata.
+
+    The traced handler is built once per method; each call reads only its trace metadata."""
+
+    def __init__(self) -> None:
+        self._tracer = telemetry.tracer()  # a proxy until the process sets up tracing
+        self._traced: dict[str, tuple[Any, Any]] = {}
 
     def intercept_service(
         self, continuation: Callable[[Any], Any], handler_call_details: Any
@@ -151,11 +163,24 @@ class TracingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc, unused-i
         if handler is None or handler.unary_unary is None:
             return handler
         method = str(handler_call_details.method)
-        metadata = {key: value for key, value in handler_call_details.invocation_metadata or ()}
-        behavior = handler.unary_unary
+        known = self._traced.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        traced = self._trace(handler, method)
+        self._traced[method] = (handler, traced)
+        return traced
+
+    def _trace(self, handler: Any, method: str) -> Any:
+        behavior, tracer, name = handler.unary_unary, self._tracer, f"gRPC {method}"
 
         def traced(request: Any, context: Any) -> Any:
-            with telemetry.server_span(f"gRPC {method}", metadata):
+            carrier = {
+                key: value
+                for key, value in context.invocation_metadata() or ()
+                if key in TRACE_METADATA
+            }
+            parent = _TRACE_CONTEXT.extract(carrier) if carrier else _NO_PARENT
+            with tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER):
                 return behavior(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -163,6 +188,10 @@ class TracingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc, unused-i
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
+_NO_PARENT = otel_context.Context()  # a call without trace metadata starts a new trace
 
 
 def build_server(

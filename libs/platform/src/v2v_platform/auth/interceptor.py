@@ -7,6 +7,11 @@ from request fields or metadata. A method listed in ``required_roles`` is allowe
 caller holds ANY of its roles; a method in ``open_methods`` is allowed to any authenticated
 site; every other method is denied. ``admin`` is an ordinary role (no implicit bypass).
 
+What a peer certificate says (site, roles, serial) is read once per certificate and remembered
+until it expires (``v2v_platform.auth.verification_cache``; V2V_TOKEN_CACHE_SIZE=0: read on
+every call); its revocation is checked on every call, and the wrapped handlers are built once
+per method.
+
 Given the PKI directory's ``Revocations``, a caller whose certificate is on the consortium CA's
 CRL is refused (UNAUTHENTICATED, naming the serial) in the authentication step: grpcio's Python
 server cannot load a CRL into the TLS handshake itself. While the CRL is there but cannot be
@@ -38,6 +43,7 @@ from v2v_platform.auth.revocation_watch import (
     RevocationListUnusable,
     Revocations,
 )
+from v2v_platform.auth.verification_cache import VerificationCache, cache_size_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +99,8 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc, unused-igno
         required_roles: Mapping[str, frozenset[Role]],
         open_methods: Iterable[str] = DEFAULT_OPEN_METHODS,
         revocations: Revocations | None = None,
+        *,
+        cache_size: int | None = None,
     ) -> None:
         self._open_methods = frozenset(open_methods)
         self._revocations = revocations
@@ -100,6 +108,9 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc, unused-igno
             method: frozenset(roles) for method, roles in required_roles.items()
         }
         _check_config(self._required_roles, self._open_methods)
+        size = cache_size_from_env() if cache_size is None else cache_size
+        self.peers: VerificationCache[bytes, tuple[CallerIdentity, int]] = VerificationCache(size)
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     def intercept_service(
         self, continuation: Callable[[Any], Any], handler_call_details: Any
@@ -108,12 +119,17 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc, unused-igno
         if handler is None:
             return None
         method = str(handler_call_details.method)
+        known = self._wrapped.get(method)  # one wrapped handler per method, not per call
+        if known is not None and known[0] is handler:
+            return known[1]
         logged = None if method in self._open_methods else method
-        return _wrap_handler(handler, self._guard(method), logged)
+        wrapped = _wrap_handler(handler, self._guard(method), logged)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     def _guard(self, method: str) -> Callable[[Any], contextvars.Context]:
         def guard(context: Any) -> contextvars.Context:
-            identity, serial = _authenticate(method, context)
+            identity, serial = _authenticate(method, context, self.peers)
             self._check_revocation(method, identity, serial, context)
             self._authorize(method, identity, context)
             run_context = contextvars.copy_context()
@@ -163,25 +179,34 @@ def _deny(context: Any, details: str) -> NoReturn:
     _abort(context, grpc.StatusCode.PERMISSION_DENIED, details)
 
 
-def _authenticate(method: str, context: Any) -> tuple[CallerIdentity, int]:
-    """The caller's identity and its certificate's serial."""
+def _authenticate(
+    method: str, context: Any, peers: VerificationCache[bytes, tuple[CallerIdentity, int]]
+) -> tuple[CallerIdentity, int]:
+    """The caller's identity and its certificate's serial (read once per certificate: `peers`
+    remembers what a certificate the handshake verified says, until it expires)."""
     certificates = context.auth_context().get(PEER_CERT_KEY) or []
     if not certificates:
         details = f"{method}: no verified client certificate (mutual TLS is required)"
         logger.warning("unauthenticated: %s", details)
         _abort(context, grpc.StatusCode.UNAUTHENTICATED, details)
+    pem = bytes(certificates[0])
+    known = peers.get(pem)
+    if known is not None:
+        return known
     try:
-        cert = x509.load_pem_x509_certificate(bytes(certificates[0]))
+        cert = x509.load_pem_x509_certificate(pem)
     except ValueError as error:
         details = f"{method}: peer certificate is not a readable PEM certificate: {error}"
         logger.warning("unauthenticated: %s", details)
         _abort(context, grpc.StatusCode.UNAUTHENTICATED, details)
     try:
-        return identity_from_certificate(cert), int(cert.serial_number)
+        found = identity_from_certificate(cert), int(cert.serial_number)
     except CallerIdentityError as error:
         details = f"{method}: {error}"
         logger.warning("unauthenticated: %s", details)
         _abort(context, grpc.StatusCode.UNAUTHENTICATED, details)
+    peers.put(pem, found, cert.not_valid_after_utc.timestamp())
+    return found
 
 
 Guard = Callable[[Any], contextvars.Context]

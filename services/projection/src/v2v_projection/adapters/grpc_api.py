@@ -9,6 +9,7 @@ related sites and auditors), or a listing, a stream or KPIs over the chains the 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -47,21 +48,58 @@ ACCESS: dict[str, Access] = {
 }
 REQUIRED_ROLES = required_roles(SERVICE_NAME, ACCESS)
 WATCH_POLL_S = 0.5
+REPLY_CACHE_SIZE = 1024
+"""GetChain replies kept (the most recently built; a chain read again is built again)."""
 
 
 def caller_scope() -> Scope:
     return Scope.of(current_caller())
 
 
+def _chain_reply(view: dict[str, Any]) -> pb.GetChainResponse:
+    return pb.GetChainResponse(chain=proto_views.chain(view))
+
+
+class ChainReplies:
+    """The GetChain reply of each chain view, built once per view: the fold keeps a chain's
+    view until the chain changes and then derives a new one, so a reply is reused while its
+    view is the one in force (the same object; held here, so it is never another's id).
+    Who may read the chain is checked on every call, before the reply is looked up."""
+
+    def __init__(
+        self,
+        size: int = REPLY_CACHE_SIZE,
+        build: Callable[[dict[str, Any]], pb.GetChainResponse] | None = None,
+    ) -> None:
+        self._size = size
+        self._build = build or _chain_reply
+        self._replies: dict[str, tuple[dict[str, Any], pb.GetChainResponse]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, view: dict[str, Any]) -> pb.GetChainResponse:
+        coi = view["coi"]
+        known = self._replies.get(coi)
+        if known is not None and known[0] is view:
+            return known[1]
+        reply = self._build(view)
+        with self._lock:
+            self._replies.pop(coi, None)
+            self._replies[coi] = (view, reply)
+            while len(self._replies) > self._size:
+                del self._replies[next(iter(self._replies))]
+        return reply
+
+
 class ChainQueryServicer(pb_grpc.ChainQueryServiceServicer):
     def __init__(self, queries: ChainQueries, hub: AlertHub) -> None:
         self._queries = queries
         self._hub = hub
+        self._replies = ChainReplies()
 
     @translate_errors
     def GetChain(self, request: pb.GetChainRequest, context: Any) -> pb.GetChainResponse:
         view = self._queries.chain(caller_scope(), request.coi)
-        return pb.GetChainResponse(chain=proto_views.chain(view))
+        return self._replies.of(view)
 
     @translate_errors
     def ListChains(self, request: pb.ListChainsRequest, context: Any) -> pb.ListChainsResponse:

@@ -44,8 +44,8 @@ def create_http_app(
     def scope_for(access: Access) -> Any:
         caller_of = require_roles(lambda: verifier, *access.roles)
 
-        def scope_of(caller: Annotated[CallerIdentity, Depends(caller_of)]) -> Scope:
-            return Scope.of(caller)
+        async def scope_of(caller: Annotated[CallerIdentity, Depends(caller_of)]) -> Scope:
+            return Scope.of(caller)  # on the event loop: no thread hand-off for this
 
         return scope_of
 
