@@ -10,7 +10,11 @@ chart provision theirs. Shown:
   gate and publishes through its relay: a genuine release certification reaches its facts, the
   product receipt it records reaches its topic;
 - a producer without credentials (plaintext, or a wrong password) is refused, and a service's
-  credentials cannot write another service's topic: none of their records is on the topic.
+  credentials cannot write another service's topic: none of their records is on the topic;
+- the relay's publisher, on either producer (V2V_RELAY_PRODUCER: librdkafka, the default, or
+  kafka-python), publishes through the listener with the service's credentials, and a record
+  for another service's topic is refused for good (TopicAuthorizationFailedError), the relay's
+  NOT_SERVING path.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from v2v_platform.envelope import Actor, SiteSigningKey
 from v2v_platform.ids import issue_coi, issue_din
 from v2v_platform.kafka_broker import ProvisionSettings, provision
 from v2v_platform.proto_values import timestamp
+from v2v_platform.relay import OutboundRecord, PublishRefused
+from v2v_platform.relay.process import RelayProducer, RelaySettings, make_publisher
 from v2v_platform.testing.infra import ADMIN_USER, Resolved, start_secure_local_kafka
 from v2v_platform.testing.kafka_topics import read_topic
 from v2v_platform.testing.producing import SignedEnvelopeProducer, eventually
@@ -234,3 +240,38 @@ def test_no_record_without_credentials_nor_beyond_a_services_own_topic(broker: B
 
     on_release = keys_on(broker, RELEASE_TOPIC)
     assert not {plaintext, wrong_password, not_its_topic} & set(on_release)
+
+
+@pytest.mark.parametrize("producer", ["librdkafka", "kafka-python"])
+def test_the_relay_publishes_through_the_listener_with_either_producer(
+    pki: Path, broker: Broker, tmp_path: Path, producer: RelayProducer
+) -> None:
+    settings = load_settings(
+        RelaySettings,
+        context="infusion",
+        site_id=HOSPITAL,
+        signing_key_file=pki / "sites" / HOSPITAL / "signing.key",
+        sqlite_path=tmp_path / "infusion.sqlite",
+        kafka_bootstrap=broker.bootstrap,
+        kafka_security_protocol="SASL_SSL",
+        kafka_ssl_cafile=pki / "ca.crt",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="infusion",
+        kafka_sasl_password=broker.passwords["infusion"],
+        relay_producer=producer,
+    )
+    key = f"relay-{producer}-{uuid4()}".encode()
+    publisher = make_publisher(
+        settings.relay_producer, broker.bootstrap, "v2v-relay-infusion", settings
+    )
+    try:
+        publisher.publish([OutboundRecord(INFUSION_TOPIC, key, PAYLOAD, [])])
+        not_its_topic = OutboundRecord(RELEASE_TOPIC, key, PAYLOAD, [])
+        with pytest.raises(PublishRefused) as refused:
+            publisher.publish([not_its_topic])
+        assert refused.value.record is not_its_topic
+        assert isinstance(refused.value.error, TopicAuthorizationFailedError)
+    finally:
+        publisher.close()
+    assert key in keys_on(broker, INFUSION_TOPIC)
+    assert key not in keys_on(broker, RELEASE_TOPIC)

@@ -235,6 +235,7 @@ def test_the_relay_producer_and_topic_admin_authenticate(
 
     monkeypatch.setattr(process, "KafkaPublisher", Publisher)
     monkeypatch.setattr(process, "ensure_topics", ensure_topics)
+    monkeypatch.setenv("V2V_RELAY_PRODUCER", "kafka-python")  # issue 18: librdkafka is the default
     settings = relay_settings_for("intake", secured(pki, sqlite_path=tmp_path / "events.sqlite"))
     runtime = process.build_relay(SPEC, settings)
     runtime.close()

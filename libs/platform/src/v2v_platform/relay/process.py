@@ -8,6 +8,10 @@ PostgreSQL also by LISTEN on its outbox's channel (so this process wakes when th
 saves); a relay process on SQLite finds new events by its fallback poll,
 V2V_RELAY_FALLBACK_POLL_S (default 1 s). V2V_RELAY_WAKE_ON_WRITE=false brings back the fixed
 50 ms idle sleep.
+
+The producer (issue 18): librdkafka (confluent-kafka, `relay.librdkafka`) by default;
+V2V_RELAY_PRODUCER=kafka-python selects kafka-python's (`relay.publisher.KafkaPublisher`). Both
+publish the same bytes to the same partitions with the same guarantees.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from pydantic import Field, field_validator, model_validator
 
@@ -39,8 +43,9 @@ from v2v_platform.envelope.codec import Actor
 from v2v_platform.envelope.from_domain import EventTranslator
 from v2v_platform.envelope.headers import topic_for
 from v2v_platform.envelope.keys import SiteSigningKey
-from v2v_platform.kafka_security import client_options
-from v2v_platform.relay.publisher import KafkaPublisher, ensure_topics
+from v2v_platform.kafka_security import KafkaSecurityConfig, client_options, librdkafka_options
+from v2v_platform.relay.librdkafka import RdKafkaPublisher
+from v2v_platform.relay.publisher import KafkaPublisher, OutboundRecord, ensure_topics
 from v2v_platform.relay.relay import OutboxRelay, PublishingStopped
 from v2v_platform.relay.state import PostgresRelayState, RelayStateStore, SqliteRelayState
 from v2v_platform.relay.topics import V2V_TOPICS
@@ -65,6 +70,33 @@ class RelaySpec:
     translator: EventTranslator
 
 
+RelayProducer = Literal["librdkafka", "kafka-python"]
+"""V2V_RELAY_PRODUCER: the Kafka client the relay publishes with."""
+
+
+class RelayPublisher(Protocol):
+    """What the relay and its checkpointer publish through, and the runtime closes."""
+
+    def publish(self, records: Sequence[OutboundRecord]) -> None: ...
+    def close(self) -> None: ...
+
+
+def make_publisher(
+    producer: RelayProducer,
+    bootstrap: str,
+    client_id: str,
+    security: KafkaSecurityConfig | None = None,
+) -> RelayPublisher:
+    """The relay's publisher on `producer`'s client, authenticated as `security` says
+    (`kafka_security.client_options` for kafka-python, `librdkafka_options` for librdkafka;
+    plaintext without)."""
+    if producer == "kafka-python":
+        options = client_options(security) if security is not None else {}
+        return KafkaPublisher(bootstrap, client_id=client_id, **options)
+    config = librdkafka_options(security) if security is not None else None
+    return RdKafkaPublisher(bootstrap, client_id, config=config)
+
+
 class RelaySettings(KafkaSettings):
     context: str
     site_id: str
@@ -72,6 +104,7 @@ class RelaySettings(KafkaSettings):
     postgres_dsn: str | None = None
     sqlite_path: Path | None = None
     relay_page_size: int = 500
+    relay_producer: RelayProducer = "librdkafka"
     relay_wake_on_write: bool = True
     relay_fallback_poll_s: float = Field(default=DEFAULT_FALLBACK_POLL_S, gt=0, le=60)
     checkpoint_interval_s: CheckpointSeconds = DEFAULT_CHECKPOINT_INTERVAL_S
@@ -145,7 +178,7 @@ class RelayRuntime:
 
     application: Any  # kept referenced: eventsourcing closes its datastore when collected
     relay: OutboxRelay
-    publisher: KafkaPublisher
+    publisher: RelayPublisher
     state: RelayStateStore
     wake: WakeSignal | None = None
 
@@ -172,8 +205,11 @@ def build_relay(spec: RelaySpec, settings: RelaySettings) -> RelayRuntime:
         settings.topic_replication_factor,
         **security,
     )
-    publisher = KafkaPublisher(
-        settings.kafka_bootstrap, client_id=f"v2v-relay-{settings.context}", **security
+    publisher = make_publisher(
+        settings.relay_producer,
+        settings.kafka_bootstrap,
+        f"v2v-relay-{settings.context}",
+        settings,
     )
     state = settings.state_store()
     signer = SiteSigningKey.load(settings.site_id, settings.signing_key_file)

@@ -19,6 +19,10 @@ Waiting (issue 18): with a `WakeSignal` (`relay.wake`) an idle relay waits for a
 outbox (in-process signal; PostgreSQL LISTEN/NOTIFY from other processes), at most
 `fallback_poll_s`; without one it sleeps `idle_wait_s` between empty reads (the old way).
 
+Sealing (issue 18): a page's envelopes are built once, hashed in chain order and signed on
+signing threads meanwhile (`relay.sealing`), the same bytes `codec.build_envelope` and
+`codec.encode` make; the publisher is librdkafka's or kafka-python's (`relay.process`).
+
 Tracing: one PRODUCER span per published page, continuing the first traced event's recorded
 trace and linking the others. Each record's Kafka headers carry its own trace: the page span's
 context when the event belongs to the page span's trace (or recorded none), else the event's
@@ -42,7 +46,7 @@ from opentelemetry.trace import Link, Span, SpanKind
 
 from v2v_platform import telemetry
 from v2v_platform.checkpoints.merkle import signature_digest
-from v2v_platform.envelope.codec import GENESIS_PREV_HASH, build_envelope, encode
+from v2v_platform.envelope.codec import GENESIS_PREV_HASH, event_id_for
 from v2v_platform.envelope.from_domain import EventTranslator, OutboundEvent
 from v2v_platform.envelope.headers import (
     HEADER_EVENT_ID,
@@ -53,6 +57,7 @@ from v2v_platform.envelope.headers import (
 from v2v_platform.envelope.keys import SiteSigningKey
 from v2v_platform.health import Heartbeat, PartStopped
 from v2v_platform.relay.publisher import OutboundRecord, PublishFailed, PublishRefused
+from v2v_platform.relay.sealing import PageSealer, sealed_bytes
 from v2v_platform.relay.state import ChainHead, RelayStateStore
 from v2v_platform.relay.wake import DEFAULT_FALLBACK_POLL_S, WakeSignal
 
@@ -140,6 +145,7 @@ class OutboxRelay:
         self._mapper = mapper
         self._translator = translator
         self._signer = signer
+        self._sealer = PageSealer(signer)
         self._state = state
         self._publisher = publisher
         self._topic = topic
@@ -282,28 +288,48 @@ class OutboxRelay:
     def _seal(
         self, outbound: list[OutboundEvent], span: Span
     ) -> tuple[list[OutboundRecord], dict[str, ChainHead]]:
+        """The page's records, sealed (`relay.sealing`: the bytes `codec.build_envelope` and
+        `codec.encode` make), and the chain heads they lead to. Hashes are chained here in page
+        order; the signatures are made meanwhile on the signing threads."""
         ids = {o.content.aggregate_id for o in outbound}
-        heads = self._state.heads(ids)
-        changed: dict[str, ChainHead] = {}
-        records = []
-        page_trace = span.get_span_context().trace_id
-        page_headers = telemetry.inject_headers()  # the page span's context
+        before = self._state.heads(ids)
+        heads = dict(before)
+        bodies: list[tuple[bytes, bytes, str]] = []
+        signing = self._sealer.signatures(())
         for item in outbound:
             content = item.content
             head = heads.get(content.aggregate_id)
             prev_hash = self._prev_hash(head, content.aggregate_id, content.aggregate_version)
-            envelope = build_envelope(content, prev_hash, self._signer)
-            heads[content.aggregate_id] = changed[content.aggregate_id] = ChainHead(
-                content.aggregate_version, envelope.hash, _signatures(head, envelope.signature)
+            event_id = event_id_for(content.aggregate_id, content.aggregate_version)
+            body, digest = self._sealer.body(content, prev_hash, event_id)
+            heads[content.aggregate_id] = ChainHead(content.aggregate_version, digest)
+            bodies.append((body, digest, event_id))
+            signing.add(digest)
+        signatures = signing.result()
+        changed: dict[str, ChainHead] = {}
+        records = []
+        page_trace = span.get_span_context().trace_id
+        page_headers = telemetry.inject_headers()  # the page span's context
+        topic = self._topic
+        for item, (body, digest, event_id), signature in zip(
+            outbound, bodies, signatures, strict=True
+        ):
+            content = item.content
+            aggregate_id = content.aggregate_id
+            head = changed.get(aggregate_id) or before.get(aggregate_id)
+            changed[aggregate_id] = ChainHead(
+                content.aggregate_version, digest, _signatures(head, signature)
             )
             headers = [
-                (HEADER_EVENT_TYPE, envelope.event_type.encode()),
-                (HEADER_SCHEMA_VERSION, str(envelope.schema_version).encode()),
-                (HEADER_EVENT_ID, envelope.event_id.encode()),
+                (HEADER_EVENT_TYPE, content.payload.DESCRIPTOR.full_name.encode()),
+                (HEADER_SCHEMA_VERSION, str(content.schema_version).encode()),
+                (HEADER_EVENT_ID, event_id.encode()),
                 *_trace_headers(item.traceparent, page_trace, page_headers),
             ]
             records.append(
-                OutboundRecord(self._topic, envelope.coi.encode(), encode(envelope), headers)
+                OutboundRecord(
+                    topic, content.coi.encode(), sealed_bytes(body, digest, signature), headers
+                )
             )
         return records, changed
 

@@ -330,6 +330,9 @@ class PostgresRelayState(_StateReads):
         self._conn.close()
 
 
+SQLITE_IN_CHUNK = 500
+"""Ids per `IN (...)` query (SQLite allows at least 999 parameters)."""
+
 _SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS v2v_relay_position (relay TEXT PRIMARY KEY, position INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS v2v_relay_chain_head (
@@ -371,15 +374,18 @@ class SqliteRelayState(_StateReads):
         return list(self._conn.execute(query.replace("%s", "?"), parameters).fetchall())
 
     def heads(self, aggregate_ids: Collection[str]) -> dict[str, ChainHead]:
+        """One query per SQLITE_IN_CHUNK ids (a page's aggregates), not one per id."""
         found: dict[str, ChainHead] = {}
-        for aggregate_id in aggregate_ids:
-            row = self._conn.execute(
+        ids = list(aggregate_ids)
+        for start in range(0, len(ids), SQLITE_IN_CHUNK):
+            chunk = ids[start : start + SQLITE_IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._conn.execute(
                 "SELECT aggregate_id, version, hash, signatures FROM v2v_relay_chain_head"
-                " WHERE relay = ? AND aggregate_id = ?",
-                (self._relay, aggregate_id),
-            ).fetchone()
-            if row:
-                found[aggregate_id] = _chain_head(row)
+                f" WHERE relay = ? AND aggregate_id IN ({marks})",  # only placeholders
+                (self._relay, *chunk),
+            ):
+                found[str(row[0])] = _chain_head(row)
         return found
 
     def advance(self, position: int, heads: Mapping[str, ChainHead]) -> None:
