@@ -12,7 +12,7 @@ UP_ARGS ?=
 GEN_STAMP := libs/contracts/src/v2v/.generated
 PROTO_FILES := $(shell find proto -name '*.proto' 2>/dev/null)
 
-.PHONY: help setup proto lint test test-unit test-integration deploy-check bench bench-relay bench-relay-latency bench-capacity demo demo-clean up down status kafka-up kafka-down pg-up pg-down golden openapi clean
+.PHONY: help setup proto lint test test-unit test-integration deploy-check bench bench-quick bench-relay bench-relay-latency bench-capacity demo demo-clean up down status kafka-up kafka-down pg-up pg-down golden openapi clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
@@ -62,8 +62,11 @@ test-integration: $(GEN_STAMP) ## integration tests only (starts Kafka and Postg
 deploy-check: .venv/.synced ## validate Dockerfile, docker-compose.yml and the Helm chart (no Docker or cluster needed)
 	tools/deploy_check.sh
 
-bench: $(GEN_STAMP) ## projection benchmarks -> bench/results/latest.json (fold, raw Kafka, e2e, 1M replay)
-	$(UV) run --frozen python bench/run.py
+bench: $(GEN_STAMP) ## every benchmark of issue 18 in one run, beside its target and the previous run -> bench/results/latest.json (BENCH_ARGS="--only scan_visible,reads"; --list)
+	$(UV) run --frozen python bench/run.py $(BENCH_ARGS)
+
+bench-quick: $(GEN_STAMP) ## the same in each benchmark's quick mode (a smoke run) -> bench/results/latest-quick.json
+	$(UV) run --frozen python bench/run.py --quick $(BENCH_ARGS)
 
 bench-relay: $(GEN_STAMP) ## relay publish rate with checkpoints every 1 s vs disabled (prints figures)
 	$(UV) run --frozen python bench/bench_relay_checkpoints.py

@@ -27,7 +27,7 @@ decode, hash, checkpoints/Merkle, signatures, the rest of verify, fold, derive) 
 the same without checkpoints (every signature checked: the 100,000-event run's rate scaled).
 
 `uv run --frozen python bench/bench_verify_checkpoints.py [--events N] [--replay]`; `make bench`
-runs both (bench/run.py, `verify_checkpoints`, `verified_replay_1m`).
+runs both (bench/run.py's `verify`: `measure`, `rows`).
 """
 
 from __future__ import annotations
@@ -273,7 +273,45 @@ def replay_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
-def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+QUICK_EVENTS = 20_000
+
+
+def measure(quick: bool = False, seed: int = 2025) -> dict[str, Any]:
+    """`make bench`'s `verify`: verify with and without the covered signatures and with 2
+    workers (100,000 events; 20,000 when quick), then verify + replay of 1,000,000 events
+    (20,000 scaled to 1M when quick)."""
+    checkpoints = measure_verify_checkpoints(seed, QUICK_EVENTS if quick else EVENTS)
+    replayed = measure_verified_replay(
+        seed,
+        QUICK_EVENTS if quick else REPLAY_EVENTS,
+        every_signature_per_s=checkpoints["every_signature"]["events_per_s"],
+    )
+    return {"verify_checkpoints": checkpoints, "verified_replay_1m": replayed}
+
+
+def rows(result: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """`measure`'s figures beside their targets: 2 workers >= 2x one process (issue 18 item
+    5), verify + replay of 1M events <= 3 s (issue 15 item 5)."""
+    parallel = result["verify_checkpoints"]["every_signature_workers"]
+    ratio_name = f"  ratio {parallel['workers']} workers / 1"
+    lines: list[tuple[str, str, str, bool | None]] = []
+    for name, value in verify_rows(result["verify_checkpoints"]):
+        if name.startswith(ratio_name):
+            target = parallel["target_ratio"]
+            ok = parallel["ratio_to_one_process"] >= target
+            lines.append((ratio_name, value, f">= {target:g}x", ok))
+        else:
+            lines.append((name, value, "", None))
+    replayed = result["verified_replay_1m"]
+    (first_name, first_value), *rest = replay_rows(replayed)
+    target_s = replayed["target_s"]
+    ok = replayed["with_checkpoints_s"] <= target_s
+    lines.append((first_name, first_value, f"<= {target_s:g}", ok))
+    lines += [(name, value, "", None) for name, value in rest]
+    return lines
+
+
+def verify_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     covered, every = result["covered"], result["every_signature"]
     lines = [
         ("verify, covered sigs skipped (rec/s)", f"{covered['events_per_s']:,}"),
@@ -329,7 +367,7 @@ def main() -> int:
     )
     arguments = parser.parse_args()
     result = measure_verify_checkpoints(arguments.seed, arguments.events, arguments.every)
-    for name, value in rows(result):
+    for name, value in verify_rows(result):
         print(f"{name:40} {value:>16}")
     if arguments.replay:
         every_rate = result["every_signature"]["events_per_s"]
