@@ -6,6 +6,7 @@ byte-identical instead of being rebuilt."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,17 +14,19 @@ from pathlib import Path
 import pytest
 
 from v2v_platform import telemetry
-from v2v_platform.checkpoints.checkpointer import Checkpointer
+from v2v_platform.checkpoints.checkpointer import MAX_CHANGED_HEADS, Checkpointer
 from v2v_platform.checkpoints.envelopes import (
     CHECKPOINT_EVENT_TYPE,
     CHECKPOINT_TOPIC,
+    CheckpointHead,
     checkpoint_stream_id,
+    next_checkpoint,
     read_checkpoint,
 )
 from v2v_platform.checkpoints.merkle import Head, leaves_of, root_of, signature_digest
 from v2v_platform.config import ConfigurationError, PublishingServiceSettings, load_settings
 from v2v_platform.envelope import ChainVerifier, Location, decode
-from v2v_platform.envelope.codec import Actor
+from v2v_platform.envelope.codec import Actor, encode
 from v2v_platform.envelope.headers import HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from v2v_platform.relay import InMemoryRelayState, OutboundRecord, OutboxRelay, PublishingStopped
 from v2v_platform.relay.process import relay_actor
@@ -32,6 +35,7 @@ from v2v_platform.relay.state import ChainHead
 from v2v_platform.relay.topics import V2V_TOPICS
 from v2v_platform.service_runtime import relay_settings_for
 from v2v_platform.testing.outbox_app import SPEC, ChainApp
+from v2v_platform.testing.producing import eventually
 from v2v_testkit.golden import envelope as golden
 
 TOPIC = "v2v.intake.events.v1"
@@ -325,3 +329,70 @@ def test_a_head_stored_without_a_digest_keeps_its_stream_without_one() -> None:
     committed = {h.aggregate_id: h.signatures for h in read_checkpoint(published.envelope).heads}
     digests = _signature_digests(broker)
     assert committed == {old: b"", **{a: digests[a] for a in others}}
+
+
+def test_a_checkpoint_is_due_before_the_interval_once_enough_events_were_published() -> None:
+    """A backlog published over many streams must not wait for the interval and then make one
+    checkpoint too large for the broker (which stops the relay): after `max_changed_heads`
+    events a checkpoint is due whatever the interval."""
+    app, state, broker, clock = _app(), InMemoryRelayState(), Broker(), Clock()
+    checkpointer = Checkpointer(
+        state=state,
+        publisher=broker,
+        signer=golden.golden_signer(),
+        topic=TOPIC,
+        actor=ACTOR,
+        interval_s=1e9,
+        clock=lambda: AT,
+        monotonic=clock,
+        max_changed_heads=4,
+    )
+    relay = _relay(app, state, broker, checkpointer)  # pages of 4 events
+    stop = threading.Event()
+    worker = threading.Thread(target=relay.run, args=(stop,), kwargs={"idle_wait_s": 0.01})
+    worker.start()
+    try:
+        eventually(lambda: broker.on(CHECKPOINT_TOPIC), "a checkpoint before the interval")
+        assert state.position() == 6  # 2 streams changed by page 1, + 2 events of page 2
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    [record] = broker.on(CHECKPOINT_TOPIC)
+    payload = read_checkpoint(decode(record.value))
+    assert len(payload.heads) == 3 and clock.now == 0.0
+
+
+def test_a_restarted_checkpointer_counts_the_heads_changed_before_it() -> None:
+    app, state, broker, clock = _app(), InMemoryRelayState(), Broker(), Clock()
+    _relay(app, state, broker, _checkpointer(state, broker, clock)).publish_pending()
+    assert broker.on(CHECKPOINT_TOPIC) == []  # 6 events, 3 streams changed, interval not passed
+    restarted = Checkpointer(
+        state=state,
+        publisher=broker,
+        signer=golden.golden_signer(),
+        topic=TOPIC,
+        actor=ACTOR,
+        clock=lambda: AT,
+        monotonic=clock,
+        max_changed_heads=3,
+    )
+    [published] = restarted.tick()
+    assert len(read_checkpoint(published.envelope).heads) == 3
+
+
+def test_the_largest_checkpoint_the_bound_allows_is_far_below_the_broker_limit() -> None:
+    heads = {
+        str(uuid.uuid5(uuid.NAMESPACE_OID, str(n))): Head(1_000_000, bytes(32), bytes(32))
+        for n in range(MAX_CHANGED_HEADS + 500)  # the bound, and one full page beyond it
+    }
+    envelope, _ = next_checkpoint(
+        topic=TOPIC,
+        committed=heads,
+        changed=heads,
+        previous=CheckpointHead(),
+        position=10**12,
+        signer=golden.golden_signer(),
+        actor=ACTOR,
+        at=AT,
+    )
+    assert len(encode(envelope)) < 512 * 1024  # the broker refuses above 1 MiB

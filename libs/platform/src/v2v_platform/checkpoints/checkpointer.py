@@ -8,6 +8,12 @@ and stored as prepared before it is published; only after the acknowledgement is
 done, atomically with its heads counting as checkpointed. A prepared checkpoint found later
 (a crash, or a broker outage, between publishing and marking) is published again from its
 stored bytes, never rebuilt, so every copy on the topic is byte-identical.
+
+Bounded: a checkpoint carries every changed head (~110 bytes each), so it is also due, before
+the interval, once `max_changed_heads` events were published since the last one (a backlog
+published fast over many streams would otherwise make a checkpoint the broker refuses, which
+stops the relay). The count of changed heads is bounded by the events published, plus, after a
+restart, the heads changed before it (counted once from the state).
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ from v2v_platform.relay.state import ChainHead, CheckpointStateStore, PreparedCh
 
 DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
 """V2V_CHECKPOINT_INTERVAL_S: a checkpoint at most this often, when heads changed."""
+MAX_CHANGED_HEADS = 2_000
+"""A checkpoint is due once this many events were published since the last one: with a page
+(at most 500) beyond it, a checkpoint carries at most ~2,500 heads, ~280 KB, far below the
+broker's 1 MiB."""
 
 
 class CheckpointPublisher(Protocol):
@@ -62,9 +72,12 @@ class Checkpointer:
         checkpoint_topic: str = CHECKPOINT_TOPIC,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        max_changed_heads: int = MAX_CHANGED_HEADS,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("the checkpoint interval must be positive")
+        if max_changed_heads <= 0:
+            raise ValueError("the changed heads bound must be positive")
         self._state = state
         self._publisher = publisher
         self._signer = signer
@@ -75,6 +88,8 @@ class Checkpointer:
         self._clock = clock
         self._monotonic = monotonic
         self._last = monotonic()
+        self._max_changed = max_changed_heads
+        self._published_since: int | None = None  # None: not yet counted from the state
         self._maybe_prepared = True  # until the store was asked once, or a publish failed
         self.published_total = 0
 
@@ -83,11 +98,18 @@ class Checkpointer:
         return self._checkpoint_topic
 
     def due(self) -> bool:
-        return self._monotonic() - self._last >= self._interval_s
+        """The interval passed, or enough events were published to fill a checkpoint."""
+        if self._monotonic() - self._last >= self._interval_s:
+            return True
+        return self._published_since is not None and self._published_since >= self._max_changed
 
-    def tick(self) -> list[Published]:
-        """What the relay calls after each page: publish a prepared checkpoint left over, and,
-        once the interval passed, the next checkpoint if heads changed."""
+    def tick(self, published: int = 0) -> list[Published]:
+        """What the relay calls after each page (`published`: the events it published): publish
+        a prepared checkpoint left over, and, once due, the next checkpoint if heads changed."""
+        if self._published_since is None:  # the first page: what changed, before it and in it
+            self._published_since = len(self._state.changed_heads())
+        else:
+            self._published_since += published
         done = self._flush_prepared()
         if self.due():
             self._last = self._monotonic()
@@ -112,6 +134,7 @@ class Checkpointer:
 
     def _publish_changes(self) -> list[Published]:
         changed = self._state.changed_heads()
+        self._published_since = 0
         if not changed:
             return []
         committed = self._state.all_heads()

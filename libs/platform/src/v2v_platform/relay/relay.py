@@ -209,7 +209,7 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 published = self.publish_page().notifications
-                self._checkpoint(final=False)
+                self._checkpoint(final=False, published=published)
             except TRANSIENT_ERRORS as error:
                 beat.waiting(error)
                 backoff = min(max(backoff * 2, 0.1), max_backoff_s)
@@ -231,7 +231,7 @@ class OutboxRelay:
         except TRANSIENT_ERRORS as error:
             log.warning("relay to %s stopped without its last checkpoint: %s", self._topic, error)
 
-    def _checkpoint(self, *, final: bool) -> None:
+    def _checkpoint(self, *, final: bool, published: int = 0) -> None:
         """The checkpointer's turn (none without one); a refusal for good stops the relay."""
         if self._checkpointer is None:
             return
@@ -239,7 +239,7 @@ class OutboxRelay:
             if final:
                 self._checkpointer.checkpoint()
             else:
-                self._checkpointer.tick()
+                self._checkpointer.tick(published)
         except PublishRefused as refused:
             raise PublishingStopped(
                 f"the broker refused checkpoint of {self._topic} ({len(refused.record.value)}"
