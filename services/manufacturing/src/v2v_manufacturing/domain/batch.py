@@ -24,6 +24,7 @@ from uuid import uuid4
 from eventsourcing.domain import Aggregate
 
 from v2v_manufacturing.domain.values import ProcessStep, QcResult
+from v2v_platform.aggregate_cache import immutable
 from v2v_platform.attribution import Attribution, WindowOverride
 from v2v_platform.conditions import Condition
 from v2v_platform.domain_events import AttributedCreated, AttributedEvent, attributed
@@ -88,6 +89,35 @@ def check_fresh_window(
     return bool(late)
 
 
+@immutable
+@dataclass(frozen=True)
+class RecordedStep:
+    """A process step as the batch keeps it: immutable all through (tuples, not the event's
+    list and dict), so the aggregate cache shares the steps between the copies it hands out
+    instead of rebuilding every one of them for every command (`aggregate_cache.immutable`)."""
+
+    step_kind: str
+    device_type: str
+    device_serial: str
+    reagent_lots: tuple[str, ...]
+    vector_lot: str
+    parameters: tuple[tuple[str, str], ...]
+    """(name, value) pairs in the recorded order: `dict(step.parameters)` is the event's."""
+    performed_at: datetime
+
+    @classmethod
+    def of(cls, recorded: Batch.ProcessStepRecorded) -> RecordedStep:
+        return cls(
+            recorded.step_kind,
+            recorded.device_type,
+            recorded.device_serial,
+            tuple(recorded.reagent_lots),
+            recorded.vector_lot,
+            tuple(recorded.parameters.items()),
+            recorded.performed_at,
+        )
+
+
 class Batch(Aggregate):
     class Started(AttributedCreated):
         class_version = 2
@@ -123,7 +153,7 @@ class Batch(Aggregate):
             return self.performed_at
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.steps.append(self)
+            aggregate.steps.append(RecordedStep.of(self))
 
     class InProcessQcRecorded(AttributedEvent):
         test: str
@@ -185,7 +215,7 @@ class Batch(Aggregate):
         self.started_at = started_at
         self.window_overridden = window_overridden
         self.status = BatchStatus.RUNNING
-        self.steps: list[Batch.ProcessStepRecorded] = []
+        self.steps: list[RecordedStep] = []
         self.qc_results: list[QcResult] = []
         self.qc_measured_at: list[datetime] = []  # when each of `qc_results` was measured
         self.product_dins: list[str] = []
@@ -236,7 +266,7 @@ class Batch(Aggregate):
     def check_after_start(self, moment: datetime, field: str) -> None:
         check_not_before(moment, field, self.started_at, "the batch's start")
 
-    def last_step(self) -> ProcessStepRecorded | None:
+    def last_step(self) -> RecordedStep | None:
         """The process step performed last (clinical time; the first of equals)."""
         return max(self.steps, key=lambda step: step.performed_at, default=None)
 

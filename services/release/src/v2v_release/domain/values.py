@@ -8,6 +8,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from v2v_platform import limits
+from v2v_platform.aggregate_cache import immutable
 from v2v_platform.conditions import Condition
 from v2v_platform.errors import InvalidInput
 from v2v_platform.limits import MAX_ID_CHARS, echo
@@ -59,6 +60,7 @@ class BatchFact:
     """When its product units were created (None while not harvested, or not known here)."""
 
 
+@immutable  # shared, not rebuilt, by the aggregate cache's copies
 @dataclass(frozen=True)
 class Analyst:
     user_id: str
@@ -110,6 +112,7 @@ class Correction:
         limits.check_free_text(self.reason, "correction_reason")
 
 
+@immutable  # shared, not rebuilt, by the aggregate cache's copies
 @dataclass(frozen=True)
 class RecordedResult:
     result_id: str
