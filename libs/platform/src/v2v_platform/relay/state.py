@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,14 +136,15 @@ class InMemoryRelayState:
         """Nothing to release."""
 
 
-class _StateReads:
+class _StateReads(ABC):
     """The reads both SQL stores share, written once with `%s` placeholders; `_rows` runs
     them on the store's connection (SQLite swaps the placeholder for its own)."""
 
     _relay: str
 
+    @abstractmethod
     def _rows(self, query: str, parameters: Sequence[Any]) -> list[Sequence[Any]]:
-        raise NotImplementedError
+        """The rows of `query` with `parameters`, on the store's own connection."""
 
     def position(self) -> int:
         rows = self._rows("SELECT position FROM v2v_relay_position WHERE relay = %s", [self._relay])
